@@ -1,0 +1,277 @@
+//! A small, scripted ACS, sans-IO: given each body a CPE POSTs, it answers like a real ACS would
+//! (InformResponse echoing the ID, then the RPCs of its script, then 204).
+//!
+//! The default script behaves like GenieACS's default provisions after a `0 BOOTSTRAP`: discover
+//! the tree (GetParameterNames of `""` then of the root), read it in GetParameterValues batches of
+//! 32, then set the Connection Request credentials and the periodic inform settings. Extra RPCs
+//! can be pushed in every session. The demo run and the tests drive it in-process; the network
+//! issue puts it behind an HTTP server.
+
+pub mod inspect;
+
+use std::collections::VecDeque;
+
+use crate::cwmp::envelope::URNS;
+use crate::cwmp::parse::ParseError;
+use crate::cwmp::xml::escape_to_string;
+
+pub use inspect::{inspect, CpeMessage};
+
+/// An RPC the ACS can push.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AcsRpc {
+    GetParameterNames { path: String, next_level: bool },
+    GetParameterValues { names: Vec<String> },
+    /// (name, xsd type, value)
+    SetParameterValues { params: Vec<(String, String, String)>, parameter_key: String },
+    GetParameterAttributes { names: Vec<String> },
+    SetParameterAttributes { name: String, notification: u8 },
+    AddObject { object: String, parameter_key: String },
+    DeleteObject { object: String, parameter_key: String },
+    Reboot { command_key: String },
+    FactoryReset,
+    ScheduleInform { delay_seconds: u32, command_key: String },
+    Download { command_key: String, url: String, file_type: String },
+    GetRpcMethods,
+    /// Any method body, sent verbatim inside `<soap-env:Body>`.
+    Raw { method: String, body: String },
+}
+
+impl AcsRpc {
+    pub fn method(&self) -> &str {
+        match self {
+            AcsRpc::GetParameterNames { .. } => "GetParameterNames",
+            AcsRpc::GetParameterValues { .. } => "GetParameterValues",
+            AcsRpc::SetParameterValues { .. } => "SetParameterValues",
+            AcsRpc::GetParameterAttributes { .. } => "GetParameterAttributes",
+            AcsRpc::SetParameterAttributes { .. } => "SetParameterAttributes",
+            AcsRpc::AddObject { .. } => "AddObject",
+            AcsRpc::DeleteObject { .. } => "DeleteObject",
+            AcsRpc::Reboot { .. } => "Reboot",
+            AcsRpc::FactoryReset => "FactoryReset",
+            AcsRpc::ScheduleInform { .. } => "ScheduleInform",
+            AcsRpc::Download { .. } => "Download",
+            AcsRpc::GetRpcMethods => "GetRPCMethods",
+            AcsRpc::Raw { method, .. } => method,
+        }
+    }
+
+    fn body(&self) -> String {
+        let e = escape_to_string;
+        let strings = |names: &[String]| {
+            let items: String = names.iter().map(|n| format!("<string>{}</string>", e(n))).collect();
+            format!("<ParameterNames soap-enc:arrayType=\"xsd:string[{}]\">{items}</ParameterNames>", names.len())
+        };
+        let inner = match self {
+            AcsRpc::GetParameterNames { path, next_level } => {
+                format!("<ParameterPath>{}</ParameterPath><NextLevel>{}</NextLevel>", e(path), *next_level as u8)
+            }
+            AcsRpc::GetParameterValues { names } | AcsRpc::GetParameterAttributes { names } => strings(names),
+            AcsRpc::SetParameterValues { params, parameter_key } => {
+                let items: String = params
+                    .iter()
+                    .map(|(n, t, v)| format!("<ParameterValueStruct><Name>{}</Name><Value xsi:type=\"{t}\">{}</Value></ParameterValueStruct>", e(n), e(v)))
+                    .collect();
+                format!("<ParameterList soap-enc:arrayType=\"cwmp:ParameterValueStruct[{}]\">{items}</ParameterList><ParameterKey>{}</ParameterKey>", params.len(), e(parameter_key))
+            }
+            AcsRpc::SetParameterAttributes { name, notification } => format!(
+                "<ParameterList soap-enc:arrayType=\"cwmp:SetParameterAttributesStruct[1]\"><SetParameterAttributesStruct><Name>{}</Name><NotificationChange>1</NotificationChange><Notification>{notification}</Notification><AccessListChange>0</AccessListChange><AccessList soap-enc:arrayType=\"xsd:string[0]\"></AccessList></SetParameterAttributesStruct></ParameterList>",
+                e(name)
+            ),
+            AcsRpc::AddObject { object, parameter_key } | AcsRpc::DeleteObject { object, parameter_key } => {
+                format!("<ObjectName>{}</ObjectName><ParameterKey>{}</ParameterKey>", e(object), e(parameter_key))
+            }
+            AcsRpc::Reboot { command_key } => format!("<CommandKey>{}</CommandKey>", e(command_key)),
+            AcsRpc::FactoryReset | AcsRpc::GetRpcMethods => String::new(),
+            AcsRpc::ScheduleInform { delay_seconds, command_key } => {
+                format!("<DelaySeconds>{delay_seconds}</DelaySeconds><CommandKey>{}</CommandKey>", e(command_key))
+            }
+            AcsRpc::Download { command_key, url, file_type } => format!(
+                "<CommandKey>{}</CommandKey><FileType>{}</FileType><URL>{}</URL><Username></Username><Password></Password><FileSize>0</FileSize><TargetFileName></TargetFileName><DelaySeconds>0</DelaySeconds><SuccessURL></SuccessURL><FailureURL></FailureURL>",
+                e(command_key), e(file_type), e(url)
+            ),
+            AcsRpc::Raw { body, .. } => return body.clone(),
+        };
+        format!("<cwmp:{m}>{inner}</cwmp:{m}>", m = self.method())
+    }
+}
+
+/// What the ACS does in each session.
+#[derive(Debug, Clone)]
+pub struct AcsScript {
+    /// Run the GenieACS-like discovery and provisioning after `0 BOOTSTRAP`.
+    pub bootstrap_provisioning: bool,
+    /// RPCs pushed in every session, after any provisioning.
+    pub every_session: Vec<AcsRpc>,
+    /// Names per GetParameterValues batch (GenieACS: 32).
+    pub gpv_batch: usize,
+    /// cwmp namespace the ACS answers in.
+    pub urn: &'static str,
+}
+
+impl Default for AcsScript {
+    fn default() -> AcsScript {
+        AcsScript { bootstrap_provisioning: true, every_session: Vec::new(), gpv_batch: 32, urn: URNS[0] }
+    }
+}
+
+/// What the ACS answers one POST with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AcsOutput {
+    /// `200 OK` with this envelope.
+    Envelope(Vec<u8>),
+    /// `204 No Content`: the session is over.
+    NoContent,
+}
+
+/// Why the ACS refused a POST (a real ACS would answer 400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcsError {
+    /// The first message of a session was not an Inform.
+    NotInformFirst,
+    /// The body is not a CWMP envelope.
+    Parse(ParseError),
+}
+
+/// One exchange the ACS saw, for reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exchange {
+    /// What the ACS sent (method) or `-` for 204.
+    pub sent: String,
+    /// What came back (method), with its fault code if any.
+    pub answer: String,
+    pub fault: Option<u32>,
+    pub items: usize,
+}
+
+/// The ACS side of one session.
+#[derive(Debug)]
+pub struct AcsSession {
+    script: AcsScript,
+    informed: bool,
+    queue: VecDeque<AcsRpc>,
+    awaiting: Option<AcsRpc>,
+    next_id: u32,
+    /// The serial the Inform carried.
+    pub serial: Option<String>,
+    /// Events the Inform carried.
+    pub events: Vec<String>,
+    /// Every exchange, in order.
+    pub log: Vec<Exchange>,
+    /// Values the CPE reported (name → value), merged over the session.
+    pub values: Vec<(String, String)>,
+}
+
+impl AcsSession {
+    pub fn new(script: AcsScript) -> AcsSession {
+        AcsSession { script, informed: false, queue: VecDeque::new(), awaiting: None, next_id: 1, serial: None, events: Vec::new(), log: Vec::new(), values: Vec::new() }
+    }
+
+    /// Handles one POST body (empty for the CPE's empty POST).
+    ///
+    /// # Errors
+    /// [`AcsError`] when the CPE broke the protocol.
+    pub fn handle(&mut self, body: &[u8]) -> Result<AcsOutput, AcsError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            if !self.informed {
+                return Err(AcsError::NotInformFirst);
+            }
+            return Ok(self.next_request());
+        }
+        let msg = inspect(body).map_err(AcsError::Parse)?;
+        if !self.informed {
+            if msg.method != "Inform" {
+                return Err(AcsError::NotInformFirst);
+            }
+            self.informed = true;
+            self.serial = msg.serial.as_deref().map(str::to_string);
+            self.events = msg.events.iter().map(|e| e.to_string()).collect();
+            if self.script.bootstrap_provisioning && self.events.iter().any(|e| e == "0 BOOTSTRAP") {
+                self.queue.push_back(AcsRpc::GetParameterNames { path: String::new(), next_level: true });
+            }
+            self.queue.extend(self.script.every_session.iter().cloned());
+            self.log.push(Exchange { sent: "InformResponse".into(), answer: "Inform".into(), fault: None, items: msg.params.len() });
+            let body = format!("<cwmp:InformResponse><MaxEnvelopes>1</MaxEnvelopes></cwmp:InformResponse>");
+            return Ok(AcsOutput::Envelope(self.envelope(msg.id.as_deref(), &body)));
+        }
+        match msg.method {
+            "TransferComplete" | "GetRPCMethods" => {
+                self.log.push(Exchange { sent: format!("{}Response", msg.method), answer: msg.method.into(), fault: None, items: 0 });
+                let body = if msg.method == "TransferComplete" {
+                    "<cwmp:TransferCompleteResponse></cwmp:TransferCompleteResponse>".to_string()
+                } else {
+                    "<cwmp:GetRPCMethodsResponse><MethodList soap-enc:arrayType=\"xsd:string[3]\"><string>Inform</string><string>GetRPCMethods</string><string>TransferComplete</string></MethodList></cwmp:GetRPCMethodsResponse>".to_string()
+                };
+                Ok(AcsOutput::Envelope(self.envelope(msg.id.as_deref(), &body)))
+            }
+            _ => {
+                let sent = self.awaiting.take();
+                let sent_name = sent.as_ref().map_or("?".to_string(), |r| r.method().to_string());
+                self.log.push(Exchange { sent: sent_name, answer: msg.method.into(), fault: msg.fault_code, items: msg.params.len() });
+                for (n, v) in &msg.params {
+                    if let Some(v) = v {
+                        self.values.push((n.to_string(), v.to_string()));
+                    }
+                }
+                if msg.fault_code.is_none() {
+                    self.follow_up(sent.as_ref(), &msg);
+                }
+                Ok(self.next_request())
+            }
+        }
+    }
+
+    /// GenieACS-like discovery: root → whole tree → values in batches → provisioning SPV.
+    fn follow_up(&mut self, sent: Option<&AcsRpc>, msg: &CpeMessage<'_>) {
+        let Some(AcsRpc::GetParameterNames { path, next_level }) = sent else { return };
+        if path.is_empty() && *next_level {
+            if let Some((root, _)) = msg.params.first() {
+                self.queue.push_front(AcsRpc::GetParameterNames { path: root.to_string(), next_level: false });
+            }
+            return;
+        }
+        let names: Vec<String> = msg.params.iter().map(|(n, _)| n.to_string()).filter(|n| !n.ends_with('.')).collect();
+        let mut batches: Vec<AcsRpc> = names.chunks(self.script.gpv_batch.max(1)).map(|c| AcsRpc::GetParameterValues { names: c.to_vec() }).collect();
+        let root = path.split('.').next().unwrap_or("Device");
+        let ms = format!("{root}.ManagementServer.");
+        let has = |leaf: &str| names.iter().any(|n| *n == format!("{ms}{leaf}"));
+        let mut params = Vec::new();
+        if has("ConnectionRequestUsername") && has("ConnectionRequestPassword") {
+            let user = self.serial.clone().unwrap_or_else(|| "cpe".into());
+            params.push((format!("{ms}ConnectionRequestUsername"), "xsd:string".into(), user.clone()));
+            params.push((format!("{ms}ConnectionRequestPassword"), "xsd:string".into(), format!("pw-{user}")));
+        }
+        if has("PeriodicInformEnable") && has("PeriodicInformInterval") {
+            params.push((format!("{ms}PeriodicInformEnable"), "xsd:boolean".into(), "true".into()));
+            params.push((format!("{ms}PeriodicInformInterval"), "xsd:unsignedInt".into(), "300".into()));
+        }
+        if !params.is_empty() {
+            batches.push(AcsRpc::SetParameterValues { params, parameter_key: "bootstrap".into() });
+        }
+        for rpc in batches.into_iter().rev() {
+            self.queue.push_front(rpc);
+        }
+    }
+
+    fn next_request(&mut self) -> AcsOutput {
+        match self.queue.pop_front() {
+            None => AcsOutput::NoContent,
+            Some(rpc) => {
+                let id = format!("acs-{}", self.next_id);
+                self.next_id += 1;
+                let body = rpc.body();
+                self.awaiting = Some(rpc);
+                AcsOutput::Envelope(self.envelope(Some(&id), &body))
+            }
+        }
+    }
+
+    fn envelope(&self, id: Option<&str>, body: &str) -> Vec<u8> {
+        let header = id.map(|id| format!("<soap-env:Header><cwmp:ID soap-env:mustUnderstand=\"1\">{}</cwmp:ID></soap-env:Header>", escape_to_string(id))).unwrap_or_default();
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soap-env:Envelope xmlns:soap-enc=\"http://schemas.xmlsoap.org/soap/encoding/\" xmlns:soap-env=\"http://schemas.xmlsoap.org/soap/envelope/\" xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xmlns:cwmp=\"{}\">{header}<soap-env:Body>{body}</soap-env:Body></soap-env:Envelope>",
+            self.script.urn
+        )
+        .into_bytes()
+    }
+}

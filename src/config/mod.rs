@@ -1,0 +1,92 @@
+//! Loading profiles: a YAML file, or a directory holding `profile.yaml`, optionally importing a
+//! genieacs-sim CSV data model, into an immutable `model::Model` shared by every CPE.
+//!
+//! Every error names the file, the key (or CSV line) and the reason.
+
+pub mod csv;
+pub mod profile;
+
+use std::path::{Path, PathBuf};
+
+use crate::cwmp::envelope::{urn_minor, URNS};
+use crate::model::identity::{Identity, Template};
+use crate::model::tree::TreeBuilder;
+use crate::model::Model;
+
+/// Why a profile could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("cannot read profile {}: {source}", file.display())]
+    Read { file: PathBuf, source: std::io::Error },
+    #[error("profile {}{}: {reason}", file.display(), key.as_ref().map(|k| format!(", key `{k}`")).unwrap_or_default())]
+    Invalid { file: PathBuf, key: Option<String>, reason: String },
+}
+
+/// Loads a profile from a YAML file or a directory holding `profile.yaml`.
+///
+/// # Errors
+/// [`ProfileError`] naming the file, the key and the reason.
+pub fn load_profile(path: &Path) -> Result<Model, ProfileError> {
+    let file = if path.is_dir() { path.join("profile.yaml") } else { path.to_path_buf() };
+    let text = std::fs::read_to_string(&file).map_err(|source| ProfileError::Read { file: file.clone(), source })?;
+    let default_name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("profile").to_string();
+    parse_profile(&text, &file, &default_name)
+}
+
+/// Parses profile text; `file` is used for messages and to find a referenced CSV.
+///
+/// # Errors
+/// [`ProfileError::Invalid`].
+pub fn parse_profile(text: &str, file: &Path, default_name: &str) -> Result<Model, ProfileError> {
+    let invalid = |key: Option<String>, reason: String| ProfileError::Invalid { file: file.to_path_buf(), key, reason };
+    let doc: profile::ProfileFile = serde_norway::from_str(text).map_err(|e| {
+        let at = e.location().map(|l| format!(" (line {}, column {})", l.line(), l.column())).unwrap_or_default();
+        invalid(None, format!("{e}{at}"))
+    })?;
+    let csv_model = match &doc.csv {
+        Some(rel) => Some(csv::load(&file.parent().unwrap_or(Path::new(".")).join(rel))?),
+        None => None,
+    };
+    let first_path = doc
+        .parameters
+        .keys()
+        .filter_map(|k| k.as_str())
+        .next()
+        .map(str::to_string)
+        .or_else(|| csv_model.as_ref().and_then(|c| c.params.first().map(|p| p.path.clone())))
+        .ok_or_else(|| invalid(Some("parameters".into()), "the profile declares no parameters".into()))?;
+    let root = first_path.split('.').next().unwrap_or("Device").to_string();
+    let mut builder = TreeBuilder::new(&root);
+    if let Some(c) = &csv_model {
+        let csv_file = file.parent().unwrap_or(Path::new(".")).join(doc.csv.as_deref().unwrap_or(""));
+        let csv_err = |key: String, reason: String| ProfileError::Invalid { file: csv_file.clone(), key: Some(key), reason };
+        for o in &c.objects {
+            builder.object(o).map_err(|e| csv_err(o.path.clone(), e.to_string()))?;
+        }
+        for p in &c.params {
+            builder.param(p).map_err(|e| csv_err(p.path.clone(), e.to_string()))?;
+        }
+    }
+    for (k, v) in &doc.objects {
+        let key = k.as_str().ok_or_else(|| invalid(Some("objects".into()), "keys must be object paths".into()))?;
+        let decl = profile::object_decl(key, v).map_err(|r| invalid(Some(format!("objects.{key}")), r))?;
+        builder.object(&decl).map_err(|e| invalid(Some(format!("objects.{key}")), e.to_string()))?;
+    }
+    for (k, v) in &doc.parameters {
+        let key = k.as_str().ok_or_else(|| invalid(Some("parameters".into()), "keys must be parameter paths".into()))?;
+        let decl = profile::param_decl(key, v).map_err(|r| invalid(Some(format!("parameters.{key}")), r))?;
+        builder.param(&decl).map_err(|e| invalid(Some(format!("parameters.{key}")), e.to_string()))?;
+    }
+    let tree = builder.finish().map_err(|e| invalid(Some("parameters".into()), e.to_string()))?;
+    let serial = Template::compile(&doc.identity.serial, 0).map_err(|e| invalid(Some("identity.serial".into()), e.to_string()))?;
+    let identity = Identity { oui: doc.identity.oui.to_ascii_uppercase().into(), seed: doc.identity.seed, serial };
+    let urn = match &doc.cwmp_version {
+        None => URNS[0],
+        Some(v) => {
+            let minor = urn_minor(v).ok_or_else(|| invalid(Some("cwmp_version".into()), format!("`{v}` is not cwmp-1-0 … cwmp-1-4")))?;
+            URNS[minor as usize]
+        }
+    };
+    let name = doc.name.clone().unwrap_or_else(|| default_name.to_string());
+    Model::new(&name, tree, identity, urn).map_err(|e| invalid(None, e.to_string()))
+}

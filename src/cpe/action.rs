@@ -1,0 +1,41 @@
+//! Things the ACS asked for that happen after the session ends (PROTOCOL.md §1.2): the session
+//! collects them, the caller (which owns timers and I/O) carries them out, then reports back
+//! through [`CpeState`](super::CpeState) methods.
+
+use std::time::Duration;
+
+/// A transfer the ACS requested.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferRequest {
+    pub is_download: bool,
+    pub command_key: Box<str>,
+    pub file_type: Box<str>,
+    pub url: Box<str>,
+    pub username: Box<str>,
+    pub password: Box<str>,
+    pub file_size: u32,
+    pub target_file_name: Box<str>,
+    pub delay: Duration,
+}
+
+impl TransferRequest {
+    /// A firmware image: the CPE reboots into it after a successful download.
+    pub fn is_firmware(&self) -> bool {
+        self.is_download && self.file_type.starts_with("1 ")
+    }
+}
+
+/// A deferred action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeferredAction {
+    /// Restart, then inform with `1 BOOT` + `M Reboot`. Caller: `CpeState::reboot`.
+    Reboot { command_key: Box<str> },
+    /// Reset to factory state, then inform with `0 BOOTSTRAP` + `1 BOOT`. Caller:
+    /// `CpeState::factory_reset`.
+    FactoryReset,
+    /// After `delay`, inform with `3 SCHEDULED` + `M ScheduleInform`. Caller:
+    /// `CpeState::scheduled_inform_due`.
+    ScheduleInform { delay: Duration, command_key: Box<str> },
+    /// Fetch or send a file after `delay`, then `CpeState::transfer_finished`.
+    Transfer(TransferRequest),
+}

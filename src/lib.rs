@@ -1,0 +1,29 @@
+//! cpe-sim: a TR-069 (CWMP) CPE simulator and ACS load generator.
+//!
+//! # Layout
+//! The module tree is the architecture; dependencies point one way (down this list).
+//!
+//! - [`time`]: instants as numbers and dateTime formatting (the core never reads a clock).
+//! - [`model`]: the shared parameter tree of a profile, each CPE's delta, identity stamping, and
+//!   the parameter RPC semantics (GPV, GPN, SPV, GPA, SPA, AddObject, DeleteObject).
+//! - [`cwmp`]: the sans-IO codec: quick-xml parsing that borrows from the body, one file per RPC,
+//!   the pre-rendered Inform template.
+//! - [`cpe`]: one CPE's compact state: events owed, retry count, deferred actions, back-off.
+//! - [`session`]: the CWMP session state machine (Inform → requests → empty POST → RPCs → 204).
+//! - [`config`]: loading YAML profiles (and genieacs-sim CSV data models) into a `model::Model`.
+//! - [`acs`]: a scripted, sans-IO ACS used by the demo run and by tests.
+//! - [`run`]: one CPE's session against the in-process ACS (the demo run, the session tests).
+//! - [`cli`]: the command line.
+//!
+//! `model`, `cwmp`, `cpe` and `session` do no I/O and never read a clock (the quinn-proto split);
+//! the network layers compose them.
+
+pub mod acs;
+pub mod cli;
+pub mod config;
+pub mod cpe;
+pub mod cwmp;
+pub mod model;
+pub mod run;
+pub mod session;
+pub mod time;

@@ -1,0 +1,164 @@
+//! The data model: a profile's shared parameter tree plus one small delta per CPE.
+//!
+//! - [`tree`]: the schema tree built once per profile and shared read-only.
+//! - [`delta`]: what one CPE changed (values, instances, attributes).
+//! - [`device`]: a CPE's view (tree + delta + identity + clock) and the RPC semantics on it
+//!   (GetParameterValues, SetParameterValues, AddObject, …).
+//! - [`identity`]: per-CPE stamping of serials, MACs and secrets from the CPE index.
+//! - [`types`]: parameter types and value checks.
+//!
+//! No I/O and no clock: callers pass `now`. Built from declarations by `config`.
+
+pub mod delta;
+pub mod device;
+pub mod identity;
+pub mod tree;
+pub mod types;
+
+pub use delta::{Delta, Source};
+pub use device::{ChangeSet, Device, DeviceMut, ReadFor, Target};
+pub use identity::{DeviceId, Identity, Template};
+pub use tree::{Loc, NodeId, NodeKind, Notification, ParamTree};
+pub use types::ParamType;
+
+use tree::Inst;
+
+/// The well-known parameters the simulator itself reads or writes, resolved once.
+#[derive(Debug, Clone, Default)]
+pub struct WellKnown {
+    pub manufacturer: Option<NodeId>,
+    pub oui: Option<NodeId>,
+    pub product_class: Option<NodeId>,
+    pub serial_number: Option<NodeId>,
+    pub software_version: Option<NodeId>,
+    pub acs_url: Option<NodeId>,
+    pub acs_username: Option<NodeId>,
+    pub acs_password: Option<NodeId>,
+    pub periodic_inform_enable: Option<NodeId>,
+    pub periodic_inform_interval: Option<NodeId>,
+    pub periodic_inform_time: Option<NodeId>,
+    pub parameter_key: Option<NodeId>,
+    pub connection_request_url: Option<NodeId>,
+    pub connection_request_username: Option<NodeId>,
+    pub connection_request_password: Option<NodeId>,
+    pub retry_minimum_wait_interval: Option<NodeId>,
+    pub retry_interval_multiplier: Option<NodeId>,
+    pub instance_wildcards_supported: Option<NodeId>,
+}
+
+impl WellKnown {
+    fn resolve(tree: &ParamTree) -> WellKnown {
+        let root = tree.root_name().to_string();
+        let at = |rel: &str| tree.by_schema_path(&format!("{root}.{rel}"));
+        WellKnown {
+            manufacturer: at("DeviceInfo.Manufacturer"),
+            oui: at("DeviceInfo.ManufacturerOUI"),
+            product_class: at("DeviceInfo.ProductClass"),
+            serial_number: at("DeviceInfo.SerialNumber"),
+            software_version: at("DeviceInfo.SoftwareVersion"),
+            acs_url: at("ManagementServer.URL"),
+            acs_username: at("ManagementServer.Username"),
+            acs_password: at("ManagementServer.Password"),
+            periodic_inform_enable: at("ManagementServer.PeriodicInformEnable"),
+            periodic_inform_interval: at("ManagementServer.PeriodicInformInterval"),
+            periodic_inform_time: at("ManagementServer.PeriodicInformTime"),
+            parameter_key: at("ManagementServer.ParameterKey"),
+            connection_request_url: at("ManagementServer.ConnectionRequestURL"),
+            connection_request_username: at("ManagementServer.ConnectionRequestUsername"),
+            connection_request_password: at("ManagementServer.ConnectionRequestPassword"),
+            retry_minimum_wait_interval: at("ManagementServer.CWMPRetryMinimumWaitInterval"),
+            retry_interval_multiplier: at("ManagementServer.CWMPRetryIntervalMultiplier"),
+            instance_wildcards_supported: at("ManagementServer.InstanceWildcardsSupported"),
+        }
+    }
+}
+
+/// Why a tree cannot serve as a device model.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    #[error("the profile has no `{0}`: an Inform's DeviceId needs it (GenieACS rejects Informs without OUI and SerialNumber)")]
+    MissingDeviceInfo(&'static str),
+    #[error("identity.oui `{0}` must be exactly six hex digits")]
+    BadOui(String),
+    #[error("identity.serial: {0}")]
+    SerialTemplate(String),
+}
+
+/// A compiled profile: everything CPEs of one kind share.
+#[derive(Debug)]
+pub struct Model {
+    /// The profile's name (for logs and reports).
+    pub name: String,
+    pub tree: ParamTree,
+    pub identity: Identity,
+    /// The cwmp namespace URN the CPE speaks (`urn:dslforum-org:cwmp-1-0` by default).
+    pub cwmp_urn: Box<str>,
+    pub well_known: WellKnown,
+    /// Parameters sent in every Inform, in tree order.
+    pub forced: Vec<Loc>,
+}
+
+impl Model {
+    /// Bundles a tree with its identity, checks the Inform's needs and resolves well-known nodes.
+    ///
+    /// # Errors
+    /// [`ModelError`] when DeviceInfo lacks what an Inform's DeviceId needs or the OUI is bad.
+    pub fn new(name: &str, tree: ParamTree, identity: Identity, cwmp_urn: &str) -> Result<Model, ModelError> {
+        if identity.oui.len() != 6 || !identity.oui.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ModelError::BadOui(identity.oui.to_string()));
+        }
+        if identity.serial.uses_serial() {
+            return Err(ModelError::SerialTemplate("`{serial}` cannot refer to itself".into()));
+        }
+        let well_known = WellKnown::resolve(&tree);
+        let need = [
+            (well_known.manufacturer, "DeviceInfo.Manufacturer"),
+            (well_known.oui, "DeviceInfo.ManufacturerOUI"),
+            (well_known.product_class, "DeviceInfo.ProductClass"),
+            (well_known.serial_number, "DeviceInfo.SerialNumber"),
+        ];
+        for (node, what) in need {
+            if node.is_none() {
+                return Err(ModelError::MissingDeviceInfo(what));
+            }
+        }
+        let mut forced = Vec::new();
+        for id in tree.ids() {
+            if tree.node(id).param().is_some_and(|p| p.forced_inform) {
+                default_instances(&tree, id, &mut |inst| forced.push(Loc { node: id, inst }));
+            }
+        }
+        Ok(Model { name: name.to_string(), tree, identity, cwmp_urn: cwmp_urn.into(), well_known, forced })
+    }
+
+    /// A read-only view of CPE `id` with `delta`, booted at `boot_at`, at time `now`.
+    pub fn device<'a>(&'a self, id: DeviceId, delta: &'a Delta, boot_at: crate::time::UnixMillis, now: crate::time::UnixMillis) -> Device<'a> {
+        Device { model: self, id, delta, boot_at, now }
+    }
+}
+
+/// Calls `f` with every instance path at which `node` exists in the profile's defaults.
+fn default_instances(tree: &ParamTree, node: NodeId, f: &mut dyn FnMut(Inst)) {
+    let mut tables = Vec::new();
+    let mut cur = tree.node(node).parent;
+    while let Some(n) = cur {
+        if let NodeKind::Table(_) = tree.node(n).kind {
+            tables.push(n);
+        }
+        cur = tree.node(n).parent;
+    }
+    tables.reverse();
+    fn rec(tree: &ParamTree, tables: &[NodeId], inst: &mut Inst, f: &mut dyn FnMut(Inst)) {
+        let Some((&t, rest)) = tables.split_first() else {
+            f(inst.clone());
+            return;
+        };
+        let NodeKind::Table(spec) = &tree.node(t).kind else { return };
+        for &n in spec.defaults_for(inst) {
+            inst.push(n);
+            rec(tree, rest, inst, f);
+            inst.pop();
+        }
+    }
+    rec(tree, &tables, &mut Inst::new(), f);
+}

@@ -1,0 +1,70 @@
+//! Running one CPE against the in-process ACS: the session machine and the scripted ACS handed
+//! each other's bytes directly, with no sockets. This is the main job until the HTTP transport
+//! lands, and the harness the session tests use.
+
+use bytes::BytesMut;
+
+use crate::acs::{AcsOutput, AcsScript, AcsSession};
+use crate::cpe::CpeState;
+use crate::cwmp::template::InformTemplate;
+use crate::model::Model;
+use crate::session::{AcsReply, Session, SessionError, SessionSummary, Step};
+use crate::time::UnixMillis;
+
+/// One POST and its answer, as the CPE saw them.
+#[derive(Debug, Clone)]
+pub struct Hop {
+    /// The CPE's message (empty for the empty POST).
+    pub cpe: Vec<u8>,
+    /// The ACS's answer (`None` for 204).
+    pub acs: Option<Vec<u8>>,
+}
+
+/// A session run in-process.
+#[derive(Debug)]
+pub struct InProcessRun {
+    pub summary: SessionSummary,
+    pub acs: AcsSession,
+    pub hops: Vec<Hop>,
+}
+
+/// Most POSTs one session may take before it is declared stuck.
+const MAX_HOPS: usize = 10_000;
+
+/// Runs one session of `cpe` against a fresh ACS session with `script`.
+pub fn run_session(model: &Model, template: &InformTemplate, cpe: &mut CpeState, script: AcsScript, now: UnixMillis) -> InProcessRun {
+    let mut acs = AcsSession::new(script);
+    let mut out = BytesMut::with_capacity(4096);
+    let mut session = Session::start(model, template, cpe, now, &mut out);
+    let mut hops = Vec::new();
+    let mut body = out.split().to_vec();
+    loop {
+        let answer = match acs.handle(&body) {
+            Ok(a) => a,
+            Err(_) => {
+                hops.push(Hop { cpe: body, acs: None });
+                let summary = session.abort(cpe);
+                return InProcessRun { summary, acs, hops };
+            }
+        };
+        let reply_bytes = match &answer {
+            AcsOutput::Envelope(b) => Some(b.clone()),
+            AcsOutput::NoContent => None,
+        };
+        hops.push(Hop { cpe: std::mem::take(&mut body), acs: reply_bytes.clone() });
+        let reply = match &reply_bytes {
+            Some(b) => AcsReply::Body(b),
+            None => AcsReply::Empty,
+        };
+        match session.handle(model, cpe, reply, now, &mut out) {
+            Step::Send => body = out.split().to_vec(),
+            Step::SendEmpty => body.clear(),
+            Step::Finished(summary) => return InProcessRun { summary, acs, hops },
+        }
+        if hops.len() > MAX_HOPS {
+            let mut summary = session.abort(cpe);
+            summary.result = Err(SessionError::Aborted);
+            return InProcessRun { summary, acs, hops };
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! The CWMP session state machine of one CPE, sans-IO (PROTOCOL.md §1.2).
+//!
+//! `Inform → [TransferComplete …] → empty POST → (ACS request → response)* → 204`.
+//! [`Session::start`] renders the Inform; each [`Session::handle`] takes what the ACS answered
+//! (a body, or nothing for 204/empty 200) plus `now`, writes the next message into the caller's
+//! buffer and says what to send. States are named after what they wait for. Event bookkeeping
+//! (delivered on InformResponse, `6 CONNECTION REQUEST` dropped on failure), RetryCount and
+//! deferred actions are applied here; the caller owns sockets and timers.
+
+mod dispatch;
+
+use bytes::BytesMut;
+use smallvec::SmallVec;
+
+use crate::cpe::events::Sent;
+use crate::cpe::{CpeState, DeferredAction};
+use crate::cwmp::envelope::{urn_minor, URNS};
+use crate::cwmp::fault::{AcsFaultCode, FaultCode};
+use crate::cwmp::parse::ParseError;
+use crate::cwmp::rpc::inform::EventCode;
+use crate::cwmp::rpc::{parse_envelope, transfer_complete, AcsMessage};
+use crate::cwmp::template::InformTemplate;
+use crate::model::{ChangeSet, Model};
+use crate::time::{format_datetime, UnixMillis};
+
+/// What the session waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    ExpectInformResponse,
+    ExpectTransferCompleteResponse,
+    /// After the empty POST or a response: an ACS request, or 204 to end.
+    ExpectAcsRequest,
+    Done,
+}
+
+/// What the ACS answered one POST with.
+#[derive(Debug, Clone, Copy)]
+pub enum AcsReply<'b> {
+    /// `204 No Content`, or `200` with an empty body (PROTOCOL.md §1.1).
+    Empty,
+    /// A `200` with a body.
+    Body(&'b [u8]),
+}
+
+/// What to POST next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// POST the envelope now in the output buffer.
+    Send,
+    /// POST an empty body (`Content-Length: 0`, no SOAPAction).
+    SendEmpty,
+    /// The session is over; nothing more to send.
+    Finished(SessionSummary),
+}
+
+/// Why a session failed (what the ACS did is data, kept `Copy` for counting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionError {
+    /// The ACS's body was not a usable envelope.
+    Parse(ParseError),
+    /// The ACS answered with a SOAP Fault (8005 = retry request).
+    AcsFault(Option<AcsFaultCode>),
+    /// The ACS sent something other than what this state waits for.
+    Unexpected { state: State },
+    /// The ACS ended the session (204) before answering the Inform.
+    NoInformResponse,
+    /// The ACS answered an empty POST with something that is not a request.
+    NotARequest,
+    /// The caller gave up (transport failure, timeout); the reason is the caller's.
+    Aborted,
+}
+
+impl std::fmt::Display for SessionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SessionError::Parse(e) => write!(f, "CWMP envelope round-trip failed: {e}"),
+            SessionError::AcsFault(Some(c)) => write!(f, "ACS fault {} {}", c.0, c.meaning()),
+            SessionError::AcsFault(None) => f.write_str("ACS fault without a FaultCode"),
+            SessionError::Unexpected { state } => write!(f, "unexpected ACS message while in {state:?}"),
+            SessionError::NoInformResponse => f.write_str("ACS ended the session without an InformResponse"),
+            SessionError::NotARequest => f.write_str("ACS answered the empty POST with a non-request"),
+            SessionError::Aborted => f.write_str("session aborted"),
+        }
+    }
+}
+
+impl std::error::Error for SessionError {}
+
+/// The outcome of a finished session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionSummary {
+    pub result: Result<(), SessionError>,
+    /// For the caller to carry out now that the session is over.
+    pub actions: SmallVec<[DeferredAction; 1]>,
+    /// Which simulator-relevant settings the ACS changed (re-arm timers).
+    pub changes: ChangeSet,
+    /// ACS requests answered, and how many of those with a fault.
+    pub requests: u32,
+    pub faults: u32,
+    /// Whether the Inform was answered (its events delivered).
+    pub informed: bool,
+}
+
+/// One session of one CPE.
+#[derive(Debug)]
+pub struct Session {
+    state: State,
+    urn: &'static str,
+    sent: Sent,
+    informed: bool,
+    actions: SmallVec<[DeferredAction; 1]>,
+    changes: ChangeSet,
+    requests: u32,
+    faults: u32,
+    /// The last RPC answered and its fault, for logs.
+    pub last_rpc: Option<(&'static str, Option<FaultCode>)>,
+}
+
+impl Session {
+    /// Starts a session: renders the Inform with `cpe`'s pending events into `out`.
+    pub fn start(model: &Model, template: &InformTemplate, cpe: &mut CpeState, now: UnixMillis, out: &mut BytesMut) -> Session {
+        let id = cpe.take_message_id();
+        let dev = model.device(cpe.id, &cpe.delta, cpe.boot_at, now);
+        let changed = cpe.delta.changed();
+        let events = cpe.events.for_inform(changed.len());
+        template.render(out, &dev, id, &events, cpe.retry_count as u32, changed);
+        let minor = urn_minor(&model.cwmp_urn).unwrap_or(0);
+        Session {
+            state: State::ExpectInformResponse,
+            urn: URNS[minor as usize],
+            sent: events.sent(),
+            informed: false,
+            actions: SmallVec::new(),
+            changes: ChangeSet::default(),
+            requests: 0,
+            faults: 0,
+            last_rpc: None,
+        }
+    }
+
+    /// What the session waits for.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Takes the ACS's answer to the last POST and writes the next message into `out`.
+    pub fn handle(&mut self, model: &Model, cpe: &mut CpeState, reply: AcsReply<'_>, now: UnixMillis, out: &mut BytesMut) -> Step {
+        match self.step(model, cpe, reply, now, out) {
+            Ok(Some(step)) => step,
+            Ok(None) => Step::Finished(self.finish(cpe, Ok(()))),
+            Err(e) => Step::Finished(self.finish(cpe, Err(e))),
+        }
+    }
+
+    /// Ends the session from outside (transport failure or timeout).
+    pub fn abort(&mut self, cpe: &mut CpeState) -> SessionSummary {
+        self.finish(cpe, Err(SessionError::Aborted))
+    }
+
+    fn step(&mut self, model: &Model, cpe: &mut CpeState, reply: AcsReply<'_>, now: UnixMillis, out: &mut BytesMut) -> Result<Option<Step>, SessionError> {
+        let body = match reply {
+            AcsReply::Empty => None,
+            AcsReply::Body(b) if b.iter().all(u8::is_ascii_whitespace) => None,
+            AcsReply::Body(b) => Some(b),
+        };
+        match self.state {
+            State::ExpectInformResponse => {
+                let body = body.ok_or(SessionError::NoInformResponse)?;
+                let env = parse_envelope(body).map_err(SessionError::Parse)?;
+                match env.message {
+                    AcsMessage::InformResponse { .. } => {}
+                    AcsMessage::Fault(f) => return Err(SessionError::AcsFault(f.code)),
+                    _ => return Err(SessionError::Unexpected { state: self.state }),
+                }
+                if let Some(acs_minor) = env.cwmp_minor {
+                    // Use the lower of the two versions for the rest of the session (icwmp).
+                    let ours = URNS.iter().position(|u| *u == self.urn).unwrap_or(0) as u8;
+                    self.urn = URNS[acs_minor.min(ours).min(4) as usize];
+                }
+                self.informed = true;
+                cpe.events.delivered(self.sent);
+                cpe.delta.clear_changed(self.sent.value_changes);
+                if self.sent.codes & (1 << EventCode::Bootstrap as u8) != 0 {
+                    cpe.bootstrapped = true;
+                }
+                Ok(Some(self.own_request_or_empty(cpe, env.hold_requests, out)))
+            }
+            State::ExpectTransferCompleteResponse => {
+                let body = body.ok_or(SessionError::Unexpected { state: self.state })?;
+                let env = parse_envelope(body).map_err(SessionError::Parse)?;
+                match env.message {
+                    AcsMessage::TransferCompleteResponse => {
+                        cpe.events.transfer_acknowledged();
+                        Ok(Some(self.own_request_or_empty(cpe, env.hold_requests, out)))
+                    }
+                    AcsMessage::Fault(f) => Err(SessionError::AcsFault(f.code)),
+                    _ => Err(SessionError::Unexpected { state: self.state }),
+                }
+            }
+            State::ExpectAcsRequest => {
+                let Some(body) = body else {
+                    // TR-069 §3.7.1.4: the ACS has nothing more; the session ends.
+                    return Ok(None);
+                };
+                let env = parse_envelope(body).map_err(SessionError::Parse)?;
+                let id = env.id.as_deref();
+                self.requests += 1;
+                let mut dev = cpe.device_mut(model, now);
+                let fault = match &env.message {
+                    AcsMessage::Request(req) => {
+                        let f = dispatch::answer(req, id, self.urn, &mut dev, &mut self.actions, &mut self.changes, out);
+                        self.last_rpc = Some((dispatch::static_name(req), f));
+                        f
+                    }
+                    AcsMessage::BadRequest { method, error } => {
+                        let code = if matches!(error, ParseError::TooManyItems(_)) { FaultCode::ResourcesExceeded } else { FaultCode::InvalidArguments };
+                        let detail = error.to_string();
+                        crate::cwmp::rpc::fault::write_cpe_fault::<&str>(out, self.urn, id, code, Some(&detail), &[]);
+                        let _ = method;
+                        self.last_rpc = Some(("BadRequest", Some(code)));
+                        Some(code)
+                    }
+                    AcsMessage::Fault(f) => return Err(SessionError::AcsFault(f.code)),
+                    _ => return Err(SessionError::NotARequest),
+                };
+                if fault.is_some() {
+                    self.faults += 1;
+                }
+                Ok(Some(Step::Send))
+            }
+            State::Done => Err(SessionError::Unexpected { state: self.state }),
+        }
+    }
+
+    /// After the InformResponse or a TransferCompleteResponse: the next own request, else the
+    /// empty POST. Own requests wait while the ACS holds requests (cwmp:HoldRequests).
+    fn own_request_or_empty(&mut self, cpe: &mut CpeState, hold_requests: bool, out: &mut BytesMut) -> Step {
+        if !hold_requests {
+            if let Some(t) = cpe.events.next_transfer().cloned() {
+                let id = cpe.take_message_id();
+                let mut num = itoa::Buffer::new();
+                let start = format_datetime(t.start_at);
+                let complete = format_datetime(t.complete_at);
+                transfer_complete::write_request(
+                    out,
+                    self.urn,
+                    num.format(id),
+                    &t.command_key,
+                    (t.fault_code, &t.fault_string),
+                    std::str::from_utf8(&start).unwrap_or(""),
+                    std::str::from_utf8(&complete).unwrap_or(""),
+                );
+                self.state = State::ExpectTransferCompleteResponse;
+                return Step::Send;
+            }
+        }
+        self.state = State::ExpectAcsRequest;
+        Step::SendEmpty
+    }
+
+    fn finish(&mut self, cpe: &mut CpeState, result: Result<(), SessionError>) -> SessionSummary {
+        self.state = State::Done;
+        if !self.informed {
+            cpe.events.undelivered(self.sent);
+        }
+        match result {
+            Ok(()) => {
+                cpe.retry_count = 0;
+                // A new ACS URL means a new BOOTSTRAP to that ACS (PROTOCOL.md §4).
+                if self.changes.contains(ChangeSet::ACS_URL) {
+                    cpe.events.add(EventCode::Bootstrap);
+                }
+            }
+            Err(_) => cpe.retry_count = cpe.retry_count.saturating_add(1),
+        }
+        SessionSummary {
+            result,
+            actions: std::mem::take(&mut self.actions),
+            changes: self.changes,
+            requests: self.requests,
+            faults: self.faults,
+            informed: self.informed,
+        }
+    }
+}
