@@ -1,1 +1,12 @@
+//! Integration tests, compiled into one binary.
 
+// Shared helpers: profiles, fixtures, a sans-IO session driver.
+mod support;
+// The codec against the shared protocol examples and hostile input.
+mod codec;
+// Whole CWMP sessions driven through the session machine, for both example profiles.
+mod session_flow;
+// Profile loading: YAML, CSV import, errors naming file and key.
+mod profiles;
+// The binary: exit codes and first lines.
+mod cli;

@@ -536,7 +536,7 @@ impl TreeBuilder {
             None => {
                 let ty = decl.ty.unwrap_or(ParamType::String);
                 let default = match (&source, concrete) {
-                    (Some(s), false) => s.clone(),
+                    (Some(s), false) | (Some(s @ ValueSource::Dynamic(_)), true) => s.clone(),
                     _ => ValueSource::fixed(ty.zero_value()),
                 };
                 let spec = ParamSpec {
@@ -560,9 +560,11 @@ impl TreeBuilder {
             if let ValueSource::Static { raw, .. } = &src {
                 self.check_default(id, path, raw)?;
             }
-            if concrete {
+            // Dynamic values are computed per instance, so they always live at schema level.
+            let dynamic = matches!(src, ValueSource::Dynamic(_));
+            if concrete && !dynamic {
                 self.overrides.insert(Loc { node: id, inst }, src);
-            } else if existing.is_some() {
+            } else if existing.is_some() || dynamic {
                 let NodeKind::Param(spec) = &mut self.nodes[id.0 as usize].kind else { unreachable!() };
                 spec.default = src;
                 self.schema_valued.insert(id);

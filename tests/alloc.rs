@@ -1,0 +1,111 @@
+//! Hot-path allocation counts and per-CPE memory, with a counting global allocator.
+//!
+//! Its own test binary: the allocator is process-wide. Each measured section runs on the one test
+//! thread, with nothing else running (one `#[test]`), after a warm-up that sizes the buffers.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use bytes::BytesMut;
+use cpe_sim::config::load_profile;
+use cpe_sim::cpe::CpeState;
+use cpe_sim::cwmp::rpc::parse_envelope;
+use cpe_sim::cwmp::template::InformTemplate;
+use cpe_sim::model::DeviceId;
+use cpe_sim::session::{AcsReply, Session, Step};
+use cpe_sim::time::UnixMillis;
+
+struct Counting;
+
+thread_local! {
+    static COUNT: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator unchanged; only counts calls on this thread.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations(f: impl FnOnce()) -> u64 {
+    let before = COUNT.with(|c| c.get());
+    f();
+    COUNT.with(|c| c.get()) - before
+}
+
+const INFORM_RESPONSE: &[u8] = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soap-env:Envelope xmlns:soap-enc=\"http://schemas.xmlsoap.org/soap/encoding/\" xmlns:soap-env=\"http://schemas.xmlsoap.org/soap/envelope/\" xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xmlns:cwmp=\"urn:dslforum-org:cwmp-1-0\"><soap-env:Header><cwmp:ID soap-env:mustUnderstand=\"1\">1</cwmp:ID></soap-env:Header><soap-env:Body><cwmp:InformResponse><MaxEnvelopes>1</MaxEnvelopes></cwmp:InformResponse></soap-env:Body></soap-env:Envelope>";
+
+/// Allocations quick-xml 0.42 makes per document for its own open-tag stack (a `String` it
+/// always fills, with no way to pre-size or reuse it). Everything of ours is zero.
+const QUICK_XML_PER_PARSE: u64 = 4;
+
+#[test]
+fn hot_path_allocations_and_cpe_size() {
+    let model = load_profile(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/profiles/example-tr181-gateway"))).unwrap();
+    let template = InformTemplate::new(&model);
+    let mut cpe = CpeState::new(DeviceId(42), UnixMillis(1_700_000_000_000));
+    let mut out = BytesMut::with_capacity(8192);
+
+    // The per-CPE state besides the shared profile (issue floor: ≤ 64 bytes).
+    let size = std::mem::size_of::<CpeState>();
+    println!("size_of::<CpeState>() = {size} bytes (shared profile excluded)");
+    assert!(size <= 64, "CpeState is {size} bytes");
+
+    // A full session to get past bootstrap, then periodic sessions.
+    let mut now = UnixMillis(1_700_000_000_000);
+    let periodic = |cpe: &mut CpeState, out: &mut BytesMut, now: UnixMillis| {
+        cpe.periodic_due();
+        out.clear();
+        let mut s = Session::start(&model, &template, cpe, now, out);
+        out.clear();
+        assert_eq!(s.handle(&model, cpe, AcsReply::Body(INFORM_RESPONSE), now, out), Step::SendEmpty);
+        let step = s.handle(&model, cpe, AcsReply::Empty, now, out);
+        assert!(matches!(step, Step::Finished(ref sum) if sum.result.is_ok()));
+    };
+    for _ in 0..3 {
+        periodic(&mut cpe, &mut out, now);
+        now = now.plus(std::time::Duration::from_secs(300));
+    }
+
+    // 1. Rendering a periodic Inform: zero allocations.
+    cpe.periodic_due();
+    let dev_delta = cpe.delta.clone();
+    let render = allocations(|| {
+        for i in 0..1000 {
+            out.clear();
+            let dev = model.device(cpe.id, &dev_delta, cpe.boot_at, now.plus(std::time::Duration::from_secs(i)));
+            let events = cpe.events.for_inform(0);
+            template.render(&mut out, &dev, i as u32, &events, 0, &[]);
+        }
+    });
+    println!("render periodic Inform: {render} allocations per 1000");
+    assert_eq!(render, 0);
+
+    // 2. Parsing an InformResponse: only quick-xml's own tag stack.
+    let parse = allocations(|| {
+        let env = parse_envelope(INFORM_RESPONSE).unwrap();
+        assert!(env.id.is_some());
+    });
+    println!("parse InformResponse: {parse} allocations (quick-xml's open-tag stack)");
+    assert!(parse <= QUICK_XML_PER_PARSE, "{parse}");
+
+    // 3. A whole periodic session (render → parse → step → 204): our part allocates nothing.
+    let session = allocations(|| periodic(&mut cpe, &mut out, now));
+    println!("whole periodic session: {session} allocations");
+    assert!(session <= QUICK_XML_PER_PARSE, "{session}");
+}

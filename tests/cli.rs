@@ -1,0 +1,57 @@
+//! The binary: exit codes and the first lines a user reads.
+
+use std::process::Command;
+
+use crate::support::repo;
+
+fn cpe_sim(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cpe-sim")).args(args).current_dir(repo(".")).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn default_run_completes_a_bootstrap_session() {
+    let (code, _, err) = cpe_sim(&[]);
+    assert_eq!(code, 0, "{err}");
+    let first = err.lines().next().unwrap();
+    assert!(first.contains("embedded ACS in-process"), "{first}");
+    assert!(err.contains("event_codes=[0 BOOTSTRAP, 1 BOOT]"));
+    assert!(err.contains("serial=FEFEFE000000"));
+    assert!(err.contains("session completed"));
+    for p in ["profiles/example-tr098-gateway/", "profiles/example-tr181-gateway/profile.yaml"] {
+        let (code, _, err) = cpe_sim(&["--profile", p, "--cpe-index", "10"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("serial=FEFEFE00000A"), "{err}");
+    }
+}
+
+#[test]
+fn debug_logs_every_soap_body_but_no_passwords_at_info() {
+    let (code, _, err) = cpe_sim(&["--log-level", "debug"]);
+    assert_eq!(code, 0);
+    assert!(err.contains("<cwmp:Inform>") && err.contains("GetParameterValuesResponse"));
+    let (_, _, info) = cpe_sim(&[]);
+    assert!(!info.contains("pw-FEFEFE"), "the provisioned password is not logged at info");
+}
+
+#[test]
+fn usage_and_profile_errors_exit_2() {
+    let (code, _, err) = cpe_sim(&["--profile", "no/such/profile"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no/such/profile"), "{err}");
+    let (code, _, err) = cpe_sim(&["--acs-url", "http://127.0.0.1:9/"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not built yet"), "{err}");
+    let (code, _, _) = cpe_sim(&["--no-such-flag"]);
+    assert_eq!(code, 2);
+    let (code, _, err) = cpe_sim(&["--cwmp-version", "cwmp-9-9"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn check_prints_the_inform() {
+    let (code, out, err) = cpe_sim(&["check", "--profile", "profiles/example-tr098-gateway", "--cpe-index", "2"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("profile example-tr098-gateway ok: root InternetGatewayDevice."), "{out}");
+    assert!(out.contains("<SerialNumber>FEFEFE000002</SerialNumber>"));
+}

@@ -1,0 +1,153 @@
+//! The codec against the shared protocol examples, real-ACS quirks and hostile input.
+
+use std::borrow::Cow;
+
+use cpe_sim::cwmp::parse::ParseError;
+use cpe_sim::cwmp::rpc::{parse_envelope, AcsMessage, AcsRequest};
+use proptest::prelude::*;
+
+use crate::support::{acs_envelope, fixture};
+
+fn request(body: &[u8]) -> AcsRequest<'_> {
+    match parse_envelope(body).unwrap().message {
+        AcsMessage::Request(r) => r,
+        other => panic!("not a request: {other:?}"),
+    }
+}
+
+#[test]
+fn shared_examples_parse() {
+    let ir = fixture("inform-response.xml");
+    let env = parse_envelope(&ir).unwrap();
+    assert_eq!(env.id.as_deref(), Some("1001"));
+    assert_eq!(env.cwmp_minor, Some(2));
+    assert_eq!(env.message, AcsMessage::InformResponse { max_envelopes: 1 });
+
+    let gpn = fixture("gpn-request-root.xml");
+    let AcsRequest::GetParameterNames(r) = request(&gpn) else { panic!() };
+    assert_eq!((r.path.as_ref(), r.next_level), ("", true));
+
+    let gpv = fixture("gpv-request-partial.xml");
+    let AcsRequest::GetParameterValues(r) = request(&gpv) else { panic!() };
+    assert_eq!(r.names, vec!["Device.ManagementServer.", "Device.DeviceInfo.UpTime"]);
+
+    let spv = fixture("spv-request.xml");
+    let AcsRequest::SetParameterValues(r) = request(&spv) else { panic!() };
+    assert_eq!(r.params.len(), 4);
+    assert_eq!(r.parameter_key, "cfg-2025-01-15-a");
+    assert_eq!(r.params[0].xsi_type, Some("boolean"));
+    // `&amp;` is decoded, and only then is the value copied.
+    assert_eq!(r.params[3].value, "cr-SIM0000001 & co");
+    assert!(matches!(r.params[3].value, Cow::Owned(_)));
+    assert!(matches!(r.params[0].value, Cow::Borrowed(_)), "plain text borrows from the body");
+
+    let add = fixture("addobject-request.xml");
+    let AcsRequest::AddObject(r) = request(&add) else { panic!() };
+    assert_eq!(r.object_name, "Device.NAT.PortMapping.");
+}
+
+#[test]
+fn any_prefix_default_namespaces_and_versions() {
+    let body = br#"<?xml version="1.0"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" soapenv:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/">
+  <soapenv:Header><ID xmlns="urn:dslforum-org:cwmp-1-4" soapenv:mustUnderstand="true">FREEACS-1</ID></soapenv:Header>
+  <soapenv:Body>
+    <GetParameterNames xmlns="urn:dslforum-org:cwmp-1-4"><ParameterPath/><NextLevel>false</NextLevel></GetParameterNames>
+  </soapenv:Body>
+</soapenv:Envelope>"#;
+    let env = parse_envelope(body).unwrap();
+    assert_eq!(env.id.as_deref(), Some("FREEACS-1"));
+    assert_eq!(env.cwmp_minor, Some(4));
+    assert!(matches!(env.message, AcsMessage::Request(AcsRequest::GetParameterNames(ref r)) if r.path == "" && !r.next_level));
+    // A prefix named like the envelope prefix but bound elsewhere is not SOAP.
+    let fake = br#"<soap:Envelope xmlns:soap="urn:not-soap"><soap:Body/></soap:Envelope>"#;
+    assert_eq!(parse_envelope(fake), Err(ParseError::NotSoapEnvelope));
+}
+
+#[test]
+fn hold_requests_empty_arrays_and_missing_header() {
+    let body = acs_envelope("x", "<cwmp:GetParameterValues><ParameterNames soap-enc:arrayType=\"xsd:string[0]\"/></cwmp:GetParameterValues>");
+    let with_hold = String::from_utf8(body).unwrap().replace("</cwmp:ID>", "</cwmp:ID><cwmp:HoldRequests soap-env:mustUnderstand=\"1\">1</cwmp:HoldRequests>");
+    let env = parse_envelope(with_hold.as_bytes()).unwrap();
+    assert!(env.hold_requests);
+    assert!(matches!(env.message, AcsMessage::Request(AcsRequest::GetParameterValues(ref r)) if r.names.is_empty()));
+    let no_header = br#"<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/" xmlns:c="urn:dslforum-org:cwmp-1-0"><e:Body><c:Reboot><CommandKey>k</CommandKey></c:Reboot></e:Body></e:Envelope>"#;
+    let env = parse_envelope(no_header).unwrap();
+    assert_eq!(env.id, None);
+    assert!(matches!(env.message, AcsMessage::Request(AcsRequest::Reboot(ref r)) if r.command_key == "k"));
+}
+
+#[test]
+fn set_attributes_with_empty_notification() {
+    let body = acs_envelope("a", "<cwmp:SetParameterAttributes><ParameterList soap-enc:arrayType=\"cwmp:SetParameterAttributesStruct[2]\"><SetParameterAttributesStruct><Name>Device.DeviceInfo.</Name><NotificationChange>0</NotificationChange><Notification></Notification><AccessListChange>1</AccessListChange><AccessList soap-enc:arrayType=\"xsd:string[1]\"><string>Subscriber</string></AccessList></SetParameterAttributesStruct><SetParameterAttributesStruct><Name>Device.X</Name><NotificationChange>true</NotificationChange><Notification>2</Notification><AccessListChange>false</AccessListChange><AccessList/></SetParameterAttributesStruct></ParameterList></cwmp:SetParameterAttributes>");
+    let AcsRequest::SetParameterAttributes(r) = request(&body) else { panic!() };
+    assert_eq!(r.params[0].notification, None);
+    assert_eq!(r.params[0].access_list.as_deref(), Some(&[Cow::Borrowed("Subscriber")][..]));
+    assert_eq!(r.params[1].notification, Some(2));
+    assert_eq!(r.params[1].access_list, None);
+}
+
+#[test]
+fn acs_faults_including_genieacs_malformed_wrapper() {
+    let genie = br#"<soap-env:Envelope xmlns:soap-env="http://schemas.xmlsoap.org/soap/envelope/" xmlns:cwmp="urn:dslforum-org:cwmp-1-0"><soap-env:Header><cwmp:ID soap-env:mustUnderstand="1">9</cwmp:ID></soap-env:Header><soap-env:Body><soap-env:Body:Fault><faultcode>Client</faultcode><faultstring>CWMP fault</faultstring><detail><cwmp:Fault><FaultCode>8000</FaultCode><FaultString>Method not supported</FaultString></cwmp:Fault></detail></soap-env:Body:Fault></soap-env:Body></soap-env:Envelope>"#;
+    let AcsMessage::Fault(f) = parse_envelope(genie).unwrap().message else { panic!() };
+    assert_eq!(f.code.map(|c| c.0), Some(8000));
+    assert_eq!(f.fault_string, "Method not supported");
+}
+
+#[test]
+fn unknown_methods_and_bad_arguments_are_values() {
+    let body = acs_envelope("u", "<cwmp:X_ACME_Frobnicate><Level>9</Level></cwmp:X_ACME_Frobnicate>");
+    assert_eq!(request(&body), AcsRequest::Unknown { name: "X_ACME_Frobnicate" });
+    let body = acs_envelope("b", "<cwmp:GetParameterNames><ParameterPath>Device.</ParameterPath><NextLevel>maybe</NextLevel></cwmp:GetParameterNames>");
+    let env = parse_envelope(&body).unwrap();
+    assert_eq!(env.message, AcsMessage::BadRequest { method: "GetParameterNames", error: ParseError::BadArgument("NextLevel") });
+    assert_eq!(env.id.as_deref(), Some("b"));
+    let body = acs_envelope("m", "<cwmp:SetParameterValues><ParameterKey>k</ParameterKey></cwmp:SetParameterValues>");
+    assert!(matches!(parse_envelope(&body).unwrap().message, AcsMessage::BadRequest { error: ParseError::MissingArgument("ParameterList"), .. }));
+}
+
+#[test]
+fn hostile_bodies_get_clear_outcomes() {
+    let good = fixture("spv-request.xml");
+    assert_eq!(parse_envelope(&good[..good.len() - 40]), Err(ParseError::Truncated));
+    assert_eq!(parse_envelope(b"not xml at all"), Err(ParseError::NotSoapEnvelope));
+    assert_eq!(parse_envelope(b"<a><b></a>"), Err(ParseError::NotSoapEnvelope));
+    assert_eq!(parse_envelope(b"<e:Envelope xmlns:e=\"http://schemas.xmlsoap.org/soap/envelope/\"><e:Body><b></c></e:Body></e:Envelope>"), Err(ParseError::Malformed));
+    assert_eq!(parse_envelope(b"<e:Envelope xmlns:e=\"http://schemas.xmlsoap.org/soap/envelope/\">\xff\xfe</e:Envelope>"), Err(ParseError::NotUtf8));
+    let deep = format!("{}{}", "<a>".repeat(100), "</a>".repeat(100));
+    let body = acs_envelope("d", &format!("<cwmp:Reboot><CommandKey>{deep}</CommandKey></cwmp:Reboot>"));
+    assert_eq!(parse_envelope(&body), Err(ParseError::TooDeep));
+    let body = acs_envelope("e", "");
+    assert_eq!(parse_envelope(&body), Err(ParseError::EmptyBody));
+    let huge = "x".repeat(100_000);
+    let body = acs_envelope("h", &format!("<cwmp:Reboot><CommandKey>{huge}</CommandKey></cwmp:Reboot>"));
+    assert!(matches!(parse_envelope(&body).unwrap().message, AcsMessage::BadRequest { error: ParseError::TextTooLong, .. }));
+    let many: String = (0..10_001).map(|_| "<string>Device.</string>").collect();
+    let body = acs_envelope("t", &format!("<cwmp:GetParameterValues><ParameterNames>{many}</ParameterNames></cwmp:GetParameterValues>"));
+    assert!(matches!(parse_envelope(&body).unwrap().message, AcsMessage::BadRequest { error: ParseError::TooManyItems(_), .. }));
+    assert_eq!(parse_envelope(b"<x:Envelope xmlns:x=\"http://schemas.xmlsoap.org/soap/envelope/\"></x:Envelope>"), Err(ParseError::NoBody));
+    assert_eq!(parse_envelope(b"<e:Envelope xmlns:e=\"http://schemas.xmlsoap.org/soap/envelope/\"><e:Body><x/></e:Body></e:Envelope><junk/>"), Err(ParseError::Malformed));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// Random bytes never panic the parser.
+    #[test]
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = parse_envelope(&bytes);
+    }
+
+    /// Every truncation and single-byte corruption of real ACS messages gives a clear outcome.
+    #[test]
+    fn mutated_fixtures_never_panic(which in 0usize..6, cut in 0usize..2000, pos in 0usize..2000, byte in any::<u8>()) {
+        let names = ["inform-response.xml", "gpn-request-root.xml", "gpv-request-partial.xml", "gpv-request-invalid.xml", "spv-request.xml", "addobject-request.xml"];
+        let mut body = fixture(names[which]);
+        let cut = cut.min(body.len());
+        let _ = parse_envelope(&body[..cut]);
+        let pos = pos % body.len();
+        body[pos] = byte;
+        let _ = parse_envelope(&body);
+    }
+}

@@ -1,0 +1,406 @@
+//! Whole CWMP sessions driven through the sans-IO session machine with scripted ACS messages and
+//! an explicit clock, for both example profiles.
+
+use std::time::Duration;
+
+use cpe_sim::acs::{AcsRpc, AcsScript};
+use cpe_sim::cpe::DeferredAction;
+use cpe_sim::run::run_session;
+use cpe_sim::session::{SessionError, Step};
+use cpe_sim::time::UnixMillis;
+
+use crate::support::{acs_envelope, inform_response, texts, value_of, Cpe, TR098, TR181};
+
+const PROFILES: [&str; 2] = [TR181, TR098];
+
+fn events(inform: &str) -> Vec<String> {
+    texts(inform, "EventCode")
+}
+
+#[test]
+fn bootstrap_session_then_quiet_second_session() {
+    for p in PROFILES {
+        let mut cpe = Cpe::new(p, 0);
+        let inform = cpe.inform();
+        assert_eq!(events(&inform), ["0 BOOTSTRAP", "1 BOOT"], "{p}");
+        assert_eq!(texts(&inform, "SerialNumber"), ["FEFEFE000000"]);
+        assert_eq!(texts(&inform, "OUI"), ["FEFEFE"]);
+        assert!(inform.contains("xmlns:cwmp=\"urn:dslforum-org:cwmp-1-0\""));
+        assert!(inform.contains("<RetryCount>0</RetryCount>"));
+        assert!(inform.contains("<CurrentTime>2025-01-15T10:20:30Z</CurrentTime>"));
+        let ps = value_of(&inform, &format!("{}.ManagementServer.ParameterKey", cpe.root()));
+        assert_eq!(ps.as_deref(), Some(""), "forced ParameterKey is in the Inform");
+        let count: usize = inform.split("ParameterValueStruct[").nth(1).unwrap().split(']').next().unwrap().parse().unwrap();
+        assert_eq!(count, texts(&inform, "Name").len(), "arrayType count matches");
+        let (step, _) = cpe.reply(Some(&inform_response("1")));
+        assert_eq!(step, Step::SendEmpty);
+        let gpn = cpe.rpc("acs-1", "<cwmp:GetParameterNames><ParameterPath></ParameterPath><NextLevel>1</NextLevel></cwmp:GetParameterNames>");
+        assert_eq!(texts(&gpn, "Name"), [format!("{}.", cpe.root())]);
+        assert!(gpn.contains("<cwmp:ID SOAP-ENV:mustUnderstand=\"1\">acs-1</cwmp:ID>"));
+        let s = cpe.close();
+        assert_eq!(s.result, Ok(()));
+        assert!(cpe.state.bootstrapped);
+        assert!(cpe.state.events.is_empty());
+        cpe.state.periodic_due();
+        let second = cpe.inform();
+        assert_eq!(events(&second), ["2 PERIODIC"]);
+    }
+}
+
+#[test]
+fn serials_follow_the_cpe_index() {
+    for (i, want) in [(0, "FEFEFE000000"), (1, "FEFEFE000001"), (4095, "FEFEFE000FFF")] {
+        let mut cpe = Cpe::new(TR181, i);
+        assert_eq!(texts(&cpe.inform(), "SerialNumber"), [want]);
+    }
+}
+
+#[test]
+fn gpv_partial_path_full_name_and_secrets() {
+    for p in PROFILES {
+        let mut cpe = Cpe::new(p, 3);
+        cpe.open();
+        let r = cpe.root().to_string();
+        let out = cpe.rpc("acs-7f3a0102", &format!("<cwmp:GetParameterValues><ParameterNames soap-enc:arrayType=\"xsd:string[2]\"><string>{r}.ManagementServer.</string><string>{r}.DeviceInfo.UpTime</string></ParameterNames></cwmp:GetParameterValues>"));
+        let names = texts(&out, "Name");
+        assert!(names.contains(&format!("{r}.ManagementServer.PeriodicInformInterval")), "{p}");
+        assert_eq!(names.last().unwrap(), &format!("{r}.DeviceInfo.UpTime"));
+        assert!(!names.iter().any(|n| n.ends_with('.')), "GPV returns parameters only");
+        assert_eq!(value_of(&out, &format!("{r}.ManagementServer.ConnectionRequestPassword")).as_deref(), Some(""), "secret reads back empty");
+        assert_eq!(value_of(&out, &format!("{r}.DeviceInfo.UpTime")).as_deref(), Some("0"));
+        assert!(out.contains("<Value xsi:type=\"xsd:unsignedInt\">3600</Value>"));
+        // Uptime moves with the clock.
+        cpe.now = cpe.now.plus(Duration::from_secs(42));
+        let out = cpe.rpc("acs-2", &format!("<cwmp:GetParameterValues><ParameterNames><string>{r}.DeviceInfo.UpTime</string></ParameterNames></cwmp:GetParameterValues>"));
+        assert_eq!(value_of(&out, &format!("{r}.DeviceInfo.UpTime")).as_deref(), Some("42"));
+        assert_eq!(cpe.close().result, Ok(()));
+    }
+}
+
+#[test]
+fn gpv_unknown_name_is_fault_9005_with_the_id() {
+    for p in PROFILES {
+        let mut cpe = Cpe::new(p, 0);
+        cpe.open();
+        let r = cpe.root().to_string();
+        let out = cpe.rpc("acs-7f3a0106", &format!("<cwmp:GetParameterValues><ParameterNames><string>{r}.DeviceInfo.SoftwareVersion</string><string>{r}.DeviceInfo.NoSuchParameter</string></ParameterNames></cwmp:GetParameterValues>"));
+        assert_eq!(texts(&out, "FaultCode"), ["9005"]);
+        assert_eq!(texts(&out, "faultcode"), ["Client"]);
+        assert!(out.contains("NoSuchParameter"));
+        assert!(out.contains(">acs-7f3a0106</cwmp:ID>"));
+        let s = cpe.close();
+        assert_eq!((s.result, s.requests, s.faults), (Ok(()), 1, 1));
+    }
+}
+
+#[test]
+fn spv_is_all_or_nothing() {
+    for p in PROFILES {
+        let mut cpe = Cpe::new(p, 0);
+        cpe.open();
+        let r = cpe.root().to_string();
+        let before = cpe.get(&format!("{r}.ManagementServer.PeriodicInformInterval"));
+        let bad = format!("<cwmp:SetParameterValues><ParameterList><ParameterValueStruct><Name>{r}.DeviceInfo.SoftwareVersion</Name><Value xsi:type=\"xsd:string\">9.9</Value></ParameterValueStruct><ParameterValueStruct><Name>{r}.ManagementServer.PeriodicInformInterval</Name><Value xsi:type=\"xsd:unsignedInt\">-5</Value></ParameterValueStruct><ParameterValueStruct><Name>{r}.ManagementServer.PeriodicInformEnable</Name><Value xsi:type=\"xsd:unsignedInt\">1</Value></ParameterValueStruct><ParameterValueStruct><Name>{r}.Nope</Name><Value>1</Value></ParameterValueStruct><ParameterValueStruct><Name>{r}.ManagementServer.URL</Name><Value>http://new/</Value></ParameterValueStruct></ParameterList><ParameterKey>k1</ParameterKey></cwmp:SetParameterValues>");
+        let out = cpe.rpc("acs-7f3a0104", &bad);
+        assert_eq!(texts(&out, "FaultCode"), ["9003", "9008", "9007", "9006", "9005"], "{p}");
+        assert_eq!(texts(&out, "ParameterName").len(), 4);
+        assert_eq!(cpe.get(&format!("{r}.ManagementServer.PeriodicInformInterval")), before, "nothing applied");
+        assert_eq!(cpe.get(&format!("{r}.ManagementServer.URL")).as_deref(), Some("http://acs.example.net:7547/"));
+        let good = format!("<cwmp:SetParameterValues><ParameterList><ParameterValueStruct><Name>{r}.ManagementServer.PeriodicInformInterval</Name><Value xsi:type=\"xsd:unsignedInt\">300</Value></ParameterValueStruct><ParameterValueStruct><Name>{r}.ManagementServer.PeriodicInformEnable</Name><Value xsi:type=\"xsd:boolean\">1</Value></ParameterValueStruct><ParameterValueStruct><Name>{r}.ManagementServer.PeriodicInformTime</Name><Value xsi:type=\"xsd:dateTime\">1970-01-01T05:23:11.123Z</Value></ParameterValueStruct><ParameterValueStruct><Name>{r}.ManagementServer.ConnectionRequestUsername</Name><Value>cr &amp; co</Value></ParameterValueStruct></ParameterList><ParameterKey>cfg-2025-01-15-a</ParameterKey></cwmp:SetParameterValues>");
+        let out = cpe.rpc("acs-7f3a0103", &good);
+        assert_eq!(texts(&out, "Status"), ["0"]);
+        assert_eq!(cpe.get(&format!("{r}.ManagementServer.PeriodicInformInterval")).as_deref(), Some("300"));
+        assert_eq!(cpe.get(&format!("{r}.ManagementServer.PeriodicInformEnable")).as_deref(), Some("true"));
+        assert_eq!(cpe.get(&format!("{r}.ManagementServer.ParameterKey")).as_deref(), Some("cfg-2025-01-15-a"));
+        let dup = format!("<cwmp:SetParameterValues><ParameterList><ParameterValueStruct><Name>{r}.Time.NTPServer1</Name><Value>a</Value></ParameterValueStruct><ParameterValueStruct><Name>{r}.Time.NTPServer1</Name><Value>b</Value></ParameterValueStruct></ParameterList><ParameterKey>k</ParameterKey></cwmp:SetParameterValues>");
+        assert_eq!(texts(&cpe.rpc("d", &dup), "FaultCode"), ["9003"]);
+        let s = cpe.close();
+        assert!(s.changes.contains(cpe_sim::model::ChangeSet::PERIODIC_INFORM));
+        assert!(s.changes.contains(cpe_sim::model::ChangeSet::CONNECTION_REQUEST));
+        // The escaped value comes back escaped in the next Inform's GPV.
+        cpe.state.periodic_due();
+        let inform = cpe.inform();
+        assert_eq!(value_of(&inform, &format!("{r}.ManagementServer.ParameterKey")).as_deref(), Some("cfg-2025-01-15-a"));
+    }
+}
+
+fn table(p: &str) -> &'static str {
+    if p == TR181 { "Device.NAT.PortMapping." } else { "InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANIPConnection.1.PortMapping." }
+}
+
+#[test]
+fn add_and_delete_objects_never_reuse_numbers() {
+    for p in PROFILES {
+        let mut cpe = Cpe::new(p, 0);
+        cpe.open();
+        let t = table(p);
+        let add = format!("<cwmp:AddObject><ObjectName>{t}</ObjectName><ParameterKey>add-1</ParameterKey></cwmp:AddObject>");
+        let out = cpe.rpc("a1", &add);
+        assert_eq!((texts(&out, "InstanceNumber"), texts(&out, "Status")), (vec!["1".to_string()], vec!["0".to_string()]), "{p}");
+        assert_eq!(texts(&cpe.rpc("a2", &add), "InstanceNumber"), ["2"]);
+        let out = cpe.rpc("g", &format!("<cwmp:GetParameterValues><ParameterNames><string>{t}2.</string></ParameterNames></cwmp:GetParameterValues>"));
+        assert!(texts(&out, "Name").iter().all(|n| n.starts_with(&format!("{t}2."))));
+        assert!(texts(&out, "Name").len() >= 8, "a fresh instance has its default children");
+        let count_name = format!("{}NumberOfEntries", t.trim_end_matches('.'));
+        assert_eq!(cpe.get(&count_name).as_deref(), Some("2"));
+        let set = format!("<cwmp:SetParameterValues><ParameterList><ParameterValueStruct><Name>{t}2.ExternalPort</Name><Value xsi:type=\"xsd:unsignedInt\">8080</Value></ParameterValueStruct></ParameterList><ParameterKey>s</ParameterKey></cwmp:SetParameterValues>");
+        assert_eq!(texts(&cpe.rpc("s", &set), "Status"), ["0"]);
+        let del = format!("<cwmp:DeleteObject><ObjectName>{t}2.</ObjectName><ParameterKey>del-2</ParameterKey></cwmp:DeleteObject>");
+        assert_eq!(texts(&cpe.rpc("d", &del), "Status"), ["0"]);
+        assert_eq!(cpe.get(&format!("{t}2.ExternalPort")), None);
+        assert_eq!(texts(&cpe.rpc("d2", &del), "FaultCode"), ["9005"], "deleting twice");
+        assert_eq!(texts(&cpe.rpc("a3", &add), "InstanceNumber"), ["3"], "numbers are never reused");
+        assert_eq!(cpe.get(&count_name).as_deref(), Some("2"));
+        assert_eq!(cpe.get(&format!("{}.ManagementServer.ParameterKey", cpe.root())).as_deref(), Some("add-1"));
+        let bad = format!("<cwmp:AddObject><ObjectName>{}.DeviceInfo.</ObjectName><ParameterKey/></cwmp:AddObject>", cpe.root());
+        assert_eq!(texts(&cpe.rpc("x", &bad), "FaultCode"), ["9005"]);
+        assert_eq!(cpe.close().result, Ok(()));
+    }
+}
+
+#[test]
+fn table_full_is_9004_and_fixed_tables_refuse() {
+    let mut cpe = Cpe::new(TR181, 0);
+    cpe.open();
+    let add = "<cwmp:AddObject><ObjectName>Device.NAT.PortMapping.</ObjectName><ParameterKey/></cwmp:AddObject>";
+    for _ in 0..32 {
+        assert_eq!(texts(&cpe.rpc("a", add), "Status"), ["0"]);
+    }
+    assert_eq!(texts(&cpe.rpc("a", add), "FaultCode"), ["9004"]);
+    let fixed = "<cwmp:AddObject><ObjectName>Device.WiFi.SSID.</ObjectName><ParameterKey/></cwmp:AddObject>";
+    assert_eq!(texts(&cpe.rpc("f", fixed), "FaultCode"), ["9001"]);
+    let del = "<cwmp:DeleteObject><ObjectName>Device.WiFi.SSID.1.</ObjectName><ParameterKey/></cwmp:DeleteObject>";
+    assert_eq!(texts(&cpe.rpc("f", del), "FaultCode"), ["9001"]);
+}
+
+#[test]
+fn gpn_every_next_level_case_and_wildcards() {
+    let mut cpe = Cpe::new(TR181, 0);
+    cpe.open();
+    let gpn = |cpe: &mut Cpe, path: &str, next: u8| cpe.rpc("n", &format!("<cwmp:GetParameterNames><ParameterPath>{path}</ParameterPath><NextLevel>{next}</NextLevel></cwmp:GetParameterNames>"));
+    let out = gpn(&mut cpe, "Device.WiFi.", 1);
+    let names = texts(&out, "Name");
+    assert!(names.contains(&"Device.WiFi.SSID.".to_string()));
+    assert!(names.contains(&"Device.WiFi.RadioNumberOfEntries".to_string()));
+    assert!(!names.iter().any(|n| n.starts_with("Device.WiFi.SSID.1")), "only the next level: {names:?}");
+    let out = gpn(&mut cpe, "Device.WiFi.SSID.", 1);
+    assert_eq!(texts(&out, "Name"), ["Device.WiFi.SSID.1.", "Device.WiFi.SSID.2."]);
+    let out = gpn(&mut cpe, "Device.NAT.", 1);
+    assert!(out.contains("<Name>Device.NAT.PortMapping.</Name><Writable>true</Writable>"));
+    let out = gpn(&mut cpe, "Device.WiFi.SSID.1.", 0);
+    let names = texts(&out, "Name");
+    assert_eq!(names[0], "Device.WiFi.SSID.1.", "the object itself first");
+    assert!(names.contains(&"Device.WiFi.SSID.1.Stats.".to_string()));
+    assert!(names.contains(&"Device.WiFi.SSID.1.Stats.BytesSent".to_string()));
+    let out = gpn(&mut cpe, "Device.WiFi.SSID.1.SSID", 0);
+    assert_eq!(texts(&out, "Name"), ["Device.WiFi.SSID.1.SSID"]);
+    assert!(out.contains("<Writable>true</Writable>"));
+    assert_eq!(texts(&gpn(&mut cpe, "Device.WiFi.SSID.1.SSID", 1), "FaultCode"), ["9003"]);
+    assert_eq!(texts(&gpn(&mut cpe, "Device.WiFi.SSID.9.", 0), "FaultCode"), ["9005"]);
+    let all = gpn(&mut cpe, "", 0);
+    assert!(texts(&all, "Name").len() > 250, "the whole tree");
+    let out = cpe.rpc("w", "<cwmp:GetParameterValues><ParameterNames><string>Device.WiFi.SSID.*.SSID</string></ParameterNames></cwmp:GetParameterValues>");
+    assert_eq!(texts(&out, "Name"), ["Device.WiFi.SSID.1.SSID", "Device.WiFi.SSID.2.SSID"]);
+    assert_eq!(value_of(&out, "Device.WiFi.SSID.2.SSID").as_deref(), Some("cpe-sim-FEFEFE000000-5G"));
+    let out = cpe.rpc("w", "<cwmp:GetParameterValues><ParameterNames><string>Device.NAT.PortMapping.*.</string></ParameterNames></cwmp:GetParameterValues>");
+    assert_eq!(texts(&out, "Name").len(), 0, "a wildcard over an empty table is empty, not a fault");
+}
+
+#[test]
+fn attributes_round_trip_and_9009() {
+    let mut cpe = Cpe::new(TR181, 0);
+    cpe.open();
+    let spa = |name: &str, n: u8| format!("<cwmp:SetParameterAttributes><ParameterList><SetParameterAttributesStruct><Name>{name}</Name><NotificationChange>1</NotificationChange><Notification>{n}</Notification><AccessListChange>1</AccessListChange><AccessList><string>Subscriber</string></AccessList></SetParameterAttributesStruct></ParameterList></cwmp:SetParameterAttributes>");
+    let out = cpe.rpc("s", &spa("Device.WiFi.SSID.1.", 1));
+    assert!(out.contains("SetParameterAttributesResponse"));
+    let out = cpe.rpc("g", "<cwmp:GetParameterAttributes><ParameterNames><string>Device.WiFi.SSID.1.SSID</string><string>Device.DeviceInfo.SoftwareVersion</string><string>Device.ManagementServer.ConnectionRequestURL</string></ParameterNames></cwmp:GetParameterAttributes>");
+    assert_eq!(texts(&out, "Notification"), ["1", "2", "2"], "set passive; forced active; default active");
+    assert!(out.contains("<string>Subscriber</string>"));
+    assert_eq!(texts(&cpe.rpc("u", &spa("Device.DeviceInfo.UpTime", 2)), "FaultCode"), ["9009"]);
+    assert_eq!(texts(&cpe.rpc("u", &spa("Device.Nope", 1)), "FaultCode"), ["9005"]);
+}
+
+#[test]
+fn reboot_then_boot_and_m_reboot() {
+    for p in PROFILES {
+        let mut cpe = Cpe::new(p, 0);
+        cpe.open();
+        let out = cpe.rpc("r", "<cwmp:Reboot><CommandKey>reboot-7</CommandKey></cwmp:Reboot>");
+        assert!(out.contains("<cwmp:RebootResponse>"));
+        let s = cpe.close();
+        assert_eq!(s.actions.as_slice(), [DeferredAction::Reboot { command_key: "reboot-7".into() }]);
+        cpe.now = cpe.now.plus(Duration::from_secs(30));
+        cpe.state.reboot("reboot-7", cpe.now);
+        let inform = cpe.inform();
+        assert_eq!(events(&inform), ["1 BOOT", "M Reboot"], "{p}");
+        assert_eq!(texts(&inform, "CommandKey"), ["", "reboot-7"]);
+        cpe.reply(Some(&inform_response("2")));
+        assert_eq!(cpe.close().result, Ok(()));
+        assert!(cpe.state.events.is_empty());
+    }
+}
+
+#[test]
+fn download_then_transfer_complete_in_a_later_session() {
+    for p in PROFILES {
+        let mut cpe = Cpe::new(p, 0);
+        cpe.open();
+        let out = cpe.rpc("dl", "<cwmp:Download><CommandKey>fw-upgrade-42</CommandKey><FileType>1 Firmware Upgrade Image</FileType><URL>http://127.0.0.1:1/fw.bin</URL><Username/><Password/><FileSize>1024</FileSize><TargetFileName/><DelaySeconds>0</DelaySeconds><SuccessURL/><FailureURL/></cwmp:Download>");
+        assert_eq!(texts(&out, "Status"), ["1"]);
+        assert_eq!(texts(&out, "StartTime"), ["0001-01-01T00:00:00Z"]);
+        let q = cpe.rpc("q", "<cwmp:GetQueuedTransfers/>");
+        assert_eq!(texts(&q, "CommandKey"), ["fw-upgrade-42"]);
+        let bad = cpe.rpc("ftp", "<cwmp:Download><CommandKey>x</CommandKey><FileType>1 Firmware Upgrade Image</FileType><URL>ftp://h/fw</URL></cwmp:Download>");
+        assert_eq!(texts(&bad, "FaultCode"), ["9013"]);
+        let s = cpe.close();
+        let [DeferredAction::Transfer(req)] = s.actions.as_slice() else { panic!("{:?}", s.actions) };
+        assert!(req.is_firmware());
+        let start = cpe.now.plus(Duration::from_secs(1));
+        let done = cpe.now.plus(Duration::from_secs(20));
+        cpe.state.transfer_finished(req, None, start, done);
+        cpe.now = done;
+        let inform = cpe.inform();
+        assert_eq!(events(&inform), ["1 BOOT", "7 TRANSFER COMPLETE", "M Download"], "{p}");
+        let (step, tc) = cpe.reply(Some(&inform_response("3")));
+        assert_eq!(step, Step::Send);
+        assert!(tc.contains("<cwmp:TransferComplete>"));
+        assert_eq!(texts(&tc, "CommandKey"), ["fw-upgrade-42"]);
+        assert_eq!(texts(&tc, "FaultCode"), ["0"]);
+        assert_eq!(texts(&tc, "CompleteTime"), ["2025-01-15T10:20:50Z"]);
+        let (step, _) = cpe.reply(Some(&acs_envelope("2", "<cwmp:TransferCompleteResponse/>")));
+        assert_eq!(step, Step::SendEmpty);
+        assert_eq!(cpe.close().result, Ok(()));
+        assert!(cpe.state.events.is_empty());
+    }
+}
+
+#[test]
+fn transfer_complete_is_resent_after_a_failed_session() {
+    let mut cpe = Cpe::new(TR181, 0);
+    cpe.open();
+    cpe.rpc("dl", "<cwmp:Download><CommandKey>cfg</CommandKey><FileType>3 Vendor Configuration File</FileType><URL>http://127.0.0.1:1/c</URL></cwmp:Download>");
+    let s = cpe.close();
+    let [DeferredAction::Transfer(req)] = s.actions.as_slice() else { panic!() };
+    cpe.state.transfer_finished(req, Some((cpe_sim::cwmp::FaultCode::FileServerUnreachable, "connection refused")), cpe.now, cpe.now);
+    cpe.inform();
+    let (_, tc) = cpe.reply(Some(&inform_response("1")));
+    assert_eq!(texts(&tc, "FaultCode"), ["9015"]);
+    // The ACS drops the session before acknowledging.
+    let summary = cpe.session.as_mut().unwrap().abort(&mut cpe.state);
+    assert_eq!(summary.result, Err(SessionError::Aborted));
+    let inform = cpe.inform();
+    assert_eq!(events(&inform), ["7 TRANSFER COMPLETE", "M Download"]);
+    assert!(inform.contains("<RetryCount>1</RetryCount>"));
+}
+
+#[test]
+fn factory_reset_bootstraps_again_with_defaults() {
+    for p in PROFILES {
+        let mut cpe = Cpe::new(p, 0);
+        cpe.open();
+        let r = cpe.root().to_string();
+        cpe.rpc("s", &format!("<cwmp:SetParameterValues><ParameterList><ParameterValueStruct><Name>{r}.ManagementServer.PeriodicInformInterval</Name><Value>60</Value></ParameterValueStruct></ParameterList><ParameterKey>k</ParameterKey></cwmp:SetParameterValues>"));
+        cpe.rpc("f", "<cwmp:FactoryReset/>");
+        let s = cpe.close();
+        assert_eq!(s.actions.as_slice(), [DeferredAction::FactoryReset]);
+        cpe.state.factory_reset(cpe.now);
+        assert_eq!(cpe.get(&format!("{r}.ManagementServer.PeriodicInformInterval")).as_deref(), Some("3600"));
+        assert_eq!(cpe.get(&format!("{r}.ManagementServer.ParameterKey")).as_deref(), Some(""));
+        assert_eq!(events(&cpe.inform()), ["0 BOOTSTRAP", "1 BOOT"], "{p}");
+    }
+}
+
+#[test]
+fn schedule_inform_and_unknown_methods() {
+    let mut cpe = Cpe::new(TR181, 0);
+    cpe.open();
+    assert_eq!(texts(&cpe.rpc("s0", "<cwmp:ScheduleInform><DelaySeconds>0</DelaySeconds><CommandKey>k</CommandKey></cwmp:ScheduleInform>"), "FaultCode"), ["9003"]);
+    assert!(cpe.rpc("s", "<cwmp:ScheduleInform><DelaySeconds>60</DelaySeconds><CommandKey>sched-1</CommandKey></cwmp:ScheduleInform>").contains("ScheduleInformResponse"));
+    let out = cpe.rpc("u", "<cwmp:X_VENDOR_Magic/>");
+    assert_eq!(texts(&out, "FaultCode"), ["9000"]);
+    let out = cpe.rpc("b", "<cwmp:GetParameterNames><ParameterPath>Device.</ParameterPath><NextLevel>perhaps</NextLevel></cwmp:GetParameterNames>");
+    assert_eq!(texts(&out, "FaultCode"), ["9003"]);
+    let methods = cpe.rpc("m", "<cwmp:GetRPCMethods/>");
+    assert!(texts(&methods, "string").contains(&"AddObject".to_string()));
+    let s = cpe.close();
+    assert_eq!(s.actions.as_slice(), [DeferredAction::ScheduleInform { delay: Duration::from_secs(60), command_key: "sched-1".into() }]);
+    cpe.state.scheduled_inform_due("sched-1");
+    assert_eq!(events(&cpe.inform()), ["3 SCHEDULED", "M ScheduleInform"]);
+}
+
+#[test]
+fn acs_fault_to_inform_fails_and_drops_connection_request() {
+    let mut cpe = Cpe::new(TR181, 0);
+    cpe.state.connection_requested();
+    assert_eq!(events(&cpe.inform()), ["0 BOOTSTRAP", "1 BOOT", "6 CONNECTION REQUEST"]);
+    let fault = acs_envelope("1", "<soap-env:Fault><faultcode>Server</faultcode><faultstring>CWMP fault</faultstring><detail><cwmp:Fault><FaultCode>8005</FaultCode><FaultString>Retry request</FaultString></cwmp:Fault></detail></soap-env:Fault>");
+    let (step, _) = cpe.reply(Some(&fault));
+    let Step::Finished(s) = step else { panic!() };
+    assert_eq!(s.result, Err(SessionError::AcsFault(Some(cpe_sim::cwmp::AcsFaultCode(8005)))));
+    assert!(!s.informed);
+    let retry = cpe.inform();
+    assert_eq!(events(&retry), ["0 BOOTSTRAP", "1 BOOT"], "6 CONNECTION REQUEST is not retried");
+    assert!(retry.contains("<RetryCount>1</RetryCount>"));
+    for bad in [b"<html>502 Bad Gateway</html>".as_slice(), b"<soap-env:Envelope".as_slice()] {
+        cpe.inform();
+        let (step, _) = cpe.reply(Some(bad));
+        assert!(matches!(step, Step::Finished(ref s) if matches!(s.result, Err(SessionError::Parse(_)))), "{step:?}");
+    }
+    cpe.inform();
+    let (step, _) = cpe.reply(None);
+    assert!(matches!(step, Step::Finished(ref s) if s.result == Err(SessionError::NoInformResponse)));
+    assert_eq!(cpe.state.retry_count, 4);
+    cpe.inform();
+    cpe.reply(Some(&inform_response("ok")));
+    assert_eq!(cpe.close().result, Ok(()));
+    assert_eq!(cpe.state.retry_count, 0);
+}
+
+#[test]
+fn cwmp_version_follows_the_acs_down() {
+    let mut cpe = Cpe::new(TR181, 0);
+    cpe.model.cwmp_urn = "urn:dslforum-org:cwmp-1-2".into();
+    cpe.template = cpe_sim::cwmp::InformTemplate::new(&cpe.model);
+    assert!(cpe.inform().contains("cwmp-1-2"));
+    cpe.reply(Some(&inform_response("1")));
+    let out = cpe.rpc("x", "<cwmp:GetRPCMethods/>");
+    assert!(out.contains("xmlns:cwmp=\"urn:dslforum-org:cwmp-1-0\""), "answers in the ACS's lower version");
+}
+
+#[test]
+fn local_value_change_rides_along_in_the_next_inform() {
+    let mut cpe = Cpe::new(TR181, 0);
+    cpe.inform();
+    cpe.reply(Some(&inform_response("1")));
+    cpe.close();
+    let now = cpe.now;
+    let model = &cpe.model;
+    let n = cpe.state.device_mut(model, now).set_local("Device.DeviceInfo.SoftwareVersion", "1.1.0-sim").unwrap();
+    assert_eq!(n, cpe_sim::model::Notification::Active);
+    assert_eq!(cpe.state.device_mut(model, now).set_local("Device.ManagementServer.PeriodicInformInterval", "x"), Err(cpe_sim::cwmp::FaultCode::InvalidParameterValue));
+    let inform = cpe.inform();
+    assert_eq!(events(&inform), ["4 VALUE CHANGE"]);
+    assert_eq!(value_of(&inform, "Device.DeviceInfo.SoftwareVersion").as_deref(), Some("1.1.0-sim"));
+    cpe.reply(Some(&inform_response("2")));
+    cpe.close();
+    assert!(cpe.state.delta.changed().is_empty());
+}
+
+#[test]
+fn whole_bootstrap_against_the_in_process_acs() {
+    for p in PROFILES {
+        let cpe = Cpe::new(p, 7);
+        let mut state = cpe.state.clone();
+        let script = AcsScript { every_session: vec![AcsRpc::AddObject { object: table(p).into(), parameter_key: "x".into() }, AcsRpc::GetRpcMethods], ..AcsScript::default() };
+        let run = run_session(&cpe.model, &cpe.template, &mut state, script, UnixMillis(1_700_000_000_000));
+        assert_eq!(run.summary.result, Ok(()), "{p}: {:?}", run.acs.log);
+        assert_eq!(run.summary.faults, 0);
+        assert_eq!(run.acs.serial.as_deref(), Some("FEFEFE000007"));
+        assert!(run.summary.requests >= 5, "GPN, GPN, GPV…, SPV, AddObject, GetRPCMethods");
+        let root = cpe.model.tree.root_name();
+        assert_eq!(cpe.model.device(state.id, &state.delta, state.boot_at, UnixMillis(0)).get(&format!("{root}.ManagementServer.PeriodicInformInterval")).as_deref(), Some("300"));
+        let values = run.acs.values.len();
+        let params = cpe.model.tree.ids().filter(|&n| cpe.model.tree.node(n).param().is_some()).count();
+        assert!(values >= params, "every parameter was read: {values} values, {params} schema params");
+    }
+}

@@ -1,0 +1,137 @@
+//! Helpers shared by the integration tests.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use bytes::BytesMut;
+use cpe_sim::config::load_profile;
+use cpe_sim::cpe::CpeState;
+use cpe_sim::cwmp::template::InformTemplate;
+use cpe_sim::model::{DeviceId, Model};
+use cpe_sim::session::{AcsReply, Session, Step};
+use cpe_sim::time::UnixMillis;
+
+pub const TR181: &str = "profiles/example-tr181-gateway";
+pub const TR098: &str = "profiles/example-tr098-gateway";
+
+/// 2025-01-15T10:20:30Z, the time of the shared examples.
+pub const T0: UnixMillis = UnixMillis(1_736_936_430_000);
+
+pub fn repo(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+pub fn profile(path: &str) -> Model {
+    load_profile(&repo(path)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(repo(&format!("tests/fixtures/protocol-examples/{name}"))).unwrap()
+}
+
+/// Wraps an RPC body in a GenieACS-style ACS envelope.
+pub fn acs_envelope(id: &str, body: &str) -> Vec<u8> {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soap-env:Envelope xmlns:soap-enc=\"http://schemas.xmlsoap.org/soap/encoding/\" xmlns:soap-env=\"http://schemas.xmlsoap.org/soap/envelope/\" xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xmlns:cwmp=\"urn:dslforum-org:cwmp-1-0\"><soap-env:Header><cwmp:ID soap-env:mustUnderstand=\"1\">{id}</cwmp:ID></soap-env:Header><soap-env:Body>{body}</soap-env:Body></soap-env:Envelope>"
+    )
+    .into_bytes()
+}
+
+pub fn inform_response(id: &str) -> Vec<u8> {
+    acs_envelope(id, "<cwmp:InformResponse><MaxEnvelopes>1</MaxEnvelopes></cwmp:InformResponse>")
+}
+
+/// One simulated CPE and its model, driven message by message (quinn-proto's `Pair` shape).
+pub struct Cpe {
+    pub model: Model,
+    pub template: InformTemplate,
+    pub state: CpeState,
+    pub now: UnixMillis,
+    pub session: Option<Session>,
+    out: BytesMut,
+}
+
+impl Cpe {
+    pub fn new(profile_path: &str, index: u32) -> Cpe {
+        let model = profile(profile_path);
+        let template = InformTemplate::new(&model);
+        Cpe { state: CpeState::new(DeviceId(index), T0), model, template, now: T0, session: None, out: BytesMut::new() }
+    }
+
+    pub fn root(&self) -> &str {
+        self.model.tree.root_name()
+    }
+
+    /// Starts a session; returns the Inform.
+    pub fn inform(&mut self) -> String {
+        self.out.clear();
+        self.session = Some(Session::start(&self.model, &self.template, &mut self.state, self.now, &mut self.out));
+        String::from_utf8(self.out.to_vec()).unwrap()
+    }
+
+    /// Feeds the ACS's reply; returns the step and whatever the CPE wrote.
+    pub fn reply(&mut self, body: Option<&[u8]>) -> (Step, String) {
+        self.out.clear();
+        let reply = match body {
+            Some(b) => AcsReply::Body(b),
+            None => AcsReply::Empty,
+        };
+        let session = self.session.as_mut().expect("session started");
+        let step = session.handle(&self.model, &mut self.state, reply, self.now, &mut self.out);
+        (step, String::from_utf8(self.out.to_vec()).unwrap())
+    }
+
+    /// Inform → InformResponse → empty POST; leaves the session waiting for ACS requests.
+    pub fn open(&mut self) -> String {
+        let inform = self.inform();
+        let (step, _) = self.reply(Some(&inform_response("1")));
+        assert_eq!(step, Step::SendEmpty);
+        inform
+    }
+
+    /// Sends an ACS request and returns the CPE's answer.
+    pub fn rpc(&mut self, id: &str, body: &str) -> String {
+        let (step, out) = self.reply(Some(&acs_envelope(id, body)));
+        assert_eq!(step, Step::Send, "expected an answer to {body}");
+        out
+    }
+
+    /// Ends the session with 204 and returns the summary.
+    pub fn close(&mut self) -> cpe_sim::session::SessionSummary {
+        match self.reply(None).0 {
+            Step::Finished(s) => s,
+            other => panic!("expected the session to finish, got {other:?}"),
+        }
+    }
+
+    /// The CPE's own view of a parameter.
+    pub fn get(&self, path: &str) -> Option<String> {
+        self.model.device(self.state.id, &self.state.delta, self.state.boot_at, self.now).get(path)
+    }
+}
+
+/// Values of `<tag>` elements in a document, in order (good enough for assertions).
+pub fn texts(doc: &str, tag: &str) -> Vec<String> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let mut out = Vec::new();
+    let mut rest = doc;
+    while let Some(i) = rest.find(&open) {
+        let after = &rest[i + open.len()..];
+        let Some(j) = after.find(&close) else { break };
+        out.push(after[..j].to_string());
+        rest = &after[j..];
+    }
+    out
+}
+
+/// Value of the parameter `name` in a ParameterValueStruct list.
+pub fn value_of(doc: &str, name: &str) -> Option<String> {
+    let marker = format!("<Name>{name}</Name><Value");
+    let i = doc.find(&marker)?;
+    let after = &doc[i + marker.len()..];
+    let start = after.find('>')? + 1;
+    let end = after.find("</Value>")?;
+    Some(after[start..end].to_string())
+}
