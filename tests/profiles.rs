@@ -10,7 +10,7 @@ use crate::support::{profile, repo, TR098, TR181};
 
 #[test]
 fn examples_are_realistic() {
-    for (p, root, min) in [(TR181, "Device", 240), (TR098, "InternetGatewayDevice", 160)] {
+    for (p, root, min) in [(TR181, "Device", 250), (TR098, "InternetGatewayDevice", 200)] {
         let m = profile(p);
         assert_eq!(m.tree.root_name(), root);
         let d0 = cpe_sim::model::Delta::default();
