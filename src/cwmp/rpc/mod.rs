@@ -41,8 +41,10 @@ pub enum AcsRequest<'a> {
     DeleteObject(delete_object::DeleteObject<'a>),
     Reboot(reboot::Reboot<'a>),
     FactoryReset,
-    Download(download::Download<'a>),
-    Upload(upload::Upload<'a>),
+    // Boxed: ten strings each would make every message 200 bytes instead of 56, and moving that
+    // around cost ~10% of parsing an InformResponse (benches/codec.rs). Transfers are rare.
+    Download(Box<download::Download<'a>>),
+    Upload(Box<upload::Upload<'a>>),
     ScheduleInform(schedule_inform::ScheduleInform<'a>),
     GetQueuedTransfers,
     GetAllQueuedTransfers,
@@ -219,8 +221,8 @@ fn parse_request<'a>(cur: &mut Cursor<'a>, m: &Elem<'a>) -> Result<AcsRequest<'a
             cur.skip(m)?;
             AcsRequest::FactoryReset
         }
-        "Download" => AcsRequest::Download(download::parse(cur, m)?),
-        "Upload" => AcsRequest::Upload(upload::parse(cur, m)?),
+        "Download" => AcsRequest::Download(Box::new(download::parse(cur, m)?)),
+        "Upload" => AcsRequest::Upload(Box::new(upload::parse(cur, m)?)),
         "ScheduleInform" => AcsRequest::ScheduleInform(schedule_inform::parse(cur, m)?),
         "GetQueuedTransfers" => {
             cur.skip(m)?;
