@@ -25,7 +25,12 @@ const BUILTIN_PROFILE: &str = include_str!("../profiles/example-tr181-gateway/pr
 fn main() -> ExitCode {
     let args = Args::parse();
     let level = args.run.log_level.parse::<tracing::Level>().unwrap_or(tracing::Level::INFO);
-    tracing_subscriber::fmt().with_max_level(level).with_target(false).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
     let result = match args.command {
         Some(Command::Check { profile, cpe_index }) => check(&profile, cpe_index),
         None => run(&args.run),
@@ -62,7 +67,10 @@ fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let now = UnixMillis::now();
     let id = DeviceId(args.cpe_index);
     let mut cpe = CpeState::new(id, now);
-    let serial = model.device(id, &cpe.delta, cpe.boot_at, now).get(&format!("{}.DeviceInfo.SerialNumber", model.tree.root_name())).unwrap_or_default();
+    let serial = model
+        .device(id, &cpe.delta, cpe.boot_at, now)
+        .get(&format!("{}.DeviceInfo.SerialNumber", model.tree.root_name()))
+        .unwrap_or_default();
     info!(profile = %model.name, "no --acs-url given: running against the embedded ACS in-process (GenieACS-like bootstrap script, no sockets)");
     let events = cpe.events.describe(0);
     let run = run_session(&model, &template, &mut cpe, AcsScript { urn: cwmp_urn_static(&model), ..AcsScript::default() }, now);
@@ -73,22 +81,27 @@ fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             None => debug!(cpe_id = %id, serial = %serial, "ACS → CPE: 204 No Content"),
         }
     }
-    for (i, x) in run.acs.log.iter().enumerate() {
-        if i == 0 {
-            info!(cpe_id = %id, serial = %serial, event_codes = %events, rpc = "Inform", params = x.items, "Inform answered with InformResponse");
-            continue;
-        }
-        match x.fault {
-            Some(code) => warn!(cpe_id = %id, serial = %serial, rpc = %x.sent, fault_code = code, "CPE answered with a fault"),
-            None => info!(cpe_id = %id, serial = %serial, rpc = %x.sent, items = x.items, "CPE answered {}", x.answer),
+    info!(cpe_id = %id, serial = %serial, event_codes = %events, rpc = %"Inform", "Inform sent");
+    // The CPE's answer to the request in hop i is the body it POSTs in hop i + 1.
+    for (hop, next) in run.hops.iter().zip(run.hops.iter().skip(1)) {
+        let items = cpe_sim::acs::inspect(&next.cpe).map_or(0, |m| m.params.len());
+        match hop.answered {
+            None => {}
+            Some((rpc, None)) => info!(cpe_id = %id, serial = %serial, rpc = %rpc, items, "answered"),
+            Some((rpc, Some(fault))) => {
+                warn!(cpe_id = %id, serial = %serial, rpc = %rpc, fault_code = fault.code(), "answered with a fault: {}", fault.message())
+            }
         }
     }
     let s = &run.summary;
     match s.result {
         Ok(()) => {
             info!(cpe_id = %id, serial = %serial, acs_requests = s.requests, faults = s.faults, "session completed: the ACS ended it with 204 No Content");
-            for (name, value) in run.acs.values.iter().filter(|(n, _)| n.contains("ManagementServer.ConnectionRequest") || n.ends_with("SerialNumber")) {
-                info!(cpe_id = %id, "{name} = {value}");
+            // What the ACS changed on this CPE, from the CPE's own delta (secrets masked).
+            for v in cpe.delta.inner().map(|d| d.values.as_slice()).unwrap_or_default() {
+                let secret = model.tree.node(v.loc.node).param().is_some_and(|p| p.secret);
+                let shown = if secret { "<hidden>" } else { &v.value };
+                info!(cpe_id = %id, source = %v.source.as_str(), "set {} = {shown}", model.tree.path_string(&v.loc));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -106,13 +119,27 @@ fn cwmp_urn_static(model: &Model) -> &'static str {
 
 fn check(path: &std::path::Path, cpe_index: u32) -> anyhow::Result<ExitCode> {
     let model = load(Some(path), None)?;
-    let params = model.tree.ids().filter(|&n| model.tree.node(n).param().is_some()).count();
     let now = UnixMillis::now();
+    let fresh = cpe_sim::model::Delta::default();
+    let params = model.device(DeviceId(cpe_index), &fresh, now, now).gpv_targets(&[""]).map_or(0, |l| l.len());
     let mut cpe = CpeState::new(DeviceId(cpe_index), now);
     let template = InformTemplate::new(&model);
     let mut out = BytesMut::new();
     let _ = cpe_sim::session::Session::start(&model, &template, &mut cpe, now, &mut out);
-    println!("profile {} ok: root {}., {} schema nodes, {} parameters, {} forced-inform, cwmp {}", model.name, model.tree.root_name(), model.tree.len(), params, model.forced.len(), model.cwmp_urn);
-    println!("Inform of cpe-{cpe_index}:\n{}", String::from_utf8_lossy(&out));
+    let schema_params = model.tree.ids().filter(|&n| model.tree.node(n).param().is_some()).count();
+    let text = format!(
+        "profile {} ok: root {}., {params} parameters per CPE ({schema_params} in the schema tree), {} forced into every Inform, {}\nInform of cpe-{cpe_index}:\n{}\n",
+        model.name,
+        model.tree.root_name(),
+        model.forced.len(),
+        model.cwmp_urn,
+        String::from_utf8_lossy(&out)
+    );
+    // A closed stdout (`| head`) is not an error worth a panic.
+    match std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => return Err(e).context("writing to stdout"),
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -18,6 +18,8 @@ pub struct Hop {
     pub cpe: Vec<u8>,
     /// The ACS's answer (`None` for 204).
     pub acs: Option<Vec<u8>>,
+    /// The ACS request the CPE answered in its next message, and the fault it answered with.
+    pub answered: Option<(&'static str, Option<crate::cwmp::FaultCode>)>,
 }
 
 /// A session run in-process.
@@ -42,7 +44,7 @@ pub fn run_session(model: &Model, template: &InformTemplate, cpe: &mut CpeState,
         let answer = match acs.handle(&body) {
             Ok(a) => a,
             Err(_) => {
-                hops.push(Hop { cpe: body, acs: None });
+                hops.push(Hop { cpe: body, acs: None, answered: None });
                 let summary = session.abort(cpe);
                 return InProcessRun { summary, acs, hops };
             }
@@ -51,12 +53,17 @@ pub fn run_session(model: &Model, template: &InformTemplate, cpe: &mut CpeState,
             AcsOutput::Envelope(b) => Some(b.clone()),
             AcsOutput::NoContent => None,
         };
-        hops.push(Hop { cpe: std::mem::take(&mut body), acs: reply_bytes.clone() });
+        hops.push(Hop { cpe: std::mem::take(&mut body), acs: reply_bytes.clone(), answered: None });
         let reply = match &reply_bytes {
             Some(b) => AcsReply::Body(b),
             None => AcsReply::Empty,
         };
-        match session.handle(model, cpe, reply, now, &mut out) {
+        session.last_rpc = None;
+        let step = session.handle(model, cpe, reply, now, &mut out);
+        if let Some(hop) = hops.last_mut() {
+            hop.answered = session.last_rpc;
+        }
+        match step {
             Step::Send => body = out.split().to_vec(),
             Step::SendEmpty => body.clear(),
             Step::Finished(summary) => return InProcessRun { summary, acs, hops },

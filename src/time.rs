@@ -134,8 +134,7 @@ pub fn parse_datetime(s: &str) -> Option<i64> {
             if !digits.iter().all(u8::is_ascii_digit) {
                 return None;
             }
-            let v = ((h1 - b'0') as i64 * 10 + (h2 - b'0') as i64) * 3600
-                + ((m1 - b'0') as i64 * 10 + (m2 - b'0') as i64) * 60;
+            let v = ((h1 - b'0') as i64 * 10 + (h2 - b'0') as i64) * 3600 + ((m1 - b'0') as i64 * 10 + (m2 - b'0') as i64) * 60;
             if *sign == b'+' {
                 v
             } else {

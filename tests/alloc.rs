@@ -50,7 +50,6 @@ fn allocations(f: impl FnOnce()) -> u64 {
 
 const INFORM_RESPONSE: &[u8] = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soap-env:Envelope xmlns:soap-enc=\"http://schemas.xmlsoap.org/soap/encoding/\" xmlns:soap-env=\"http://schemas.xmlsoap.org/soap/envelope/\" xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xmlns:cwmp=\"urn:dslforum-org:cwmp-1-0\"><soap-env:Header><cwmp:ID soap-env:mustUnderstand=\"1\">1</cwmp:ID></soap-env:Header><soap-env:Body><cwmp:InformResponse><MaxEnvelopes>1</MaxEnvelopes></cwmp:InformResponse></soap-env:Body></soap-env:Envelope>";
 
-
 #[test]
 fn hot_path_allocations_and_cpe_size() {
     let model = load_profile(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/profiles/example-tr181-gateway"))).unwrap();

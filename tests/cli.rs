@@ -55,3 +55,18 @@ fn check_prints_the_inform() {
     assert!(out.starts_with("profile example-tr098-gateway ok: root InternetGatewayDevice."), "{out}");
     assert!(out.contains("<SerialNumber>FEFEFE000002</SerialNumber>"));
 }
+
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cpe-sim"))
+        .args(["check", "--profile", "profiles/example-tr181-gateway"])
+        .current_dir(repo("."))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}

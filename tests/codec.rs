@@ -58,7 +58,7 @@ fn any_prefix_default_namespaces_and_versions() {
     let env = parse_envelope(body).unwrap();
     assert_eq!(env.id.as_deref(), Some("FREEACS-1"));
     assert_eq!(env.cwmp_minor, Some(4));
-    assert!(matches!(env.message, AcsMessage::Request(AcsRequest::GetParameterNames(ref r)) if r.path == "" && !r.next_level));
+    assert!(matches!(env.message, AcsMessage::Request(AcsRequest::GetParameterNames(ref r)) if r.path.is_empty() && !r.next_level));
     // A prefix named like the envelope prefix but bound elsewhere is not SOAP.
     let fake = br#"<soap:Envelope xmlns:soap="urn:not-soap"><soap:Body/></soap:Envelope>"#;
     assert_eq!(parse_envelope(fake), Err(ParseError::NotSoapEnvelope));
@@ -66,8 +66,11 @@ fn any_prefix_default_namespaces_and_versions() {
 
 #[test]
 fn hold_requests_empty_arrays_and_missing_header() {
-    let body = acs_envelope("x", "<cwmp:GetParameterValues><ParameterNames soap-enc:arrayType=\"xsd:string[0]\"/></cwmp:GetParameterValues>");
-    let with_hold = String::from_utf8(body).unwrap().replace("</cwmp:ID>", "</cwmp:ID><cwmp:HoldRequests soap-env:mustUnderstand=\"1\">1</cwmp:HoldRequests>");
+    let body =
+        acs_envelope("x", "<cwmp:GetParameterValues><ParameterNames soap-enc:arrayType=\"xsd:string[0]\"/></cwmp:GetParameterValues>");
+    let with_hold = String::from_utf8(body)
+        .unwrap()
+        .replace("</cwmp:ID>", "</cwmp:ID><cwmp:HoldRequests soap-env:mustUnderstand=\"1\">1</cwmp:HoldRequests>");
     let env = parse_envelope(with_hold.as_bytes()).unwrap();
     assert!(env.hold_requests);
     assert!(matches!(env.message, AcsMessage::Request(AcsRequest::GetParameterValues(ref r)) if r.names.is_empty()));
@@ -99,12 +102,18 @@ fn acs_faults_including_genieacs_malformed_wrapper() {
 fn unknown_methods_and_bad_arguments_are_values() {
     let body = acs_envelope("u", "<cwmp:X_ACME_Frobnicate><Level>9</Level></cwmp:X_ACME_Frobnicate>");
     assert_eq!(request(&body), AcsRequest::Unknown { name: "X_ACME_Frobnicate" });
-    let body = acs_envelope("b", "<cwmp:GetParameterNames><ParameterPath>Device.</ParameterPath><NextLevel>maybe</NextLevel></cwmp:GetParameterNames>");
+    let body = acs_envelope(
+        "b",
+        "<cwmp:GetParameterNames><ParameterPath>Device.</ParameterPath><NextLevel>maybe</NextLevel></cwmp:GetParameterNames>",
+    );
     let env = parse_envelope(&body).unwrap();
     assert_eq!(env.message, AcsMessage::BadRequest { method: "GetParameterNames", error: ParseError::BadArgument("NextLevel") });
     assert_eq!(env.id.as_deref(), Some("b"));
     let body = acs_envelope("m", "<cwmp:SetParameterValues><ParameterKey>k</ParameterKey></cwmp:SetParameterValues>");
-    assert!(matches!(parse_envelope(&body).unwrap().message, AcsMessage::BadRequest { error: ParseError::MissingArgument("ParameterList"), .. }));
+    assert!(matches!(
+        parse_envelope(&body).unwrap().message,
+        AcsMessage::BadRequest { error: ParseError::MissingArgument("ParameterList"), .. }
+    ));
 }
 
 #[test]
@@ -113,8 +122,14 @@ fn hostile_bodies_get_clear_outcomes() {
     assert_eq!(parse_envelope(&good[..good.len() - 40]), Err(ParseError::Truncated));
     assert_eq!(parse_envelope(b"not xml at all"), Err(ParseError::NotSoapEnvelope));
     assert_eq!(parse_envelope(b"<a><b></a>"), Err(ParseError::NotSoapEnvelope));
-    assert_eq!(parse_envelope(b"<e:Envelope xmlns:e=\"http://schemas.xmlsoap.org/soap/envelope/\"><e:Body><b></c></e:Body></e:Envelope>"), Err(ParseError::Malformed));
-    assert_eq!(parse_envelope(b"<e:Envelope xmlns:e=\"http://schemas.xmlsoap.org/soap/envelope/\">\xff\xfe</e:Envelope>"), Err(ParseError::NotUtf8));
+    assert_eq!(
+        parse_envelope(b"<e:Envelope xmlns:e=\"http://schemas.xmlsoap.org/soap/envelope/\"><e:Body><b></c></e:Body></e:Envelope>"),
+        Err(ParseError::Malformed)
+    );
+    assert_eq!(
+        parse_envelope(b"<e:Envelope xmlns:e=\"http://schemas.xmlsoap.org/soap/envelope/\">\xff\xfe</e:Envelope>"),
+        Err(ParseError::NotUtf8)
+    );
     let deep = format!("{}{}", "<a>".repeat(100), "</a>".repeat(100));
     let body = acs_envelope("d", &format!("<cwmp:Reboot><CommandKey>{deep}</CommandKey></cwmp:Reboot>"));
     assert_eq!(parse_envelope(&body), Err(ParseError::TooDeep));
@@ -127,7 +142,10 @@ fn hostile_bodies_get_clear_outcomes() {
     let body = acs_envelope("t", &format!("<cwmp:GetParameterValues><ParameterNames>{many}</ParameterNames></cwmp:GetParameterValues>"));
     assert!(matches!(parse_envelope(&body).unwrap().message, AcsMessage::BadRequest { error: ParseError::TooManyItems(_), .. }));
     assert_eq!(parse_envelope(b"<x:Envelope xmlns:x=\"http://schemas.xmlsoap.org/soap/envelope/\"></x:Envelope>"), Err(ParseError::NoBody));
-    assert_eq!(parse_envelope(b"<e:Envelope xmlns:e=\"http://schemas.xmlsoap.org/soap/envelope/\"><e:Body><x/></e:Body></e:Envelope><junk/>"), Err(ParseError::Malformed));
+    assert_eq!(
+        parse_envelope(b"<e:Envelope xmlns:e=\"http://schemas.xmlsoap.org/soap/envelope/\"><e:Body><x/></e:Body></e:Envelope><junk/>"),
+        Err(ParseError::Malformed)
+    );
 }
 
 proptest! {

@@ -23,7 +23,10 @@ fn examples_are_realistic() {
         let dev = m.device(DeviceId(1), &d, UnixMillis(0), UnixMillis(0));
         let user = dev.get(&format!("{root}.ManagementServer.ConnectionRequestUsername")).unwrap();
         assert_eq!(user.len(), 12);
-        let other = m.device(DeviceId(2), &d, UnixMillis(0), UnixMillis(0)).get(&format!("{root}.ManagementServer.ConnectionRequestUsername")).unwrap();
+        let other = m
+            .device(DeviceId(2), &d, UnixMillis(0), UnixMillis(0))
+            .get(&format!("{root}.ManagementServer.ConnectionRequestUsername"))
+            .unwrap();
         assert_ne!(user, other, "per-CPE credentials");
     }
     // TR-098's forced ExternalIPAddress is in every Inform.
@@ -57,7 +60,11 @@ fn genieacs_sim_csv_is_imported() {
          Device.Hosts.Host.1.HostName,false,true,laptop,xsd:string\n",
     )
     .unwrap();
-    std::fs::write(dir.join("profile.yaml"), "identity: {oui: 0A1B2C}\ncsv: model.csv\nparameters:\n  Device.DeviceInfo.SerialNumber: \"{serial}\"\n").unwrap();
+    std::fs::write(
+        dir.join("profile.yaml"),
+        "identity: {oui: 0A1B2C}\ncsv: model.csv\nparameters:\n  Device.DeviceInfo.SerialNumber: \"{serial}\"\n",
+    )
+    .unwrap();
     let m = load_profile(&dir).unwrap();
     let d = cpe_sim::model::Delta::default();
     let dev = m.device(DeviceId(5), &d, UnixMillis(0), UnixMillis(0));

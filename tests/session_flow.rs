@@ -34,7 +34,8 @@ fn bootstrap_session_then_quiet_second_session() {
         assert_eq!(count, texts(&inform, "Name").len(), "arrayType count matches");
         let (step, _) = cpe.reply(Some(&inform_response("1")));
         assert_eq!(step, Step::SendEmpty);
-        let gpn = cpe.rpc("acs-1", "<cwmp:GetParameterNames><ParameterPath></ParameterPath><NextLevel>1</NextLevel></cwmp:GetParameterNames>");
+        let gpn =
+            cpe.rpc("acs-1", "<cwmp:GetParameterNames><ParameterPath></ParameterPath><NextLevel>1</NextLevel></cwmp:GetParameterNames>");
         assert_eq!(texts(&gpn, "Name"), [format!("{}.", cpe.root())]);
         assert!(gpn.contains("<cwmp:ID SOAP-ENV:mustUnderstand=\"1\">acs-1</cwmp:ID>"));
         let s = cpe.close();
@@ -66,7 +67,11 @@ fn gpv_partial_path_full_name_and_secrets() {
         assert!(names.contains(&format!("{r}.ManagementServer.PeriodicInformInterval")), "{p}");
         assert_eq!(names.last().unwrap(), &format!("{r}.DeviceInfo.UpTime"));
         assert!(!names.iter().any(|n| n.ends_with('.')), "GPV returns parameters only");
-        assert_eq!(value_of(&out, &format!("{r}.ManagementServer.ConnectionRequestPassword")).as_deref(), Some(""), "secret reads back empty");
+        assert_eq!(
+            value_of(&out, &format!("{r}.ManagementServer.ConnectionRequestPassword")).as_deref(),
+            Some(""),
+            "secret reads back empty"
+        );
         assert_eq!(value_of(&out, &format!("{r}.DeviceInfo.UpTime")).as_deref(), Some("0"));
         assert!(out.contains("<Value xsi:type=\"xsd:unsignedInt\">3600</Value>"));
         // Uptime moves with the clock.
@@ -125,7 +130,11 @@ fn spv_is_all_or_nothing() {
 }
 
 fn table(p: &str) -> &'static str {
-    if p == TR181 { "Device.NAT.PortMapping." } else { "InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANIPConnection.1.PortMapping." }
+    if p == TR181 {
+        "Device.NAT.PortMapping."
+    } else {
+        "InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANIPConnection.1.PortMapping."
+    }
 }
 
 #[test]
@@ -138,7 +147,10 @@ fn add_and_delete_objects_never_reuse_numbers() {
         let out = cpe.rpc("a1", &add);
         assert_eq!((texts(&out, "InstanceNumber"), texts(&out, "Status")), (vec!["1".to_string()], vec!["0".to_string()]), "{p}");
         assert_eq!(texts(&cpe.rpc("a2", &add), "InstanceNumber"), ["2"]);
-        let out = cpe.rpc("g", &format!("<cwmp:GetParameterValues><ParameterNames><string>{t}2.</string></ParameterNames></cwmp:GetParameterValues>"));
+        let out = cpe.rpc(
+            "g",
+            &format!("<cwmp:GetParameterValues><ParameterNames><string>{t}2.</string></ParameterNames></cwmp:GetParameterValues>"),
+        );
         assert!(texts(&out, "Name").iter().all(|n| n.starts_with(&format!("{t}2."))));
         assert!(texts(&out, "Name").len() >= 8, "a fresh instance has its default children");
         let count_name = format!("{}NumberOfEntries", t.trim_end_matches('.'));
@@ -177,7 +189,12 @@ fn table_full_is_9004_and_fixed_tables_refuse() {
 fn gpn_every_next_level_case_and_wildcards() {
     let mut cpe = Cpe::new(TR181, 0);
     cpe.open();
-    let gpn = |cpe: &mut Cpe, path: &str, next: u8| cpe.rpc("n", &format!("<cwmp:GetParameterNames><ParameterPath>{path}</ParameterPath><NextLevel>{next}</NextLevel></cwmp:GetParameterNames>"));
+    let gpn = |cpe: &mut Cpe, path: &str, next: u8| {
+        cpe.rpc(
+            "n",
+            &format!("<cwmp:GetParameterNames><ParameterPath>{path}</ParameterPath><NextLevel>{next}</NextLevel></cwmp:GetParameterNames>"),
+        )
+    };
     let out = gpn(&mut cpe, "Device.WiFi.", 1);
     let names = texts(&out, "Name");
     assert!(names.contains(&"Device.WiFi.SSID.".to_string()));
@@ -199,10 +216,16 @@ fn gpn_every_next_level_case_and_wildcards() {
     assert_eq!(texts(&gpn(&mut cpe, "Device.WiFi.SSID.9.", 0), "FaultCode"), ["9005"]);
     let all = gpn(&mut cpe, "", 0);
     assert!(texts(&all, "Name").len() > 250, "the whole tree");
-    let out = cpe.rpc("w", "<cwmp:GetParameterValues><ParameterNames><string>Device.WiFi.SSID.*.SSID</string></ParameterNames></cwmp:GetParameterValues>");
+    let out = cpe.rpc(
+        "w",
+        "<cwmp:GetParameterValues><ParameterNames><string>Device.WiFi.SSID.*.SSID</string></ParameterNames></cwmp:GetParameterValues>",
+    );
     assert_eq!(texts(&out, "Name"), ["Device.WiFi.SSID.1.SSID", "Device.WiFi.SSID.2.SSID"]);
     assert_eq!(value_of(&out, "Device.WiFi.SSID.2.SSID").as_deref(), Some("cpe-sim-FEFEFE000000-5G"));
-    let out = cpe.rpc("w", "<cwmp:GetParameterValues><ParameterNames><string>Device.NAT.PortMapping.*.</string></ParameterNames></cwmp:GetParameterValues>");
+    let out = cpe.rpc(
+        "w",
+        "<cwmp:GetParameterValues><ParameterNames><string>Device.NAT.PortMapping.*.</string></ParameterNames></cwmp:GetParameterValues>",
+    );
     assert_eq!(texts(&out, "Name").len(), 0, "a wildcard over an empty table is empty, not a fault");
 }
 
@@ -210,7 +233,9 @@ fn gpn_every_next_level_case_and_wildcards() {
 fn attributes_round_trip_and_9009() {
     let mut cpe = Cpe::new(TR181, 0);
     cpe.open();
-    let spa = |name: &str, n: u8| format!("<cwmp:SetParameterAttributes><ParameterList><SetParameterAttributesStruct><Name>{name}</Name><NotificationChange>1</NotificationChange><Notification>{n}</Notification><AccessListChange>1</AccessListChange><AccessList><string>Subscriber</string></AccessList></SetParameterAttributesStruct></ParameterList></cwmp:SetParameterAttributes>");
+    let spa = |name: &str, n: u8| {
+        format!("<cwmp:SetParameterAttributes><ParameterList><SetParameterAttributesStruct><Name>{name}</Name><NotificationChange>1</NotificationChange><Notification>{n}</Notification><AccessListChange>1</AccessListChange><AccessList><string>Subscriber</string></AccessList></SetParameterAttributesStruct></ParameterList></cwmp:SetParameterAttributes>")
+    };
     let out = cpe.rpc("s", &spa("Device.WiFi.SSID.1.", 1));
     assert!(out.contains("SetParameterAttributesResponse"));
     let out = cpe.rpc("g", "<cwmp:GetParameterAttributes><ParameterNames><string>Device.WiFi.SSID.1.SSID</string><string>Device.DeviceInfo.SoftwareVersion</string><string>Device.ManagementServer.ConnectionRequestURL</string></ParameterNames></cwmp:GetParameterAttributes>");
@@ -250,7 +275,10 @@ fn download_then_transfer_complete_in_a_later_session() {
         assert_eq!(texts(&out, "StartTime"), ["0001-01-01T00:00:00Z"]);
         let q = cpe.rpc("q", "<cwmp:GetQueuedTransfers/>");
         assert_eq!(texts(&q, "CommandKey"), ["fw-upgrade-42"]);
-        let bad = cpe.rpc("ftp", "<cwmp:Download><CommandKey>x</CommandKey><FileType>1 Firmware Upgrade Image</FileType><URL>ftp://h/fw</URL></cwmp:Download>");
+        let bad = cpe.rpc(
+            "ftp",
+            "<cwmp:Download><CommandKey>x</CommandKey><FileType>1 Firmware Upgrade Image</FileType><URL>ftp://h/fw</URL></cwmp:Download>",
+        );
         assert_eq!(texts(&bad, "FaultCode"), ["9013"]);
         let s = cpe.close();
         let [DeferredAction::Transfer(req)] = s.actions.as_slice() else { panic!("{:?}", s.actions) };
@@ -314,11 +342,20 @@ fn factory_reset_bootstraps_again_with_defaults() {
 fn schedule_inform_and_unknown_methods() {
     let mut cpe = Cpe::new(TR181, 0);
     cpe.open();
-    assert_eq!(texts(&cpe.rpc("s0", "<cwmp:ScheduleInform><DelaySeconds>0</DelaySeconds><CommandKey>k</CommandKey></cwmp:ScheduleInform>"), "FaultCode"), ["9003"]);
-    assert!(cpe.rpc("s", "<cwmp:ScheduleInform><DelaySeconds>60</DelaySeconds><CommandKey>sched-1</CommandKey></cwmp:ScheduleInform>").contains("ScheduleInformResponse"));
+    assert_eq!(
+        texts(
+            &cpe.rpc("s0", "<cwmp:ScheduleInform><DelaySeconds>0</DelaySeconds><CommandKey>k</CommandKey></cwmp:ScheduleInform>"),
+            "FaultCode"
+        ),
+        ["9003"]
+    );
+    assert!(cpe
+        .rpc("s", "<cwmp:ScheduleInform><DelaySeconds>60</DelaySeconds><CommandKey>sched-1</CommandKey></cwmp:ScheduleInform>")
+        .contains("ScheduleInformResponse"));
     let out = cpe.rpc("u", "<cwmp:X_VENDOR_Magic/>");
     assert_eq!(texts(&out, "FaultCode"), ["9000"]);
-    let out = cpe.rpc("b", "<cwmp:GetParameterNames><ParameterPath>Device.</ParameterPath><NextLevel>perhaps</NextLevel></cwmp:GetParameterNames>");
+    let out = cpe
+        .rpc("b", "<cwmp:GetParameterNames><ParameterPath>Device.</ParameterPath><NextLevel>perhaps</NextLevel></cwmp:GetParameterNames>");
     assert_eq!(texts(&out, "FaultCode"), ["9003"]);
     let methods = cpe.rpc("m", "<cwmp:GetRPCMethods/>");
     assert!(texts(&methods, "string").contains(&"AddObject".to_string()));
@@ -377,7 +414,10 @@ fn local_value_change_rides_along_in_the_next_inform() {
     let model = &cpe.model;
     let n = cpe.state.device_mut(model, now).set_local("Device.DeviceInfo.SoftwareVersion", "1.1.0-sim").unwrap();
     assert_eq!(n, cpe_sim::model::Notification::Active);
-    assert_eq!(cpe.state.device_mut(model, now).set_local("Device.ManagementServer.PeriodicInformInterval", "x"), Err(cpe_sim::cwmp::FaultCode::InvalidParameterValue));
+    assert_eq!(
+        cpe.state.device_mut(model, now).set_local("Device.ManagementServer.PeriodicInformInterval", "x"),
+        Err(cpe_sim::cwmp::FaultCode::InvalidParameterValue)
+    );
     let inform = cpe.inform();
     assert_eq!(events(&inform), ["4 VALUE CHANGE"]);
     assert_eq!(value_of(&inform, "Device.DeviceInfo.SoftwareVersion").as_deref(), Some("1.1.0-sim"));
@@ -391,14 +431,23 @@ fn whole_bootstrap_against_the_in_process_acs() {
     for p in PROFILES {
         let cpe = Cpe::new(p, 7);
         let mut state = cpe.state.clone();
-        let script = AcsScript { every_session: vec![AcsRpc::AddObject { object: table(p).into(), parameter_key: "x".into() }, AcsRpc::GetRpcMethods], ..AcsScript::default() };
+        let script = AcsScript {
+            every_session: vec![AcsRpc::AddObject { object: table(p).into(), parameter_key: "x".into() }, AcsRpc::GetRpcMethods],
+            ..AcsScript::default()
+        };
         let run = run_session(&cpe.model, &cpe.template, &mut state, script, UnixMillis(1_700_000_000_000));
         assert_eq!(run.summary.result, Ok(()), "{p}: {:?}", run.acs.log);
         assert_eq!(run.summary.faults, 0);
         assert_eq!(run.acs.serial.as_deref(), Some("FEFEFE000007"));
         assert!(run.summary.requests >= 5, "GPN, GPN, GPV…, SPV, AddObject, GetRPCMethods");
         let root = cpe.model.tree.root_name();
-        assert_eq!(cpe.model.device(state.id, &state.delta, state.boot_at, UnixMillis(0)).get(&format!("{root}.ManagementServer.PeriodicInformInterval")).as_deref(), Some("300"));
+        assert_eq!(
+            cpe.model
+                .device(state.id, &state.delta, state.boot_at, UnixMillis(0))
+                .get(&format!("{root}.ManagementServer.PeriodicInformInterval"))
+                .as_deref(),
+            Some("300")
+        );
         let values = run.acs.values.len();
         let params = cpe.model.tree.ids().filter(|&n| cpe.model.tree.node(n).param().is_some()).count();
         assert!(values >= params, "every parameter was read: {values} values, {params} schema params");

@@ -59,7 +59,12 @@ pub fn inspect(body: &[u8]) -> Result<CpeMessage<'_>, ParseError> {
     Ok(msg)
 }
 
-fn scan<'a>(cur: &mut Cursor<'a>, e: &Elem<'a>, msg: &mut CpeMessage<'a>, mut pending_name: Option<Cow<'a, str>>) -> Result<(), ParseError> {
+fn scan<'a>(
+    cur: &mut Cursor<'a>,
+    e: &Elem<'a>,
+    msg: &mut CpeMessage<'a>,
+    mut pending_name: Option<Cow<'a, str>>,
+) -> Result<(), ParseError> {
     while let Some(c) = cur.child(e)? {
         match c.local {
             "Name" => {

@@ -20,21 +20,52 @@ pub use inspect::{inspect, CpeMessage};
 /// An RPC the ACS can push.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AcsRpc {
-    GetParameterNames { path: String, next_level: bool },
-    GetParameterValues { names: Vec<String> },
+    GetParameterNames {
+        path: String,
+        next_level: bool,
+    },
+    GetParameterValues {
+        names: Vec<String>,
+    },
     /// (name, xsd type, value)
-    SetParameterValues { params: Vec<(String, String, String)>, parameter_key: String },
-    GetParameterAttributes { names: Vec<String> },
-    SetParameterAttributes { name: String, notification: u8 },
-    AddObject { object: String, parameter_key: String },
-    DeleteObject { object: String, parameter_key: String },
-    Reboot { command_key: String },
+    SetParameterValues {
+        params: Vec<(String, String, String)>,
+        parameter_key: String,
+    },
+    GetParameterAttributes {
+        names: Vec<String>,
+    },
+    SetParameterAttributes {
+        name: String,
+        notification: u8,
+    },
+    AddObject {
+        object: String,
+        parameter_key: String,
+    },
+    DeleteObject {
+        object: String,
+        parameter_key: String,
+    },
+    Reboot {
+        command_key: String,
+    },
     FactoryReset,
-    ScheduleInform { delay_seconds: u32, command_key: String },
-    Download { command_key: String, url: String, file_type: String },
+    ScheduleInform {
+        delay_seconds: u32,
+        command_key: String,
+    },
+    Download {
+        command_key: String,
+        url: String,
+        file_type: String,
+    },
     GetRpcMethods,
     /// Any method body, sent verbatim inside `<soap-env:Body>`.
-    Raw { method: String, body: String },
+    Raw {
+        method: String,
+        body: String,
+    },
 }
 
 impl AcsRpc {
@@ -164,7 +195,17 @@ pub struct AcsSession {
 
 impl AcsSession {
     pub fn new(script: AcsScript) -> AcsSession {
-        AcsSession { script, informed: false, queue: VecDeque::new(), awaiting: None, next_id: 1, serial: None, events: Vec::new(), log: Vec::new(), values: Vec::new() }
+        AcsSession {
+            script,
+            informed: false,
+            queue: VecDeque::new(),
+            awaiting: None,
+            next_id: 1,
+            serial: None,
+            events: Vec::new(),
+            log: Vec::new(),
+            values: Vec::new(),
+        }
     }
 
     /// Handles one POST body (empty for the CPE's empty POST).
@@ -191,8 +232,8 @@ impl AcsSession {
             }
             self.queue.extend(self.script.every_session.iter().cloned());
             self.log.push(Exchange { sent: "InformResponse".into(), answer: "Inform".into(), fault: None, items: msg.params.len() });
-            let body = format!("<cwmp:InformResponse><MaxEnvelopes>1</MaxEnvelopes></cwmp:InformResponse>");
-            return Ok(AcsOutput::Envelope(self.envelope(msg.id.as_deref(), &body)));
+            let body = "<cwmp:InformResponse><MaxEnvelopes>1</MaxEnvelopes></cwmp:InformResponse>";
+            return Ok(AcsOutput::Envelope(self.envelope(msg.id.as_deref(), body)));
         }
         match msg.method {
             "TransferComplete" | "GetRPCMethods" => {
@@ -231,7 +272,8 @@ impl AcsSession {
             return;
         }
         let names: Vec<String> = msg.params.iter().map(|(n, _)| n.to_string()).filter(|n| !n.ends_with('.')).collect();
-        let mut batches: Vec<AcsRpc> = names.chunks(self.script.gpv_batch.max(1)).map(|c| AcsRpc::GetParameterValues { names: c.to_vec() }).collect();
+        let mut batches: Vec<AcsRpc> =
+            names.chunks(self.script.gpv_batch.max(1)).map(|c| AcsRpc::GetParameterValues { names: c.to_vec() }).collect();
         let root = path.split('.').next().unwrap_or("Device");
         let ms = format!("{root}.ManagementServer.");
         let has = |leaf: &str| names.iter().any(|n| *n == format!("{ms}{leaf}"));
@@ -267,7 +309,11 @@ impl AcsSession {
     }
 
     fn envelope(&self, id: Option<&str>, body: &str) -> Vec<u8> {
-        let header = id.map(|id| format!("<soap-env:Header><cwmp:ID soap-env:mustUnderstand=\"1\">{}</cwmp:ID></soap-env:Header>", escape_to_string(id))).unwrap_or_default();
+        let header = id
+            .map(|id| {
+                format!("<soap-env:Header><cwmp:ID soap-env:mustUnderstand=\"1\">{}</cwmp:ID></soap-env:Header>", escape_to_string(id))
+            })
+            .unwrap_or_default();
         format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soap-env:Envelope xmlns:soap-enc=\"http://schemas.xmlsoap.org/soap/encoding/\" xmlns:soap-env=\"http://schemas.xmlsoap.org/soap/envelope/\" xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xmlns:cwmp=\"{}\">{header}<soap-env:Body>{body}</soap-env:Body></soap-env:Envelope>",
             self.script.urn

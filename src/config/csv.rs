@@ -51,9 +51,18 @@ pub fn load(path: &Path) -> Result<CsvModel, ProfileError> {
         let ty = if ty_text.trim().is_empty() {
             None
         } else {
-            Some(ParamType::from_name(ty_text.trim()).ok_or_else(|| err(Some(format!("line {line}")), format!("unknown value type `{ty_text}`")))?)
+            Some(
+                ParamType::from_name(ty_text.trim())
+                    .ok_or_else(|| err(Some(format!("line {line}")), format!("unknown value type `{ty_text}`")))?,
+            )
         };
-        out.params.push(ParamDecl { path: name, ty, writable: Some(writable), value: Some(escape_braces(&get(c_val))), ..Default::default() });
+        out.params.push(ParamDecl {
+            path: name,
+            ty,
+            writable: Some(writable),
+            value: Some(escape_braces(&get(c_val))),
+            ..Default::default()
+        });
     }
     Ok(out)
 }

@@ -148,7 +148,14 @@ impl EventQueue {
 
     /// A reboot: keep what survives one (PROTOCOL.md §4, "Reboot" column), add `1 BOOT`.
     pub fn rebooted(&mut self) {
-        let survives = [EventCode::Bootstrap, EventCode::Periodic, EventCode::Scheduled, EventCode::Kicked, EventCode::TransferComplete, EventCode::RequestDownload];
+        let survives = [
+            EventCode::Bootstrap,
+            EventCode::Periodic,
+            EventCode::Scheduled,
+            EventCode::Kicked,
+            EventCode::TransferComplete,
+            EventCode::RequestDownload,
+        ];
         self.codes &= survives.iter().fold(0u16, |m, c| m | 1 << *c as u8);
         self.add(EventCode::Boot);
     }
@@ -156,7 +163,8 @@ impl EventQueue {
     /// The codes, for logs (`[0 BOOTSTRAP, 1 BOOT]`).
     pub fn describe(&self, value_changes: usize) -> String {
         let list = self.for_inform(value_changes);
-        let mut parts: Vec<String> = EventCode::ALL.iter().filter(|c| list.codes & (1 << **c as u8) != 0).map(|c| c.as_str().to_string()).collect();
+        let mut parts: Vec<String> =
+            EventCode::ALL.iter().filter(|c| list.codes & (1 << **c as u8) != 0).map(|c| c.as_str().to_string()).collect();
         parts.extend(self.methods()[..list.methods].iter().map(|(m, _)| m.as_str().to_string()));
         parts.extend(self.transfers().iter().map(|t| if t.is_download { "M Download" } else { "M Upload" }.to_string()));
         format!("[{}]", parts.join(", "))
@@ -231,7 +239,14 @@ mod tests {
     #[test]
     fn pending_transfers_repeat_until_acknowledged() {
         let mut q = EventQueue::default();
-        q.add_transfer(TransferResult { command_key: "fw".into(), is_download: true, fault_code: 0, fault_string: "".into(), start_at: UnixMillis(0), complete_at: UnixMillis(0) });
+        q.add_transfer(TransferResult {
+            command_key: "fw".into(),
+            is_download: true,
+            fault_code: 0,
+            fault_string: "".into(),
+            start_at: UnixMillis(0),
+            complete_at: UnixMillis(0),
+        });
         let list = q.for_inform(0);
         assert_eq!(list.count(), 2);
         let sent = list.sent();

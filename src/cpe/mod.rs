@@ -92,10 +92,18 @@ impl CpeState {
 
     /// A transfer finished (successfully when `fault` is `None`). A firmware image that downloaded
     /// fine is installed by rebooting: the next Inform carries `1 BOOT` too.
-    pub fn transfer_finished(&mut self, req: &TransferRequest, fault: Option<(crate::cwmp::FaultCode, &str)>, start_at: UnixMillis, complete_at: UnixMillis) {
+    pub fn transfer_finished(
+        &mut self,
+        req: &TransferRequest,
+        fault: Option<(crate::cwmp::FaultCode, &str)>,
+        start_at: UnixMillis,
+        complete_at: UnixMillis,
+    ) {
         let (fault_code, fault_string) = match fault {
             None => (0, String::new()),
-            Some((code, detail)) => (code.code(), if detail.is_empty() { code.message().to_string() } else { format!("{}: {detail}", code.message()) }),
+            Some((code, detail)) => {
+                (code.code(), if detail.is_empty() { code.message().to_string() } else { format!("{}: {detail}", code.message()) })
+            }
         };
         if fault.is_none() && req.is_firmware() {
             self.restart(complete_at);

@@ -83,9 +83,6 @@ impl std::fmt::Display for FaultCode {
 pub struct AcsFaultCode(pub u32);
 
 impl AcsFaultCode {
-    /// 8005 "Retry request": the CPE should retry the session (PROTOCOL.md §8).
-    pub const RETRY_REQUEST: AcsFaultCode = AcsFaultCode(8005);
-
     pub fn meaning(self) -> &'static str {
         match self.0 {
             8000 => "Method not supported",

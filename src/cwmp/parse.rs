@@ -153,8 +153,14 @@ struct Binding<'a> {
 /// One piece of markup or text.
 enum Tok<'a> {
     /// A start tag: its content between `<` and `>` (without a trailing `/`), name length.
-    Start { content: &'a str, name_len: usize, empty: bool },
-    End { name: &'a str },
+    Start {
+        content: &'a str,
+        name_len: usize,
+        empty: bool,
+    },
+    End {
+        name: &'a str,
+    },
     /// Raw text (entity references not yet decoded).
     Text(&'a str),
     /// CDATA content (taken literally).
@@ -240,10 +246,7 @@ impl<'a> Cursor<'a> {
     }
 
     fn resolve(&self, prefix: &str) -> Ns {
-        self.bindings.iter().rev().find(|b| b.prefix == prefix).map_or(
-            if prefix.is_empty() { Ns::None } else { Ns::Other },
-            |b| b.ns,
-        )
+        self.bindings.iter().rev().find(|b| b.prefix == prefix).map_or(if prefix.is_empty() { Ns::None } else { Ns::Other }, |b| b.ns)
     }
 
     /// Pushes the element's namespace declarations and describes it.

@@ -84,12 +84,8 @@ impl InformTemplate {
         b.text(envelope::AFTER_ID);
         b.text(b"<cwmp:Inform><DeviceId>");
         let wk = &model.well_known;
-        let fields = [
-            ("Manufacturer", wk.manufacturer),
-            ("OUI", wk.oui),
-            ("ProductClass", wk.product_class),
-            ("SerialNumber", wk.serial_number),
-        ];
+        let fields =
+            [("Manufacturer", wk.manufacturer), ("OUI", wk.oui), ("ProductClass", wk.product_class), ("SerialNumber", wk.serial_number)];
         for (tag, node) in fields {
             b.text(format!("<{tag}>").as_bytes());
             if let Some(n) = node {
@@ -153,10 +149,5 @@ impl InformTemplate {
                 }
             }
         }
-    }
-
-    /// Number of splice points (for tests and docs).
-    pub fn splices(&self) -> usize {
-        self.pieces.iter().filter(|p| !matches!(p, Piece::Static(_))).count()
     }
 }

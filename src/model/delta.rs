@@ -118,9 +118,7 @@ impl Delta {
     }
 
     pub fn is_deleted(&self, table: NodeId, parent: &[u32], number: u32) -> bool {
-        self.inner().is_some_and(|d| {
-            d.deleted.iter().any(|e| e.table == table && e.number == number && e.parent.as_slice() == parent)
-        })
+        self.inner().is_some_and(|d| d.deleted.iter().any(|e| e.table == table && e.number == number && e.parent.as_slice() == parent))
     }
 
     /// Instances added under (table, parent).
@@ -133,9 +131,7 @@ impl Delta {
     }
 
     pub fn high_water(&self, table: NodeId, parent: &[u32]) -> u32 {
-        self.inner()
-            .and_then(|d| d.high_water.iter().find(|(t, p, _)| *t == table && p.as_slice() == parent))
-            .map_or(0, |(_, _, n)| *n)
+        self.inner().and_then(|d| d.high_water.iter().find(|(t, p, _)| *t == table && p.as_slice() == parent)).map_or(0, |(_, _, n)| *n)
     }
 
     pub fn set_high_water(&mut self, table: NodeId, parent: &[u32], n: u32) {

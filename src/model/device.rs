@@ -265,9 +265,7 @@ impl<'a> Device<'a> {
                 let mut num = itoa::Buffer::new();
                 let text: &str = match *d {
                     Dynamic::Uptime => num.format(uptime.as_secs()),
-                    Dynamic::Counter { per_second } => {
-                        num.format((uptime.as_millis() as u64).saturating_mul(per_second) / 1000)
-                    }
+                    Dynamic::Counter { per_second } => num.format((uptime.as_millis() as u64).saturating_mul(per_second) / 1000),
                     Dynamic::CurrentTime => {
                         out.extend_from_slice(&format_datetime(self.now));
                         return;
@@ -325,9 +323,7 @@ impl<'a> Device<'a> {
         match &node.kind {
             NodeKind::Param(p) => p.writable,
             NodeKind::Table(t) => t.writable,
-            NodeKind::Instance => {
-                node.parent.is_some_and(|p| matches!(&tree.node(p).kind, NodeKind::Table(t) if t.writable))
-            }
+            NodeKind::Instance => node.parent.is_some_and(|p| matches!(&tree.node(p).kind, NodeKind::Table(t) if t.writable)),
             NodeKind::Object => false,
         }
     }

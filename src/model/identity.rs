@@ -38,12 +38,21 @@ pub struct Template {
 #[derive(Debug, Clone, PartialEq)]
 enum Part {
     /// Literal text, raw and XML-escaped.
-    Lit { raw: Box<str>, escaped: Box<str> },
-    Index { width: u8, radix: Radix },
+    Lit {
+        raw: Box<str>,
+        escaped: Box<str>,
+    },
+    Index {
+        width: u8,
+        radix: Radix,
+    },
     Oui,
     Serial,
     Mac,
-    Secret { len: u8, salt: u64 },
+    Secret {
+        len: u8,
+        salt: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,9 +90,10 @@ impl Template {
                 rest = &tail[2..];
                 continue;
             }
-            if tail.starts_with('}') {
+            if let Some(after) = tail.strip_prefix('}') {
+                // A lone `}` is literal.
                 lit.push('}');
-                rest = &tail[1..];
+                rest = after;
                 continue;
             }
             let end = tail.find('}').ok_or(TemplateError::Unclosed)?;

@@ -132,7 +132,13 @@ impl Model {
     }
 
     /// A read-only view of CPE `id` with `delta`, booted at `boot_at`, at time `now`.
-    pub fn device<'a>(&'a self, id: DeviceId, delta: &'a Delta, boot_at: crate::time::UnixMillis, now: crate::time::UnixMillis) -> Device<'a> {
+    pub fn device<'a>(
+        &'a self,
+        id: DeviceId,
+        delta: &'a Delta,
+        boot_at: crate::time::UnixMillis,
+        now: crate::time::UnixMillis,
+    ) -> Device<'a> {
         Device { model: self, id, delta, boot_at, now }
     }
 }

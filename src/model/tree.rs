@@ -426,9 +426,7 @@ impl TreeBuilder {
                         return Err(TreeError::BadPath(path.to_string()));
                     }
                     cur = match self.find_child(cur, name) {
-                        Some(c) if !self.nodes[c.0 as usize].is_object() => {
-                            return Err(TreeError::ObjectParamClash(path.to_string()))
-                        }
+                        Some(c) if !self.nodes[c.0 as usize].is_object() => return Err(TreeError::ObjectParamClash(path.to_string())),
                         Some(c) => c,
                         None => self.add_child(cur, name, NodeKind::Object),
                     };
@@ -587,8 +585,7 @@ impl TreeBuilder {
             })));
         }
         let Some(text) = &decl.value else { return Ok(None) };
-        let t = Template::compile(text, salt)
-            .map_err(|source| TreeError::Template { path: decl.path.clone(), source })?;
+        let t = Template::compile(text, salt).map_err(|source| TreeError::Template { path: decl.path.clone(), source })?;
         Ok(Some(match t.literal() {
             Some(lit) => ValueSource::fixed(lit),
             None => ValueSource::Template(t),
@@ -597,8 +594,10 @@ impl TreeBuilder {
 
     fn check_default(&self, id: NodeId, path: &str, raw: &str) -> Result<(), TreeError> {
         let NodeKind::Param(spec) = &self.nodes[id.0 as usize].kind else { return Ok(()) };
-        super::types::check_value(spec.ty, spec.constraint.as_deref(), None, raw).map(|_| ()).map_err(|_| {
-            TreeError::BadDefault { path: path.to_string(), value: raw.to_string(), ty: spec.ty.xsi_type() }
+        super::types::check_value(spec.ty, spec.constraint.as_deref(), None, raw).map(|_| ()).map_err(|_| TreeError::BadDefault {
+            path: path.to_string(),
+            value: raw.to_string(),
+            ty: spec.ty.xsi_type(),
         })
     }
 
@@ -620,7 +619,8 @@ impl TreeBuilder {
                 .collect::<Vec<_>>()
                 .join(".")
                 + ".";
-            let found = self.by_schema_path.get(schema.as_str()).copied().filter(|t| matches!(self.nodes[t.0 as usize].kind, NodeKind::Table(_)));
+            let found =
+                self.by_schema_path.get(schema.as_str()).copied().filter(|t| matches!(self.nodes[t.0 as usize].kind, NodeKind::Table(_)));
             let Some(t) = found else {
                 return Err(TreeError::NotATable { path, table });
             };

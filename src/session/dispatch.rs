@@ -49,7 +49,12 @@ pub(super) fn answer(
                     get_parameter_values::write_head(out, urn, id, locs.len());
                     for loc in &locs {
                         let ty = tree.node(loc.node).param().map_or("xsd:string", |p| p.ty.xsi_type());
-                        get_parameter_values::write_entry(out, |o| tree.write_path(loc, o), ty, |o| view.write_value(loc, ReadFor::Acs, true, o));
+                        get_parameter_values::write_entry(
+                            out,
+                            |o| tree.write_path(loc, o),
+                            ty,
+                            |o| view.write_value(loc, ReadFor::Acs, true, o),
+                        );
                     }
                     get_parameter_values::write_tail(out);
                     None
@@ -94,7 +99,12 @@ pub(super) fn answer(
                     let tree = &view.model.tree;
                     get_parameter_attributes::write_head(out, urn, id, locs.len());
                     for loc in &locs {
-                        get_parameter_attributes::write_entry(out, |o| tree.write_path(loc, o), view.notification(loc) as u8, view.subscriber_access(loc));
+                        get_parameter_attributes::write_entry(
+                            out,
+                            |o| tree.write_path(loc, o),
+                            view.notification(loc) as u8,
+                            view.subscriber_access(loc),
+                        );
                     }
                     get_parameter_attributes::write_tail(out);
                     None
@@ -153,28 +163,40 @@ pub(super) fn answer(
             schedule_inform::write_response(out, urn, id);
             None
         }
-        AcsRequest::Download(r) => transfer(out, urn, id, actions, TransferRequest {
-            is_download: true,
-            command_key: r.command_key.as_ref().into(),
-            file_type: r.file_type.as_ref().into(),
-            url: r.url.as_ref().into(),
-            username: r.username.as_ref().into(),
-            password: r.password.as_ref().into(),
-            file_size: r.file_size,
-            target_file_name: r.target_file_name.as_ref().into(),
-            delay: std::time::Duration::from_secs(r.delay_seconds as u64),
-        }),
-        AcsRequest::Upload(r) => transfer(out, urn, id, actions, TransferRequest {
-            is_download: false,
-            command_key: r.command_key.as_ref().into(),
-            file_type: r.file_type.as_ref().into(),
-            url: r.url.as_ref().into(),
-            username: r.username.as_ref().into(),
-            password: r.password.as_ref().into(),
-            file_size: 0,
-            target_file_name: "".into(),
-            delay: std::time::Duration::from_secs(r.delay_seconds as u64),
-        }),
+        AcsRequest::Download(r) => transfer(
+            out,
+            urn,
+            id,
+            actions,
+            TransferRequest {
+                is_download: true,
+                command_key: r.command_key.as_ref().into(),
+                file_type: r.file_type.as_ref().into(),
+                url: r.url.as_ref().into(),
+                username: r.username.as_ref().into(),
+                password: r.password.as_ref().into(),
+                file_size: r.file_size,
+                target_file_name: r.target_file_name.as_ref().into(),
+                delay: std::time::Duration::from_secs(r.delay_seconds as u64),
+            },
+        ),
+        AcsRequest::Upload(r) => transfer(
+            out,
+            urn,
+            id,
+            actions,
+            TransferRequest {
+                is_download: false,
+                command_key: r.command_key.as_ref().into(),
+                file_type: r.file_type.as_ref().into(),
+                url: r.url.as_ref().into(),
+                username: r.username.as_ref().into(),
+                password: r.password.as_ref().into(),
+                file_size: 0,
+                target_file_name: "".into(),
+                delay: std::time::Duration::from_secs(r.delay_seconds as u64),
+            },
+        ),
         AcsRequest::GetQueuedTransfers | AcsRequest::GetAllQueuedTransfers => {
             let queued: Vec<get_queued_transfers::QueuedTransfer<'_>> = actions
                 .iter()
@@ -203,7 +225,13 @@ pub(super) fn answer(
 
 /// Accepts a Download/Upload as pending (Status 1, Unknown times; PROTOCOL.md §7.1) after checking
 /// that its URL is one the CPE can fetch.
-fn transfer(out: &mut BytesMut, urn: &str, id: Option<&str>, actions: &mut SmallVec<[DeferredAction; 1]>, req: TransferRequest) -> Option<FaultCode> {
+fn transfer(
+    out: &mut BytesMut,
+    urn: &str,
+    id: Option<&str>,
+    actions: &mut SmallVec<[DeferredAction; 1]>,
+    req: TransferRequest,
+) -> Option<FaultCode> {
     let method = if req.is_download { "Download" } else { "Upload" };
     let scheme_ok = req.url.starts_with("http://") || req.url.starts_with("https://");
     if !scheme_ok {

@@ -157,7 +157,14 @@ impl Session {
         self.finish(cpe, Err(SessionError::Aborted))
     }
 
-    fn step(&mut self, model: &Model, cpe: &mut CpeState, reply: AcsReply<'_>, now: UnixMillis, out: &mut BytesMut) -> Result<Option<Step>, SessionError> {
+    fn step(
+        &mut self,
+        model: &Model,
+        cpe: &mut CpeState,
+        reply: AcsReply<'_>,
+        now: UnixMillis,
+        out: &mut BytesMut,
+    ) -> Result<Option<Step>, SessionError> {
         let body = match reply {
             AcsReply::Empty => None,
             AcsReply::Body(b) if b.iter().all(u8::is_ascii_whitespace) => None,
@@ -213,7 +220,11 @@ impl Session {
                         f
                     }
                     AcsMessage::BadRequest { method, error } => {
-                        let code = if matches!(error, ParseError::TooManyItems(_)) { FaultCode::ResourcesExceeded } else { FaultCode::InvalidArguments };
+                        let code = if matches!(error, ParseError::TooManyItems(_)) {
+                            FaultCode::ResourcesExceeded
+                        } else {
+                            FaultCode::InvalidArguments
+                        };
                         let detail = error.to_string();
                         crate::cwmp::rpc::fault::write_cpe_fault::<&str>(out, self.urn, id, code, Some(&detail), &[]);
                         let _ = method;

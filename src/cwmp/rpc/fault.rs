@@ -58,13 +58,11 @@ pub fn parse_acs_fault<'a>(cur: &mut Cursor<'a>, m: &Elem<'a>) -> Result<AcsFaul
     let mut code = None;
     let mut fault_string = None;
     let mut soap_string = None;
-    scan(cur, m, &mut |local, text| {
-        match local {
-            "FaultCode" if code.is_none() => code = text.trim().parse::<u32>().ok().map(AcsFaultCode),
-            "FaultString" if fault_string.is_none() => fault_string = Some(text),
-            "faultstring" if soap_string.is_none() => soap_string = Some(text),
-            _ => {}
-        }
+    scan(cur, m, &mut |local, text| match local {
+        "FaultCode" if code.is_none() => code = text.trim().parse::<u32>().ok().map(AcsFaultCode),
+        "FaultString" if fault_string.is_none() => fault_string = Some(text),
+        "faultstring" if soap_string.is_none() => soap_string = Some(text),
+        _ => {}
     })?;
     Ok(AcsFault { code, fault_string: fault_string.or(soap_string).unwrap_or(Cow::Borrowed("")) })
 }

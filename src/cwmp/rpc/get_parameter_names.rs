@@ -45,7 +45,11 @@ pub fn write_head(out: &mut BytesMut, urn: &str, id: Option<&str>, count: usize)
 pub fn write_entry(out: &mut BytesMut, name: impl FnOnce(&mut BytesMut), writable: bool) {
     out.extend_from_slice(b"<ParameterInfoStruct><Name>");
     name(out);
-    out.extend_from_slice(if writable { b"</Name><Writable>true</Writable></ParameterInfoStruct>".as_slice() } else { b"</Name><Writable>false</Writable></ParameterInfoStruct>".as_slice() });
+    out.extend_from_slice(if writable {
+        b"</Name><Writable>true</Writable></ParameterInfoStruct>".as_slice()
+    } else {
+        b"</Name><Writable>false</Writable></ParameterInfoStruct>".as_slice()
+    });
 }
 
 /// Closes the response.

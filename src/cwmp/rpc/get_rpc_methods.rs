@@ -1,5 +1,5 @@
-//! GetRPCMethods (TR-069 §A.3.1.1), both ways: answering the ACS with the methods the CPE
-//! supports, and reading the ACS's answer when the CPE asks.
+//! GetRPCMethods (TR-069 §A.3.1.1): answering the ACS with the methods the CPE supports, and
+//! reading the ACS's GetRPCMethodsResponse.
 
 use bytes::BytesMut;
 
@@ -18,13 +18,6 @@ pub fn write_response(out: &mut BytesMut, urn: &str, id: Option<&str>, methods: 
         text_elem(out, "string", m);
     }
     out.extend_from_slice(b"</MethodList></cwmp:GetRPCMethodsResponse>");
-    envelope::close(out);
-}
-
-/// Writes a CPE-originated GetRPCMethods request.
-pub fn write_request(out: &mut BytesMut, urn: &str, id: &str) {
-    envelope::open(out, urn, Some(id));
-    out.extend_from_slice(b"<cwmp:GetRPCMethods></cwmp:GetRPCMethods>");
     envelope::close(out);
 }
 

@@ -49,7 +49,9 @@ pub enum AcsRequest<'a> {
     GetQueuedTransfers,
     GetAllQueuedTransfers,
     /// Any other method: answered with Fault 9000.
-    Unknown { name: &'a str },
+    Unknown {
+        name: &'a str,
+    },
 }
 
 impl AcsRequest<'_> {
@@ -98,12 +100,19 @@ pub const SUPPORTED_METHODS: &[&str] = &[
 /// Any message an ACS sends.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AcsMessage<'a> {
-    InformResponse { max_envelopes: u32 },
+    InformResponse {
+        max_envelopes: u32,
+    },
     TransferCompleteResponse,
-    GetRpcMethodsResponse { methods: Vec<Cow<'a, str>> },
+    GetRpcMethodsResponse {
+        methods: Vec<Cow<'a, str>>,
+    },
     Request(AcsRequest<'a>),
     /// A request whose arguments could not be read: answered with Fault 9003 (9004 when too big).
-    BadRequest { method: &'a str, error: ParseError },
+    BadRequest {
+        method: &'a str,
+        error: ParseError,
+    },
     Fault(fault::AcsFault<'a>),
 }
 
