@@ -87,7 +87,8 @@ fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         let items = cpe_sim::acs::inspect(&next.cpe).map_or(0, |m| m.params.len());
         match hop.answered {
             None => {}
-            Some((rpc, None)) => info!(cpe_id = %id, serial = %serial, rpc = %rpc, items, "answered"),
+            Some((rpc, None)) if items > 0 => info!(cpe_id = %id, serial = %serial, rpc = %rpc, items, "answered"),
+            Some((rpc, None)) => info!(cpe_id = %id, serial = %serial, rpc = %rpc, "answered"),
             Some((rpc, Some(fault))) => {
                 warn!(cpe_id = %id, serial = %serial, rpc = %rpc, fault_code = fault.code(), "answered with a fault: {}", fault.message())
             }

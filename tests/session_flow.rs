@@ -453,3 +453,53 @@ fn whole_bootstrap_against_the_in_process_acs() {
         assert!(values >= params, "every parameter was read: {values} values, {params} schema params");
     }
 }
+
+#[test]
+fn schedule_download_cancel_transfer_and_legacy_options() {
+    let mut cpe = Cpe::new(TR181, 0);
+    cpe.open();
+    let sd = |key: &str, start: u32, end: u32| {
+        format!("<cwmp:ScheduleDownload><CommandKey>{key}</CommandKey><FileType>1 Firmware Upgrade Image</FileType><URL>http://127.0.0.1:1/fw</URL><Username/><Password/><FileSize>0</FileSize><TargetFileName/><TimeWindowList soap-enc:arrayType=\"cwmp:TimeWindowStruct[1]\"><TimeWindowStruct><WindowStart>{start}</WindowStart><WindowEnd>{end}</WindowEnd><WindowMode>1 At Any Time</WindowMode><UserMessage/><MaxRetries>3</MaxRetries></TimeWindowStruct></TimeWindowList></cwmp:ScheduleDownload>")
+    };
+    assert!(cpe.rpc("sd1", &sd("win-1", 30, 3600)).contains("<cwmp:ScheduleDownloadResponse>"));
+    assert_eq!(texts(&cpe.rpc("sd2", &sd("bad", 60, 10)), "FaultCode"), ["9003"], "a window that ends before it starts");
+    let no_window = "<cwmp:ScheduleDownload><CommandKey>x</CommandKey><URL>http://h/</URL></cwmp:ScheduleDownload>";
+    assert_eq!(texts(&cpe.rpc("sd3", no_window), "FaultCode"), ["9003"]);
+    cpe.rpc("dl", "<cwmp:Download><CommandKey>cancel-me</CommandKey><FileType>3 Vendor Configuration File</FileType><URL>http://127.0.0.1:1/c</URL></cwmp:Download>");
+    assert!(cpe
+        .rpc("c1", "<cwmp:CancelTransfer><CommandKey>cancel-me</CommandKey></cwmp:CancelTransfer>")
+        .contains("CancelTransferResponse"));
+    assert_eq!(texts(&cpe.rpc("c2", "<cwmp:CancelTransfer><CommandKey>older</CommandKey></cwmp:CancelTransfer>"), "FaultCode"), ["9021"]);
+    let du = "<cwmp:ChangeDUState><Operations><InstallOpStruct><URL>http://h/du</URL></InstallOpStruct></Operations><CommandKey>du</CommandKey></cwmp:ChangeDUState>";
+    assert_eq!(texts(&cpe.rpc("du", du), "FaultCode"), ["9000"]);
+    let bad_du = "<cwmp:ChangeDUState><Operations><RebootOpStruct/></Operations></cwmp:ChangeDUState>";
+    assert_eq!(texts(&cpe.rpc("du2", bad_du), "FaultCode"), ["9003"]);
+    assert!(cpe
+        .rpc("v", "<cwmp:SetVouchers><VoucherList><base64>QUJD</base64></VoucherList></cwmp:SetVouchers>")
+        .contains("SetVouchersResponse"));
+    assert!(cpe.rpc("o", "<cwmp:GetOptions><OptionName></OptionName></cwmp:GetOptions>").contains("cwmp:OptionStruct[0]"));
+    let s = cpe.close();
+    let [DeferredAction::Transfer(req)] = s.actions.as_slice() else { panic!("{:?}", s.actions) };
+    assert_eq!((req.kind, req.delay), (cpe_sim::cpe::TransferKind::ScheduleDownload, Duration::from_secs(30)));
+    cpe.state.transfer_finished(req, None, cpe.now, cpe.now);
+    assert_eq!(events(&cpe.inform()), ["1 BOOT", "7 TRANSFER COMPLETE", "M ScheduleDownload"]);
+}
+
+#[test]
+fn cpe_asks_get_rpc_methods_after_bootstrap_when_the_profile_says_so() {
+    let mut cpe = Cpe::new(TR181, 0);
+    cpe.model.get_rpc_methods_on_bootstrap = true;
+    cpe.inform();
+    let (step, req) = cpe.reply(Some(&inform_response("1")));
+    assert_eq!(step, Step::Send);
+    assert!(req.contains("<cwmp:GetRPCMethods>"));
+    let answer = acs_envelope("2", "<cwmp:GetRPCMethodsResponse><MethodList soap-enc:arrayType=\"xsd:string[3]\"><string>Inform</string><string>GetRPCMethods</string><string>TransferComplete</string></MethodList></cwmp:GetRPCMethodsResponse>");
+    let (step, _) = cpe.reply(Some(&answer));
+    assert_eq!(step, Step::SendEmpty);
+    let s = cpe.close();
+    assert_eq!(s.acs_methods.as_deref(), Some(&["Inform".to_string(), "GetRPCMethods".to_string(), "TransferComplete".to_string()][..]));
+    // Not again in a later, non-bootstrap session.
+    cpe.state.periodic_due();
+    cpe.inform();
+    assert_eq!(cpe.reply(Some(&inform_response("3"))).0, Step::SendEmpty);
+}

@@ -6,6 +6,8 @@ mod support;
 mod codec;
 // Whole CWMP sessions driven through the session machine, for both example profiles.
 mod session_flow;
+// Answers to the shared examples' ACS requests equal the shared CPE-side examples.
+mod fixtures;
 // Profile loading: YAML, CSV import, errors naming file and key.
 mod profiles;
 // The binary: exit codes and first lines.

@@ -88,5 +88,7 @@ pub fn parse_profile(text: &str, file: &Path, default_name: &str) -> Result<Mode
         }
     };
     let name = doc.name.clone().unwrap_or_else(|| default_name.to_string());
-    Model::new(&name, tree, identity, urn).map_err(|e| invalid(None, e.to_string()))
+    let mut model = Model::new(&name, tree, identity, urn).map_err(|e| invalid(None, e.to_string()))?;
+    model.get_rpc_methods_on_bootstrap = doc.get_rpc_methods_on_bootstrap;
+    Ok(model)
 }

@@ -8,6 +8,7 @@
 //!   serial: "{oui}{index:06X}"    # FEFEFE000000, FEFEFE000001, …
 //!   seed: 42                      # for {secret:N}
 //! csv: extra.csv                  # optional genieacs-sim data model, merged first
+//! get_rpc_methods_on_bootstrap: false   # ask the ACS for its methods after BOOTSTRAP
 //! objects:
 //!   Device.NAT.PortMapping.: {writable: true, max_instances: 32}
 //! parameters:
@@ -35,6 +36,9 @@ pub struct ProfileFile {
     pub identity: IdentityYaml,
     /// A genieacs-sim CSV data model, relative to the profile file.
     pub csv: Option<String>,
+    /// Send a GetRPCMethods request to the ACS after each BOOTSTRAP Inform (default false).
+    #[serde(default)]
+    pub get_rpc_methods_on_bootstrap: bool,
     #[serde(default)]
     pub objects: serde_norway::Mapping,
     #[serde(default)]

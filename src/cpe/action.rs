@@ -4,10 +4,35 @@
 
 use std::time::Duration;
 
+use crate::cwmp::rpc::inform::MethodEvent;
+
+/// Which RPC asked for a transfer (it names the `M` event of the completion report).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferKind {
+    Download,
+    ScheduleDownload,
+    Upload,
+}
+
+impl TransferKind {
+    pub fn is_download(self) -> bool {
+        self != TransferKind::Upload
+    }
+
+    /// `M Download`, `M ScheduleDownload` or `M Upload`.
+    pub fn method_event(self) -> MethodEvent {
+        match self {
+            TransferKind::Download => MethodEvent::Download,
+            TransferKind::ScheduleDownload => MethodEvent::ScheduleDownload,
+            TransferKind::Upload => MethodEvent::Upload,
+        }
+    }
+}
+
 /// A transfer the ACS requested.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransferRequest {
-    pub is_download: bool,
+    pub kind: TransferKind,
     pub command_key: Box<str>,
     pub file_type: Box<str>,
     pub url: Box<str>,
@@ -21,7 +46,7 @@ pub struct TransferRequest {
 impl TransferRequest {
     /// A firmware image: the CPE reboots into it after a successful download.
     pub fn is_firmware(&self) -> bool {
-        self.is_download && self.file_type.starts_with("1 ")
+        self.kind.is_download() && self.file_type.starts_with("1 ")
     }
 }
 

@@ -16,7 +16,7 @@ use crate::time::UnixMillis;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransferResult {
     pub command_key: Box<str>,
-    pub is_download: bool,
+    pub kind: super::action::TransferKind,
     /// 0 on success, else a 9000-series code.
     pub fault_code: u16,
     pub fault_string: Box<str>,
@@ -166,7 +166,7 @@ impl EventQueue {
         let mut parts: Vec<String> =
             EventCode::ALL.iter().filter(|c| list.codes & (1 << **c as u8) != 0).map(|c| c.as_str().to_string()).collect();
         parts.extend(self.methods()[..list.methods].iter().map(|(m, _)| m.as_str().to_string()));
-        parts.extend(self.transfers().iter().map(|t| if t.is_download { "M Download" } else { "M Upload" }.to_string()));
+        parts.extend(self.transfers().iter().map(|t| t.kind.method_event().as_str().to_string()));
         format!("[{}]", parts.join(", "))
     }
 }
@@ -202,8 +202,7 @@ impl InformEvents for InformEventList<'_> {
             write_event(out, m.as_str(), key);
         }
         for t in self.queue.transfers() {
-            let m = if t.is_download { MethodEvent::Download } else { MethodEvent::Upload };
-            write_event(out, m.as_str(), &t.command_key);
+            write_event(out, t.kind.method_event().as_str(), &t.command_key);
         }
     }
 }
@@ -241,7 +240,7 @@ mod tests {
         let mut q = EventQueue::default();
         q.add_transfer(TransferResult {
             command_key: "fw".into(),
-            is_download: true,
+            kind: crate::cpe::action::TransferKind::Download,
             fault_code: 0,
             fault_string: "".into(),
             start_at: UnixMillis(0),

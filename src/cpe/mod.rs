@@ -9,7 +9,7 @@ pub mod action;
 pub mod events;
 pub mod retry;
 
-pub use action::{DeferredAction, TransferRequest};
+pub use action::{DeferredAction, TransferKind, TransferRequest};
 pub use events::{EventQueue, TransferResult};
 
 use crate::cwmp::rpc::inform::{EventCode, MethodEvent};
@@ -110,7 +110,7 @@ impl CpeState {
         }
         self.events.add_transfer(TransferResult {
             command_key: req.command_key.clone(),
-            is_download: req.is_download,
+            kind: req.kind,
             fault_code,
             fault_string: fault_string.into(),
             start_at,

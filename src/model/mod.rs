@@ -96,6 +96,8 @@ pub struct Model {
     pub well_known: WellKnown,
     /// Parameters sent in every Inform, in tree order.
     pub forced: Vec<Loc>,
+    /// Ask the ACS for its methods (CPE-originated GetRPCMethods) after a BOOTSTRAP Inform.
+    pub get_rpc_methods_on_bootstrap: bool,
 }
 
 impl Model {
@@ -128,7 +130,15 @@ impl Model {
                 default_instances(&tree, id, &mut |inst| forced.push(Loc { node: id, inst }));
             }
         }
-        Ok(Model { name: name.to_string(), tree, identity, cwmp_urn: cwmp_urn.into(), well_known, forced })
+        Ok(Model {
+            name: name.to_string(),
+            tree,
+            identity,
+            cwmp_urn: cwmp_urn.into(),
+            well_known,
+            forced,
+            get_rpc_methods_on_bootstrap: false,
+        })
     }
 
     /// A read-only view of CPE `id` with `delta`, booted at `boot_at`, at time `now`.

@@ -5,7 +5,7 @@
 use bytes::BytesMut;
 use smallvec::SmallVec;
 
-use crate::cpe::{DeferredAction, TransferRequest};
+use crate::cpe::{DeferredAction, TransferKind, TransferRequest};
 use crate::cwmp::fault::FaultCode;
 use crate::cwmp::rpc::*;
 use crate::model::device::{SpaEntry, SpvEntry};
@@ -13,14 +13,6 @@ use crate::model::{ChangeSet, DeviceMut, ReadFor};
 use crate::time::UNKNOWN_TIME;
 
 use fault::write_cpe_fault;
-
-/// The RPC name as a `&'static str` (for logs without allocation).
-pub(super) fn static_name(req: &AcsRequest<'_>) -> &'static str {
-    match req {
-        AcsRequest::Unknown { .. } => "Unknown",
-        other => SUPPORTED_METHODS.iter().copied().find(|m| *m == other.name()).unwrap_or("Unknown"),
-    }
-}
 
 pub(super) fn answer(
     req: &AcsRequest<'_>,
@@ -169,7 +161,7 @@ pub(super) fn answer(
             id,
             actions,
             TransferRequest {
-                is_download: true,
+                kind: TransferKind::Download,
                 command_key: r.command_key.as_ref().into(),
                 file_type: r.file_type.as_ref().into(),
                 url: r.url.as_ref().into(),
@@ -186,7 +178,7 @@ pub(super) fn answer(
             id,
             actions,
             TransferRequest {
-                is_download: false,
+                kind: TransferKind::Upload,
                 command_key: r.command_key.as_ref().into(),
                 file_type: r.file_type.as_ref().into(),
                 url: r.url.as_ref().into(),
@@ -204,7 +196,7 @@ pub(super) fn answer(
                     DeferredAction::Transfer(t) => Some(get_queued_transfers::QueuedTransfer {
                         command_key: &t.command_key,
                         state: 1,
-                        is_download: t.is_download,
+                        is_download: t.kind.is_download(),
                         file_type: &t.file_type,
                         file_size: t.file_size,
                         target_file_name: &t.target_file_name,
@@ -214,6 +206,50 @@ pub(super) fn answer(
                 .collect();
             let all = matches!(req, AcsRequest::GetAllQueuedTransfers);
             get_queued_transfers::write_response(out, urn, id, all, &queued);
+            None
+        }
+        AcsRequest::ScheduleDownload(r) => {
+            let first = &r.windows[0];
+            if r.windows.iter().any(|w| w.end <= w.start) || r.windows.windows(2).any(|w| w[1].start < w[0].end) {
+                return fail(out, FaultCode::InvalidArguments, Some("TimeWindowList: windows must be non-empty and in order"));
+            }
+            transfer(
+                out,
+                urn,
+                id,
+                actions,
+                TransferRequest {
+                    kind: TransferKind::ScheduleDownload,
+                    command_key: r.command_key.as_ref().into(),
+                    file_type: r.file_type.as_ref().into(),
+                    url: r.url.as_ref().into(),
+                    username: r.username.as_ref().into(),
+                    password: r.password.as_ref().into(),
+                    file_size: r.file_size,
+                    target_file_name: r.target_file_name.as_ref().into(),
+                    delay: std::time::Duration::from_secs(first.start as u64),
+                },
+            )
+        }
+        AcsRequest::CancelTransfer(r) => {
+            let queued = actions.iter().position(|a| matches!(a, DeferredAction::Transfer(t) if *t.command_key == *r.command_key));
+            match queued {
+                Some(i) => {
+                    actions.remove(i);
+                    cancel_transfer::write_response(out, urn, id);
+                    None
+                }
+                // Transfers accepted in earlier sessions are already under way or done.
+                None => fail(out, FaultCode::CancelNotPermitted, Some(&r.command_key)),
+            }
+        }
+        AcsRequest::ChangeDuState(_) => fail(out, FaultCode::MethodNotSupported, Some("ChangeDUState: this CPE has no software modules")),
+        AcsRequest::SetVouchers(_) => {
+            set_vouchers::write_response(out, urn, id);
+            None
+        }
+        AcsRequest::GetOptions(_) => {
+            get_options::write_response(out, urn, id);
             None
         }
         AcsRequest::Unknown { name } => {
@@ -232,13 +268,17 @@ fn transfer(
     actions: &mut SmallVec<[DeferredAction; 1]>,
     req: TransferRequest,
 ) -> Option<FaultCode> {
-    let method = if req.is_download { "Download" } else { "Upload" };
     let scheme_ok = req.url.starts_with("http://") || req.url.starts_with("https://");
     if !scheme_ok {
         write_cpe_fault::<&str>(out, urn, id, FaultCode::UnsupportedTransferProtocol, Some(&req.url), &[]);
         return Some(FaultCode::UnsupportedTransferProtocol);
     }
+    let kind = req.kind;
     actions.push(DeferredAction::Transfer(req));
-    download::write_transfer_response(out, urn, id, method, 1, UNKNOWN_TIME, UNKNOWN_TIME);
+    match kind {
+        TransferKind::Download => download::write_transfer_response(out, urn, id, "Download", 1, UNKNOWN_TIME, UNKNOWN_TIME),
+        TransferKind::Upload => download::write_transfer_response(out, urn, id, "Upload", 1, UNKNOWN_TIME, UNKNOWN_TIME),
+        TransferKind::ScheduleDownload => schedule_download::write_response(out, urn, id),
+    }
     None
 }

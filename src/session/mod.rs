@@ -28,6 +28,7 @@ use crate::time::{format_datetime, UnixMillis};
 pub enum State {
     ExpectInformResponse,
     ExpectTransferCompleteResponse,
+    ExpectGetRpcMethodsResponse,
     /// After the empty POST or a response: an ACS request, or 204 to end.
     ExpectAcsRequest,
     Done,
@@ -99,6 +100,8 @@ pub struct SessionSummary {
     pub faults: u32,
     /// Whether the Inform was answered (its events delivered).
     pub informed: bool,
+    /// The ACS's methods, when the CPE asked with GetRPCMethods.
+    pub acs_methods: Option<Vec<String>>,
 }
 
 /// One session of one CPE.
@@ -112,6 +115,8 @@ pub struct Session {
     changes: ChangeSet,
     requests: u32,
     faults: u32,
+    asked_methods: bool,
+    acs_methods: Option<Vec<String>>,
     /// The last RPC answered and its fault, for logs.
     pub last_rpc: Option<(&'static str, Option<FaultCode>)>,
 }
@@ -134,6 +139,8 @@ impl Session {
             changes: ChangeSet::default(),
             requests: 0,
             faults: 0,
+            asked_methods: false,
+            acs_methods: None,
             last_rpc: None,
         }
     }
@@ -190,7 +197,7 @@ impl Session {
                 if self.sent.codes & (1 << EventCode::Bootstrap as u8) != 0 {
                     cpe.bootstrapped = true;
                 }
-                Ok(Some(self.own_request_or_empty(cpe, env.hold_requests, out)))
+                Ok(Some(self.own_request_or_empty(model, cpe, env.hold_requests, out)))
             }
             State::ExpectTransferCompleteResponse => {
                 let body = body.ok_or(SessionError::Unexpected { state: self.state })?;
@@ -198,7 +205,19 @@ impl Session {
                 match env.message {
                     AcsMessage::TransferCompleteResponse => {
                         cpe.events.transfer_acknowledged();
-                        Ok(Some(self.own_request_or_empty(cpe, env.hold_requests, out)))
+                        Ok(Some(self.own_request_or_empty(model, cpe, env.hold_requests, out)))
+                    }
+                    AcsMessage::Fault(f) => Err(SessionError::AcsFault(f.code)),
+                    _ => Err(SessionError::Unexpected { state: self.state }),
+                }
+            }
+            State::ExpectGetRpcMethodsResponse => {
+                let body = body.ok_or(SessionError::Unexpected { state: self.state })?;
+                let env = parse_envelope(body).map_err(SessionError::Parse)?;
+                match env.message {
+                    AcsMessage::GetRpcMethodsResponse { methods } => {
+                        self.acs_methods = Some(methods.iter().map(|m| m.to_string()).collect());
+                        Ok(Some(self.own_request_or_empty(model, cpe, env.hold_requests, out)))
                     }
                     AcsMessage::Fault(f) => Err(SessionError::AcsFault(f.code)),
                     _ => Err(SessionError::Unexpected { state: self.state }),
@@ -216,7 +235,7 @@ impl Session {
                 let fault = match &env.message {
                     AcsMessage::Request(req) => {
                         let f = dispatch::answer(req, id, self.urn, &mut dev, &mut self.actions, &mut self.changes, out);
-                        self.last_rpc = Some((dispatch::static_name(req), f));
+                        self.last_rpc = Some((req.static_name(), f));
                         f
                     }
                     AcsMessage::BadRequest { method, error } => {
@@ -243,9 +262,11 @@ impl Session {
         }
     }
 
-    /// After the InformResponse or a TransferCompleteResponse: the next own request, else the
-    /// empty POST. Own requests wait while the ACS holds requests (cwmp:HoldRequests).
-    fn own_request_or_empty(&mut self, cpe: &mut CpeState, hold_requests: bool, out: &mut BytesMut) -> Step {
+    /// After the InformResponse or the answer to an own request: the next own request
+    /// (TransferComplete reports, then GetRPCMethods after a BOOTSTRAP if the profile asks), else
+    /// the empty POST. Own requests wait while the ACS holds requests (cwmp:HoldRequests); GenieACS
+    /// accepts them only before the empty POST (PROTOCOL.md §1.2).
+    fn own_request_or_empty(&mut self, model: &Model, cpe: &mut CpeState, hold_requests: bool, out: &mut BytesMut) -> Step {
         if !hold_requests {
             if let Some(t) = cpe.events.next_transfer().cloned() {
                 let id = cpe.take_message_id();
@@ -262,6 +283,14 @@ impl Session {
                     std::str::from_utf8(&complete).unwrap_or(""),
                 );
                 self.state = State::ExpectTransferCompleteResponse;
+                return Step::Send;
+            }
+            let bootstrap = self.sent.codes & (1 << EventCode::Bootstrap as u8) != 0;
+            if bootstrap && model.get_rpc_methods_on_bootstrap && !self.asked_methods {
+                self.asked_methods = true;
+                let id = cpe.take_message_id();
+                crate::cwmp::rpc::get_rpc_methods::write_request(out, self.urn, itoa::Buffer::new().format(id));
+                self.state = State::ExpectGetRpcMethodsResponse;
                 return Step::Send;
             }
         }
@@ -291,6 +320,7 @@ impl Session {
             requests: self.requests,
             faults: self.faults,
             informed: self.informed,
+            acs_methods: self.acs_methods.take(),
         }
     }
 }

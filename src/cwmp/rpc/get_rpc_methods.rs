@@ -33,3 +33,11 @@ pub fn parse_response<'a>(cur: &mut Cursor<'a>, m: &Elem<'a>) -> Result<AcsMessa
     }
     Ok(AcsMessage::GetRpcMethodsResponse { methods })
 }
+
+/// Writes a CPE-originated GetRPCMethods request (sent after a BOOTSTRAP Inform when the profile
+/// asks for it, as some CPEs do to learn what the ACS supports).
+pub fn write_request(out: &mut BytesMut, urn: &str, id: &str) {
+    envelope::open(out, urn, Some(id));
+    out.extend_from_slice(b"<cwmp:GetRPCMethods></cwmp:GetRPCMethods>");
+    envelope::close(out);
+}

@@ -6,10 +6,13 @@
 //! `HoldRequests`), the cwmp version, and the message.
 
 pub mod add_object;
+pub mod cancel_transfer;
+pub mod change_du_state;
 pub mod delete_object;
 pub mod download;
 pub mod factory_reset;
 pub mod fault;
+pub mod get_options;
 pub mod get_parameter_attributes;
 pub mod get_parameter_names;
 pub mod get_parameter_values;
@@ -17,9 +20,11 @@ pub mod get_queued_transfers;
 pub mod get_rpc_methods;
 pub mod inform;
 pub mod reboot;
+pub mod schedule_download;
 pub mod schedule_inform;
 pub mod set_parameter_attributes;
 pub mod set_parameter_values;
+pub mod set_vouchers;
 pub mod transfer_complete;
 pub mod unknown;
 pub mod upload;
@@ -48,6 +53,11 @@ pub enum AcsRequest<'a> {
     ScheduleInform(schedule_inform::ScheduleInform<'a>),
     GetQueuedTransfers,
     GetAllQueuedTransfers,
+    ScheduleDownload(Box<schedule_download::ScheduleDownload<'a>>),
+    CancelTransfer(cancel_transfer::CancelTransfer<'a>),
+    ChangeDuState(change_du_state::ChangeDuState<'a>),
+    SetVouchers(set_vouchers::SetVouchers<'a>),
+    GetOptions(get_options::GetOptions<'a>),
     /// Any other method: answered with Fault 9000.
     Unknown {
         name: &'a str,
@@ -55,8 +65,8 @@ pub enum AcsRequest<'a> {
 }
 
 impl AcsRequest<'_> {
-    /// The RPC method name.
-    pub fn name(&self) -> &str {
+    /// The RPC method name (`Unknown` for methods this CPE does not know).
+    pub fn static_name(&self) -> &'static str {
         match self {
             AcsRequest::GetRpcMethods => "GetRPCMethods",
             AcsRequest::GetParameterValues(_) => "GetParameterValues",
@@ -73,7 +83,20 @@ impl AcsRequest<'_> {
             AcsRequest::ScheduleInform(_) => "ScheduleInform",
             AcsRequest::GetQueuedTransfers => "GetQueuedTransfers",
             AcsRequest::GetAllQueuedTransfers => "GetAllQueuedTransfers",
+            AcsRequest::ScheduleDownload(_) => "ScheduleDownload",
+            AcsRequest::CancelTransfer(_) => "CancelTransfer",
+            AcsRequest::ChangeDuState(_) => "ChangeDUState",
+            AcsRequest::SetVouchers(_) => "SetVouchers",
+            AcsRequest::GetOptions(_) => "GetOptions",
+            AcsRequest::Unknown { .. } => "Unknown",
+        }
+    }
+
+    /// The RPC method name as sent.
+    pub fn name(&self) -> &str {
+        match self {
             AcsRequest::Unknown { name } => name,
+            known => known.static_name(),
         }
     }
 }
@@ -95,6 +118,10 @@ pub const SUPPORTED_METHODS: &[&str] = &[
     "ScheduleInform",
     "GetQueuedTransfers",
     "GetAllQueuedTransfers",
+    "ScheduleDownload",
+    "CancelTransfer",
+    "SetVouchers",
+    "GetOptions",
 ];
 
 /// Any message an ACS sends.
@@ -241,6 +268,11 @@ fn parse_request<'a>(cur: &mut Cursor<'a>, m: &Elem<'a>) -> Result<AcsRequest<'a
             cur.skip(m)?;
             AcsRequest::GetAllQueuedTransfers
         }
+        "ScheduleDownload" => AcsRequest::ScheduleDownload(Box::new(schedule_download::parse(cur, m)?)),
+        "CancelTransfer" => AcsRequest::CancelTransfer(cancel_transfer::parse(cur, m)?),
+        "ChangeDUState" => AcsRequest::ChangeDuState(change_du_state::parse(cur, m)?),
+        "SetVouchers" => AcsRequest::SetVouchers(set_vouchers::parse(cur, m)?),
+        "GetOptions" => AcsRequest::GetOptions(get_options::parse(cur, m)?),
         name => {
             cur.skip(m)?;
             AcsRequest::Unknown { name }
