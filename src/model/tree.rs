@@ -340,8 +340,6 @@ pub struct TreeBuilder {
     by_schema_path: HashMap<Box<str>, NodeId>,
     /// Entry counts to resolve once every table exists: (param, table path).
     pending_counts: Vec<(NodeId, String, String)>,
-    /// Which params had their value declared at schema level (so a later `{i}` decl may set it).
-    schema_valued: std::collections::HashSet<NodeId>,
 }
 
 enum Seg<'a> {
@@ -380,7 +378,6 @@ impl TreeBuilder {
             overrides: HashMap::new(),
             by_schema_path: HashMap::new(),
             pending_counts: Vec::new(),
-            schema_valued: Default::default(),
         };
         b.nodes.push(Node { name: root.as_str().into(), parent: None, children: Vec::new(), kind: NodeKind::Object });
         b.by_schema_path.insert(format!("{root}.").into(), ParamTree::ROOT);
@@ -547,11 +544,7 @@ impl TreeBuilder {
                     secret: decl.secret.unwrap_or(false),
                     constraint: decl.constraint.clone().map(Box::new),
                 };
-                let id = self.add_child(parent, leaf, NodeKind::Param(Box::new(spec)));
-                if !concrete && source.is_some() {
-                    self.schema_valued.insert(id);
-                }
-                id
+                self.add_child(parent, leaf, NodeKind::Param(Box::new(spec)))
             }
         };
         if let Some(src) = source {
@@ -565,7 +558,6 @@ impl TreeBuilder {
             } else if existing.is_some() || dynamic {
                 let NodeKind::Param(spec) = &mut self.nodes[id.0 as usize].kind else { unreachable!() };
                 spec.default = src;
-                self.schema_valued.insert(id);
             }
         }
         if let Some(DynamicDecl::EntryCount { table }) = &decl.dynamic {

@@ -244,9 +244,8 @@ impl Session {
                         } else {
                             FaultCode::InvalidArguments
                         };
-                        let detail = error.to_string();
+                        let detail = format!("{method}: {error}");
                         crate::cwmp::rpc::fault::write_cpe_fault::<&str>(out, self.urn, id, code, Some(&detail), &[]);
-                        let _ = method;
                         self.last_rpc = Some(("BadRequest", Some(code)));
                         Some(code)
                     }
