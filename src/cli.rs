@@ -1,16 +1,17 @@
 //! The command line: clap-derive data only; `main.rs` turns it into a run.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
 /// A TR-069 (CWMP) CPE simulator and ACS load generator.
 ///
-/// Without --acs-url, one CPE runs a full bootstrap session against an ACS embedded in this
-/// process (a GenieACS-like script: discover the tree, read it, provision it) and prints the
-/// exchange.
+/// Without --acs-url, cpe-sim starts its embedded ACS on a free loopback port and runs one CPE's
+/// bootstrap session against it over real HTTP. With --acs-url, the CPE informs that ACS.
 #[derive(Debug, Parser)]
-#[command(name = "cpe-sim", version, about, long_about = None, args_conflicts_with_subcommands = true)]
+#[command(name = "cpe-sim", version, about, long_about, args_conflicts_with_subcommands = true)]
 pub struct Args {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -19,7 +20,7 @@ pub struct Args {
     pub run: RunArgs,
 }
 
-/// Flags of a run.
+/// Flags of a CPE run.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// Device profile: a YAML file or a directory holding profile.yaml
@@ -27,26 +28,66 @@ pub struct RunArgs {
     #[arg(long, env = "CPE_SIM_PROFILE")]
     pub profile: Option<PathBuf>,
 
-    /// ACS URL to inform. Omit it to use the embedded in-process ACS.
+    /// ACS URL to inform (http:// or https://). Omit it to use the embedded ACS.
     #[arg(long, env = "CPE_SIM_ACS_URL")]
     pub acs_url: Option<String>,
 
-    /// Log level: error, warn, info, debug (debug logs every SOAP body), trace
+    /// Log level: error, warn, info, debug (every SOAP body), trace
     #[arg(long, default_value = "info", env = "CPE_SIM_LOG_LEVEL")]
     pub log_level: String,
 
-    /// Which CPE of the fleet to be (stamps serial, MAC and credentials: cpe-N)
-    #[arg(long, default_value_t = 0)]
-    pub cpe_index: u32,
+    /// Username for HTTP Basic/Digest auth to the ACS
+    #[arg(long, env = "CPE_SIM_ACS_USERNAME")]
+    pub acs_username: Option<String>,
+
+    /// Password for HTTP Basic/Digest auth to the ACS
+    #[arg(long, env = "CPE_SIM_ACS_PASSWORD", hide_env_values = true)]
+    pub acs_password: Option<String>,
+
+    /// Extra CA bundle (PEM) to trust for https ACS URLs, besides the system bundle
+    #[arg(long)]
+    pub ca_cert_file: Option<PathBuf>,
+
+    /// Do not verify the ACS's TLS certificate (insecure: local tests only)
+    #[arg(long, num_args = 0..=1, default_value_t = false, default_missing_value = "true", value_name = "BOOL")]
+    pub tls_skip_verify: bool,
+
+    /// Client certificate (PEM) for mutual TLS; needs --client-key
+    #[arg(long)]
+    pub client_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of --client-cert
+    #[arg(long)]
+    pub client_key: Option<PathBuf>,
 
     /// cwmp namespace to speak (cwmp-1-0 … cwmp-1-4), overriding the profile
     #[arg(long)]
     pub cwmp_version: Option<String>,
+
+    /// Time allowed to connect and for each ACS response (e.g. 30s, 500ms, 2m)
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// Largest ACS response body accepted, in bytes (k and m suffixes allowed)
+    #[arg(long, default_value = "4m", value_parser = parse_size)]
+    pub max_body: usize,
+
+    /// Keep running with periodic informs and retries for this long (e.g. 10m). Without it the
+    /// run is one-shot unless the profile enables periodic informs; SIGINT/SIGTERM always end a
+    /// run after the open session.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Which CPE of a fleet to be (stamps serial, MAC and credentials: cpe-N)
+    #[arg(long, default_value_t = 0)]
+    pub cpe_index: u32,
 }
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the embedded ACS as a server until interrupted
+    Acs(AcsArgs),
     /// Validate a profile and print what it defines
     Check {
         /// Profile file or directory
@@ -56,4 +97,86 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         cpe_index: u32,
     },
+}
+
+/// Flags of `cpe-sim acs`.
+#[derive(Debug, clap::Args)]
+pub struct AcsArgs {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:7547")]
+    pub bind: SocketAddr,
+
+    /// Require this username from CPEs (with --acs-password)
+    #[arg(long)]
+    pub acs_username: Option<String>,
+
+    /// Require this password from CPEs
+    #[arg(long, hide_env_values = true)]
+    pub acs_password: Option<String>,
+
+    /// Auth scheme to challenge with: digest or basic
+    #[arg(long, default_value = "digest")]
+    pub auth: String,
+
+    /// Skip the GenieACS-like discovery and provisioning after 0 BOOTSTRAP
+    #[arg(long)]
+    pub no_provisioning: bool,
+
+    /// An RPC to push in every session, e.g. "GPV Device.DeviceInfo." or "Reboot key-1"
+    /// (repeatable; see the README for the forms)
+    #[arg(long = "push")]
+    pub push: Vec<String>,
+
+    /// Log level
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
+}
+
+/// Parses `500ms`, `30s`, `5m`, `2h` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.find(|c: char| !c.is_ascii_digit() && c != '.').map_or((s, ""), |i| (&s[..i], &s[i..]));
+    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration like 30s, 500ms or 5m"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (ms, s, m, h)")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("`{s}` is not a positive duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses `4m`, `512k`, `1048576`.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let (num, mult) = match s.as_bytes().last() {
+        Some(b'k' | b'K') => (&s[..s.len() - 1], 1024),
+        Some(b'm' | b'M') => (&s[..s.len() - 1], 1024 * 1024),
+        _ => (s, 1),
+    };
+    let n: usize = num.parse().map_err(|_| format!("`{s}` is not a size like 4m or 65536"))?;
+    n.checked_mul(mult).filter(|&v| v > 0).ok_or_else(|| format!("`{s}` is out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5y").is_err());
+        assert_eq!(parse_size("4m").unwrap(), 4 << 20);
+        assert_eq!(parse_size("512k").unwrap(), 512 << 10);
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("lots").is_err());
+    }
 }

@@ -25,5 +25,7 @@ pub mod cpe;
 pub mod cwmp;
 pub mod model;
 pub mod run;
+pub mod runner;
 pub mod session;
 pub mod time;
+pub mod transport;

@@ -6,15 +6,20 @@ use std::process::ExitCode;
 use anyhow::Context;
 use bytes::BytesMut;
 use clap::Parser;
-use cpe_sim::acs::AcsScript;
-use cpe_sim::cli::{Args, Command, RunArgs};
+use cpe_sim::acs::server::{AcsServer, AuthMode, ServerConfig};
+use cpe_sim::acs::{AcsRpc, AcsScript};
+use cpe_sim::cli::{AcsArgs, Args, Command, RunArgs};
 use cpe_sim::config::{load_profile, parse_profile};
 use cpe_sim::cpe::CpeState;
+use cpe_sim::cwmp::envelope::{urn_minor, URNS};
 use cpe_sim::cwmp::template::InformTemplate;
 use cpe_sim::model::{DeviceId, Model};
-use cpe_sim::run::run_session;
+use cpe_sim::runner::{run_cpe, Mode, RunOptions};
 use cpe_sim::time::UnixMillis;
-use tracing::{debug, error, info, warn};
+use cpe_sim::transport::tls::{client_config, TlsOptions};
+use cpe_sim::transport::{Credentials, TransportConfig};
+use tokio::sync::watch;
+use tracing::{error, info, warn, Instrument};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -24,7 +29,14 @@ const BUILTIN_PROFILE: &str = include_str!("../profiles/example-tr181-gateway/pr
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let level = args.run.log_level.parse::<tracing::Level>().unwrap_or(tracing::Level::INFO);
+    let level = match &args.command {
+        Some(Command::Acs(a)) => &a.log_level,
+        _ => &args.run.log_level,
+    };
+    let Ok(level) = level.parse::<tracing::Level>() else {
+        eprintln!("error: --log-level `{level}` is not one of error, warn, info, debug, trace");
+        return ExitCode::from(2);
+    };
     tracing_subscriber::fmt()
         .with_max_level(level)
         .with_target(false)
@@ -33,7 +45,8 @@ fn main() -> ExitCode {
         .init();
     let result = match args.command {
         Some(Command::Check { profile, cpe_index }) => check(&profile, cpe_index),
-        None => run(&args.run),
+        Some(Command::Acs(a)) => runtime().and_then(|rt| rt.block_on(serve_acs(a))),
+        None => runtime().and_then(|rt| rt.block_on(run(args.run))),
     };
     match result {
         Ok(code) => code,
@@ -44,78 +57,150 @@ fn main() -> ExitCode {
     }
 }
 
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")
+}
+
+/// A watch that turns true on SIGINT or SIGTERM.
+fn shutdown_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+        info!("signal received: finishing the open session, then stopping");
+        let _ = tx.send(true);
+    });
+    rx
+}
+
 fn load(path: Option<&std::path::Path>, cwmp_version: Option<&str>) -> anyhow::Result<Model> {
     let mut model = match path {
         Some(p) => load_profile(p)?,
         None => parse_profile(BUILTIN_PROFILE, std::path::Path::new("<built-in example-tr181-gateway>"), "example-tr181-gateway")?,
     };
     if let Some(v) = cwmp_version {
-        let minor = cpe_sim::cwmp::envelope::urn_minor(v).with_context(|| format!("--cwmp-version `{v}` is not cwmp-1-0 … cwmp-1-4"))?;
-        model.cwmp_urn = cpe_sim::cwmp::envelope::URNS[minor as usize].into();
+        let minor = urn_minor(v).with_context(|| format!("--cwmp-version `{v}` is not cwmp-1-0 … cwmp-1-4"))?;
+        model.cwmp_urn = URNS[minor as usize].into();
     }
     Ok(model)
 }
 
-fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let model = load(args.profile.as_deref(), args.cwmp_version.as_deref())?;
-    if let Some(url) = &args.acs_url {
-        anyhow::bail!(
-            "--acs-url {url}: informing a real ACS over HTTP(S) is not built yet (the network transport is the next milestone); omit --acs-url to run against the embedded in-process ACS"
-        );
-    }
-    let template = InformTemplate::new(&model);
-    let now = UnixMillis::now();
-    let id = DeviceId(args.cpe_index);
-    let mut cpe = CpeState::new(id, now);
-    let serial = model
-        .device(id, &cpe.delta, cpe.boot_at, now)
-        .get(&format!("{}.DeviceInfo.SerialNumber", model.tree.root_name()))
-        .unwrap_or_default();
-    info!(profile = %model.name, "no --acs-url given: running against the embedded ACS in-process (GenieACS-like bootstrap script, no sockets)");
-    let events = cpe.events.describe(0);
-    let run = run_session(&model, &template, &mut cpe, AcsScript { urn: cwmp_urn_static(&model), ..AcsScript::default() }, now);
-    for hop in &run.hops {
-        debug!(cpe_id = %id, serial = %serial, "CPE → ACS\n{}", String::from_utf8_lossy(&hop.cpe));
-        match &hop.acs {
-            Some(b) => debug!(cpe_id = %id, serial = %serial, "ACS → CPE\n{}", String::from_utf8_lossy(b)),
-            None => debug!(cpe_id = %id, serial = %serial, "ACS → CPE: 204 No Content"),
-        }
-    }
-    info!(cpe_id = %id, serial = %serial, event_codes = %events, rpc = %"Inform", "Inform sent");
-    // The CPE's answer to the request in hop i is the body it POSTs in hop i + 1.
-    for (hop, next) in run.hops.iter().zip(run.hops.iter().skip(1)) {
-        let items = cpe_sim::acs::inspect(&next.cpe).map_or(0, |m| m.params.len());
-        match hop.answered {
-            None => {}
-            Some((rpc, None)) if items > 0 => info!(cpe_id = %id, serial = %serial, rpc = %rpc, items, "answered"),
-            Some((rpc, None)) => info!(cpe_id = %id, serial = %serial, rpc = %rpc, "answered"),
-            Some((rpc, Some(fault))) => {
-                warn!(cpe_id = %id, serial = %serial, rpc = %rpc, fault_code = fault.code(), "answered with a fault: {}", fault.message())
-            }
-        }
-    }
-    let s = &run.summary;
-    match s.result {
-        Ok(()) => {
-            info!(cpe_id = %id, serial = %serial, acs_requests = s.requests, faults = s.faults, "session completed: the ACS ended it with 204 No Content");
-            // What the ACS changed on this CPE, from the CPE's own delta (secrets masked).
-            for v in cpe.delta.inner().map(|d| d.values.as_slice()).unwrap_or_default() {
-                let secret = model.tree.node(v.loc.node).param().is_some_and(|p| p.secret);
-                let shown = if secret { "<hidden>" } else { &v.value };
-                info!(cpe_id = %id, source = %v.source.as_str(), "set {} = {shown}", model.tree.path_string(&v.loc));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            error!(cpe_id = %id, serial = %serial, "session failed: {e}");
-            Ok(ExitCode::from(1))
-        }
+fn credentials(user: Option<String>, pass: Option<String>, what: &str) -> anyhow::Result<Option<Credentials>> {
+    match (user, pass) {
+        (None, None) => Ok(None),
+        (Some(username), password) => Ok(Some(Credentials { username, password: password.unwrap_or_default() })),
+        (None, Some(_)) => anyhow::bail!("{what}: --acs-password needs --acs-username"),
     }
 }
 
-fn cwmp_urn_static(model: &Model) -> &'static str {
-    let minor = cpe_sim::cwmp::envelope::urn_minor(&model.cwmp_urn).unwrap_or(0);
-    cpe_sim::cwmp::envelope::URNS[minor as usize]
+async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let model = load(args.profile.as_deref(), args.cwmp_version.as_deref())?;
+    if args.tls_skip_verify {
+        warn!("--tls-skip-verify=true: the ACS's certificate is NOT verified; anyone on the path can impersonate it. Use only for local tests.");
+    }
+    let tls = client_config(&TlsOptions {
+        ca_cert_file: args.ca_cert_file.clone(),
+        skip_verify: args.tls_skip_verify,
+        client_cert: args.client_cert.clone(),
+        client_key: args.client_key.clone(),
+        no_system_roots: false,
+    })?;
+    let transport = TransportConfig {
+        timeout: args.timeout,
+        max_body: args.max_body,
+        tls,
+        credentials: credentials(args.acs_username.clone(), args.acs_password.clone(), "run")?,
+    };
+    let shutdown = shutdown_signal();
+    // No --acs-url: serve the embedded ACS in this process and inform it over loopback.
+    let (acs_url, embedded) = match &args.acs_url {
+        Some(u) => (u.clone(), None),
+        None => {
+            let script = AcsScript { urn: URNS[urn_minor(&model.cwmp_urn).unwrap_or(0) as usize], ..AcsScript::default() };
+            let cfg = ServerConfig { script, credentials: transport.credentials.clone(), auth_mode: AuthMode::Digest };
+            let server = AcsServer::start(([127, 0, 0, 1], 0).into(), cfg).await.context("starting the embedded ACS on 127.0.0.1")?;
+            info!(profile = %model.name, "no --acs-url given: started the embedded ACS at {} (GenieACS-like bootstrap script)", server.url());
+            (server.url(), Some(server))
+        }
+    };
+    let now = UnixMillis::now();
+    let id = DeviceId(args.cpe_index);
+    let mut cpe = CpeState::new(id, now);
+    let template = InformTemplate::new(&model);
+    let root = model.tree.root_name().to_string();
+    let dev = model.device(id, &cpe.delta, cpe.boot_at, now);
+    let serial = dev.get(&format!("{root}.DeviceInfo.SerialNumber")).unwrap_or_default();
+    let periodic = dev.get(&format!("{root}.ManagementServer.PeriodicInformEnable")).is_some_and(|v| v == "true");
+    let mode = if args.duration.is_some() || periodic { Mode::Daemon { duration: args.duration } } else { Mode::OneShot };
+    let opts = RunOptions { acs_url: acs_url.clone(), transport, mode };
+    let span = tracing::info_span!("cpe", cpe_id = %id, serial = %serial);
+    span.in_scope(|| info!(acs_url = %acs_url, profile = %model.name, mode = ?mode, "CPE starting"));
+    let report = run_cpe(&model, &template, &mut cpe, &opts, shutdown).instrument(span.clone()).await;
+    span.in_scope(|| {
+        // What the ACS changed on this CPE, from the CPE's own delta (secrets masked).
+        for v in cpe.delta.inner().map(|d| d.values.as_slice()).unwrap_or_default() {
+            let secret = model.tree.node(v.loc.node).param().is_some_and(|p| p.secret);
+            let shown = if secret { "<hidden>" } else { &v.value };
+            info!(source = %v.source.as_str(), "set {} = {shown}", model.tree.path_string(&v.loc));
+        }
+    });
+    if let Some(server) = embedded {
+        server.stop().await;
+    }
+    let ok = match mode {
+        Mode::OneShot => report.failed == 0 && report.completed > 0,
+        Mode::Daemon { .. } => report.completed > 0,
+    };
+    info!(sessions_completed = report.completed, sessions_failed = report.failed, interrupted = report.interrupted, "done");
+    if ok {
+        return Ok(ExitCode::SUCCESS);
+    }
+    error!("{}", report.last_error.as_deref().unwrap_or("no session completed"));
+    Ok(ExitCode::from(1))
+}
+
+async fn serve_acs(args: AcsArgs) -> anyhow::Result<ExitCode> {
+    let mut every_session = Vec::new();
+    for spec in &args.push {
+        every_session.push(AcsRpc::from_spec(spec).map_err(anyhow::Error::msg).context("--push")?);
+    }
+    let auth_mode = match args.auth.as_str() {
+        "digest" => AuthMode::Digest,
+        "basic" => AuthMode::Basic,
+        other => anyhow::bail!("--auth `{other}`: use digest or basic"),
+    };
+    let cfg = ServerConfig {
+        script: AcsScript { bootstrap_provisioning: !args.no_provisioning, every_session, ..AcsScript::default() },
+        credentials: credentials(args.acs_username, args.acs_password, "acs")?,
+        auth_mode,
+    };
+    let server = AcsServer::start(args.bind, cfg).await.with_context(|| format!("binding {}", args.bind))?;
+    info!("embedded ACS listening at {} (Ctrl-C to stop)", server.url());
+    let mut shutdown = shutdown_signal();
+    let _ = shutdown.changed().await;
+    let stats = server.stats();
+    info!(
+        sessions_started = stats.sessions_started,
+        sessions_completed = stats.sessions_completed,
+        auth_challenges = stats.auth_challenges,
+        bad_requests = stats.bad_requests,
+        "embedded ACS stopped"
+    );
+    server.stop().await;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check(path: &std::path::Path, cpe_index: u32) -> anyhow::Result<ExitCode> {

@@ -14,7 +14,7 @@ fn default_run_completes_a_bootstrap_session() {
     let (code, _, err) = cpe_sim(&[]);
     assert_eq!(code, 0, "{err}");
     let first = err.lines().next().unwrap();
-    assert!(first.contains("embedded ACS in-process"), "{first}");
+    assert!(first.contains("started the embedded ACS at http://127.0.0.1:"), "{first}");
     assert!(err.contains("event_codes=[0 BOOTSTRAP, 1 BOOT]"));
     assert!(err.contains("serial=FEFEFE000000"));
     assert!(err.contains("session completed"));
@@ -39,9 +39,9 @@ fn usage_and_profile_errors_exit_2() {
     let (code, _, err) = cpe_sim(&["--profile", "no/such/profile"]);
     assert_eq!(code, 2);
     assert!(err.contains("no/such/profile"), "{err}");
-    let (code, _, err) = cpe_sim(&["--acs-url", "http://127.0.0.1:9/"]);
-    assert_eq!(code, 2);
-    assert!(err.contains("not built yet"), "{err}");
+    let (code, _, err) = cpe_sim(&["--acs-url", "ftp://127.0.0.1:9/"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("scheme must be http or https"), "{err}");
     let (code, _, _) = cpe_sim(&["--no-such-flag"]);
     assert_eq!(code, 2);
     let (code, _, err) = cpe_sim(&["--cwmp-version", "cwmp-9-9"]);

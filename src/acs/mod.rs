@@ -8,6 +8,7 @@
 //! issue puts it behind an HTTP server.
 
 pub mod inspect;
+pub mod server;
 
 use std::collections::VecDeque;
 
@@ -85,6 +86,79 @@ impl AcsRpc {
             AcsRpc::GetRpcMethods => "GetRPCMethods",
             AcsRpc::Raw { method, .. } => method,
         }
+    }
+
+    /// Parses a command-line spec such as `GPV Device.DeviceInfo.` or `Reboot key-1`.
+    ///
+    /// Forms: `GPN <path> [next]`, `GPV <name>…`, `SPV <name>=<value>[:<type>]…`, `GPA <name>…`,
+    /// `SPA <name> <0|1|2>`, `AddObject <table.>`, `DeleteObject <instance.>`, `Reboot [key]`,
+    /// `FactoryReset`, `ScheduleInform <seconds> [key]`, `Download <url> [key]`, `GetRPCMethods`.
+    ///
+    /// # Errors
+    /// A message saying what is wrong and the accepted forms.
+    pub fn from_spec(spec: &str) -> Result<AcsRpc, String> {
+        let mut words = spec.split_whitespace();
+        let verb = words.next().ok_or("empty RPC spec")?;
+        let rest: Vec<String> = words.map(str::to_string).collect();
+        let need = |n: usize| if rest.len() >= n { Ok(()) } else { Err(format!("`{spec}`: {verb} needs {n} argument(s)")) };
+        let key = |i: usize| rest.get(i).cloned().unwrap_or_else(|| "cpe-sim".into());
+        Ok(match verb.to_ascii_lowercase().as_str() {
+            "gpn" | "getparameternames" => {
+                need(1)?;
+                AcsRpc::GetParameterNames { path: rest[0].clone(), next_level: rest.get(1).is_some_and(|w| w == "next" || w == "true" || w == "1") }
+            }
+            "gpv" | "getparametervalues" => {
+                need(1)?;
+                AcsRpc::GetParameterValues { names: rest }
+            }
+            "gpa" | "getparameterattributes" => {
+                need(1)?;
+                AcsRpc::GetParameterAttributes { names: rest }
+            }
+            "spv" | "setparametervalues" => {
+                need(1)?;
+                let mut params = Vec::new();
+                for kv in &rest {
+                    let (name, value) = kv.split_once('=').ok_or_else(|| format!("`{kv}`: SPV entries are name=value[:type]"))?;
+                    let (value, ty) = match value.rsplit_once(':') {
+                        Some((v, t)) if crate::model::ParamType::from_name(t).is_some() => (v, format!("xsd:{t}")),
+                        _ => (value, "xsd:string".to_string()),
+                    };
+                    params.push((name.to_string(), ty, value.to_string()));
+                }
+                AcsRpc::SetParameterValues { params, parameter_key: "cpe-sim".into() }
+            }
+            "spa" | "setparameterattributes" => {
+                need(2)?;
+                let notification = rest[1].parse().map_err(|_| format!("`{spec}`: notification is 0, 1 or 2"))?;
+                AcsRpc::SetParameterAttributes { name: rest[0].clone(), notification }
+            }
+            "addobject" => {
+                need(1)?;
+                AcsRpc::AddObject { object: rest[0].clone(), parameter_key: key(1) }
+            }
+            "deleteobject" => {
+                need(1)?;
+                AcsRpc::DeleteObject { object: rest[0].clone(), parameter_key: key(1) }
+            }
+            "reboot" => AcsRpc::Reboot { command_key: key(0) },
+            "factoryreset" => AcsRpc::FactoryReset,
+            "scheduleinform" => {
+                need(1)?;
+                let delay_seconds = rest[0].parse().map_err(|_| format!("`{spec}`: DelaySeconds is a whole number"))?;
+                AcsRpc::ScheduleInform { delay_seconds, command_key: key(1) }
+            }
+            "download" => {
+                need(1)?;
+                AcsRpc::Download { url: rest[0].clone(), command_key: key(1), file_type: "1 Firmware Upgrade Image".into() }
+            }
+            "getrpcmethods" => AcsRpc::GetRpcMethods,
+            _ => {
+                return Err(format!(
+                    "`{spec}`: unknown RPC; use GPN, GPV, SPV, GPA, SPA, AddObject, DeleteObject, Reboot, FactoryReset, ScheduleInform, Download or GetRPCMethods"
+                ))
+            }
+        })
     }
 
     fn body(&self) -> String {

@@ -1,0 +1,237 @@
+//! The embedded ACS as an HTTP server (hyper, HTTP/1.1): [`AcsSession`]s keyed by a `session`
+//! cookie, like GenieACS (PROTOCOL.md §1.4), answering POSTs until the session ends with
+//! `204 No Content` + `Connection: close`.
+//!
+//! Optional auth mirrors GenieACS (PROTOCOL.md §1.5): Basic, or Digest with a nonce bound to the
+//! TCP connection; a second failed attempt on a connection gets 401 + `Connection: close`.
+//! Anything but POST gets 405; a session that does not start with an Inform gets 400.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONNECTION, CONTENT_TYPE, COOKIE, SET_COOKIE, WWW_AUTHENTICATE};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::{AcsError, AcsOutput, AcsScript, AcsSession};
+use crate::transport::Credentials;
+
+/// How the embedded ACS authenticates CPEs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthMode {
+    #[default]
+    Digest,
+    Basic,
+}
+
+/// Server settings.
+#[derive(Debug, Clone, Default)]
+pub struct ServerConfig {
+    pub script: AcsScript,
+    /// Require these credentials from CPEs.
+    pub credentials: Option<Credentials>,
+    pub auth_mode: AuthMode,
+}
+
+/// Counters the server keeps (for its log line and tests).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ServerStats {
+    pub sessions_started: u64,
+    pub sessions_completed: u64,
+    pub auth_challenges: u64,
+    pub bad_requests: u64,
+}
+
+struct Shared {
+    cfg: ServerConfig,
+    sessions: Mutex<HashMap<String, AcsSession>>,
+    stats: Mutex<ServerStats>,
+    next_id: Mutex<u64>,
+}
+
+/// A running embedded ACS.
+pub struct AcsServer {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AcsServer {
+    /// Binds `addr` (use port 0 for a free one) and starts serving.
+    ///
+    /// # Errors
+    /// The address cannot be bound.
+    pub async fn start(addr: SocketAddr, cfg: ServerConfig) -> std::io::Result<AcsServer> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared { cfg, sessions: Mutex::default(), stats: Mutex::default(), next_id: Mutex::new(0) });
+        let (stop, mut stopped) = watch::channel(false);
+        let s = shared.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    a = listener.accept() => a,
+                    _ = stopped.changed() => break,
+                };
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let s = s.clone();
+                tokio::spawn(async move {
+                    let conn = Arc::new(Mutex::new(ConnState::new(&s)));
+                    let svc = service_fn(move |req| handle(s.clone(), conn.clone(), req));
+                    let _ = hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), svc).await;
+                });
+            }
+        });
+        Ok(AcsServer { addr, shared, stop, task })
+    }
+
+    /// `http://addr/` for CPEs.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    pub fn stats(&self) -> ServerStats {
+        *self.shared.stats.lock().expect("stats lock")
+    }
+
+    /// Stops accepting; open connections end with their tasks.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Per-connection auth state: the Digest nonce is bound to the socket (as GenieACS does).
+struct ConnState {
+    nonce: String,
+    failures: u8,
+}
+
+impl ConnState {
+    fn new(s: &Shared) -> ConnState {
+        let mut id = s.next_id.lock().expect("id lock");
+        *id += 1;
+        let seed = crate::model::identity::mix64(*id ^ std::process::id() as u64 ^ nanos());
+        ConnState { nonce: format!("{seed:016x}{:016x}", crate::model::identity::mix64(seed)), failures: 0 }
+    }
+}
+
+fn nanos() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+type Reply = Response<Full<Bytes>>;
+
+fn reply(status: StatusCode, body: &'static str) -> Reply {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r
+}
+
+async fn handle(s: Arc<Shared>, conn: Arc<Mutex<ConnState>>, req: Request<Incoming>) -> Result<Reply, std::convert::Infallible> {
+    if req.method() != Method::POST {
+        let mut r = reply(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed\n");
+        r.headers_mut().insert("allow", http::HeaderValue::from_static("POST"));
+        return Ok(r);
+    }
+    let path = req.uri().path().to_string();
+    let authz = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let cookie = session_cookie(req.headers());
+    let body = match Limited::new(req.into_body(), 4 * 1024 * 1024).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return Ok(reply(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large\n")),
+    };
+    if let Some(creds) = &s.cfg.credentials {
+        let mut c = conn.lock().expect("conn lock");
+        if !authorized(&s.cfg, creds, &c.nonce, authz.as_deref(), &path, &body) {
+            c.failures += 1;
+            s.stats.lock().expect("stats lock").auth_challenges += 1;
+            let mut r = reply(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+            let challenge = match s.cfg.auth_mode {
+                AuthMode::Digest => format!("Digest realm=\"cpe-sim\",qop=\"auth,auth-int\",nonce=\"{}\"", c.nonce),
+                AuthMode::Basic => "Basic realm=\"cpe-sim\"".to_string(),
+            };
+            r.headers_mut().insert(WWW_AUTHENTICATE, http::HeaderValue::from_str(&challenge).expect("ascii"));
+            if c.failures >= 2 && authz.is_some() {
+                r.headers_mut().insert(CONNECTION, http::HeaderValue::from_static("close"));
+            }
+            return Ok(r);
+        }
+    }
+    let mut sessions = s.sessions.lock().expect("sessions lock");
+    let (key, is_new) = match cookie.filter(|c| sessions.contains_key(c)) {
+        Some(c) => (c, false),
+        None => {
+            let mut id = s.next_id.lock().expect("id lock");
+            *id += 1;
+            (format!("{:016x}", crate::model::identity::mix64(*id ^ nanos())), true)
+        }
+    };
+    let session = sessions.entry(key.clone()).or_insert_with(|| AcsSession::new(s.cfg.script.clone()));
+    let out = session.handle(&body);
+    let mut stats = s.stats.lock().expect("stats lock");
+    Ok(match out {
+        Ok(AcsOutput::Envelope(xml)) => {
+            if is_new {
+                stats.sessions_started += 1;
+            }
+            let mut r = Response::new(Full::new(Bytes::from(xml)));
+            r.headers_mut().insert(CONTENT_TYPE, http::HeaderValue::from_static("text/xml; charset=\"utf-8\""));
+            if is_new {
+                let v = format!("session={key}; Path=/");
+                r.headers_mut().insert(SET_COOKIE, http::HeaderValue::from_str(&v).expect("ascii"));
+            }
+            r
+        }
+        Ok(AcsOutput::NoContent) => {
+            sessions.remove(&key);
+            stats.sessions_completed += 1;
+            let mut r = reply(StatusCode::NO_CONTENT, "");
+            r.headers_mut().insert(CONNECTION, http::HeaderValue::from_static("close"));
+            r
+        }
+        Err(e) => {
+            sessions.remove(&key);
+            stats.bad_requests += 1;
+            match e {
+                AcsError::NotInformFirst => reply(StatusCode::BAD_REQUEST, "Invalid session: the first message must be an Inform\n"),
+                AcsError::Parse(_) => reply(StatusCode::BAD_REQUEST, "Invalid CWMP envelope\n"),
+            }
+        }
+    })
+}
+
+fn session_cookie(headers: &http::HeaderMap) -> Option<String> {
+    headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split([';', ','])).find_map(|kv| {
+        let (k, v) = kv.trim().split_once('=')?;
+        (k == "session").then(|| v.to_string())
+    })
+}
+
+fn authorized(cfg: &ServerConfig, creds: &Credentials, nonce: &str, authz: Option<&str>, path: &str, body: &[u8]) -> bool {
+    let Some(a) = authz else { return false };
+    match cfg.auth_mode {
+        AuthMode::Basic => {
+            let expected = crate::transport::auth::basic_value(creds);
+            a.trim() == expected
+        }
+        AuthMode::Digest => {
+            let Ok(mut h) = digest_auth::AuthorizationHeader::parse(a) else { return false };
+            if h.nonce != nonce || h.username != creds.username || h.uri != path {
+                return false;
+            }
+            let claimed = std::mem::take(&mut h.response);
+            h.digest(&digest_auth::AuthContext::new_post(creds.username.as_str(), creds.password.as_str(), path, Some(body)));
+            h.response == claimed
+        }
+    }
+}

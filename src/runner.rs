@@ -1,0 +1,286 @@
+//! Running one simulated CPE against an ACS over the network: its sessions, the deferred work the
+//! ACS asked for (reboot, factory reset, scheduled informs, transfers), retries with the TR-069
+//! back-off, and periodic informs in daemon mode.
+//!
+//! One-shot mode (the default) runs the CPE's sessions until nothing more is owed (the bootstrap
+//! session, and any follow-up the ACS caused, such as the session after a Reboot or the
+//! TransferComplete after a Download) and stops at the first failure. Daemon mode keeps going
+//! with periodic informs and retries until its duration ends or the caller signals shutdown; an
+//! open session is always finished first.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::cpe::{retry, CpeState, DeferredAction, TransferRequest};
+use crate::cwmp::template::InformTemplate;
+use crate::model::{ChangeSet, Loc, Model, ReadFor};
+use crate::session::{AcsReply, Session, SessionSummary, Step};
+use crate::time::{parse_datetime, UnixMillis};
+use crate::transport::auth::AuthState;
+use crate::transport::{fetch, HttpSession, TransportConfig, TransportError};
+
+/// How long to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Until nothing more is owed; stop at the first failed session.
+    OneShot,
+    /// With periodic informs and retries, for this long (or until shutdown).
+    Daemon { duration: Option<Duration> },
+}
+
+/// What a run needs besides the CPE.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub acs_url: String,
+    pub transport: TransportConfig,
+    pub mode: Mode,
+}
+
+/// How a run went.
+#[derive(Debug, Default, Clone)]
+pub struct RunReport {
+    pub completed: u32,
+    pub failed: u32,
+    /// The last failure, worded for a person.
+    pub last_error: Option<String>,
+    /// The run ended on a shutdown signal.
+    pub interrupted: bool,
+}
+
+enum Work {
+    ScheduledInform(Box<str>),
+    Transfer(Box<TransferRequest>),
+}
+
+/// Why one session failed, for the report and the retry decision.
+struct Failure {
+    message: String,
+    retry_after: Option<Duration>,
+}
+
+/// Runs `cpe` until its mode says stop.
+pub async fn run_cpe(
+    model: &Model,
+    template: &InformTemplate,
+    cpe: &mut CpeState,
+    opts: &RunOptions,
+    mut shutdown: watch::Receiver<bool>,
+) -> RunReport {
+    let mut report = RunReport::default();
+    let mut auth = AuthState::default();
+    let mut url = opts.acs_url.clone();
+    let mut timers: Vec<(Instant, Work)> = Vec::new();
+    let mut retry_at: Option<Instant> = None;
+    let daemon = matches!(opts.mode, Mode::Daemon { .. });
+    let deadline = match opts.mode {
+        Mode::Daemon { duration: Some(d) } => Some(Instant::now() + d),
+        _ => None,
+    };
+    let mut next_periodic = if daemon { next_periodic_inform(model, cpe) } else { None };
+    loop {
+        if *shutdown.borrow() {
+            report.interrupted = true;
+            break;
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            break;
+        }
+        // Timers that are due add their events (and transfers happen now, before the session).
+        let mut i = 0;
+        while i < timers.len() {
+            if timers[i].0 <= now {
+                match timers.swap_remove(i).1 {
+                    Work::ScheduledInform(key) => cpe.scheduled_inform_due(&key),
+                    Work::Transfer(req) => {
+                        let start = UnixMillis::now();
+                        info!(url = %req.url, command_key = %req.command_key, "transfer started");
+                        let fault = fetch::perform(&opts.transport, &req).await;
+                        match &fault {
+                            None => info!(command_key = %req.command_key, "transfer completed"),
+                            Some((code, detail)) => {
+                                warn!(command_key = %req.command_key, fault_code = code.code(), "transfer failed: {detail}")
+                            }
+                        }
+                        cpe.transfer_finished(&req, fault.as_ref().map(|(c, d)| (*c, d.as_str())), start, UnixMillis::now());
+                    }
+                }
+            } else {
+                i += 1;
+            }
+        }
+        if next_periodic.is_some_and(|t| t <= now) {
+            cpe.periodic_due();
+            next_periodic = next_periodic_inform(model, cpe);
+        }
+        let owed = !cpe.events.is_empty() || !cpe.delta.changed().is_empty();
+        if owed && retry_at.is_none_or(|t| t <= now) {
+            let (summary, failure) = session(model, template, cpe, &mut auth, &url, &opts.transport).await;
+            for action in &summary.actions {
+                match action {
+                    DeferredAction::Reboot { command_key } => {
+                        info!(command_key = %command_key, "rebooting as the ACS asked");
+                        cpe.reboot(command_key, UnixMillis::now());
+                    }
+                    DeferredAction::FactoryReset => {
+                        info!("factory reset as the ACS asked");
+                        cpe.factory_reset(UnixMillis::now());
+                        auth.reset();
+                        url = opts.acs_url.clone();
+                    }
+                    DeferredAction::ScheduleInform { delay, command_key } => {
+                        info!(delay_s = delay.as_secs(), command_key = %command_key, "scheduled inform");
+                        timers.push((Instant::now() + *delay, Work::ScheduledInform(command_key.clone())));
+                    }
+                    DeferredAction::Transfer(req) => timers.push((Instant::now() + req.delay, Work::Transfer(Box::new(req.clone())))),
+                }
+            }
+            if summary.changes.contains(ChangeSet::ACS_URL) {
+                if let Some(new) = model.well_known.acs_url.map(|n| value(model, cpe, n)).filter(|u| !u.is_empty()) {
+                    info!(acs_url = %new, "the ACS changed ManagementServer.URL; bootstrapping to the new ACS");
+                    url = new;
+                    auth.reset();
+                }
+            }
+            if summary.changes.contains(ChangeSet::PERIODIC_INFORM) && daemon {
+                next_periodic = next_periodic_inform(model, cpe);
+            }
+            match failure {
+                None => {
+                    report.completed += 1;
+                    retry_at = None;
+                }
+                Some(f) => {
+                    report.failed += 1;
+                    warn!(retry_count = cpe.retry_count, "session failed: {}", f.message);
+                    report.last_error = Some(f.message);
+                    if !daemon {
+                        break;
+                    }
+                    let wait = retry_wait(model, cpe).max(f.retry_after.unwrap_or_default());
+                    info!(wait_s = wait.as_secs_f64().round(), "retrying the session with TR-069 back-off");
+                    retry_at = Some(Instant::now() + wait);
+                }
+            }
+            continue;
+        }
+        // Nothing to do now: sleep until the next due thing.
+        let wake = [timers.iter().map(|t| t.0).min(), retry_at.filter(|_| owed), next_periodic, deadline].into_iter().flatten().min();
+        let Some(wake) = wake else {
+            if daemon {
+                // A daemon with nothing scheduled waits for shutdown.
+                let _ = shutdown.changed().await;
+                continue;
+            }
+            break;
+        };
+        if !daemon && wake > now + Duration::from_secs(1) {
+            info!(in_s = (wake - now).as_secs(), "waiting for work the ACS scheduled (Ctrl-C to stop)");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    report
+}
+
+/// One CWMP session over HTTP.
+async fn session(
+    model: &Model,
+    template: &InformTemplate,
+    cpe: &mut CpeState,
+    auth: &mut AuthState,
+    url: &str,
+    cfg: &TransportConfig,
+) -> (SessionSummary, Option<Failure>) {
+    let mut out = BytesMut::with_capacity(8192);
+    let events = cpe.events.describe(cpe.delta.changed().len());
+    let mut session = Session::start(model, template, cpe, UnixMillis::now(), &mut out);
+    info!(event_codes = %events, retry_count = cpe.retry_count, rpc = %"Inform", "session started");
+    let transport_failure = |e: TransportError| Failure { retry_after: e.retry_after(), message: e.to_string() };
+    let mut http = match HttpSession::new(cfg, auth, url) {
+        Ok(h) => h,
+        Err(e) => return (session.abort(cpe), Some(transport_failure(e))),
+    };
+    let mut body: Bytes = out.split().freeze();
+    loop {
+        debug!(url = %http.url(), "CPE → ACS\n{}", if body.is_empty() { "(empty POST)".into() } else { String::from_utf8_lossy(&body) });
+        let resp = match http.post(body).await {
+            Ok(r) => r,
+            Err(e) => return (session.abort(cpe), Some(transport_failure(e))),
+        };
+        debug!(
+            status = resp.status,
+            "ACS → CPE\n{}",
+            if resp.body.is_empty() { "(no body)".into() } else { String::from_utf8_lossy(&resp.body) }
+        );
+        let reply = if resp.status == 204 || resp.body.is_empty() { AcsReply::Empty } else { AcsReply::Body(&resp.body) };
+        session.last_rpc = None;
+        let step = session.handle(model, cpe, reply, UnixMillis::now(), &mut out);
+        match session.last_rpc {
+            Some((rpc, None)) => info!(rpc = %rpc, "answered"),
+            Some((rpc, Some(f))) => warn!(rpc = %rpc, fault_code = f.code(), "answered with a fault: {}", f.message()),
+            None => {}
+        }
+        match step {
+            Step::Send => body = out.split().freeze(),
+            Step::SendEmpty => body = Bytes::new(),
+            Step::Finished(summary) => {
+                let failure = match &summary.result {
+                    Ok(()) => {
+                        info!(
+                            acs_requests = summary.requests,
+                            faults = summary.faults,
+                            "session completed: the ACS ended it with 204 No Content"
+                        );
+                        None
+                    }
+                    Err(e) => Some(Failure { message: e.to_string(), retry_after: None }),
+                };
+                return (summary, failure);
+            }
+        }
+    }
+}
+
+fn value(model: &Model, cpe: &CpeState, node: crate::model::NodeId) -> String {
+    model.device(cpe.id, &cpe.delta, cpe.boot_at, UnixMillis::now()).value_string(&Loc::plain(node), ReadFor::Local)
+}
+
+/// The TR-069 wait before the next retry, from the CPE's retry settings (PROTOCOL.md §5).
+fn retry_wait(model: &Model, cpe: &CpeState) -> Duration {
+    let wk = &model.well_known;
+    let m =
+        wk.retry_minimum_wait_interval.and_then(|n| value(model, cpe, n).parse().ok()).map_or(retry::DEFAULT_MIN_WAIT, Duration::from_secs);
+    let k = wk.retry_interval_multiplier.and_then(|n| value(model, cpe, n).parse().ok()).unwrap_or(retry::DEFAULT_MULTIPLIER);
+    // Spread the fleet: a per-CPE, per-attempt pseudo-random point in the window.
+    let unit = (crate::model::identity::mix64((cpe.id.0 as u64) << 16 ^ cpe.retry_count as u64) >> 11) as f64 / (1u64 << 53) as f64;
+    retry::retry_wait(m, k, cpe.retry_count.max(1) as u32, unit)
+}
+
+/// When the next periodic Inform is due (PROTOCOL.md §6): at PeriodicInformTime + N·interval, or
+/// with a per-CPE phase when the time is unknown. `None` when periodic informs are off.
+fn next_periodic_inform(model: &Model, cpe: &CpeState) -> Option<Instant> {
+    let wk = &model.well_known;
+    let enabled = wk.periodic_inform_enable.map(|n| value(model, cpe, n)).is_some_and(|v| v == "true" || v == "1");
+    let interval: u64 = wk.periodic_inform_interval.and_then(|n| value(model, cpe, n).parse().ok())?;
+    if !enabled || interval == 0 {
+        return None;
+    }
+    let now = UnixMillis::now();
+    let period_ms = interval * 1000;
+    let phase_ms = match wk.periodic_inform_time.map(|n| value(model, cpe, n)).and_then(|t| parse_datetime(&t)) {
+        Some(t) if t >= 0 => (t as u64 * 1000) % period_ms,
+        // Unknown Time: the CPE picks its own phase.
+        _ => (cpe.boot_at.0 + crate::model::identity::mix64(cpe.id.0 as u64) % period_ms) % period_ms,
+    };
+    let since = (now.0 + period_ms - phase_ms) % period_ms;
+    let wait = if since == 0 { period_ms } else { period_ms - since };
+    debug!(interval_s = interval, next_in_s = wait / 1000, "next periodic inform");
+    Some(Instant::now() + Duration::from_millis(wait))
+}

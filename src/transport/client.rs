@@ -1,0 +1,237 @@
+//! The HTTP side of one CWMP session (PROTOCOL.md §1): every POST of the session goes over one
+//! held connection, with the session's cookies, the CPE's cached auth, and redirects followed.
+//!
+//! Envelope POSTs carry `Content-Type: text/xml; charset="utf-8"` and an empty `SOAPAction`; the
+//! empty POST carries `Content-Length: 0` and neither. A 401 is answered once on the same
+//! connection (GenieACS ties the Digest nonce to the socket), or on a new one when the 401 said
+//! `Connection: close`. If the ACS closed the kept-alive connection between two POSTs, the next
+//! POST goes out once more on a new connection, cookies included.
+
+use bytes::Bytes;
+use http::header::{
+    HeaderMap, HeaderValue, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, LOCATION, SET_COOKIE, USER_AGENT,
+    WWW_AUTHENTICATE,
+};
+use http::{Method, Request};
+use http_body_util::{BodyExt, Full, Limited};
+
+use super::auth::{AuthState, Credentials};
+use super::conn::{Connection, Target};
+use super::{Phase, TransportConfig, TransportError, MAX_REDIRECTS};
+
+/// A 200/204 answer to a CWMP POST.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcsResponse {
+    pub status: u16,
+    pub body: Bytes,
+}
+
+/// Any answer, as the generic request loop returns it.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// The request was already re-sent with fresh credentials.
+    pub auth_retried: bool,
+}
+
+/// The HTTP side of one session.
+pub struct HttpSession<'a> {
+    cfg: &'a TransportConfig,
+    auth: &'a mut AuthState,
+    credentials: Option<&'a Credentials>,
+    target: Target,
+    conn: Option<Connection>,
+    /// Cookies set during this session (name, value); dropped with the session.
+    cookies: Vec<(String, String)>,
+    redirects: u8,
+}
+
+const USER_AGENT_VALUE: &str = concat!("cpe-sim/", env!("CARGO_PKG_VERSION"));
+
+impl<'a> HttpSession<'a> {
+    /// A session toward `url`, using `auth` (the CPE's cached challenge) and the configured
+    /// credentials.
+    ///
+    /// # Errors
+    /// [`TransportError::BadUrl`].
+    pub fn new(cfg: &'a TransportConfig, auth: &'a mut AuthState, url: &str) -> Result<HttpSession<'a>, TransportError> {
+        let credentials = cfg.credentials.as_ref();
+        Ok(HttpSession { cfg, auth, credentials, target: Target::parse(url)?, conn: None, cookies: Vec::new(), redirects: 0 })
+    }
+
+    /// Uses other credentials than the ACS's (file servers for Download).
+    pub fn with_credentials(mut self, credentials: Option<&'a Credentials>) -> Self {
+        self.credentials = credentials;
+        self
+    }
+
+    /// The URL in use (after redirects).
+    pub fn url(&self) -> &str {
+        &self.target.url
+    }
+
+    /// POSTs one CWMP message (`body` empty for the empty POST).
+    ///
+    /// # Errors
+    /// Anything but a 200/204 answer, as a [`TransportError`].
+    pub async fn post(&mut self, body: Bytes) -> Result<AcsResponse, TransportError> {
+        let r = self.request(Method::POST, body).await?;
+        let url = self.target.url.clone();
+        match r.status {
+            200 | 204 => Ok(AcsResponse { status: r.status, body: r.body }),
+            401 if self.credentials.is_none() => Err(TransportError::AuthRequired { url }),
+            401 => Err(TransportError::AuthRejected { url }),
+            status => {
+                let retry_after = r
+                    .headers
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(std::time::Duration::from_secs);
+                Err(TransportError::HttpStatus { url, status, retry_after })
+            }
+        }
+    }
+
+    /// Sends one request, handling auth challenges, redirects and stale connections.
+    ///
+    /// # Errors
+    /// Only failures that leave no HTTP answer (and challenges that cannot be answered).
+    pub async fn request(&mut self, method: Method, body: Bytes) -> Result<RawResponse, TransportError> {
+        let mut auth_retried = false;
+        let mut stale_retry = false;
+        loop {
+            let fresh = match &self.conn {
+                Some(c) if c.is_open() => false,
+                _ => {
+                    self.conn = Some(Connection::open(&self.target, self.cfg).await?);
+                    true
+                }
+            };
+            let req = self.build(&method, &body)?;
+            let conn = self.conn.as_mut().expect("connected above");
+            let sent = tokio::time::timeout(self.cfg.timeout, conn.send(req)).await;
+            let resp = match sent {
+                Err(_) => {
+                    self.conn = None;
+                    return Err(self.timeout());
+                }
+                Ok(Err(e)) => {
+                    self.conn = None;
+                    // The ACS may close an idle keep-alive connection between two POSTs: go on
+                    // once more on a new one (TR-069 §3.4.2, PROTOCOL.md §1.4).
+                    if !fresh && !stale_retry {
+                        stale_retry = true;
+                        continue;
+                    }
+                    return Err(TransportError::Connection { url: self.target.url.clone(), detail: hyper_detail(&e) });
+                }
+                Ok(Ok(r)) => r,
+            };
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            for v in headers.get_all(SET_COOKIE) {
+                if let Some(c) = v.to_str().ok().and_then(|s| cookie::Cookie::parse(s.to_string()).ok()) {
+                    self.cookies.retain(|(n, _)| n != c.name());
+                    self.cookies.push((c.name().to_string(), c.value().to_string()));
+                }
+            }
+            let close = headers.get(CONNECTION).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("close"));
+            let body_bytes = self.read_body(resp.into_body()).await?;
+            if close {
+                self.conn = None;
+            }
+            match status {
+                401 if self.credentials.is_some() && !auth_retried => {
+                    let values = headers.get_all(WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok());
+                    self.auth.learn(values).map_err(|detail| TransportError::BadChallenge { url: self.target.url.clone(), detail })?;
+                    auth_retried = true;
+                }
+                301 | 302 | 303 | 307 | 308 => {
+                    let next = headers
+                        .get(LOCATION)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|l| self.target.join(l))
+                        .ok_or_else(|| TransportError::BadRedirect { url: self.target.url.clone() })?;
+                    self.redirects += 1;
+                    if self.redirects > MAX_REDIRECTS {
+                        return Err(TransportError::TooManyRedirects { url: next.url });
+                    }
+                    if !next.same_origin(&self.target) {
+                        self.conn = None;
+                    }
+                    tracing::debug!(from = %self.target.url, to = %next.url, status, "following redirect");
+                    self.target = next;
+                }
+                _ => return Ok(RawResponse { status, headers, body: body_bytes, auth_retried }),
+            }
+        }
+    }
+
+    fn build(&mut self, method: &Method, body: &Bytes) -> Result<Request<Full<Bytes>>, TransportError> {
+        let mut req = Request::builder().method(method.clone()).uri(self.target.path.as_str());
+        let headers = req.headers_mut().expect("builder is fresh");
+        let bad = |_| TransportError::BadUrl { url: self.target.url.clone(), reason: "host not usable in a Host header" };
+        headers.insert(HOST, HeaderValue::from_str(&self.target.authority).map_err(bad)?);
+        headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        if method != Method::GET {
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        }
+        if method == Method::POST && !body.is_empty() {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/xml; charset=\"utf-8\""));
+            headers.insert("SOAPAction", HeaderValue::from_static(""));
+        }
+        if !self.cookies.is_empty() {
+            let joined = self.cookies.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ");
+            if let Ok(v) = HeaderValue::from_str(&joined) {
+                headers.insert(COOKIE, v);
+            }
+        }
+        if let Some(creds) = self.credentials {
+            if let Some(a) = self.auth.authorization_for(method.as_str(), creds, &self.target.path, body) {
+                if let Ok(v) = HeaderValue::from_str(&a) {
+                    headers.insert(AUTHORIZATION, v);
+                }
+            }
+        }
+        req.body(Full::new(body.clone()))
+            .map_err(|_| TransportError::BadUrl { url: self.target.url.clone(), reason: "request could not be built" })
+    }
+
+    async fn read_body(&mut self, body: hyper::body::Incoming) -> Result<Bytes, TransportError> {
+        let limited = Limited::new(body, self.cfg.max_body);
+        match tokio::time::timeout(self.cfg.timeout, limited.collect()).await {
+            Err(_) => {
+                self.conn = None;
+                Err(self.timeout())
+            }
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+            Ok(Err(e)) => {
+                self.conn = None;
+                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                    Err(TransportError::BodyTooLarge { url: self.target.url.clone(), limit: self.cfg.max_body })
+                } else {
+                    let detail = match e.downcast_ref::<hyper::Error>() {
+                        Some(h) => hyper_detail(h),
+                        None => e.to_string(),
+                    };
+                    Err(TransportError::Connection { url: self.target.url.clone(), detail: format!("response body broken off: {detail}") })
+                }
+            }
+        }
+    }
+
+    fn timeout(&self) -> TransportError {
+        TransportError::Timeout { url: self.target.url.clone(), phase: Phase::Response, after: self.cfg.timeout }
+    }
+}
+
+fn hyper_detail(e: &hyper::Error) -> String {
+    use std::error::Error as _;
+    match e.source() {
+        Some(src) => format!("{e}: {src}"),
+        None => e.to_string(),
+    }
+}

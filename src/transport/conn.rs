@@ -1,0 +1,188 @@
+//! One HTTP/1.1 connection to a host, over TCP or TLS, driven by hyper.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+
+use super::{Phase, TransportConfig, TransportError};
+
+/// Where a URL points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub https: bool,
+    pub host: String,
+    pub port: u16,
+    /// `host[:port]` for the Host header.
+    pub authority: String,
+    /// Path and query, at least `/`.
+    pub path: String,
+    /// The whole URL, for messages.
+    pub url: String,
+}
+
+impl Target {
+    /// Parses an `http://` or `https://` URL.
+    ///
+    /// # Errors
+    /// [`TransportError::BadUrl`] for anything else.
+    pub fn parse(url: &str) -> Result<Target, TransportError> {
+        let bad = |reason| TransportError::BadUrl { url: url.to_string(), reason };
+        let uri: http::Uri = url.parse().map_err(|_| bad("not a URL"))?;
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => return Err(bad("the scheme must be http or https")),
+        };
+        let authority = uri.authority().ok_or(bad("no host"))?;
+        let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_string();
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let path = uri.path_and_query().map_or("/".to_string(), |p| p.as_str().to_string());
+        let path = if path.is_empty() { "/".to_string() } else { path };
+        Ok(Target { https, host, port, authority: authority.as_str().to_string(), path, url: url.to_string() })
+    }
+
+    /// Resolves a redirect's `Location` against this URL.
+    pub fn join(&self, location: &str) -> Option<Target> {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            return Target::parse(location).ok();
+        }
+        if !location.starts_with('/') {
+            return None;
+        }
+        let scheme = if self.https { "https" } else { "http" };
+        Target::parse(&format!("{scheme}://{}{location}", self.authority)).ok()
+    }
+
+    /// Whether two targets can share a connection.
+    pub fn same_origin(&self, other: &Target) -> bool {
+        self.https == other.https && self.host == other.host && self.port == other.port
+    }
+}
+
+/// An open connection.
+pub struct Connection {
+    sender: http1::SendRequest<Full<Bytes>>,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+impl Connection {
+    /// Connects (DNS, TCP, TLS when https, HTTP/1.1 handshake), each step within the timeout.
+    ///
+    /// # Errors
+    /// [`TransportError::Dns`], [`TransportError::Connect`], [`TransportError::Tls`] or
+    /// [`TransportError::Timeout`].
+    pub async fn open(target: &Target, cfg: &TransportConfig) -> Result<Connection, TransportError> {
+        let timeout = |phase| TransportError::Timeout { url: target.url.clone(), phase, after: cfg.timeout };
+        let addrs: Vec<SocketAddr> = tokio::time::timeout(cfg.timeout, tokio::net::lookup_host((target.host.as_str(), target.port)))
+            .await
+            .map_err(|_| timeout(Phase::Connect))?
+            .map_err(|source| TransportError::Dns { host: target.host.clone(), url: target.url.clone(), source })?
+            .collect();
+        let mut last = None;
+        let mut tcp = None;
+        for addr in &addrs {
+            match tokio::time::timeout(cfg.timeout, TcpStream::connect(addr)).await {
+                Err(_) => return Err(timeout(Phase::Connect)),
+                Ok(Ok(s)) => {
+                    tcp = Some(s);
+                    break;
+                }
+                Ok(Err(e)) => last = Some((addr, e)),
+            }
+        }
+        let tcp = match (tcp, last) {
+            (Some(s), _) => s,
+            (None, Some((addr, source))) => {
+                return Err(TransportError::Connect { addr: addr.to_string(), url: target.url.clone(), source })
+            }
+            (None, None) => {
+                return Err(TransportError::Dns {
+                    host: target.host.clone(),
+                    url: target.url.clone(),
+                    source: std::io::Error::new(std::io::ErrorKind::NotFound, "no addresses"),
+                })
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let handshake_err = |e: hyper::Error| TransportError::Connection { url: target.url.clone(), detail: e.to_string() };
+        let (sender, driver) = if target.https {
+            let name = ServerName::try_from(target.host.clone())
+                .map_err(|_| TransportError::Tls { host: target.host.clone(), reason: "invalid server name".into() })?;
+            let tls = tokio_rustls::TlsConnector::from(cfg.tls.clone());
+            let stream = tokio::time::timeout(cfg.timeout, tls.connect(name, tcp))
+                .await
+                .map_err(|_| timeout(Phase::Connect))?
+                .map_err(|e| TransportError::Tls { host: target.host.clone(), reason: tls_reason(&e) })?;
+            let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.map_err(handshake_err)?;
+            (
+                sender,
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                }),
+            )
+        } else {
+            let (sender, conn) = http1::handshake(TokioIo::new(tcp)).await.map_err(handshake_err)?;
+            (
+                sender,
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                }),
+            )
+        };
+        Ok(Connection { sender, driver })
+    }
+
+    /// False once the peer closed the connection.
+    pub fn is_open(&self) -> bool {
+        !self.sender.is_closed()
+    }
+
+    /// Sends one request and waits for the response head.
+    pub async fn send(&mut self, req: http::Request<Full<Bytes>>) -> Result<http::Response<hyper::body::Incoming>, hyper::Error> {
+        self.sender.ready().await?;
+        self.sender.send_request(req).await
+    }
+}
+
+fn tls_reason(e: &std::io::Error) -> String {
+    match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::InvalidCertificate(c)) => format!("certificate not trusted: {c:?}"),
+        Some(other) => other.to_string(),
+        None => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_redirects() {
+        let t = Target::parse("http://acs.example.net:7547/cwmp?x=1").unwrap();
+        assert_eq!(
+            (t.https, t.host.as_str(), t.port, t.path.as_str(), t.authority.as_str()),
+            (false, "acs.example.net", 7547, "/cwmp?x=1", "acs.example.net:7547")
+        );
+        assert_eq!(Target::parse("https://[::1]/").unwrap().host, "::1");
+        assert_eq!(Target::parse("https://h").unwrap().port, 443);
+        assert!(Target::parse("ftp://h/").is_err());
+        assert!(Target::parse("not a url").is_err());
+        assert_eq!(t.join("/other").unwrap().url, "http://acs.example.net:7547/other");
+        assert_eq!(t.join("https://b/").unwrap().host, "b");
+        assert!(t.join("relative").is_none());
+    }
+}

@@ -1,0 +1,126 @@
+//! Talking HTTP(S) to an ACS: one CWMP session's exchange over one held connection, with
+//! cookies, redirects, Basic/Digest auth, TLS (including mTLS), timeouts and a body limit; and
+//! fetching Download URLs.
+//!
+//! - [`tls`]: the rustls client configuration from the CLI's TLS options.
+//! - [`auth`]: Basic and Digest credentials and the challenge state cached per CPE.
+//! - [`conn`]: one HTTP/1.1 connection (TCP or TLS) through hyper.
+//! - [`client`]: [`client::HttpSession`], the HTTP side of one CWMP session.
+//! - [`fetch`]: Download transfers over HTTP(S), failures mapped to 90xx fault codes.
+//!
+//! What the ACS answers is data: statuses and bodies come back as values; only what prevents an
+//! answer (connect, TLS, timeout, auth, limits) is a [`TransportError`], worded after the
+//! reachability checklist users walk (TCP connect → HTTP auth → TLS → CWMP envelope).
+
+pub mod auth;
+pub mod client;
+pub mod conn;
+pub mod fetch;
+pub mod tls;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use auth::Credentials;
+pub use client::{AcsResponse, HttpSession};
+
+/// Default request/response timeout (PROTOCOL.md §1.4: wait at least 30 s for the ACS).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default limit on an ACS response body.
+pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
+/// Redirects followed per session (PROTOCOL.md §1.5).
+pub const MAX_REDIRECTS: u8 = 5;
+
+/// How to reach the ACS; shared by every CPE of a run.
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    /// Connect timeout, and the time allowed for each response (head and body).
+    pub timeout: Duration,
+    /// Largest response body accepted.
+    pub max_body: usize,
+    /// TLS settings for https URLs.
+    pub tls: Arc<rustls::ClientConfig>,
+    /// Credentials for the ACS, if it asks.
+    pub credentials: Option<Credentials>,
+}
+
+/// A request/response phase, for timeout messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Connect,
+    Response,
+}
+
+/// Why no usable HTTP answer came back.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("bad ACS URL `{url}`: {reason}")]
+    BadUrl { url: String, reason: &'static str },
+    #[error("DNS lookup of {host} failed ({source}); TCP connect: does `curl -v {url}` return any HTTP at all? If not, the issue is network, not CWMP")]
+    Dns { host: String, url: String, source: std::io::Error },
+    #[error("TCP connect to {addr} failed: {source}; is the ACS running and reachable? (`curl -v {url}`)")]
+    Connect { addr: String, url: String, source: std::io::Error },
+    #[error("TLS handshake with {host} failed: {reason}; if the certificate is self-signed try --ca-cert-file=<bundle.pem>, or, as a temporary diagnostic only, --tls-skip-verify=true")]
+    Tls { host: String, reason: String },
+    #[error("timed out after {after:?} waiting for the ACS ({phase:?}) at {url}")]
+    Timeout { url: String, phase: Phase, after: Duration },
+    #[error("HTTP auth: the ACS at {url} answered 401 and no --acs-username/--acs-password are set")]
+    AuthRequired { url: String },
+    #[error("HTTP auth failed: the ACS at {url} answered 401 again after credentials were sent; check --acs-username/--acs-password")]
+    AuthRejected { url: String },
+    #[error("HTTP auth: the ACS at {url} answered 401 without a usable WWW-Authenticate challenge ({detail})")]
+    BadChallenge { url: String, detail: String },
+    #[error("the ACS at {url} answered HTTP {status}{}", retry_after.map(|d| format!(" (Retry-After {}s)", d.as_secs())).unwrap_or_default())]
+    HttpStatus { url: String, status: u16, retry_after: Option<Duration> },
+    #[error("more than {MAX_REDIRECTS} redirects, last to {url}")]
+    TooManyRedirects { url: String },
+    #[error("redirect from {url} without a usable Location header")]
+    BadRedirect { url: String },
+    #[error("the ACS response from {url} is larger than the {limit}-byte limit (--max-body)")]
+    BodyTooLarge { url: String, limit: usize },
+    #[error("the connection to {url} failed: {detail}")]
+    Connection { url: String, detail: String },
+}
+
+/// The cause of a failure as a small `Copy` key, for counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    Dns,
+    Connect,
+    Tls,
+    Timeout,
+    Auth,
+    HttpStatus(u16),
+    Redirect,
+    BodyTooLarge,
+    Connection,
+    BadUrl,
+}
+
+impl TransportError {
+    /// The failure's kind.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            TransportError::BadUrl { .. } => FailureKind::BadUrl,
+            TransportError::Dns { .. } => FailureKind::Dns,
+            TransportError::Connect { .. } => FailureKind::Connect,
+            TransportError::Tls { .. } => FailureKind::Tls,
+            TransportError::Timeout { .. } => FailureKind::Timeout,
+            TransportError::AuthRequired { .. } | TransportError::AuthRejected { .. } | TransportError::BadChallenge { .. } => {
+                FailureKind::Auth
+            }
+            TransportError::HttpStatus { status, .. } => FailureKind::HttpStatus(*status),
+            TransportError::TooManyRedirects { .. } | TransportError::BadRedirect { .. } => FailureKind::Redirect,
+            TransportError::BodyTooLarge { .. } => FailureKind::BodyTooLarge,
+            TransportError::Connection { .. } => FailureKind::Connection,
+        }
+    }
+
+    /// How long the ACS asked the CPE to wait (503 + Retry-After).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            TransportError::HttpStatus { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
