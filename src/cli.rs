@@ -87,7 +87,7 @@ pub struct RunArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the embedded ACS as a server until interrupted
-    Acs(AcsArgs),
+    Acs(Box<AcsArgs>),
     /// Validate a profile and print what it defines
     Check {
         /// Profile file or directory
@@ -126,6 +126,18 @@ pub struct AcsArgs {
     /// (repeatable; see the README for the forms)
     #[arg(long = "push")]
     pub push: Vec<String>,
+
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of --tls-cert
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
+
+    /// Require client certificates issued by this CA (PEM): mutual TLS
+    #[arg(long)]
+    pub tls_client_ca: Option<PathBuf>,
 
     /// Log level
     #[arg(long, default_value = "info")]

@@ -45,7 +45,7 @@ fn main() -> ExitCode {
         .init();
     let result = match args.command {
         Some(Command::Check { profile, cpe_index }) => check(&profile, cpe_index),
-        Some(Command::Acs(a)) => runtime().and_then(|rt| rt.block_on(serve_acs(a))),
+        Some(Command::Acs(a)) => runtime().and_then(|rt| rt.block_on(serve_acs(*a))),
         None => runtime().and_then(|rt| rt.block_on(run(args.run))),
     };
     match result {
@@ -130,7 +130,7 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         Some(u) => (u.clone(), None),
         None => {
             let script = AcsScript { urn: URNS[urn_minor(&model.cwmp_urn).unwrap_or(0) as usize], ..AcsScript::default() };
-            let cfg = ServerConfig { script, credentials: transport.credentials.clone(), auth_mode: AuthMode::Digest };
+            let cfg = ServerConfig { script, credentials: transport.credentials.clone(), auth_mode: AuthMode::Digest, tls: None };
             let server = AcsServer::start(([127, 0, 0, 1], 0).into(), cfg).await.context("starting the embedded ACS on 127.0.0.1")?;
             info!(profile = %model.name, "no --acs-url given: started the embedded ACS at {} (GenieACS-like bootstrap script)", server.url());
             (server.url(), Some(server))
@@ -182,10 +182,16 @@ async fn serve_acs(args: AcsArgs) -> anyhow::Result<ExitCode> {
         "basic" => AuthMode::Basic,
         other => anyhow::bail!("--auth `{other}`: use digest or basic"),
     };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => Some(cpe_sim::transport::tls::server_config(cert, key, args.tls_client_ca.as_deref())?),
+        _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+    };
     let cfg = ServerConfig {
         script: AcsScript { bootstrap_provisioning: !args.no_provisioning, every_session, ..AcsScript::default() },
         credentials: credentials(args.acs_username, args.acs_password, "acs")?,
         auth_mode,
+        tls,
     };
     let server = AcsServer::start(args.bind, cfg).await.with_context(|| format!("binding {}", args.bind))?;
     info!("embedded ACS listening at {} (Ctrl-C to stop)", server.url());

@@ -173,7 +173,7 @@ pub async fn run_cpe(
         let Some(wake) = wake else {
             if daemon {
                 // A daemon with nothing scheduled waits for shutdown.
-                let _ = shutdown.changed().await;
+                signalled(&mut shutdown).await;
                 continue;
             }
             break;
@@ -183,10 +183,17 @@ pub async fn run_cpe(
         }
         tokio::select! {
             _ = tokio::time::sleep_until(wake) => {}
-            _ = shutdown.changed() => {}
+            _ = signalled(&mut shutdown) => {}
         }
     }
     report
+}
+
+/// Resolves when shutdown is signalled; never, once nobody can signal any more.
+async fn signalled(shutdown: &mut watch::Receiver<bool>) {
+    if shutdown.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// One CWMP session over HTTP.

@@ -8,6 +8,8 @@ mod codec;
 mod session_flow;
 // Answers to the shared examples' ACS requests equal the shared CPE-side examples.
 mod fixtures;
+// One CPE on the wire: HTTP(S), auth, cookies, redirects, TLS, failures.
+mod wire;
 // Profile loading: YAML, CSV import, errors naming file and key.
 mod profiles;
 // The binary: exit codes and first lines.

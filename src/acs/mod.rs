@@ -206,6 +206,8 @@ impl AcsRpc {
 pub struct AcsScript {
     /// Run the GenieACS-like discovery and provisioning after `0 BOOTSTRAP`.
     pub bootstrap_provisioning: bool,
+    /// RPCs pushed in sessions whose Inform carries `0 BOOTSTRAP`, after the provisioning.
+    pub on_bootstrap: Vec<AcsRpc>,
     /// RPCs pushed in every session, after any provisioning.
     pub every_session: Vec<AcsRpc>,
     /// Names per GetParameterValues batch (GenieACS: 32).
@@ -216,7 +218,7 @@ pub struct AcsScript {
 
 impl Default for AcsScript {
     fn default() -> AcsScript {
-        AcsScript { bootstrap_provisioning: true, every_session: Vec::new(), gpv_batch: 32, urn: URNS[0] }
+        AcsScript { bootstrap_provisioning: true, on_bootstrap: Vec::new(), every_session: Vec::new(), gpv_batch: 32, urn: URNS[0] }
     }
 }
 
@@ -301,8 +303,12 @@ impl AcsSession {
             self.informed = true;
             self.serial = msg.serial.as_deref().map(str::to_string);
             self.events = msg.events.iter().map(|e| e.to_string()).collect();
-            if self.script.bootstrap_provisioning && self.events.iter().any(|e| e == "0 BOOTSTRAP") {
+            let bootstrap = self.events.iter().any(|e| e == "0 BOOTSTRAP");
+            if self.script.bootstrap_provisioning && bootstrap {
                 self.queue.push_back(AcsRpc::GetParameterNames { path: String::new(), next_level: true });
+            }
+            if bootstrap {
+                self.queue.extend(self.script.on_bootstrap.iter().cloned());
             }
             self.queue.extend(self.script.every_session.iter().cloned());
             self.log.push(Exchange { sent: "InformResponse".into(), answer: "Inform".into(), fault: None, items: msg.params.len() });
@@ -311,7 +317,13 @@ impl AcsSession {
         }
         match msg.method {
             "TransferComplete" | "GetRPCMethods" => {
-                self.log.push(Exchange { sent: format!("{}Response", msg.method), answer: msg.method.into(), fault: None, items: 0 });
+                // TransferComplete reports its outcome in FaultStruct/FaultCode (0 = success).
+                self.log.push(Exchange {
+                    sent: format!("{}Response", msg.method),
+                    answer: msg.method.into(),
+                    fault: msg.fault_code,
+                    items: 0,
+                });
                 let body = if msg.method == "TransferComplete" {
                     "<cwmp:TransferCompleteResponse></cwmp:TransferCompleteResponse>".to_string()
                 } else {

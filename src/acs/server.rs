@@ -38,6 +38,16 @@ pub struct ServerConfig {
     /// Require these credentials from CPEs.
     pub credentials: Option<Credentials>,
     pub auth_mode: AuthMode,
+    /// Serve HTTPS with this configuration (which may require client certificates).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// What one finished session looked like from the ACS side.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRecord {
+    pub serial: Option<String>,
+    pub events: Vec<String>,
+    pub exchanges: Vec<super::Exchange>,
 }
 
 /// Counters the server keeps (for its log line and tests).
@@ -54,7 +64,12 @@ struct Shared {
     sessions: Mutex<HashMap<String, AcsSession>>,
     stats: Mutex<ServerStats>,
     next_id: Mutex<u64>,
+    /// Sessions that ended with 204, oldest first (bounded).
+    finished: Mutex<Vec<SessionRecord>>,
 }
+
+/// Finished sessions kept for [`AcsServer::finished`].
+const KEEP_FINISHED: usize = 1024;
 
 /// A running embedded ACS.
 pub struct AcsServer {
@@ -72,7 +87,14 @@ impl AcsServer {
     pub async fn start(addr: SocketAddr, cfg: ServerConfig) -> std::io::Result<AcsServer> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared { cfg, sessions: Mutex::default(), stats: Mutex::default(), next_id: Mutex::new(0) });
+        let tls = cfg.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+        let shared = Arc::new(Shared {
+            cfg,
+            sessions: Mutex::default(),
+            stats: Mutex::default(),
+            next_id: Mutex::new(0),
+            finished: Mutex::default(),
+        });
         let (stop, mut stopped) = watch::channel(false);
         let s = shared.clone();
         let task = tokio::spawn(async move {
@@ -84,19 +106,39 @@ impl AcsServer {
                 let Ok((stream, _)) = accepted else { continue };
                 let _ = stream.set_nodelay(true);
                 let s = s.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let conn = Arc::new(Mutex::new(ConnState::new(&s)));
                     let svc = service_fn(move |req| handle(s.clone(), conn.clone(), req));
-                    let _ = hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), svc).await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                        Some(acceptor) => {
+                            // A failed handshake (untrusted client, plain HTTP) just ends the connection.
+                            if let Ok(Ok(tls_stream)) =
+                                tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await
+                            {
+                                let _ = http.serve_connection(TokioIo::new(tls_stream), svc).await;
+                            }
+                        }
+                    }
                 });
             }
         });
         Ok(AcsServer { addr, shared, stop, task })
     }
 
-    /// `http://addr/` for CPEs.
+    /// `http://addr/` (or `https://…`) for CPEs.
     pub fn url(&self) -> String {
-        format!("http://{}/", self.addr)
+        let scheme = if self.shared.cfg.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}/", self.addr)
+    }
+
+    /// Sessions that ended with 204, oldest first (the last 1024).
+    pub fn finished(&self) -> Vec<SessionRecord> {
+        self.shared.finished.lock().expect("finished lock").clone()
     }
 
     pub fn stats(&self) -> ServerStats {
@@ -193,7 +235,13 @@ async fn handle(s: Arc<Shared>, conn: Arc<Mutex<ConnState>>, req: Request<Incomi
             r
         }
         Ok(AcsOutput::NoContent) => {
-            sessions.remove(&key);
+            if let Some(done) = sessions.remove(&key) {
+                let mut finished = s.finished.lock().expect("finished lock");
+                if finished.len() >= KEEP_FINISHED {
+                    finished.remove(0);
+                }
+                finished.push(SessionRecord { serial: done.serial, events: done.events, exchanges: done.log });
+            }
             stats.sessions_completed += 1;
             let mut r = reply(StatusCode::NO_CONTENT, "");
             r.headers_mut().insert(CONNECTION, http::HeaderValue::from_static("close"));

@@ -126,3 +126,31 @@ impl ServerCertVerifier for NoVerification {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+/// Builds a server configuration for the embedded ACS: its certificate chain and key, and, for
+/// mutual TLS, the CA that client certificates must chain to.
+///
+/// # Errors
+/// Unreadable or invalid PEM files.
+pub fn server_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<Arc<rustls::ServerConfig>, TlsConfigError> {
+    let certs = read_certs(cert).map_err(|reason| TlsConfigError::ClientCert { path: cert.display().to_string(), reason })?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| TlsConfigError::ClientKey { path: key.display().to_string(), reason: e.to_string() })?;
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default versions");
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            for c in read_certs(ca).map_err(|reason| TlsConfigError::CaFile { path: ca.display().to_string(), reason })? {
+                roots.add(c).map_err(|e| TlsConfigError::CaFile { path: ca.display().to_string(), reason: e.to_string() })?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+                .build()
+                .map_err(|e| TlsConfigError::CaFile { path: ca.display().to_string(), reason: e.to_string() })?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    builder.with_single_cert(certs, key).map(Arc::new).map_err(|e| TlsConfigError::ClientIdentity(e.to_string()))
+}

@@ -1,0 +1,390 @@
+//! One CPE on the wire: the runner over real sockets on 127.0.0.1:0 against the embedded ACS and
+//! against scripted raw HTTP servers, for every RPC, auth scheme, TLS mode and failure.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cpe_sim::acs::server::{AcsServer, AuthMode, ServerConfig};
+use cpe_sim::acs::{AcsRpc, AcsScript};
+use cpe_sim::cpe::CpeState;
+use cpe_sim::cwmp::template::InformTemplate;
+use cpe_sim::model::DeviceId;
+use cpe_sim::runner::{run_cpe, Mode, RunOptions, RunReport};
+use cpe_sim::time::UnixMillis;
+use cpe_sim::transport::tls::{client_config, server_config, TlsOptions};
+use cpe_sim::transport::{Credentials, TransportConfig, DEFAULT_MAX_BODY};
+use tokio::sync::watch;
+
+use crate::support::raw::{http, simple_acs, RawAcs, RawReply};
+use crate::support::{acs_envelope, profile, TR181};
+
+fn transport(timeout: Duration) -> TransportConfig {
+    TransportConfig {
+        timeout,
+        max_body: DEFAULT_MAX_BODY,
+        tls: client_config(&TlsOptions { no_system_roots: true, ..TlsOptions::default() }).unwrap(),
+        credentials: None,
+    }
+}
+
+fn creds(user: &str, pass: &str) -> Option<Credentials> {
+    Some(Credentials { username: user.into(), password: pass.into() })
+}
+
+/// Runs CPE 0 of the TR-181 example against `url`; returns the report and the CPE.
+async fn run(url: &str, transport: TransportConfig, mode: Mode) -> (RunReport, CpeState) {
+    let model = profile(TR181);
+    let template = InformTemplate::new(&model);
+    let mut cpe = CpeState::new(DeviceId(0), UnixMillis::now());
+    let (_tx, rx) = watch::channel(false);
+    let opts = RunOptions { acs_url: url.to_string(), transport, mode };
+    let report = tokio::time::timeout(Duration::from_secs(60), run_cpe(&model, &template, &mut cpe, &opts, rx)).await.expect("run bounded");
+    (report, cpe)
+}
+
+async fn one_shot(url: &str, transport: TransportConfig) -> (RunReport, CpeState) {
+    run(url, transport, Mode::OneShot).await
+}
+
+fn error(report: &RunReport) -> &str {
+    report.last_error.as_deref().unwrap_or("")
+}
+
+async fn acs(cfg: ServerConfig) -> AcsServer {
+    AcsServer::start(([127, 0, 0, 1], 0).into(), cfg).await.unwrap()
+}
+
+#[tokio::test]
+async fn bootstrap_and_every_rpc_end_to_end() {
+    // A file server for the Download: Basic auth, then the file.
+    let file = RawAcs::start(|req, _| {
+        RawReply::Send(match req.header("authorization") {
+            Some("Basic Znc6ZnctcGFzcw==") => http("200 OK", &[], b"FIRMWARE-BYTES"),
+            _ if req.path == "/missing.bin" => http("404 Not Found", &[], b""),
+            _ => http("401 Unauthorized", &[("WWW-Authenticate", "Basic realm=\"files\"")], b""),
+        })
+    })
+    .await;
+    let script = AcsScript {
+        on_bootstrap: vec![
+            AcsRpc::GetRpcMethods,
+            AcsRpc::GetParameterAttributes { names: vec!["Device.DeviceInfo.SoftwareVersion".into()] },
+            AcsRpc::SetParameterAttributes { name: "Device.WiFi.SSID.1.SSID".into(), notification: 1 },
+            AcsRpc::AddObject { object: "Device.NAT.PortMapping.".into(), parameter_key: "k-add".into() },
+            AcsRpc::DeleteObject { object: "Device.NAT.PortMapping.1.".into(), parameter_key: "k-del".into() },
+            AcsRpc::GetParameterValues { names: vec!["Device.NoSuchThing".into()] },
+            AcsRpc::ScheduleInform { delay_seconds: 1, command_key: "sched-1".into() },
+            AcsRpc::Raw {
+                method: "Download".into(),
+                body: format!("<cwmp:Download><CommandKey>fw-1</CommandKey><FileType>1 Firmware Upgrade Image</FileType><URL>{}</URL><Username>fw</Username><Password>fw-pass</Password><FileSize>14</FileSize></cwmp:Download>", file.url("/fw.bin")),
+            },
+            AcsRpc::Raw {
+                method: "Download".into(),
+                body: format!("<cwmp:Download><CommandKey>cfg-404</CommandKey><FileType>3 Vendor Configuration File</FileType><URL>{}</URL></cwmp:Download>", file.url("/missing.bin")),
+            },
+            AcsRpc::Reboot { command_key: "reboot-1".into() },
+        ],
+        ..AcsScript::default()
+    };
+    let server = acs(ServerConfig { script, ..ServerConfig::default() }).await;
+    let (report, cpe) = one_shot(&server.url(), transport(Duration::from_secs(10))).await;
+    assert_eq!((report.failed, report.last_error.as_deref()), (0, None));
+    let sessions = server.finished();
+    let events: Vec<Vec<String>> = sessions.iter().map(|s| s.events.clone()).collect();
+    assert_eq!(events[0], ["0 BOOTSTRAP", "1 BOOT"]);
+    assert!(events.iter().any(|e| e.contains(&"M Reboot".to_string())), "{events:?}");
+    assert!(events.iter().any(|e| e.contains(&"3 SCHEDULED".to_string()) && e.contains(&"M ScheduleInform".to_string())), "{events:?}");
+    assert!(events.iter().any(|e| e.contains(&"7 TRANSFER COMPLETE".to_string())), "{events:?}");
+    // The bootstrap session: provisioning, then each pushed RPC answered (9005 for the bad GPV).
+    let first: Vec<(String, Option<u32>)> = sessions[0].exchanges.iter().map(|x| (x.answer.clone(), x.fault)).collect();
+    for want in [
+        "GetRPCMethodsResponse",
+        "GetParameterAttributesResponse",
+        "SetParameterAttributesResponse",
+        "AddObjectResponse",
+        "DeleteObjectResponse",
+        "ScheduleInformResponse",
+        "DownloadResponse",
+        "RebootResponse",
+    ] {
+        assert!(first.iter().any(|(a, _)| a == want), "{want} missing from {first:?}");
+    }
+    assert!(first.contains(&("Fault".to_string(), Some(9005))));
+    // TransferComplete reports: fw-1 succeeded (Basic auth to the file server), cfg-404 got 9016.
+    let tcs: Vec<Option<u32>> =
+        sessions.iter().flat_map(|s| s.exchanges.iter()).filter(|x| x.answer == "TransferComplete").map(|x| x.fault).collect();
+    assert_eq!(tcs.len(), 2, "{tcs:?}");
+    assert!(tcs.contains(&Some(0)) && tcs.contains(&Some(9016)), "{tcs:?}");
+    assert!(file.requests().iter().any(|r| r.header("authorization").is_some()), "credentials were sent to the file server");
+    assert!(cpe.events.is_empty());
+    assert_eq!(report.completed as usize, sessions.len());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn digest_auth_with_a_nonce_per_connection() {
+    let server = acs(ServerConfig { credentials: creds("cpe", "s3cret"), ..ServerConfig::default() }).await;
+    let mut t = transport(Duration::from_secs(10));
+    t.credentials = creds("cpe", "s3cret");
+    let (report, _) = one_shot(&server.url(), t.clone()).await;
+    assert_eq!((report.completed, report.failed), (1, 0), "{}", error(&report));
+    assert!(server.stats().auth_challenges >= 1);
+    t.credentials = creds("cpe", "wrong");
+    let (report, _) = one_shot(&server.url(), t.clone()).await;
+    assert!(error(&report).contains("answered 401 again after credentials were sent"), "{}", error(&report));
+    t.credentials = None;
+    let (report, _) = one_shot(&server.url(), t).await;
+    assert!(error(&report).contains("no --acs-username/--acs-password"), "{}", error(&report));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn basic_auth() {
+    let server = acs(ServerConfig { credentials: creds("cpe", "pw"), auth_mode: AuthMode::Basic, ..ServerConfig::default() }).await;
+    let mut t = transport(Duration::from_secs(10));
+    t.credentials = creds("cpe", "pw");
+    let (report, _) = one_shot(&server.url(), t).await;
+    assert_eq!((report.completed, report.failed), (1, 0), "{}", error(&report));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn cookies_are_returned_and_headers_are_cwmp_shaped() {
+    let raw = RawAcs::start(|req, n| {
+        if n > 0 && req.header("cookie") != Some("session=abc123") {
+            return RawReply::Send(http("400 Bad Request", &[], b"Invalid session"));
+        }
+        RawReply::Send(simple_acs(req))
+    })
+    .await;
+    let (report, _) = one_shot(&raw.url("/cwmp"), transport(Duration::from_secs(5))).await;
+    assert_eq!((report.completed, report.failed), (1, 0), "{}", error(&report));
+    let reqs = raw.requests();
+    assert_eq!(reqs.len(), 2);
+    let (inform, empty) = (&reqs[0], &reqs[1]);
+    assert_eq!((inform.method.as_str(), inform.path.as_str()), ("POST", "/cwmp"));
+    assert_eq!(inform.header("content-type"), Some("text/xml; charset=\"utf-8\""));
+    assert_eq!(inform.header("soapaction"), Some(""));
+    assert_eq!(empty.header("content-length"), Some("0"));
+    assert_eq!((empty.header("soapaction"), empty.header("content-type")), (None, None));
+    assert_eq!(inform.conn, empty.conn, "one connection for the session");
+}
+
+#[tokio::test]
+async fn the_session_continues_on_a_new_connection_with_its_cookies() {
+    // The ACS drops the connection after the InformResponse (without saying so).
+    let raw = RawAcs::start(|req, n| if n == 0 { RawReply::SendThenClose(simple_acs(req)) } else { RawReply::Send(simple_acs(req)) }).await;
+    let (report, _) = one_shot(&raw.url("/"), transport(Duration::from_secs(5))).await;
+    assert_eq!((report.completed, report.failed), (1, 0), "{}", error(&report));
+    let reqs = raw.requests();
+    assert_eq!(reqs[1].conn, 1, "the empty POST went out on a new connection");
+    assert_eq!(reqs[1].header("cookie"), Some("session=abc123"));
+}
+
+#[tokio::test]
+async fn redirects_are_followed_and_loops_stopped() {
+    let target = RawAcs::start(|req, _| RawReply::Send(simple_acs(req))).await;
+    let to = target.url("/real");
+    let redirect = RawAcs::start(move |_, _| RawReply::Send(http("302 Found", &[("Location", to.as_str())], b""))).await;
+    let (report, _) = one_shot(&redirect.url("/old"), transport(Duration::from_secs(5))).await;
+    assert_eq!((report.completed, report.failed), (1, 0), "{}", error(&report));
+    assert_eq!(redirect.requests().len(), 1, "the rest of the session stays at the new URL");
+    assert!(target.requests().iter().all(|r| r.path == "/real"));
+    let looping = RawAcs::start(|_, _| RawReply::Send(http("307 Temporary Redirect", &[("Location", "/again")], b""))).await;
+    let (report, _) = one_shot(&looping.url("/"), transport(Duration::from_secs(5))).await;
+    assert!(error(&report).contains("more than 5 redirects"), "{}", error(&report));
+    let nowhere = RawAcs::start(|_, _| RawReply::Send(http("302 Found", &[], b""))).await;
+    let (report, _) = one_shot(&nowhere.url("/"), transport(Duration::from_secs(5))).await;
+    assert!(error(&report).contains("without a usable Location"), "{}", error(&report));
+}
+
+/// A private CA, a server certificate for 127.0.0.1, and a client certificate, as PEM files.
+struct Pki {
+    dir: std::path::PathBuf,
+}
+
+impl Pki {
+    fn new(tag: &str) -> Pki {
+        let dir = std::env::temp_dir().join(format!("cpe-sim-pki-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "cpe-sim test CA");
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+        let server_key = rcgen::KeyPair::generate().unwrap();
+        let server = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap()
+            .signed_by(&server_key, &ca)
+            .unwrap();
+        let client_key = rcgen::KeyPair::generate().unwrap();
+        let mut client_params = rcgen::CertificateParams::new(vec!["cpe-0.cpe-sim.test".to_string()]).unwrap();
+        client_params.distinguished_name.push(rcgen::DnType::CommonName, "FEFEFE000000");
+        let client = client_params.signed_by(&client_key, &ca).unwrap();
+        for (name, pem) in [
+            ("ca.pem", ca.pem()),
+            ("server.pem", server.pem()),
+            ("server.key", server_key.serialize_pem()),
+            ("client.pem", client.pem()),
+            ("client.key", client_key.serialize_pem()),
+        ] {
+            std::fs::write(dir.join(name), pem).unwrap();
+        }
+        Pki { dir }
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.join(name)
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn tls_transport(opts: TlsOptions) -> TransportConfig {
+    TransportConfig { tls: client_config(&opts).unwrap(), ..transport(Duration::from_secs(10)) }
+}
+
+#[tokio::test]
+async fn tls_ca_file_default_roots_and_skip_verify() {
+    let pki = Pki::new("tls");
+    let tls = server_config(&pki.path("server.pem"), &pki.path("server.key"), None).unwrap();
+    let server = acs(ServerConfig { tls: Some(tls), ..ServerConfig::default() }).await;
+    assert!(server.url().starts_with("https://127.0.0.1:"));
+    let with_ca = tls_transport(TlsOptions { ca_cert_file: Some(pki.path("ca.pem")), ..TlsOptions::default() });
+    let (report, _) = one_shot(&server.url(), with_ca).await;
+    assert_eq!((report.completed, report.failed), (1, 0), "{}", error(&report));
+    let system_only = tls_transport(TlsOptions::default());
+    let (report, _) = one_shot(&server.url(), system_only).await;
+    assert!(error(&report).contains("TLS handshake") && error(&report).contains("--ca-cert-file"), "{}", error(&report));
+    let skip = tls_transport(TlsOptions { skip_verify: true, ..TlsOptions::default() });
+    let (report, _) = one_shot(&server.url(), skip).await;
+    assert_eq!((report.completed, report.failed), (1, 0), "{}", error(&report));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn mutual_tls() {
+    let pki = Pki::new("mtls");
+    let tls = server_config(&pki.path("server.pem"), &pki.path("server.key"), Some(&pki.path("ca.pem"))).unwrap();
+    let server = acs(ServerConfig { tls: Some(tls), ..ServerConfig::default() }).await;
+    let anonymous = tls_transport(TlsOptions { ca_cert_file: Some(pki.path("ca.pem")), ..TlsOptions::default() });
+    let (report, _) = one_shot(&server.url(), anonymous).await;
+    assert_eq!(report.completed, 0, "a server requiring client certificates refuses us without one");
+    let with_cert = tls_transport(TlsOptions {
+        ca_cert_file: Some(pki.path("ca.pem")),
+        client_cert: Some(pki.path("client.pem")),
+        client_key: Some(pki.path("client.key")),
+        ..TlsOptions::default()
+    });
+    let (report, _) = one_shot(&server.url(), with_cert).await;
+    assert_eq!((report.completed, report.failed), (1, 0), "{}", error(&report));
+    assert!(client_config(&TlsOptions { client_cert: Some(pki.path("client.pem")), ..TlsOptions::default() }).is_err(), "cert without key");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn every_failure_is_a_clear_outcome() {
+    let t = || transport(Duration::from_millis(800));
+    // ACS down.
+    let (report, _) = one_shot("http://127.0.0.1:1/", t()).await;
+    assert!(error(&report).starts_with("TCP connect to 127.0.0.1:1 failed"), "{}", error(&report));
+    // Cases from a scripted server: (reply to the Inform, expected words in the error).
+    let fault = acs_envelope("1", "<soap-env:Fault><faultcode>Server</faultcode><faultstring>CWMP fault</faultstring><detail><cwmp:Fault><FaultCode>8005</FaultCode><FaultString>Retry request</FaultString></cwmp:Fault></detail></soap-env:Fault>");
+    let big = vec![b'x'; 70_000];
+    let cases: Vec<(RawReply, &str)> = vec![
+        (RawReply::Send(http("500 Internal Server Error", &[], b"boom")), "answered HTTP 500"),
+        (RawReply::Send(http("503 Service Unavailable", &[("Retry-After", "60")], b"")), "HTTP 503 (Retry-After 60s)"),
+        (RawReply::Send(http("400 Bad Request", &[], b"CPE already in session")), "answered HTTP 400"),
+        (RawReply::Send(http("401 Unauthorized", &[], b"")), "no --acs-username"),
+        (
+            RawReply::Send(http("200 OK", &[("Content-Type", "text/html")], b"<html><body>Welcome to nginx</body></html>")),
+            "CWMP envelope round-trip failed",
+        ),
+        (RawReply::Send(http("200 OK", &[], &fault)), "ACS fault 8005 Retry request"),
+        (RawReply::Send(http("200 OK", &[], &big)), "larger than the 65536-byte limit"),
+        (RawReply::Hang, "timed out after 800ms"),
+        (
+            RawReply::SendThenClose(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n<soap-env:Envelope".to_vec()),
+            "response body broken off",
+        ),
+        (RawReply::Close, "connection"),
+    ];
+    for (i, (reply, want)) in cases.into_iter().enumerate() {
+        let reply = std::sync::Mutex::new(Some(reply));
+        let raw = RawAcs::start(move |_, _| reply.lock().unwrap().take().unwrap_or(RawReply::Close)).await;
+        let mut cfg = t();
+        cfg.max_body = 65_536;
+        let (report, cpe) = one_shot(&raw.url("/"), cfg).await;
+        assert_eq!((report.completed, report.failed), (0, 1), "case {i}");
+        assert!(error(&report).contains(want), "case {i}: `{}` lacks `{want}`", error(&report));
+        assert_eq!(cpe.retry_count, 1, "case {i}: counted for RetryCount");
+        assert!(cpe.events.has(cpe_sim::cwmp::rpc::inform::EventCode::Bootstrap), "case {i}: events kept for the retry");
+    }
+    // 401 without a challenge, with credentials configured.
+    let raw = RawAcs::start(|_, _| RawReply::Send(http("401 Unauthorized", &[], b""))).await;
+    let mut cfg = t();
+    cfg.credentials = creds("a", "b");
+    let (report, _) = one_shot(&raw.url("/"), cfg).await;
+    assert!(error(&report).contains("without a usable WWW-Authenticate"), "{}", error(&report));
+}
+
+#[tokio::test]
+async fn daemon_mode_retries_with_retry_count() {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let s = seen.clone();
+    let raw = RawAcs::start(move |req, _| {
+        if req.body_str().contains("<cwmp:Inform>") && s.fetch_add(1, Ordering::SeqCst) == 0 {
+            return RawReply::Send(http("500 Internal Server Error", &[], b""));
+        }
+        RawReply::Send(simple_acs(req))
+    })
+    .await;
+    let model = profile(TR181);
+    let template = InformTemplate::new(&model);
+    let mut cpe = CpeState::new(DeviceId(0), UnixMillis::now());
+    let now = UnixMillis::now();
+    cpe.device_mut(&model, now).set_local("Device.ManagementServer.CWMPRetryMinimumWaitInterval", "1").unwrap();
+    let (_tx, rx) = watch::channel(false);
+    let opts = RunOptions {
+        acs_url: raw.url("/"),
+        transport: transport(Duration::from_secs(5)),
+        mode: Mode::Daemon { duration: Some(Duration::from_secs(4)) },
+    };
+    let started = std::time::Instant::now();
+    let report = run_cpe(&model, &template, &mut cpe, &opts, rx).await;
+    assert_eq!((report.completed, report.failed), (1, 1), "{}", error(&report));
+    assert!(started.elapsed() >= Duration::from_secs(1), "the retry waited (TR-069 back-off, m = 1 s)");
+    let informs: Vec<String> = raw.requests().iter().map(|r| r.body_str()).filter(|b| b.contains("<cwmp:Inform>")).collect();
+    assert!(informs[0].contains("<RetryCount>0</RetryCount>") && informs[1].contains("<RetryCount>1</RetryCount>"));
+    assert!(informs[1].contains("0 BOOTSTRAP"), "the retry carries the undelivered events");
+    assert_eq!(cpe.retry_count, 0);
+}
+
+#[test]
+fn the_binary_against_its_own_acs_and_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let bin = env!("CARGO_BIN_EXE_cpe-sim");
+    let mut acs = Command::new(bin)
+        .args(["acs", "--bind", "127.0.0.1:0", "--push", "GPV Device.DeviceInfo.SerialNumber"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(acs.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let url = first.split_whitespace().find(|w| w.starts_with("http://")).expect("the ACS says where it listens").to_string();
+    let out = Command::new(bin).args(["--acs-url", &url, "--cpe-index", "5"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("cpe_id=cpe-5") && err.contains("serial=FEFEFE000005") && err.contains("rpc=GetParameterValues"), "{err}");
+    let _ = Command::new("kill").args(["-TERM", &acs.id().to_string()]).status();
+    let status = acs.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "SIGTERM stops the ACS cleanly");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(rest.iter().any(|l| l.contains("embedded ACS stopped") && l.contains("sessions_completed=1")), "{rest:?}");
+}
