@@ -11,12 +11,15 @@
 //! - [`cpe`]: one CPE's compact state: events owed, retry count, deferred actions, back-off.
 //! - [`session`]: the CWMP session state machine (Inform → requests → empty POST → RPCs → 204).
 //! - [`config`]: loading YAML profiles (and genieacs-sim CSV data models) into a `model::Model`.
-//! - [`acs`]: a scripted, sans-IO ACS used by the demo run and by tests.
-//! - [`run`]: one CPE's session against the in-process ACS (the demo run, the session tests).
+//! - [`transport`]: HTTP(S) to the ACS: one held connection per session, cookies, redirects,
+//!   Basic/Digest, rustls TLS and mTLS, timeouts, body limits; Download/Upload fetching.
+//! - [`runner`]: one CPE over the network: its sessions, deferred work, retries, periodic informs.
+//! - [`acs`]: the embedded ACS: a scripted, sans-IO session and a hyper server around it.
+//! - [`run`]: one session against an in-process ACS with no sockets (a test harness).
 //! - [`cli`]: the command line.
 //!
 //! `model`, `cwmp`, `cpe` and `session` do no I/O and never read a clock (the quinn-proto split);
-//! the network layers compose them.
+//! `transport` and `runner` compose them with sockets and timers.
 
 pub mod acs;
 pub mod cli;

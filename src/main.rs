@@ -125,6 +125,30 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         credentials: credentials(args.acs_username.clone(), args.acs_password.clone(), "run")?,
     };
     let shutdown = shutdown_signal();
+    let now = UnixMillis::now();
+    let id = DeviceId(args.cpe_index);
+    let mut cpe = CpeState::new(id, now);
+    let template = InformTemplate::new(&model);
+    let root = model.tree.root_name().to_string();
+    let dev = model.device(id, &cpe.delta, cpe.boot_at, now);
+    let serial = dev.get(&format!("{root}.DeviceInfo.SerialNumber")).unwrap_or_default();
+    let periodic = dev.get(&format!("{root}.ManagementServer.PeriodicInformEnable")).is_some_and(|v| v == "true");
+    // Every line of the run carries the CPE's id and serial.
+    let span = tracing::info_span!("cpe", cpe_id = %id, serial = %serial);
+    inform_acs(&args, &model, transport, shutdown, &mut cpe, &template, periodic).instrument(span).await
+}
+
+/// The part of a run that happens inside the CPE's span: start the embedded ACS when needed,
+/// run the CPE, report.
+async fn inform_acs(
+    args: &RunArgs,
+    model: &Model,
+    transport: TransportConfig,
+    shutdown: watch::Receiver<bool>,
+    cpe: &mut CpeState,
+    template: &InformTemplate,
+    periodic: bool,
+) -> anyhow::Result<ExitCode> {
     // No --acs-url: serve the embedded ACS in this process and inform it over loopback.
     let (acs_url, embedded) = match &args.acs_url {
         Some(u) => (u.clone(), None),
@@ -136,27 +160,16 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             (server.url(), Some(server))
         }
     };
-    let now = UnixMillis::now();
-    let id = DeviceId(args.cpe_index);
-    let mut cpe = CpeState::new(id, now);
-    let template = InformTemplate::new(&model);
-    let root = model.tree.root_name().to_string();
-    let dev = model.device(id, &cpe.delta, cpe.boot_at, now);
-    let serial = dev.get(&format!("{root}.DeviceInfo.SerialNumber")).unwrap_or_default();
-    let periodic = dev.get(&format!("{root}.ManagementServer.PeriodicInformEnable")).is_some_and(|v| v == "true");
     let mode = if args.duration.is_some() || periodic { Mode::Daemon { duration: args.duration } } else { Mode::OneShot };
     let opts = RunOptions { acs_url: acs_url.clone(), transport, mode };
-    let span = tracing::info_span!("cpe", cpe_id = %id, serial = %serial);
-    span.in_scope(|| info!(acs_url = %acs_url, profile = %model.name, mode = ?mode, "CPE starting"));
-    let report = run_cpe(&model, &template, &mut cpe, &opts, shutdown).instrument(span.clone()).await;
-    span.in_scope(|| {
-        // What the ACS changed on this CPE, from the CPE's own delta (secrets masked).
-        for v in cpe.delta.inner().map(|d| d.values.as_slice()).unwrap_or_default() {
-            let secret = model.tree.node(v.loc.node).param().is_some_and(|p| p.secret);
-            let shown = if secret { "<hidden>" } else { &v.value };
-            info!(source = %v.source.as_str(), "set {} = {shown}", model.tree.path_string(&v.loc));
-        }
-    });
+    info!(acs_url = %acs_url, profile = %model.name, mode = ?mode, "CPE starting");
+    let report = run_cpe(model, template, cpe, &opts, shutdown).await;
+    // What the ACS changed on this CPE, from the CPE's own delta (secrets masked).
+    for v in cpe.delta.inner().map(|d| d.values.as_slice()).unwrap_or_default() {
+        let secret = model.tree.node(v.loc.node).param().is_some_and(|p| p.secret);
+        let shown = if secret { "<hidden>" } else { &v.value };
+        info!(source = %v.source.as_str(), "set {} = {shown}", model.tree.path_string(&v.loc));
+    }
     if let Some(server) = embedded {
         server.stop().await;
     }

@@ -1,6 +1,6 @@
-//! Running one CPE against the in-process ACS: the session machine and the scripted ACS handed
-//! each other's bytes directly, with no sockets. This is the main job until the HTTP transport
-//! lands, and the harness the session tests use.
+//! One session of one CPE against an in-process [`AcsSession`], with no sockets: the session
+//! machine and the scripted ACS hand each other the exact bytes they would POST. The network
+//! path is `runner`; this is the sans-IO harness tests use to check a whole exchange quickly.
 
 use bytes::BytesMut;
 
