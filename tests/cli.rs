@@ -70,3 +70,34 @@ fn a_closed_stdout_is_not_a_panic() {
     assert_eq!(out.status.code(), Some(0));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 }
+
+#[test]
+fn a_daemon_stops_cleanly_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut cpe = Command::new(env!("CARGO_BIN_EXE_cpe-sim"))
+        .args(["--duration", "10m"])
+        .current_dir(repo("."))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(cpe.stderr.take().unwrap()).lines();
+    // Wait for the bootstrap session to complete, then ask the daemon to stop.
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let done = line.contains("session completed");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    assert!(seen.iter().any(|l| l.contains("mode=Daemon")), "{seen:?}");
+    let _ = Command::new("kill").args(["-TERM", &cpe.id().to_string()]).status();
+    let started = std::time::Instant::now();
+    let status = cpe.wait().unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert_eq!(status.code(), Some(0), "{rest:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "stops promptly");
+    assert!(rest.iter().any(|l| l.contains("done") && l.contains("interrupted=true")), "{rest:?}");
+}
