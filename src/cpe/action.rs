@@ -44,6 +44,21 @@ pub struct TransferRequest {
 }
 
 impl TransferRequest {
+    /// The transfer a Download, Upload or ScheduleDownload asked for, to start after `delay`.
+    pub fn new(kind: TransferKind, args: &crate::cwmp::rpc::download::TransferArgs<'_>, delay: Duration) -> TransferRequest {
+        TransferRequest {
+            kind,
+            command_key: args.command_key.as_ref().into(),
+            file_type: args.file_type.as_ref().into(),
+            url: args.url.as_ref().into(),
+            username: args.username.as_ref().into(),
+            password: args.password.as_ref().into(),
+            file_size: args.file_size,
+            target_file_name: args.target_file_name.as_ref().into(),
+            delay,
+        }
+    }
+
     /// A firmware image: the CPE reboots into it after a successful download.
     pub fn is_firmware(&self) -> bool {
         self.kind.is_download() && self.file_type.starts_with("1 ")

@@ -2,6 +2,8 @@
 //! `cwmp::rpc` renderers, collects deferred actions. Returns the fault code it answered with, if
 //! any, for logs and counts.
 
+use std::time::Duration;
+
 use bytes::BytesMut;
 use smallvec::SmallVec;
 
@@ -149,46 +151,20 @@ pub(super) fn answer(
                 return fail(out, FaultCode::InvalidArguments, Some("DelaySeconds must be greater than 0"));
             }
             actions.push(DeferredAction::ScheduleInform {
-                delay: std::time::Duration::from_secs(r.delay_seconds as u64),
+                delay: Duration::from_secs(r.delay_seconds as u64),
                 command_key: r.command_key.as_ref().into(),
             });
             schedule_inform::write_response(out, urn, id);
             None
         }
-        AcsRequest::Download(r) => transfer(
-            out,
-            urn,
-            id,
-            actions,
-            TransferRequest {
-                kind: TransferKind::Download,
-                command_key: r.command_key.as_ref().into(),
-                file_type: r.file_type.as_ref().into(),
-                url: r.url.as_ref().into(),
-                username: r.username.as_ref().into(),
-                password: r.password.as_ref().into(),
-                file_size: r.file_size,
-                target_file_name: r.target_file_name.as_ref().into(),
-                delay: std::time::Duration::from_secs(r.delay_seconds as u64),
-            },
-        ),
-        AcsRequest::Upload(r) => transfer(
-            out,
-            urn,
-            id,
-            actions,
-            TransferRequest {
-                kind: TransferKind::Upload,
-                command_key: r.command_key.as_ref().into(),
-                file_type: r.file_type.as_ref().into(),
-                url: r.url.as_ref().into(),
-                username: r.username.as_ref().into(),
-                password: r.password.as_ref().into(),
-                file_size: 0,
-                target_file_name: "".into(),
-                delay: std::time::Duration::from_secs(r.delay_seconds as u64),
-            },
-        ),
+        AcsRequest::Download(r) => {
+            let delay = Duration::from_secs(r.delay_seconds as u64);
+            transfer(out, urn, id, actions, TransferRequest::new(TransferKind::Download, &r.args, delay))
+        }
+        AcsRequest::Upload(r) => {
+            let delay = Duration::from_secs(r.delay_seconds as u64);
+            transfer(out, urn, id, actions, TransferRequest::new(TransferKind::Upload, &r.args, delay))
+        }
         AcsRequest::GetQueuedTransfers | AcsRequest::GetAllQueuedTransfers => {
             let queued: Vec<get_queued_transfers::QueuedTransfer<'_>> = actions
                 .iter()
@@ -213,23 +189,8 @@ pub(super) fn answer(
             if r.windows.iter().any(|w| w.end <= w.start) || r.windows.windows(2).any(|w| w[1].start < w[0].end) {
                 return fail(out, FaultCode::InvalidArguments, Some("TimeWindowList: windows must be non-empty and in order"));
             }
-            transfer(
-                out,
-                urn,
-                id,
-                actions,
-                TransferRequest {
-                    kind: TransferKind::ScheduleDownload,
-                    command_key: r.command_key.as_ref().into(),
-                    file_type: r.file_type.as_ref().into(),
-                    url: r.url.as_ref().into(),
-                    username: r.username.as_ref().into(),
-                    password: r.password.as_ref().into(),
-                    file_size: r.file_size,
-                    target_file_name: r.target_file_name.as_ref().into(),
-                    delay: std::time::Duration::from_secs(first.start as u64),
-                },
-            )
+            let delay = Duration::from_secs(first.start as u64);
+            transfer(out, urn, id, actions, TransferRequest::new(TransferKind::ScheduleDownload, &r.args, delay))
         }
         AcsRequest::CancelTransfer(r) => {
             let queued = actions.iter().position(|a| matches!(a, DeferredAction::Transfer(t) if *t.command_key == *r.command_key));

@@ -8,9 +8,9 @@ use bytes::BytesMut;
 use crate::cwmp::envelope::{self, num, text_elem};
 use crate::cwmp::parse::{parse_u32, Cursor, Elem, ParseError};
 
-/// The request's arguments.
+/// The arguments Download, Upload and ScheduleDownload share.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Download<'a> {
+pub struct TransferArgs<'a> {
     pub command_key: Cow<'a, str>,
     /// `1 Firmware Upgrade Image`, `3 Vendor Configuration File`, …
     pub file_type: Cow<'a, str>,
@@ -19,6 +19,37 @@ pub struct Download<'a> {
     pub password: Cow<'a, str>,
     pub file_size: u32,
     pub target_file_name: Cow<'a, str>,
+}
+
+impl<'a> TransferArgs<'a> {
+    /// Takes `name`'s text if it is one of the shared arguments; returns false otherwise.
+    pub(crate) fn field(&mut self, name: &str, text: Cow<'a, str>) -> Result<bool, ParseError> {
+        match name {
+            "CommandKey" => self.command_key = text,
+            "FileType" => self.file_type = text,
+            "URL" => self.url = text,
+            "Username" => self.username = text,
+            "Password" => self.password = text,
+            "FileSize" => self.file_size = parse_u32(&text, "FileSize")?,
+            "TargetFileName" => self.target_file_name = text,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// A transfer needs at least a URL.
+    pub(crate) fn require_url(&self) -> Result<(), ParseError> {
+        if self.url.is_empty() {
+            return Err(ParseError::MissingArgument("URL"));
+        }
+        Ok(())
+    }
+}
+
+/// The request's arguments.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Download<'a> {
+    pub args: TransferArgs<'a>,
     pub delay_seconds: u32,
     pub success_url: Cow<'a, str>,
     pub failure_url: Cow<'a, str>,
@@ -26,35 +57,21 @@ pub struct Download<'a> {
 
 pub fn parse<'a>(cur: &mut Cursor<'a>, m: &Elem<'a>) -> Result<Download<'a>, ParseError> {
     let mut d = Download::default();
-    let (mut have_type, mut have_url) = (false, false);
     super::read_fields(cur, m, |name, text| {
-        match name {
-            "CommandKey" => d.command_key = text,
-            "FileType" => {
-                have_type = true;
-                d.file_type = text
+        if !d.args.field(name, text.clone())? {
+            match name {
+                "DelaySeconds" => d.delay_seconds = parse_u32(&text, "DelaySeconds")?,
+                "SuccessURL" => d.success_url = text,
+                "FailureURL" => d.failure_url = text,
+                _ => {}
             }
-            "URL" => {
-                have_url = true;
-                d.url = text
-            }
-            "Username" => d.username = text,
-            "Password" => d.password = text,
-            "FileSize" => d.file_size = parse_u32(&text, "FileSize")?,
-            "TargetFileName" => d.target_file_name = text,
-            "DelaySeconds" => d.delay_seconds = parse_u32(&text, "DelaySeconds")?,
-            "SuccessURL" => d.success_url = text,
-            "FailureURL" => d.failure_url = text,
-            _ => {}
         }
         Ok(())
     })?;
-    if !have_type {
+    if d.args.file_type.is_empty() {
         return Err(ParseError::MissingArgument("FileType"));
     }
-    if !have_url {
-        return Err(ParseError::MissingArgument("URL"));
-    }
+    d.args.require_url()?;
     Ok(d)
 }
 

@@ -9,6 +9,8 @@ use bytes::BytesMut;
 use crate::cwmp::envelope;
 use crate::cwmp::parse::{parse_u32, Cursor, Elem, ParseError};
 
+use super::download::TransferArgs;
+
 /// One TimeWindowStruct: seconds after the request arrived.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TimeWindow<'a> {
@@ -23,20 +25,13 @@ pub struct TimeWindow<'a> {
 /// The request's arguments.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ScheduleDownload<'a> {
-    pub command_key: Cow<'a, str>,
-    pub file_type: Cow<'a, str>,
-    pub url: Cow<'a, str>,
-    pub username: Cow<'a, str>,
-    pub password: Cow<'a, str>,
-    pub file_size: u32,
-    pub target_file_name: Cow<'a, str>,
+    pub args: TransferArgs<'a>,
     /// One or two windows.
     pub windows: Vec<TimeWindow<'a>>,
 }
 
 pub fn parse<'a>(cur: &mut Cursor<'a>, m: &Elem<'a>) -> Result<ScheduleDownload<'a>, ParseError> {
     let mut d = ScheduleDownload::default();
-    let mut have_url = false;
     while let Some(c) = cur.child(m)? {
         match c.local {
             "TimeWindowList" => {
@@ -61,25 +56,11 @@ pub fn parse<'a>(cur: &mut Cursor<'a>, m: &Elem<'a>) -> Result<ScheduleDownload<
             }
             other => {
                 let text = cur.text(&c, "argument")?;
-                match other {
-                    "CommandKey" => d.command_key = text,
-                    "FileType" => d.file_type = text,
-                    "URL" => {
-                        have_url = true;
-                        d.url = text
-                    }
-                    "Username" => d.username = text,
-                    "Password" => d.password = text,
-                    "FileSize" => d.file_size = parse_u32(&text, "FileSize")?,
-                    "TargetFileName" => d.target_file_name = text,
-                    _ => {}
-                }
+                d.args.field(other, text)?;
             }
         }
     }
-    if !have_url {
-        return Err(ParseError::MissingArgument("URL"));
-    }
+    d.args.require_url()?;
     if d.windows.is_empty() {
         return Err(ParseError::MissingArgument("TimeWindowList"));
     }

@@ -1,41 +1,25 @@
 //! Upload (TR-069 §A.4.1.5): accepted as pending (Status 1); completion is reported with
 //! TransferComplete + `M Upload` in a later session.
 
-use std::borrow::Cow;
-
 use crate::cwmp::parse::{parse_u32, Cursor, Elem, ParseError};
+
+use super::download::TransferArgs;
 
 /// The request's arguments.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Upload<'a> {
-    pub command_key: Cow<'a, str>,
-    pub file_type: Cow<'a, str>,
-    pub url: Cow<'a, str>,
-    pub username: Cow<'a, str>,
-    pub password: Cow<'a, str>,
+    pub args: TransferArgs<'a>,
     pub delay_seconds: u32,
 }
 
 pub fn parse<'a>(cur: &mut Cursor<'a>, m: &Elem<'a>) -> Result<Upload<'a>, ParseError> {
     let mut u = Upload::default();
-    let mut have_url = false;
     super::read_fields(cur, m, |name, text| {
-        match name {
-            "CommandKey" => u.command_key = text,
-            "FileType" => u.file_type = text,
-            "URL" => {
-                have_url = true;
-                u.url = text
-            }
-            "Username" => u.username = text,
-            "Password" => u.password = text,
-            "DelaySeconds" => u.delay_seconds = parse_u32(&text, "DelaySeconds")?,
-            _ => {}
+        if !u.args.field(name, text.clone())? && name == "DelaySeconds" {
+            u.delay_seconds = parse_u32(&text, "DelaySeconds")?;
         }
         Ok(())
     })?;
-    if !have_url {
-        return Err(ParseError::MissingArgument("URL"));
-    }
+    u.args.require_url()?;
     Ok(u)
 }
