@@ -30,5 +30,7 @@ pub mod model;
 pub mod run;
 pub mod runner;
 pub mod session;
+pub mod shard;
+pub mod stats;
 pub mod time;
 pub mod transport;

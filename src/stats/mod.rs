@@ -1,0 +1,287 @@
+//! What a fleet run measures: an HdrHistogram per RPC (service time, and for the Inform and the
+//! whole session also from the *scheduled* start, wrk2's method against coordinated omission),
+//! the scheduler lag, and session outcomes by cause.
+//!
+//! A shard owns one [`Recorder`]; histograms are created with fixed bounds up front, so
+//! `record` never allocates. At each report interval the shard hands its recorder to the main
+//! thread and takes an empty one back (no locks); the main thread merges them ([`Recorder::add`]).
+//!
+//! - [`report`]: the final report (text table and JSON) and process figures.
+//! - [`threshold`]: `--threshold 'Inform.p99<500ms'` rules.
+//! - [`interval`]: the HdrHistogram interval log (`--hdr-log`) and `report merge`.
+
+pub mod interval;
+pub mod report;
+pub mod threshold;
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+/// Highest value a histogram holds (1 hour, in µs); larger values are clamped.
+const MAX_US: u64 = 3_600_000_000;
+
+/// The metrics with a histogram, by index.
+pub const METRICS: &[&str] = &[
+    "Session",
+    "Inform",
+    "EmptyPost",
+    "TransferComplete",
+    "GetRPCMethods",
+    "GetParameterValues",
+    "SetParameterValues",
+    "GetParameterNames",
+    "GetParameterAttributes",
+    "SetParameterAttributes",
+    "AddObject",
+    "DeleteObject",
+    "Reboot",
+    "FactoryReset",
+    "Download",
+    "Upload",
+    "ScheduleInform",
+    "GetQueuedTransfers",
+    "GetAllQueuedTransfers",
+    "ScheduleDownload",
+    "CancelTransfer",
+    "ChangeDUState",
+    "SetVouchers",
+    "GetOptions",
+    "Unknown",
+    "BadRequest",
+    "Connect",
+];
+
+/// Index of a metric name in [`METRICS`].
+pub fn metric(name: &str) -> Option<usize> {
+    METRICS.iter().position(|m| *m == name)
+}
+
+/// Metric indexes used on the hot path.
+pub mod m {
+    pub const SESSION: usize = 0;
+    pub const INFORM: usize = 1;
+    pub const EMPTY_POST: usize = 2;
+    pub const TRANSFER_COMPLETE: usize = 3;
+    pub const GET_RPC_METHODS: usize = 4;
+    pub const CONNECT: usize = 26;
+}
+
+/// Why a session did not complete (or an Inform came due too late), for counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Cause {
+    Dns,
+    Connect,
+    Tls,
+    Timeout,
+    Auth,
+    HttpStatus,
+    Redirect,
+    BodyTooLarge,
+    Connection,
+    BadUrl,
+    AcsFault,
+    Parse,
+    Protocol,
+    /// An Inform came due while the CPE's previous session was still open (k6's dropped
+    /// iterations): counted, not queued.
+    Late,
+}
+
+impl Cause {
+    pub const ALL: [Cause; 14] = [
+        Cause::Dns,
+        Cause::Connect,
+        Cause::Tls,
+        Cause::Timeout,
+        Cause::Auth,
+        Cause::HttpStatus,
+        Cause::Redirect,
+        Cause::BodyTooLarge,
+        Cause::Connection,
+        Cause::BadUrl,
+        Cause::AcsFault,
+        Cause::Parse,
+        Cause::Protocol,
+        Cause::Late,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Cause::Dns => "dns",
+            Cause::Connect => "connect",
+            Cause::Tls => "tls",
+            Cause::Timeout => "timeout",
+            Cause::Auth => "auth",
+            Cause::HttpStatus => "http_status",
+            Cause::Redirect => "redirect",
+            Cause::BodyTooLarge => "body_too_large",
+            Cause::Connection => "connection",
+            Cause::BadUrl => "bad_url",
+            Cause::AcsFault => "acs_fault",
+            Cause::Parse => "parse",
+            Cause::Protocol => "protocol",
+            Cause::Late => "late",
+        }
+    }
+}
+
+/// Session counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcomes {
+    pub started: u64,
+    pub completed: u64,
+    /// Failed sessions by cause (`Late` counts Informs that never started).
+    pub failed: [u64; Cause::ALL.len()],
+    /// HTTP statuses among `HttpStatus` failures.
+    pub http_status: Vec<(u16, u64)>,
+}
+
+impl Outcomes {
+    /// Failed sessions (late Informs are not sessions).
+    pub fn failed_sessions(&self) -> u64 {
+        self.failed.iter().sum::<u64>() - self.failed[Cause::Late as usize]
+    }
+
+    pub fn late(&self) -> u64 {
+        self.failed[Cause::Late as usize]
+    }
+
+    pub fn count(&mut self, cause: Cause) {
+        self.failed[cause as usize] += 1;
+    }
+
+    pub fn count_status(&mut self, status: u16) {
+        self.count(Cause::HttpStatus);
+        match self.http_status.iter_mut().find(|(s, _)| *s == status) {
+            Some((_, n)) => *n += 1,
+            None => self.http_status.push((status, 1)),
+        }
+    }
+
+    fn add(&mut self, o: &Outcomes) {
+        self.started += o.started;
+        self.completed += o.completed;
+        for (a, b) in self.failed.iter_mut().zip(o.failed.iter()) {
+            *a += b;
+        }
+        for (s, n) in &o.http_status {
+            match self.http_status.iter_mut().find(|(x, _)| x == s) {
+                Some((_, m)) => *m += n,
+                None => self.http_status.push((*s, *n)),
+            }
+        }
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_US, 3).expect("valid bounds")
+}
+
+/// One shard's (or the merged) measurements.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    /// Service time per metric: from sending a message to its answer.
+    pub service: Vec<Histogram<u64>>,
+    /// Inform and Session latency from the scheduled start.
+    pub scheduled_inform: Histogram<u64>,
+    pub scheduled_session: Histogram<u64>,
+    /// Actual start − scheduled start of each session.
+    pub lag: Histogram<u64>,
+    pub outcomes: Outcomes,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder::new()
+    }
+}
+
+fn us(d: Duration) -> u64 {
+    (d.as_micros() as u64).clamp(1, MAX_US)
+}
+
+impl Recorder {
+    pub fn new() -> Recorder {
+        Recorder {
+            service: (0..METRICS.len()).map(|_| histogram()).collect(),
+            scheduled_inform: histogram(),
+            scheduled_session: histogram(),
+            lag: histogram(),
+            outcomes: Outcomes::default(),
+        }
+    }
+
+    /// Records a service time for metric `idx`.
+    #[inline]
+    pub fn record(&mut self, idx: usize, d: Duration) {
+        self.service[idx].saturating_record(us(d));
+    }
+
+    /// Records the Inform's answer time measured from the session's scheduled start.
+    #[inline]
+    pub fn record_inform_scheduled(&mut self, d: Duration) {
+        self.scheduled_inform.saturating_record(us(d));
+    }
+
+    /// Records a whole session: from its scheduled start and from its actual start.
+    #[inline]
+    pub fn record_session(&mut self, from_scheduled: Duration, service: Duration) {
+        self.scheduled_session.saturating_record(us(from_scheduled));
+        self.service[m::SESSION].saturating_record(us(service));
+    }
+
+    /// Records how late a session started against its schedule.
+    #[inline]
+    pub fn record_lag(&mut self, d: Duration) {
+        self.lag.saturating_record(us(d).max(1));
+    }
+
+    /// Adds another recorder's measurements.
+    pub fn add(&mut self, o: &Recorder) {
+        for (a, b) in self.service.iter_mut().zip(&o.service) {
+            a.add(b).expect("same bounds");
+        }
+        self.scheduled_inform.add(&o.scheduled_inform).expect("same bounds");
+        self.scheduled_session.add(&o.scheduled_session).expect("same bounds");
+        self.lag.add(&o.lag).expect("same bounds");
+        self.outcomes.add(&o.outcomes);
+    }
+
+    /// Clears everything, keeping the allocations.
+    pub fn reset(&mut self) {
+        for h in &mut self.service {
+            h.reset();
+        }
+        self.scheduled_inform.reset();
+        self.scheduled_session.reset();
+        self.lag.reset();
+        self.outcomes = Outcomes::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_merge_reset() {
+        let mut a = Recorder::new();
+        let mut b = Recorder::new();
+        a.record(m::INFORM, Duration::from_millis(2));
+        b.record(m::INFORM, Duration::from_millis(4));
+        b.outcomes.count_status(503);
+        b.outcomes.count(Cause::Late);
+        a.add(&b);
+        assert_eq!(a.service[m::INFORM].len(), 2);
+        assert!(a.service[m::INFORM].max() >= 3_990);
+        assert_eq!(a.outcomes.failed_sessions(), 1);
+        assert_eq!(a.outcomes.late(), 1);
+        assert_eq!(a.outcomes.http_status, vec![(503, 1)]);
+        a.reset();
+        assert_eq!(a.service[m::INFORM].len(), 0);
+        assert_eq!(METRICS[m::CONNECT], "Connect");
+        assert_eq!(metric("GetParameterValues"), Some(5));
+    }
+}

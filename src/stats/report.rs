@@ -1,0 +1,219 @@
+//! The final report of a fleet run: a text table for people and JSON (`--report-json`) for
+//! tools, from the merged [`Recorder`].
+//!
+//! JSON schema (`"schema": "cpe-sim/report/v1"`), all times in microseconds:
+//! `sessions.{started,completed,failed,failed_ratio,per_second,late}`,
+//! `failures.{<cause>: n, http_status: {"503": n}}`,
+//! `rpc.<Name>.{count,p50_us,p90_us,p99_us,p999_us,max_us,mean_us}` (service time; `Inform` and
+//! `Session` also have `from_scheduled.{…}`), `scheduler_lag.{p50_us,p99_us,max_us}`,
+//! `process.{peak_rss_bytes,cpu_seconds}`, and `run.{duration_s,cpes,shards,multiplier}`.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde_json::{json, Map, Value};
+
+use super::{Cause, Recorder, METRICS};
+
+/// Facts about the run the report describes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunFacts {
+    pub duration: Duration,
+    pub cpes: u64,
+    pub shards: u32,
+    pub multiplier: f64,
+}
+
+/// Peak RSS and CPU time of this process.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProcessFigures {
+    pub peak_rss_bytes: u64,
+    pub cpu_seconds: f64,
+}
+
+impl ProcessFigures {
+    /// Reads them from the OS (`getrusage`).
+    pub fn now() -> ProcessFigures {
+        // SAFETY: getrusage only writes into the zeroed struct we pass.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: RUSAGE_SELF with a valid pointer.
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+            return ProcessFigures::default();
+        }
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        // Linux reports ru_maxrss in KiB.
+        ProcessFigures { peak_rss_bytes: ru.ru_maxrss as u64 * 1024, cpu_seconds: secs(ru.ru_utime) + secs(ru.ru_stime) }
+    }
+
+    /// Current RSS (not the peak), from /proc; 0 where unavailable.
+    pub fn current_rss_bytes() -> u64 {
+        std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+            .map_or(0, |pages| pages * 4096)
+    }
+}
+
+fn quantiles(h: &Histogram<u64>) -> Value {
+    if h.is_empty() {
+        return json!({"count": 0});
+    }
+    json!({
+        "count": h.len(),
+        "p50_us": h.value_at_quantile(0.50),
+        "p90_us": h.value_at_quantile(0.90),
+        "p99_us": h.value_at_quantile(0.99),
+        "p999_us": h.value_at_quantile(0.999),
+        "max_us": h.max(),
+        "mean_us": (h.mean() * 10.0).round() / 10.0,
+    })
+}
+
+/// Builds the JSON report.
+pub fn to_json(r: &Recorder, facts: &RunFacts, process: &ProcessFigures) -> Value {
+    let o = &r.outcomes;
+    let secs = facts.duration.as_secs_f64().max(1e-9);
+    let finished = o.completed + o.failed_sessions();
+    let mut rpc = Map::new();
+    for (i, name) in METRICS.iter().enumerate() {
+        if r.service[i].is_empty() {
+            continue;
+        }
+        let mut v = quantiles(&r.service[i]);
+        if *name == "Inform" && !r.scheduled_inform.is_empty() {
+            v["from_scheduled"] = quantiles(&r.scheduled_inform);
+        }
+        if *name == "Session" && !r.scheduled_session.is_empty() {
+            v["from_scheduled"] = quantiles(&r.scheduled_session);
+        }
+        rpc.insert(name.to_string(), v);
+    }
+    let mut failures = Map::new();
+    for c in Cause::ALL {
+        let n = o.failed[c as usize];
+        if n > 0 {
+            failures.insert(c.name().to_string(), json!(n));
+        }
+    }
+    if !o.http_status.is_empty() {
+        let statuses: Map<String, Value> = o.http_status.iter().map(|(s, n)| (s.to_string(), json!(n))).collect();
+        failures.insert("http_status_codes".into(), Value::Object(statuses));
+    }
+    let lag = if r.lag.is_empty() {
+        json!({"p50_us": 0, "p99_us": 0, "max_us": 0})
+    } else {
+        json!({"p50_us": r.lag.value_at_quantile(0.5), "p99_us": r.lag.value_at_quantile(0.99), "max_us": r.lag.max()})
+    };
+    json!({
+        "schema": "cpe-sim/report/v1",
+        "run": {"duration_s": (secs * 1000.0).round() / 1000.0, "cpes": facts.cpes, "shards": facts.shards, "multiplier": facts.multiplier},
+        "sessions": {
+            "started": o.started,
+            "completed": o.completed,
+            "failed": o.failed_sessions(),
+            "failed_ratio": if finished == 0 { 0.0 } else { o.failed_sessions() as f64 / finished as f64 },
+            "per_second": ((o.completed as f64 / secs) * 10.0).round() / 10.0,
+            "late": o.late(),
+        },
+        "failures": Value::Object(failures),
+        "rpc": Value::Object(rpc),
+        "scheduler_lag": lag,
+        "process": {"peak_rss_bytes": process.peak_rss_bytes, "cpu_seconds": (process.cpu_seconds * 1000.0).round() / 1000.0},
+    })
+}
+
+fn fmt_us(v: u64) -> String {
+    match v {
+        0..=999 => format!("{v}µs"),
+        1_000..=999_999 => format!("{:.1}ms", v as f64 / 1e3),
+        _ => format!("{:.2}s", v as f64 / 1e6),
+    }
+}
+
+/// Renders the report as a text table.
+pub fn to_text(r: &Recorder, facts: &RunFacts, process: &ProcessFigures) -> String {
+    use std::fmt::Write;
+    let j = to_json(r, facts, process);
+    let s = &j["sessions"];
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "cpe-sim report: {} CPEs on {} shard(s), {:.1}s, interval multiplier {}",
+        facts.cpes,
+        facts.shards,
+        facts.duration.as_secs_f64(),
+        facts.multiplier
+    );
+    let _ = writeln!(
+        out,
+        "sessions: {} completed, {} failed ({:.3}%), {} late informs, {}/s",
+        s["completed"],
+        s["failed"],
+        s["failed_ratio"].as_f64().unwrap_or(0.0) * 100.0,
+        s["late"],
+        s["per_second"]
+    );
+    let _ = writeln!(out, "{:<28} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}", "rpc (service time)", "count", "p50", "p90", "p99", "p99.9", "max");
+    let mut row = |name: &str, h: &Histogram<u64>| {
+        if !h.is_empty() {
+            let _ = writeln!(
+                out,
+                "{:<28} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                name,
+                h.len(),
+                fmt_us(h.value_at_quantile(0.5)),
+                fmt_us(h.value_at_quantile(0.9)),
+                fmt_us(h.value_at_quantile(0.99)),
+                fmt_us(h.value_at_quantile(0.999)),
+                fmt_us(h.max())
+            );
+        }
+    };
+    for (i, name) in METRICS.iter().enumerate() {
+        row(name, &r.service[i]);
+    }
+    row("Inform (from scheduled)", &r.scheduled_inform);
+    row("Session (from scheduled)", &r.scheduled_session);
+    row("scheduler lag", &r.lag);
+    let f = &j["failures"];
+    if let Some(map) = f.as_object().filter(|m| !m.is_empty()) {
+        let parts: Vec<String> = map.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(out, "failures: {}", parts.join(", "));
+    }
+    let _ = writeln!(out, "process: peak RSS {:.1} MiB, CPU {:.2}s", process.peak_rss_bytes as f64 / 1048576.0, process.cpu_seconds);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::m;
+
+    #[test]
+    fn json_has_the_documented_schema() {
+        let mut r = Recorder::new();
+        for ms in [1u64, 2, 3, 100] {
+            r.record(m::INFORM, Duration::from_millis(ms));
+        }
+        r.record_inform_scheduled(Duration::from_millis(5));
+        r.record_session(Duration::from_millis(9), Duration::from_millis(8));
+        r.record_lag(Duration::from_micros(300));
+        r.outcomes.started = 5;
+        r.outcomes.completed = 4;
+        r.outcomes.count(Cause::Timeout);
+        let j = to_json(&r, &RunFacts { duration: Duration::from_secs(2), cpes: 10, shards: 1, multiplier: 1.0 }, &ProcessFigures::now());
+        assert_eq!(j["sessions"]["completed"], 4);
+        assert_eq!(j["sessions"]["failed"], 1);
+        assert_eq!(j["sessions"]["failed_ratio"], 0.2);
+        assert_eq!(j["sessions"]["per_second"], 2.0);
+        assert_eq!(j["rpc"]["Inform"]["count"], 4);
+        assert!(j["rpc"]["Inform"]["p99_us"].as_u64().unwrap() >= 99_000);
+        assert!(j["rpc"]["Inform"]["from_scheduled"]["p50_us"].as_u64().unwrap() >= 4_900);
+        assert_eq!(j["failures"]["timeout"], 1);
+        assert!(j["scheduler_lag"]["p99_us"].as_u64().unwrap() >= 299);
+        assert!(j["process"]["peak_rss_bytes"].as_u64().unwrap() > 0);
+        let text =
+            to_text(&r, &RunFacts { duration: Duration::from_secs(2), cpes: 10, shards: 1, multiplier: 1.0 }, &ProcessFigures::default());
+        assert!(text.contains("Inform") && text.contains("failures: timeout=1"), "{text}");
+    }
+}
