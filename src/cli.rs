@@ -78,14 +78,70 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
 
-    /// Which CPE of a fleet to be (stamps serial, MAC and credentials: cpe-N)
-    #[arg(long, default_value_t = 0)]
-    pub cpe_index: u32,
+    /// Index of the (first) CPE: stamps serial, MAC and credentials (cpe-N). Give processes or
+    /// machines disjoint slices with --first-index and --cpes.
+    #[arg(long, visible_alias = "cpe-index", default_value_t = 0)]
+    pub first_index: u32,
+
+    /// Fleet size (k and m suffixes: 100k, 1m). More than 1 runs a fleet on per-core shards
+    /// with the progress line and the final report.
+    #[arg(long, default_value = "1", value_parser = parse_count)]
+    pub cpes: u32,
+
+    /// Shards (threads with their own runtime) [default: available cores]
+    #[arg(long)]
+    pub shards: Option<u16>,
+
+    /// Spread the first Informs uniformly over this long (0s: a boot storm)
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub boot_spread: Duration,
+
+    /// Start this many CPEs per second instead of --boot-spread
+    #[arg(long)]
+    pub boot_rate: Option<f64>,
+
+    /// Periodic inform period = PeriodicInformInterval × this (e.g. 0.001, 0.5, 10)
+    #[arg(long, default_value_t = 1.0)]
+    pub interval_multiplier: f64,
+
+    /// PeriodicInformInterval for every CPE until the ACS sets another (turns periodic informs on)
+    #[arg(long, value_parser = parse_duration)]
+    pub inform_interval: Option<Duration>,
+
+    /// pooled (keep-alive connections shared per shard) or per-session (a new connection each)
+    #[arg(long, default_value = "pooled", value_parser = ["pooled", "per-session"])]
+    pub connection_mode: String,
+
+    /// Most sessions (and connections) in flight at once, across all shards
+    #[arg(long, default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// How often the fleet progress line is printed
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub progress_interval: Duration,
+
+    /// Write the final report as JSON to this file
+    #[arg(long)]
+    pub report_json: Option<PathBuf>,
+
+    /// Write an HdrHistogram interval log (V2, one tagged histogram per RPC) to this file
+    #[arg(long)]
+    pub hdr_log: Option<PathBuf>,
+
+    /// Pass/fail rule, e.g. 'Inform.p99<500ms' or 'sessions.failed_ratio<0.001' (repeatable;
+    /// a breach exits 99)
+    #[arg(long = "threshold")]
+    pub thresholds: Vec<String>,
 }
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the fleet once per interval multiplier and find the knee where the ACS stops keeping up
+    Sweep(Box<SweepArgs>),
+    /// Work with reports
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// Run the embedded ACS as a server until interrupted
     Acs(Box<AcsArgs>),
     /// Validate a profile and print what it defines
@@ -96,6 +152,39 @@ pub enum Command {
         /// Print this CPE's Inform as it would be sent
         #[arg(long, default_value_t = 0)]
         cpe_index: u32,
+    },
+}
+
+/// Flags of `cpe-sim sweep`.
+#[derive(Debug, clap::Args)]
+pub struct SweepArgs {
+    /// Interval multipliers, one step each (e.g. 1,0.5,0.25,0.1)
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub multipliers: Vec<f64>,
+
+    /// How long each step runs
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub step_duration: Duration,
+
+    /// Write the sweep table as JSON to this file
+    #[arg(long)]
+    pub sweep_json: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `cpe-sim report …`.
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Merge HdrHistogram interval logs (--hdr-log) from several runs or machines exactly
+    Merge {
+        /// Interval log files
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Also write the merged report as JSON
+        #[arg(long)]
+        report_json: Option<PathBuf>,
     },
 }
 
@@ -162,6 +251,22 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// Parses a count with decimal suffixes: `2000`, `100k`, `1m`.
+pub fn parse_count(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    let (num, mult) = match t.as_bytes().last() {
+        Some(b'k' | b'K') => (&t[..t.len() - 1], 1_000u64),
+        Some(b'm' | b'M') => (&t[..t.len() - 1], 1_000_000),
+        _ => (t, 1),
+    };
+    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a count like 2000, 100k or 1m"))?;
+    let v = (n * mult as f64).round();
+    if !(1.0..=u32::MAX as f64).contains(&v) {
+        return Err(format!("`{s}` is out of range (1 … {})", u32::MAX));
+    }
+    Ok(v as u32)
+}
+
 /// Parses `4m`, `512k`, `1048576`.
 pub fn parse_size(s: &str) -> Result<usize, String> {
     let s = s.trim();
@@ -190,5 +295,9 @@ mod tests {
         assert_eq!(parse_size("512k").unwrap(), 512 << 10);
         assert!(parse_size("0").is_err());
         assert!(parse_size("lots").is_err());
+        assert_eq!(parse_count("100k").unwrap(), 100_000);
+        assert_eq!(parse_count("1m").unwrap(), 1_000_000);
+        assert_eq!(parse_count("2.5k").unwrap(), 2_500);
+        assert!(parse_count("0").is_err());
     }
 }

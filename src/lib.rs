@@ -26,6 +26,7 @@ pub mod cli;
 pub mod config;
 pub mod cpe;
 pub mod cwmp;
+pub mod fleet;
 pub mod model;
 pub mod run;
 pub mod runner;

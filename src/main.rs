@@ -8,16 +8,20 @@ use bytes::BytesMut;
 use clap::Parser;
 use cpe_sim::acs::server::{AcsServer, AuthMode, ServerConfig};
 use cpe_sim::acs::{AcsRpc, AcsScript};
-use cpe_sim::cli::{AcsArgs, Args, Command, RunArgs};
+use cpe_sim::cli::{AcsArgs, Args, Command, ReportCommand, RunArgs};
 use cpe_sim::config::{load_profile, parse_profile};
 use cpe_sim::cpe::CpeState;
 use cpe_sim::cwmp::envelope::{urn_minor, URNS};
 use cpe_sim::cwmp::template::InformTemplate;
+use cpe_sim::fleet::{self, Outputs};
 use cpe_sim::model::{DeviceId, Model};
-use cpe_sim::runner::{run_cpe, Mode, RunOptions};
+use cpe_sim::runner::{run_cpe, Mode, PeriodicPlan, RunOptions};
+use cpe_sim::shard::{Boot, ConnectionMode, FleetPlan};
+use cpe_sim::stats::threshold::Threshold;
 use cpe_sim::time::UnixMillis;
 use cpe_sim::transport::tls::{client_config, TlsOptions};
 use cpe_sim::transport::{Credentials, TransportConfig};
+use std::sync::Arc;
 use tokio::sync::watch;
 use tracing::{error, info, warn, Instrument};
 
@@ -31,6 +35,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let level = match &args.command {
         Some(Command::Acs(a)) => &a.log_level,
+        Some(Command::Sweep(s)) => &s.run.log_level,
         _ => &args.run.log_level,
     };
     let Ok(level) = level.parse::<tracing::Level>() else {
@@ -46,6 +51,9 @@ fn main() -> ExitCode {
     let result = match args.command {
         Some(Command::Check { profile, cpe_index }) => check(&profile, cpe_index),
         Some(Command::Acs(a)) => runtime().and_then(|rt| rt.block_on(serve_acs(*a))),
+        Some(Command::Sweep(s)) => fleet_main(&s.run, Some((&s.multipliers, s.step_duration, s.sweep_json.as_deref()))),
+        Some(Command::Report(ReportCommand::Merge { files, report_json })) => merge_reports(&files, report_json.as_deref()),
+        None if args.run.cpes > 1 => fleet_main(&args.run, None),
         None => runtime().and_then(|rt| rt.block_on(run(args.run))),
     };
     match result {
@@ -106,8 +114,7 @@ fn credentials(user: Option<String>, pass: Option<String>, what: &str) -> anyhow
     }
 }
 
-async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let model = load(args.profile.as_deref(), args.cwmp_version.as_deref())?;
+fn transport_config(args: &RunArgs) -> anyhow::Result<TransportConfig> {
     if args.tls_skip_verify {
         warn!("--tls-skip-verify=true: the ACS's certificate is NOT verified; anyone on the path can impersonate it. Use only for local tests.");
     }
@@ -118,15 +125,20 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         client_key: args.client_key.clone(),
         no_system_roots: false,
     })?;
-    let transport = TransportConfig {
+    Ok(TransportConfig {
         timeout: args.timeout,
         max_body: args.max_body,
         tls,
         credentials: credentials(args.acs_username.clone(), args.acs_password.clone(), "run")?,
-    };
+    })
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let model = load(args.profile.as_deref(), args.cwmp_version.as_deref())?;
+    let transport = transport_config(&args)?;
     let shutdown = shutdown_signal();
     let now = UnixMillis::now();
-    let id = DeviceId(args.cpe_index);
+    let id = DeviceId(args.first_index);
     let mut cpe = CpeState::new(id, now);
     let template = InformTemplate::new(&model);
     let root = model.tree.root_name().to_string();
@@ -183,6 +195,120 @@ async fn inform_acs(
     }
     error!("{}", report.last_error.as_deref().unwrap_or("no session completed"));
     Ok(ExitCode::from(1))
+}
+
+/// A fleet run (`--cpes` > 1) or a sweep, on per-core shards.
+fn fleet_main(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Option<&std::path::Path>)>) -> anyhow::Result<ExitCode> {
+    let model = load(args.profile.as_deref(), args.cwmp_version.as_deref())?;
+    let transport = transport_config(args)?;
+    let thresholds = args.thresholds.iter().map(|t| Threshold::parse(t).map_err(anyhow::Error::msg)).collect::<anyhow::Result<Vec<_>>>()?;
+    if args.interval_multiplier <= 0.0 || sweep.is_some_and(|(m, _, _)| m.iter().any(|x| *x <= 0.0)) {
+        anyhow::bail!("interval multipliers must be greater than 0");
+    }
+    let nofile = fleet::raise_nofile_limit();
+    fleet::install_signal_handlers();
+    // Without --acs-url, the embedded ACS runs on its own thread for the fleet to inform.
+    let acs_rt;
+    let (acs_url, _server) = match &args.acs_url {
+        Some(u) => (u.clone(), None),
+        None => {
+            acs_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+            let script = AcsScript { urn: URNS[urn_minor(&model.cwmp_urn).unwrap_or(0) as usize], ..AcsScript::default() };
+            let cfg = ServerConfig { script, credentials: transport.credentials.clone(), auth_mode: AuthMode::Digest, tls: None };
+            let server = acs_rt.block_on(AcsServer::start(([127, 0, 0, 1], 0).into(), cfg)).context("starting the embedded ACS")?;
+            info!("no --acs-url given: started the embedded ACS at {}", server.url());
+            (server.url(), Some(server))
+        }
+    };
+    let shards = args.shards.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u16)).max(1);
+    let shards = shards.min(args.cpes.min(u16::MAX as u32) as u16).max(1);
+    let boot = match args.boot_rate {
+        Some(r) if r > 0.0 => Boot::Rate(r),
+        Some(_) => anyhow::bail!("--boot-rate must be greater than 0"),
+        None => Boot::Spread(args.boot_spread),
+    };
+    let periodic = PeriodicPlan { multiplier: args.interval_multiplier, interval: args.inform_interval };
+    let period = match args.inform_interval {
+        Some(d) => d,
+        None => {
+            let d = cpe_sim::model::Delta::default();
+            let now = UnixMillis::now();
+            let root = model.tree.root_name().to_string();
+            let secs = model
+                .device(DeviceId(0), &d, now, now)
+                .get(&format!("{root}.ManagementServer.PeriodicInformInterval"))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(300);
+            std::time::Duration::from_secs(secs)
+        }
+    };
+    let plan = FleetPlan {
+        template: Arc::new(InformTemplate::new(&model)),
+        model: Arc::new(model),
+        acs_url: acs_url.clone(),
+        transport,
+        cpes: args.cpes,
+        first_index: args.first_index,
+        shards,
+        boot,
+        periodic,
+        connection_mode: if args.connection_mode == "per-session" { ConnectionMode::PerSession } else { ConnectionMode::Pooled },
+        max_in_flight: (args.max_connections / shards as usize).max(1),
+        report_every: args.progress_interval.min(std::time::Duration::from_secs(1)),
+        epoch: std::time::Instant::now(),
+    };
+    info!(
+        cpes = plan.cpes,
+        first = %format!("cpe-{}", plan.first_index),
+        shards,
+        acs_url = %acs_url,
+        boot = ?plan.boot,
+        multiplier = plan.periodic.multiplier,
+        connection_mode = %args.connection_mode,
+        max_connections = args.max_connections,
+        open_files_limit = nofile.unwrap_or(0),
+        "fleet starting"
+    );
+    let out = Outputs {
+        progress_every: args.progress_interval,
+        report_json: args.report_json.clone(),
+        hdr_log: args.hdr_log.clone(),
+        thresholds,
+        progress: true,
+    };
+    if let Some((multipliers, step, json_path)) = sweep {
+        let (steps, knee, json) = fleet::sweep(plan, multipliers, step, period, &out)?;
+        print!("{}", fleet::sweep_text(&steps, knee));
+        if let Some(p) = json_path {
+            std::fs::write(p, serde_json::to_vec_pretty(&json)?).with_context(|| format!("--sweep-json {}", p.display()))?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let outcome = fleet::run(plan, args.duration, &out)?;
+    print!("{}", cpe_sim::stats::report::to_text(&outcome.total, &outcome.facts, &cpe_sim::stats::report::ProcessFigures::now()));
+    for b in &outcome.breaches {
+        error!("{b}");
+    }
+    if !outcome.breaches.is_empty() {
+        return Ok(ExitCode::from(99));
+    }
+    if outcome.total.outcomes.completed == 0 {
+        error!("no session completed");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn merge_reports(files: &[std::path::PathBuf], json_path: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let (merged, span) = cpe_sim::stats::interval::merge(files).map_err(anyhow::Error::msg)?;
+    let facts = cpe_sim::stats::report::RunFacts { duration: span, cpes: 0, shards: 0, multiplier: 1.0 };
+    let process = cpe_sim::stats::report::ProcessFigures::default();
+    print!("{}", cpe_sim::stats::report::to_text(&merged, &facts, &process));
+    if let Some(p) = json_path {
+        let json = cpe_sim::stats::report::to_json(&merged, &facts, &process);
+        std::fs::write(p, serde_json::to_vec_pretty(&json)?).with_context(|| format!("--report-json {}", p.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn serve_acs(args: AcsArgs) -> anyhow::Result<ExitCode> {

@@ -8,6 +8,7 @@
 //! with periodic informs and retries until its duration ends or the caller signals shutdown; an
 //! open session is always finished first.
 
+use std::cell::RefCell;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -18,10 +19,12 @@ use tracing::{debug, info, warn};
 use crate::cpe::{retry, CpeState, DeferredAction, TransferRequest};
 use crate::cwmp::template::InformTemplate;
 use crate::model::{ChangeSet, Loc, Model, ReadFor};
-use crate::session::{AcsReply, Session, SessionSummary, Step};
+use crate::session::{AcsReply, Session, SessionError, SessionSummary, State, Step};
+use crate::stats::{self, Cause, Recorder};
 use crate::time::{parse_datetime, UnixMillis};
 use crate::transport::auth::AuthState;
-use crate::transport::{fetch, HttpSession, TransportConfig, TransportError};
+use crate::transport::conn::Connection;
+use crate::transport::{fetch, FailureKind, HttpSession, TransportConfig, TransportError};
 
 /// How long to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,12 +57,6 @@ pub struct RunReport {
 enum Work {
     ScheduledInform(Box<str>),
     Transfer(Box<TransferRequest>),
-}
-
-/// Why one session failed, for the report and the retry decision.
-struct Failure {
-    message: String,
-    retry_after: Option<Duration>,
 }
 
 /// Runs `cpe` until its mode says stop.
@@ -119,7 +116,8 @@ pub async fn run_cpe(
         }
         let owed = !cpe.events.is_empty() || !cpe.delta.changed().is_empty();
         if owed && retry_at.is_none_or(|t| t <= now) {
-            let (summary, failure) = session(model, template, cpe, &mut auth, &url, &opts.transport).await;
+            let SessionRun { summary, failure, .. } =
+                session(model, template, cpe, &mut auth, &url, &opts.transport, None, None, true).await;
             for action in &summary.actions {
                 match action {
                     DeferredAction::Reboot { command_key } => {
@@ -196,31 +194,119 @@ async fn signalled(shutdown: &mut watch::Receiver<bool>) {
     }
 }
 
-/// One CWMP session over HTTP.
-async fn session(
+/// Measurement hooks for one session of a fleet run.
+pub struct Probe<'r> {
+    pub recorder: &'r RefCell<Recorder>,
+    /// When the session was due (the wheel's deadline), for latency from the scheduled start.
+    pub scheduled_at: Instant,
+}
+
+/// How one session went.
+pub struct SessionRun {
+    pub summary: SessionSummary,
+    pub failure: Option<Failure>,
+    /// The connection, still open, for the next session (pooled mode).
+    pub conn: Option<Connection>,
+}
+
+/// Why one session failed.
+pub struct Failure {
+    pub message: String,
+    pub retry_after: Option<Duration>,
+    pub cause: Cause,
+    pub http_status: Option<u16>,
+}
+
+impl Failure {
+    fn transport(e: TransportError) -> Failure {
+        let (cause, http_status) = match e.kind() {
+            FailureKind::Dns => (Cause::Dns, None),
+            FailureKind::Connect => (Cause::Connect, None),
+            FailureKind::Tls => (Cause::Tls, None),
+            FailureKind::Timeout => (Cause::Timeout, None),
+            FailureKind::Auth => (Cause::Auth, None),
+            FailureKind::HttpStatus(s) => (Cause::HttpStatus, Some(s)),
+            FailureKind::Redirect => (Cause::Redirect, None),
+            FailureKind::BodyTooLarge => (Cause::BodyTooLarge, None),
+            FailureKind::Connection => (Cause::Connection, None),
+            FailureKind::BadUrl => (Cause::BadUrl, None),
+        };
+        Failure { retry_after: e.retry_after(), message: e.to_string(), cause, http_status }
+    }
+
+    fn session(e: &SessionError) -> Failure {
+        let cause = match e {
+            SessionError::Parse(_) => Cause::Parse,
+            SessionError::AcsFault(_) => Cause::AcsFault,
+            _ => Cause::Protocol,
+        };
+        Failure { message: e.to_string(), retry_after: None, cause, http_status: None }
+    }
+}
+
+/// One CWMP session over HTTP. `conn` is an open connection to reuse, if any; `probe` records
+/// measurements; `verbose` logs the session at info (one CPE) rather than debug (a fleet).
+#[allow(clippy::too_many_arguments)]
+pub async fn session(
     model: &Model,
     template: &InformTemplate,
     cpe: &mut CpeState,
     auth: &mut AuthState,
     url: &str,
     cfg: &TransportConfig,
-) -> (SessionSummary, Option<Failure>) {
+    conn: Option<Connection>,
+    probe: Option<Probe<'_>>,
+    verbose: bool,
+) -> SessionRun {
+    let started = Instant::now();
     let mut out = BytesMut::with_capacity(8192);
-    let events = cpe.events.describe(cpe.delta.changed().len());
+    if verbose {
+        let events = cpe.events.describe(cpe.delta.changed().len());
+        info!(event_codes = %events, retry_count = cpe.retry_count, rpc = %"Inform", "session started");
+    }
     let mut session = Session::start(model, template, cpe, UnixMillis::now(), &mut out);
-    info!(event_codes = %events, retry_count = cpe.retry_count, rpc = %"Inform", "session started");
-    let transport_failure = |e: TransportError| Failure { retry_after: e.retry_after(), message: e.to_string() };
+    if let Some(p) = &probe {
+        let mut r = p.recorder.borrow_mut();
+        r.outcomes.started += 1;
+        r.record_lag(started.saturating_duration_since(p.scheduled_at));
+    }
+    let finish = |failure: Option<Failure>, summary: SessionSummary, conn: Option<Connection>| {
+        if let Some(p) = &probe {
+            let mut r = p.recorder.borrow_mut();
+            match &failure {
+                None => {
+                    r.outcomes.completed += 1;
+                    r.record_session(p.scheduled_at.elapsed(), started.elapsed());
+                }
+                Some(f) => match f.http_status {
+                    Some(s) => r.outcomes.count_status(s),
+                    None => r.outcomes.count(f.cause),
+                },
+            }
+        }
+        SessionRun { summary, failure, conn }
+    };
     let mut http = match HttpSession::new(cfg, auth, url) {
-        Ok(h) => h,
-        Err(e) => return (session.abort(cpe), Some(transport_failure(e))),
+        Ok(h) => h.with_connection(conn),
+        Err(e) => return finish(Some(Failure::transport(e)), session.abort(cpe), None),
     };
     let mut body: Bytes = out.split().freeze();
+    // What the CPE is POSTing, for the per-RPC histograms.
+    let mut sending = stats::m::INFORM;
     loop {
         debug!(url = %http.url(), "CPE → ACS\n{}", if body.is_empty() { "(empty POST)".into() } else { String::from_utf8_lossy(&body) });
+        let sent_at = Instant::now();
         let resp = match http.post(body).await {
             Ok(r) => r,
-            Err(e) => return (session.abort(cpe), Some(transport_failure(e))),
+            Err(e) => return finish(Some(Failure::transport(e)), session.abort(cpe), None),
         };
+        if let Some(p) = &probe {
+            let mut r = p.recorder.borrow_mut();
+            r.record(sending, sent_at.elapsed());
+            if sending == stats::m::INFORM {
+                r.record_inform_scheduled(p.scheduled_at.elapsed());
+            }
+        }
         debug!(
             status = resp.status,
             "ACS → CPE\n{}",
@@ -230,26 +316,44 @@ async fn session(
         session.last_rpc = None;
         let step = session.handle(model, cpe, reply, UnixMillis::now(), &mut out);
         match session.last_rpc {
-            Some((rpc, None)) => info!(rpc = %rpc, "answered"),
-            Some((rpc, Some(f))) => warn!(rpc = %rpc, fault_code = f.code(), "answered with a fault: {}", f.message()),
+            Some((rpc, None)) if verbose => info!(rpc = %rpc, "answered"),
+            Some((rpc, None)) => debug!(rpc = %rpc, "answered"),
+            Some((rpc, Some(f))) if verbose => warn!(rpc = %rpc, fault_code = f.code(), "answered with a fault: {}", f.message()),
+            Some((rpc, Some(f))) => debug!(rpc = %rpc, fault_code = f.code(), "answered with a fault: {}", f.message()),
             None => {}
         }
+        sending = match (&step, session.state(), session.last_rpc) {
+            (Step::SendEmpty, _, _) => stats::m::EMPTY_POST,
+            (_, State::ExpectTransferCompleteResponse, _) => stats::m::TRANSFER_COMPLETE,
+            (_, State::ExpectGetRpcMethodsResponse, _) => stats::m::GET_RPC_METHODS,
+            (_, _, Some((rpc, _))) => stats::metric(rpc).unwrap_or(stats::m::EMPTY_POST),
+            _ => stats::m::EMPTY_POST,
+        };
         match step {
             Step::Send => body = out.split().freeze(),
             Step::SendEmpty => body = Bytes::new(),
             Step::Finished(summary) => {
                 let failure = match &summary.result {
                     Ok(()) => {
-                        info!(
-                            acs_requests = summary.requests,
-                            faults = summary.faults,
-                            "session completed: the ACS ended it with 204 No Content"
-                        );
+                        if verbose {
+                            info!(
+                                acs_requests = summary.requests,
+                                faults = summary.faults,
+                                "session completed: the ACS ended it with 204 No Content"
+                            );
+                        }
                         None
                     }
-                    Err(e) => Some(Failure { message: e.to_string(), retry_after: None }),
+                    Err(e) => Some(Failure::session(e)),
                 };
-                return (summary, failure);
+                if let Some(p) = &probe {
+                    let (n, t) = http.connects();
+                    if n > 0 {
+                        p.recorder.borrow_mut().record(stats::m::CONNECT, t / n);
+                    }
+                }
+                let conn = http.into_connection();
+                return finish(failure, summary, conn);
             }
         }
     }
@@ -260,7 +364,7 @@ fn value(model: &Model, cpe: &CpeState, node: crate::model::NodeId) -> String {
 }
 
 /// The TR-069 wait before the next retry, from the CPE's retry settings (PROTOCOL.md §5).
-fn retry_wait(model: &Model, cpe: &CpeState) -> Duration {
+pub fn retry_wait(model: &Model, cpe: &CpeState) -> Duration {
     let wk = &model.well_known;
     let m =
         wk.retry_minimum_wait_interval.and_then(|n| value(model, cpe, n).parse().ok()).map_or(retry::DEFAULT_MIN_WAIT, Duration::from_secs);
@@ -273,14 +377,46 @@ fn retry_wait(model: &Model, cpe: &CpeState) -> Duration {
 /// When the next periodic Inform is due (PROTOCOL.md §6): at PeriodicInformTime + N·interval, or
 /// with a per-CPE phase when the time is unknown. `None` when periodic informs are off.
 fn next_periodic_inform(model: &Model, cpe: &CpeState) -> Option<Instant> {
+    periodic_delay(model, cpe, &PeriodicPlan::default()).map(|d| Instant::now() + d)
+}
+
+/// How a fleet bends the profile's periodic informs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PeriodicPlan {
+    /// Period = PeriodicInformInterval × this (the horde hard-coded 1/1000).
+    pub multiplier: f64,
+    /// Used instead of the profile's PeriodicInformInterval until the ACS sets one; also turns
+    /// periodic informs on unless the ACS turned them off.
+    pub interval: Option<Duration>,
+}
+
+impl Default for PeriodicPlan {
+    fn default() -> Self {
+        PeriodicPlan { multiplier: 1.0, interval: None }
+    }
+}
+
+/// Time until the CPE's next periodic Inform (PROTOCOL.md §6), or `None` when they are off.
+pub fn periodic_delay(model: &Model, cpe: &CpeState, plan: &PeriodicPlan) -> Option<Duration> {
     let wk = &model.well_known;
-    let enabled = wk.periodic_inform_enable.map(|n| value(model, cpe, n)).is_some_and(|v| v == "true" || v == "1");
-    let interval: u64 = wk.periodic_inform_interval.and_then(|n| value(model, cpe, n).parse().ok())?;
-    if !enabled || interval == 0 {
+    let set = |n: Option<crate::model::NodeId>| n.and_then(|n| cpe.delta.value(&Loc::plain(n)));
+    let enable_value = wk.periodic_inform_enable.map(|n| value(model, cpe, n));
+    let enabled = match (set(wk.periodic_inform_enable), plan.interval) {
+        // Someone set it explicitly: that wins.
+        (Some(v), _) => &*v.value == "true" || &*v.value == "1",
+        (None, Some(_)) => true,
+        (None, None) => enable_value.is_some_and(|v| v == "true" || v == "1"),
+    };
+    let interval_s: f64 = match (set(wk.periodic_inform_interval), plan.interval) {
+        (Some(v), _) => v.value.parse().ok()?,
+        (None, Some(d)) => d.as_secs_f64(),
+        (None, None) => wk.periodic_inform_interval.and_then(|n| value(model, cpe, n).parse().ok())?,
+    };
+    if !enabled || interval_s <= 0.0 {
         return None;
     }
     let now = UnixMillis::now();
-    let period_ms = interval * 1000;
+    let period_ms = ((interval_s * plan.multiplier * 1000.0).round() as u64).max(1);
     let phase_ms = match wk.periodic_inform_time.map(|n| value(model, cpe, n)).and_then(|t| parse_datetime(&t)) {
         Some(t) if t >= 0 => (t as u64 * 1000) % period_ms,
         // Unknown Time: the CPE picks its own phase.
@@ -288,6 +424,5 @@ fn next_periodic_inform(model: &Model, cpe: &CpeState) -> Option<Instant> {
     };
     let since = (now.0 + period_ms - phase_ms) % period_ms;
     let wait = if since == 0 { period_ms } else { period_ms - since };
-    debug!(interval_s = interval, next_in_s = wait / 1000, "next periodic inform");
-    Some(Instant::now() + Duration::from_millis(wait))
+    Some(Duration::from_millis(wait))
 }

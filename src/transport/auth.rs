@@ -70,6 +70,11 @@ impl AuthState {
         Err(last_err)
     }
 
+    /// Whether a challenge is known (the CPE answers with credentials up front).
+    pub fn is_set(&self) -> bool {
+        self.challenge.is_some()
+    }
+
     /// Forgets the challenge (new ACS, factory reset).
     pub fn reset(&mut self) {
         self.challenge = None;

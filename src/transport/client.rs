@@ -46,6 +46,9 @@ pub struct HttpSession<'a> {
     /// Cookies set during this session (name, value); dropped with the session.
     cookies: Vec<(String, String)>,
     redirects: u8,
+    /// Connections opened by this session and the time they took (DNS + TCP + TLS).
+    connects: u32,
+    connect_time: std::time::Duration,
 }
 
 const USER_AGENT_VALUE: &str = concat!("cpe-sim/", env!("CARGO_PKG_VERSION"));
@@ -58,13 +61,39 @@ impl<'a> HttpSession<'a> {
     /// [`TransportError::BadUrl`].
     pub fn new(cfg: &'a TransportConfig, auth: &'a mut AuthState, url: &str) -> Result<HttpSession<'a>, TransportError> {
         let credentials = cfg.credentials.as_ref();
-        Ok(HttpSession { cfg, auth, credentials, target: Target::parse(url)?, conn: None, cookies: Vec::new(), redirects: 0 })
+        Ok(HttpSession {
+            cfg,
+            auth,
+            credentials,
+            target: Target::parse(url)?,
+            conn: None,
+            cookies: Vec::new(),
+            redirects: 0,
+            connects: 0,
+            connect_time: std::time::Duration::ZERO,
+        })
+    }
+
+    /// Starts on an already open connection (from a pool).
+    pub fn with_connection(mut self, conn: Option<Connection>) -> Self {
+        self.conn = conn.filter(Connection::is_open);
+        self
+    }
+
+    /// The connection, if still open, for reuse by the next session.
+    pub fn into_connection(mut self) -> Option<Connection> {
+        self.conn.take().filter(Connection::is_open)
     }
 
     /// Uses other credentials than the ACS's (file servers for Download).
     pub fn with_credentials(mut self, credentials: Option<&'a Credentials>) -> Self {
         self.credentials = credentials;
         self
+    }
+
+    /// Connections this session opened, and their total set-up time.
+    pub fn connects(&self) -> (u32, std::time::Duration) {
+        (self.connects, self.connect_time)
     }
 
     /// The URL in use (after redirects).
@@ -106,7 +135,10 @@ impl<'a> HttpSession<'a> {
             let fresh = match &self.conn {
                 Some(c) if c.is_open() => false,
                 _ => {
+                    let t = std::time::Instant::now();
                     self.conn = Some(Connection::open(&self.target, self.cfg).await?);
+                    self.connects += 1;
+                    self.connect_time += t.elapsed();
                     true
                 }
             };
