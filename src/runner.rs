@@ -398,6 +398,11 @@ impl Default for PeriodicPlan {
 
 /// Time until the CPE's next periodic Inform (PROTOCOL.md §6), or `None` when they are off.
 pub fn periodic_delay(model: &Model, cpe: &CpeState, plan: &PeriodicPlan) -> Option<Duration> {
+    periodic_delay_at(model, cpe, plan, UnixMillis::now())
+}
+
+/// [`periodic_delay`] at an explicit `now` (deterministic, for tests and tools).
+pub fn periodic_delay_at(model: &Model, cpe: &CpeState, plan: &PeriodicPlan, now: UnixMillis) -> Option<Duration> {
     let wk = &model.well_known;
     let set = |n: Option<crate::model::NodeId>| n.and_then(|n| cpe.delta.value(&Loc::plain(n)));
     let enable_value = wk.periodic_inform_enable.map(|n| value(model, cpe, n));
@@ -415,7 +420,6 @@ pub fn periodic_delay(model: &Model, cpe: &CpeState, plan: &PeriodicPlan) -> Opt
     if !enabled || interval_s <= 0.0 {
         return None;
     }
-    let now = UnixMillis::now();
     let period_ms = ((interval_s * plan.multiplier * 1000.0).round() as u64).max(1);
     let phase_ms = match wk.periodic_inform_time.map(|n| value(model, cpe, n)).and_then(|t| parse_datetime(&t)) {
         Some(t) if t >= 0 => (t as u64 * 1000) % period_ms,

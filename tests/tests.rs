@@ -10,6 +10,8 @@ mod session_flow;
 mod fixtures;
 // One CPE on the wire: HTTP(S), auth, cookies, redirects, TLS, failures.
 mod wire;
+// The fleet engine: shards, schedule, connections, late informs, reports, sweeps.
+mod fleet;
 // Profile loading: YAML, CSV import, errors naming file and key.
 mod profiles;
 // The binary: exit codes and first lines.

@@ -25,7 +25,7 @@ use tracing::{debug, warn};
 use crate::cpe::{CpeState, DeferredAction, TransferRequest};
 use crate::cwmp::template::InformTemplate;
 use crate::model::{ChangeSet, DeviceId, Model};
-use crate::runner::{periodic_delay, retry_wait, session, PeriodicPlan, Probe, SessionRun};
+use crate::runner::{periodic_delay_at, retry_wait, session, PeriodicPlan, Probe, SessionRun};
 use crate::stats::{Cause, Recorder};
 use crate::time::UnixMillis;
 use crate::transport::auth::AuthState;
@@ -203,8 +203,11 @@ impl<'p> Shard<'p> {
             self.wheel.cancel(h);
         }
         let plan = self.periodic_plan();
-        if let Some(d) = periodic_delay(&self.plan.model, &self.cpes[k as usize], &plan) {
-            let at = self.tick() + d.as_millis() as u64;
+        // Look 2 ms ahead: timers fire up to 0.5 ms early, and the boundary just served must not
+        // count again (that would be a second Inform within a millisecond).
+        let ahead = Duration::from_millis(2);
+        if let Some(d) = periodic_delay_at(&self.plan.model, &self.cpes[k as usize], &plan, UnixMillis::now().plus(ahead)) {
+            let at = self.tick() + (d + ahead).as_millis() as u64;
             self.periodic[k as usize] = Some(self.wheel.insert(at, k, TimerKind::Periodic));
         }
     }

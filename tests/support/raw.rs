@@ -42,6 +42,8 @@ pub enum RawReply {
     Close,
     /// Never answer (until the test ends).
     Hang,
+    /// Write these bytes after a delay and keep the connection.
+    Delayed(Duration, Vec<u8>),
 }
 
 type Handler = dyn Fn(&RawRequest, usize) -> RawReply + Send + Sync;
@@ -137,6 +139,12 @@ async fn serve(mut stream: TcpStream, conn: usize, handler: Arc<Handler>, reqs: 
             RawReply::Hang => {
                 tokio::time::sleep(Duration::from_secs(60)).await;
                 return;
+            }
+            RawReply::Delayed(d, bytes) => {
+                tokio::time::sleep(d).await;
+                if stream.write_all(&bytes).await.is_err() {
+                    return;
+                }
             }
         }
     }

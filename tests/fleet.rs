@@ -1,0 +1,280 @@
+//! The fleet engine: shards, the wheel's schedule, pooled and per-session connections, late
+//! informs, the report, thresholds, interval logs and sweeps, against in-test ACSs on 127.0.0.1.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cpe_sim::cpe::CpeState;
+use cpe_sim::cwmp::template::InformTemplate;
+use cpe_sim::fleet::{self, Outputs};
+use cpe_sim::model::DeviceId;
+use cpe_sim::runner::{periodic_delay_at, PeriodicPlan};
+use cpe_sim::shard::{Boot, ConnectionMode, FleetPlan};
+use cpe_sim::time::UnixMillis;
+use cpe_sim::transport::tls::{client_config, TlsOptions};
+use cpe_sim::transport::{TransportConfig, DEFAULT_MAX_BODY};
+
+use crate::support::raw::{http, simple_acs, RawAcs, RawReply};
+use crate::support::{profile, texts, TR181};
+
+fn transport() -> TransportConfig {
+    TransportConfig {
+        timeout: Duration::from_secs(5),
+        max_body: DEFAULT_MAX_BODY,
+        tls: client_config(&TlsOptions { no_system_roots: true, ..TlsOptions::default() }).unwrap(),
+        credentials: None,
+    }
+}
+
+fn plan(url: String, cpes: u32, shards: u16, mode: ConnectionMode, multiplier: f64) -> FleetPlan {
+    let model = profile(TR181);
+    FleetPlan {
+        template: Arc::new(InformTemplate::new(&model)),
+        model: Arc::new(model),
+        acs_url: url,
+        transport: transport(),
+        cpes,
+        first_index: 0,
+        shards,
+        boot: Boot::Spread(Duration::from_millis(300)),
+        periodic: PeriodicPlan { multiplier, interval: Some(Duration::from_secs(300)) },
+        connection_mode: mode,
+        max_in_flight: 256,
+        report_every: Duration::from_millis(200),
+        epoch: std::time::Instant::now(),
+    }
+}
+
+fn quiet() -> Outputs {
+    Outputs { progress_every: Duration::from_millis(500), progress: false, ..Outputs::default() }
+}
+
+/// An ACS on its own runtime thread that records (serial, events, arrival) of every Inform.
+struct RecordingAcs {
+    _rt: tokio::runtime::Runtime,
+    raw: RawAcs,
+    informs: Arc<Mutex<Vec<(String, Vec<String>, Instant)>>>,
+}
+
+impl RecordingAcs {
+    fn start(inform_delay: Duration) -> RecordingAcs {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let informs: Arc<Mutex<Vec<(String, Vec<String>, Instant)>>> = Arc::default();
+        let log = informs.clone();
+        let raw = rt.block_on(RawAcs::start(move |req, _| {
+            let body = req.body_str();
+            if body.contains("<cwmp:Inform>") {
+                let serial = texts(&body, "SerialNumber").pop().unwrap_or_default();
+                log.lock().unwrap().push((serial, texts(&body, "EventCode"), Instant::now()));
+                if !inform_delay.is_zero() {
+                    return RawReply::Delayed(inform_delay, simple_acs(req));
+                }
+            }
+            RawReply::Send(simple_acs(req))
+        }));
+        RecordingAcs { _rt: rt, raw, informs }
+    }
+}
+
+#[test]
+fn two_shards_inform_on_schedule_with_every_serial() {
+    let acs = RecordingAcs::start(Duration::ZERO);
+    // 300 s × 0.002 = a periodic Inform every 600 ms per CPE (3,300 sessions/s, debug build).
+    let out =
+        fleet::run(plan(acs.raw.url("/"), 2000, 2, ConnectionMode::Pooled, 0.002), Some(Duration::from_millis(3500)), &quiet()).unwrap();
+    let informs = acs.informs.lock().unwrap().clone();
+    let mut by_serial: HashMap<String, Vec<(Vec<String>, Instant)>> = HashMap::new();
+    for (serial, events, at) in informs {
+        by_serial.entry(serial).or_default().push((events, at));
+    }
+    assert_eq!(by_serial.len(), 2000, "every CPE informed");
+    // Gaps between a CPE's periodic Informs, as seen at the ACS (which adds its own queueing).
+    let mut gaps = Vec::new();
+    for i in 0..2000u32 {
+        let serial = format!("FEFEFE{i:06X}");
+        let list = by_serial.get(&serial).unwrap_or_else(|| panic!("{serial} never informed"));
+        assert_eq!(list[0].0, ["0 BOOTSTRAP", "1 BOOT"], "{serial}");
+        assert!(list.len() >= 4, "{serial}: {} informs in 3.5 s at a 600 ms period", list.len());
+        for w in list[1..].windows(2) {
+            assert_eq!(w[1].0, ["2 PERIODIC"], "{serial}");
+            let gap = w[1].1.duration_since(w[0].1).as_secs_f64() * 1000.0;
+            assert!(gap >= 50.0, "{serial}: two periodic Informs {gap:.1} ms apart");
+            gaps.push(gap);
+        }
+    }
+    let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+    let near = gaps.iter().filter(|g| (400.0..=800.0).contains(*g)).count() as f64 / gaps.len() as f64;
+    assert!((510.0..=690.0).contains(&mean), "mean periodic gap {mean:.1} ms for a 600 ms period");
+    assert!(near >= 0.9, "only {:.1}% of gaps within ±200 ms of 600 ms", near * 100.0);
+    let o = &out.total.outcomes;
+    assert_eq!(o.failed_sessions(), 0);
+    assert!(o.completed >= 8000, "{}", o.completed);
+    assert!(o.late() < o.completed / 10, "late {} of {}", o.late(), o.completed);
+    assert_eq!(out.json["sessions"]["completed"].as_u64(), Some(o.completed));
+    assert!(out.json["scheduler_lag"]["p99_us"].as_u64().is_some());
+    // Pooled: far fewer connections than sessions.
+    let conns = acs.raw.requests().iter().map(|r| r.conn).max().unwrap() + 1;
+    assert!((conns as u64) < o.completed / 4, "{conns} connections for {} sessions", o.completed);
+}
+
+#[test]
+fn per_session_mode_opens_a_connection_per_session() {
+    let acs = RecordingAcs::start(Duration::ZERO);
+    let out =
+        fleet::run(plan(acs.raw.url("/"), 50, 1, ConnectionMode::PerSession, 0.001), Some(Duration::from_millis(1200)), &quiet()).unwrap();
+    let conns = acs.raw.requests().iter().map(|r| r.conn).max().unwrap() as u64 + 1;
+    assert_eq!(conns, out.total.outcomes.completed + out.total.outcomes.failed_sessions());
+    assert!(out.json["rpc"]["Connect"]["count"].as_u64().unwrap() >= out.total.outcomes.completed);
+}
+
+#[test]
+fn informs_due_during_a_slow_session_are_counted_late() {
+    // The ACS takes 450 ms per Inform; the period is 300 ms.
+    let acs = RecordingAcs::start(Duration::from_millis(450));
+    let out =
+        fleet::run(plan(acs.raw.url("/"), 20, 1, ConnectionMode::Pooled, 0.001), Some(Duration::from_millis(2000)), &quiet()).unwrap();
+    assert!(out.total.outcomes.late() >= 20, "late: {}", out.total.outcomes.late());
+    assert_eq!(out.json["sessions"]["late"].as_u64(), Some(out.total.outcomes.late()));
+    // Latency from the scheduled start includes the wait; service time does not lie about it.
+    assert!(out.json["rpc"]["Inform"]["p50_us"].as_u64().unwrap() >= 440_000);
+}
+
+#[test]
+fn failing_acs_sessions_are_counted_by_cause_and_retried() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let raw = rt.block_on(RawAcs::start(|_, _| RawReply::Send(http("503 Service Unavailable", &[], b""))));
+    let mut p = plan(raw.url("/"), 30, 1, ConnectionMode::Pooled, 0.001);
+    p.boot = Boot::Spread(Duration::ZERO);
+    let out = fleet::run(p, Some(Duration::from_millis(1500)), &quiet()).unwrap();
+    assert_eq!(out.total.outcomes.completed, 0);
+    assert_eq!(out.json["failures"]["http_status_codes"]["503"].as_u64(), Some(out.total.outcomes.failed_sessions()));
+    // TR-069 back-off: the first retry comes 5–10 s later, so within 1.5 s each CPE tried once.
+    assert_eq!(out.total.outcomes.failed_sessions(), 30);
+}
+
+#[test]
+fn periodic_schedule_follows_the_time_the_interval_and_the_multiplier() {
+    let model = profile(TR181);
+    let mut cpe = CpeState::new(DeviceId(3), UnixMillis(0));
+    let now = UnixMillis(15_000);
+    let mut dev = cpe.device_mut(&model, now);
+    dev.set_local("Device.ManagementServer.PeriodicInformEnable", "true").unwrap();
+    dev.set_local("Device.ManagementServer.PeriodicInformInterval", "60").unwrap();
+    dev.set_local("Device.ManagementServer.PeriodicInformTime", "1970-01-01T00:00:10Z").unwrap();
+    let plan = |multiplier| PeriodicPlan { multiplier, interval: None };
+    assert_eq!(periodic_delay_at(&model, &cpe, &plan(1.0), now), Some(Duration::from_secs(55)));
+    assert_eq!(periodic_delay_at(&model, &cpe, &plan(0.5), now), Some(Duration::from_secs(25)));
+    cpe.device_mut(&model, now).set_local("Device.ManagementServer.PeriodicInformTime", "0001-01-01T00:00:00Z").unwrap();
+    let a = periodic_delay_at(&model, &cpe, &plan(1.0), now).unwrap();
+    assert_eq!(a, periodic_delay_at(&model, &cpe, &plan(1.0), now).unwrap(), "a CPE's own phase is stable");
+    assert!(a <= Duration::from_secs(60));
+    let other = CpeState { id: DeviceId(4), ..cpe.clone() };
+    assert_ne!(a, periodic_delay_at(&model, &other, &plan(1.0), now).unwrap(), "CPEs pick different phases");
+    cpe.device_mut(&model, now).set_local("Device.ManagementServer.PeriodicInformEnable", "false").unwrap();
+    assert_eq!(
+        periodic_delay_at(&model, &cpe, &PeriodicPlan { multiplier: 1.0, interval: Some(Duration::from_secs(5)) }, now),
+        None,
+        "the CPE's own setting wins"
+    );
+}
+
+fn cpe_sim(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cpe-sim")).args(args).current_dir(crate::support::repo(".")).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn the_binary_reports_json_thresholds_logs_and_sweeps() {
+    let dir = std::env::temp_dir().join(format!("cpe-sim-fleet-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("r.json");
+    let hlog = dir.join("r.hlog");
+    let base = [
+        "--cpes",
+        "300",
+        "--shards",
+        "2",
+        "--duration",
+        "2s",
+        "--inform-interval",
+        "300s",
+        "--interval-multiplier",
+        "0.002",
+        "--progress-interval",
+        "1s",
+    ];
+    let mut args: Vec<&str> = base.to_vec();
+    args.extend([
+        "--report-json",
+        json.to_str().unwrap(),
+        "--hdr-log",
+        hlog.to_str().unwrap(),
+        "--threshold",
+        "Inform.p99<10s",
+        "--threshold",
+        "sessions.failed_ratio<0.01",
+    ]);
+    let (code, out, err) = cpe_sim(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("cpe-sim report: 300 CPEs on 2 shard(s)") && out.contains("Inform"), "{out}");
+    assert!(err.contains("] cpes 300 | sessions"), "progress line: {err}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    for key in [
+        "/sessions/completed",
+        "/sessions/failed",
+        "/sessions/per_second",
+        "/rpc/Inform/p99_us",
+        "/rpc/Inform/p999_us",
+        "/scheduler_lag/p99_us",
+        "/process/peak_rss_bytes",
+        "/process/cpu_seconds",
+    ] {
+        assert!(report.pointer(key).is_some(), "{key} missing from {report}");
+    }
+    assert_eq!(report["thresholds"][0]["passed"], true);
+    // A breached threshold exits 99 and says which.
+    let mut args: Vec<&str> = base.to_vec();
+    args.extend(["--threshold", "Inform.p50<1us"]);
+    let (code, _, err) = cpe_sim(&args);
+    assert_eq!(code, 99, "{err}");
+    assert!(err.contains("threshold breached: Inform.p50<1us"), "{err}");
+    let (code, _, err) = cpe_sim(&["--cpes", "10", "--threshold", "Inform.p99"]);
+    assert_eq!(code, 2, "bad rule is a usage error: {err}");
+    // The interval log merges back into the same counts.
+    let (code, merged, err) = cpe_sim(&["report", "merge", hlog.to_str().unwrap(), hlog.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let inform_count = report["rpc"]["Inform"]["count"].as_u64().unwrap();
+    assert!(
+        merged.lines().any(|l| l.starts_with("Inform ") && l.split_whitespace().nth(1) == Some(&(2 * inform_count).to_string())),
+        "{merged}"
+    );
+    // A small sweep: two steps, offered rates from the period, a knee.
+    let sweep_json = dir.join("s.json");
+    let (code, table, err) = cpe_sim(&[
+        "sweep",
+        "--multipliers",
+        "0.004,0.002",
+        "--step-duration",
+        "1500ms",
+        "--cpes",
+        "200",
+        "--shards",
+        "1",
+        "--inform-interval",
+        "300s",
+        "--boot-spread",
+        "200ms",
+        "--progress-interval",
+        "1s",
+        "--sweep-json",
+        sweep_json.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(table.contains("multiplier") && table.contains("offered/s"), "{table}");
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&sweep_json).unwrap()).unwrap();
+    assert_eq!(s["steps"].as_array().unwrap().len(), 2);
+    assert!((s["steps"][1]["offered_per_second"].as_f64().unwrap() - 333.3).abs() < 1.0, "{s}");
+    assert!(s["steps"][1]["achieved_per_second"].as_f64().unwrap() > 200.0, "{s}");
+    std::fs::remove_dir_all(&dir).ok();
+}
