@@ -211,6 +211,10 @@ pub struct AcsArgs {
     #[arg(long)]
     pub no_provisioning: bool,
 
+    /// Keep connections open after a session's final 204 (GenieACS closes them)
+    #[arg(long)]
+    pub keep_alive: bool,
+
     /// An RPC to push in every session, e.g. "GPV Device.DeviceInfo." or "Reboot key-1"
     /// (repeatable; see the README for the forms)
     #[arg(long = "push")]

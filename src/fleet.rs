@@ -85,6 +85,9 @@ struct Running {
     threads: Vec<std::thread::JoinHandle<()>>,
     in_flight: Vec<usize>,
     live: usize,
+    started: Instant,
+    /// Shards that have scheduled their CPEs, and how many CPEs that was.
+    scheduled: (usize, u64),
 }
 
 impl Running {
@@ -99,7 +102,7 @@ impl Running {
             threads.push(shard::spawn(plan.clone(), id, tx.clone(), spare_rx, control_rx.clone())?);
         }
         let n = plan.shards as usize;
-        Ok(Running { control, reports, spares, threads, in_flight: vec![0; n], live: n })
+        Ok(Running { control, reports, spares, threads, in_flight: vec![0; n], live: n, started: Instant::now(), scheduled: (0, 0) })
     }
 
     /// Collects reports until `until` (or until every shard has stopped), merging into `into`.
@@ -111,6 +114,18 @@ impl Running {
             }
             match self.reports.recv_timeout(left.min(Duration::from_millis(100))) {
                 Ok(r) => {
+                    if let Some(n) = r.scheduled {
+                        self.scheduled.0 += 1;
+                        self.scheduled.1 += n as u64;
+                        if self.scheduled.0 == self.in_flight.len() {
+                            tracing::info!(
+                                cpes = self.scheduled.1,
+                                "scheduled every CPE in {:.0} ms",
+                                self.started.elapsed().as_secs_f64() * 1000.0
+                            );
+                        }
+                        continue;
+                    }
                     for acc in into.iter_mut() {
                         acc.add(&r.recorder);
                     }

@@ -166,7 +166,13 @@ async fn inform_acs(
         Some(u) => (u.clone(), None),
         None => {
             let script = AcsScript { urn: URNS[urn_minor(&model.cwmp_urn).unwrap_or(0) as usize], ..AcsScript::default() };
-            let cfg = ServerConfig { script, credentials: transport.credentials.clone(), auth_mode: AuthMode::Digest, tls: None };
+            let cfg = ServerConfig {
+                script,
+                credentials: transport.credentials.clone(),
+                auth_mode: AuthMode::Digest,
+                tls: None,
+                keep_alive: false,
+            };
             let server = AcsServer::start(([127, 0, 0, 1], 0).into(), cfg).await.context("starting the embedded ACS on 127.0.0.1")?;
             info!(profile = %model.name, "no --acs-url given: started the embedded ACS at {} (GenieACS-like bootstrap script)", server.url());
             (server.url(), Some(server))
@@ -214,7 +220,13 @@ fn fleet_main(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Opt
         None => {
             acs_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
             let script = AcsScript { urn: URNS[urn_minor(&model.cwmp_urn).unwrap_or(0) as usize], ..AcsScript::default() };
-            let cfg = ServerConfig { script, credentials: transport.credentials.clone(), auth_mode: AuthMode::Digest, tls: None };
+            let cfg = ServerConfig {
+                script,
+                credentials: transport.credentials.clone(),
+                auth_mode: AuthMode::Digest,
+                tls: None,
+                keep_alive: false,
+            };
             let server = acs_rt.block_on(AcsServer::start(([127, 0, 0, 1], 0).into(), cfg)).context("starting the embedded ACS")?;
             info!("no --acs-url given: started the embedded ACS at {}", server.url());
             (server.url(), Some(server))
@@ -331,6 +343,7 @@ async fn serve_acs(args: AcsArgs) -> anyhow::Result<ExitCode> {
         credentials: credentials(args.acs_username, args.acs_password, "acs")?,
         auth_mode,
         tls,
+        keep_alive: args.keep_alive,
     };
     let server = AcsServer::start(args.bind, cfg).await.with_context(|| format!("binding {}", args.bind))?;
     info!("embedded ACS listening at {} (Ctrl-C to stop)", server.url());

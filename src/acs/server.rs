@@ -40,6 +40,9 @@ pub struct ServerConfig {
     pub auth_mode: AuthMode,
     /// Serve HTTPS with this configuration (which may require client certificates).
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Keep the connection open after a session's final 204 (GenieACS closes it; load tests of
+    /// pooled connections want it open).
+    pub keep_alive: bool,
 }
 
 /// What one finished session looked like from the ACS side.
@@ -156,6 +159,8 @@ impl AcsServer {
 struct ConnState {
     nonce: String,
     failures: u8,
+    /// The session running on this connection, for clients that send no cookie.
+    session: Option<String>,
 }
 
 impl ConnState {
@@ -163,7 +168,7 @@ impl ConnState {
         let mut id = s.next_id.lock().expect("id lock");
         *id += 1;
         let seed = crate::model::identity::mix64(*id ^ std::process::id() as u64 ^ nanos());
-        ConnState { nonce: format!("{seed:016x}{:016x}", crate::model::identity::mix64(seed)), failures: 0 }
+        ConnState { nonce: format!("{seed:016x}{:016x}", crate::model::identity::mix64(seed)), failures: 0, session: None }
     }
 }
 
@@ -209,8 +214,10 @@ async fn handle(s: Arc<Shared>, conn: Arc<Mutex<ConnState>>, req: Request<Incomi
             return Ok(r);
         }
     }
+    // The session: by cookie (GenieACS), else the one running on this connection.
+    let on_conn = conn.lock().expect("conn lock").session.clone();
     let mut sessions = s.sessions.lock().expect("sessions lock");
-    let (key, is_new) = match cookie.filter(|c| sessions.contains_key(c)) {
+    let (key, is_new) = match cookie.or(on_conn).filter(|c| sessions.contains_key(c)) {
         Some(c) => (c, false),
         None => {
             let mut id = s.next_id.lock().expect("id lock");
@@ -220,6 +227,7 @@ async fn handle(s: Arc<Shared>, conn: Arc<Mutex<ConnState>>, req: Request<Incomi
     };
     let session = sessions.entry(key.clone()).or_insert_with(|| AcsSession::new(s.cfg.script.clone()));
     let out = session.handle(&body);
+    conn.lock().expect("conn lock").session = matches!(out, Ok(AcsOutput::Envelope(_))).then(|| key.clone());
     let mut stats = s.stats.lock().expect("stats lock");
     Ok(match out {
         Ok(AcsOutput::Envelope(xml)) => {
@@ -244,7 +252,9 @@ async fn handle(s: Arc<Shared>, conn: Arc<Mutex<ConnState>>, req: Request<Incomi
             }
             stats.sessions_completed += 1;
             let mut r = reply(StatusCode::NO_CONTENT, "");
-            r.headers_mut().insert(CONNECTION, http::HeaderValue::from_static("close"));
+            if !s.cfg.keep_alive {
+                r.headers_mut().insert(CONNECTION, http::HeaderValue::from_static("close"));
+            }
             r
         }
         Err(e) => {

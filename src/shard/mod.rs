@@ -84,6 +84,8 @@ pub struct Control {
 #[derive(Debug)]
 pub struct ShardReport {
     pub shard: u16,
+    /// CPEs this shard scheduled (sent once, right after start-up, with an empty recorder).
+    pub scheduled: Option<u32>,
     pub recorder: Recorder,
     pub in_flight: usize,
     /// The last report of a stopped shard.
@@ -111,7 +113,15 @@ pub fn spawn(
         };
         let span = tracing::info_span!("shard", id);
         let _g = span.enter();
-        rt.block_on(Shard::new(&plan, id).run(reports, spares, control));
+        let shard = Shard::new(&plan, id);
+        let _ = reports.send(ShardReport {
+            shard: id,
+            scheduled: Some(shard.cpes.len() as u32),
+            recorder: Recorder::new(),
+            in_flight: 0,
+            last: false,
+        });
+        rt.block_on(shard.run(reports, spares, control));
     })
 }
 
@@ -286,11 +296,11 @@ impl<'p> Shard<'p> {
                 next_report += plan.report_every.as_millis() as u64;
                 let fresh = spares.try_recv().unwrap_or_default();
                 let r = std::mem::replace(&mut *recorder.borrow_mut(), fresh);
-                let _ = reports.send(ShardReport { shard: self.id, recorder: r, in_flight: in_flight.len(), last: false });
+                let _ = reports.send(ShardReport { shard: self.id, scheduled: None, recorder: r, in_flight: in_flight.len(), last: false });
             }
             if stopping && in_flight.is_empty() {
                 let r = std::mem::take(&mut *recorder.borrow_mut());
-                let _ = reports.send(ShardReport { shard: self.id, recorder: r, in_flight: 0, last: true });
+                let _ = reports.send(ShardReport { shard: self.id, scheduled: None, recorder: r, in_flight: 0, last: true });
                 return;
             }
             let mut wake = next_report;
