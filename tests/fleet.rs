@@ -50,17 +50,20 @@ fn quiet() -> Outputs {
     Outputs { progress_every: Duration::from_millis(500), progress: false, ..Outputs::default() }
 }
 
-/// An ACS on its own runtime thread that records (serial, events, arrival) of every Inform.
+/// (serial, event codes, arrival) of each Inform the ACS saw.
+type InformLog = Arc<Mutex<Vec<(String, Vec<String>, Instant)>>>;
+
+/// An ACS on its own runtime thread that records every Inform.
 struct RecordingAcs {
     _rt: tokio::runtime::Runtime,
     raw: RawAcs,
-    informs: Arc<Mutex<Vec<(String, Vec<String>, Instant)>>>,
+    informs: InformLog,
 }
 
 impl RecordingAcs {
     fn start(inform_delay: Duration) -> RecordingAcs {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let informs: Arc<Mutex<Vec<(String, Vec<String>, Instant)>>> = Arc::default();
+        let informs: InformLog = Arc::default();
         let log = informs.clone();
         let raw = rt.block_on(RawAcs::start(move |req, _| {
             let body = req.body_str();
