@@ -125,6 +125,11 @@ pub fn spawn(
     })
 }
 
+/// How far ahead of its deadline a timer may fire: half a tick, so timers fire within ±0.5 ms
+/// of their deadline as far as tokio's millisecond timer allows (it wakes up to ~1–2 ms after
+/// its target, which bounds the scheduler lag's tail; see README, Performance).
+const EARLY: Duration = Duration::from_micros(500);
+
 /// Deferred work for one CPE (rare: kept in a map, not per CPE).
 enum Work {
     ScheduledInform(Box<str>),
@@ -181,9 +186,10 @@ impl<'p> Shard<'p> {
         }
     }
 
-    /// The current tick: milliseconds since the fleet's epoch, rounded to the nearest.
+    /// The current tick: milliseconds since the fleet's epoch, rounded to the nearest (a timer
+    /// due at tick t fires from t − [`EARLY`] on).
     fn tick(&self) -> u64 {
-        (self.plan.epoch.elapsed().as_micros() as u64 + 500) / 1000
+        (self.plan.epoch.elapsed().as_micros() as u64 + EARLY.as_micros() as u64) / 1000
     }
 
     fn instant_of(&self, tick: u64) -> Instant {
@@ -310,11 +316,9 @@ impl<'p> Shard<'p> {
             if !self.ready.is_empty() && in_flight.len() < plan.max_in_flight {
                 wake = now;
             }
-            // tokio's timer rounds sleeps up to the next millisecond; aiming half a millisecond
-            // early and rounding the tick keeps timers within ±0.5 ms of their deadline instead of
-            // ~1 ms late (scheduler lag p50 625 µs → see README).
-            let sleep =
-                tokio::time::sleep_until(self.instant_of(wake).checked_sub(Duration::from_micros(500)).unwrap_or_else(Instant::now));
+            // tokio's timer has millisecond granularity and wakes after its target; aiming EARLY
+            // ahead keeps timers near their deadline instead of a whole tick late.
+            let sleep = tokio::time::sleep_until(self.instant_of(wake).checked_sub(EARLY).unwrap_or_else(Instant::now));
             tokio::select! {
                 done = in_flight.next(), if !in_flight.is_empty() => {
                     if let Some((k, cpe, auth, run)) = done {
