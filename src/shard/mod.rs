@@ -8,6 +8,7 @@
 //! sessions, and comes back when the session ends. An Inform that comes due while the CPE's
 //! previous session is still open is counted as late, not queued.
 
+pub mod timer;
 pub mod wheel;
 
 use std::cell::RefCell;
@@ -125,9 +126,9 @@ pub fn spawn(
     })
 }
 
-/// How far ahead of its deadline a timer may fire: half a tick, so timers fire within ±0.5 ms
-/// of their deadline as far as tokio's millisecond timer allows (it wakes up to ~1–2 ms after
-/// its target, which bounds the scheduler lag's tail; see README, Performance).
+/// How far ahead of its deadline a timer may fire when only tokio's millisecond timer is
+/// available (half a tick; it wakes up to ~1–2 ms after its target). With the precise timer
+/// (`timer::PreciseTimer`) timers fire at their deadline, never early.
 const EARLY: Duration = Duration::from_micros(500);
 
 /// Deferred work for one CPE (rare: kept in a map, not per CPE).
@@ -153,6 +154,8 @@ struct Shard<'p> {
     ready: VecDeque<(u32, u64)>,
     idle_connections: Vec<Connection>,
     multiplier: f64,
+    /// See [`EARLY`].
+    early: Duration,
 }
 
 impl<'p> Shard<'p> {
@@ -183,13 +186,14 @@ impl<'p> Shard<'p> {
             ready: VecDeque::new(),
             idle_connections: Vec::new(),
             multiplier: plan.periodic.multiplier,
+            early: EARLY,
         }
     }
 
-    /// The current tick: milliseconds since the fleet's epoch, rounded to the nearest (a timer
-    /// due at tick t fires from t − [`EARLY`] on).
+    /// The current tick: milliseconds since the fleet's epoch (a timer due at tick t fires from
+    /// t − `early` on: zero with the precise timer).
     fn tick(&self) -> u64 {
-        (self.plan.epoch.elapsed().as_micros() as u64 + EARLY.as_micros() as u64) / 1000
+        (self.plan.epoch.elapsed().as_micros() as u64 + self.early.as_micros() as u64) / 1000
     }
 
     fn instant_of(&self, tick: u64) -> Instant {
@@ -237,6 +241,10 @@ impl<'p> Shard<'p> {
         let recorder = &recorder_cell;
         let mut in_flight: FuturesUnordered<SessionFuture<'_>> = FuturesUnordered::new();
         let mut expired = Vec::new();
+        let precise = timer::PreciseTimer::new().ok();
+        if precise.is_some() {
+            self.early = Duration::ZERO;
+        }
         let mut next_report = self.tick() + plan.report_every.as_millis() as u64;
         let mut stopping = false;
         loop {
@@ -316,9 +324,17 @@ impl<'p> Shard<'p> {
             if !self.ready.is_empty() && in_flight.len() < plan.max_in_flight {
                 wake = now;
             }
-            // tokio's timer has millisecond granularity and wakes after its target; aiming EARLY
-            // ahead keeps timers near their deadline instead of a whole tick late.
-            let sleep = tokio::time::sleep_until(self.instant_of(wake).checked_sub(EARLY).unwrap_or_else(Instant::now));
+            let wake_at = self.instant_of(wake);
+            let sleep = async {
+                match &precise {
+                    Some(t) => {
+                        t.arm_at(wake_at.into_std());
+                        t.wait().await;
+                    }
+                    // tokio's timer wakes after its target; aim EARLY ahead.
+                    None => tokio::time::sleep_until(wake_at.checked_sub(EARLY).unwrap_or_else(Instant::now)).await,
+                }
+            };
             tokio::select! {
                 done = in_flight.next(), if !in_flight.is_empty() => {
                     if let Some((k, cpe, auth, run)) = done {
