@@ -114,6 +114,13 @@ fn credentials(user: Option<String>, pass: Option<String>, what: &str) -> anyhow
     }
 }
 
+/// The embedded ACS a run starts when no --acs-url is given: GenieACS-like, speaking the
+/// profile's cwmp version, asking for the run's credentials if any.
+fn embedded_acs(model: &Model, transport: &TransportConfig) -> ServerConfig {
+    let script = AcsScript { urn: URNS[urn_minor(&model.cwmp_urn).unwrap_or(0) as usize], ..AcsScript::default() };
+    ServerConfig { script, credentials: transport.credentials.clone(), auth_mode: AuthMode::Digest, tls: None, keep_alive: false }
+}
+
 fn transport_config(args: &RunArgs) -> anyhow::Result<TransportConfig> {
     if args.tls_skip_verify {
         warn!("--tls-skip-verify=true: the ACS's certificate is NOT verified; anyone on the path can impersonate it. Use only for local tests.");
@@ -165,15 +172,9 @@ async fn inform_acs(
     let (acs_url, embedded) = match &args.acs_url {
         Some(u) => (u.clone(), None),
         None => {
-            let script = AcsScript { urn: URNS[urn_minor(&model.cwmp_urn).unwrap_or(0) as usize], ..AcsScript::default() };
-            let cfg = ServerConfig {
-                script,
-                credentials: transport.credentials.clone(),
-                auth_mode: AuthMode::Digest,
-                tls: None,
-                keep_alive: false,
-            };
-            let server = AcsServer::start(([127, 0, 0, 1], 0).into(), cfg).await.context("starting the embedded ACS on 127.0.0.1")?;
+            let server = AcsServer::start(([127, 0, 0, 1], 0).into(), embedded_acs(model, &transport))
+                .await
+                .context("starting the embedded ACS on 127.0.0.1")?;
             info!(profile = %model.name, "no --acs-url given: started the embedded ACS at {} (GenieACS-like bootstrap script)", server.url());
             (server.url(), Some(server))
         }
@@ -219,15 +220,9 @@ fn fleet_main(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Opt
         Some(u) => (u.clone(), None),
         None => {
             acs_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-            let script = AcsScript { urn: URNS[urn_minor(&model.cwmp_urn).unwrap_or(0) as usize], ..AcsScript::default() };
-            let cfg = ServerConfig {
-                script,
-                credentials: transport.credentials.clone(),
-                auth_mode: AuthMode::Digest,
-                tls: None,
-                keep_alive: false,
-            };
-            let server = acs_rt.block_on(AcsServer::start(([127, 0, 0, 1], 0).into(), cfg)).context("starting the embedded ACS")?;
+            let server = acs_rt
+                .block_on(AcsServer::start(([127, 0, 0, 1], 0).into(), embedded_acs(&model, &transport)))
+                .context("starting the embedded ACS")?;
             info!("no --acs-url given: started the embedded ACS at {}", server.url());
             (server.url(), Some(server))
         }
