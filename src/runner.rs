@@ -301,11 +301,7 @@ pub async fn session(
             Err(e) => return finish(Some(Failure::transport(e)), session.abort(cpe), None),
         };
         if let Some(p) = &probe {
-            let mut r = p.recorder.borrow_mut();
-            r.record(sending, sent_at.elapsed());
-            if sending == stats::m::INFORM {
-                r.record_inform_scheduled(p.scheduled_at.elapsed());
-            }
+            p.recorder.borrow_mut().record_both(sending, sent_at.elapsed(), p.scheduled_at.elapsed());
         }
         debug!(
             status = resp.status,
@@ -349,7 +345,7 @@ pub async fn session(
                 if let Some(p) = &probe {
                     let (n, t) = http.connects();
                     if n > 0 {
-                        p.recorder.borrow_mut().record(stats::m::CONNECT, t / n);
+                        p.recorder.borrow_mut().record_both(stats::m::CONNECT, t / n, p.scheduled_at.elapsed());
                     }
                 }
                 let conn = http.into_connection();

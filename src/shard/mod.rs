@@ -289,22 +289,29 @@ impl<'p> Shard<'p> {
                     ConnectionMode::PerSession => None,
                 };
                 let scheduled_at = self.instant_of(scheduled);
-                in_flight.push(Box::pin(async move {
-                    let (mut cpe, mut auth) = (cpe, auth);
-                    for w in work {
-                        match w {
-                            Work::ScheduledInform(key) => cpe.scheduled_inform_due(&key),
-                            Work::Transfer(req) => {
-                                let start = UnixMillis::now();
-                                let fault = fetch::perform(&plan.transport, &req).await;
-                                cpe.transfer_finished(&req, fault.as_ref().map(|(c, d)| (*c, d.as_str())), start, UnixMillis::now());
+                // Disabled (and free) unless debug logging is on: then every line of the session
+                // carries the CPE's id.
+                let span = tracing::debug_span!("cpe", cpe_id = %cpe.id);
+                in_flight.push(Box::pin(tracing::Instrument::instrument(
+                    async move {
+                        let (mut cpe, mut auth) = (cpe, auth);
+                        for w in work {
+                            match w {
+                                Work::ScheduledInform(key) => cpe.scheduled_inform_due(&key),
+                                Work::Transfer(req) => {
+                                    let start = UnixMillis::now();
+                                    let fault = fetch::perform(&plan.transport, &req).await;
+                                    cpe.transfer_finished(&req, fault.as_ref().map(|(c, d)| (*c, d.as_str())), start, UnixMillis::now());
+                                }
                             }
                         }
-                    }
-                    let probe = Probe { recorder, scheduled_at };
-                    let run = session(model, template, &mut cpe, &mut auth, &plan.acs_url, &plan.transport, conn, Some(probe), false).await;
-                    (k, cpe, auth, run)
-                }));
+                        let probe = Probe { recorder, scheduled_at };
+                        let run =
+                            session(model, template, &mut cpe, &mut auth, &plan.acs_url, &plan.transport, conn, Some(probe), false).await;
+                        (k, cpe, auth, run)
+                    },
+                    span,
+                )));
             }
             if now >= next_report {
                 next_report += plan.report_every.as_millis() as u64;

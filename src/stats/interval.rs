@@ -12,9 +12,8 @@ use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
 
 use super::{Recorder, METRICS};
 
-/// Tags for the histograms that are not plain service times.
-const INFORM_SCHEDULED: &str = "Inform.scheduled";
-const SESSION_SCHEDULED: &str = "Session.scheduled";
+/// Tag suffix of from-scheduled histograms (`Inform.scheduled`), and the lag's tag.
+const SCHEDULED: &str = ".scheduled";
 const LAG: &str = "SchedulerLag";
 
 /// An open interval log.
@@ -34,7 +33,9 @@ impl HdrLog {
         let mut serializer = V2DeflateSerializer::new();
         let started = SystemTime::now();
         IntervalLogWriterBuilder::new()
-            .add_comment("cpe-sim latency log (microseconds); tags are RPC names, Inform.scheduled, Session.scheduled, SchedulerLag")
+            .add_comment(
+                "cpe-sim latency log (microseconds); tags: <Rpc> (service time), <Rpc>.scheduled (from the scheduled start), SchedulerLag",
+            )
             .with_start_time(started)
             .with_base_time(started)
             .begin_log_with(&mut file, &mut serializer)?;
@@ -55,9 +56,8 @@ impl HdrLog {
         };
         for (i, name) in METRICS.iter().enumerate() {
             put(&r.service[i], name)?;
+            put(&r.from_scheduled[i], &format!("{name}{SCHEDULED}"))?;
         }
-        put(&r.scheduled_inform, INFORM_SCHEDULED)?;
-        put(&r.scheduled_session, SESSION_SCHEDULED)?;
         put(&r.lag, LAG)?;
         self.file.flush().map_err(|e| e.to_string())
     }
@@ -88,12 +88,16 @@ pub fn merge(paths: &[std::path::PathBuf]) -> Result<(Recorder, Duration), Strin
             let h: hdrhistogram::Histogram<u64> =
                 de.deserialize(&mut std::io::Cursor::new(raw)).map_err(|e| format!("{}: {e:?}", path.display()))?;
             let target = match ilh.tag().map(|t| t.as_str()) {
-                Some(INFORM_SCHEDULED) => &mut total.scheduled_inform,
-                Some(SESSION_SCHEDULED) => &mut total.scheduled_session,
                 Some(LAG) => &mut total.lag,
-                Some(name) => match super::metric(name) {
-                    Some(i) => &mut total.service[i],
-                    None => continue,
+                Some(tag) => match tag.strip_suffix(SCHEDULED) {
+                    Some(name) => match super::metric(name) {
+                        Some(i) => &mut total.from_scheduled[i],
+                        None => continue,
+                    },
+                    None => match super::metric(tag) {
+                        Some(i) => &mut total.service[i],
+                        None => continue,
+                    },
                 },
                 None => continue,
             };

@@ -184,9 +184,8 @@ fn histogram() -> Histogram<u64> {
 pub struct Recorder {
     /// Service time per metric: from sending a message to its answer.
     pub service: Vec<Histogram<u64>>,
-    /// Inform and Session latency from the scheduled start.
-    pub scheduled_inform: Histogram<u64>,
-    pub scheduled_session: Histogram<u64>,
+    /// Per metric, from the session's scheduled start to the answer (wrk2's method).
+    pub from_scheduled: Vec<Histogram<u64>>,
     /// Actual start − scheduled start of each session.
     pub lag: Histogram<u64>,
     pub outcomes: Outcomes,
@@ -206,8 +205,7 @@ impl Recorder {
     pub fn new() -> Recorder {
         Recorder {
             service: (0..METRICS.len()).map(|_| histogram()).collect(),
-            scheduled_inform: histogram(),
-            scheduled_session: histogram(),
+            from_scheduled: (0..METRICS.len()).map(|_| histogram()).collect(),
             lag: histogram(),
             outcomes: Outcomes::default(),
         }
@@ -219,17 +217,28 @@ impl Recorder {
         self.service[idx].saturating_record(us(d));
     }
 
-    /// Records the Inform's answer time measured from the session's scheduled start.
+    /// Records metric `idx` two ways: its service time and the time since the session's
+    /// scheduled start.
     #[inline]
-    pub fn record_inform_scheduled(&mut self, d: Duration) {
-        self.scheduled_inform.saturating_record(us(d));
+    pub fn record_both(&mut self, idx: usize, service: Duration, from_scheduled: Duration) {
+        self.service[idx].saturating_record(us(service));
+        self.from_scheduled[idx].saturating_record(us(from_scheduled));
     }
 
     /// Records a whole session: from its scheduled start and from its actual start.
     #[inline]
     pub fn record_session(&mut self, from_scheduled: Duration, service: Duration) {
-        self.scheduled_session.saturating_record(us(from_scheduled));
-        self.service[m::SESSION].saturating_record(us(service));
+        self.record_both(m::SESSION, service, from_scheduled);
+    }
+
+    /// The Inform's latency from the scheduled start.
+    pub fn scheduled_inform(&self) -> &Histogram<u64> {
+        &self.from_scheduled[m::INFORM]
+    }
+
+    /// The whole session's latency from the scheduled start.
+    pub fn scheduled_session(&self) -> &Histogram<u64> {
+        &self.from_scheduled[m::SESSION]
     }
 
     /// Records how late a session started against its schedule.
@@ -240,22 +249,18 @@ impl Recorder {
 
     /// Adds another recorder's measurements.
     pub fn add(&mut self, o: &Recorder) {
-        for (a, b) in self.service.iter_mut().zip(&o.service) {
+        for (a, b) in self.service.iter_mut().zip(&o.service).chain(self.from_scheduled.iter_mut().zip(&o.from_scheduled)) {
             a.add(b).expect("same bounds");
         }
-        self.scheduled_inform.add(&o.scheduled_inform).expect("same bounds");
-        self.scheduled_session.add(&o.scheduled_session).expect("same bounds");
         self.lag.add(&o.lag).expect("same bounds");
         self.outcomes.add(&o.outcomes);
     }
 
     /// Clears everything, keeping the allocations.
     pub fn reset(&mut self) {
-        for h in &mut self.service {
+        for h in self.service.iter_mut().chain(self.from_scheduled.iter_mut()) {
             h.reset();
         }
-        self.scheduled_inform.reset();
-        self.scheduled_session.reset();
         self.lag.reset();
         self.outcomes = Outcomes::default();
     }

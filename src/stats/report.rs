@@ -4,8 +4,8 @@
 //! JSON schema (`"schema": "cpe-sim/report/v1"`), all times in microseconds:
 //! `sessions.{started,completed,failed,failed_ratio,per_second,late}`,
 //! `failures.{<cause>: n, http_status: {"503": n}}`,
-//! `rpc.<Name>.{count,p50_us,p90_us,p99_us,p999_us,max_us,mean_us}` (service time; `Inform` and
-//! `Session` also have `from_scheduled.{…}`), `scheduler_lag.{p50_us,p99_us,max_us}`,
+//! `rpc.<Name>.{count,p50_us,p90_us,p99_us,p999_us,max_us,mean_us}` (service time, plus
+//! `from_scheduled.{…}`: from the session's scheduled start), `scheduler_lag.{p50_us,p99_us,max_us}`,
 //! `process.{peak_rss_bytes,cpu_seconds}`, and `run.{duration_s,cpes,shards,multiplier}`.
 
 use std::time::Duration;
@@ -80,11 +80,8 @@ pub fn to_json(r: &Recorder, facts: &RunFacts, process: &ProcessFigures) -> Valu
             continue;
         }
         let mut v = quantiles(&r.service[i]);
-        if *name == "Inform" && !r.scheduled_inform.is_empty() {
-            v["from_scheduled"] = quantiles(&r.scheduled_inform);
-        }
-        if *name == "Session" && !r.scheduled_session.is_empty() {
-            v["from_scheduled"] = quantiles(&r.scheduled_session);
+        if !r.from_scheduled[i].is_empty() {
+            v["from_scheduled"] = quantiles(&r.from_scheduled[i]);
         }
         rpc.insert(name.to_string(), v);
     }
@@ -172,8 +169,8 @@ pub fn to_text(r: &Recorder, facts: &RunFacts, process: &ProcessFigures) -> Stri
     for (i, name) in METRICS.iter().enumerate() {
         row(name, &r.service[i]);
     }
-    row("Inform (from scheduled)", &r.scheduled_inform);
-    row("Session (from scheduled)", &r.scheduled_session);
+    row("Inform (from scheduled)", r.scheduled_inform());
+    row("Session (from scheduled)", r.scheduled_session());
     row("scheduler lag", &r.lag);
     let f = &j["failures"];
     if let Some(map) = f.as_object().filter(|m| !m.is_empty()) {
@@ -195,7 +192,7 @@ mod tests {
         for ms in [1u64, 2, 3, 100] {
             r.record(m::INFORM, Duration::from_millis(ms));
         }
-        r.record_inform_scheduled(Duration::from_millis(5));
+        r.record_both(m::INFORM, Duration::from_millis(1), Duration::from_millis(5));
         r.record_session(Duration::from_millis(9), Duration::from_millis(8));
         r.record_lag(Duration::from_micros(300));
         r.outcomes.started = 5;
@@ -206,7 +203,7 @@ mod tests {
         assert_eq!(j["sessions"]["failed"], 1);
         assert_eq!(j["sessions"]["failed_ratio"], 0.2);
         assert_eq!(j["sessions"]["per_second"], 2.0);
-        assert_eq!(j["rpc"]["Inform"]["count"], 4);
+        assert_eq!(j["rpc"]["Inform"]["count"], 5);
         assert!(j["rpc"]["Inform"]["p99_us"].as_u64().unwrap() >= 99_000);
         assert!(j["rpc"]["Inform"]["from_scheduled"]["p50_us"].as_u64().unwrap() >= 4_900);
         assert_eq!(j["failures"]["timeout"], 1);

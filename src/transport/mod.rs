@@ -58,7 +58,7 @@ pub enum TransportError {
     BadUrl { url: String, reason: &'static str },
     #[error("DNS lookup of {host} failed ({source}); TCP connect: does `curl -v {url}` return any HTTP at all? If not, the issue is network, not CWMP")]
     Dns { host: String, url: String, source: std::io::Error },
-    #[error("TCP connect to {addr} failed: {source}; is the ACS running and reachable? (`curl -v {url}`)")]
+    #[error("TCP connect to {addr} failed: {source}; {}", connect_hint(source, url))]
     Connect { addr: String, url: String, source: std::io::Error },
     #[error("TLS handshake with {host} failed: {reason}; if the certificate is self-signed try --ca-cert-file=<bundle.pem>, or, as a temporary diagnostic only, --tls-skip-verify=true")]
     Tls { host: String, reason: String },
@@ -80,6 +80,20 @@ pub enum TransportError {
     BodyTooLarge { url: String, limit: usize },
     #[error("the connection to {url} failed: {detail}")]
     Connection { url: String, detail: String },
+}
+
+/// What to try after a failed connect: resource limits of the simulator's own host first.
+fn connect_hint(e: &std::io::Error, url: &str) -> String {
+    match e.raw_os_error() {
+        Some(libc::EMFILE) | Some(libc::ENFILE) => {
+            "too many open files: raise `ulimit -n` (cpe-sim raises its soft limit to the hard one at start) or lower --max-connections"
+                .into()
+        }
+        Some(libc::EADDRNOTAVAIL) => {
+            "out of local ports: use --connection-mode pooled, widen net.ipv4.ip_local_port_range, or lower --max-connections".into()
+        }
+        _ => format!("is the ACS running and reachable? (`curl -v {url}`)"),
+    }
 }
 
 /// The cause of a failure as a small `Copy` key, for counting.
@@ -122,5 +136,23 @@ impl TransportError {
             TransportError::HttpStatus { retry_after, .. } => *retry_after,
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_failures_name_the_local_limit() {
+        let err = |code| TransportError::Connect {
+            addr: "127.0.0.1:7547".into(),
+            url: "http://127.0.0.1:7547/".into(),
+            source: std::io::Error::from_raw_os_error(code),
+        };
+        assert!(err(libc::EMFILE).to_string().contains("raise `ulimit -n`"));
+        assert!(err(libc::EADDRNOTAVAIL).to_string().contains("out of local ports"));
+        assert!(err(libc::ECONNREFUSED).to_string().contains("is the ACS running"));
+        assert_eq!(err(libc::EMFILE).kind(), FailureKind::Connect);
     }
 }
