@@ -14,12 +14,15 @@
 //! - [`transport`]: HTTP(S) to the ACS: one held connection per session, cookies, redirects,
 //!   Basic/Digest, rustls TLS and mTLS, timeouts, body limits; Download/Upload fetching.
 //! - [`runner`]: one CPE over the network: its sessions, deferred work, retries, periodic informs.
+//! - [`stats`]: HdrHistograms per RPC, outcomes, the report, thresholds, interval logs.
+//! - [`shard`]: one per core: a fleet slice of CPEs on a timing wheel, sessions in flight.
+//! - [`fleet`]: the main thread of a fleet run: shards, progress, report, sweeps.
 //! - [`acs`]: the embedded ACS: a scripted, sans-IO session and a hyper server around it.
 //! - [`run`]: one session against an in-process ACS with no sockets (a test harness).
 //! - [`cli`]: the command line.
 //!
 //! `model`, `cwmp`, `cpe` and `session` do no I/O and never read a clock (the quinn-proto split);
-//! `transport` and `runner` compose them with sockets and timers.
+//! `transport`, `runner`, `shard` and `fleet` compose them with sockets, timers and threads.
 
 pub mod acs;
 pub mod cli;

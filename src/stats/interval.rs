@@ -20,7 +20,6 @@ const LAG: &str = "SchedulerLag";
 pub struct HdrLog {
     file: std::io::BufWriter<std::fs::File>,
     serializer: V2DeflateSerializer,
-    started: SystemTime,
 }
 
 impl HdrLog {
@@ -39,7 +38,7 @@ impl HdrLog {
             .with_start_time(started)
             .with_base_time(started)
             .begin_log_with(&mut file, &mut serializer)?;
-        Ok(HdrLog { file, serializer, started })
+        Ok(HdrLog { file, serializer })
     }
 
     /// Appends one interval of `r` that began `start` after the log started.
@@ -60,11 +59,6 @@ impl HdrLog {
         }
         put(&r.lag, LAG)?;
         self.file.flush().map_err(|e| e.to_string())
-    }
-
-    /// When the log started.
-    pub fn started(&self) -> SystemTime {
-        self.started
     }
 }
 

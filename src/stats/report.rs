@@ -44,14 +44,6 @@ impl ProcessFigures {
         // Linux reports ru_maxrss in KiB.
         ProcessFigures { peak_rss_bytes: ru.ru_maxrss as u64 * 1024, cpu_seconds: secs(ru.ru_utime) + secs(ru.ru_stime) }
     }
-
-    /// Current RSS (not the peak), from /proc; 0 where unavailable.
-    pub fn current_rss_bytes() -> u64 {
-        std::fs::read_to_string("/proc/self/statm")
-            .ok()
-            .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
-            .map_or(0, |pages| pages * 4096)
-    }
 }
 
 fn quantiles(h: &Histogram<u64>) -> Value {

@@ -143,20 +143,6 @@ pub enum AcsMessage<'a> {
     Fault(fault::AcsFault<'a>),
 }
 
-impl AcsMessage<'_> {
-    /// A short name for logs and errors.
-    pub fn kind(&self) -> &str {
-        match self {
-            AcsMessage::InformResponse { .. } => "InformResponse",
-            AcsMessage::TransferCompleteResponse => "TransferCompleteResponse",
-            AcsMessage::GetRpcMethodsResponse { .. } => "GetRPCMethodsResponse",
-            AcsMessage::Request(r) => r.name(),
-            AcsMessage::BadRequest { method, .. } => method,
-            AcsMessage::Fault(_) => "Fault",
-        }
-    }
-}
-
 /// A parsed ACS→CPE envelope.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Envelope<'a> {
