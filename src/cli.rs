@@ -78,6 +78,25 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
 
+    /// Listen for Connection Requests here (e.g. 0.0.0.0:7547): /cr for one CPE, /cr/cpe-N in a
+    /// fleet; the URL is published into the data model so the next Inform reports it
+    #[arg(long)]
+    pub cr_bind_addr: Option<SocketAddr>,
+
+    /// Parameter to publish the Connection Request URL in
+    /// [default: <root>.ManagementServer.ConnectionRequestURL]
+    #[arg(long)]
+    pub cr_publish_path: Option<String>,
+
+    /// Host in the published URL [default: the bind address, or the outbound address toward the
+    /// ACS when bound to all addresses]
+    #[arg(long)]
+    pub cr_advertise_host: Option<String>,
+
+    /// Connection Requests accepted per second across all CPEs (beyond: 503)
+    #[arg(long, default_value_t = 1000)]
+    pub cr_rate: u32,
+
     /// Index of the (first) CPE: stamps serial, MAC and credentials (cpe-N). Give processes or
     /// machines disjoint slices with --first-index and --cpes.
     #[arg(long, visible_alias = "cpe-index", default_value_t = 0)]

@@ -91,7 +91,8 @@ struct Running {
 }
 
 impl Running {
-    fn start(plan: Arc<FleetPlan>) -> std::io::Result<Running> {
+    fn start(plan: Arc<FleetPlan>, mut cr: Vec<tokio::sync::mpsc::UnboundedReceiver<crate::connreq::CrMsg>>) -> std::io::Result<Running> {
+        cr.reverse();
         let (control, control_rx) = watch::channel(Control { stop: false, multiplier: plan.periodic.multiplier });
         let (tx, reports) = mpsc::channel();
         let mut spares = Vec::new();
@@ -99,7 +100,7 @@ impl Running {
         for id in 0..plan.shards {
             let (spare_tx, spare_rx) = mpsc::channel();
             spares.push(spare_tx);
-            threads.push(shard::spawn(plan.clone(), id, tx.clone(), spare_rx, control_rx.clone())?);
+            threads.push(shard::spawn(plan.clone(), id, tx.clone(), spare_rx, control_rx.clone(), cr.pop())?);
         }
         let n = plan.shards as usize;
         Ok(Running { control, reports, spares, threads, in_flight: vec![0; n], live: n, started: Instant::now(), scheduled: (0, 0) })
@@ -179,18 +180,24 @@ fn progress_line(elapsed: Duration, cpes: u32, interval: &Recorder, over: Durati
     )
 }
 
-/// Runs `plan` for `duration` (or until a signal), reporting as `out` says.
+/// Runs `plan` for `duration` (or until a signal), reporting as `out` says. `cr` holds one
+/// Connection Request receiver per shard, or nothing without a listener.
 ///
 /// # Errors
 /// Shard threads that cannot start, or an output file that cannot be written.
-pub fn run(plan: FleetPlan, duration: Option<Duration>, out: &Outputs) -> anyhow::Result<FleetOutcome> {
+pub fn run(
+    plan: FleetPlan,
+    duration: Option<Duration>,
+    out: &Outputs,
+    cr: Vec<tokio::sync::mpsc::UnboundedReceiver<crate::connreq::CrMsg>>,
+) -> anyhow::Result<FleetOutcome> {
     let plan = Arc::new(plan);
     let started = Instant::now();
     let mut hdr = match &out.hdr_log {
         Some(p) => Some(HdrLog::create(p).map_err(|e| anyhow::anyhow!("--hdr-log {}: {e}", p.display()))?),
         None => None,
     };
-    let mut running = Running::start(plan.clone())?;
+    let mut running = Running::start(plan.clone(), cr)?;
     let mut total = Recorder::new();
     let mut interval = Recorder::new();
     let end = duration.map(|d| started + d);
@@ -268,7 +275,7 @@ pub fn sweep(
 ) -> anyhow::Result<(Vec<SweepStep>, Option<usize>, Value)> {
     let cpes = plan.cpes;
     let plan = Arc::new(plan);
-    let mut running = Running::start(plan.clone())?;
+    let mut running = Running::start(plan.clone(), Vec::new())?;
     let mut total = Recorder::new();
     let mut steps = Vec::new();
     for &mult in multipliers {

@@ -27,6 +27,7 @@
 pub mod acs;
 pub mod cli;
 pub mod config;
+pub mod connreq;
 pub mod cpe;
 pub mod cwmp;
 pub mod fleet;

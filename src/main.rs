@@ -10,10 +10,13 @@ use cpe_sim::acs::server::{AcsServer, AuthMode, ServerConfig};
 use cpe_sim::acs::{AcsRpc, AcsScript};
 use cpe_sim::cli::{AcsArgs, Args, Command, ReportCommand, RunArgs};
 use cpe_sim::config::{load_profile, parse_profile};
+use cpe_sim::connreq::{advertise_host, CrConfig, CrMsg, CrServer, Owners};
 use cpe_sim::cpe::CpeState;
 use cpe_sim::cwmp::envelope::{urn_minor, URNS};
 use cpe_sim::cwmp::template::InformTemplate;
 use cpe_sim::fleet::{self, Outputs};
+use cpe_sim::model::tree::ValueSource;
+use cpe_sim::model::Template;
 use cpe_sim::model::{DeviceId, Model};
 use cpe_sim::runner::{run_cpe, Mode, PeriodicPlan, RunOptions};
 use cpe_sim::shard::{Boot, ConnectionMode, FleetPlan};
@@ -140,9 +143,49 @@ fn transport_config(args: &RunArgs) -> anyhow::Result<TransportConfig> {
     })
 }
 
+/// Starts the Connection Request listener when `--cr-bind-addr` is given: binds it, publishes
+/// its URL into the model (a per-CPE template in a fleet), and returns one receiver per owner.
+async fn start_connection_requests(
+    args: &RunArgs,
+    model: &mut Model,
+    owners: u16,
+    single: bool,
+) -> anyhow::Result<Option<(CrServer, Vec<tokio::sync::mpsc::UnboundedReceiver<CrMsg>>)>> {
+    let Some(bind) = args.cr_bind_addr else { return Ok(None) };
+    let root = model.tree.root_name().to_string();
+    let path = args.cr_publish_path.clone().unwrap_or_else(|| format!("{root}.ManagementServer.ConnectionRequestURL"));
+    let node = model
+        .tree
+        .by_schema_path(&path)
+        .filter(|n| model.tree.node(*n).param().is_some())
+        .with_context(|| format!("--cr-publish-path `{path}` is not a parameter of the profile"))?;
+    let (mut senders, mut receivers) = (Vec::new(), Vec::new());
+    for _ in 0..owners.max(1) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        senders.push(tx);
+        receivers.push(rx);
+    }
+    let cfg = CrConfig { bind, auth: model.connection_request_auth, single, rate_per_second: args.cr_rate };
+    let server = CrServer::start(cfg, Owners { first: args.first_index, count: args.cpes, senders })
+        .await
+        .with_context(|| format!("--cr-bind-addr {bind}: cannot listen"))?;
+    let host =
+        args.cr_advertise_host.clone().unwrap_or_else(|| advertise_host(bind, args.acs_url.as_deref().unwrap_or("http://127.0.0.1/")));
+    let url = if single {
+        format!("http://{host}:{}/cr", server.addr.port())
+    } else {
+        format!("http://{host}:{}/cr/cpe-{{index}}", server.addr.port())
+    };
+    let template = Template::compile(&url, 0).map_err(|e| anyhow::anyhow!("--cr-advertise-host: {e}"))?;
+    model.tree.set_default(node, ValueSource::Template(template));
+    info!(url = %url, auth = ?model.connection_request_auth, "listening for Connection Requests at {}", server.addr);
+    Ok(Some((server, receivers)))
+}
+
 async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let model = load(args.profile.as_deref(), args.cwmp_version.as_deref())?;
+    let mut model = load(args.profile.as_deref(), args.cwmp_version.as_deref())?;
     let transport = transport_config(&args)?;
+    let cr = start_connection_requests(&args, &mut model, 1, true).await?;
     let shutdown = shutdown_signal();
     let now = UnixMillis::now();
     let id = DeviceId(args.first_index);
@@ -154,7 +197,15 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let periodic = dev.get(&format!("{root}.ManagementServer.PeriodicInformEnable")).is_some_and(|v| v == "true");
     // Every line of the run carries the CPE's id and serial.
     let span = tracing::info_span!("cpe", cpe_id = %id, serial = %serial);
-    inform_acs(&args, &model, transport, shutdown, &mut cpe, &template, periodic).instrument(span).await
+    let (cr_server, cr_rx) = match cr {
+        Some((server, mut rx)) => (Some(server), rx.pop()),
+        None => (None, None),
+    };
+    let code = inform_acs(&args, &model, transport, shutdown, &mut cpe, &template, periodic, cr_rx).instrument(span).await;
+    if let Some(s) = cr_server {
+        s.stop().await;
+    }
+    code
 }
 
 /// The part of a run that happens inside the CPE's span: start the embedded ACS when needed,
@@ -167,6 +218,7 @@ async fn inform_acs(
     cpe: &mut CpeState,
     template: &InformTemplate,
     periodic: bool,
+    cr: Option<tokio::sync::mpsc::UnboundedReceiver<CrMsg>>,
 ) -> anyhow::Result<ExitCode> {
     // No --acs-url: serve the embedded ACS in this process and inform it over loopback.
     let (acs_url, embedded) = match &args.acs_url {
@@ -179,10 +231,11 @@ async fn inform_acs(
             (server.url(), Some(server))
         }
     };
-    let mode = if args.duration.is_some() || periodic { Mode::Daemon { duration: args.duration } } else { Mode::OneShot };
+    // A Connection Request listener needs the CPE to stay up: daemon mode.
+    let mode = if args.duration.is_some() || periodic || cr.is_some() { Mode::Daemon { duration: args.duration } } else { Mode::OneShot };
     let opts = RunOptions { acs_url: acs_url.clone(), transport, mode };
     info!(acs_url = %acs_url, profile = %model.name, mode = ?mode, "CPE starting");
-    let report = run_cpe(model, template, cpe, &opts, shutdown).await;
+    let report = run_cpe(model, template, cpe, &opts, shutdown, cr).await;
     // What the ACS changed on this CPE, from the CPE's own delta (secrets masked).
     for v in cpe.delta.inner().map(|d| d.values.as_slice()).unwrap_or_default() {
         let secret = model.tree.node(v.loc.node).param().is_some_and(|p| p.secret);
@@ -206,7 +259,7 @@ async fn inform_acs(
 
 /// A fleet run (`--cpes` > 1) or a sweep, on per-core shards.
 fn fleet_main(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Option<&std::path::Path>)>) -> anyhow::Result<ExitCode> {
-    let model = load(args.profile.as_deref(), args.cwmp_version.as_deref())?;
+    let mut model = load(args.profile.as_deref(), args.cwmp_version.as_deref())?;
     let transport = transport_config(args)?;
     let thresholds = args.thresholds.iter().map(|t| Threshold::parse(t).map_err(anyhow::Error::msg)).collect::<anyhow::Result<Vec<_>>>()?;
     if args.interval_multiplier <= 0.0 || sweep.is_some_and(|(m, _, _)| m.iter().any(|x| *x <= 0.0)) {
@@ -214,12 +267,20 @@ fn fleet_main(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Opt
     }
     let nofile = fleet::raise_nofile_limit();
     fleet::install_signal_handlers();
-    // Without --acs-url, the embedded ACS runs on its own thread for the fleet to inform.
-    let acs_rt;
+    // The embedded ACS (without --acs-url) and the Connection Request listener run on a thread of
+    // their own beside the shards.
+    let side_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let shards = args.shards.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u16)).max(1);
+    let shards = shards.min(args.cpes.min(u16::MAX as u32) as u16).max(1);
+    let cr = side_rt.block_on(start_connection_requests(args, &mut model, shards, false))?;
+    let (_cr_server, cr_receivers) = match cr {
+        Some((server, rx)) => (Some(server), rx),
+        None => (None, Vec::new()),
+    };
     let (acs_url, _server) = match &args.acs_url {
         Some(u) => (u.clone(), None),
         None => {
-            acs_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+            let acs_rt = &side_rt;
             let server = acs_rt
                 .block_on(AcsServer::start(([127, 0, 0, 1], 0).into(), embedded_acs(&model, &transport)))
                 .context("starting the embedded ACS")?;
@@ -227,8 +288,6 @@ fn fleet_main(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Opt
             (server.url(), Some(server))
         }
     };
-    let shards = args.shards.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u16)).max(1);
-    let shards = shards.min(args.cpes.min(u16::MAX as u32) as u16).max(1);
     let boot = match args.boot_rate {
         Some(r) if r > 0.0 => Boot::Rate(r),
         Some(_) => anyhow::bail!("--boot-rate must be greater than 0"),
@@ -291,7 +350,7 @@ fn fleet_main(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Opt
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let outcome = fleet::run(plan, args.duration, &out)?;
+    let outcome = fleet::run(plan, args.duration, &out, cr_receivers)?;
     print!("{}", cpe_sim::stats::report::to_text(&outcome.total, &outcome.facts, &cpe_sim::stats::report::ProcessFigures::now()));
     for b in &outcome.breaches {
         error!("{b}");

@@ -12,10 +12,11 @@ use std::cell::RefCell;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use crate::connreq::CrMsg;
 use crate::cpe::{retry, CpeState, DeferredAction, TransferRequest};
 use crate::cwmp::template::InformTemplate;
 use crate::model::{ChangeSet, Loc, Model, ReadFor};
@@ -66,6 +67,7 @@ pub async fn run_cpe(
     cpe: &mut CpeState,
     opts: &RunOptions,
     mut shutdown: watch::Receiver<bool>,
+    mut cr: Option<mpsc::UnboundedReceiver<CrMsg>>,
 ) -> RunReport {
     let mut report = RunReport::default();
     let mut auth = AuthState::default();
@@ -116,8 +118,30 @@ pub async fn run_cpe(
         }
         let owed = !cpe.events.is_empty() || !cpe.delta.changed().is_empty();
         if owed && retry_at.is_none_or(|t| t <= now) {
-            let SessionRun { summary, failure, .. } =
-                session(model, template, cpe, &mut auth, &url, &opts.transport, None, None, true).await;
+            // The listener must be answered during the session too: from a snapshot of the
+            // credentials, with a Connection Request applied once the session ends.
+            let creds = model.connection_request_credentials(cpe.id, &cpe.delta);
+            let id = cpe.id.0;
+            let mut woken = false;
+            let SessionRun { summary, failure, .. } = {
+                let run = session(model, template, cpe, &mut auth, &url, &opts.transport, None, None, true);
+                let mut run = std::pin::pin!(run);
+                loop {
+                    tokio::select! {
+                        done = &mut run => break done,
+                        msg = next_cr(&mut cr) => match msg {
+                            CrMsg::Lookup { index, reply } => {
+                                let _ = reply.send((index == id).then(|| creds.clone()));
+                            }
+                            CrMsg::Wake { .. } => woken = true,
+                        },
+                    }
+                }
+            };
+            if woken {
+                info!("connection request during the session: another session follows");
+                cpe.connection_requested();
+            }
             for action in &summary.actions {
                 match action {
                     DeferredAction::Reboot { command_key } => {
@@ -170,8 +194,11 @@ pub async fn run_cpe(
         let wake = [timers.iter().map(|t| t.0).min(), retry_at.filter(|_| owed), next_periodic, deadline].into_iter().flatten().min();
         let Some(wake) = wake else {
             if daemon {
-                // A daemon with nothing scheduled waits for shutdown.
-                signalled(&mut shutdown).await;
+                // A daemon with nothing scheduled waits for shutdown or a Connection Request.
+                tokio::select! {
+                    _ = signalled(&mut shutdown) => {}
+                    msg = next_cr(&mut cr) => handle_cr(model, cpe, msg),
+                }
                 continue;
             }
             break;
@@ -182,9 +209,34 @@ pub async fn run_cpe(
         tokio::select! {
             _ = tokio::time::sleep_until(wake) => {}
             _ = signalled(&mut shutdown) => {}
+            msg = next_cr(&mut cr) => handle_cr(model, cpe, msg),
         }
     }
     report
+}
+
+/// The next Connection Request message, or never when there is no listener.
+pub async fn next_cr(cr: &mut Option<mpsc::UnboundedReceiver<CrMsg>>) -> CrMsg {
+    match cr {
+        Some(rx) => match rx.recv().await {
+            Some(m) => m,
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Answers a Connection Request message for an idle CPE.
+fn handle_cr(model: &Model, cpe: &mut CpeState, msg: CrMsg) {
+    match msg {
+        CrMsg::Lookup { index, reply } => {
+            let _ = reply.send((index == cpe.id.0).then(|| model.connection_request_credentials(cpe.id, &cpe.delta)));
+        }
+        CrMsg::Wake { .. } => {
+            info!("connection request: starting a session");
+            cpe.connection_requested();
+        }
+    }
 }
 
 /// Resolves when shutdown is signalled; never, once nobody can signal any more.

@@ -85,7 +85,8 @@ fn two_shards_inform_on_schedule_with_every_serial() {
     let acs = RecordingAcs::start(Duration::ZERO);
     // 300 s × 0.002 = a periodic Inform every 600 ms per CPE (3,300 sessions/s, debug build).
     let out =
-        fleet::run(plan(acs.raw.url("/"), 2000, 2, ConnectionMode::Pooled, 0.002), Some(Duration::from_millis(3500)), &quiet()).unwrap();
+        fleet::run(plan(acs.raw.url("/"), 2000, 2, ConnectionMode::Pooled, 0.002), Some(Duration::from_millis(3500)), &quiet(), Vec::new())
+            .unwrap();
     let informs = acs.informs.lock().unwrap().clone();
     let mut by_serial: HashMap<String, Vec<(Vec<String>, Instant)>> = HashMap::new();
     for (serial, events, at) in informs {
@@ -124,8 +125,13 @@ fn two_shards_inform_on_schedule_with_every_serial() {
 #[test]
 fn per_session_mode_opens_a_connection_per_session() {
     let acs = RecordingAcs::start(Duration::ZERO);
-    let out =
-        fleet::run(plan(acs.raw.url("/"), 50, 1, ConnectionMode::PerSession, 0.001), Some(Duration::from_millis(1200)), &quiet()).unwrap();
+    let out = fleet::run(
+        plan(acs.raw.url("/"), 50, 1, ConnectionMode::PerSession, 0.001),
+        Some(Duration::from_millis(1200)),
+        &quiet(),
+        Vec::new(),
+    )
+    .unwrap();
     let conns = acs.raw.requests().iter().map(|r| r.conn).max().unwrap() as u64 + 1;
     assert_eq!(conns, out.total.outcomes.completed + out.total.outcomes.failed_sessions());
     assert!(out.json["rpc"]["Connect"]["count"].as_u64().unwrap() >= out.total.outcomes.completed);
@@ -136,7 +142,8 @@ fn informs_due_during_a_slow_session_are_counted_late() {
     // The ACS takes 450 ms per Inform; the period is 300 ms.
     let acs = RecordingAcs::start(Duration::from_millis(450));
     let out =
-        fleet::run(plan(acs.raw.url("/"), 20, 1, ConnectionMode::Pooled, 0.001), Some(Duration::from_millis(2000)), &quiet()).unwrap();
+        fleet::run(plan(acs.raw.url("/"), 20, 1, ConnectionMode::Pooled, 0.001), Some(Duration::from_millis(2000)), &quiet(), Vec::new())
+            .unwrap();
     assert!(out.total.outcomes.late() >= 20, "late: {}", out.total.outcomes.late());
     assert_eq!(out.json["sessions"]["late"].as_u64(), Some(out.total.outcomes.late()));
     // Latency from the scheduled start includes the wait; service time does not lie about it.
@@ -149,7 +156,7 @@ fn failing_acs_sessions_are_counted_by_cause_and_retried() {
     let raw = rt.block_on(RawAcs::start(|_, _| RawReply::Send(http("503 Service Unavailable", &[], b""))));
     let mut p = plan(raw.url("/"), 30, 1, ConnectionMode::Pooled, 0.001);
     p.boot = Boot::Spread(Duration::ZERO);
-    let out = fleet::run(p, Some(Duration::from_millis(1500)), &quiet()).unwrap();
+    let out = fleet::run(p, Some(Duration::from_millis(1500)), &quiet(), Vec::new()).unwrap();
     assert_eq!(out.total.outcomes.completed, 0);
     assert_eq!(out.json["failures"]["http_status_codes"]["503"].as_u64(), Some(out.total.outcomes.failed_sessions()));
     // TR-069 back-off: the first retry comes 5–10 s later, so within 1.5 s each CPE tried once.

@@ -39,7 +39,8 @@ async fn run(url: &str, transport: TransportConfig, mode: Mode) -> (RunReport, C
     let mut cpe = CpeState::new(DeviceId(0), UnixMillis::now());
     let (_tx, rx) = watch::channel(false);
     let opts = RunOptions { acs_url: url.to_string(), transport, mode };
-    let report = tokio::time::timeout(Duration::from_secs(60), run_cpe(&model, &template, &mut cpe, &opts, rx)).await.expect("run bounded");
+    let report =
+        tokio::time::timeout(Duration::from_secs(60), run_cpe(&model, &template, &mut cpe, &opts, rx, None)).await.expect("run bounded");
     (report, cpe)
 }
 
@@ -364,7 +365,7 @@ async fn daemon_mode_retries_with_retry_count() {
         mode: Mode::Daemon { duration: Some(Duration::from_secs(4)) },
     };
     let started = std::time::Instant::now();
-    let report = run_cpe(&model, &template, &mut cpe, &opts, rx).await;
+    let report = run_cpe(&model, &template, &mut cpe, &opts, rx, None).await;
     assert_eq!((report.completed, report.failed), (1, 1), "{}", error(&report));
     assert!(started.elapsed() >= Duration::from_secs(1), "the retry waited (TR-069 back-off, m = 1 s)");
     let informs: Vec<String> = raw.requests().iter().map(|r| r.body_str()).filter(|b| b.contains("<cwmp:Inform>")).collect();

@@ -90,5 +90,11 @@ pub fn parse_profile(text: &str, file: &Path, default_name: &str) -> Result<Mode
     let name = doc.name.clone().unwrap_or_else(|| default_name.to_string());
     let mut model = Model::new(&name, tree, identity, urn).map_err(|e| invalid(None, e.to_string()))?;
     model.get_rpc_methods_on_bootstrap = doc.get_rpc_methods_on_bootstrap;
+    model.connection_request_auth = match doc.connection_request_auth.as_deref() {
+        None | Some("digest") => crate::model::ConnRequestAuth::Digest,
+        Some("basic") => crate::model::ConnRequestAuth::Basic,
+        Some("none") => crate::model::ConnRequestAuth::None,
+        Some(other) => return Err(invalid(Some("connection_request_auth".into()), format!("`{other}` is not digest, basic or none"))),
+    };
     Ok(model)
 }

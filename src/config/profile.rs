@@ -9,6 +9,7 @@
 //!   seed: 42                      # for {secret:N}
 //! csv: extra.csv                  # optional genieacs-sim data model, merged first
 //! get_rpc_methods_on_bootstrap: false   # ask the ACS for its methods after BOOTSTRAP
+//! connection_request_auth: digest        # or basic, or none
 //! objects:
 //!   Device.NAT.PortMapping.: {writable: true, max_instances: 32}
 //! parameters:
@@ -39,6 +40,8 @@ pub struct ProfileFile {
     /// Send a GetRPCMethods request to the ACS after each BOOTSTRAP Inform (default false).
     #[serde(default)]
     pub get_rpc_methods_on_bootstrap: bool,
+    /// How Connection Requests authenticate: digest (default), basic or none.
+    pub connection_request_auth: Option<String>,
     #[serde(default)]
     pub objects: serde_norway::Mapping,
     #[serde(default)]

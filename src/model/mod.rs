@@ -98,6 +98,20 @@ pub struct Model {
     pub forced: Vec<Loc>,
     /// Ask the ACS for its methods (CPE-originated GetRPCMethods) after a BOOTSTRAP Inform.
     pub get_rpc_methods_on_bootstrap: bool,
+    /// How Connection Requests to these CPEs authenticate.
+    pub connection_request_auth: ConnRequestAuth,
+}
+
+/// How a CPE checks an ACS's Connection Request (PROTOCOL.md §10.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConnRequestAuth {
+    /// HTTP Digest (MD5, qop=auth) with ConnectionRequestUsername/Password: the standard.
+    #[default]
+    Digest,
+    /// HTTP Basic with the same credentials.
+    Basic,
+    /// No authentication (easycwmp's behaviour without credentials).
+    None,
 }
 
 impl Model {
@@ -138,6 +152,7 @@ impl Model {
             well_known,
             forced,
             get_rpc_methods_on_bootstrap: false,
+            connection_request_auth: ConnRequestAuth::Digest,
         })
     }
 
@@ -150,6 +165,13 @@ impl Model {
         now: crate::time::UnixMillis,
     ) -> Device<'a> {
         Device { model: self, id, delta, boot_at, now }
+    }
+
+    /// The Connection Request credentials of a CPE (the profile's, or what the ACS set).
+    pub fn connection_request_credentials(&self, id: DeviceId, delta: &Delta) -> (String, String) {
+        let dev = self.device(id, delta, crate::time::UnixMillis(0), crate::time::UnixMillis(0));
+        let get = |n: Option<NodeId>| n.map(|n| dev.value_string(&Loc::plain(n), ReadFor::Local)).unwrap_or_default();
+        (get(self.well_known.connection_request_username), get(self.well_known.connection_request_password))
     }
 }
 

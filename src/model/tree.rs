@@ -211,6 +211,14 @@ impl ParamTree {
         self.by_schema_path.get(path).copied()
     }
 
+    /// Replaces a parameter's default value (start-up only: e.g. the Connection Request URL the
+    /// listener publishes, as a per-CPE template).
+    pub fn set_default(&mut self, node: NodeId, source: ValueSource) {
+        if let NodeKind::Param(spec) = &mut self.nodes[node.0 as usize].kind {
+            spec.default = source;
+        }
+    }
+
     /// The value a profile instance overrides, if any.
     pub fn override_for(&self, loc: &Loc) -> Option<&ValueSource> {
         if loc.inst.is_empty() {

@@ -23,10 +23,11 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
+use crate::connreq::CrMsg;
 use crate::cpe::{CpeState, DeferredAction, TransferRequest};
 use crate::cwmp::template::InformTemplate;
 use crate::model::{ChangeSet, DeviceId, Model};
-use crate::runner::{periodic_delay_at, retry_wait, session, PeriodicPlan, Probe, SessionRun};
+use crate::runner::{next_cr, periodic_delay_at, retry_wait, session, PeriodicPlan, Probe, SessionRun};
 use crate::stats::{Cause, Recorder};
 use crate::time::UnixMillis;
 use crate::transport::auth::AuthState;
@@ -103,6 +104,7 @@ pub fn spawn(
     reports: mpsc::Sender<ShardReport>,
     spares: mpsc::Receiver<Recorder>,
     control: watch::Receiver<Control>,
+    cr: Option<tokio::sync::mpsc::UnboundedReceiver<CrMsg>>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name(format!("shard-{id}")).spawn(move || {
         let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -122,7 +124,7 @@ pub fn spawn(
             in_flight: 0,
             last: false,
         });
-        rt.block_on(shard.run(reports, spares, control));
+        rt.block_on(shard.run(reports, spares, control, cr));
     })
 }
 
@@ -156,6 +158,10 @@ struct Shard<'p> {
     multiplier: f64,
     /// See [`EARLY`].
     early: Duration,
+    /// Connection Request credentials of CPEs in a session, for the listener (only with one).
+    busy_credentials: HashMap<u32, (String, String)>,
+    /// CPEs woken by a Connection Request during their session.
+    woken: std::collections::HashSet<u32>,
 }
 
 impl<'p> Shard<'p> {
@@ -187,6 +193,8 @@ impl<'p> Shard<'p> {
             idle_connections: Vec::new(),
             multiplier: plan.periodic.multiplier,
             early: EARLY,
+            busy_credentials: HashMap::new(),
+            woken: Default::default(),
         }
     }
 
@@ -232,7 +240,44 @@ impl<'p> Shard<'p> {
         }
     }
 
-    async fn run(mut self, reports: mpsc::Sender<ShardReport>, spares: mpsc::Receiver<Recorder>, mut control: watch::Receiver<Control>) {
+    /// The local index of global CPE `index`, if this shard holds it.
+    fn local(&self, index: u32) -> Option<u32> {
+        let rel = index.checked_sub(self.plan.first_index)?;
+        let shards = self.plan.shards as u32;
+        (rel % shards == self.id as u32 && rel / shards < self.cpes.len() as u32).then_some(rel / shards)
+    }
+
+    /// Answers the Connection Request listener.
+    fn connection_request(&mut self, msg: CrMsg) {
+        match msg {
+            CrMsg::Lookup { index, reply } => {
+                let creds = self.local(index).and_then(|k| match self.is_busy(k) {
+                    true => self.busy_credentials.get(&k).cloned(),
+                    false => Some(self.plan.model.connection_request_credentials(self.cpes[k as usize].id, &self.cpes[k as usize].delta)),
+                });
+                let _ = reply.send(creds);
+            }
+            CrMsg::Wake { index } => {
+                let Some(k) = self.local(index) else { return };
+                if self.is_busy(k) {
+                    self.woken.insert(k);
+                } else {
+                    self.cpes[k as usize].connection_requested();
+                    let now = self.tick();
+                    self.ready.push_back((k, now));
+                }
+            }
+        }
+    }
+
+    async fn run(
+        mut self,
+        reports: mpsc::Sender<ShardReport>,
+        spares: mpsc::Receiver<Recorder>,
+        mut control: watch::Receiver<Control>,
+        mut cr: Option<tokio::sync::mpsc::UnboundedReceiver<CrMsg>>,
+    ) {
+        let with_listener = cr.is_some();
         let plan = self.plan;
         let model: &Model = &plan.model;
         let template: &InformTemplate = &plan.template;
@@ -283,6 +328,9 @@ impl<'p> Shard<'p> {
                 self.set_busy(k, true);
                 let cpe = std::mem::replace(&mut self.cpes[k as usize], CpeState::new(DeviceId(u32::MAX), UnixMillis(0)));
                 let auth = self.auth.remove(&k).unwrap_or_default();
+                if with_listener {
+                    self.busy_credentials.insert(k, plan.model.connection_request_credentials(cpe.id, &cpe.delta));
+                }
                 let work = self.work.remove(&k).unwrap_or_default();
                 let conn = match plan.connection_mode {
                     ConnectionMode::Pooled => self.idle_connections.pop(),
@@ -349,6 +397,7 @@ impl<'p> Shard<'p> {
                     }
                 }
                 _ = sleep => {}
+                msg = next_cr(&mut cr) => self.connection_request(msg),
                 changed = control.changed(), if !stopping => {
                     let c = *control.borrow();
                     if changed.is_err() || c.stop {
@@ -371,6 +420,12 @@ impl<'p> Shard<'p> {
     fn finished(&mut self, k: u32, cpe: CpeState, auth: AuthState, run: SessionRun) {
         self.cpes[k as usize] = cpe;
         self.set_busy(k, false);
+        self.busy_credentials.remove(&k);
+        if self.woken.remove(&k) {
+            self.cpes[k as usize].connection_requested();
+            let now = self.tick();
+            self.ready.push_back((k, now));
+        }
         if auth.is_set() {
             self.auth.insert(k, auth);
         }

@@ -1,0 +1,250 @@
+//! The Connection Request listener (PROTOCOL.md §10.1): one HTTP server for the whole process
+//! (`--cr-bind-addr`), `/cr` for a single CPE and `/cr/cpe-N` in a fleet.
+//!
+//! A GET with valid credentials (Digest by default: nonces expire, replays are refused; Basic or
+//! none if the profile says so) gets `200 OK` with an empty body at once, and the CPE starts a
+//! session with `6 CONNECTION REQUEST` (after its current one, if any; a burst coalesces into
+//! one session). Wrong credentials get 401 and nothing else; an unknown CPE 404; anything but GET
+//! 405; a flood beyond the rate limit 503.
+//!
+//! The listener owns no CPE state: it asks the CPE's owner (the single-CPE runner, or the shard
+//! holding it) for the credentials and tells it to wake up, through [`CrMsg`] channels. Owners
+//! answer at once, even while the CPE is in a session.
+
+pub mod digest;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::model::ConnRequestAuth;
+
+/// A request from the listener to the owner of a CPE.
+#[derive(Debug)]
+pub enum CrMsg {
+    /// What are this CPE's ConnectionRequestUsername/Password? `None`: no such CPE.
+    Lookup { index: u32, reply: oneshot::Sender<Option<(String, String)>> },
+    /// An authenticated Connection Request: start a `6 CONNECTION REQUEST` session.
+    Wake { index: u32 },
+}
+
+/// Who owns which CPE: indices `first..first+count`, split over owners by `(i − first) % n`
+/// (the fleet's strided shards; a single CPE has one owner).
+#[derive(Debug, Clone)]
+pub struct Owners {
+    pub first: u32,
+    pub count: u32,
+    pub senders: Vec<mpsc::UnboundedSender<CrMsg>>,
+}
+
+impl Owners {
+    fn owner(&self, index: u32) -> Option<&mpsc::UnboundedSender<CrMsg>> {
+        let rel = index.checked_sub(self.first).filter(|r| *r < self.count)?;
+        self.senders.get(rel as usize % self.senders.len().max(1))
+    }
+}
+
+/// Listener settings.
+#[derive(Debug, Clone)]
+pub struct CrConfig {
+    pub bind: SocketAddr,
+    pub auth: ConnRequestAuth,
+    /// `/cr` addresses the only CPE (single-CPE runs); otherwise `/cr/cpe-N`.
+    pub single: bool,
+    /// Accepted requests per second, across all CPEs (beyond: 503).
+    pub rate_per_second: u32,
+}
+
+/// Counters.
+#[derive(Debug, Default)]
+pub struct CrStats {
+    pub accepted: AtomicU64,
+    pub unauthorized: AtomicU64,
+    pub not_found: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub bad_requests: AtomicU64,
+}
+
+struct Shared {
+    cfg: CrConfig,
+    owners: Owners,
+    nonces: Mutex<digest::NonceStore>,
+    bucket: Mutex<(f64, Instant)>,
+    stats: CrStats,
+}
+
+/// The running listener.
+pub struct CrServer {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The realm in challenges.
+const REALM: &str = "cpe-sim connection request";
+
+impl CrServer {
+    /// Binds and starts serving.
+    ///
+    /// # Errors
+    /// The address cannot be bound.
+    pub async fn start(cfg: CrConfig, owners: Owners) -> std::io::Result<CrServer> {
+        let listener = TcpListener::bind(cfg.bind).await?;
+        let addr = listener.local_addr()?;
+        let burst = cfg.rate_per_second.max(1) as f64;
+        let shared = Arc::new(Shared {
+            cfg,
+            owners,
+            nonces: Mutex::default(),
+            bucket: Mutex::new((burst, Instant::now())),
+            stats: CrStats::default(),
+        });
+        let (stop, mut stopped) = watch::channel(false);
+        let s = shared.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    a = listener.accept() => a,
+                    _ = stopped.changed() => break,
+                };
+                let Ok((stream, _)) = accepted else { continue };
+                let s = s.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| handle(s.clone(), req));
+                    let mut http = hyper::server::conn::http1::Builder::new();
+                    // Slowloris and huge headers: bounded time and buffer per request head.
+                    http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(Duration::from_secs(5)).max_buf_size(16 * 1024);
+                    let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                });
+            }
+        });
+        Ok(CrServer { addr, shared, stop, task })
+    }
+
+    pub fn stats(&self) -> &CrStats {
+        &self.shared.stats
+    }
+
+    /// Stops accepting.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+type Reply = Response<Full<Bytes>>;
+
+fn reply(status: StatusCode, body: &'static str) -> Reply {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r
+}
+
+/// The CPE index a path names, if it is one of ours.
+fn index_of(cfg: &CrConfig, owners: &Owners, path: &str) -> Option<u32> {
+    if cfg.single {
+        return (path == "/cr").then_some(owners.first);
+    }
+    let n = path.strip_prefix("/cr/cpe-")?;
+    // Digits only: no signs, no encodings, no `..`.
+    if n.is_empty() || n.len() > 10 || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    n.parse().ok()
+}
+
+async fn handle(s: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, std::convert::Infallible> {
+    let count = |c: &AtomicU64| c.fetch_add(1, Ordering::Relaxed);
+    if req.method() != Method::GET {
+        count(&s.stats.bad_requests);
+        let mut r = reply(StatusCode::METHOD_NOT_ALLOWED, "Connection Requests are GET\n");
+        r.headers_mut().insert("allow", http::HeaderValue::from_static("GET"));
+        return Ok(r);
+    }
+    let path = req.uri().path().to_string();
+    let Some(owner) = index_of(&s.cfg, &s.owners, &path).and_then(|i| s.owners.owner(i).map(|o| (i, o))) else {
+        count(&s.stats.not_found);
+        return Ok(reply(StatusCode::NOT_FOUND, "No such CPE\n"));
+    };
+    let (index, sender) = owner;
+    {
+        // Token bucket: rate_per_second, with a burst of one second's worth.
+        let mut b = s.bucket.lock().expect("bucket lock");
+        let rate = s.cfg.rate_per_second.max(1) as f64;
+        let now = Instant::now();
+        b.0 = (b.0 + now.duration_since(b.1).as_secs_f64() * rate).min(rate);
+        b.1 = now;
+        if b.0 < 1.0 {
+            count(&s.stats.rate_limited);
+            return Ok(reply(StatusCode::SERVICE_UNAVAILABLE, "Too many Connection Requests\n"));
+        }
+        b.0 -= 1.0;
+    }
+    let (tx, rx) = oneshot::channel();
+    if sender.send(CrMsg::Lookup { index, reply: tx }).is_err() {
+        return Ok(reply(StatusCode::SERVICE_UNAVAILABLE, "CPE not running\n"));
+    }
+    let Ok(Some((user, pass))) = tokio::time::timeout(Duration::from_secs(2), rx).await.unwrap_or(Ok(None)) else {
+        count(&s.stats.not_found);
+        return Ok(reply(StatusCode::NOT_FOUND, "No such CPE\n"));
+    };
+    let authz = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let ok = match s.cfg.auth {
+        ConnRequestAuth::None => true,
+        ConnRequestAuth::Basic => authz.is_some_and(|a| {
+            a.trim() == crate::transport::auth::basic_value(&crate::transport::Credentials { username: user, password: pass })
+        }),
+        ConnRequestAuth::Digest => match authz {
+            Some(a) => s.nonces.lock().expect("nonce lock").verify(a, &path, &user, &pass).is_ok(),
+            None => false,
+        },
+    };
+    if !ok {
+        count(&s.stats.unauthorized);
+        let mut r = reply(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+        let challenge = match s.cfg.auth {
+            ConnRequestAuth::Basic => format!("Basic realm=\"{REALM}\""),
+            _ => {
+                let nonce = s.nonces.lock().expect("nonce lock").issue();
+                format!("Digest realm=\"{REALM}\", qop=\"auth\", nonce=\"{nonce}\", opaque=\"\", algorithm=MD5")
+            }
+        };
+        r.headers_mut().insert(WWW_AUTHENTICATE, http::HeaderValue::from_str(&challenge).expect("ascii"));
+        return Ok(r);
+    }
+    count(&s.stats.accepted);
+    let _ = sender.send(CrMsg::Wake { index });
+    tracing::debug!(cpe_id = %crate::model::DeviceId(index), "connection request accepted");
+    Ok(reply(StatusCode::OK, ""))
+}
+
+/// The host to put in the published URL: the bind address, or, when bound to all addresses, the
+/// local address that routes toward the ACS.
+pub fn advertise_host(bind: SocketAddr, acs_url: &str) -> String {
+    if !bind.ip().is_unspecified() {
+        return bind.ip().to_string();
+    }
+    let target = crate::transport::conn::Target::parse(acs_url).ok();
+    let routed = target.and_then(|t| {
+        let sock = std::net::UdpSocket::bind(if bind.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }).ok()?;
+        sock.connect((t.host.as_str(), t.port)).ok()?;
+        sock.local_addr().ok().map(|a| a.ip())
+    });
+    match routed {
+        Some(std::net::IpAddr::V6(v6)) => format!("[{v6}]"),
+        Some(ip) => ip.to_string(),
+        None => "127.0.0.1".into(),
+    }
+}
