@@ -194,14 +194,13 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let root = model.tree.root_name().to_string();
     let dev = model.device(id, &cpe.delta, cpe.boot_at, now);
     let serial = dev.get(&format!("{root}.DeviceInfo.SerialNumber")).unwrap_or_default();
-    let periodic = dev.get(&format!("{root}.ManagementServer.PeriodicInformEnable")).is_some_and(|v| v == "true");
     // Every line of the run carries the CPE's id and serial.
     let span = tracing::info_span!("cpe", cpe_id = %id, serial = %serial);
     let (cr_server, cr_rx) = match cr {
         Some((server, mut rx)) => (Some(server), rx.pop()),
         None => (None, None),
     };
-    let code = inform_acs(&args, &model, transport, shutdown, &mut cpe, &template, periodic, cr_rx).instrument(span).await;
+    let code = inform_acs(&args, &model, transport, shutdown, &mut cpe, &template, cr_rx).instrument(span).await;
     if let Some(s) = cr_server {
         s.stop().await;
     }
@@ -217,9 +216,13 @@ async fn inform_acs(
     shutdown: watch::Receiver<bool>,
     cpe: &mut CpeState,
     template: &InformTemplate,
-    periodic: bool,
     cr: Option<tokio::sync::mpsc::UnboundedReceiver<CrMsg>>,
 ) -> anyhow::Result<ExitCode> {
+    let root = model.tree.root_name();
+    let periodic = model
+        .device(cpe.id, &cpe.delta, cpe.boot_at, UnixMillis::now())
+        .get(&format!("{root}.ManagementServer.PeriodicInformEnable"))
+        .is_some_and(|v| v == "true");
     // No --acs-url: serve the embedded ACS in this process and inform it over loopback.
     let (acs_url, embedded) = match &args.acs_url {
         Some(u) => (u.clone(), None),
