@@ -17,6 +17,8 @@
 //! - [`stats`]: HdrHistograms per RPC, outcomes, the report, thresholds, interval logs.
 //! - [`shard`]: one per core: a fleet slice of CPEs on a timing wheel, sessions in flight.
 //! - [`fleet`]: the main thread of a fleet run: shards, progress, report, sweeps.
+//! - [`connreq`]: the Connection Request listener: Digest/Basic checks, then a wake-up to the CPE's
+//!   owner (the runner or its shard).
 //! - [`acs`]: the embedded ACS: a scripted, sans-IO session and a hyper server around it.
 //! - [`run`]: one session against an in-process ACS with no sockets (a test harness).
 //! - [`cli`]: the command line.

@@ -202,6 +202,7 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let code = inform_acs(&args, &model, transport, shutdown, &mut cpe, &template, cr_rx).instrument(span).await;
     if let Some(s) = cr_server {
+        info!("{}", s.stats());
         s.stop().await;
     }
     code
@@ -276,7 +277,7 @@ fn fleet_main(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Opt
     let shards = args.shards.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u16)).max(1);
     let shards = shards.min(args.cpes.min(u16::MAX as u32) as u16).max(1);
     let cr = side_rt.block_on(start_connection_requests(args, &mut model, shards, false))?;
-    let (_cr_server, cr_receivers) = match cr {
+    let (cr_server, cr_receivers) = match cr {
         Some((server, rx)) => (Some(server), rx),
         None => (None, Vec::new()),
     };
@@ -355,6 +356,9 @@ fn fleet_main(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Opt
     }
     let outcome = fleet::run(plan, args.duration, &out, cr_receivers)?;
     print!("{}", cpe_sim::stats::report::to_text(&outcome.total, &outcome.facts, &cpe_sim::stats::report::ProcessFigures::now()));
+    if let Some(s) = &cr_server {
+        println!("{}", s.stats());
+    }
     for b in &outcome.breaches {
         error!("{b}");
     }

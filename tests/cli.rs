@@ -101,3 +101,56 @@ fn a_daemon_stops_cleanly_on_sigterm() {
     assert!(started.elapsed() < std::time::Duration::from_secs(5), "stops promptly");
     assert!(rest.iter().any(|l| l.contains("done") && l.contains("interrupted=true")), "{rest:?}");
 }
+
+#[test]
+fn curl_digest_wakes_the_cpe_through_its_published_url() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    if Command::new("curl").arg("--version").output().is_err() {
+        eprintln!("curl is not installed: the listener's Digest is covered by tests/connreq.rs");
+        return;
+    }
+    let mut cpe = Command::new(env!("CARGO_BIN_EXE_cpe-sim"))
+        .args(["--cr-bind-addr", "127.0.0.1:0", "--duration", "60s"])
+        .current_dir(repo("."))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = cpe.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let wait_for = |needle: &str, seen: &mut Vec<String>| {
+        while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(10)) {
+            seen.push(line);
+            if seen.last().unwrap().contains(needle) {
+                return seen.last().unwrap().clone();
+            }
+        }
+        panic!("no line with `{needle}`: {seen:?}");
+    };
+    let mut seen = Vec::new();
+    let listening = wait_for("listening for Connection Requests at", &mut seen);
+    let url = listening.split("url=").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/cr"), "{listening}");
+    // The embedded ACS provisions ConnectionRequestUsername = the serial, Password = pw-<serial>.
+    wait_for("session completed", &mut seen);
+    let curl = |user: &str| {
+        let out = Command::new("curl")
+            .args(["--silent", "--max-time", "5", "--digest", "-u", user, "-o", "/dev/null", "-w", "%{http_code}", &url])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(curl("FEFEFE000000:wrong"), "401");
+    assert_eq!(curl("FEFEFE000000:pw-FEFEFE000000"), "200");
+    let woken = wait_for("session started", &mut seen);
+    assert!(woken.contains("event_codes=[6 CONNECTION REQUEST]"), "{woken}");
+    wait_for("session completed", &mut seen);
+    let _ = Command::new("kill").args(["-TERM", &cpe.id().to_string()]).status();
+    assert_eq!(cpe.wait().unwrap().code(), Some(0));
+    assert!(!seen.iter().any(|l| l.contains("pw-FEFEFE")), "the password is not logged");
+}

@@ -123,6 +123,69 @@ fn two_shards_inform_on_schedule_with_every_serial() {
 }
 
 #[test]
+fn a_connection_request_wakes_cpe_n_of_a_thousand() {
+    use cpe_sim::connreq::{CrConfig, CrServer, Owners};
+    use cpe_sim::model::{ConnRequestAuth, Delta};
+
+    let acs = RecordingAcs::start(Duration::ZERO);
+    // Periodic Informs every 300 s (a few of them fall in the run: their phases spread over 300 s).
+    let plan = plan(acs.raw.url("/"), 1000, 2, ConnectionMode::Pooled, 1.0);
+    let model = plan.model.clone();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (mut senders, mut receivers) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        senders.push(tx);
+        receivers.push(rx);
+    }
+    let cfg = CrConfig { bind: "127.0.0.1:0".parse().unwrap(), auth: ConnRequestAuth::Digest, single: false, rate_per_second: 1000 };
+    let server = rt.block_on(CrServer::start(cfg, Owners { first: 0, count: 1000, senders })).unwrap();
+    let addr = server.addr;
+    let fleet = std::thread::spawn(move || fleet::run(plan, Some(Duration::from_millis(3000)), &quiet(), receivers).unwrap());
+
+    let informs_of = |serial: &str| {
+        acs.informs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(s, e, _)| s == serial && e[..] != ["2 PERIODIC"])
+            .map(|(_, e, at)| (e.clone(), *at))
+            .collect::<Vec<_>>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while acs.informs.lock().unwrap().len() < 1000 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(acs.informs.lock().unwrap().len() >= 1000, "every CPE bootstrapped");
+    let mut sent = Vec::new();
+    for index in [500u32, 999, 1] {
+        let (user, pass) = model.connection_request_credentials(DeviceId(index), &Delta::default());
+        let path = format!("/cr/cpe-{index}");
+        assert_eq!(rt.block_on(crate::connreq::connection_request(addr, &path, &user, &pass)), 200, "{path}");
+        sent.push((index, Instant::now()));
+    }
+    // CPE 2's credentials do not open CPE 3; there is no CPE 1000.
+    let (user, pass) = model.connection_request_credentials(DeviceId(2), &Delta::default());
+    assert_eq!(rt.block_on(crate::connreq::connection_request(addr, "/cr/cpe-3", &user, &pass)), 401);
+    assert_eq!(rt.block_on(crate::connreq::request(addr, "GET", "/cr/cpe-1000", None)).0, 404);
+
+    let out = fleet.join().unwrap();
+    rt.block_on(server.stop());
+    for (index, at) in sent {
+        let serial = format!("FEFEFE{index:06X}");
+        let list = informs_of(&serial);
+        assert_eq!(list.len(), 2, "{serial}: {list:?}");
+        assert_eq!(list[1].0, ["6 CONNECTION REQUEST"], "{serial}");
+        let delay = list[1].1.saturating_duration_since(at);
+        assert!(delay < Duration::from_millis(1500), "{serial} informed {delay:?} after its Connection Request");
+    }
+    assert_eq!(informs_of("FEFEFE000003").len(), 1, "a refused request wakes nothing");
+    let woken = acs.informs.lock().unwrap().iter().filter(|(_, e, _)| e.iter().any(|c| c == "6 CONNECTION REQUEST")).count();
+    assert_eq!(woken, 3);
+    assert_eq!(out.total.outcomes.failed_sessions(), 0);
+}
+
+#[test]
 fn per_session_mode_opens_a_connection_per_session() {
     let acs = RecordingAcs::start(Duration::ZERO);
     let out = fleet::run(

@@ -16,3 +16,5 @@ mod fleet;
 mod profiles;
 // The binary: exit codes and first lines.
 mod cli;
+// Connection Requests: the listener's answers and the sessions they cause.
+mod connreq;

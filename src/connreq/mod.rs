@@ -76,6 +76,21 @@ pub struct CrStats {
     pub bad_requests: AtomicU64,
 }
 
+impl std::fmt::Display for CrStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        write!(
+            f,
+            "connection requests: {} accepted, {} unauthorized (401), {} unknown CPE (404), {} rate-limited (503), {} not GET (405)",
+            n(&self.accepted),
+            n(&self.unauthorized),
+            n(&self.not_found),
+            n(&self.rate_limited),
+            n(&self.bad_requests)
+        )
+    }
+}
+
 struct Shared {
     cfg: CrConfig,
     owners: Owners,

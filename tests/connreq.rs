@@ -1,0 +1,230 @@
+//! Connection Requests: the listener's HTTP answers (Digest computed here by hand from RFC 7616,
+//! Basic, wrong passwords, replays, unknown CPEs, floods) and the session they cause in one CPE,
+//! over real sockets on 127.0.0.1.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cpe_sim::connreq::{CrConfig, CrMsg, CrServer, Owners};
+use cpe_sim::cpe::CpeState;
+use cpe_sim::cwmp::template::InformTemplate;
+use cpe_sim::model::{ConnRequestAuth, Delta, DeviceId};
+use cpe_sim::runner::{run_cpe, Mode, RunOptions};
+use cpe_sim::time::UnixMillis;
+use cpe_sim::transport::tls::{client_config, TlsOptions};
+use cpe_sim::transport::{TransportConfig, DEFAULT_MAX_BODY};
+use md5::{Digest as _, Md5};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, watch};
+
+use crate::support::raw::{simple_acs, RawAcs, RawReply};
+use crate::support::{profile, texts, TR181};
+
+/// An HTTP/1.1 request on a fresh connection: (status, WWW-Authenticate).
+pub async fn request(addr: SocketAddr, method: &str, path: &str, authorization: Option<&str>) -> (u16, Option<String>) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let authz = authorization.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
+    s.write_all(format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{authz}Connection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await.expect("the listener answers").unwrap();
+    let text = String::from_utf8_lossy(&buf);
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let challenge = text
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .find_map(|l| l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case("www-authenticate")).map(|(_, v)| v.trim().to_string()));
+    (status, challenge)
+}
+
+fn md5_hex(s: &str) -> String {
+    Md5::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `key="value"` from a challenge.
+fn challenge_param(challenge: &str, key: &str) -> String {
+    let at = challenge.find(&format!(" {key}=\"")).unwrap_or_else(|| panic!("no {key} in {challenge}")) + key.len() + 3;
+    challenge[at..].split('"').next().unwrap().to_string()
+}
+
+/// The Digest answer (MD5, qop=auth) to `challenge` for a GET of `uri`.
+pub fn digest(challenge: &str, user: &str, pass: &str, uri: &str, nc: u32) -> String {
+    let (realm, nonce) = (challenge_param(challenge, "realm"), challenge_param(challenge, "nonce"));
+    let ha1 = md5_hex(&format!("{user}:{realm}:{pass}"));
+    let ha2 = md5_hex(&format!("GET:{uri}"));
+    let (nc, cnonce) = (format!("{nc:08x}"), "0a4f113b");
+    let response = md5_hex(&format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}"));
+    format!(
+        "Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", qop=auth, nc={nc}, cnonce=\"{cnonce}\", response=\"{response}\", algorithm=MD5"
+    )
+}
+
+/// A challenge, then the right answer: the status of the answered request.
+pub async fn connection_request(addr: SocketAddr, path: &str, user: &str, pass: &str) -> u16 {
+    let (status, challenge) = request(addr, "GET", path, None).await;
+    assert_eq!(status, 401);
+    request(addr, "GET", path, Some(&digest(&challenge.unwrap(), user, pass, path, 1))).await.0
+}
+
+/// A listener for CPEs 0..10 whose owner answers `user<i>`/`pass<i>` and records wake-ups.
+async fn listener(auth: ConnRequestAuth, rate: u32) -> (CrServer, Arc<Mutex<Vec<u32>>>) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let woken: Arc<Mutex<Vec<u32>>> = Arc::default();
+    let log = woken.clone();
+    tokio::spawn(async move {
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                CrMsg::Lookup { index, reply } => {
+                    let _ = reply.send(Some((format!("user{index}"), format!("pass{index}"))));
+                }
+                CrMsg::Wake { index } => log.lock().unwrap().push(index),
+            }
+        }
+    });
+    let cfg = CrConfig { bind: "127.0.0.1:0".parse().unwrap(), auth, single: false, rate_per_second: rate };
+    (CrServer::start(cfg, Owners { first: 0, count: 10, senders: vec![tx] }).await.unwrap(), woken)
+}
+
+#[tokio::test]
+async fn digest_is_checked_once_per_nonce_count_and_nothing_else_wakes() {
+    let (server, woken) = listener(ConnRequestAuth::Digest, 1000).await;
+    let addr = server.addr;
+    let (status, challenge) = request(addr, "GET", "/cr/cpe-3", None).await;
+    assert_eq!(status, 401);
+    let challenge = challenge.unwrap();
+    assert!(challenge.starts_with("Digest ") && challenge.contains("qop=\"auth\""), "{challenge}");
+
+    let answer = digest(&challenge, "user3", "pass3", "/cr/cpe-3", 1);
+    assert_eq!(request(addr, "GET", "/cr/cpe-3", Some(&answer)).await.0, 200);
+    assert_eq!(*woken.lock().unwrap(), [3]);
+    assert_eq!(request(addr, "GET", "/cr/cpe-3", Some(&answer)).await.0, 401, "the same answer again is a replay");
+    let next = digest(&challenge, "user3", "pass3", "/cr/cpe-3", 2);
+    assert_eq!(request(addr, "GET", "/cr/cpe-3", Some(&next)).await.0, 200, "the next nonce count is accepted");
+
+    // Wrong password, another CPE's credentials, an answer for another URI: 401, no wake.
+    for (user, pass, uri) in [("user3", "wrong", "/cr/cpe-3"), ("user4", "pass4", "/cr/cpe-3"), ("user3", "pass3", "/cr/cpe-4")] {
+        let (_, fresh) = request(addr, "GET", "/cr/cpe-3", None).await;
+        let bad = digest(&fresh.unwrap(), user, pass, uri, 1);
+        assert_eq!(request(addr, "GET", "/cr/cpe-3", Some(&bad)).await.0, 401, "{user}/{pass} for {uri}");
+    }
+    assert_eq!(request(addr, "GET", "/cr/cpe-3", Some("Basic dXNlcjM6cGFzczM=")).await.0, 401, "Basic where Digest is due");
+    // A nonce this listener never issued.
+    let forged = digest("Digest realm=\"cpe-sim connection request\", nonce=\"00ff\"", "user3", "pass3", "/cr/cpe-3", 1);
+    assert_eq!(request(addr, "GET", "/cr/cpe-3", Some(&forged)).await.0, 401);
+
+    for path in ["/cr/cpe-10", "/cr/cpe-x", "/cr", "/cr/cpe-+3", "/cr/cpe-3/", "/cr/cpe-"] {
+        assert_eq!(request(addr, "GET", path, None).await.0, 404, "{path}");
+    }
+    assert_eq!(request(addr, "POST", "/cr/cpe-3", None).await.0, 405);
+
+    assert_eq!(*woken.lock().unwrap(), [3, 3], "only the two accepted requests woke the CPE");
+    let stats = server.stats();
+    assert_eq!(stats.accepted.load(Ordering::Relaxed), 2);
+    assert_eq!(stats.unauthorized.load(Ordering::Relaxed), 10);
+    assert_eq!(stats.not_found.load(Ordering::Relaxed), 6);
+    assert_eq!(stats.bad_requests.load(Ordering::Relaxed), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn basic_and_open_listeners_and_the_rate_limit() {
+    let (server, woken) = listener(ConnRequestAuth::Basic, 1000).await;
+    let (status, challenge) = request(server.addr, "GET", "/cr/cpe-1", None).await;
+    assert_eq!((status, challenge.as_deref()), (401, Some("Basic realm=\"cpe-sim connection request\"")));
+    // base64("user1:pass1"), base64("user1:nope")
+    assert_eq!(request(server.addr, "GET", "/cr/cpe-1", Some("Basic dXNlcjE6cGFzczE=")).await.0, 200);
+    assert_eq!(request(server.addr, "GET", "/cr/cpe-1", Some("Basic dXNlcjE6bm9wZQ==")).await.0, 401);
+    assert_eq!(*woken.lock().unwrap(), [1]);
+    server.stop().await;
+
+    // No authentication, 5 requests a second: a burst of 20 gets about 5 through, the rest 503.
+    let (server, woken) = listener(ConnRequestAuth::None, 5).await;
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        statuses.push(request(server.addr, "GET", "/cr/cpe-2", None).await.0);
+    }
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    assert!((5..=10).contains(&ok), "{statuses:?}");
+    assert_eq!(ok + statuses.iter().filter(|s| **s == 503).count(), 20, "{statuses:?}");
+    assert_eq!(woken.lock().unwrap().len(), ok);
+    assert_eq!(server.stats().rate_limited.load(Ordering::Relaxed) as usize, 20 - ok);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_connection_request_wakes_the_cpe_and_a_burst_during_a_session_coalesces() {
+    // An ACS that answers every Inform after 400 ms, and records each Inform's events.
+    let informs: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
+    let log = informs.clone();
+    let acs = RawAcs::start(move |req, _| {
+        let body = req.body_str();
+        if body.contains("<cwmp:Inform>") {
+            log.lock().unwrap().push(texts(&body, "EventCode"));
+            return RawReply::Delayed(Duration::from_millis(400), simple_acs(req));
+        }
+        RawReply::Send(simple_acs(req))
+    })
+    .await;
+    let model = profile(TR181);
+    let (user, pass) = model.connection_request_credentials(DeviceId(0), &Delta::default());
+    assert_eq!((user.len(), pass.len()), (12, 12), "the example profile derives 12-character secrets");
+
+    let (tx, rx) = mpsc::unbounded_channel();
+    let cfg = CrConfig { bind: "127.0.0.1:0".parse().unwrap(), auth: ConnRequestAuth::Digest, single: true, rate_per_second: 100 };
+    let server = CrServer::start(cfg, Owners { first: 0, count: 1, senders: vec![tx] }).await.unwrap();
+    let addr = server.addr;
+
+    let (stop, stopped) = watch::channel(false);
+    let template = InformTemplate::new(&model);
+    let mut cpe = CpeState::new(DeviceId(0), UnixMillis::now());
+    let transport = TransportConfig {
+        timeout: Duration::from_secs(5),
+        max_body: DEFAULT_MAX_BODY,
+        tls: client_config(&TlsOptions { no_system_roots: true, ..TlsOptions::default() }).unwrap(),
+        credentials: None,
+    };
+    let opts = RunOptions { acs_url: acs.url("/"), transport, mode: Mode::Daemon { duration: Some(Duration::from_secs(20)) } };
+    // The runner's future stays on this task; the test drives it from the other arm of the join.
+    let (report, ()) =
+        tokio::join!(run_cpe(&model, &template, &mut cpe, &opts, stopped, Some(rx)), drive(addr, &user, &pass, &informs, stop));
+    server.stop().await;
+
+    let informs = informs.lock().unwrap().clone();
+    assert_eq!(informs.len(), 3, "{informs:?}");
+    assert_eq!(informs[0], ["0 BOOTSTRAP", "1 BOOT"]);
+    assert_eq!(informs[1], ["6 CONNECTION REQUEST"]);
+    assert_eq!(informs[2], ["6 CONNECTION REQUEST"]);
+    assert_eq!((report.completed, report.failed), (3, 0));
+}
+
+/// Connection Requests at chosen moments of the CPE's sessions.
+async fn drive(addr: SocketAddr, user: &str, pass: &str, informs: &Arc<Mutex<Vec<Vec<String>>>>, stop: watch::Sender<bool>) {
+    let count = |n: usize| {
+        let informs = informs.clone();
+        async move {
+            for _ in 0..200 {
+                if informs.lock().unwrap().len() >= n {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            panic!("the ACS never saw Inform {n}: {:?}", informs.lock().unwrap());
+        }
+    };
+
+    // During the bootstrap session: accepted (the CPE answers its credentials even while busy),
+    // and the CPE calls back once that session is over.
+    count(1).await;
+    assert_eq!(connection_request(addr, "/cr", user, pass).await, 200);
+    count(2).await;
+    // Two more during that session: one more session, not two.
+    assert_eq!(connection_request(addr, "/cr", user, pass).await, 200);
+    assert_eq!(connection_request(addr, "/cr", user, pass).await, 200);
+    count(3).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // A wrong password wakes nothing.
+    assert_eq!(connection_request(addr, "/cr", user, "not-the-password").await, 401);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    stop.send(true).unwrap();
+}
