@@ -18,6 +18,7 @@ use tracing::{debug, info, warn};
 
 use crate::connreq::CrMsg;
 use crate::cpe::{retry, CpeState, DeferredAction, TransferRequest};
+use crate::cwmp::rpc::inform::EventCode;
 use crate::cwmp::template::InformTemplate;
 use crate::model::{ChangeSet, Loc, Model, ReadFor};
 use crate::session::{AcsReply, Session, SessionError, SessionSummary, State, Step};
@@ -316,6 +317,8 @@ pub async fn session(
         let events = cpe.events.describe(cpe.delta.changed().len());
         info!(event_codes = %events, retry_count = cpe.retry_count, rpc = %"Inform", "session started");
     }
+    // A session a Connection Request started: its Inform is also measured from the wake-up.
+    let woken = cpe.events.has(EventCode::ConnectionRequest);
     let mut session = Session::start(model, template, cpe, UnixMillis::now(), &mut out);
     if let Some(p) = &probe {
         let mut r = p.recorder.borrow_mut();
@@ -353,7 +356,11 @@ pub async fn session(
             Err(e) => return finish(Some(Failure::transport(e)), session.abort(cpe), None),
         };
         if let Some(p) = &probe {
-            p.recorder.borrow_mut().record_both(sending, sent_at.elapsed(), p.scheduled_at.elapsed());
+            let mut r = p.recorder.borrow_mut();
+            r.record_both(sending, sent_at.elapsed(), p.scheduled_at.elapsed());
+            if woken && sending == stats::m::INFORM {
+                r.record_both(stats::m::CONNECTION_REQUEST, sent_at.elapsed(), p.scheduled_at.elapsed());
+            }
         }
         debug!(
             status = resp.status,

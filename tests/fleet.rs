@@ -182,6 +182,10 @@ fn a_connection_request_wakes_cpe_n_of_a_thousand() {
     assert_eq!(informs_of("FEFEFE000003").len(), 1, "a refused request wakes nothing");
     let woken = acs.informs.lock().unwrap().iter().filter(|(_, e, _)| e.iter().any(|c| c == "6 CONNECTION REQUEST")).count();
     assert_eq!(woken, 3);
+    // The report measures each woken session's Inform from the wake-up.
+    let cr = &out.json["rpc"]["ConnectionRequest"];
+    assert_eq!(cr["count"].as_u64(), Some(3), "{cr}");
+    assert!(cr["from_scheduled"]["max_us"].as_u64().unwrap() < 1_500_000, "{cr}");
     assert_eq!(out.total.outcomes.failed_sessions(), 0);
 }
 

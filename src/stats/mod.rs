@@ -50,6 +50,8 @@ pub const METRICS: &[&str] = &[
     "Unknown",
     "BadRequest",
     "Connect",
+    // The Inform of a session a Connection Request started; from_scheduled counts from the wake-up.
+    "ConnectionRequest",
 ];
 
 /// Index of a metric name in [`METRICS`].
@@ -65,6 +67,7 @@ pub mod m {
     pub const TRANSFER_COMPLETE: usize = 3;
     pub const GET_RPC_METHODS: usize = 4;
     pub const CONNECT: usize = 26;
+    pub const CONNECTION_REQUEST: usize = 27;
 }
 
 /// Why a session did not complete (or an Inform came due too late), for counting.

@@ -163,6 +163,7 @@ pub fn to_text(r: &Recorder, facts: &RunFacts, process: &ProcessFigures) -> Stri
     }
     row("Inform (from scheduled)", r.scheduled_inform());
     row("Session (from scheduled)", r.scheduled_session());
+    row("ConnectionRequest (from wake)", &r.from_scheduled[crate::stats::m::CONNECTION_REQUEST]);
     row("scheduler lag", &r.lag);
     let f = &j["failures"];
     if let Some(map) = f.as_object().filter(|m| !m.is_empty()) {
