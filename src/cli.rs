@@ -97,6 +97,11 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1000)]
     pub cr_rate: u32,
 
+    /// Serve the device state API here (e.g. 127.0.0.1:7548): GET /cpes, GET /cpes/{cpe-N|serial},
+    /// PUT /cpes/{id}/parameters, POST /cpes/{id}/connection-request, GET /metrics
+    #[arg(long)]
+    pub api_bind_addr: Option<SocketAddr>,
+
     /// Index of the (first) CPE: stamps serial, MAC and credentials (cpe-N). Give processes or
     /// machines disjoint slices with --first-index and --cpes.
     #[arg(long, visible_alias = "cpe-index", default_value_t = 0)]

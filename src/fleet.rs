@@ -91,7 +91,7 @@ struct Running {
 }
 
 impl Running {
-    fn start(plan: Arc<FleetPlan>, mut cr: Vec<tokio::sync::mpsc::UnboundedReceiver<crate::connreq::CrMsg>>) -> std::io::Result<Running> {
+    fn start(plan: Arc<FleetPlan>, mut cr: Vec<tokio::sync::mpsc::UnboundedReceiver<crate::connreq::CpeMsg>>) -> std::io::Result<Running> {
         cr.reverse();
         let (control, control_rx) = watch::channel(Control { stop: false, multiplier: plan.periodic.multiplier });
         let (tx, reports) = mpsc::channel();
@@ -189,7 +189,7 @@ pub fn run(
     plan: FleetPlan,
     duration: Option<Duration>,
     out: &Outputs,
-    cr: Vec<tokio::sync::mpsc::UnboundedReceiver<crate::connreq::CrMsg>>,
+    cr: Vec<tokio::sync::mpsc::UnboundedReceiver<crate::connreq::CpeMsg>>,
 ) -> anyhow::Result<FleetOutcome> {
     let plan = Arc::new(plan);
     let started = Instant::now();

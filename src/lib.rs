@@ -17,6 +17,7 @@
 //! - [`stats`]: HdrHistograms per RPC, outcomes, the report, thresholds, interval logs.
 //! - [`shard`]: one per core: a fleet slice of CPEs on a timing wheel, sessions in flight.
 //! - [`fleet`]: the main thread of a fleet run: shards, progress, report, sweeps.
+//! - [`api`]: the device state API: a CPE's state as JSON, local changes (VALUE CHANGE), wake-ups.
 //! - [`connreq`]: the Connection Request listener: Digest/Basic checks, then a wake-up to the CPE's
 //!   owner (the runner or its shard).
 //! - [`acs`]: the embedded ACS: a scripted, sans-IO session and a hyper server around it.
@@ -27,6 +28,7 @@
 //! `transport`, `runner`, `shard` and `fleet` compose them with sockets, timers and threads.
 
 pub mod acs;
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod connreq;

@@ -1,6 +1,7 @@
 //! The `cpe-sim` binary: parse flags, set up logging, run, map the outcome to an exit code
 //! (0 ok, 1 runtime failure, 2 usage or profile error).
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -8,9 +9,10 @@ use bytes::BytesMut;
 use clap::Parser;
 use cpe_sim::acs::server::{AcsServer, AuthMode, ServerConfig};
 use cpe_sim::acs::{AcsRpc, AcsScript};
+use cpe_sim::api::ApiServer;
 use cpe_sim::cli::{AcsArgs, Args, Command, ReportCommand, RunArgs};
 use cpe_sim::config::{load_profile, parse_profile};
-use cpe_sim::connreq::{advertise_host, CrConfig, CrMsg, CrServer, Owners};
+use cpe_sim::connreq::{advertise_host, CpeMsg, CrConfig, CrServer, Owners};
 use cpe_sim::cpe::CpeState;
 use cpe_sim::cwmp::envelope::{urn_minor, URNS};
 use cpe_sim::cwmp::template::InformTemplate;
@@ -143,15 +145,64 @@ fn transport_config(args: &RunArgs) -> anyhow::Result<TransportConfig> {
     })
 }
 
-/// Starts the Connection Request listener when `--cr-bind-addr` is given: binds it, publishes
-/// its URL into the model (a per-CPE template in a fleet), and returns one receiver per owner.
+/// The listeners that reach into CPEs from outside, and the owners' ends of their channels.
+struct Listeners {
+    cr: Option<CrServer>,
+    api: Option<ApiServer>,
+    receivers: Vec<tokio::sync::mpsc::UnboundedReceiver<CpeMsg>>,
+}
+
+impl Listeners {
+    async fn stop(self) {
+        if let Some(s) = self.cr {
+            info!("{}", s.stats());
+            s.stop().await;
+        }
+        if let Some(s) = self.api {
+            s.stop().await;
+        }
+    }
+}
+
+/// Starts the Connection Request listener (`--cr-bind-addr`, publishing its URL into the model:
+/// a per-CPE template in a fleet) and the device state API (`--api-bind-addr`), with one channel
+/// per owner (`owners`: 1 for a single CPE, else the shard count). Returns the model, shared.
+async fn start_listeners(args: &RunArgs, mut model: Model, owners: u16, single: bool) -> anyhow::Result<(Arc<Model>, Listeners)> {
+    let (mut senders, mut receivers) = (Vec::new(), Vec::new());
+    if args.cr_bind_addr.is_some() || args.api_bind_addr.is_some() {
+        for _ in 0..owners.max(1) {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            senders.push(tx);
+            receivers.push(rx);
+        }
+    }
+    let owners = Owners { first: args.first_index, count: args.cpes, senders };
+    let cr = match args.cr_bind_addr {
+        Some(bind) => Some(start_connection_requests(args, &mut model, bind, owners.clone(), single).await?),
+        None => None,
+    };
+    let model = Arc::new(model);
+    let api = match args.api_bind_addr {
+        Some(bind) => {
+            let server = ApiServer::start(bind, model.clone(), owners, cr.as_ref().map(|c| c.stats_handle()))
+                .await
+                .with_context(|| format!("--api-bind-addr {bind}: cannot listen"))?;
+            info!("device state API at http://{}/cpes", server.addr);
+            Some(server)
+        }
+        None => None,
+    };
+    Ok((model, Listeners { cr, api, receivers }))
+}
+
+/// Binds the Connection Request listener and publishes its URL into the model.
 async fn start_connection_requests(
     args: &RunArgs,
     model: &mut Model,
-    owners: u16,
+    bind: SocketAddr,
+    owners: Owners,
     single: bool,
-) -> anyhow::Result<Option<(CrServer, Vec<tokio::sync::mpsc::UnboundedReceiver<CrMsg>>)>> {
-    let Some(bind) = args.cr_bind_addr else { return Ok(None) };
+) -> anyhow::Result<CrServer> {
     let root = model.tree.root_name().to_string();
     let path = args.cr_publish_path.clone().unwrap_or_else(|| format!("{root}.ManagementServer.ConnectionRequestURL"));
     let node = model
@@ -159,16 +210,8 @@ async fn start_connection_requests(
         .by_schema_path(&path)
         .filter(|n| model.tree.node(*n).param().is_some())
         .with_context(|| format!("--cr-publish-path `{path}` is not a parameter of the profile"))?;
-    let (mut senders, mut receivers) = (Vec::new(), Vec::new());
-    for _ in 0..owners.max(1) {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        senders.push(tx);
-        receivers.push(rx);
-    }
     let cfg = CrConfig { bind, auth: model.connection_request_auth, single, rate_per_second: args.cr_rate };
-    let server = CrServer::start(cfg, Owners { first: args.first_index, count: args.cpes, senders })
-        .await
-        .with_context(|| format!("--cr-bind-addr {bind}: cannot listen"))?;
+    let server = CrServer::start(cfg, owners).await.with_context(|| format!("--cr-bind-addr {bind}: cannot listen"))?;
     let host =
         args.cr_advertise_host.clone().unwrap_or_else(|| advertise_host(bind, args.acs_url.as_deref().unwrap_or("http://127.0.0.1/")));
     let url = if single {
@@ -179,13 +222,13 @@ async fn start_connection_requests(
     let template = Template::compile(&url, 0).map_err(|e| anyhow::anyhow!("--cr-advertise-host: {e}"))?;
     model.tree.set_default(node, ValueSource::Template(template));
     info!(url = %url, auth = ?model.connection_request_auth, "listening for Connection Requests at {}", server.addr);
-    Ok(Some((server, receivers)))
+    Ok(server)
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let mut model = load(args.profile.as_deref(), args.cwmp_version.as_deref())?;
+    let model = load(args.profile.as_deref(), args.cwmp_version.as_deref())?;
     let transport = transport_config(&args)?;
-    let cr = start_connection_requests(&args, &mut model, 1, true).await?;
+    let (model, mut listeners) = start_listeners(&args, model, 1, true).await?;
     let shutdown = shutdown_signal();
     let now = UnixMillis::now();
     let id = DeviceId(args.first_index);
@@ -196,15 +239,9 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let serial = dev.get(&format!("{root}.DeviceInfo.SerialNumber")).unwrap_or_default();
     // Every line of the run carries the CPE's id and serial.
     let span = tracing::info_span!("cpe", cpe_id = %id, serial = %serial);
-    let (cr_server, cr_rx) = match cr {
-        Some((server, mut rx)) => (Some(server), rx.pop()),
-        None => (None, None),
-    };
-    let code = inform_acs(&args, &model, transport, shutdown, &mut cpe, &template, cr_rx).instrument(span).await;
-    if let Some(s) = cr_server {
-        info!("{}", s.stats());
-        s.stop().await;
-    }
+    let rx = listeners.receivers.pop();
+    let code = inform_acs(&args, &model, transport, shutdown, &mut cpe, &template, rx).instrument(span).await;
+    listeners.stop().await;
     code
 }
 
@@ -217,7 +254,7 @@ async fn inform_acs(
     shutdown: watch::Receiver<bool>,
     cpe: &mut CpeState,
     template: &InformTemplate,
-    cr: Option<tokio::sync::mpsc::UnboundedReceiver<CrMsg>>,
+    cr: Option<tokio::sync::mpsc::UnboundedReceiver<CpeMsg>>,
 ) -> anyhow::Result<ExitCode> {
     let root = model.tree.root_name();
     let periodic = model
@@ -263,7 +300,7 @@ async fn inform_acs(
 
 /// A fleet run (`--cpes` > 1) or a sweep, on per-core shards.
 fn fleet_main(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Option<&std::path::Path>)>) -> anyhow::Result<ExitCode> {
-    let mut model = load(args.profile.as_deref(), args.cwmp_version.as_deref())?;
+    let model = load(args.profile.as_deref(), args.cwmp_version.as_deref())?;
     let transport = transport_config(args)?;
     let thresholds = args.thresholds.iter().map(|t| Threshold::parse(t).map_err(anyhow::Error::msg)).collect::<anyhow::Result<Vec<_>>>()?;
     if args.interval_multiplier <= 0.0 || sweep.is_some_and(|(m, _, _)| m.iter().any(|x| *x <= 0.0)) {
@@ -276,11 +313,8 @@ fn fleet_main(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Opt
     let side_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     let shards = args.shards.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u16)).max(1);
     let shards = shards.min(args.cpes.min(u16::MAX as u32) as u16).max(1);
-    let cr = side_rt.block_on(start_connection_requests(args, &mut model, shards, false))?;
-    let (cr_server, cr_receivers) = match cr {
-        Some((server, rx)) => (Some(server), rx),
-        None => (None, Vec::new()),
-    };
+    let (model, mut listeners) = side_rt.block_on(start_listeners(args, model, shards, false))?;
+    let receivers = std::mem::take(&mut listeners.receivers);
     let (acs_url, _server) = match &args.acs_url {
         Some(u) => (u.clone(), None),
         None => {
@@ -314,7 +348,7 @@ fn fleet_main(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Opt
     };
     let plan = FleetPlan {
         template: Arc::new(InformTemplate::new(&model)),
-        model: Arc::new(model),
+        model: model.clone(),
         acs_url: acs_url.clone(),
         transport,
         cpes: args.cpes,
@@ -354,11 +388,12 @@ fn fleet_main(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Opt
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let outcome = fleet::run(plan, args.duration, &out, cr_receivers)?;
+    let outcome = fleet::run(plan, args.duration, &out, receivers)?;
     print!("{}", cpe_sim::stats::report::to_text(&outcome.total, &outcome.facts, &cpe_sim::stats::report::ProcessFigures::now()));
-    if let Some(s) = &cr_server {
+    if let Some(s) = &listeners.cr {
         println!("{}", s.stats());
     }
+    side_rt.block_on(listeners.stop());
     for b in &outcome.breaches {
         error!("{b}");
     }

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::connreq::CrMsg;
+use crate::connreq::CpeMsg;
 use crate::cpe::{retry, CpeState, DeferredAction, TransferRequest};
 use crate::cwmp::rpc::inform::EventCode;
 use crate::cwmp::template::InformTemplate;
@@ -68,7 +68,7 @@ pub async fn run_cpe(
     cpe: &mut CpeState,
     opts: &RunOptions,
     mut shutdown: watch::Receiver<bool>,
-    mut cr: Option<mpsc::UnboundedReceiver<CrMsg>>,
+    mut cr: Option<mpsc::UnboundedReceiver<CpeMsg>>,
 ) -> RunReport {
     let mut report = RunReport::default();
     let mut auth = AuthState::default();
@@ -81,6 +81,8 @@ pub async fn run_cpe(
         _ => None,
     };
     let mut next_periodic = if daemon { next_periodic_inform(model, cpe) } else { None };
+    // An active notification changed locally (the API): a `4 VALUE CHANGE` session is due.
+    let mut value_change_due = false;
     loop {
         if *shutdown.borrow() {
             report.interrupted = true;
@@ -117,7 +119,8 @@ pub async fn run_cpe(
             cpe.periodic_due();
             next_periodic = next_periodic_inform(model, cpe);
         }
-        let owed = !cpe.events.is_empty() || !cpe.delta.changed().is_empty();
+        // Passive value changes wait for the next Inform; an active one is owed now.
+        let owed = !cpe.events.is_empty() || value_change_due;
         if owed && retry_at.is_none_or(|t| t <= now) {
             // The listener must be answered during the session too: from a snapshot of the
             // credentials, with a Connection Request applied once the session ends.
@@ -130,11 +133,12 @@ pub async fn run_cpe(
                 loop {
                     tokio::select! {
                         done = &mut run => break done,
-                        msg = next_cr(&mut cr) => match msg {
-                            CrMsg::Lookup { index, reply } => {
+                        msg = next_cr(&mut cr) => match msg.refuse_busy() {
+                            Some(CpeMsg::Lookup { index, reply }) => {
                                 let _ = reply.send((index == id).then(|| creds.clone()));
                             }
-                            CrMsg::Wake { .. } => woken = true,
+                            Some(CpeMsg::Wake { .. }) => woken = true,
+                            _ => {}
                         },
                     }
                 }
@@ -142,6 +146,9 @@ pub async fn run_cpe(
             if woken {
                 info!("connection request during the session: another session follows");
                 cpe.connection_requested();
+            }
+            if failure.is_none() {
+                value_change_due = false;
             }
             for action in &summary.actions {
                 match action {
@@ -198,7 +205,7 @@ pub async fn run_cpe(
                 // A daemon with nothing scheduled waits for shutdown or a Connection Request.
                 tokio::select! {
                     _ = signalled(&mut shutdown) => {}
-                    msg = next_cr(&mut cr) => handle_cr(model, cpe, msg),
+                    msg = next_cr(&mut cr) => value_change_due |= handle_cr(model, cpe, msg),
                 }
                 continue;
             }
@@ -210,14 +217,14 @@ pub async fn run_cpe(
         tokio::select! {
             _ = tokio::time::sleep_until(wake) => {}
             _ = signalled(&mut shutdown) => {}
-            msg = next_cr(&mut cr) => handle_cr(model, cpe, msg),
+            msg = next_cr(&mut cr) => value_change_due |= handle_cr(model, cpe, msg),
         }
     }
     report
 }
 
 /// The next Connection Request message, or never when there is no listener.
-pub async fn next_cr(cr: &mut Option<mpsc::UnboundedReceiver<CrMsg>>) -> CrMsg {
+pub async fn next_cr(cr: &mut Option<mpsc::UnboundedReceiver<CpeMsg>>) -> CpeMsg {
     match cr {
         Some(rx) => match rx.recv().await {
             Some(m) => m,
@@ -227,17 +234,30 @@ pub async fn next_cr(cr: &mut Option<mpsc::UnboundedReceiver<CrMsg>>) -> CrMsg {
     }
 }
 
-/// Answers a Connection Request message for an idle CPE.
-fn handle_cr(model: &Model, cpe: &mut CpeState, msg: CrMsg) {
+/// Answers a listener's message for an idle CPE; true when an active value change is now due.
+fn handle_cr(model: &Model, cpe: &mut CpeState, msg: CpeMsg) -> bool {
     match msg {
-        CrMsg::Lookup { index, reply } => {
+        CpeMsg::Lookup { index, reply } => {
             let _ = reply.send((index == cpe.id.0).then(|| model.connection_request_credentials(cpe.id, &cpe.delta)));
         }
-        CrMsg::Wake { .. } => {
+        CpeMsg::Wake { .. } => {
             info!("connection request: starting a session");
             cpe.connection_requested();
         }
+        CpeMsg::Inspect { reply, .. } => {
+            let _ = reply.send(Ok(crate::api::state::inspect(model, cpe, UnixMillis::now())));
+        }
+        CpeMsg::SetLocal { params, reply, .. } => {
+            let result = crate::api::state::set_local(model, cpe, &params, UnixMillis::now());
+            let active = result == Ok(crate::api::state::Notify::Active);
+            if let Ok(n) = &result {
+                info!(parameters = params.len(), notification = ?n, "values changed locally");
+            }
+            let _ = reply.send(result);
+            return active;
+        }
     }
+    false
 }
 
 /// Resolves when shutdown is signalled; never, once nobody can signal any more.

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cpe_sim::connreq::{CrConfig, CrMsg, CrServer, Owners};
+use cpe_sim::connreq::{CpeMsg, CrConfig, CrServer, Owners};
 use cpe_sim::cpe::CpeState;
 use cpe_sim::cwmp::template::InformTemplate;
 use cpe_sim::model::{ConnRequestAuth, Delta, DeviceId};
@@ -75,10 +75,11 @@ async fn listener(auth: ConnRequestAuth, rate: u32) -> (CrServer, Arc<Mutex<Vec<
     tokio::spawn(async move {
         while let Some(msg) = rx.recv().await {
             match msg {
-                CrMsg::Lookup { index, reply } => {
+                CpeMsg::Lookup { index, reply } => {
                     let _ = reply.send(Some((format!("user{index}"), format!("pass{index}"))));
                 }
-                CrMsg::Wake { index } => log.lock().unwrap().push(index),
+                CpeMsg::Wake { index } => log.lock().unwrap().push(index),
+                other => panic!("the listener only looks up and wakes: {other:?}"),
             }
         }
     });

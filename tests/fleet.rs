@@ -190,6 +190,52 @@ fn a_connection_request_wakes_cpe_n_of_a_thousand() {
 }
 
 #[test]
+fn the_state_api_reaches_cpe_n_of_a_fleet() {
+    use cpe_sim::api::ApiServer;
+    use cpe_sim::connreq::Owners;
+
+    let acs = RecordingAcs::start(Duration::ZERO);
+    let plan = plan(acs.raw.url("/"), 100, 2, ConnectionMode::Pooled, 1.0);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (mut senders, mut receivers) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        senders.push(tx);
+        receivers.push(rx);
+    }
+    let owners = Owners { first: 0, count: 100, senders };
+    let api = rt.block_on(ApiServer::start("127.0.0.1:0".parse().unwrap(), plan.model.clone(), owners, None)).unwrap();
+    let addr = api.addr;
+    let fleet = std::thread::spawn(move || fleet::run(plan, Some(Duration::from_millis(2000)), &quiet(), receivers).unwrap());
+    std::thread::sleep(Duration::from_millis(700));
+    // 409 while the CPE is in a session: retry, as a user would.
+    let call = |method: &str, path: &str, body: &str| {
+        for _ in 0..100 {
+            let (status, v) = rt.block_on(crate::api::call(addr, method, path, body));
+            if status != 409 {
+                return (status, v);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("{method} {path}: busy for a second");
+    };
+    let (status, v) = call("GET", "/cpes/FEFEFE000039", "");
+    assert_eq!((status, v["id"].as_str()), (200, Some("cpe-57")), "{v}");
+    let (status, list) = call("GET", "/cpes?offset=90&limit=50", "");
+    assert_eq!((status, list["cpes"].as_array().map(Vec::len)), (200, Some(10)), "{list}");
+    // ProvisioningCode has active notification in the example profile.
+    let body = r#"{"Device.DeviceInfo.ProvisioningCode": "from-the-api"}"#;
+    let (status, v) = call("PUT", "/cpes/cpe-57/parameters", body);
+    assert_eq!(status, 200, "{v}");
+    let out = fleet.join().unwrap();
+    rt.block_on(api.stop());
+    let informs = acs.informs.lock().unwrap().clone();
+    let changed: Vec<_> = informs.iter().filter(|(_, e, _)| e.iter().any(|c| c == "4 VALUE CHANGE")).map(|(s, ..)| s.clone()).collect();
+    assert_eq!(changed, ["FEFEFE000039"]);
+    assert_eq!(out.total.outcomes.failed_sessions(), 0);
+}
+
+#[test]
 fn per_session_mode_opens_a_connection_per_session() {
     let acs = RecordingAcs::start(Duration::ZERO);
     let out = fleet::run(

@@ -18,3 +18,5 @@ mod profiles;
 mod cli;
 // Connection Requests: the listener's answers and the sessions they cause.
 mod connreq;
+// The device state API: state dumps, local changes and VALUE CHANGE, refusals.
+mod api;

@@ -8,7 +8,7 @@
 //! 405; a flood beyond the rate limit 503.
 //!
 //! The listener owns no CPE state: it asks the CPE's owner (the single-CPE runner, or the shard
-//! holding it) for the credentials and tells it to wake up, through [`CrMsg`] channels. Owners
+//! holding it) for the credentials and tells it to wake up, through [`CpeMsg`] channels. Owners
 //! answer at once, even while the CPE is in a session.
 
 pub mod digest;
@@ -28,15 +28,38 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::api::state::{Notify, Refusal};
 use crate::model::ConnRequestAuth;
 
-/// A request from the listener to the owner of a CPE.
+/// A request from a listener (Connection Requests, the device state API) to the owner of a CPE.
 #[derive(Debug)]
-pub enum CrMsg {
+pub enum CpeMsg {
     /// What are this CPE's ConnectionRequestUsername/Password? `None`: no such CPE.
     Lookup { index: u32, reply: oneshot::Sender<Option<(String, String)>> },
     /// An authenticated Connection Request: start a `6 CONNECTION REQUEST` session.
     Wake { index: u32 },
+    /// The API: the CPE's state as JSON.
+    Inspect { index: u32, reply: oneshot::Sender<Result<serde_json::Value, Refusal>> },
+    /// The API: change values locally; an active notification starts a session.
+    SetLocal { index: u32, params: Vec<(String, String)>, reply: oneshot::Sender<Result<Notify, Refusal>> },
+}
+
+impl CpeMsg {
+    /// Answers an API question for a CPE that is in a session (its state is on the move).
+    pub fn refuse_busy(self) -> Option<CpeMsg> {
+        let busy = || Refusal::new(409, "the CPE is in a session; retry when it ends");
+        match self {
+            CpeMsg::Inspect { reply, .. } => {
+                let _ = reply.send(Err(busy()));
+                None
+            }
+            CpeMsg::SetLocal { reply, .. } => {
+                let _ = reply.send(Err(busy()));
+                None
+            }
+            other => Some(other),
+        }
+    }
 }
 
 /// Who owns which CPE: indices `first..first+count`, split over owners by `(i − first) % n`
@@ -45,11 +68,12 @@ pub enum CrMsg {
 pub struct Owners {
     pub first: u32,
     pub count: u32,
-    pub senders: Vec<mpsc::UnboundedSender<CrMsg>>,
+    pub senders: Vec<mpsc::UnboundedSender<CpeMsg>>,
 }
 
 impl Owners {
-    fn owner(&self, index: u32) -> Option<&mpsc::UnboundedSender<CrMsg>> {
+    /// The channel to the owner of CPE `index`, if it is one of ours.
+    pub fn owner(&self, index: u32) -> Option<&mpsc::UnboundedSender<CpeMsg>> {
         let rel = index.checked_sub(self.first).filter(|r| *r < self.count)?;
         self.senders.get(rel as usize % self.senders.len().max(1))
     }
@@ -96,7 +120,7 @@ struct Shared {
     owners: Owners,
     nonces: Mutex<digest::NonceStore>,
     bucket: Mutex<(f64, Instant)>,
-    stats: CrStats,
+    stats: Arc<CrStats>,
 }
 
 /// The running listener.
@@ -119,13 +143,8 @@ impl CrServer {
         let listener = TcpListener::bind(cfg.bind).await?;
         let addr = listener.local_addr()?;
         let burst = cfg.rate_per_second.max(1) as f64;
-        let shared = Arc::new(Shared {
-            cfg,
-            owners,
-            nonces: Mutex::default(),
-            bucket: Mutex::new((burst, Instant::now())),
-            stats: CrStats::default(),
-        });
+        let shared =
+            Arc::new(Shared { cfg, owners, nonces: Mutex::default(), bucket: Mutex::new((burst, Instant::now())), stats: Arc::default() });
         let (stop, mut stopped) = watch::channel(false);
         let s = shared.clone();
         let task = tokio::spawn(async move {
@@ -150,6 +169,11 @@ impl CrServer {
 
     pub fn stats(&self) -> &CrStats {
         &self.shared.stats
+    }
+
+    /// The counters, shared (for the API's `/metrics`).
+    pub fn stats_handle(&self) -> Arc<CrStats> {
+        self.shared.stats.clone()
     }
 
     /// Stops accepting.
@@ -208,7 +232,7 @@ async fn handle(s: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, std::co
         b.0 -= 1.0;
     }
     let (tx, rx) = oneshot::channel();
-    if sender.send(CrMsg::Lookup { index, reply: tx }).is_err() {
+    if sender.send(CpeMsg::Lookup { index, reply: tx }).is_err() {
         return Ok(reply(StatusCode::SERVICE_UNAVAILABLE, "CPE not running\n"));
     }
     let Ok(Some((user, pass))) = tokio::time::timeout(Duration::from_secs(2), rx).await.unwrap_or(Ok(None)) else {
@@ -240,7 +264,7 @@ async fn handle(s: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, std::co
         return Ok(r);
     }
     count(&s.stats.accepted);
-    let _ = sender.send(CrMsg::Wake { index });
+    let _ = sender.send(CpeMsg::Wake { index });
     tracing::debug!(cpe_id = %crate::model::DeviceId(index), "connection request accepted");
     Ok(reply(StatusCode::OK, ""))
 }

@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use crate::connreq::CrMsg;
+use crate::connreq::CpeMsg;
 use crate::cpe::{CpeState, DeferredAction, TransferRequest};
 use crate::cwmp::template::InformTemplate;
 use crate::model::{ChangeSet, DeviceId, Model};
@@ -104,7 +104,7 @@ pub fn spawn(
     reports: mpsc::Sender<ShardReport>,
     spares: mpsc::Receiver<Recorder>,
     control: watch::Receiver<Control>,
-    cr: Option<tokio::sync::mpsc::UnboundedReceiver<CrMsg>>,
+    cr: Option<tokio::sync::mpsc::UnboundedReceiver<CpeMsg>>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name(format!("shard-{id}")).spawn(move || {
         let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -248,16 +248,16 @@ impl<'p> Shard<'p> {
     }
 
     /// Answers the Connection Request listener.
-    fn connection_request(&mut self, msg: CrMsg) {
+    fn connection_request(&mut self, msg: CpeMsg) {
         match msg {
-            CrMsg::Lookup { index, reply } => {
+            CpeMsg::Lookup { index, reply } => {
                 let creds = self.local(index).and_then(|k| match self.is_busy(k) {
                     true => self.busy_credentials.get(&k).cloned(),
                     false => Some(self.plan.model.connection_request_credentials(self.cpes[k as usize].id, &self.cpes[k as usize].delta)),
                 });
                 let _ = reply.send(creds);
             }
-            CrMsg::Wake { index } => {
+            CpeMsg::Wake { index } => {
                 let Some(k) = self.local(index) else { return };
                 if self.is_busy(k) {
                     self.woken.insert(k);
@@ -265,6 +265,36 @@ impl<'p> Shard<'p> {
                     self.cpes[k as usize].connection_requested();
                     let now = self.tick();
                     self.ready.push_back((k, now));
+                }
+            }
+            msg @ (CpeMsg::Inspect { .. } | CpeMsg::SetLocal { .. }) => {
+                let index = match &msg {
+                    CpeMsg::Inspect { index, .. } | CpeMsg::SetLocal { index, .. } => *index,
+                    _ => unreachable!("matched above"),
+                };
+                let Some(k) = self.local(index) else {
+                    let _ = msg.refuse_busy();
+                    return;
+                };
+                if self.is_busy(k) {
+                    let _ = msg.refuse_busy();
+                    return;
+                }
+                let model = self.plan.model.clone();
+                let cpe = &mut self.cpes[k as usize];
+                match msg {
+                    CpeMsg::Inspect { reply, .. } => {
+                        let _ = reply.send(Ok(crate::api::state::inspect(&model, cpe, UnixMillis::now())));
+                    }
+                    CpeMsg::SetLocal { params, reply, .. } => {
+                        let result = crate::api::state::set_local(&model, cpe, &params, UnixMillis::now());
+                        if result == Ok(crate::api::state::Notify::Active) {
+                            let now = self.tick();
+                            self.ready.push_back((k, now));
+                        }
+                        let _ = reply.send(result);
+                    }
+                    _ => {}
                 }
             }
         }
@@ -275,7 +305,7 @@ impl<'p> Shard<'p> {
         reports: mpsc::Sender<ShardReport>,
         spares: mpsc::Receiver<Recorder>,
         mut control: watch::Receiver<Control>,
-        mut cr: Option<tokio::sync::mpsc::UnboundedReceiver<CrMsg>>,
+        mut cr: Option<tokio::sync::mpsc::UnboundedReceiver<CpeMsg>>,
     ) {
         let with_listener = cr.is_some();
         let plan = self.plan;
