@@ -22,6 +22,7 @@
 //!   owner (the runner or its shard).
 //! - [`acs`]: the embedded ACS: a scripted, sans-IO session and a hyper server around it.
 //! - [`run`]: one session against an in-process ACS with no sockets (a test harness).
+//! - [`hooks`]: the extension trait library users implement to change CPE behaviour.
 //! - [`cli`]: the command line.
 //!
 //! `model`, `cwmp`, `cpe` and `session` do no I/O and never read a clock (the quinn-proto split);
@@ -35,6 +36,7 @@ pub mod connreq;
 pub mod cpe;
 pub mod cwmp;
 pub mod fleet;
+pub mod hooks;
 pub mod model;
 pub mod run;
 pub mod runner;

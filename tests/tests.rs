@@ -20,3 +20,5 @@ mod cli;
 mod connreq;
 // The device state API: state dumps, local changes and VALUE CHANGE, refusals.
 mod api;
+// Extension hooks: what a library user can change in a CPE's answers.
+mod hooks;

@@ -100,6 +100,8 @@ pub struct Model {
     pub get_rpc_methods_on_bootstrap: bool,
     /// How Connection Requests to these CPEs authenticate.
     pub connection_request_auth: ConnRequestAuth,
+    /// What these CPEs do beyond the standard (library users; the CLI uses the standard).
+    pub hooks: std::sync::Arc<dyn crate::hooks::CpeHooks>,
 }
 
 /// How a CPE checks an ACS's Connection Request (PROTOCOL.md §10.1).
@@ -153,7 +155,32 @@ impl Model {
             forced,
             get_rpc_methods_on_bootstrap: false,
             connection_request_auth: ConnRequestAuth::Digest,
+            hooks: std::sync::Arc::new(crate::hooks::StandardCpe),
         })
+    }
+
+    /// Attaches extension hooks, adding their Inform parameters to the forced ones. Build the
+    /// Inform template after this.
+    ///
+    /// # Errors
+    /// An Inform parameter the profile does not have.
+    pub fn with_hooks(mut self, hooks: std::sync::Arc<dyn crate::hooks::CpeHooks>) -> Result<Model, String> {
+        let empty = Delta::default();
+        let dev = self.device(DeviceId(0), &empty, crate::time::UnixMillis(0), crate::time::UnixMillis(0));
+        let mut extra = Vec::new();
+        for name in hooks.inform_parameters() {
+            match dev.resolve(&name).as_deref() {
+                Ok([device::Target::Param(loc)]) => extra.push(loc.clone()),
+                _ => return Err(format!("hook Inform parameter `{name}` is not a parameter of profile `{}`", self.name)),
+            }
+        }
+        for loc in extra {
+            if !self.forced.contains(&loc) {
+                self.forced.push(loc);
+            }
+        }
+        self.hooks = hooks;
+        Ok(self)
     }
 
     /// A read-only view of CPE `id` with `delta`, booted at `boot_at`, at time `now`.

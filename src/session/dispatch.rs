@@ -29,6 +29,12 @@ pub(super) fn answer(
         write_cpe_fault::<&str>(out, urn, id, code, detail, &[]);
         Some(code)
     };
+    // A copy of the shared reference (no Arc clone: no shared atomics on the session path).
+    let model = dev.model;
+    let hooks = &*model.hooks;
+    if let Some(f) = hooks.on_request(&dev.view(), req.name()) {
+        return fail(out, f.code, Some(&f.detail));
+    }
     match req {
         AcsRequest::GetRpcMethods => {
             get_rpc_methods::write_response(out, urn, id, SUPPORTED_METHODS);
@@ -73,9 +79,14 @@ pub(super) fn answer(
         AcsRequest::SetParameterValues(r) => {
             let entries: Vec<SpvEntry<'_>> =
                 r.params.iter().map(|p| SpvEntry { name: &p.name, value: &p.value, xsi_type: p.xsi_type }).collect();
+            let pairs: Vec<(&str, &str)> = entries.iter().map(|e| (e.name, e.value)).collect();
+            if let Err(f) = hooks.before_set(&dev.view(), &pairs) {
+                return fail(out, f.code, Some(&f.detail));
+            }
             match dev.spv(&entries, &r.parameter_key) {
                 Ok(c) => {
                     changes.insert(c);
+                    hooks.after_set(dev, &pairs);
                     set_parameter_values::write_response(out, urn, id, 0);
                     None
                 }
@@ -213,10 +224,16 @@ pub(super) fn answer(
             get_options::write_response(out, urn, id);
             None
         }
-        AcsRequest::Unknown { name } => {
-            unknown::write_response(out, urn, id, name);
-            Some(FaultCode::MethodNotSupported)
-        }
+        AcsRequest::Unknown { name } => match hooks.vendor_rpc(dev, name) {
+            Some(inner) => {
+                unknown::write_vendor_response(out, urn, id, name, &inner);
+                None
+            }
+            None => {
+                unknown::write_response(out, urn, id, name);
+                Some(FaultCode::MethodNotSupported)
+            }
+        },
     }
 }
 
