@@ -69,7 +69,7 @@ async fn main() -> anyhow::Result<()> {
         tls: client_config(&TlsOptions::default())?,
         credentials: None,
     };
-    let opts = RunOptions { acs_url: acs.url(), transport, mode: Mode::OneShot };
+    let opts = RunOptions { acs_url: acs.url(), transport, mode: Mode::OneShot, state: None };
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     let mut cpe = CpeState::new(DeviceId(0), UnixMillis::now());
     let report = run_cpe(&model, &template, &mut cpe, &opts, stopped, None).await;

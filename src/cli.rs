@@ -97,6 +97,11 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1000)]
     pub cr_rate: u32,
 
+    /// Keep each CPE's state here across restarts: a restarted simulator resumes (1 BOOT, not
+    /// 0 BOOTSTRAP), keeping what the ACS set and pending M-events
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+
     /// Serve the device state API here (e.g. 127.0.0.1:7548): GET /cpes, GET /cpes/{cpe-N|serial},
     /// PUT /cpes/{id}/parameters, POST /cpes/{id}/connection-request, GET /metrics
     #[arg(long)]

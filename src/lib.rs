@@ -22,6 +22,7 @@
 //!   owner (the runner or its shard).
 //! - [`acs`]: the embedded ACS: a scripted, sans-IO session and a hyper server around it.
 //! - [`run`]: one session against an in-process ACS with no sockets (a test harness).
+//! - [`persist`]: `--state-dir`: CPE states saved in batches and resumed after a restart.
 //! - [`hooks`]: the extension trait library users implement to change CPE behaviour.
 //! - [`cli`]: the command line.
 //!
@@ -38,6 +39,7 @@ pub mod cwmp;
 pub mod fleet;
 pub mod hooks;
 pub mod model;
+pub mod persist;
 pub mod run;
 pub mod runner;
 pub mod session;

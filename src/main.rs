@@ -20,6 +20,7 @@ use cpe_sim::fleet::{self, Outputs};
 use cpe_sim::model::tree::ValueSource;
 use cpe_sim::model::Template;
 use cpe_sim::model::{DeviceId, Model};
+use cpe_sim::persist::{Resume, StateSink, Store, StoreError};
 use cpe_sim::runner::{run_cpe, Mode, PeriodicPlan, RunOptions};
 use cpe_sim::shard::{Boot, ConnectionMode, FleetPlan};
 use cpe_sim::stats::threshold::Threshold;
@@ -225,6 +226,35 @@ async fn start_connection_requests(
     Ok(server)
 }
 
+/// Opens `--state-dir`: another profile's store is an error; an unusable directory is reported and
+/// the run goes on in memory.
+fn open_store(args: &RunArgs, model: &Model) -> anyhow::Result<Option<Store>> {
+    let Some(dir) = &args.state_dir else { return Ok(None) };
+    match Store::open(dir, model) {
+        Ok(store) => {
+            if store.torn_bytes > 0 {
+                warn!(bytes = store.torn_bytes, "--state-dir: dropped a torn last batch (the simulator was killed while writing it)");
+            }
+            info!(dir = %dir.display(), saved_cpes = store.loaded.len(), "device state is kept in --state-dir");
+            Ok(Some(store))
+        }
+        Err(e @ StoreError::Mismatch { .. }) => Err(e.into()),
+        Err(e) => {
+            error!("{e}; the run goes on in memory and nothing will be saved");
+            Ok(None)
+        }
+    }
+}
+
+/// Writes the last batch of `--state-dir`.
+fn close_store(store: Option<Store>) {
+    if let Some(s) = store {
+        if let Err(e) = s.close() {
+            error!("--state-dir: the last batch was not saved: {e}");
+        }
+    }
+}
+
 async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let model = load(args.profile.as_deref(), args.cwmp_version.as_deref())?;
     let transport = transport_config(&args)?;
@@ -232,7 +262,12 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let shutdown = shutdown_signal();
     let now = UnixMillis::now();
     let id = DeviceId(args.first_index);
-    let mut cpe = CpeState::new(id, now);
+    let mut store = open_store(&args, &model)?;
+    let resumed = store.as_mut().and_then(|s| s.resume(id.0, now));
+    if let Some(c) = &resumed {
+        info!(cpe_id = %id, bootstrapped = c.bootstrapped, events = %c.events.describe(0), "resumed from --state-dir");
+    }
+    let mut cpe = resumed.unwrap_or_else(|| CpeState::new(id, now));
     let template = InformTemplate::new(&model);
     let root = model.tree.root_name().to_string();
     let dev = model.device(id, &cpe.delta, cpe.boot_at, now);
@@ -240,8 +275,10 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // Every line of the run carries the CPE's id and serial.
     let span = tracing::info_span!("cpe", cpe_id = %id, serial = %serial);
     let rx = listeners.receivers.pop();
-    let code = inform_acs(&args, &model, transport, shutdown, &mut cpe, &template, rx).instrument(span).await;
+    let sink = store.as_ref().map(|s| s.sink.clone());
+    let code = inform_acs(&args, &model, transport, shutdown, &mut cpe, &template, (rx, sink)).instrument(span).await;
     listeners.stop().await;
+    close_store(store);
     code
 }
 
@@ -254,7 +291,7 @@ async fn inform_acs(
     shutdown: watch::Receiver<bool>,
     cpe: &mut CpeState,
     template: &InformTemplate,
-    cr: Option<tokio::sync::mpsc::UnboundedReceiver<CpeMsg>>,
+    (cr, state): (Option<tokio::sync::mpsc::UnboundedReceiver<CpeMsg>>, Option<StateSink>),
 ) -> anyhow::Result<ExitCode> {
     let root = model.tree.root_name();
     let periodic = model
@@ -274,7 +311,7 @@ async fn inform_acs(
     };
     // A Connection Request listener needs the CPE to stay up: daemon mode.
     let mode = if args.duration.is_some() || periodic || cr.is_some() { Mode::Daemon { duration: args.duration } } else { Mode::OneShot };
-    let opts = RunOptions { acs_url: acs_url.clone(), transport, mode };
+    let opts = RunOptions { acs_url: acs_url.clone(), transport, mode, state };
     info!(acs_url = %acs_url, profile = %model.name, mode = ?mode, "CPE starting");
     let report = run_cpe(model, template, cpe, &opts, shutdown, cr).await;
     // What the ACS changed on this CPE, from the CPE's own delta (secrets masked).
@@ -315,6 +352,8 @@ fn fleet_main(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Opt
     let shards = shards.min(args.cpes.min(u16::MAX as u32) as u16).max(1);
     let (model, mut listeners) = side_rt.block_on(start_listeners(args, model, shards, false))?;
     let receivers = std::mem::take(&mut listeners.receivers);
+    let mut store = open_store(args, &model)?;
+    let state = store.as_mut().map(|s| Resume { saved: std::sync::Mutex::new(std::mem::take(&mut s.loaded)), sink: s.sink.clone() });
     let (acs_url, _server) = match &args.acs_url {
         Some(u) => (u.clone(), None),
         None => {
@@ -360,6 +399,7 @@ fn fleet_main(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Opt
         max_in_flight: (args.max_connections / shards as usize).max(1),
         report_every: args.progress_interval.min(std::time::Duration::from_secs(1)),
         epoch: std::time::Instant::now(),
+        state,
     };
     info!(
         cpes = plan.cpes,
@@ -388,7 +428,9 @@ fn fleet_main(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Opt
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let outcome = fleet::run(plan, args.duration, &out, receivers)?;
+    let outcome = fleet::run(plan, args.duration, &out, receivers);
+    close_store(store);
+    let outcome = outcome?;
     print!("{}", cpe_sim::stats::report::to_text(&outcome.total, &outcome.facts, &cpe_sim::stats::report::ProcessFigures::now()));
     if let Some(s) = &listeners.cr {
         println!("{}", s.stats());

@@ -43,6 +43,8 @@ pub struct RunOptions {
     pub acs_url: String,
     pub transport: TransportConfig,
     pub mode: Mode,
+    /// `--state-dir`: where to save the CPE after each session and local change.
+    pub state: Option<crate::persist::StateSink>,
 }
 
 /// How a run went.
@@ -179,6 +181,9 @@ pub async fn run_cpe(
             if summary.changes.contains(ChangeSet::PERIODIC_INFORM) && daemon {
                 next_periodic = next_periodic_inform(model, cpe);
             }
+            if let Some(s) = &opts.state {
+                s.save(cpe);
+            }
             match failure {
                 None => {
                     report.completed += 1;
@@ -205,7 +210,7 @@ pub async fn run_cpe(
                 // A daemon with nothing scheduled waits for shutdown or a Connection Request.
                 tokio::select! {
                     _ = signalled(&mut shutdown) => {}
-                    msg = next_cr(&mut cr) => value_change_due |= handle_cr(model, cpe, msg),
+                    msg = next_cr(&mut cr) => value_change_due |= handle_cr(model, cpe, msg, opts.state.as_ref()),
                 }
                 continue;
             }
@@ -217,7 +222,7 @@ pub async fn run_cpe(
         tokio::select! {
             _ = tokio::time::sleep_until(wake) => {}
             _ = signalled(&mut shutdown) => {}
-            msg = next_cr(&mut cr) => value_change_due |= handle_cr(model, cpe, msg),
+            msg = next_cr(&mut cr) => value_change_due |= handle_cr(model, cpe, msg, opts.state.as_ref()),
         }
     }
     report
@@ -235,7 +240,7 @@ pub async fn next_cr(cr: &mut Option<mpsc::UnboundedReceiver<CpeMsg>>) -> CpeMsg
 }
 
 /// Answers a listener's message for an idle CPE; true when an active value change is now due.
-fn handle_cr(model: &Model, cpe: &mut CpeState, msg: CpeMsg) -> bool {
+fn handle_cr(model: &Model, cpe: &mut CpeState, msg: CpeMsg, state: Option<&crate::persist::StateSink>) -> bool {
     match msg {
         CpeMsg::Lookup { index, reply } => {
             let _ = reply.send((index == cpe.id.0).then(|| model.connection_request_credentials(cpe.id, &cpe.delta)));
@@ -250,6 +255,9 @@ fn handle_cr(model: &Model, cpe: &mut CpeState, msg: CpeMsg) -> bool {
         CpeMsg::SetLocal { params, reply, .. } => {
             let result = crate::api::state::set_local(model, cpe, &params, UnixMillis::now());
             let active = result == Ok(crate::api::state::Notify::Active);
+            if let (Ok(_), Some(s)) = (&result, state) {
+                s.save(cpe);
+            }
             if let Ok(n) = &result {
                 info!(parameters = params.len(), notification = ?n, "values changed locally");
             }

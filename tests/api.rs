@@ -75,7 +75,7 @@ async fn state_changes_notifications_and_refusals() {
         tls: client_config(&TlsOptions { no_system_roots: true, ..TlsOptions::default() }).unwrap(),
         credentials: None,
     };
-    let opts = RunOptions { acs_url: acs.url("/"), transport, mode: Mode::Daemon { duration: Some(Duration::from_secs(20)) } };
+    let opts = RunOptions { acs_url: acs.url("/"), transport, mode: Mode::Daemon { duration: Some(Duration::from_secs(20)) }, state: None };
     let (report, ()) = tokio::join!(run_cpe(&model, &template, &mut cpe, &opts, stopped, Some(rx)), drive(api.addr, &informs, stop));
     api.stop().await;
     assert_eq!((report.completed, report.failed), (3, 0));

@@ -185,7 +185,7 @@ async fn a_connection_request_wakes_the_cpe_and_a_burst_during_a_session_coalesc
         tls: client_config(&TlsOptions { no_system_roots: true, ..TlsOptions::default() }).unwrap(),
         credentials: None,
     };
-    let opts = RunOptions { acs_url: acs.url("/"), transport, mode: Mode::Daemon { duration: Some(Duration::from_secs(20)) } };
+    let opts = RunOptions { acs_url: acs.url("/"), transport, mode: Mode::Daemon { duration: Some(Duration::from_secs(20)) }, state: None };
     // The runner's future stays on this task; the test drives it from the other arm of the join.
     let (report, ()) =
         tokio::join!(run_cpe(&model, &template, &mut cpe, &opts, stopped, Some(rx)), drive(addr, &user, &pass, &informs, stop));

@@ -43,6 +43,7 @@ fn plan(url: String, cpes: u32, shards: u16, mode: ConnectionMode, multiplier: f
         max_in_flight: 256,
         report_every: Duration::from_millis(200),
         epoch: std::time::Instant::now(),
+        state: None,
     }
 }
 

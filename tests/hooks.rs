@@ -83,7 +83,7 @@ async fn hooks_change_what_the_cpe_answers() {
         tls: client_config(&TlsOptions { no_system_roots: true, ..TlsOptions::default() }).unwrap(),
         credentials: None,
     };
-    let opts = RunOptions { acs_url: acs.url("/"), transport, mode: Mode::OneShot };
+    let opts = RunOptions { acs_url: acs.url("/"), transport, mode: Mode::OneShot, state: None };
     let (_stop, stopped) = watch::channel(false);
     let report = run_cpe(&model, &template, &mut cpe, &opts, stopped, None).await;
     assert_eq!((report.completed, report.failed), (1, 0), "{:?}", report.last_error);

@@ -22,3 +22,5 @@ mod connreq;
 mod api;
 // Extension hooks: what a library user can change in a CPE's answers.
 mod hooks;
+// --state-dir: resume, torn batches, refusal of another profile's store, kill -9.
+mod persist;

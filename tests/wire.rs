@@ -38,7 +38,7 @@ async fn run(url: &str, transport: TransportConfig, mode: Mode) -> (RunReport, C
     let template = InformTemplate::new(&model);
     let mut cpe = CpeState::new(DeviceId(0), UnixMillis::now());
     let (_tx, rx) = watch::channel(false);
-    let opts = RunOptions { acs_url: url.to_string(), transport, mode };
+    let opts = RunOptions { acs_url: url.to_string(), transport, mode, state: None };
     let report =
         tokio::time::timeout(Duration::from_secs(60), run_cpe(&model, &template, &mut cpe, &opts, rx, None)).await.expect("run bounded");
     (report, cpe)
@@ -363,6 +363,7 @@ async fn daemon_mode_retries_with_retry_count() {
         acs_url: raw.url("/"),
         transport: transport(Duration::from_secs(5)),
         mode: Mode::Daemon { duration: Some(Duration::from_secs(4)) },
+        state: None,
     };
     let started = std::time::Instant::now();
     let report = run_cpe(&model, &template, &mut cpe, &opts, rx, None).await;

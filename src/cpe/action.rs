@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::cwmp::rpc::inform::MethodEvent;
 
 /// Which RPC asked for a transfer (it names the `M` event of the completion report).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TransferKind {
     Download,
     ScheduleDownload,

@@ -13,7 +13,7 @@ use crate::cwmp::template::{write_event, InformEvents};
 use crate::time::UnixMillis;
 
 /// The result of a Download or Upload, waiting to be reported with TransferComplete.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TransferResult {
     pub command_key: Box<str>,
     pub kind: super::action::TransferKind,
@@ -24,14 +24,14 @@ pub struct TransferResult {
     pub complete_at: UnixMillis,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Extra {
     methods: Vec<(MethodEvent, Box<str>)>,
     transfers: Vec<TransferResult>,
 }
 
 /// A CPE's undelivered events.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EventQueue {
     codes: u16,
     extra: Option<Box<Extra>>,

@@ -17,7 +17,7 @@ use crate::model::{Delta, DeviceId, DeviceMut, Model};
 use crate::time::UnixMillis;
 
 /// One CPE's state besides the shared profile.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CpeState {
     pub id: DeviceId,
     /// Consecutive failed sessions (the Inform's RetryCount).

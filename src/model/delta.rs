@@ -8,7 +8,7 @@
 use super::tree::{Inst, Loc, NodeId, Notification};
 
 /// Who set a value: the CPE itself (locally, or the profile) or the ACS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Source {
     Cpe,
     Acs,
@@ -24,7 +24,7 @@ impl Source {
 }
 
 /// A value someone set.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ValueEntry {
     pub loc: Loc,
     pub value: Box<str>,
@@ -32,7 +32,7 @@ pub struct ValueEntry {
 }
 
 /// An instance of `table` under parent instance path `parent`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct InstanceEntry {
     pub table: NodeId,
     pub parent: Inst,
@@ -41,7 +41,7 @@ pub struct InstanceEntry {
 }
 
 /// Attributes the ACS set on one parameter.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AttrEntry {
     pub loc: Loc,
     pub notification: Option<Notification>,
@@ -50,7 +50,7 @@ pub struct AttrEntry {
 }
 
 /// The changes themselves (boxed inside [`Delta`]).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DeltaInner {
     pub values: Vec<ValueEntry>,
     pub added: Vec<InstanceEntry>,
@@ -63,7 +63,7 @@ pub struct DeltaInner {
 }
 
 /// A CPE's delta: `None` until the first change.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Delta(Option<Box<DeltaInner>>);
 
 impl Delta {

@@ -9,7 +9,7 @@
 use bytes::BytesMut;
 
 /// The index of one simulated CPE in the fleet (`cpe-N`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
 pub struct DeviceId(pub u32);
 
 impl std::fmt::Display for DeviceId {

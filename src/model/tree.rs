@@ -17,14 +17,14 @@ use super::identity::{fnv1a, Template, TemplateError};
 use super::types::{Constraint, ParamType};
 
 /// Index of a schema node in the tree.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct NodeId(pub u32);
 
 /// Instance numbers, one per `{i}` on the way from the root to a node.
 pub type Inst = SmallVec<[u32; 3]>;
 
 /// A concrete place in a CPE's data model: a schema node and its instance numbers.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Loc {
     pub node: NodeId,
     pub inst: Inst,
@@ -69,7 +69,7 @@ impl TableSpec {
 }
 
 /// Notification attribute values (TR-069 §A.3.2.4): 0 off, 1 passive, 2 active.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[repr(u8)]
 pub enum Notification {
     #[default]

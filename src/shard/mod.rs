@@ -71,6 +71,8 @@ pub struct FleetPlan {
     pub report_every: Duration,
     /// Tick 0 of every shard's wheel (ms resolution).
     pub epoch: std::time::Instant,
+    /// `--state-dir`: saved CPEs to resume and where to save snapshots.
+    pub state: Option<crate::persist::Resume>,
 }
 
 /// What the main thread tells shards.
@@ -171,9 +173,16 @@ impl<'p> Shard<'p> {
         let now = UnixMillis::now();
         let mut cpes = Vec::with_capacity(n as usize);
         let mut wheel = Wheel::new(0, n as usize + 1024);
+        let mut saved = plan.state.as_ref().map(|r| r.saved.lock().expect("saved states"));
         for k in 0..n {
             let rank = id as u32 + k * shards;
-            cpes.push(CpeState::new(DeviceId(plan.first_index + rank), now));
+            let index = plan.first_index + rank;
+            // A saved CPE powers on again (1 BOOT, pending M-events kept); others are new.
+            let resumed = saved.as_mut().and_then(|m| m.remove(&index)).map(|mut cpe| {
+                cpe.restart(now);
+                cpe
+            });
+            cpes.push(resumed.unwrap_or_else(|| CpeState::new(DeviceId(index), now)));
             let at_ms = match plan.boot {
                 Boot::Spread(d) => (d.as_millis() as u64).saturating_mul(rank as u64) / plan.cpes.max(1) as u64,
                 Boot::Rate(r) => ((rank as f64 / r) * 1000.0) as u64,
@@ -288,6 +297,9 @@ impl<'p> Shard<'p> {
                     }
                     CpeMsg::SetLocal { params, reply, .. } => {
                         let result = crate::api::state::set_local(&model, cpe, &params, UnixMillis::now());
+                        if let (Ok(_), Some(r)) = (&result, &self.plan.state) {
+                            r.sink.save(cpe);
+                        }
                         if result == Ok(crate::api::state::Notify::Active) {
                             let now = self.tick();
                             self.ready.push_back((k, now));
@@ -503,6 +515,9 @@ impl<'p> Shard<'p> {
                 let wait = retry_wait(&self.plan.model, cpe).max(f.retry_after.unwrap_or_default());
                 self.wheel.insert(now + wait.as_millis() as u64, k, TimerKind::Retry);
             }
+        }
+        if let Some(r) = &self.plan.state {
+            r.sink.save(&self.cpes[k as usize]);
         }
     }
 }

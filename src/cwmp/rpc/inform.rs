@@ -74,7 +74,7 @@ impl EventCode {
 }
 
 /// `M <Method>` events, one per CommandKey (PROTOCOL.md §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum MethodEvent {
     Reboot,
     ScheduleInform,
