@@ -56,7 +56,16 @@ pub struct Store {
     /// Bytes dropped from a torn last batch, if any.
     pub torn_bytes: u64,
     pub sink: StateSink,
-    writer: std::thread::JoinHandle<std::io::Result<()>>,
+    writer: std::thread::JoinHandle<std::io::Result<WriterStats>>,
+}
+
+/// What the writer did over a run.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WriterStats {
+    /// Batches written, each with one `fdatasync`.
+    pub batches: u64,
+    /// CPE snapshots written.
+    pub records: u64,
 }
 
 /// A store's contents handed to a fleet: the saved CPEs (each shard takes its own as it starts)
@@ -131,7 +140,7 @@ impl Store {
     ///
     /// # Errors
     /// The last batch could not be written.
-    pub fn close(self) -> std::io::Result<()> {
+    pub fn close(self) -> std::io::Result<WriterStats> {
         drop(self.sink);
         self.writer.join().unwrap_or_else(|_| Err(std::io::Error::other("the state writer panicked")))
     }
@@ -175,8 +184,9 @@ fn write_record(w: &mut impl Write, cpe: &CpeState) -> std::io::Result<()> {
 
 /// The writer thread: collects snapshots (the latest per CPE) and appends them every
 /// `FLUSH_EVERY` with one sync; a failed write is reported once and the run goes on in memory.
-fn write_batches(file: File, rx: mpsc::Receiver<CpeState>) -> std::io::Result<()> {
+fn write_batches(file: File, rx: mpsc::Receiver<CpeState>) -> std::io::Result<WriterStats> {
     let mut w = BufWriter::with_capacity(1 << 20, file);
+    let mut stats = WriterStats::default();
     let mut batch: HashMap<u32, CpeState> = HashMap::new();
     let mut failed = false;
     loop {
@@ -200,6 +210,10 @@ fn write_batches(file: File, rx: mpsc::Receiver<CpeState>) -> std::io::Result<()
                 .try_for_each(|cpe| write_record(&mut w, cpe))
                 .and_then(|()| w.flush())
                 .and_then(|()| w.get_ref().sync_data());
+            if result.is_ok() {
+                stats.batches += 1;
+                stats.records += batch.len() as u64;
+            }
             if let Err(e) = result {
                 tracing::error!("writing the device state failed ({e}); the run goes on in memory and will not resume from this point");
                 failed = true;
@@ -210,7 +224,7 @@ fn write_batches(file: File, rx: mpsc::Receiver<CpeState>) -> std::io::Result<()
         }
         batch.clear();
         if !open {
-            return Ok(());
+            return Ok(stats);
         }
     }
 }
