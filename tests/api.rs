@@ -13,8 +13,6 @@ use cpe_sim::cwmp::template::InformTemplate;
 use cpe_sim::model::DeviceId;
 use cpe_sim::runner::{run_cpe, Mode, RunOptions};
 use cpe_sim::time::UnixMillis;
-use cpe_sim::transport::tls::{client_config, TlsOptions};
-use cpe_sim::transport::{TransportConfig, DEFAULT_MAX_BODY};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
@@ -69,12 +67,7 @@ async fn state_changes_notifications_and_refusals() {
     let (stop, stopped) = watch::channel(false);
     let template = InformTemplate::new(&model);
     let mut cpe = CpeState::new(DeviceId(0), UnixMillis::now());
-    let transport = TransportConfig {
-        timeout: Duration::from_secs(5),
-        max_body: DEFAULT_MAX_BODY,
-        tls: client_config(&TlsOptions { no_system_roots: true, ..TlsOptions::default() }).unwrap(),
-        credentials: None,
-    };
+    let transport = crate::support::test_transport();
     let opts = RunOptions { acs_url: acs.url("/"), transport, mode: Mode::Daemon { duration: Some(Duration::from_secs(20)) }, state: None };
     let (report, ()) = tokio::join!(run_cpe(&model, &template, &mut cpe, &opts, stopped, Some(rx)), drive(api.addr, &informs, stop));
     api.stop().await;

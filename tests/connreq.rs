@@ -13,8 +13,6 @@ use cpe_sim::cwmp::template::InformTemplate;
 use cpe_sim::model::{ConnRequestAuth, Delta, DeviceId};
 use cpe_sim::runner::{run_cpe, Mode, RunOptions};
 use cpe_sim::time::UnixMillis;
-use cpe_sim::transport::tls::{client_config, TlsOptions};
-use cpe_sim::transport::{TransportConfig, DEFAULT_MAX_BODY};
 use md5::{Digest as _, Md5};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
@@ -179,12 +177,7 @@ async fn a_connection_request_wakes_the_cpe_and_a_burst_during_a_session_coalesc
     let (stop, stopped) = watch::channel(false);
     let template = InformTemplate::new(&model);
     let mut cpe = CpeState::new(DeviceId(0), UnixMillis::now());
-    let transport = TransportConfig {
-        timeout: Duration::from_secs(5),
-        max_body: DEFAULT_MAX_BODY,
-        tls: client_config(&TlsOptions { no_system_roots: true, ..TlsOptions::default() }).unwrap(),
-        credentials: None,
-    };
+    let transport = crate::support::test_transport();
     let opts = RunOptions { acs_url: acs.url("/"), transport, mode: Mode::Daemon { duration: Some(Duration::from_secs(20)) }, state: None };
     // The runner's future stays on this task; the test drives it from the other arm of the join.
     let (report, ()) =

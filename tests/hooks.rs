@@ -2,7 +2,6 @@
 //! SetParameterValues, a vendor RPC, and a request refused before it is answered.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use cpe_sim::cpe::CpeState;
 use cpe_sim::cwmp::fault::FaultCode;
@@ -11,8 +10,6 @@ use cpe_sim::hooks::{CpeHooks, HookFault};
 use cpe_sim::model::{Device, DeviceId, DeviceMut};
 use cpe_sim::runner::{run_cpe, Mode, RunOptions};
 use cpe_sim::time::UnixMillis;
-use cpe_sim::transport::tls::{client_config, TlsOptions};
-use cpe_sim::transport::{TransportConfig, DEFAULT_MAX_BODY};
 use tokio::sync::watch;
 
 use crate::support::raw::{http, simple_acs, RawAcs, RawReply};
@@ -77,12 +74,7 @@ async fn hooks_change_what_the_cpe_answers() {
     let model = profile(TR181).with_hooks(Arc::new(Vendor)).unwrap();
     let template = InformTemplate::new(&model);
     let mut cpe = CpeState::new(DeviceId(0), UnixMillis::now());
-    let transport = TransportConfig {
-        timeout: Duration::from_secs(5),
-        max_body: DEFAULT_MAX_BODY,
-        tls: client_config(&TlsOptions { no_system_roots: true, ..TlsOptions::default() }).unwrap(),
-        credentials: None,
-    };
+    let transport = crate::support::test_transport();
     let opts = RunOptions { acs_url: acs.url("/"), transport, mode: Mode::OneShot, state: None };
     let (_stop, stopped) = watch::channel(false);
     let report = run_cpe(&model, &template, &mut cpe, &opts, stopped, None).await;

@@ -23,13 +23,11 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 
-use crate::connreq::{CpeMsg, CrStats, Owners};
+use crate::connreq::{serve_http, CpeMsg, CrStats, Owners};
 use crate::model::{DeviceId, Model};
 use state::Refusal;
 
@@ -73,23 +71,8 @@ impl ApiServer {
         let listener = TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared { model, owners, stats: ApiStats::default(), connection_requests });
-        let (stop, mut stopped) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            loop {
-                let accepted = tokio::select! {
-                    a = listener.accept() => a,
-                    _ = stopped.changed() => break,
-                };
-                let Ok((stream, _)) = accepted else { continue };
-                let s = shared.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req| handle(s.clone(), req));
-                    let mut http = hyper::server::conn::http1::Builder::new();
-                    http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(Duration::from_secs(5)).max_buf_size(64 * 1024);
-                    let _ = http.serve_connection(TokioIo::new(stream), svc).await;
-                });
-            }
-        });
+        let (stop, stopped) = watch::channel(false);
+        let task = serve_http(listener, stopped, 64 * 1024, move |req| handle(shared.clone(), req));
         Ok(ApiServer { addr, stop, task })
     }
 

@@ -145,25 +145,10 @@ impl CrServer {
         let burst = cfg.rate_per_second.max(1) as f64;
         let shared =
             Arc::new(Shared { cfg, owners, nonces: Mutex::default(), bucket: Mutex::new((burst, Instant::now())), stats: Arc::default() });
-        let (stop, mut stopped) = watch::channel(false);
+        let (stop, stopped) = watch::channel(false);
         let s = shared.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let accepted = tokio::select! {
-                    a = listener.accept() => a,
-                    _ = stopped.changed() => break,
-                };
-                let Ok((stream, _)) = accepted else { continue };
-                let s = s.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req| handle(s.clone(), req));
-                    let mut http = hyper::server::conn::http1::Builder::new();
-                    // Slowloris and huge headers: bounded time and buffer per request head.
-                    http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(Duration::from_secs(5)).max_buf_size(16 * 1024);
-                    let _ = http.serve_connection(TokioIo::new(stream), svc).await;
-                });
-            }
-        });
+        // Slowloris and huge headers: bounded time and buffer per request head.
+        let task = serve_http(listener, stopped, 16 * 1024, move |req| handle(s.clone(), req));
         Ok(CrServer { addr, shared, stop, task })
     }
 
@@ -184,6 +169,37 @@ impl CrServer {
 }
 
 type Reply = Response<Full<Bytes>>;
+
+/// Serves HTTP/1.1 on `listener` until `stopped` fires, one `handler` call per request, with a
+/// bounded time (5 s) and buffer (`max_buf`) for each request head. Shared by the listeners that
+/// reach into CPEs (this one and the device state API).
+pub(crate) fn serve_http<F, Fut>(
+    listener: TcpListener,
+    mut stopped: watch::Receiver<bool>,
+    max_buf: usize,
+    handler: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Reply, std::convert::Infallible>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = stopped.changed() => break,
+            };
+            let Ok((stream, _)) = accepted else { continue };
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(handler);
+                let mut http = hyper::server::conn::http1::Builder::new();
+                http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(Duration::from_secs(5)).max_buf_size(max_buf);
+                let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+            });
+        }
+    })
+}
 
 fn reply(status: StatusCode, body: &'static str) -> Reply {
     let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));

@@ -14,6 +14,17 @@ use cpe_sim::model::{DeviceId, Model};
 use cpe_sim::session::{AcsReply, Session, Step};
 use cpe_sim::time::UnixMillis;
 
+/// A client transport for tests: no system roots, a 5 s timeout, no ACS credentials.
+pub fn test_transport() -> cpe_sim::transport::TransportConfig {
+    use cpe_sim::transport::tls::{client_config, TlsOptions};
+    cpe_sim::transport::TransportConfig {
+        timeout: std::time::Duration::from_secs(5),
+        max_body: cpe_sim::transport::DEFAULT_MAX_BODY,
+        tls: client_config(&TlsOptions { no_system_roots: true, ..TlsOptions::default() }).unwrap(),
+        credentials: None,
+    }
+}
+
 pub const TR181: &str = "profiles/example-tr181-gateway";
 pub const TR098: &str = "profiles/example-tr098-gateway";
 
