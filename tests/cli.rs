@@ -154,3 +154,12 @@ fn curl_digest_wakes_the_cpe_through_its_published_url() {
     assert_eq!(cpe.wait().unwrap().code(), Some(0));
     assert!(!seen.iter().any(|l| l.contains("pw-FEFEFE")), "the password is not logged");
 }
+
+#[test]
+fn an_unusable_state_dir_is_reported_and_the_run_goes_on() {
+    // /proc refuses new directories, even to root.
+    let (code, _, err) = cpe_sim(&["--state-dir", "/proc/cpe-sim-state"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("--state-dir /proc/cpe-sim-state") && err.contains("the run goes on in memory"), "{err}");
+    assert!(err.contains("session completed"), "{err}");
+}
