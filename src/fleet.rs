@@ -66,6 +66,8 @@ pub struct Outputs {
     pub thresholds: Vec<Threshold>,
     /// Print the progress line (off in tests).
     pub progress: bool,
+    /// A copy of the running totals, refreshed at each progress tick (the API's `/metrics`).
+    pub live: Option<Arc<std::sync::Mutex<Recorder>>>,
 }
 
 /// The outcome of a run or a sweep step.
@@ -213,6 +215,11 @@ pub fn run(
             }
             if let Some(h) = hdr.as_mut() {
                 h.write(&interval, last_tick - started, now - last_tick).map_err(|e| anyhow::anyhow!("--hdr-log: {e}"))?;
+            }
+            if let Some(live) = &out.live {
+                let mut l = live.lock().expect("live totals");
+                l.reset();
+                l.add(&total);
             }
             interval.reset();
             last_tick = now;

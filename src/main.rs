@@ -9,7 +9,7 @@ use bytes::BytesMut;
 use clap::Parser;
 use cpe_sim::acs::server::{AcsServer, AuthMode, ServerConfig};
 use cpe_sim::acs::{AcsRpc, AcsScript};
-use cpe_sim::api::ApiServer;
+use cpe_sim::api::{ApiServer, MetricsSources};
 use cpe_sim::cli::{AcsArgs, Args, Command, ReportCommand, RunArgs};
 use cpe_sim::config::{load_profile, parse_profile};
 use cpe_sim::connreq::{advertise_host, CpeMsg, CrConfig, CrServer, Owners};
@@ -168,7 +168,13 @@ impl Listeners {
 /// Starts the Connection Request listener (`--cr-bind-addr`, publishing its URL into the model:
 /// a per-CPE template in a fleet) and the device state API (`--api-bind-addr`), with one channel
 /// per owner (`owners`: 1 for a single CPE, else the shard count). Returns the model, shared.
-async fn start_listeners(args: &RunArgs, mut model: Model, owners: u16, single: bool) -> anyhow::Result<(Arc<Model>, Listeners)> {
+async fn start_listeners(
+    args: &RunArgs,
+    mut model: Model,
+    owners: u16,
+    single: bool,
+    sessions: Option<Arc<std::sync::Mutex<cpe_sim::stats::Recorder>>>,
+) -> anyhow::Result<(Arc<Model>, Listeners)> {
     let (mut senders, mut receivers) = (Vec::new(), Vec::new());
     if args.cr_bind_addr.is_some() || args.api_bind_addr.is_some() {
         for _ in 0..owners.max(1) {
@@ -185,7 +191,8 @@ async fn start_listeners(args: &RunArgs, mut model: Model, owners: u16, single: 
     let model = Arc::new(model);
     let api = match args.api_bind_addr {
         Some(bind) => {
-            let server = ApiServer::start(bind, model.clone(), owners, cr.as_ref().map(|c| c.stats_handle()))
+            let sources = MetricsSources { connection_requests: cr.as_ref().map(|c| c.stats_handle()), sessions };
+            let server = ApiServer::start(bind, model.clone(), owners, sources)
                 .await
                 .with_context(|| format!("--api-bind-addr {bind}: cannot listen"))?;
             info!("device state API at http://{}/cpes", server.addr);
@@ -259,7 +266,7 @@ fn close_store(store: Option<Store>) {
 async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let model = load(args.profile.as_deref(), args.cwmp_version.as_deref())?;
     let transport = transport_config(&args)?;
-    let (model, mut listeners) = start_listeners(&args, model, 1, true).await?;
+    let (model, mut listeners) = start_listeners(&args, model, 1, true, None).await?;
     let shutdown = shutdown_signal();
     let now = UnixMillis::now();
     let id = DeviceId(args.first_index);
@@ -351,7 +358,8 @@ fn fleet_main(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Opt
     let side_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     let shards = args.shards.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u16)).max(1);
     let shards = shards.min(args.cpes.min(u16::MAX as u32) as u16).max(1);
-    let (model, mut listeners) = side_rt.block_on(start_listeners(args, model, shards, false))?;
+    let live = args.api_bind_addr.map(|_| Arc::new(std::sync::Mutex::new(cpe_sim::stats::Recorder::new())));
+    let (model, mut listeners) = side_rt.block_on(start_listeners(args, model, shards, false, live.clone()))?;
     let receivers = std::mem::take(&mut listeners.receivers);
     let mut store = open_store(args, &model)?;
     let state = store.as_mut().map(|s| Resume { saved: std::sync::Mutex::new(std::mem::take(&mut s.loaded)), sink: s.sink.clone() });
@@ -420,6 +428,7 @@ fn fleet_main(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Opt
         hdr_log: args.hdr_log.clone(),
         thresholds,
         progress: true,
+        live,
     };
     if let Some((multipliers, step, json_path)) = sweep {
         let (steps, knee, json) = fleet::sweep(plan, multipliers, step, period, &out)?;

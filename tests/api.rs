@@ -61,9 +61,14 @@ async fn state_changes_notifications_and_refusals() {
     .await;
     let model = Arc::new(profile(TR181));
     let (tx, rx) = mpsc::unbounded_channel();
-    let api = ApiServer::start("127.0.0.1:0".parse().unwrap(), model.clone(), Owners { first: 0, count: 1, senders: vec![tx] }, None)
-        .await
-        .unwrap();
+    let api = ApiServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        model.clone(),
+        Owners { first: 0, count: 1, senders: vec![tx] },
+        Default::default(),
+    )
+    .await
+    .unwrap();
     let (stop, stopped) = watch::channel(false);
     let template = InformTemplate::new(&model);
     let mut cpe = CpeState::new(DeviceId(0), UnixMillis::now());

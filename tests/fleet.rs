@@ -205,9 +205,12 @@ fn the_state_api_reaches_cpe_n_of_a_fleet() {
         receivers.push(rx);
     }
     let owners = Owners { first: 0, count: 100, senders };
-    let api = rt.block_on(ApiServer::start("127.0.0.1:0".parse().unwrap(), plan.model.clone(), owners, None)).unwrap();
+    let live = Arc::new(Mutex::new(cpe_sim::stats::Recorder::new()));
+    let sources = cpe_sim::api::MetricsSources { sessions: Some(live.clone()), connection_requests: None };
+    let api = rt.block_on(ApiServer::start("127.0.0.1:0".parse().unwrap(), plan.model.clone(), owners, sources)).unwrap();
     let addr = api.addr;
-    let fleet = std::thread::spawn(move || fleet::run(plan, Some(Duration::from_millis(2000)), &quiet(), receivers).unwrap());
+    let out = Outputs { live: Some(live), ..quiet() };
+    let fleet = std::thread::spawn(move || fleet::run(plan, Some(Duration::from_millis(2000)), &out, receivers).unwrap());
     std::thread::sleep(Duration::from_millis(700));
     // 409 while the CPE is in a session: retry, as a user would.
     let call = |method: &str, path: &str, body: &str| {
@@ -228,6 +231,18 @@ fn the_state_api_reaches_cpe_n_of_a_fleet() {
     let body = r#"{"Device.DeviceInfo.ProvisioningCode": "from-the-api"}"#;
     let (status, v) = call("PUT", "/cpes/cpe-57/parameters", body);
     assert_eq!(status, 200, "{v}");
+    // /metrics: the fleet's running totals, refreshed at each progress tick (500 ms here).
+    std::thread::sleep(Duration::from_millis(600));
+    let (status, metrics) = call("GET", "/metrics", "");
+    let text = metrics.as_str().unwrap_or_default().to_string();
+    assert_eq!(status, 200);
+    let completed: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("cpesim_sessions_total{outcome=\"completed\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(completed >= 100, "{text}");
+    assert!(text.contains("cpesim_rpc_seconds{rpc=\"Inform\",quantile=\"0.99\"}"), "{text}");
     let out = fleet.join().unwrap();
     rt.block_on(api.stop());
     let informs = acs.informs.lock().unwrap().clone();

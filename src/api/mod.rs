@@ -7,7 +7,8 @@
 //!   active notification starts a `4 VALUE CHANGE` session at once, a passive one rides along with
 //!   the next Inform.
 //! - `POST /cpes/{id}/connection-request`: wake a CPE, no credentials (the local side).
-//! - `GET /metrics`: Prometheus text: the listeners' counters.
+//! - `GET /metrics`: Prometheus text: sessions by outcome and RPC latencies (a fleet's running
+//!   totals), the listeners' counters.
 //!
 //! Like the Connection Request listener it holds no CPE state: it asks the CPE's owner through
 //! [`CpeMsg`]. Every refusal is a JSON `{"error": reason}` with the right status.
@@ -47,7 +48,16 @@ struct Shared {
     model: Arc<Model>,
     owners: Owners,
     stats: ApiStats,
-    connection_requests: Option<Arc<CrStats>>,
+    sources: MetricsSources,
+}
+
+/// What `/metrics` reports besides the API's own counters.
+#[derive(Default, Clone)]
+pub struct MetricsSources {
+    /// The Connection Request listener's counters.
+    pub connection_requests: Option<Arc<CrStats>>,
+    /// A fleet's running totals (sessions by outcome, RPC latencies), refreshed each progress tick.
+    pub sessions: Option<Arc<std::sync::Mutex<crate::stats::Recorder>>>,
 }
 
 /// The running API server.
@@ -58,19 +68,14 @@ pub struct ApiServer {
 }
 
 impl ApiServer {
-    /// Binds and starts serving. `connection_requests` adds the listener's counters to `/metrics`.
+    /// Binds and starts serving; `sources` adds to what `/metrics` reports.
     ///
     /// # Errors
     /// The address cannot be bound.
-    pub async fn start(
-        bind: SocketAddr,
-        model: Arc<Model>,
-        owners: Owners,
-        connection_requests: Option<Arc<CrStats>>,
-    ) -> std::io::Result<ApiServer> {
+    pub async fn start(bind: SocketAddr, model: Arc<Model>, owners: Owners, sources: MetricsSources) -> std::io::Result<ApiServer> {
         let listener = TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared { model, owners, stats: ApiStats::default(), connection_requests });
+        let shared = Arc::new(Shared { model, owners, stats: ApiStats::default(), sources });
         let (stop, stopped) = watch::channel(false);
         let task = serve_http(listener, stopped, 64 * 1024, move |req| handle(shared.clone(), req));
         Ok(ApiServer { addr, stop, task })
@@ -224,7 +229,26 @@ fn metrics(s: &Shared) -> Reply {
         writeln!(out, "# HELP cpesim_api_requests_total Device state API requests by outcome.\n# TYPE cpesim_api_requests_total counter");
     let _ = writeln!(out, "cpesim_api_requests_total{{outcome=\"ok\"}} {}", n(&s.stats.ok));
     let _ = writeln!(out, "cpesim_api_requests_total{{outcome=\"refused\"}} {}", n(&s.stats.refused));
-    if let Some(c) = &s.connection_requests {
+    if let Some(totals) = &s.sources.sessions {
+        let r = totals.lock().expect("live totals").clone();
+        let o = &r.outcomes;
+        let _ = writeln!(out, "# HELP cpesim_sessions_total CWMP sessions by outcome.\n# TYPE cpesim_sessions_total counter");
+        let _ = writeln!(out, "cpesim_sessions_total{{outcome=\"completed\"}} {}", o.completed);
+        let _ = writeln!(out, "cpesim_sessions_total{{outcome=\"failed\"}} {}", o.failed_sessions());
+        let _ = writeln!(out, "cpesim_sessions_total{{outcome=\"late\"}} {}", o.late());
+        let _ = writeln!(
+            out,
+            "# HELP cpesim_rpc_seconds Service time per RPC (from sending a message to its answer).\n# TYPE cpesim_rpc_seconds summary"
+        );
+        for (name, h) in crate::stats::METRICS.iter().zip(&r.service).filter(|(_, h)| !h.is_empty()) {
+            for q in [0.5, 0.9, 0.99, 0.999] {
+                let _ = writeln!(out, "cpesim_rpc_seconds{{rpc=\"{name}\",quantile=\"{q}\"}} {}", h.value_at_quantile(q) as f64 / 1e6);
+            }
+            let _ = writeln!(out, "cpesim_rpc_seconds_sum{{rpc=\"{name}\"}} {}", h.mean() * h.len() as f64 / 1e6);
+            let _ = writeln!(out, "cpesim_rpc_seconds_count{{rpc=\"{name}\"}} {}", h.len());
+        }
+    }
+    if let Some(c) = &s.sources.connection_requests {
         let _ = writeln!(
             out,
             "# HELP cpesim_connection_requests_total Connection Requests by answer.\n# TYPE cpesim_connection_requests_total counter"
