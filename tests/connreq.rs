@@ -222,3 +222,36 @@ async fn drive(addr: SocketAddr, user: &str, pass: &str, informs: &Arc<Mutex<Vec
     tokio::time::sleep(Duration::from_millis(800)).await;
     stop.send(true).unwrap();
 }
+
+#[tokio::test]
+async fn hostile_http_on_the_listener_gets_errors_not_hangs() {
+    let (server, woken) = listener(ConnRequestAuth::Digest, 1000).await;
+    let addr = server.addr;
+    // Odd encodings and traversal: not a CPE.
+    for path in ["/cr/cpe-%33", "/cr/%2e%2e/cr/cpe-3", "/cr/cpe-3?x=1/../", "/cr/cpe-03x"] {
+        assert!(matches!(request(addr, "GET", path, None).await.0, 404 | 401), "{path}");
+    }
+    // A request head over the 16 KiB buffer: an HTTP error (431), not a hang.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let huge = format!("GET /cr/cpe-3 HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(64 * 1024));
+    let _ = s.write_all(huge.as_bytes()).await;
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await.expect("closed, not hung");
+    let head = String::from_utf8_lossy(&buf);
+    assert!(head.is_empty() || head.starts_with("HTTP/1.1 431"), "{head}");
+    // Not HTTP at all.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"\x16\x03\x01 hello this is not http\r\n\r\n").await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await.expect("closed, not hung");
+    assert!(buf.is_empty() || String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 400"));
+    // Slowloris: a request head that never ends is cut off (header timeout 5 s).
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /cr/cpe-3 HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(8), s.read_to_end(&mut buf)).await.expect("cut off within the header timeout");
+    assert!(woken.lock().unwrap().is_empty(), "nothing woke a CPE");
+    // And the listener still serves.
+    assert_eq!(request(addr, "GET", "/cr/cpe-3", None).await.0, 401);
+    server.stop().await;
+}
