@@ -175,15 +175,12 @@ async fn start_listeners(
     single: bool,
     sessions: Option<Arc<std::sync::Mutex<cpe_sim::stats::Recorder>>>,
 ) -> anyhow::Result<(Arc<Model>, Listeners)> {
-    let (mut senders, mut receivers) = (Vec::new(), Vec::new());
-    if args.cr_bind_addr.is_some() || args.api_bind_addr.is_some() {
-        for _ in 0..owners.max(1) {
-            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            senders.push(tx);
-            receivers.push(rx);
-        }
-    }
-    let owners = Owners { first: args.first_index, count: args.cpes, senders };
+    // Owners' channels only when a listener needs them (a shard then also snapshots credentials).
+    let (owners, receivers) = if args.cr_bind_addr.is_some() || args.api_bind_addr.is_some() {
+        Owners::channels(args.first_index, args.cpes, owners as usize)
+    } else {
+        (Owners { first: args.first_index, count: args.cpes, senders: Vec::new() }, Vec::new())
+    };
     let cr = match args.cr_bind_addr {
         Some(bind) => Some(start_connection_requests(args, &mut model, bind, owners.clone(), single).await?),
         None => None,

@@ -133,14 +133,9 @@ fn a_connection_request_wakes_cpe_n_of_a_thousand() {
     let plan = plan(acs.raw.url("/"), 1000, 2, ConnectionMode::Pooled, 1.0);
     let model = plan.model.clone();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let (mut senders, mut receivers) = (Vec::new(), Vec::new());
-    for _ in 0..2 {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        senders.push(tx);
-        receivers.push(rx);
-    }
+    let (owners, receivers) = Owners::channels(0, 1000, 2);
     let cfg = CrConfig { bind: "127.0.0.1:0".parse().unwrap(), auth: ConnRequestAuth::Digest, single: false, rate_per_second: 1000 };
-    let server = rt.block_on(CrServer::start(cfg, Owners { first: 0, count: 1000, senders })).unwrap();
+    let server = rt.block_on(CrServer::start(cfg, owners)).unwrap();
     let addr = server.addr;
     let fleet = std::thread::spawn(move || fleet::run(plan, Some(Duration::from_millis(3000)), &quiet(), receivers).unwrap());
 
@@ -198,13 +193,7 @@ fn the_state_api_reaches_cpe_n_of_a_fleet() {
     let acs = RecordingAcs::start(Duration::ZERO);
     let plan = plan(acs.raw.url("/"), 100, 2, ConnectionMode::Pooled, 1.0);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let (mut senders, mut receivers) = (Vec::new(), Vec::new());
-    for _ in 0..2 {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        senders.push(tx);
-        receivers.push(rx);
-    }
-    let owners = Owners { first: 0, count: 100, senders };
+    let (owners, receivers) = Owners::channels(0, 100, 2);
     let live = Arc::new(Mutex::new(cpe_sim::stats::Recorder::new()));
     let sources = cpe_sim::api::MetricsSources { sessions: Some(live.clone()), connection_requests: None };
     let api = rt.block_on(ApiServer::start("127.0.0.1:0".parse().unwrap(), plan.model.clone(), owners, sources)).unwrap();

@@ -45,20 +45,33 @@ pub enum CpeMsg {
 }
 
 impl CpeMsg {
-    /// Answers an API question for a CPE that is in a session (its state is on the move).
-    pub fn refuse_busy(self) -> Option<CpeMsg> {
-        let busy = || Refusal::new(409, "the CPE is in a session; retry when it ends");
+    /// The CPE the message is about.
+    pub fn index(&self) -> u32 {
+        match self {
+            CpeMsg::Lookup { index, .. } | CpeMsg::Wake { index } | CpeMsg::Inspect { index, .. } | CpeMsg::SetLocal { index, .. } => {
+                *index
+            }
+        }
+    }
+
+    /// Answers an API question with `refusal`; the listener messages come back untouched.
+    pub fn refuse(self, refusal: Refusal) -> Option<CpeMsg> {
         match self {
             CpeMsg::Inspect { reply, .. } => {
-                let _ = reply.send(Err(busy()));
+                let _ = reply.send(Err(refusal));
                 None
             }
             CpeMsg::SetLocal { reply, .. } => {
-                let _ = reply.send(Err(busy()));
+                let _ = reply.send(Err(refusal));
                 None
             }
             other => Some(other),
         }
+    }
+
+    /// Answers an API question for a CPE that is in a session (its state is on the move).
+    pub fn refuse_busy(self) -> Option<CpeMsg> {
+        self.refuse(Refusal::new(409, "the CPE is in a session; retry when it ends"))
     }
 }
 
@@ -72,6 +85,12 @@ pub struct Owners {
 }
 
 impl Owners {
+    /// `n` owners (at least one) of CPEs `first..first+count`, and the owners' ends of the channels.
+    pub fn channels(first: u32, count: u32, n: usize) -> (Owners, Vec<mpsc::UnboundedReceiver<CpeMsg>>) {
+        let (senders, receivers) = (0..n.max(1)).map(|_| mpsc::unbounded_channel()).unzip();
+        (Owners { first, count, senders }, receivers)
+    }
+
     /// The channel to the owner of CPE `index`, if it is one of ours.
     pub fn owner(&self, index: u32) -> Option<&mpsc::UnboundedSender<CpeMsg>> {
         let rel = index.checked_sub(self.first).filter(|r| *r < self.count)?;

@@ -277,12 +277,8 @@ impl<'p> Shard<'p> {
                 }
             }
             msg @ (CpeMsg::Inspect { .. } | CpeMsg::SetLocal { .. }) => {
-                let index = match &msg {
-                    CpeMsg::Inspect { index, .. } | CpeMsg::SetLocal { index, .. } => *index,
-                    _ => unreachable!("matched above"),
-                };
-                let Some(k) = self.local(index) else {
-                    let _ = msg.refuse_busy();
+                let Some(k) = self.local(msg.index()) else {
+                    let _ = msg.refuse(crate::api::state::Refusal::new(404, "no such CPE in this shard"));
                     return;
                 };
                 if self.is_busy(k) {
