@@ -269,6 +269,25 @@ fn informs_due_during_a_slow_session_are_counted_late() {
 }
 
 #[test]
+fn informs_due_while_waiting_for_a_slot_are_late_not_queued_twice() {
+    // One slot, 50 ms per session (20/s) for 20 CPEs due every 300 ms (~67/s): most Informs
+    // come due while their CPE still waits for the slot.
+    let acs = RecordingAcs::start(Duration::from_millis(50));
+    let mut p = plan(acs.raw.url("/"), 20, 1, ConnectionMode::Pooled, 0.001);
+    p.max_in_flight = 1;
+    let out = fleet::run(p, Some(Duration::from_millis(2500)), &quiet(), Vec::new()).unwrap();
+    let o = &out.total.outcomes;
+    assert!(o.late() > o.completed, "late {} of {} sessions", o.late(), o.completed);
+    // A CPE waits in the queue once: between two of its sessions, the others get their turn.
+    let serials: Vec<String> = acs.informs.lock().unwrap().iter().map(|(s, _, _)| s.clone()).collect();
+    for (i, s) in serials.iter().enumerate() {
+        if let Some(gap) = serials[i + 1..].iter().position(|t| t == s) {
+            assert!(gap >= 10, "{s} informed again after {gap} others: {serials:?}");
+        }
+    }
+}
+
+#[test]
 fn failing_acs_sessions_are_counted_by_cause_and_retried() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let raw = rt.block_on(RawAcs::start(|_, _| RawReply::Send(http("503 Service Unavailable", &[], b""))));

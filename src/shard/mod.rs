@@ -148,7 +148,10 @@ struct Shard<'p> {
     id: u16,
     /// Idle CPEs by local index (global index = first + id + k·shards).
     cpes: Vec<CpeState>,
-    busy: Vec<u64>,
+    /// CPEs in a session (their state is in the session future).
+    busy: Bits,
+    /// CPEs in `ready`, so that none is queued twice.
+    queued: Bits,
     periodic: Vec<Option<TimerHandle>>,
     /// Auth state of CPEs whose ACS challenged (most fleets never need one).
     auth: HashMap<u32, AuthState>,
@@ -192,7 +195,8 @@ impl<'p> Shard<'p> {
         Shard {
             plan,
             id,
-            busy: vec![0; (n as usize).div_ceil(64)],
+            busy: Bits::new(n as usize),
+            queued: Bits::new(n as usize),
             periodic: vec![None; n as usize],
             cpes,
             auth: HashMap::new(),
@@ -218,15 +222,18 @@ impl<'p> Shard<'p> {
     }
 
     fn is_busy(&self, k: u32) -> bool {
-        self.busy[k as usize / 64] & (1 << (k % 64)) != 0
+        self.busy.get(k)
     }
 
     fn set_busy(&mut self, k: u32, b: bool) {
-        let bit = 1 << (k % 64);
-        if b {
-            self.busy[k as usize / 64] |= bit;
-        } else {
-            self.busy[k as usize / 64] &= !bit;
+        self.busy.set(k, b);
+    }
+
+    /// Queues CPE `k` for a session (due at `tick`) unless it already waits for one.
+    fn enqueue(&mut self, k: u32, tick: u64) {
+        if !self.queued.get(k) {
+            self.queued.set(k, true);
+            self.ready.push_back((k, tick));
         }
     }
 
@@ -273,7 +280,7 @@ impl<'p> Shard<'p> {
                 } else {
                     self.cpes[k as usize].connection_requested();
                     let now = self.tick();
-                    self.ready.push_back((k, now));
+                    self.enqueue(k, now);
                 }
             }
             msg @ (CpeMsg::Inspect { .. } | CpeMsg::SetLocal { .. }) => {
@@ -298,7 +305,7 @@ impl<'p> Shard<'p> {
                         }
                         if result == Ok(crate::api::state::Notify::Active) {
                             let now = self.tick();
-                            self.ready.push_back((k, now));
+                            self.enqueue(k, now);
                         }
                         let _ = reply.send(result);
                     }
@@ -341,11 +348,12 @@ impl<'p> Shard<'p> {
                 match e.kind {
                     TimerKind::Periodic => {
                         self.periodic[e.id as usize] = None;
-                        if self.is_busy(e.id) {
+                        // Due while the previous Inform is still open, or still waiting for a slot.
+                        if self.is_busy(e.id) || self.queued.get(e.id) {
                             recorder.borrow_mut().outcomes.count(Cause::Late);
                         } else {
                             self.cpes[e.id as usize].periodic_due();
-                            self.ready.push_back((e.id, e.deadline));
+                            self.enqueue(e.id, e.deadline);
                         }
                         self.arm_periodic(e.id);
                     }
@@ -354,12 +362,13 @@ impl<'p> Shard<'p> {
                             // It will be picked up when the running session ends.
                             continue;
                         }
-                        self.ready.push_back((e.id, e.deadline));
+                        self.enqueue(e.id, e.deadline);
                     }
                 }
             }
             while !stopping && in_flight.len() < plan.max_in_flight {
                 let Some((k, scheduled)) = self.ready.pop_front() else { break };
+                self.queued.set(k, false);
                 if self.is_busy(k) {
                     continue;
                 }
@@ -440,7 +449,9 @@ impl<'p> Shard<'p> {
                     let c = *control.borrow();
                     if changed.is_err() || c.stop {
                         stopping = true;
-                        self.ready.clear();
+                        for (k, _) in self.ready.drain(..) {
+                            self.queued.set(k, false);
+                        }
                     } else if c.multiplier != self.multiplier {
                         self.multiplier = c.multiplier;
                         for k in 0..self.cpes.len() as u32 {
@@ -462,7 +473,7 @@ impl<'p> Shard<'p> {
         if self.woken.remove(&k) {
             self.cpes[k as usize].connection_requested();
             let now = self.tick();
-            self.ready.push_back((k, now));
+            self.enqueue(k, now);
         }
         if auth.is_set() {
             self.auth.insert(k, auth);
@@ -478,12 +489,12 @@ impl<'p> Shard<'p> {
             match action {
                 DeferredAction::Reboot { command_key } => {
                     cpe.reboot(&command_key, UnixMillis::now());
-                    self.ready.push_back((k, now));
+                    self.enqueue(k, now);
                 }
                 DeferredAction::FactoryReset => {
                     cpe.factory_reset(UnixMillis::now());
                     self.auth.remove(&k);
-                    self.ready.push_back((k, now));
+                    self.enqueue(k, now);
                 }
                 DeferredAction::ScheduleInform { delay, command_key } => {
                     self.work.entry(k).or_default().push(Work::ScheduledInform(command_key));
@@ -514,6 +525,28 @@ impl<'p> Shard<'p> {
         }
         if let Some(r) = &self.plan.state {
             r.sink.save(&self.cpes[k as usize]);
+        }
+    }
+}
+
+/// One bit per CPE of a shard.
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn new(n: usize) -> Bits {
+        Bits(vec![0; n.div_ceil(64)])
+    }
+
+    fn get(&self, k: u32) -> bool {
+        self.0[k as usize / 64] & (1 << (k % 64)) != 0
+    }
+
+    fn set(&mut self, k: u32, on: bool) {
+        let bit = 1 << (k % 64);
+        if on {
+            self.0[k as usize / 64] |= bit;
+        } else {
+            self.0[k as usize / 64] &= !bit;
         }
     }
 }

@@ -76,13 +76,13 @@ impl<'a> HttpSession<'a> {
 
     /// Starts on an already open connection (from a pool).
     pub fn with_connection(mut self, conn: Option<Connection>) -> Self {
-        self.conn = conn.filter(Connection::is_open);
+        self.conn = conn.and_then(|mut c| c.is_open().then_some(c));
         self
     }
 
     /// The connection, if still open, for reuse by the next session.
     pub fn into_connection(mut self) -> Option<Connection> {
-        self.conn.take().filter(Connection::is_open)
+        self.conn.take().and_then(|mut c| c.is_open().then_some(c))
     }
 
     /// Uses other credentials than the ACS's (file servers for Download).
@@ -132,8 +132,8 @@ impl<'a> HttpSession<'a> {
         let mut auth_retried = false;
         let mut stale_retry = false;
         loop {
-            let fresh = match &self.conn {
-                Some(c) if c.is_open() => false,
+            let fresh = match self.conn.as_mut().map(Connection::is_open) {
+                Some(true) => false,
                 _ => {
                     let t = std::time::Instant::now();
                     self.conn = Some(Connection::open(&self.target, self.cfg).await?);
@@ -144,13 +144,20 @@ impl<'a> HttpSession<'a> {
             };
             let req = self.build(&method, &body)?;
             let conn = self.conn.as_mut().expect("connected above");
-            let sent = tokio::time::timeout(self.cfg.timeout, conn.send(req)).await;
-            let resp = match sent {
+            let max_body = self.cfg.max_body;
+            // One deadline for the whole exchange: the request out, the response head and body in.
+            let exchange = async {
+                let resp = conn.send(req).await.map_err(Broken::Send)?;
+                let (head, body) = resp.into_parts();
+                let body = conn.drive(Limited::new(body, max_body).collect()).await.map_err(Broken::Body)?;
+                Ok::<_, Broken>((head, body.to_bytes()))
+            };
+            let (head, body_bytes) = match tokio::time::timeout(self.cfg.timeout, exchange).await {
                 Err(_) => {
                     self.conn = None;
                     return Err(self.timeout());
                 }
-                Ok(Err(e)) => {
+                Ok(Err(Broken::Send(e))) => {
                     self.conn = None;
                     // The ACS may close an idle keep-alive connection between two POSTs: go on
                     // once more on a new one (TR-069 §3.4.2, PROTOCOL.md §1.4).
@@ -160,19 +167,21 @@ impl<'a> HttpSession<'a> {
                     }
                     return Err(TransportError::Connection { url: self.target.url.clone(), detail: hyper_detail(&e) });
                 }
+                Ok(Err(Broken::Body(e))) => {
+                    self.conn = None;
+                    return Err(self.broken_body(&*e));
+                }
                 Ok(Ok(r)) => r,
             };
-            let status = resp.status().as_u16();
-            let headers = resp.headers().clone();
+            let status = head.status.as_u16();
+            let headers = head.headers;
             for v in headers.get_all(SET_COOKIE) {
                 if let Some(c) = v.to_str().ok().and_then(|s| cookie::Cookie::parse(s.to_string()).ok()) {
                     self.cookies.retain(|(n, _)| n != c.name());
                     self.cookies.push((c.name().to_string(), c.value().to_string()));
                 }
             }
-            let close = headers.get(CONNECTION).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("close"));
-            let body_bytes = self.read_body(resp.into_body()).await?;
-            if close {
+            if headers.get(CONNECTION).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("close")) {
                 self.conn = None;
             }
             match status {
@@ -232,32 +241,28 @@ impl<'a> HttpSession<'a> {
             .map_err(|_| TransportError::BadUrl { url: self.target.url.clone(), reason: "request could not be built" })
     }
 
-    async fn read_body(&mut self, body: hyper::body::Incoming) -> Result<Bytes, TransportError> {
-        let limited = Limited::new(body, self.cfg.max_body);
-        match tokio::time::timeout(self.cfg.timeout, limited.collect()).await {
-            Err(_) => {
-                self.conn = None;
-                Err(self.timeout())
-            }
-            Ok(Ok(collected)) => Ok(collected.to_bytes()),
-            Ok(Err(e)) => {
-                self.conn = None;
-                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                    Err(TransportError::BodyTooLarge { url: self.target.url.clone(), limit: self.cfg.max_body })
-                } else {
-                    let detail = match e.downcast_ref::<hyper::Error>() {
-                        Some(h) => hyper_detail(h),
-                        None => e.to_string(),
-                    };
-                    Err(TransportError::Connection { url: self.target.url.clone(), detail: format!("response body broken off: {detail}") })
-                }
-            }
+    /// The response body could not be read to its end.
+    fn broken_body(&self, e: &(dyn std::error::Error + Send + Sync + 'static)) -> TransportError {
+        if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            return TransportError::BodyTooLarge { url: self.target.url.clone(), limit: self.cfg.max_body };
         }
+        let detail = match e.downcast_ref::<hyper::Error>() {
+            Some(h) => hyper_detail(h),
+            None => e.to_string(),
+        };
+        TransportError::Connection { url: self.target.url.clone(), detail: format!("response body broken off: {detail}") }
     }
 
     fn timeout(&self) -> TransportError {
         TransportError::Timeout { url: self.target.url.clone(), phase: Phase::Response, after: self.cfg.timeout }
     }
+}
+
+/// How an exchange broke: before the response head (the connection may just have been stale),
+/// or while reading the body.
+enum Broken {
+    Send(hyper::Error),
+    Body(Box<dyn std::error::Error + Send + Sync>),
 }
 
 fn hyper_detail(e: &hyper::Error) -> String {

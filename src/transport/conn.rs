@@ -1,6 +1,13 @@
 //! One HTTP/1.1 connection to a host, over TCP or TLS, driven by hyper.
+//!
+//! hyper's connection future is polled inline, by whichever future is waiting on the connection
+//! (a request, a response body), not by a task of its own: a session costs no extra task, no
+//! cross-task wake-ups, and dropping the connection simply closes the socket.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::{pin, Pin};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -67,16 +74,14 @@ impl Target {
     }
 }
 
+/// hyper's half of a connection: reads and writes the socket while polled.
+type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
+
 /// An open connection.
 pub struct Connection {
     sender: http1::SendRequest<Full<Bytes>>,
-    driver: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Connection {
-    fn drop(&mut self) {
-        self.driver.abort();
-    }
+    /// `None` once hyper finished with the connection (closed by either side, or broken).
+    driver: Option<Driver>,
 }
 
 impl Connection {
@@ -128,34 +133,58 @@ impl Connection {
                 .map_err(|_| timeout(Phase::Connect))?
                 .map_err(|e| TransportError::Tls { host: target.host.clone(), reason: tls_reason(&e) })?;
             let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.map_err(handshake_err)?;
-            (
-                sender,
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                }),
-            )
+            (sender, Box::pin(conn) as Driver)
         } else {
             let (sender, conn) = http1::handshake(TokioIo::new(tcp)).await.map_err(handshake_err)?;
-            (
-                sender,
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                }),
-            )
+            (sender, Box::pin(conn) as Driver)
         };
-        Ok(Connection { sender, driver })
+        Ok(Connection { sender, driver: Some(driver) })
     }
 
-    /// False once the peer closed the connection.
-    pub fn is_open(&self) -> bool {
-        !self.sender.is_closed()
+    /// False once the peer closed the connection (an idle connection is checked without
+    /// waiting: a close the peer sent while it sat in a pool is seen here).
+    pub fn is_open(&mut self) -> bool {
+        if let Some(d) = &mut self.driver {
+            if d.as_mut().poll(&mut Context::from_waker(std::task::Waker::noop())).is_ready() {
+                self.driver = None;
+            }
+        }
+        self.driver.is_some() && !self.sender.is_closed()
     }
 
     /// Sends one request and waits for the response head.
     pub async fn send(&mut self, req: http::Request<Full<Bytes>>) -> Result<http::Response<hyper::body::Incoming>, hyper::Error> {
-        self.sender.ready().await?;
-        self.sender.send_request(req).await
+        let Connection { sender, driver } = self;
+        drive(driver, async {
+            sender.ready().await?;
+            sender.send_request(req).await
+        })
+        .await
     }
+
+    /// Waits for `f` (a response body, say) while the connection makes progress.
+    pub async fn drive<F: Future>(&mut self, f: F) -> F::Output {
+        drive(&mut self.driver, f).await
+    }
+}
+
+/// Polls `f` and the connection's driver together until `f` is done. A finished driver is
+/// dropped; whatever `f` waits on then ends (hyper closes its channels), so this cannot hang.
+async fn drive<F: Future>(driver: &mut Option<Driver>, f: F) -> F::Output {
+    let mut f = pin!(f);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = f.as_mut().poll(cx) {
+            return Poll::Ready(out);
+        }
+        if let Some(d) = driver {
+            if d.as_mut().poll(cx).is_ready() {
+                *driver = None;
+                return f.as_mut().poll(cx);
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 fn tls_reason(e: &std::io::Error) -> String {
