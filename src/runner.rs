@@ -26,7 +26,7 @@ use crate::stats::{self, Cause, Recorder};
 use crate::time::{parse_datetime, UnixMillis};
 use crate::transport::auth::AuthState;
 use crate::transport::conn::Connection;
-use crate::transport::{fetch, FailureKind, HttpSession, TransportConfig, TransportError};
+use crate::transport::{fetch, Destination, FailureKind, HttpSession, TransportConfig, TransportError};
 
 /// How long to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,7 +130,7 @@ pub async fn run_cpe(
             let id = cpe.id.0;
             let mut woken = false;
             let SessionRun { summary, failure, .. } = {
-                let run = session(model, template, cpe, &mut auth, &url, &opts.transport, None, None, true);
+                let run = session(model, template, cpe, &mut auth, Destination::Url(&url), &opts.transport, None, None, true);
                 let mut run = std::pin::pin!(run);
                 loop {
                     tokio::select! {
@@ -333,7 +333,7 @@ pub async fn session(
     template: &InformTemplate,
     cpe: &mut CpeState,
     auth: &mut AuthState,
-    url: &str,
+    destination: Destination<'_>,
     cfg: &TransportConfig,
     conn: Option<Connection>,
     probe: Option<Probe<'_>>,
@@ -369,7 +369,7 @@ pub async fn session(
         }
         SessionRun { summary, failure, conn }
     };
-    let mut http = match HttpSession::new(cfg, auth, url) {
+    let mut http = match HttpSession::new(cfg, auth, destination) {
         Ok(h) => h.with_connection(conn),
         Err(e) => return finish(Some(Failure::transport(e)), session.abort(cpe), None),
     };

@@ -31,8 +31,8 @@ use crate::runner::{next_cr, periodic_delay_at, retry_wait, session, PeriodicPla
 use crate::stats::{Cause, Recorder};
 use crate::time::UnixMillis;
 use crate::transport::auth::AuthState;
-use crate::transport::conn::Connection;
-use crate::transport::{fetch, TransportConfig};
+use crate::transport::conn::{Connection, Target};
+use crate::transport::{fetch, Destination, TransportConfig};
 use wheel::{TimerHandle, TimerKind, Wheel};
 
 /// How first contacts are spread.
@@ -326,6 +326,9 @@ impl<'p> Shard<'p> {
         let plan = self.plan;
         let model: &Model = &plan.model;
         let template: &InformTemplate = &plan.template;
+        // The ACS URL, parsed once for every session (a bad one fails each session, saying why).
+        let target = Target::parse(&plan.acs_url).ok();
+        let target = &target;
         // Declared before the session futures, which borrow it (never across an await).
         let recorder_cell = RefCell::new(Recorder::new());
         let recorder = &recorder_cell;
@@ -401,8 +404,13 @@ impl<'p> Shard<'p> {
                             }
                         }
                         let probe = Probe { recorder, scheduled_at };
-                        let run =
-                            session(model, template, &mut cpe, &mut auth, &plan.acs_url, &plan.transport, conn, Some(probe), false).await;
+                        let run = {
+                            let destination = match target {
+                                Some(t) => Destination::Parsed(t),
+                                None => Destination::Url(&plan.acs_url),
+                            };
+                            session(model, template, &mut cpe, &mut auth, destination, &plan.transport, conn, Some(probe), false).await
+                        };
                         (k, cpe, auth, run)
                     },
                     span,

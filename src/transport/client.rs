@@ -36,12 +36,19 @@ pub struct RawResponse {
     pub auth_retried: bool,
 }
 
+/// Where a session goes: a URL, or one parsed once for many sessions (a fleet's ACS).
+#[derive(Debug, Clone, Copy)]
+pub enum Destination<'a> {
+    Url(&'a str),
+    Parsed(&'a Target),
+}
+
 /// The HTTP side of one session.
 pub struct HttpSession<'a> {
     cfg: &'a TransportConfig,
     auth: &'a mut AuthState,
     credentials: Option<&'a Credentials>,
-    target: Target,
+    target: std::borrow::Cow<'a, Target>,
     conn: Option<Connection>,
     /// Cookies set during this session (name, value); dropped with the session.
     cookies: Vec<(String, String)>,
@@ -54,18 +61,21 @@ pub struct HttpSession<'a> {
 const USER_AGENT_VALUE: &str = concat!("cpe-sim/", env!("CARGO_PKG_VERSION"));
 
 impl<'a> HttpSession<'a> {
-    /// A session toward `url`, using `auth` (the CPE's cached challenge) and the configured
-    /// credentials.
+    /// A session toward `destination`, using `auth` (the CPE's cached challenge) and the
+    /// configured credentials.
     ///
     /// # Errors
     /// [`TransportError::BadUrl`].
-    pub fn new(cfg: &'a TransportConfig, auth: &'a mut AuthState, url: &str) -> Result<HttpSession<'a>, TransportError> {
+    pub fn new(cfg: &'a TransportConfig, auth: &'a mut AuthState, destination: Destination<'a>) -> Result<HttpSession<'a>, TransportError> {
         let credentials = cfg.credentials.as_ref();
         Ok(HttpSession {
             cfg,
             auth,
             credentials,
-            target: Target::parse(url)?,
+            target: match destination {
+                Destination::Url(url) => std::borrow::Cow::Owned(Target::parse(url)?),
+                Destination::Parsed(t) => std::borrow::Cow::Borrowed(t),
+            },
             conn: None,
             cookies: Vec::new(),
             redirects: 0,
@@ -76,13 +86,13 @@ impl<'a> HttpSession<'a> {
 
     /// Starts on an already open connection (from a pool).
     pub fn with_connection(mut self, conn: Option<Connection>) -> Self {
-        self.conn = conn.and_then(|mut c| c.is_open().then_some(c));
+        self.conn = conn.and_then(|mut c| c.check_open().then_some(c));
         self
     }
 
     /// The connection, if still open, for reuse by the next session.
     pub fn into_connection(mut self) -> Option<Connection> {
-        self.conn.take().and_then(|mut c| c.is_open().then_some(c))
+        self.conn.take().filter(Connection::is_open)
     }
 
     /// Uses other credentials than the ACS's (file servers for Download).
@@ -132,8 +142,8 @@ impl<'a> HttpSession<'a> {
         let mut auth_retried = false;
         let mut stale_retry = false;
         loop {
-            let fresh = match self.conn.as_mut().map(Connection::is_open) {
-                Some(true) => false,
+            let fresh = match &self.conn {
+                Some(c) if c.is_open() => false,
                 _ => {
                     let t = std::time::Instant::now();
                     self.conn = Some(Connection::open(&self.target, self.cfg).await?);
@@ -204,7 +214,7 @@ impl<'a> HttpSession<'a> {
                         self.conn = None;
                     }
                     tracing::debug!(from = %self.target.url, to = %next.url, status, "following redirect");
-                    self.target = next;
+                    self.target = std::borrow::Cow::Owned(next);
                 }
                 _ => return Ok(RawResponse { status, headers, body: body_bytes, auth_retried }),
             }
@@ -212,10 +222,12 @@ impl<'a> HttpSession<'a> {
     }
 
     fn build(&mut self, method: &Method, body: &Bytes) -> Result<Request<Full<Bytes>>, TransportError> {
-        let mut req = Request::builder().method(method.clone()).uri(self.target.path.as_str());
+        let bad = |reason| TransportError::BadUrl { url: self.target.url.clone(), reason };
+        let uri = self.target.request_uri.clone().ok_or_else(|| bad("path not usable in a request"))?;
+        let host = self.target.host_header.clone().ok_or_else(|| bad("host not usable in a Host header"))?;
+        let mut req = Request::builder().method(method.clone()).uri(uri);
         let headers = req.headers_mut().expect("builder is fresh");
-        let bad = |_| TransportError::BadUrl { url: self.target.url.clone(), reason: "host not usable in a Host header" };
-        headers.insert(HOST, HeaderValue::from_str(&self.target.authority).map_err(bad)?);
+        headers.insert(HOST, host);
         headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
         if method != Method::GET {
             headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));

@@ -30,6 +30,10 @@ pub struct Target {
     pub path: String,
     /// The whole URL, for messages.
     pub url: String,
+    /// `path` as a request target and `authority` as a Host header, made once per URL (`None`:
+    /// not usable in a request).
+    pub request_uri: Option<http::Uri>,
+    pub host_header: Option<http::HeaderValue>,
 }
 
 impl Target {
@@ -53,7 +57,16 @@ impl Target {
         let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
         let path = uri.path_and_query().map_or("/".to_string(), |p| p.as_str().to_string());
         let path = if path.is_empty() { "/".to_string() } else { path };
-        Ok(Target { https, host, port, authority: authority.as_str().to_string(), path, url: url.to_string() })
+        Ok(Target {
+            https,
+            host,
+            port,
+            authority: authority.as_str().to_string(),
+            request_uri: path.parse().ok(),
+            host_header: http::HeaderValue::from_str(authority.as_str()).ok(),
+            path,
+            url: url.to_string(),
+        })
     }
 
     /// Resolves a redirect's `Location` against this URL.
@@ -141,15 +154,21 @@ impl Connection {
         Ok(Connection { sender, driver: Some(driver) })
     }
 
-    /// False once the peer closed the connection (an idle connection is checked without
-    /// waiting: a close the peer sent while it sat in a pool is seen here).
-    pub fn is_open(&mut self) -> bool {
+    /// False once the connection is known to be closed (by either side, or broken). Cheap: it
+    /// does not look at the socket; see [`Connection::check_open`].
+    pub fn is_open(&self) -> bool {
+        self.driver.is_some() && !self.sender.is_closed()
+    }
+
+    /// Like [`Connection::is_open`], but first lets hyper read what arrived while nobody was
+    /// polling (a connection idle in a pool): a close the peer sent in the meantime is seen here.
+    pub fn check_open(&mut self) -> bool {
         if let Some(d) = &mut self.driver {
             if d.as_mut().poll(&mut Context::from_waker(std::task::Waker::noop())).is_ready() {
                 self.driver = None;
             }
         }
-        self.driver.is_some() && !self.sender.is_closed()
+        self.is_open()
     }
 
     /// Sends one request and waits for the response head.

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::Method;
 
 use super::auth::{AuthState, Credentials};
-use super::client::HttpSession;
+use super::client::{Destination, HttpSession};
 use super::{TransportConfig, TransportError};
 use crate::cpe::TransferRequest;
 use crate::cwmp::FaultCode;
@@ -25,7 +25,7 @@ pub async fn perform(cfg: &TransportConfig, req: &TransferRequest) -> TransferFa
     file_cfg.max_body = MAX_DOWNLOAD;
     let mut auth = AuthState::default();
     let download = req.kind.is_download();
-    let mut session = match HttpSession::new(&file_cfg, &mut auth, &req.url) {
+    let mut session = match HttpSession::new(&file_cfg, &mut auth, Destination::Url(&req.url)) {
         Ok(s) => s.with_credentials(creds.as_ref()),
         Err(e) => return Some((FaultCode::UnsupportedTransferProtocol, e.to_string())),
     };

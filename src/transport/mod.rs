@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use auth::Credentials;
-pub use client::{AcsResponse, HttpSession};
+pub use client::{AcsResponse, Destination, HttpSession};
 
 /// Default request/response timeout (PROTOCOL.md §1.4: wait at least 30 s for the ACS).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
