@@ -4,15 +4,18 @@
 # Sessions are counted by the ACS itself, so every tool is measured the same way.
 #
 # Two modes: pooled (keep-alive connections) and per-session (a new connection per session;
-# wrk ends each session with `Connection: close`). Two wrk baselines:
-#   - pipelined  (scripts/wrk-session.lua): Inform and empty POST written together, one wrk
-#     thread. The issue's baseline, and faster than CWMP allows: a CPE must read the
-#     InformResponse before its next POST.
-#   - sequential (scripts/wrk-sequential.lua): each POST waits for the previous answer, as in
-#     CWMP; one connection per wrk thread, all threads on the client's core.
+# wrk ends each session with `Connection: close`). Two baselines:
+#   - wrk (scripts/wrk-session.lua, one thread): Inform and empty POST written together. The
+#     issue's baseline, and faster than CWMP allows: a CPE must read the InformResponse before
+#     its next POST. (wrk cannot do that: its request() is not told which connection asks.)
+#   - bare (examples/bare_client.rs): the floor of cpe-sim's own stack, tokio + hyper POSTing
+#     the same Inform and empty POST one after the other, with no CPE behind them. What cpe-sim
+#     loses to it is our overhead; what it loses to wrk is the stack's and CWMP's.
 # On a machine with 2+ cores, the client runs on core 0 and the ACS on core 1 (taskset), so the
 # tools do not fight the ACS for a core; each run has a fresh ACS on a fresh port, and the order
-# of the tools rotates between rounds. The figures are medians over the rounds.
+# of the tools rotates between rounds. The figures are medians over the rounds. Where `perf` can
+# count instructions, each tool's user and kernel instructions per session are printed too: on a
+# shared, noisy machine they move far less than sessions/s do.
 # Floor (issue 4): cpe-sim ≥ 0.8× wrk, pooled and per-session.
 # Usage: scripts/bench-ceiling.sh [seconds=5] [connections=32] [rounds=3]
 set -euo pipefail
@@ -23,6 +26,7 @@ rounds=${3:-3}
 command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null 2>&1 || true; }
 command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)"; exit 1; }
 cargo build --release -q
+cargo build --release -q --example bare_client
 bin=target/release/cpe-sim
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
@@ -31,9 +35,12 @@ client=() server=()
 if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
   client=(taskset -c 0) server=(taskset -c 1)
 fi
+if perf stat -x, -e instructions:u true >/dev/null 2>&1; then
+  client+=(perf stat -x, -e instructions:u,instructions:k -o "$tmp/stat")
+fi
 
 # Runs a fresh ACS for one measurement and prints the sessions it completed per second.
-measure() { # mode(keepalive|close) tool(wrk|wrkseq|cpe-sim)
+measure() { # mode(keepalive|close) tool(wrk|bare|cpe-sim)
   local acs_flags=(--bind 127.0.0.1:0 --no-provisioning --log-level info)
   [ "$1" = keepalive ] && acs_flags+=(--keep-alive)
   "${server[@]}" $bin acs "${acs_flags[@]}" 2> "$tmp/acs.log" &
@@ -49,8 +56,7 @@ measure() { # mode(keepalive|close) tool(wrk|wrkseq|cpe-sim)
   case $2 in
     wrk) INFORM="$tmp/inform.xml" CLOSE=$close \
            "${client[@]}" wrk -t1 -c"$conns" -d"${secs}s" -s scripts/wrk-session.lua "$url" > "$tmp/tool.out" 2>&1 ;;
-    wrkseq) INFORM="$tmp/inform.xml" CLOSE=$close \
-           "${client[@]}" wrk -t"$conns" -c"$conns" -d"${secs}s" -s scripts/wrk-sequential.lua "$url" > "$tmp/tool.out" 2>&1 ;;
+    bare) "${client[@]}" target/release/examples/bare_client "$url" "$tmp/inform.xml" "$1" "$conns" "$secs" > "$tmp/tool.out" 2>&1 ;;
     cpe-sim)
       local mode=pooled
       [ "$1" = close ] && mode=per-session
@@ -62,15 +68,24 @@ measure() { # mode(keepalive|close) tool(wrk|wrkseq|cpe-sim)
   kill -INT $acs; wait $acs 2>/dev/null || true
   local n
   n=$(grep -o 'sessions_completed=[0-9]*' "$tmp/acs.log" | tail -1 | cut -d= -f2)
+  n=${n:-0}
+  # Instructions per session (user+kernel, thousands), when perf counted them.
+  if [ -s "$tmp/stat" ] && [ "$n" -gt 0 ]; then
+    local iu ik
+    iu=$(grep 'instructions:u' "$tmp/stat" | cut -d, -f1)
+    ik=$(grep 'instructions:k' "$tmp/stat" | cut -d, -f1)
+    echo "$2 $((iu / n / 1000)) $((ik / n / 1000))" >> "$tmp/instructions.$1"
+    rm -f "$tmp/stat"
+  fi
   echo "$n / $secs" | bc
 }
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 echo "machine: $(nproc) cores, $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1); ${secs}s per run, $conns connections, $rounds rounds${client:+, client on core 0 and ACS on core 1}"
-tools=(wrk wrkseq cpe-sim)
+tools=(wrk bare cpe-sim)
 for mode in keepalive close; do
-  declare -A runs=([wrk]="" [wrkseq]="" [cpe-sim]="")
+  declare -A runs=([wrk]="" [bare]="" [cpe-sim]="")
   for r in $(seq 0 $((rounds - 1))); do
     line="  round $((r + 1)):"
     for i in 0 1 2; do
@@ -82,10 +97,19 @@ for mode in keepalive close; do
     echo "$line"
   done
   w=$(echo "${runs[wrk]}" | median)
-  s=$(echo "${runs[wrkseq]}" | median)
+  b=$(echo "${runs[bare]}" | median)
   c=$(echo "${runs[cpe-sim]}" | median)
   label=$([ $mode = keepalive ] && echo "pooled     " || echo "per-session")
-  echo "$label cpe-sim $c sessions/s | wrk pipelined $w (ratio $(echo "scale=2; $c / $w" | bc)) | wrk sequential $s (ratio $(echo "scale=2; $c / $s" | bc))"
+  echo "$label cpe-sim $c sessions/s | wrk pipelined $w (ratio $(echo "scale=2; $c / $w" | bc)) | bare tokio+hyper $b (ratio $(echo "scale=2; $c / $b" | bc))"
+  if [ -s "$tmp/instructions.$mode" ]; then
+    line="            instructions per session (user + kernel, median):"
+    for t in wrk bare cpe-sim; do
+      u=$(awk -v t=$t '$1 == t {print $2}' "$tmp/instructions.$mode" | median)
+      k=$(awk -v t=$t '$1 == t {print $3}' "$tmp/instructions.$mode" | median)
+      line+=" $t ${u}k + ${k}k"
+    done
+    echo "$line"
+  fi
   unset runs
 done
-echo "commands: wrk -t1 -c$conns -s scripts/wrk-session.lua; wrk -t$conns -c$conns -s scripts/wrk-sequential.lua; cpe-sim --cpes 100000 --shards 1 --max-connections $conns --connection-mode pooled|per-session --inform-interval 1s"
+echo "commands: wrk -t1 -c$conns -s scripts/wrk-session.lua; bare_client URL INFORM close|keepalive $conns $secs; cpe-sim --cpes 100000 --shards 1 --max-connections $conns --connection-mode pooled|per-session --inform-interval 1s"

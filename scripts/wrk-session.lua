@@ -1,5 +1,5 @@
 -- One CWMP session per wrk "request": an Inform and the empty POST, pipelined on one connection
--- (faster than any CPE can go: a CPE waits for the InformResponse; see wrk-sequential.lua).
+-- (faster than any CPE can go: a CPE waits for the InformResponse before its next POST).
 -- The Inform body is read from the file in the INFORM environment variable (bench-ceiling.sh
 -- renders it with `cpe-sim check`). Set CLOSE=1 to end each session with `Connection: close`
 -- (a fresh connection per session, as real CPEs and cpe-sim's per-session mode do).
