@@ -359,7 +359,8 @@ pub async fn session(
             match &failure {
                 None => {
                     r.outcomes.completed += 1;
-                    r.record_session(p.scheduled_at.elapsed(), started.elapsed());
+                    let now = Instant::now();
+                    r.record_session(now.saturating_duration_since(p.scheduled_at), now.saturating_duration_since(started));
                 }
                 Some(f) => match f.http_status {
                     Some(s) => r.outcomes.count_status(s),
@@ -385,9 +386,11 @@ pub async fn session(
         };
         if let Some(p) = &probe {
             let mut r = p.recorder.borrow_mut();
-            r.record_both(sending, sent_at.elapsed(), p.scheduled_at.elapsed());
+            let now = Instant::now();
+            let (service, from_scheduled) = (now.saturating_duration_since(sent_at), now.saturating_duration_since(p.scheduled_at));
+            r.record_both(sending, service, from_scheduled);
             if woken && sending == stats::m::INFORM {
-                r.record_both(stats::m::CONNECTION_REQUEST, sent_at.elapsed(), p.scheduled_at.elapsed());
+                r.record_both(stats::m::CONNECTION_REQUEST, service, from_scheduled);
             }
         }
         debug!(
@@ -446,6 +449,28 @@ fn value(model: &Model, cpe: &CpeState, node: crate::model::NodeId) -> String {
     model.device(cpe.id, &cpe.delta, cpe.boot_at, UnixMillis::now()).value_string(&Loc::plain(node), ReadFor::Local)
 }
 
+/// The CPE's periodic Inform period in milliseconds (× the plan's multiplier), or `None` when
+/// periodic informs are off.
+pub fn periodic_period_ms(model: &Model, cpe: &CpeState, plan: &PeriodicPlan) -> Option<u64> {
+    let wk = &model.well_known;
+    let set = |n: Option<crate::model::NodeId>| n.and_then(|n| cpe.delta.value(&Loc::plain(n)));
+    let enabled = match (set(wk.periodic_inform_enable), plan.interval) {
+        // Someone set it explicitly: that wins.
+        (Some(v), _) => &*v.value == "true" || &*v.value == "1",
+        (None, Some(_)) => true,
+        (None, None) => wk.periodic_inform_enable.map(|n| value(model, cpe, n)).is_some_and(|v| v == "true" || v == "1"),
+    };
+    let interval_s: f64 = match (set(wk.periodic_inform_interval), plan.interval) {
+        (Some(v), _) => v.value.parse().ok()?,
+        (None, Some(d)) => d.as_secs_f64(),
+        (None, None) => wk.periodic_inform_interval.and_then(|n| value(model, cpe, n).parse().ok())?,
+    };
+    if !enabled || interval_s <= 0.0 {
+        return None;
+    }
+    Some(((interval_s * plan.multiplier * 1000.0).round() as u64).max(1))
+}
+
 /// The TR-069 wait before the next retry, from the CPE's retry settings (PROTOCOL.md §5).
 pub fn retry_wait(model: &Model, cpe: &CpeState) -> Duration {
     let wk = &model.well_known;
@@ -487,23 +512,7 @@ pub fn periodic_delay(model: &Model, cpe: &CpeState, plan: &PeriodicPlan) -> Opt
 /// [`periodic_delay`] at an explicit `now` (deterministic, for tests and tools).
 pub fn periodic_delay_at(model: &Model, cpe: &CpeState, plan: &PeriodicPlan, now: UnixMillis) -> Option<Duration> {
     let wk = &model.well_known;
-    let set = |n: Option<crate::model::NodeId>| n.and_then(|n| cpe.delta.value(&Loc::plain(n)));
-    let enable_value = wk.periodic_inform_enable.map(|n| value(model, cpe, n));
-    let enabled = match (set(wk.periodic_inform_enable), plan.interval) {
-        // Someone set it explicitly: that wins.
-        (Some(v), _) => &*v.value == "true" || &*v.value == "1",
-        (None, Some(_)) => true,
-        (None, None) => enable_value.is_some_and(|v| v == "true" || v == "1"),
-    };
-    let interval_s: f64 = match (set(wk.periodic_inform_interval), plan.interval) {
-        (Some(v), _) => v.value.parse().ok()?,
-        (None, Some(d)) => d.as_secs_f64(),
-        (None, None) => wk.periodic_inform_interval.and_then(|n| value(model, cpe, n).parse().ok())?,
-    };
-    if !enabled || interval_s <= 0.0 {
-        return None;
-    }
-    let period_ms = ((interval_s * plan.multiplier * 1000.0).round() as u64).max(1);
+    let period_ms = periodic_period_ms(model, cpe, plan)?;
     let phase_ms = match wk.periodic_inform_time.map(|n| value(model, cpe, n)).and_then(|t| parse_datetime(&t)) {
         Some(t) if t >= 0 => (t as u64 * 1000) % period_ms,
         // Unknown Time: the CPE picks its own phase.

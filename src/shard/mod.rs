@@ -27,7 +27,7 @@ use crate::connreq::CpeMsg;
 use crate::cpe::{CpeState, DeferredAction, TransferRequest};
 use crate::cwmp::template::InformTemplate;
 use crate::model::{ChangeSet, DeviceId, Model};
-use crate::runner::{next_cr, periodic_delay_at, retry_wait, session, PeriodicPlan, Probe, SessionRun};
+use crate::runner::{next_cr, periodic_delay_at, periodic_period_ms, retry_wait, session, PeriodicPlan, Probe, SessionRun};
 use crate::stats::{Cause, Recorder};
 use crate::time::UnixMillis;
 use crate::transport::auth::AuthState;
@@ -256,6 +256,14 @@ impl<'p> Shard<'p> {
         }
     }
 
+    /// Re-arms CPE `k`'s periodic timer after the one due at `deadline` fired: one period later
+    /// (the phase is unchanged; settings that change it re-arm through [`Shard::arm_periodic`]),
+    /// skipping boundaries already past when the shard fell behind.
+    fn rearm_periodic_after(&mut self, k: u32, deadline: u64, now: u64) {
+        let Some(period) = periodic_period_ms(&self.plan.model, &self.cpes[k as usize], &self.periodic_plan()) else { return };
+        self.periodic[k as usize] = Some(self.wheel.insert(next_boundary(deadline, period, now), k, TimerKind::Periodic));
+    }
+
     /// The local index of global CPE `index`, if this shard holds it.
     fn local(&self, index: u32) -> Option<u32> {
         let rel = index.checked_sub(self.plan.first_index)?;
@@ -358,7 +366,7 @@ impl<'p> Shard<'p> {
                             self.cpes[e.id as usize].periodic_due();
                             self.enqueue(e.id, e.deadline);
                         }
-                        self.arm_periodic(e.id);
+                        self.rearm_periodic_after(e.id, e.deadline, now);
                     }
                     TimerKind::Boot | TimerKind::Retry | TimerKind::Deferred => {
                         if self.is_busy(e.id) {
@@ -537,6 +545,15 @@ impl<'p> Shard<'p> {
     }
 }
 
+/// The first tick after `now` on the grid `deadline + n·period` (n ≥ 1).
+fn next_boundary(deadline: u64, period: u64, now: u64) -> u64 {
+    let at = deadline + period;
+    match at <= now {
+        true => at + ((now - at) / period + 1) * period,
+        false => at,
+    }
+}
+
 /// One bit per CPE of a shard.
 struct Bits(Vec<u64>);
 
@@ -556,5 +573,20 @@ impl Bits {
         } else {
             self.0[k as usize / 64] &= !bit;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_boundary;
+
+    #[test]
+    fn periodic_boundaries_keep_their_phase_and_skip_what_is_past() {
+        assert_eq!(next_boundary(100, 10, 100), 110);
+        assert_eq!(next_boundary(100, 10, 105), 110);
+        // Fallen behind: the next boundary after now, on the same grid.
+        assert_eq!(next_boundary(100, 10, 110), 120);
+        assert_eq!(next_boundary(100, 10, 135), 140);
+        assert_eq!(next_boundary(0, 1, 0), 1);
     }
 }

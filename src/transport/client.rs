@@ -52,6 +52,10 @@ pub struct HttpSession<'a> {
     conn: Option<Connection>,
     /// Cookies set during this session (name, value); dropped with the session.
     cookies: Vec<(String, String)>,
+    /// `cookies` as a Cookie header, made when they change rather than per request.
+    cookie_header: Option<HeaderValue>,
+    /// The deadline of the exchange in progress, one timer reset per exchange.
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
     redirects: u8,
     /// Connections opened by this session and the time they took (DNS + TCP + TLS).
     connects: u32,
@@ -78,6 +82,8 @@ impl<'a> HttpSession<'a> {
             },
             conn: None,
             cookies: Vec::new(),
+            cookie_header: None,
+            deadline: Box::pin(tokio::time::sleep(cfg.timeout)),
             redirects: 0,
             connects: 0,
             connect_time: std::time::Duration::ZERO,
@@ -162,8 +168,15 @@ impl<'a> HttpSession<'a> {
                 let body = conn.drive(Limited::new(body, max_body).collect()).await.map_err(Broken::Body)?;
                 Ok::<_, Broken>((head, body.to_bytes()))
             };
-            let (head, body_bytes) = match tokio::time::timeout(self.cfg.timeout, exchange).await {
-                Err(_) => {
+            self.deadline.as_mut().reset(tokio::time::Instant::now() + self.cfg.timeout);
+            let deadline = self.deadline.as_mut();
+            let outcome = tokio::select! {
+                biased;
+                r = exchange => Ok(r),
+                () = deadline => Err(()),
+            };
+            let (head, body_bytes) = match outcome {
+                Err(()) => {
                     self.conn = None;
                     return Err(self.timeout());
                 }
@@ -189,6 +202,8 @@ impl<'a> HttpSession<'a> {
                 if let Some(c) = v.to_str().ok().and_then(|s| cookie::Cookie::parse(s.to_string()).ok()) {
                     self.cookies.retain(|(n, _)| n != c.name());
                     self.cookies.push((c.name().to_string(), c.value().to_string()));
+                    let joined = self.cookies.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ");
+                    self.cookie_header = HeaderValue::from_str(&joined).ok();
                 }
             }
             if headers.get(CONNECTION).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("close")) {
@@ -236,11 +251,8 @@ impl<'a> HttpSession<'a> {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/xml; charset=\"utf-8\""));
             headers.insert("SOAPAction", HeaderValue::from_static(""));
         }
-        if !self.cookies.is_empty() {
-            let joined = self.cookies.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ");
-            if let Ok(v) = HeaderValue::from_str(&joined) {
-                headers.insert(COOKIE, v);
-            }
+        if let Some(v) = &self.cookie_header {
+            headers.insert(COOKIE, v.clone());
         }
         if let Some(creds) = self.credentials {
             if let Some(a) = self.auth.authorization_for(method.as_str(), creds, &self.target.path, body) {
