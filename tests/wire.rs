@@ -438,3 +438,38 @@ async fn factory_reset_and_upload_over_the_wire() {
     assert!(put.body_str().contains("1 Vendor Configuration File"));
     assert!(cpe.events.is_empty());
 }
+
+#[tokio::test]
+async fn a_tls_session_ends_with_close_notify() {
+    use http_body_util::BodyExt;
+    let pki = Pki::new("notify");
+    let tls = server_config(&pki.path("server.pem"), &pki.path("server.key"), None).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://127.0.0.1:{}/", listener.local_addr().unwrap().port());
+    // A keep-alive ACS that never closes first: how the CPE ends the connection is what it sees.
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let stream = tokio_rustls::TlsAcceptor::from(tls).accept(tcp).await.unwrap();
+        let svc = hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+            let body = req.into_body().collect().await?.to_bytes();
+            let resp = match String::from_utf8_lossy(&body).contains("<cwmp:Inform>") {
+                true => hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(crate::support::inform_response("1")))),
+                false => hyper::Response::builder().status(204).body(http_body_util::Full::new(bytes::Bytes::new())).unwrap(),
+            };
+            Ok::<_, hyper::Error>(resp)
+        });
+        let parts = hyper::server::conn::http1::Builder::new()
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+            .without_shutdown()
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut tls = parts.io.into_inner();
+        let state = tls.get_mut().1.process_new_packets().map_err(|e| e.to_string())?;
+        Ok::<_, String>(state.peer_has_closed())
+    });
+    let t = tls_transport(TlsOptions { ca_cert_file: Some(pki.path("ca.pem")), ..TlsOptions::default() });
+    let (report, _) = one_shot(&url, t).await;
+    assert_eq!((report.completed, report.failed), (1, 0), "{}", error(&report));
+    let served = tokio::time::timeout(Duration::from_secs(5), server).await.expect("the CPE closed the connection").unwrap();
+    assert_eq!(served, Ok(true), "the CPE sent no TLS close_notify");
+}

@@ -92,7 +92,8 @@ type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
 
 /// An open connection.
 pub struct Connection {
-    sender: http1::SendRequest<Full<Bytes>>,
+    /// Always `Some` until dropped (then `None` first, so hyper sees no more requests coming).
+    sender: Option<http1::SendRequest<Full<Bytes>>>,
     /// `None` once hyper finished with the connection (closed by either side, or broken).
     driver: Option<Driver>,
 }
@@ -151,13 +152,13 @@ impl Connection {
             let (sender, conn) = http1::handshake(TokioIo::new(tcp)).await.map_err(handshake_err)?;
             (sender, Box::pin(conn) as Driver)
         };
-        Ok(Connection { sender, driver: Some(driver) })
+        Ok(Connection { sender: Some(sender), driver: Some(driver) })
     }
 
     /// False once the connection is known to be closed (by either side, or broken). Cheap: it
     /// does not look at the socket; see [`Connection::check_open`].
     pub fn is_open(&self) -> bool {
-        self.driver.is_some() && !self.sender.is_closed()
+        self.driver.is_some() && self.sender.as_ref().is_some_and(|s| !s.is_closed())
     }
 
     /// Like [`Connection::is_open`], but first lets hyper read what arrived while nobody was
@@ -174,6 +175,7 @@ impl Connection {
     /// Sends one request and waits for the response head.
     pub async fn send(&mut self, req: http::Request<Full<Bytes>>) -> Result<http::Response<hyper::body::Incoming>, hyper::Error> {
         let Connection { sender, driver } = self;
+        let sender = sender.as_mut().expect("a connection has its sender until dropped");
         drive(driver, async {
             sender.ready().await?;
             sender.send_request(req).await
@@ -184,6 +186,17 @@ impl Connection {
     /// Waits for `f` (a response body, say) while the connection makes progress.
     pub async fn drive<F: Future>(&mut self, f: F) -> F::Output {
         drive(&mut self.driver, f).await
+    }
+}
+
+impl Drop for Connection {
+    /// Ends the connection as hyper would on its own: with no more requests coming, one poll
+    /// shuts the socket down (a TLS close_notify, then a TCP FIN) when that needs no waiting.
+    fn drop(&mut self) {
+        self.sender = None;
+        if let Some(mut d) = self.driver.take() {
+            let _ = d.as_mut().poll(&mut Context::from_waker(std::task::Waker::noop()));
+        }
     }
 }
 
