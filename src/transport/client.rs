@@ -54,8 +54,6 @@ pub struct HttpSession<'a> {
     cookies: Vec<(String, String)>,
     /// `cookies` as a Cookie header, made when they change rather than per request.
     cookie_header: Option<HeaderValue>,
-    /// The deadline of the exchange in progress, one timer reset per exchange.
-    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
     redirects: u8,
     /// Connections opened by this session and the time they took (DNS + TCP + TLS).
     connects: u32,
@@ -83,7 +81,6 @@ impl<'a> HttpSession<'a> {
             conn: None,
             cookies: Vec::new(),
             cookie_header: None,
-            deadline: Box::pin(tokio::time::sleep(cfg.timeout)),
             redirects: 0,
             connects: 0,
             connect_time: std::time::Duration::ZERO,
@@ -168,15 +165,8 @@ impl<'a> HttpSession<'a> {
                 let body = conn.drive(Limited::new(body, max_body).collect()).await.map_err(Broken::Body)?;
                 Ok::<_, Broken>((head, body.to_bytes()))
             };
-            self.deadline.as_mut().reset(tokio::time::Instant::now() + self.cfg.timeout);
-            let deadline = self.deadline.as_mut();
-            let outcome = tokio::select! {
-                biased;
-                r = exchange => Ok(r),
-                () = deadline => Err(()),
-            };
-            let (head, body_bytes) = match outcome {
-                Err(()) => {
+            let (head, body_bytes) = match tokio::time::timeout(self.cfg.timeout, exchange).await {
+                Err(_) => {
                     self.conn = None;
                     return Err(self.timeout());
                 }

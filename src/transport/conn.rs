@@ -1,8 +1,8 @@
 //! One HTTP/1.1 connection to a host, over TCP or TLS, driven by hyper.
 //!
 //! hyper's connection future is polled inline, by whichever future is waiting on the connection
-//! (a request, a response body), not by a task of its own: a session costs no extra task, no
-//! cross-task wake-ups, and dropping the connection simply closes the socket.
+//! (a request, a response body), not by a task of its own: a session costs no extra task and no
+//! cross-task wake-ups. Dropping a connection gives hyper one last poll to close it properly.
 
 use std::future::Future;
 use std::net::SocketAddr;
