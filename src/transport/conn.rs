@@ -99,28 +99,34 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects (DNS, TCP, TLS when https, HTTP/1.1 handshake), each step within the timeout.
+    /// Connects (DNS, TCP, TLS when https, HTTP/1.1 handshake), all within the timeout.
     ///
     /// # Errors
     /// [`TransportError::Dns`], [`TransportError::Connect`], [`TransportError::Tls`] or
     /// [`TransportError::Timeout`].
     pub async fn open(target: &Target, cfg: &TransportConfig) -> Result<Connection, TransportError> {
-        let timeout = |phase| TransportError::Timeout { url: target.url.clone(), phase, after: cfg.timeout };
-        let addrs: Vec<SocketAddr> = tokio::time::timeout(cfg.timeout, tokio::net::lookup_host((target.host.as_str(), target.port)))
+        tokio::time::timeout(cfg.timeout, Connection::set_up(target, cfg)).await.map_err(|_| TransportError::Timeout {
+            url: target.url.clone(),
+            phase: Phase::Connect,
+            after: cfg.timeout,
+        })?
+    }
+
+    /// [`Connection::open`] without the deadline.
+    async fn set_up(target: &Target, cfg: &TransportConfig) -> Result<Connection, TransportError> {
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((target.host.as_str(), target.port))
             .await
-            .map_err(|_| timeout(Phase::Connect))?
             .map_err(|source| TransportError::Dns { host: target.host.clone(), url: target.url.clone(), source })?
             .collect();
         let mut last = None;
         let mut tcp = None;
         for addr in &addrs {
-            match tokio::time::timeout(cfg.timeout, TcpStream::connect(addr)).await {
-                Err(_) => return Err(timeout(Phase::Connect)),
-                Ok(Ok(s)) => {
+            match TcpStream::connect(addr).await {
+                Ok(s) => {
                     tcp = Some(s);
                     break;
                 }
-                Ok(Err(e)) => last = Some((addr, e)),
+                Err(e) => last = Some((addr, e)),
             }
         }
         let tcp = match (tcp, last) {
@@ -142,10 +148,8 @@ impl Connection {
             let name = ServerName::try_from(target.host.clone())
                 .map_err(|_| TransportError::Tls { host: target.host.clone(), reason: "invalid server name".into() })?;
             let tls = tokio_rustls::TlsConnector::from(cfg.tls.clone());
-            let stream = tokio::time::timeout(cfg.timeout, tls.connect(name, tcp))
-                .await
-                .map_err(|_| timeout(Phase::Connect))?
-                .map_err(|e| TransportError::Tls { host: target.host.clone(), reason: tls_reason(&e) })?;
+            let stream =
+                tls.connect(name, tcp).await.map_err(|e| TransportError::Tls { host: target.host.clone(), reason: tls_reason(&e) })?;
             let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.map_err(handshake_err)?;
             (sender, Box::pin(conn) as Driver)
         } else {
