@@ -100,6 +100,13 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 /// # Returns
 /// `None` when the text is not a dateTime.
 pub fn parse_datetime(s: &str) -> Option<i64> {
+    parse_datetime_ms(s).map(|ms| ms.div_euclid(1000))
+}
+
+/// [`parse_datetime`] to the millisecond: the fraction's first three digits are kept (GenieACS
+/// writes PeriodicInformTime as `1970-01-01T05:23:11.123Z`, and that sub-second phase is the
+/// CPE's). Any year from 0000 to 9999 fits, before 1970 too (negative values).
+pub fn parse_datetime_ms(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || (b[10] != b'T' && b[10] != b't') {
         return None;
@@ -120,11 +127,13 @@ pub fn parse_datetime(s: &str) -> Option<i64> {
         return None;
     }
     let mut rest = &b[19..];
+    let mut millis = 0i64;
     if let Some(frac) = rest.strip_prefix(b".") {
         let n = frac.iter().take_while(|c| c.is_ascii_digit()).count();
         if n == 0 {
             return None;
         }
+        millis = frac[..n].iter().chain(b"000").take(3).fold(0i64, |acc, &c| acc * 10 + (c - b'0') as i64);
         rest = &frac[n..];
     }
     let offset = match rest {
@@ -144,7 +153,7 @@ pub fn parse_datetime(s: &str) -> Option<i64> {
         _ => return None,
     };
     let days = days_from_civil(y, mo as u32, d as u32);
-    Some(days * 86_400 + h * 3600 + mi * 60 + se - offset)
+    Some((days * 86_400 + h * 3600 + mi * 60 + se - offset) * 1000 + millis)
 }
 
 #[cfg(test)]
@@ -165,6 +174,11 @@ mod tests {
         assert_eq!(parse_datetime("2025-01-15T12:20:30+02:00"), Some(1_736_936_430));
         assert_eq!(parse_datetime("2025-01-15T10:20:30"), Some(1_736_936_430));
         assert!(parse_datetime(UNKNOWN_TIME).unwrap() < 0);
+        assert_eq!(parse_datetime_ms("1970-01-01T05:23:11.123Z"), Some((5 * 3600 + 23 * 60 + 11) * 1000 + 123));
+        assert_eq!(parse_datetime_ms("1970-01-01T00:00:00.5Z"), Some(500));
+        assert_eq!(parse_datetime_ms("1969-12-31T23:59:59.250Z"), Some(-750));
+        assert_eq!(parse_datetime("1969-12-31T23:59:59.250Z"), Some(-1));
+        assert_eq!(parse_datetime_ms("2200-01-01T00:00:00Z"), Some(7_258_118_400_000));
         for bad in ["", "2025-01-15", "2025-13-01T00:00:00Z", "2025-01-15T10:20:30.Z", "x025-01-15T10:20:30Z", "2025-01-15T10:20:30+0200"] {
             assert_eq!(parse_datetime(bad), None, "{bad}");
         }

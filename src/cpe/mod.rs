@@ -6,7 +6,9 @@
 //! Connection Request fires. No I/O, no clock.
 
 pub mod action;
+pub mod agenda;
 pub mod events;
+pub mod periodic;
 pub mod retry;
 
 pub use action::{DeferredAction, TransferKind, TransferRequest};

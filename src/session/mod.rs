@@ -302,14 +302,13 @@ impl Session {
         if !self.informed {
             cpe.events.undelivered(self.sent);
         }
+        // A new ACS URL means a new BOOTSTRAP to that ACS (PROTOCOL.md §4), whether or not this
+        // session then completed: the SetParameterValues that set it was applied.
+        if self.changes.contains(ChangeSet::ACS_URL) {
+            cpe.events.add(EventCode::Bootstrap);
+        }
         match result {
-            Ok(()) => {
-                cpe.retry_count = 0;
-                // A new ACS URL means a new BOOTSTRAP to that ACS (PROTOCOL.md §4).
-                if self.changes.contains(ChangeSet::ACS_URL) {
-                    cpe.events.add(EventCode::Bootstrap);
-                }
-            }
+            Ok(()) => cpe.retry_count = 0,
             Err(_) => cpe.retry_count = cpe.retry_count.saturating_add(1),
         }
         SessionSummary {
