@@ -112,8 +112,9 @@ pub struct RunArgs {
     #[arg(long, visible_alias = "cpe-index", default_value_t = 0)]
     pub first_index: u32,
 
-    /// Fleet size (k and m suffixes: 100k, 1m). More than 1 runs a fleet on per-core shards
-    /// with the progress line and the final report.
+    /// Number of CPEs (k and m suffixes: 100k, 1m), on per-core shards. One CPE or many run on
+    /// the same engine with the same flags, progress line and final report; one CPE logs each
+    /// session at info.
     #[arg(long, default_value = "1", value_parser = parse_count)]
     pub cpes: u32,
 
@@ -145,7 +146,12 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1024)]
     pub max_connections: usize,
 
-    /// How often the fleet progress line is printed
+    /// On a stop (end of --duration, SIGINT/SIGTERM), how long open sessions get to finish before
+    /// they are cut (and counted as interrupted)
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+
+    /// How often the progress line is printed
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub progress_interval: Duration,
 

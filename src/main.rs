@@ -12,24 +12,24 @@ use cpe_sim::acs::{AcsRpc, AcsScript};
 use cpe_sim::api::{ApiServer, MetricsSources};
 use cpe_sim::cli::{AcsArgs, Args, Command, ReportCommand, RunArgs};
 use cpe_sim::config::{load_profile, parse_profile};
-use cpe_sim::connreq::{advertise_host, CpeMsg, CrConfig, CrServer, Owners};
+use cpe_sim::connreq::{advertise_host, CrConfig, CrServer};
+use cpe_sim::engine::owners::{CpeMsg, Owners};
 use cpe_sim::cpe::CpeState;
 use cpe_sim::cwmp::envelope::{urn_minor, URNS};
 use cpe_sim::cwmp::template::InformTemplate;
-use cpe_sim::fleet::{self, Outputs};
+use cpe_sim::cpe::periodic::PeriodicPlan;
+use cpe_sim::engine::{self, Boot, ConnectionMode, Mode, Outputs, Plan};
 use cpe_sim::model::tree::ValueSource;
 use cpe_sim::model::Template;
 use cpe_sim::model::{DeviceId, Model};
-use cpe_sim::persist::{Resume, StateSink, Store, StoreError};
-use cpe_sim::runner::{run_cpe, Mode, PeriodicPlan, RunOptions};
-use cpe_sim::shard::{Boot, ConnectionMode, FleetPlan};
+use cpe_sim::persist::{Resume, Store, StoreError};
 use cpe_sim::stats::threshold::Threshold;
 use cpe_sim::time::UnixMillis;
 use cpe_sim::transport::tls::{client_config, TlsOptions};
 use cpe_sim::transport::{Credentials, TransportConfig};
 use std::sync::Arc;
 use tokio::sync::watch;
-use tracing::{error, info, warn, Instrument};
+use tracing::{error, info, warn};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -57,10 +57,9 @@ fn main() -> ExitCode {
     let result = match args.command {
         Some(Command::Check { profile, cpe_index }) => check(&profile, cpe_index),
         Some(Command::Acs(a)) => runtime().and_then(|rt| rt.block_on(serve_acs(*a))),
-        Some(Command::Sweep(s)) => fleet_main(&s.run, Some((&s.multipliers, s.step_duration, s.sweep_json.as_deref()))),
+        Some(Command::Sweep(s)) => run_main(&s.run, Some((&s.multipliers, s.step_duration, s.sweep_json.as_deref()))),
         Some(Command::Report(ReportCommand::Merge { files, report_json })) => merge_reports(&files, report_json.as_deref()),
-        None if args.run.cpes > 1 => fleet_main(&args.run, None),
-        None => runtime().and_then(|rt| rt.block_on(run(args.run))),
+        None => run_main(&args.run, None),
     };
     match result {
         Ok(code) => code,
@@ -260,123 +259,73 @@ fn close_store(store: Option<Store>) {
     }
 }
 
-async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let model = load(args.profile.as_deref(), args.cwmp_version.as_deref())?;
-    let transport = transport_config(&args)?;
-    let (model, mut listeners) = start_listeners(&args, model, 1, true, None).await?;
-    let shutdown = shutdown_signal();
+/// Whether the profile itself turns periodic informs on (not what a resumed ACS set).
+fn profile_periodic(model: &Model) -> bool {
+    let d = cpe_sim::model::Delta::default();
     let now = UnixMillis::now();
-    let id = DeviceId(args.first_index);
-    let mut store = open_store(&args, &model)?;
-    let resumed = store.as_mut().and_then(|s| s.resume(id.0, now));
-    if let Some(c) = &resumed {
-        info!(cpe_id = %id, bootstrapped = c.bootstrapped, events = %c.events.describe(0), "resumed from --state-dir");
-    }
-    let mut cpe = resumed.unwrap_or_else(|| CpeState::new(id, now));
-    let template = InformTemplate::new(&model);
-    let root = model.tree.root_name().to_string();
-    let dev = model.device(id, &cpe.delta, cpe.boot_at, now);
-    let serial = dev.get(&format!("{root}.DeviceInfo.SerialNumber")).unwrap_or_default();
-    // Every line of the run carries the CPE's id and serial.
-    let span = tracing::info_span!("cpe", cpe_id = %id, serial = %serial);
-    let rx = listeners.receivers.pop();
-    let sink = store.as_ref().map(|s| s.sink.clone());
-    let code = inform_acs(&args, &model, transport, shutdown, &mut cpe, &template, (rx, sink)).instrument(span).await;
-    listeners.stop().await;
-    close_store(store);
-    code
+    let root = model.tree.root_name();
+    model.device(DeviceId(0), &d, now, now).get(&format!("{root}.ManagementServer.PeriodicInformEnable")).is_some_and(|v| v == "true" || v == "1")
 }
 
-/// The part of a run that happens inside the CPE's span: start the embedded ACS when needed,
-/// run the CPE, report.
-async fn inform_acs(
-    args: &RunArgs,
-    model: &Model,
-    transport: TransportConfig,
-    shutdown: watch::Receiver<bool>,
-    cpe: &mut CpeState,
-    template: &InformTemplate,
-    (cr, state): (Option<tokio::sync::mpsc::UnboundedReceiver<CpeMsg>>, Option<StateSink>),
-) -> anyhow::Result<ExitCode> {
-    let root = model.tree.root_name();
-    let periodic = model
-        .device(cpe.id, &cpe.delta, cpe.boot_at, UnixMillis::now())
-        .get(&format!("{root}.ManagementServer.PeriodicInformEnable"))
-        .is_some_and(|v| v == "true");
-    // No --acs-url: serve the embedded ACS in this process and inform it over loopback.
-    let (acs_url, embedded) = match &args.acs_url {
+/// A run of one CPE or many (`--cpes`), or a sweep: one engine, one code path.
+fn run_main(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Option<&std::path::Path>)>) -> anyhow::Result<ExitCode> {
+    let model = load(args.profile.as_deref(), args.cwmp_version.as_deref())?;
+    let transport = transport_config(args)?;
+    let thresholds = args.thresholds.iter().map(|t| Threshold::parse(t).map_err(anyhow::Error::msg)).collect::<anyhow::Result<Vec<_>>>()?;
+    if !(args.interval_multiplier.is_finite() && args.interval_multiplier > 0.0)
+        || sweep.is_some_and(|(m, _, _)| m.iter().any(|x| !(x.is_finite() && *x > 0.0)))
+    {
+        anyhow::bail!("interval multipliers must be finite and greater than 0");
+    }
+    let single = args.cpes == 1 && sweep.is_none();
+    let nofile = engine::raise_nofile_limit();
+    engine::install_signal_handlers();
+    // A single CPE's lines all carry its id and serial, as its sessions' lines do.
+    let span = match single {
+        true => {
+            let now = UnixMillis::now();
+            let id = DeviceId(args.first_index);
+            let serial = model.device(id, &cpe_sim::model::Delta::default(), now, now).get(&format!("{}.DeviceInfo.SerialNumber", model.tree.root_name())).unwrap_or_default();
+            tracing::info_span!("cpe", cpe_id = %id, serial = %serial)
+        }
+        false => tracing::Span::none(),
+    };
+    let _entered = span.enter();
+    // The embedded ACS (without --acs-url) and the listeners run on a thread of their own beside
+    // the shards.
+    let side_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let shards = args.shards.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u16)).max(1);
+    let shards = shards.min(args.cpes.min(u16::MAX as u32) as u16).max(1);
+    let live = args.api_bind_addr.map(|_| Arc::new(std::sync::Mutex::new(cpe_sim::stats::Recorder::new())));
+    let periodic_in_profile = profile_periodic(&model);
+    let (model, mut listeners) = side_rt.block_on(start_listeners(args, model, shards, single, live.clone()))?;
+    let receivers = std::mem::take(&mut listeners.receivers);
+    let mut store = open_store(args, &model)?;
+    let state = store.as_mut().map(|s| Resume { saved: std::sync::Mutex::new(std::mem::take(&mut s.loaded)), sink: s.sink.clone() });
+    let (acs_url, server) = match &args.acs_url {
         Some(u) => (u.clone(), None),
         None => {
-            let server = AcsServer::start(([127, 0, 0, 1], 0).into(), embedded_acs(model, &transport))
-                .await
+            let server = side_rt
+                .block_on(AcsServer::start(([127, 0, 0, 1], 0).into(), embedded_acs(&model, &transport)))
                 .context("starting the embedded ACS on 127.0.0.1")?;
             info!(profile = %model.name, "no --acs-url given: started the embedded ACS at {} (GenieACS-like bootstrap script)", server.url());
             (server.url(), Some(server))
         }
     };
-    // A Connection Request listener needs the CPE to stay up: daemon mode.
-    let mode = if args.duration.is_some() || periodic || cr.is_some() { Mode::Daemon { duration: args.duration } } else { Mode::OneShot };
-    let opts = RunOptions { acs_url: acs_url.clone(), transport, mode, state };
-    info!(acs_url = %acs_url, profile = %model.name, mode = ?mode, "CPE starting");
-    let report = run_cpe(model, template, cpe, &opts, shutdown, cr).await;
-    // What the ACS changed on this CPE, from the CPE's own delta (secrets masked).
-    for v in cpe.delta.inner().map(|d| d.values.as_slice()).unwrap_or_default() {
-        let secret = model.tree.node(v.loc.node).param().is_some_and(|p| p.secret);
-        let shown = if secret { "<hidden>" } else { &v.value };
-        info!(source = %v.source.as_str(), "set {} = {shown}", model.tree.path_string(&v.loc));
-    }
-    if let Some(server) = embedded {
-        server.stop().await;
-    }
-    let ok = match mode {
-        Mode::OneShot => report.failed == 0 && report.completed > 0,
-        Mode::Daemon { .. } => report.completed > 0,
-    };
-    info!(sessions_completed = report.completed, sessions_failed = report.failed, interrupted = report.interrupted, "done");
-    if ok {
-        return Ok(ExitCode::SUCCESS);
-    }
-    error!("{}", report.last_error.as_deref().unwrap_or("no session completed"));
-    Ok(ExitCode::from(1))
-}
-
-/// A fleet run (`--cpes` > 1) or a sweep, on per-core shards.
-fn fleet_main(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Option<&std::path::Path>)>) -> anyhow::Result<ExitCode> {
-    let model = load(args.profile.as_deref(), args.cwmp_version.as_deref())?;
-    let transport = transport_config(args)?;
-    let thresholds = args.thresholds.iter().map(|t| Threshold::parse(t).map_err(anyhow::Error::msg)).collect::<anyhow::Result<Vec<_>>>()?;
-    if args.interval_multiplier <= 0.0 || sweep.is_some_and(|(m, _, _)| m.iter().any(|x| *x <= 0.0)) {
-        anyhow::bail!("interval multipliers must be greater than 0");
-    }
-    let nofile = fleet::raise_nofile_limit();
-    fleet::install_signal_handlers();
-    // The embedded ACS (without --acs-url) and the Connection Request listener run on a thread of
-    // their own beside the shards.
-    let side_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-    let shards = args.shards.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u16)).max(1);
-    let shards = shards.min(args.cpes.min(u16::MAX as u32) as u16).max(1);
-    let live = args.api_bind_addr.map(|_| Arc::new(std::sync::Mutex::new(cpe_sim::stats::Recorder::new())));
-    let (model, mut listeners) = side_rt.block_on(start_listeners(args, model, shards, false, live.clone()))?;
-    let receivers = std::mem::take(&mut listeners.receivers);
-    let mut store = open_store(args, &model)?;
-    let state = store.as_mut().map(|s| Resume { saved: std::sync::Mutex::new(std::mem::take(&mut s.loaded)), sink: s.sink.clone() });
-    let (acs_url, _server) = match &args.acs_url {
-        Some(u) => (u.clone(), None),
-        None => {
-            let acs_rt = &side_rt;
-            let server = acs_rt
-                .block_on(AcsServer::start(([127, 0, 0, 1], 0).into(), embedded_acs(&model, &transport)))
-                .context("starting the embedded ACS")?;
-            info!("no --acs-url given: started the embedded ACS at {}", server.url());
-            (server.url(), Some(server))
-        }
-    };
     let boot = match args.boot_rate {
-        Some(r) if r > 0.0 => Boot::Rate(r),
-        Some(_) => anyhow::bail!("--boot-rate must be greater than 0"),
+        Some(r) if r.is_finite() && r > 0.0 => Boot::Rate(r),
+        Some(_) => anyhow::bail!("--boot-rate must be finite and greater than 0"),
         None => Boot::Spread(args.boot_spread),
     };
-    let periodic = PeriodicPlan { multiplier: args.interval_multiplier, interval: args.inform_interval };
+    // Periodic informs and retries (daemon) when asked for by a duration, a sweep, a listener that
+    // must stay reachable, the profile or --inform-interval; otherwise one-shot.
+    let daemon = args.duration.is_some()
+        || sweep.is_some()
+        || args.cr_bind_addr.is_some()
+        || args.api_bind_addr.is_some()
+        || periodic_in_profile
+        || args.inform_interval.is_some();
+    let mode = if daemon { Mode::Daemon } else { Mode::OneShot };
     let period = match args.inform_interval {
         Some(d) => d,
         None => {
@@ -391,33 +340,31 @@ fn fleet_main(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Opt
             std::time::Duration::from_secs(secs)
         }
     };
-    let plan = FleetPlan {
-        template: Arc::new(InformTemplate::new(&model)),
-        model: model.clone(),
-        acs_url: acs_url.clone(),
-        transport,
-        cpes: args.cpes,
-        first_index: args.first_index,
-        shards,
-        boot,
-        periodic,
-        connection_mode: if args.connection_mode == "per-session" { ConnectionMode::PerSession } else { ConnectionMode::Pooled },
-        max_in_flight: (args.max_connections / shards as usize).max(1),
-        report_every: args.progress_interval.min(std::time::Duration::from_secs(1)),
-        epoch: std::time::Instant::now(),
-        state,
-    };
+    let mut plan = Plan::new(model.clone(), acs_url.clone(), transport, args.cpes);
+    plan.first_index = args.first_index;
+    plan.shards = shards;
+    plan.boot = boot;
+    plan.periodic = PeriodicPlan { multiplier: args.interval_multiplier, interval: args.inform_interval };
+    plan.mode = mode;
+    plan.connection_mode = if args.connection_mode == "per-session" { ConnectionMode::PerSession } else { ConnectionMode::Pooled };
+    plan.max_in_flight = (args.max_connections / shards as usize).max(1);
+    plan.report_every = args.progress_interval.min(std::time::Duration::from_secs(1));
+    plan.drain_timeout = args.drain_timeout;
+    plan.verbose = single;
+    plan.state = state;
     info!(
         cpes = plan.cpes,
         first = %format!("cpe-{}", plan.first_index),
         shards,
         acs_url = %acs_url,
+        mode = ?mode,
         boot = ?plan.boot,
         multiplier = plan.periodic.multiplier,
         connection_mode = %args.connection_mode,
         max_connections = args.max_connections,
         open_files_limit = nofile.unwrap_or(0),
-        "fleet starting"
+        "{} starting",
+        if single { "CPE" } else { "fleet" }
     );
     let out = Outputs {
         progress_every: args.progress_interval,
@@ -426,31 +373,53 @@ fn fleet_main(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Opt
         thresholds,
         progress: true,
         live,
+        stop: None,
     };
-    if let Some((multipliers, step, json_path)) = sweep {
-        let (steps, knee, json) = fleet::sweep(plan, multipliers, step, period, &out)?;
-        print!("{}", fleet::sweep_text(&steps, knee));
-        if let Some(p) = json_path {
-            std::fs::write(p, serde_json::to_vec_pretty(&json)?).with_context(|| format!("--sweep-json {}", p.display()))?;
-        }
-        return Ok(ExitCode::SUCCESS);
+    let result = match sweep {
+        Some((multipliers, step, json_path)) => engine::sweep::sweep(plan, multipliers, step, period, &out).map(|s| Err((s, json_path))),
+        None => engine::run(plan, args.duration, &out, receivers).map(Ok),
+    };
+    if let Some(s) = server {
+        side_rt.block_on(s.stop());
     }
-    let outcome = fleet::run(plan, args.duration, &out, receivers);
-    close_store(store);
-    let outcome = outcome?;
-    print!("{}", cpe_sim::stats::report::to_text(&outcome.total, &outcome.facts, &cpe_sim::stats::report::ProcessFigures::now()));
-    if let Some(s) = &listeners.cr {
-        println!("{}", s.stats());
-    }
+    let cr_stats = listeners.cr.as_ref().map(|s| s.stats().to_string());
     side_rt.block_on(listeners.stop());
+    close_store(store);
+    let outcome = match result? {
+        Ok(outcome) => outcome,
+        Err(((steps, knee, json), json_path)) => {
+            cpe_sim::console::out(&engine::sweep::sweep_text(&steps, knee));
+            if let Some(p) = json_path {
+                std::fs::write(p, serde_json::to_vec_pretty(&json)?).with_context(|| format!("--sweep-json {}", p.display()))?;
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    cpe_sim::console::out(&cpe_sim::stats::report::to_text(&outcome.total, &outcome.facts, &cpe_sim::stats::report::ProcessFigures::now()));
+    if let Some(s) = cr_stats {
+        cpe_sim::console::out(&format!("{s}\n"));
+    }
+    let o = &outcome.total.outcomes;
+    info!(sessions_completed = o.completed, sessions_failed = o.failed_sessions(), interrupted = engine::stop_requested(), "done");
+    if !outcome.complete() {
+        for p in &outcome.panics {
+            error!("{p}");
+        }
+        error!("the run failed: its report is incomplete");
+        return Ok(ExitCode::from(1));
+    }
     for b in &outcome.breaches {
         error!("{b}");
     }
     if !outcome.breaches.is_empty() {
         return Ok(ExitCode::from(99));
     }
-    if outcome.total.outcomes.completed == 0 {
+    if o.completed == 0 {
         error!("no session completed");
+        return Ok(ExitCode::from(1));
+    }
+    if mode == Mode::OneShot && o.failed_sessions() > 0 {
+        error!(failed = o.failed_sessions(), "sessions failed (a one-shot run fails on any failed session)");
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)

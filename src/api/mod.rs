@@ -28,7 +28,8 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 
-use crate::connreq::{serve_http, CpeMsg, CrStats, Owners};
+use crate::connreq::{serve_http, CrStats};
+use crate::engine::owners::{CpeMsg, Owners};
 use crate::model::{DeviceId, Model};
 use state::Refusal;
 

@@ -85,7 +85,7 @@ pub struct SessionEnd {
     /// The session completed (the ACS ended it properly).
     pub ok: bool,
     /// What the ACS asked for that happens after the session.
-    pub actions: Vec<DeferredAction>,
+    pub actions: smallvec::SmallVec<[DeferredAction; 1]>,
     /// After a failure: how long to wait before retrying (the TR-069 back-off, or a longer
     /// Retry-After); `None` never retries (one-shot runs).
     pub retry_in: Option<Duration>,
@@ -358,11 +358,11 @@ mod tests {
     }
 
     fn ok(actions: Vec<DeferredAction>) -> SessionEnd {
-        SessionEnd { ok: true, actions, retry_in: None }
+        SessionEnd { ok: true, actions: actions.into_iter().collect(), retry_in: None }
     }
 
     fn failed(wait: Duration) -> SessionEnd {
-        SessionEnd { ok: false, actions: vec![], retry_in: Some(wait) }
+        SessionEnd { ok: false, actions: Default::default(), retry_in: Some(wait) }
     }
 
     #[test]
@@ -652,7 +652,7 @@ mod model_check {
                         if reboot {
                             actions.push(DeferredAction::Reboot { command_key: "r".into() });
                         }
-                        a.on_session_end(&mut cpe, SessionEnd { ok, actions, retry_in: Some(Duration::from_secs(retry_s)) }, now);
+                        a.on_session_end(&mut cpe, SessionEnd { ok, actions: actions.into_iter().collect(), retry_in: Some(Duration::from_secs(retry_s)) }, now);
                         if ok && owes_session(&cpe) {
                             prop_assert_eq!(a.start(), now, "a session owed after success starts now");
                         }

@@ -135,6 +135,8 @@ impl Cause {
 pub struct Outcomes {
     pub started: u64,
     pub completed: u64,
+    /// Sessions still open when a stop's drain time ran out (neither completed nor failed).
+    pub interrupted: u64,
     /// Failed sessions by cause (`Late` counts Informs that never started).
     pub failed: [u64; Cause::ALL.len()],
     /// HTTP statuses among `HttpStatus` failures.
@@ -166,6 +168,7 @@ impl Outcomes {
     fn add(&mut self, o: &Outcomes) {
         self.started += o.started;
         self.completed += o.completed;
+        self.interrupted += o.interrupted;
         for (a, b) in self.failed.iter_mut().zip(o.failed.iter()) {
             *a += b;
         }
@@ -189,8 +192,10 @@ pub struct Recorder {
     pub service: Vec<Histogram<u64>>,
     /// Per metric, from the session's scheduled start to the answer (wrk2's method).
     pub from_scheduled: Vec<Histogram<u64>>,
-    /// Actual start − scheduled start of each session.
+    /// The simulator's own lateness: when a shard handled a due timer − when it was due.
     pub lag: Histogram<u64>,
+    /// How long a due CPE waited for one of the `--max-connections` slots.
+    pub slot_wait: Histogram<u64>,
     pub outcomes: Outcomes,
 }
 
@@ -210,6 +215,7 @@ impl Recorder {
             service: (0..METRICS.len()).map(|_| histogram()).collect(),
             from_scheduled: (0..METRICS.len()).map(|_| histogram()).collect(),
             lag: histogram(),
+            slot_wait: histogram(),
             outcomes: Outcomes::default(),
         }
     }
@@ -244,10 +250,16 @@ impl Recorder {
         &self.from_scheduled[m::SESSION]
     }
 
-    /// Records how late a session started against its schedule.
+    /// Records how late the simulator handled a due timer.
     #[inline]
     pub fn record_lag(&mut self, d: Duration) {
         self.lag.saturating_record(us(d).max(1));
+    }
+
+    /// Records how long a due CPE waited for a connection slot.
+    #[inline]
+    pub fn record_slot_wait(&mut self, d: Duration) {
+        self.slot_wait.saturating_record(us(d).max(1));
     }
 
     /// Adds another recorder's measurements.
@@ -256,6 +268,7 @@ impl Recorder {
             a.add(b).expect("same bounds");
         }
         self.lag.add(&o.lag).expect("same bounds");
+        self.slot_wait.add(&o.slot_wait).expect("same bounds");
         self.outcomes.add(&o.outcomes);
     }
 
@@ -265,6 +278,7 @@ impl Recorder {
             h.reset();
         }
         self.lag.reset();
+        self.slot_wait.reset();
         self.outcomes = Outcomes::default();
     }
 }

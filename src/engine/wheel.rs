@@ -1,6 +1,6 @@
 //! A hierarchical timing wheel for one shard: 6 levels of 64 slots, 1 ms per tick at level 0, so
 //! timers up to 64^6 ms (about 2.2 years) ahead. Entries are small records in one preallocated
-//! slab (a CPE index, a timer kind, a generation), linked through indices per slot; nothing is
+//! slab (a CPE index, a deadline, a generation), linked through indices per slot; nothing is
 //! boxed per timer. Each level keeps a 64-bit occupancy mask so the next event is found with
 //! `trailing_zeros`, and an entry cascades at most once per level.
 //!
@@ -14,25 +14,10 @@ const LEVELS: usize = 6;
 /// No entry (end of a list).
 const NIL: u32 = u32::MAX;
 
-/// What a timer is for (the shard decides what firing means).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum TimerKind {
-    /// First contact (boot storm / spread).
-    Boot,
-    /// Periodic inform.
-    Periodic,
-    /// Session retry after a failure.
-    Retry,
-    /// ScheduleInform delay or transfer start, identified by the CPE's pending work.
-    Deferred,
-}
-
 /// A timer that expired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Expired {
     pub id: u32,
-    pub kind: TimerKind,
     /// The tick it was due at (for scheduler-lag measurement).
     pub deadline: u64,
 }
@@ -44,13 +29,22 @@ pub struct TimerHandle {
     generation: u32,
 }
 
+impl TimerHandle {
+    /// A handle to no timer.
+    pub const NONE: TimerHandle = TimerHandle { index: NIL, generation: 0 };
+}
+
+/// How far ahead a deadline may be (2^32 ms, about 50 days): later ones are clamped to this and
+/// fire early, and their owner re-arms them (a stale timer does nothing). The wheel itself
+/// reaches 2^36 ms.
+pub const MAX_AHEAD: u64 = 1 << 32;
+
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     deadline: u64,
     next: u32,
     id: u32,
     generation: u32,
-    kind: TimerKind,
     cancelled: bool,
 }
 
@@ -85,9 +79,23 @@ impl Wheel {
         self.len == 0
     }
 
-    /// Adds a timer for CPE `id` at tick `deadline` (a past deadline fires on the next advance).
-    pub fn insert(&mut self, deadline: u64, id: u32, kind: TimerKind) -> TimerHandle {
-        let entry = Entry { deadline: deadline.max(self.now), next: NIL, id, generation: 0, kind, cancelled: false };
+    /// The tick a timer at `deadline` is filed at: not before now, not beyond [`MAX_AHEAD`].
+    pub fn clamp(&self, deadline: u64) -> u64 {
+        deadline.clamp(self.now, self.now.saturating_add(MAX_AHEAD))
+    }
+
+    /// The (clamped) deadline of a pending timer; `None` once it fired or was cancelled.
+    pub fn deadline(&self, h: TimerHandle) -> Option<u64> {
+        match self.entries.get(h.index as usize) {
+            Some(e) if e.generation == h.generation && !e.cancelled && e.deadline != u64::MAX => Some(e.deadline),
+            _ => None,
+        }
+    }
+
+    /// Adds a timer for CPE `id` at tick `deadline`, [clamped](Wheel::clamp) (a past deadline
+    /// fires on the next advance; one beyond the horizon fires early).
+    pub fn insert(&mut self, deadline: u64, id: u32) -> TimerHandle {
+        let entry = Entry { deadline: self.clamp(deadline), next: NIL, id, generation: 0, cancelled: false };
         let index = if self.free != NIL {
             let i = self.free;
             let slot = &mut self.entries[i as usize];
@@ -180,7 +188,7 @@ impl Wheel {
                     if e.cancelled {
                         self.release(i);
                     } else if e.deadline <= self.now {
-                        out.push(Expired { id: e.id, kind: e.kind, deadline: e.deadline });
+                        out.push(Expired { id: e.id, deadline: e.deadline });
                         self.release(i);
                     } else {
                         self.link(i);
@@ -205,6 +213,18 @@ mod tests {
     }
 
     #[test]
+    fn deadlines_beyond_the_horizon_are_clamped_and_fire_early() {
+        let mut w = Wheel::new(5, 4);
+        let h = w.insert(u64::MAX - 1, 1);
+        assert_eq!(w.deadline(h), Some(5 + MAX_AHEAD));
+        let mut out = Vec::new();
+        w.advance(5 + MAX_AHEAD, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(w.deadline(h), None);
+        assert_eq!(w.deadline(TimerHandle::NONE), None);
+    }
+
+    #[test]
     fn levels_follow_the_highest_differing_digit() {
         let w = Wheel::new(0, 0);
         assert_eq!(w.level_for(0), 0);
@@ -221,7 +241,7 @@ mod tests {
         let mut w = Wheel::new(1000, 16);
         let deadlines = [1000u64, 1001, 1063, 1064, 1100, 5000, 70_000, 300_000, 5_000_000, 1_000_000_000];
         for (i, d) in deadlines.iter().enumerate().rev() {
-            w.insert(*d, i as u32, TimerKind::Periodic);
+            w.insert(*d, i as u32);
         }
         let got = drain(&mut w, 2_000_000_000);
         assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), deadlines);
@@ -231,8 +251,8 @@ mod tests {
     #[test]
     fn nothing_fires_early_and_partial_advances_work() {
         let mut w = Wheel::new(0, 0);
-        w.insert(150, 1, TimerKind::Retry);
-        w.insert(10_000, 2, TimerKind::Periodic);
+        w.insert(150, 1);
+        w.insert(10_000, 2);
         assert!(drain(&mut w, 149).is_empty());
         assert_eq!(drain(&mut w, 150), vec![(150, 1)]);
         assert!(drain(&mut w, 9_999).is_empty());
@@ -243,20 +263,20 @@ mod tests {
     #[test]
     fn past_deadlines_fire_on_the_next_advance() {
         let mut w = Wheel::new(500, 0);
-        w.insert(10, 7, TimerKind::Boot);
+        w.insert(10, 7);
         assert_eq!(drain(&mut w, 500), vec![(500, 7)]);
     }
 
     #[test]
     fn cancelled_timers_do_not_fire_and_slots_are_reused() {
         let mut w = Wheel::new(0, 0);
-        let a = w.insert(100, 1, TimerKind::Periodic);
-        w.insert(100, 2, TimerKind::Periodic);
+        let a = w.insert(100, 1);
+        w.insert(100, 2);
         assert!(w.cancel(a));
         assert!(!w.cancel(a));
         assert_eq!(drain(&mut w, 200), vec![(100, 2)]);
         assert!(!w.cancel(a), "stale handle");
-        let b = w.insert(300, 3, TimerKind::Retry);
+        let b = w.insert(300, 3);
         assert!(b.index <= 1, "freed entries are reused");
         assert_eq!(drain(&mut w, 300), vec![(300, 3)]);
     }
@@ -265,7 +285,7 @@ mod tests {
     fn many_timers_far_future_and_next_event() {
         let mut w = Wheel::new(0, 100_000);
         for i in 0..100_000u32 {
-            w.insert((i as u64 * 7_919) % 3_600_000, i, TimerKind::Periodic);
+            w.insert((i as u64 * 7_919) % 3_600_000, i);
         }
         assert_eq!(w.next_event(), Some(0));
         let mut out = Vec::new();

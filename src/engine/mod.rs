@@ -1,0 +1,433 @@
+//! The engine: one code path for one CPE or ten million. It starts one [`shard`] thread per core
+//! (each runs its CPEs' agendas on a timing wheel), merges what the shards report once per
+//! interval (recorders travel both ways, so nothing is allocated per interval once warm), prints
+//! the progress line, writes the interval log, and decides when to stop: at the end of
+//! `--duration`, on SIGINT/SIGTERM (open sessions get `--drain-timeout` to finish), or, in a
+//! one-shot run, when no CPE owes anything. A shard that panics fails the run.
+//!
+//! - [`shard`]: a thread with a current-thread runtime, its CPEs, wheel, pool and recorder.
+//! - [`session`]: one CWMP session over HTTP, measured.
+//! - [`wheel`], [`timer`], [`clock`]: when things happen.
+//! - [`owners`]: the messages listeners send to a CPE's owner.
+//! - [`sweep`]: interval-multiplier sweeps on a live fleet.
+
+pub mod clock;
+pub mod owners;
+pub mod session;
+pub mod shard;
+pub mod sweep;
+pub mod timer;
+pub mod wheel;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use crate::cpe::periodic::PeriodicPlan;
+use crate::cpe::CpeState;
+use crate::cwmp::template::InformTemplate;
+use crate::model::Model;
+use crate::stats::interval::HdrLog;
+use crate::stats::report::{self, ProcessFigures, RunFacts};
+use crate::stats::threshold::{Breach, Threshold};
+use crate::stats::{m, Recorder};
+use crate::transport::TransportConfig;
+use clock::Clock;
+use owners::CpeMsg;
+use shard::ShardReport;
+
+/// How first contacts are spread.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Boot {
+    /// Uniformly over this long (zero: a boot storm).
+    Spread(Duration),
+    /// At this many CPEs per second (finite, > 0).
+    Rate(f64),
+}
+
+/// How sessions get connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionMode {
+    /// A per-shard pool of keep-alive connections; a session holds one exclusively.
+    Pooled,
+    /// A fresh TCP/TLS connection per session, as real CPEs do.
+    PerSession,
+}
+
+/// How long CPEs run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Until nothing is owed: the sessions the CPEs owe at start and every follow-up the ACS
+    /// causes (reboots, scheduled informs, transfers); no periodic informs, and a CPE whose
+    /// session fails stops there.
+    OneShot,
+    /// Periodic informs and retries with the TR-069 back-off, until the duration ends or a stop.
+    Daemon,
+}
+
+/// Everything a run's shards share, immutable.
+pub struct Plan {
+    pub model: Arc<Model>,
+    pub template: Arc<InformTemplate>,
+    pub acs_url: String,
+    pub transport: TransportConfig,
+    /// Number of CPEs (≥ 1) and the index of the first (so processes can take disjoint slices).
+    pub cpes: u32,
+    pub first_index: u32,
+    /// Shards (threads), 1..=cpes.
+    pub shards: u16,
+    pub boot: Boot,
+    pub periodic: PeriodicPlan,
+    pub mode: Mode,
+    pub connection_mode: ConnectionMode,
+    /// In-flight sessions (and so connections) per shard, ≥ 1.
+    pub max_in_flight: usize,
+    /// How often shards report (≤ the progress interval).
+    pub report_every: Duration,
+    /// How long a stop waits for open sessions before cutting them.
+    pub drain_timeout: Duration,
+    pub clock: Clock,
+    /// Log every session at info, each line naming the CPE (a single CPE's run).
+    pub verbose: bool,
+    /// Hand the CPEs' final states back in the outcome (a library user's or a test's small run).
+    pub return_states: bool,
+    /// `--state-dir`: saved CPEs to resume and where to save snapshots.
+    pub state: Option<crate::persist::Resume>,
+}
+
+impl Plan {
+    /// A plan for `cpes` CPEs with the defaults of the command line: system clock, one shard,
+    /// pooled connections, a boot storm, one-shot, 1 s reports, 5 s drain.
+    pub fn new(model: Arc<Model>, acs_url: impl Into<String>, transport: TransportConfig, cpes: u32) -> Plan {
+        Plan {
+            template: Arc::new(InformTemplate::new(&model)),
+            model,
+            acs_url: acs_url.into(),
+            transport,
+            cpes: cpes.max(1),
+            first_index: 0,
+            shards: 1,
+            boot: Boot::Spread(Duration::ZERO),
+            periodic: PeriodicPlan::default(),
+            mode: Mode::OneShot,
+            connection_mode: ConnectionMode::Pooled,
+            max_in_flight: 1024,
+            report_every: Duration::from_secs(1),
+            drain_timeout: Duration::from_secs(5),
+            clock: Clock::system(),
+            verbose: false,
+            return_states: false,
+            state: None,
+        }
+    }
+}
+
+/// What the main thread tells shards.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Control {
+    /// Finish the open sessions (within the drain time), start no new ones, report and stop.
+    pub stop: bool,
+    /// The current interval multiplier (a change re-schedules every periodic Inform).
+    pub multiplier: f64,
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Makes SIGINT and SIGTERM request a graceful stop (a second one is not special).
+pub fn install_signal_handlers() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+}
+
+/// Whether a stop was requested by a signal.
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
+
+/// Raises the open-files limit to its hard maximum (a fleet needs a socket per in-flight session).
+pub fn raise_nofile_limit() -> Option<u64> {
+    // SAFETY: getrlimit/setrlimit write/read the struct we own.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return None;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        }
+        Some(lim.rlim_cur as u64)
+    }
+}
+
+/// Output options of a run.
+#[derive(Debug, Clone, Default)]
+pub struct Outputs {
+    pub progress_every: Duration,
+    pub report_json: Option<PathBuf>,
+    pub hdr_log: Option<PathBuf>,
+    pub thresholds: Vec<Threshold>,
+    /// Print the progress line (off in tests).
+    pub progress: bool,
+    /// A copy of the running totals, refreshed at each progress tick (the API's `/metrics`).
+    pub live: Option<Arc<std::sync::Mutex<Recorder>>>,
+    /// Set to stop the run (as SIGINT/SIGTERM do), for library users and tests.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+impl Outputs {
+    pub(crate) fn stop_requested(&self) -> bool {
+        stop_requested() || self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
+    }
+}
+
+/// The outcome of a run or a sweep step.
+#[derive(Debug)]
+pub struct FleetOutcome {
+    pub total: Recorder,
+    pub facts: RunFacts,
+    pub json: Value,
+    pub breaches: Vec<Breach>,
+    /// Shards that died, as "shard N panicked: message" lines; the report lacks their figures.
+    pub panics: Vec<String>,
+    /// The CPEs' final states when the plan asked for them (by shard, then local index).
+    pub states: Vec<CpeState>,
+}
+
+impl FleetOutcome {
+    /// Whether every shard ran to its end (no panic).
+    pub fn complete(&self) -> bool {
+        self.panics.is_empty()
+    }
+}
+
+/// A running fleet: its shards and the channels to them.
+pub(crate) struct Running {
+    pub(crate) control: watch::Sender<Control>,
+    reports: mpsc::Receiver<ShardReport>,
+    spares: Vec<mpsc::Sender<Recorder>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    pub(crate) in_flight: Vec<usize>,
+    pub(crate) live: usize,
+    started: Instant,
+    /// Shards that have scheduled their CPEs, and how many CPEs that was.
+    scheduled: (usize, u64),
+    panics: Vec<String>,
+    states: Vec<CpeState>,
+    drain_timeout: Duration,
+}
+
+impl Running {
+    pub(crate) fn start(plan: Arc<Plan>, mut owners: Vec<tokio::sync::mpsc::UnboundedReceiver<CpeMsg>>) -> std::io::Result<Running> {
+        owners.reverse();
+        let (control, control_rx) = watch::channel(Control { stop: false, multiplier: plan.periodic.multiplier });
+        let (tx, reports) = mpsc::channel();
+        let mut spares = Vec::new();
+        let mut threads = Vec::new();
+        for id in 0..plan.shards {
+            let (spare_tx, spare_rx) = mpsc::channel();
+            spares.push(spare_tx);
+            threads.push(shard::spawn(plan.clone(), id, tx.clone(), spare_rx, control_rx.clone(), owners.pop())?);
+        }
+        let n = plan.shards as usize;
+        Ok(Running {
+            control,
+            reports,
+            spares,
+            threads,
+            in_flight: vec![0; n],
+            live: n,
+            started: Instant::now(),
+            scheduled: (0, 0),
+            panics: Vec::new(),
+            states: Vec::new(),
+            drain_timeout: plan.drain_timeout,
+        })
+    }
+
+    /// Collects reports until `until`, until every shard has stopped, until a shard panics or
+    /// `stop()` says so, merging them into `into`.
+    pub(crate) fn collect(&mut self, until: Instant, into: &mut [&mut Recorder], stop: &dyn Fn() -> bool) {
+        while self.live > 0 {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            match self.reports.recv_timeout(left.min(Duration::from_millis(100))) {
+                Ok(r) => {
+                    if let Some(n) = r.scheduled {
+                        self.scheduled.0 += 1;
+                        self.scheduled.1 += n as u64;
+                        if self.scheduled.0 == self.in_flight.len() {
+                            tracing::debug!(
+                                cpes = self.scheduled.1,
+                                "scheduled every CPE in {:.0} ms",
+                                self.started.elapsed().as_secs_f64() * 1000.0
+                            );
+                        }
+                        continue;
+                    }
+                    for acc in into.iter_mut() {
+                        acc.add(&r.recorder);
+                    }
+                    self.in_flight[r.shard as usize] = r.in_flight;
+                    if let Some(message) = r.panic {
+                        tracing::error!(shard = r.shard, "shard {} panicked: {message}; the run fails and its report is incomplete", r.shard);
+                        self.panics.push(format!("shard {} panicked: {message}", r.shard));
+                        self.live -= 1;
+                        return;
+                    }
+                    if r.last {
+                        self.live -= 1;
+                        self.states.extend(r.states);
+                    } else {
+                        let mut back = r.recorder;
+                        back.reset();
+                        let _ = self.spares[r.shard as usize].send(back);
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if stop() {
+                        return;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    self.live = 0;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Tells every shard to stop, waits for their last reports (the drain time, plus a margin
+    /// for the shards to notice), and joins the threads that ended.
+    pub(crate) fn stop(&mut self, into: &mut [&mut Recorder]) {
+        let m = self.control.borrow().multiplier;
+        let _ = self.control.send(Control { stop: true, multiplier: m });
+        self.collect(Instant::now() + self.drain_timeout + Duration::from_secs(5), into, &|| false);
+        // A panic report ends `collect` early: keep collecting the others.
+        while self.live > 0 && !self.panics.is_empty() {
+            let before = self.live;
+            self.collect(Instant::now() + self.drain_timeout + Duration::from_secs(5), into, &|| false);
+            if self.live == before {
+                break;
+            }
+        }
+        for t in self.threads.drain(..) {
+            // A shard that did not end in time is left behind; the process exits anyway.
+            if t.is_finished() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+pub(crate) fn progress_line(elapsed: Duration, cpes: u32, interval: &Recorder, over: Duration, total: &Recorder, in_flight: usize) -> String {
+    let inform = &interval.service[m::INFORM];
+    let q = |p: f64| if inform.is_empty() { "-".to_string() } else { format!("{:.1}ms", inform.value_at_quantile(p) as f64 / 1000.0) };
+    format!(
+        "[{:>6.1}s] cpes {} | sessions {} ({:.1}/s) | in flight {} | failed {} | late {} | Inform p50 {} p99 {}",
+        elapsed.as_secs_f64(),
+        cpes,
+        total.outcomes.completed,
+        interval.outcomes.completed as f64 / over.as_secs_f64().max(1e-3),
+        in_flight,
+        total.outcomes.failed_sessions(),
+        total.outcomes.late(),
+        q(0.5),
+        q(0.99)
+    )
+}
+
+/// Runs `plan` for `duration` (or until a stop, or in a one-shot run until nothing is owed),
+/// reporting as `out` says. `owners` holds one listener receiver per shard, or nothing without
+/// listeners.
+///
+/// # Errors
+/// Shard threads that cannot start, or an output file that cannot be written.
+pub fn run(plan: Plan, duration: Option<Duration>, out: &Outputs, owners: Vec<tokio::sync::mpsc::UnboundedReceiver<CpeMsg>>) -> anyhow::Result<FleetOutcome> {
+    let plan = Arc::new(plan);
+    let started = Instant::now();
+    let mut hdr = match &out.hdr_log {
+        Some(p) => Some(HdrLog::create(p).map_err(|e| anyhow::anyhow!("--hdr-log {}: {e}", p.display()))?),
+        None => None,
+    };
+    let mut running = Running::start(plan.clone(), owners)?;
+    let mut total = Recorder::new();
+    let mut interval = Recorder::new();
+    let end = duration.map(|d| started + d);
+    let mut last_tick = started;
+    let stop = || out.stop_requested();
+    loop {
+        let next = (last_tick + out.progress_every).min(end.unwrap_or(last_tick + out.progress_every));
+        running.collect(next, &mut [&mut total, &mut interval], &stop);
+        let now = Instant::now();
+        if now >= next {
+            if out.progress {
+                let line = progress_line(now - started, plan.cpes, &interval, now - last_tick, &total, running.in_flight.iter().sum());
+                crate::console::err_line(&line);
+            }
+            if let Some(h) = hdr.as_mut() {
+                h.write(&interval, last_tick - started, now - last_tick).map_err(|e| anyhow::anyhow!("--hdr-log: {e}"))?;
+            }
+            if let Some(live) = &out.live {
+                let mut l = live.lock().unwrap_or_else(|e| e.into_inner());
+                l.reset();
+                l.add(&total);
+            }
+            interval.reset();
+            last_tick = now;
+        }
+        if stop() || end.is_some_and(|e| now >= e) || running.live == 0 || !running.panics.is_empty() {
+            break;
+        }
+    }
+    running.stop(&mut [&mut total, &mut interval]);
+    let now = Instant::now();
+    if out.progress {
+        // The last line agrees with the report below it.
+        let line = progress_line(now - started, plan.cpes, &interval, now - last_tick, &total, 0);
+        crate::console::err_line(&line);
+    }
+    if let Some(h) = hdr.as_mut() {
+        h.write(&interval, last_tick - started, now.saturating_duration_since(last_tick)).map_err(|e| anyhow::anyhow!("--hdr-log: {e}"))?;
+    }
+    let facts =
+        RunFacts { duration: started.elapsed(), cpes: plan.cpes as u64, shards: plan.shards as u32, multiplier: plan.periodic.multiplier };
+    let mut outcome = finish(total, facts, out, &running.panics)?;
+    outcome.panics = std::mem::take(&mut running.panics);
+    outcome.states = std::mem::take(&mut running.states);
+    Ok(outcome)
+}
+
+pub(crate) fn finish(total: Recorder, facts: RunFacts, out: &Outputs, panics: &[String]) -> anyhow::Result<FleetOutcome> {
+    let process = ProcessFigures::now();
+    let json = report::to_json(&total, &facts, &process);
+    let breaches: Vec<Breach> = out.thresholds.iter().filter_map(|t| t.check(&json)).collect();
+    let mut json = json;
+    json["thresholds"] = json!(out
+        .thresholds
+        .iter()
+        .map(|t| json!({"rule": t.text, "passed": !breaches.iter().any(|b| b.rule == t.text)}))
+        .collect::<Vec<_>>());
+    json["complete"] = json!(panics.is_empty());
+    if !panics.is_empty() {
+        json["panics"] = json!(panics);
+    }
+    if let Some(p) = &out.report_json {
+        std::fs::write(p, serde_json::to_vec_pretty(&json)?).map_err(|e| anyhow::anyhow!("--report-json {}: {e}", p.display()))?;
+    }
+    Ok(FleetOutcome { total, facts, json, breaches, panics: Vec::new(), states: Vec::new() })
+}

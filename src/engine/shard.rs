@@ -1,0 +1,656 @@
+//! One shard of the engine: an OS thread with a current-thread tokio runtime that runs a strided
+//! slice of the CPEs (one CPE or millions), each with its [`Agenda`], on one timing wheel, with
+//! its own connection pool and recorder. Nothing on the per-session path is shared between
+//! shards; a shard talks to the main thread only through channels, once per report interval.
+//!
+//! A CPE is a `CpeState` and an `Agenda` in two arrays while idle, with one wheel timer at its
+//! agenda's next deadline. When the agenda says a session starts, the CPE waits in the ready
+//! queue for one of the shard's `--max-connections` slots, its state moves into a session
+//! future, and comes back when the session ends, with what the session left behind handed to
+//! the agenda. All policy (what is due, what is late, retries, deferred work) is the agenda's;
+//! this file does the I/O around it.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::pin::Pin;
+use std::sync::mpsc;
+use std::time::Instant;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::watch;
+use tracing::{debug, info, warn, Instrument};
+
+use super::clock::Clock;
+use super::owners::CpeMsg;
+use super::session::{session, Probe, SessionCtx, SessionRun};
+use super::timer::PreciseTimer;
+use super::wheel::{TimerHandle, Wheel};
+use super::{Boot, ConnectionMode, Control, Mode, Plan};
+use crate::cpe::agenda::{owes_session, Agenda, SessionEnd, Wake, NEVER};
+use crate::cpe::periodic::{self, PeriodicPlan};
+use crate::cpe::{retry, CpeState, DeferredAction, TransferRequest};
+use crate::model::{ChangeSet, DeviceId, Loc, ReadFor};
+use crate::stats::{Cause, Recorder};
+use crate::time::UnixMillis;
+use crate::transport::auth::AuthState;
+use crate::transport::conn::{Connection, Target};
+use crate::transport::{fetch, Destination};
+
+/// What a shard sends the main thread.
+#[derive(Debug)]
+pub struct ShardReport {
+    pub shard: u16,
+    /// CPEs this shard scheduled (sent once, right after start-up, with an empty recorder).
+    pub scheduled: Option<u32>,
+    pub recorder: Recorder,
+    pub in_flight: usize,
+    /// The last report of a stopped shard.
+    pub last: bool,
+    /// The shard died of a panic with this message (its last interval's figures are lost).
+    pub panic: Option<String>,
+    /// The CPEs' final states, in the last report, when the plan asks for them.
+    pub states: Vec<CpeState>,
+}
+
+impl ShardReport {
+    fn new(shard: u16, recorder: Recorder) -> ShardReport {
+        ShardReport { shard, scheduled: None, recorder, in_flight: 0, last: false, panic: None, states: Vec::new() }
+    }
+}
+
+/// Starts shard `id` on its own thread. A panic in the shard is caught and reported as its last
+/// report (the run then fails, naming the shard).
+///
+/// # Errors
+/// The thread could not be created.
+pub fn spawn(
+    plan: std::sync::Arc<Plan>,
+    id: u16,
+    reports: mpsc::Sender<ShardReport>,
+    spares: mpsc::Receiver<Recorder>,
+    control: watch::Receiver<Control>,
+    owner: Option<tokio::sync::mpsc::UnboundedReceiver<CpeMsg>>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name(format!("shard-{id}")).spawn(move || {
+        let run = std::panic::AssertUnwindSafe(|| {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => panic!("cannot start the shard's runtime: {e}"),
+            };
+            let span = tracing::info_span!("shard", id);
+            let _g = span.enter();
+            let shard = Shard::new(&plan, id);
+            let mut first = ShardReport::new(id, Recorder::new());
+            first.scheduled = Some(shard.cpes.len() as u32);
+            let _ = reports.send(first);
+            rt.block_on(shard.run(&reports, spares, control, owner));
+        });
+        if let Err(payload) = std::panic::catch_unwind(run) {
+            let message = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic without a message")
+                .to_string();
+            let mut last = ShardReport::new(id, Recorder::new());
+            last.last = true;
+            last.panic = Some(message);
+            let _ = reports.send(last);
+        }
+    })
+}
+
+type SessionFuture<'a> = Pin<Box<dyn std::future::Future<Output = (u32, CpeState, AuthState, SessionRun)> + 'a>>;
+
+struct Shard<'p> {
+    plan: &'p Plan,
+    id: u16,
+    /// The CPEs by local index (global index = first + id + k·shards); a CPE in a session has a
+    /// placeholder here while its state is in the session future.
+    cpes: Vec<CpeState>,
+    agendas: Vec<Agenda>,
+    /// Each CPE's one wheel timer, at its agenda's next deadline.
+    timers: Vec<TimerHandle>,
+    /// CPEs with a timer armed (a one-shot shard ends when none is, and nothing runs).
+    armed: usize,
+    /// CPEs in a session.
+    busy: Bits,
+    /// CPEs in `ready`, so that none is queued twice.
+    queued: Bits,
+    wheel: Wheel,
+    /// Wheel tick 0, in ms since the Unix epoch.
+    epoch: u64,
+    /// Due CPEs waiting for a slot: (local index, the tick they were due at).
+    ready: VecDeque<(u32, u64)>,
+    /// Due transfers of queued CPEs, performed when their session starts.
+    transfers: HashMap<u32, Vec<TransferRequest>>,
+    /// Auth state of CPEs whose ACS challenged (most fleets never need one).
+    auth: HashMap<u32, AuthState>,
+    /// CPEs the ACS moved to another URL (ManagementServer.URL).
+    urls: HashMap<u32, Target>,
+    idle_connections: Vec<Connection>,
+    multiplier: f64,
+    /// Connection Request credentials of CPEs in a session, for the listener (only with one).
+    busy_credentials: HashMap<u32, (String, String)>,
+    /// CPEs woken by a Connection Request during their session.
+    woken: HashSet<u32>,
+    scratch: Vec<TransferRequest>,
+}
+
+impl<'p> Shard<'p> {
+    fn new(plan: &'p Plan, id: u16) -> Shard<'p> {
+        let shards = plan.shards as u32;
+        let n = (plan.cpes + shards - 1 - id as u32) / shards;
+        let now = plan.clock.now();
+        let mut cpes = Vec::with_capacity(n as usize);
+        let mut agendas = Vec::with_capacity(n as usize);
+        let mut saved = plan.state.as_ref().map(|r| r.saved.lock().unwrap_or_else(|e| e.into_inner()));
+        for k in 0..n {
+            let rank = id as u32 + k * shards;
+            let index = plan.first_index + rank;
+            let offset_ms = match plan.boot {
+                Boot::Spread(d) => (d.as_millis().min(u64::MAX as u128) as u64).saturating_mul(rank as u64) / plan.cpes.max(1) as u64,
+                Boot::Rate(r) => ((rank as f64 / r) * 1000.0) as u64,
+            };
+            let boot = now.0.saturating_add(offset_ms);
+            // A saved CPE powers on again (1 BOOT, pending M-events kept); others are new.
+            let resumed = saved.as_mut().and_then(|m| m.remove(&index)).map(|mut cpe| {
+                cpe.restart(UnixMillis(boot));
+                cpe
+            });
+            cpes.push(resumed.unwrap_or_else(|| CpeState::new(DeviceId(index), UnixMillis(boot))));
+            agendas.push(Agenda::boot_at(boot));
+        }
+        drop(saved);
+        let mut shard = Shard {
+            plan,
+            id,
+            busy: Bits::new(n as usize),
+            queued: Bits::new(n as usize),
+            timers: vec![TimerHandle::NONE; n as usize],
+            armed: 0,
+            cpes,
+            agendas,
+            wheel: Wheel::new(0, n as usize + 1024),
+            epoch: now.0,
+            ready: VecDeque::new(),
+            transfers: HashMap::new(),
+            auth: HashMap::new(),
+            urls: HashMap::new(),
+            idle_connections: Vec::new(),
+            multiplier: plan.periodic.multiplier,
+            busy_credentials: HashMap::new(),
+            woken: HashSet::new(),
+            scratch: Vec::new(),
+        };
+        for k in 0..n {
+            shard.rearm(k);
+        }
+        shard
+    }
+
+    fn tick_of(&self, t: u64) -> u64 {
+        t.saturating_sub(self.epoch)
+    }
+
+    fn unix_of(&self, tick: u64) -> u64 {
+        self.epoch.saturating_add(tick)
+    }
+
+    /// Files CPE `k`'s wheel timer at its agenda's next deadline (no timer when none).
+    fn rearm(&mut self, k: u32) {
+        let in_session = self.busy.get(k) || self.queued.get(k);
+        let want = self.agendas[k as usize].next_deadline(in_session).map(|t| self.wheel.clamp(self.tick_of(t)));
+        let handle = self.timers[k as usize];
+        let have = self.wheel.deadline(handle);
+        if want == have {
+            return;
+        }
+        if have.is_some() {
+            self.wheel.cancel(handle);
+            self.armed -= 1;
+        }
+        self.timers[k as usize] = match want {
+            Some(t) => {
+                self.armed += 1;
+                self.wheel.insert(t, k)
+            }
+            None => TimerHandle::NONE,
+        };
+    }
+
+    /// Queues CPE `k` for a session (due at `tick`) unless it already waits for one.
+    fn enqueue(&mut self, k: u32, tick: u64) {
+        if !self.queued.get(k) {
+            self.queued.set(k, true);
+            self.ready.push_back((k, tick));
+        }
+    }
+
+    fn periodic_plan(&self) -> PeriodicPlan {
+        PeriodicPlan { multiplier: self.multiplier, ..self.plan.periodic }
+    }
+
+    fn plan_periodic(&mut self, k: u32, now: u64) {
+        let p = periodic::plan(&self.plan.model, &self.cpes[k as usize], &self.periodic_plan());
+        self.agendas[k as usize].set_periodic(p, now);
+    }
+
+    /// CPE `k`'s timer, due at `tick`, fired at `now`.
+    fn fire(&mut self, k: u32, tick: u64, now: u64, recorder: &mut Recorder) {
+        self.timers[k as usize] = TimerHandle::NONE;
+        self.armed -= 1;
+        if matches!(self.plan.clock, Clock::System(_)) {
+            let due = self.plan.clock.instant_of(UnixMillis(self.unix_of(tick)));
+            recorder.record_lag(Instant::now().saturating_duration_since(due));
+        }
+        if self.busy.get(k) || self.queued.get(k) {
+            // Due while the previous session is open or still waiting for a slot: late, not queued.
+            if self.agendas[k as usize].on_timeout_in_session(now) {
+                recorder.outcomes.count(Cause::Late);
+            }
+        } else {
+            let mut scratch = std::mem::take(&mut self.scratch);
+            let start = self.agendas[k as usize].on_timeout(&mut self.cpes[k as usize], now, &mut scratch);
+            if !scratch.is_empty() {
+                self.transfers.entry(k).or_default().append(&mut scratch);
+            }
+            self.scratch = scratch;
+            if let Some(reason) = start {
+                debug!(cpe_id = %self.cpes[k as usize].id, ?reason, "session due");
+                self.enqueue(k, tick);
+            }
+        }
+        self.rearm(k);
+    }
+
+    /// The local index of global CPE `index`, if this shard holds it.
+    fn local(&self, index: u32) -> Option<u32> {
+        let rel = index.checked_sub(self.plan.first_index)?;
+        let shards = self.plan.shards as u32;
+        (rel % shards == self.id as u32 && rel / shards < self.cpes.len() as u32).then_some(rel / shards)
+    }
+
+    /// A span naming CPE `k` for its log lines: at info for a verbose (single-CPE) run, else at
+    /// debug (disabled, and free, unless debug logging is on).
+    fn span(&self, k: u32, cpe: &CpeState) -> tracing::Span {
+        if self.plan.verbose {
+            let model = &self.plan.model;
+            let serial = model
+                .well_known
+                .serial_number
+                .map(|n| model.device(cpe.id, &cpe.delta, cpe.boot_at, cpe.boot_at).value_string(&Loc::plain(n), ReadFor::Local))
+                .unwrap_or_default();
+            tracing::info_span!("cpe", cpe_id = %cpe.id, serial = %serial)
+        } else {
+            let _ = k;
+            tracing::debug_span!("cpe", cpe_id = %cpe.id)
+        }
+    }
+
+    /// Answers a listener's message (Connection Request or device state API).
+    fn owner_message(&mut self, msg: CpeMsg, now: u64) {
+        match msg {
+            CpeMsg::Lookup { index, reply } => {
+                let creds = self.local(index).and_then(|k| match self.busy.get(k) {
+                    true => self.busy_credentials.get(&k).cloned(),
+                    false => Some(self.plan.model.connection_request_credentials(self.cpes[k as usize].id, &self.cpes[k as usize].delta)),
+                });
+                let _ = reply.send(creds);
+            }
+            CpeMsg::Wake { index } => {
+                let Some(k) = self.local(index) else { return };
+                if self.busy.get(k) {
+                    self.woken.insert(k);
+                } else {
+                    if self.plan.verbose {
+                        let _g = self.span(k, &self.cpes[k as usize]).entered();
+                        info!("connection request: starting a session");
+                    }
+                    self.agendas[k as usize].on_wake(&mut self.cpes[k as usize], Wake::ConnectionRequest, now);
+                    self.rearm(k);
+                }
+            }
+            msg @ (CpeMsg::Inspect { .. } | CpeMsg::SetLocal { .. }) => {
+                let Some(k) = self.local(msg.index()) else {
+                    let _ = msg.refuse(crate::api::state::Refusal::new(404, "no such CPE"));
+                    return;
+                };
+                if self.busy.get(k) {
+                    let _ = msg.refuse_busy();
+                    return;
+                }
+                let model = self.plan.model.clone();
+                let cpe = &mut self.cpes[k as usize];
+                match msg {
+                    CpeMsg::Inspect { reply, .. } => {
+                        let _ = reply.send(Ok(crate::api::state::inspect(&model, cpe, UnixMillis(now))));
+                    }
+                    CpeMsg::SetLocal { params, reply, .. } => {
+                        let result = crate::api::state::set_local(&model, cpe, &params, UnixMillis(now));
+                        if let (Ok(_), Some(r)) = (&result, &self.plan.state) {
+                            r.sink.save(cpe);
+                        }
+                        if let Ok(n) = &result {
+                            debug!(cpe_id = %cpe.id, parameters = params.len(), notification = ?n, "values changed locally");
+                        }
+                        if result == Ok(crate::api::state::Notify::Active) {
+                            self.agendas[k as usize].on_wake(&mut self.cpes[k as usize], Wake::ValueChange, now);
+                            self.rearm(k);
+                        }
+                        let _ = reply.send(result);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    async fn run(
+        mut self,
+        reports: &mpsc::Sender<ShardReport>,
+        spares: mpsc::Receiver<Recorder>,
+        mut control: watch::Receiver<Control>,
+        mut owner: Option<tokio::sync::mpsc::UnboundedReceiver<CpeMsg>>,
+    ) {
+        let with_listener = owner.is_some();
+        let plan = self.plan;
+        let ctx = SessionCtx {
+            model: &plan.model,
+            template: &plan.template,
+            transport: &plan.transport,
+            clock: &plan.clock,
+            verbose: plan.verbose,
+        };
+        let ctx = &ctx;
+        // The ACS URL, parsed once for every session (a bad one fails each session, saying why).
+        let target = Target::parse(&plan.acs_url).ok();
+        let target = &target;
+        // Declared before the session futures, which borrow it (never across an await).
+        let recorder_cell = RefCell::new(Recorder::new());
+        let recorder = &recorder_cell;
+        let mut in_flight: FuturesUnordered<SessionFuture<'_>> = FuturesUnordered::new();
+        let mut expired = Vec::new();
+        let precise = match plan.clock {
+            Clock::System(_) => PreciseTimer::new().ok(),
+            Clock::Manual(_) => None,
+        };
+        let mut next_report = Instant::now() + plan.report_every;
+        let report_sleep = tokio::time::sleep_until(next_report.into());
+        tokio::pin!(report_sleep);
+        // Set once a stop is asked for: the drain deadline.
+        let mut stopping: Option<Instant> = None;
+        loop {
+            let now = plan.clock.now().0;
+            if stopping.is_none() {
+                expired.clear();
+                self.wheel.advance(self.tick_of(now), &mut expired);
+                let mut r = recorder.borrow_mut();
+                for e in &expired {
+                    self.fire(e.id, e.deadline, now, &mut r);
+                }
+            }
+            while stopping.is_none() && in_flight.len() < plan.max_in_flight {
+                let Some((k, scheduled)) = self.ready.pop_front() else { break };
+                self.queued.set(k, false);
+                let transfers = self.transfers.remove(&k).unwrap_or_default();
+                if self.busy.get(k) || (transfers.is_empty() && !owes_session(&self.cpes[k as usize])) {
+                    // Nothing owed any more (the wheel re-plans it).
+                    self.rearm(k);
+                    continue;
+                }
+                self.busy.set(k, true);
+                self.rearm(k);
+                let scheduled_at = plan.clock.instant_of(UnixMillis(self.unix_of(scheduled)));
+                recorder.borrow_mut().record_slot_wait(Instant::now().saturating_duration_since(scheduled_at));
+                let cpe = std::mem::replace(&mut self.cpes[k as usize], CpeState::new(DeviceId(u32::MAX), UnixMillis(0)));
+                let mut auth = self.auth.remove(&k).unwrap_or_default();
+                if with_listener {
+                    self.busy_credentials.insert(k, plan.model.connection_request_credentials(cpe.id, &cpe.delta));
+                }
+                let own_url = self.urls.get(&k).cloned();
+                let conn = match (plan.connection_mode, &own_url) {
+                    (ConnectionMode::Pooled, None) => self.idle_connections.pop(),
+                    _ => None,
+                };
+                let span = self.span(k, &cpe);
+                in_flight.push(Box::pin(
+                    async move {
+                        let mut cpe = cpe;
+                        for req in transfers {
+                            let start = plan.clock.now();
+                            debug!(url = %req.url, command_key = %req.command_key, "transfer started");
+                            let fault = fetch::perform(&plan.transport, &req).await;
+                            match &fault {
+                                None => debug!(command_key = %req.command_key, "transfer completed"),
+                                Some((code, detail)) => debug!(command_key = %req.command_key, fault_code = code.code(), "transfer failed: {detail}"),
+                            }
+                            cpe.transfer_finished(&req, fault.as_ref().map(|(c, d)| (*c, d.as_str())), start, plan.clock.now());
+                        }
+                        let probe = Probe { recorder, scheduled_at: scheduled_at.into() };
+                        let destination = match (&own_url, target) {
+                            (Some(t), _) | (None, Some(t)) => Destination::Parsed(t),
+                            (None, None) => Destination::Url(&plan.acs_url),
+                        };
+                        let run = session(ctx, &mut cpe, &mut auth, destination, conn, Some(probe)).await;
+                        (k, cpe, auth, run)
+                    }
+                    .instrument(span),
+                ));
+            }
+            if Instant::now() >= next_report {
+                next_report = Instant::now() + plan.report_every;
+                report_sleep.as_mut().reset(next_report.into());
+                let fresh = spares.try_recv().unwrap_or_default();
+                let r = std::mem::replace(&mut *recorder.borrow_mut(), fresh);
+                let mut report = ShardReport::new(self.id, r);
+                report.in_flight = in_flight.len();
+                let _ = reports.send(report);
+            }
+            let drained = match stopping {
+                Some(deadline) => in_flight.is_empty() || Instant::now() >= deadline,
+                // A one-shot run ends when nothing is owed, planned or running.
+                None => plan.mode == Mode::OneShot && in_flight.is_empty() && self.ready.is_empty() && self.armed == 0,
+            };
+            if drained {
+                let interrupted = in_flight.len() as u64;
+                if interrupted > 0 {
+                    warn!(sessions = interrupted, "the drain time ran out: open sessions were cut");
+                }
+                drop(in_flight);
+                let mut r = std::mem::take(&mut *recorder.borrow_mut());
+                r.outcomes.interrupted += interrupted;
+                let mut report = ShardReport::new(self.id, r);
+                report.last = true;
+                if plan.return_states {
+                    report.states = std::mem::take(&mut self.cpes);
+                }
+                let _ = reports.send(report);
+                return;
+            }
+            let wheel_wake = match stopping {
+                Some(_) => None,
+                None if !self.ready.is_empty() && in_flight.len() < plan.max_in_flight => Some(now),
+                None => self.wheel.next_event().map(|t| self.unix_of(t)),
+            };
+            let sleep = async {
+                match wheel_wake {
+                    Some(t) => plan.clock.sleep_until(UnixMillis(t), precise.as_ref()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                done = in_flight.next(), if !in_flight.is_empty() => {
+                    if let Some((k, cpe, auth, run)) = done {
+                        self.finished(k, cpe, auth, run, stopping.is_some());
+                    }
+                }
+                _ = sleep => {}
+                _ = &mut report_sleep => {}
+                msg = next_message(&mut owner) => self.owner_message(msg, plan.clock.now().0),
+                changed = control.changed(), if stopping.is_none() => {
+                    let c = *control.borrow();
+                    if changed.is_err() || c.stop {
+                        let deadline = Instant::now() + plan.drain_timeout;
+                        stopping = Some(deadline);
+                        next_report = next_report.min(deadline);
+                        report_sleep.as_mut().reset(next_report.into());
+                        for (k, _) in self.ready.drain(..) {
+                            self.queued.set(k, false);
+                        }
+                    } else if c.multiplier != self.multiplier {
+                        self.multiplier = c.multiplier;
+                        let now = plan.clock.now().0;
+                        for k in 0..self.cpes.len() as u32 {
+                            if self.agendas[k as usize].periodic().0 != NEVER && !self.busy.get(k) {
+                                self.plan_periodic(k, now);
+                                self.rearm(k);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A session ended: put the CPE back, hand what the session left to its agenda, re-arm.
+    fn finished(&mut self, k: u32, cpe: CpeState, auth: AuthState, run: SessionRun, stopping: bool) {
+        let plan = self.plan;
+        let now = plan.clock.now().0;
+        let _g = self.span(k, &cpe).entered();
+        self.cpes[k as usize] = cpe;
+        self.busy.set(k, false);
+        self.busy_credentials.remove(&k);
+        if let Some(c) = run.conn {
+            if plan.connection_mode == ConnectionMode::Pooled && !self.urls.contains_key(&k) {
+                self.idle_connections.push(c);
+            }
+        }
+        let daemon = plan.mode == Mode::Daemon;
+        let retry_in = match &run.failure {
+            Some(f) if daemon => Some(retry::wait_for(&plan.model, &self.cpes[k as usize]).max(f.retry_after.unwrap_or_default())),
+            _ => None,
+        };
+        if plan.verbose {
+            log_actions(&run.summary.actions);
+            match (&run.failure, retry_in) {
+                (Some(f), Some(wait)) => {
+                    warn!(retry_count = self.cpes[k as usize].retry_count, "session failed: {}", f.message);
+                    info!(wait_s = wait.as_secs_f64().round(), "retrying the session with TR-069 back-off");
+                }
+                (Some(f), None) => warn!(retry_count = self.cpes[k as usize].retry_count, "session failed: {}", f.message),
+                (None, _) => {}
+            }
+        } else if let Some(f) = &run.failure {
+            debug!(retry_count = self.cpes[k as usize].retry_count, "session failed: {}", f.message);
+        }
+        let ok = run.failure.is_none();
+        let changes = run.summary.changes;
+        let end = SessionEnd { ok, actions: run.summary.actions, retry_in };
+        let effects = self.agendas[k as usize].on_session_end(&mut self.cpes[k as usize], end, now);
+        if effects.factory_reset {
+            self.urls.remove(&k);
+        }
+        if !effects.restarted && auth.is_set() {
+            self.auth.insert(k, auth);
+        }
+        if changes.contains(ChangeSet::ACS_URL) {
+            self.follow_acs_url(k);
+        }
+        if self.woken.remove(&k) {
+            if plan.verbose {
+                info!("connection request during the session: another session follows");
+            }
+            self.agendas[k as usize].on_wake(&mut self.cpes[k as usize], Wake::ConnectionRequest, now);
+        }
+        if daemon
+            && (effects.factory_reset
+                || changes.contains(ChangeSet::PERIODIC_INFORM)
+                || (ok && self.agendas[k as usize].periodic().0 == NEVER))
+        {
+            self.plan_periodic(k, now);
+        }
+        if !daemon && !ok {
+            // A one-shot CPE stops at its first failure.
+            self.agendas[k as usize].clear_work();
+        }
+        if stopping {
+            self.agendas[k as usize].clear_work();
+        }
+        if let Some(r) = &plan.state {
+            r.sink.save(&self.cpes[k as usize]);
+        }
+        self.rearm(k);
+    }
+
+    /// The ACS set ManagementServer.URL: CPE `k` informs the new one from its next session.
+    fn follow_acs_url(&mut self, k: u32) {
+        let model = &self.plan.model;
+        let cpe = &self.cpes[k as usize];
+        let Some(node) = model.well_known.acs_url else { return };
+        let url = model.device(cpe.id, &cpe.delta, cpe.boot_at, cpe.boot_at).value_string(&Loc::plain(node), ReadFor::Local);
+        let current = self.urls.get(&k).map_or(self.plan.acs_url.as_str(), |t| t.url.as_str());
+        if url.is_empty() || url == current {
+            return;
+        }
+        match Target::parse(&url) {
+            Ok(t) => {
+                info!(acs_url = %url, "the ACS changed ManagementServer.URL; bootstrapping to the new ACS");
+                self.urls.insert(k, t);
+                self.auth.remove(&k);
+            }
+            Err(e) => warn!(acs_url = %url, "the ACS set ManagementServer.URL to an unusable URL; informing the old one: {e}"),
+        }
+    }
+}
+
+fn log_actions(actions: &[DeferredAction]) {
+    for action in actions {
+        match action {
+            DeferredAction::Reboot { command_key } => info!(command_key = %command_key, "rebooting as the ACS asked"),
+            DeferredAction::FactoryReset => info!("factory reset as the ACS asked"),
+            DeferredAction::ScheduleInform { delay, command_key } => {
+                info!(delay_s = delay.as_secs(), command_key = %command_key, "scheduled inform")
+            }
+            DeferredAction::Transfer(req) => {
+                info!(url = %req.url, command_key = %req.command_key, delay_s = req.delay.as_secs(), "transfer scheduled")
+            }
+        }
+    }
+}
+
+/// The next message from the listeners, or never when there is none.
+async fn next_message(owner: &mut Option<tokio::sync::mpsc::UnboundedReceiver<CpeMsg>>) -> CpeMsg {
+    match owner {
+        Some(rx) => match rx.recv().await {
+            Some(m) => m,
+            None => {
+                *owner = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// One bit per CPE of a shard.
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn new(n: usize) -> Bits {
+        Bits(vec![0; n.div_ceil(64)])
+    }
+
+    fn get(&self, k: u32) -> bool {
+        self.0[k as usize / 64] & (1 << (k % 64)) != 0
+    }
+
+    fn set(&mut self, k: u32, on: bool) {
+        let bit = 1 << (k % 64);
+        if on {
+            self.0[k as usize / 64] |= bit;
+        } else {
+            self.0[k as usize / 64] &= !bit;
+        }
+    }
+}
