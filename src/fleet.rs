@@ -211,7 +211,7 @@ pub fn run(
         if now >= next {
             if out.progress {
                 let line = progress_line(now - started, plan.cpes, &interval, now - last_tick, &total, running.in_flight.iter().sum());
-                eprintln!("{line}");
+                crate::console::err_line(&line);
             }
             if let Some(h) = hdr.as_mut() {
                 h.write(&interval, last_tick - started, now - last_tick).map_err(|e| anyhow::anyhow!("--hdr-log: {e}"))?;
@@ -293,7 +293,14 @@ pub fn sweep(
         while Instant::now() < end && !stop_requested() {
             running.collect((Instant::now() + out.progress_every).min(end), &mut [&mut total, &mut acc]);
             if out.progress {
-                eprintln!("{}", progress_line(begin.elapsed(), cpes, &acc, begin.elapsed(), &total, running.in_flight.iter().sum()));
+                crate::console::err_line(&progress_line(
+                    begin.elapsed(),
+                    cpes,
+                    &acc,
+                    begin.elapsed(),
+                    &total,
+                    running.in_flight.iter().sum(),
+                ));
             }
         }
         let secs = begin.elapsed().as_secs_f64();
