@@ -127,11 +127,11 @@ pub struct RunArgs {
     pub boot_spread: Duration,
 
     /// Start this many CPEs per second instead of --boot-spread
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub boot_rate: Option<f64>,
 
     /// Periodic inform period = PeriodicInformInterval × this (e.g. 0.001, 0.5, 10)
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub interval_multiplier: f64,
 
     /// PeriodicInformInterval for every CPE until the ACS sets another (turns periodic informs on)
@@ -194,7 +194,7 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct SweepArgs {
     /// Interval multipliers, one step each (e.g. 1,0.5,0.25,0.1)
-    #[arg(long, value_delimiter = ',', required = true)]
+    #[arg(long, value_delimiter = ',', required = true, allow_negative_numbers = true)]
     pub multipliers: Vec<f64>,
 
     /// How long each step runs
@@ -287,7 +287,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("`{s}` is not a positive duration"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    // A value too large for a Duration is a usage error, not a panic.
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("`{s}` is too long a duration"))
 }
 
 /// Parses a count with decimal suffixes: `2000`, `100k`, `1m`.
@@ -330,6 +331,7 @@ mod tests {
         assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5y").is_err());
+        assert!(parse_duration("99999999999999999999999h").is_err());
         assert_eq!(parse_size("4m").unwrap(), 4 << 20);
         assert_eq!(parse_size("512k").unwrap(), 512 << 10);
         assert!(parse_size("0").is_err());

@@ -25,6 +25,8 @@
 //! - [`persist`]: `--state-dir`: CPE states saved in batches and resumed after a restart.
 //! - [`hooks`]: the extension trait library users implement to change CPE behaviour.
 //! - [`cli`]: the command line.
+//! - [`plan`]: the flags of a run, validated into one plan before anything starts (usage errors).
+//! - [`console`]: stdout and stderr lines that a closed or broken stream cannot turn into a panic.
 //!
 //! `model`, `cwmp`, `cpe` and `session` do no I/O and never read a clock (the quinn-proto split);
 //! `transport`, `runner`, `shard` and `fleet` compose them with sockets, timers and threads.
@@ -34,13 +36,14 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod connreq;
-pub mod cpe;
 pub mod console;
+pub mod cpe;
 pub mod cwmp;
 pub mod engine;
 pub mod hooks;
 pub mod model;
 pub mod persist;
+pub mod plan;
 pub mod run;
 pub mod session;
 pub mod stats;

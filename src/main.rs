@@ -14,6 +14,7 @@ use cpe_sim::cli::{AcsArgs, Args, Command, ReportCommand, RunArgs};
 use cpe_sim::config::{load_profile, parse_profile};
 use cpe_sim::connreq::{advertise_host, CrConfig, CrServer};
 use cpe_sim::engine::owners::{CpeMsg, Owners};
+use cpe_sim::console;
 use cpe_sim::cpe::CpeState;
 use cpe_sim::cwmp::envelope::{urn_minor, URNS};
 use cpe_sim::cwmp::template::InformTemplate;
@@ -23,6 +24,7 @@ use cpe_sim::model::tree::ValueSource;
 use cpe_sim::model::Template;
 use cpe_sim::model::{DeviceId, Model};
 use cpe_sim::persist::{Resume, Store, StoreError};
+use cpe_sim::plan::{self, SweepFlags};
 use cpe_sim::stats::threshold::Threshold;
 use cpe_sim::time::UnixMillis;
 use cpe_sim::transport::tls::{client_config, TlsOptions};
@@ -38,14 +40,21 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const BUILTIN_PROFILE: &str = include_str!("../profiles/example-tr181-gateway/profile.yaml");
 
 fn main() -> ExitCode {
+    // Before anything opens a descriptor: a closed stderr must not become a socket's number.
+    console::guard_std_fds();
     let args = Args::parse();
+    // Every flag of a run or sweep is checked before any runtime, listener or ACS starts.
+    if let Err(e) = validate_flags(&args) {
+        console::err_line(&format!("error: {e}"));
+        return ExitCode::from(2);
+    }
     let level = match &args.command {
         Some(Command::Acs(a)) => &a.log_level,
         Some(Command::Sweep(s)) => &s.run.log_level,
         _ => &args.run.log_level,
     };
     let Ok(level) = level.parse::<tracing::Level>() else {
-        eprintln!("error: --log-level `{level}` is not one of error, warn, info, debug, trace");
+        console::err_line(&format!("error: --log-level `{level}` is not one of error, warn, info, debug, trace"));
         return ExitCode::from(2);
     };
     tracing_subscriber::fmt()
@@ -53,6 +62,8 @@ fn main() -> ExitCode {
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
+        // A failed log write is reported with eprintln!, which panics on a broken stderr pipe.
+        .log_internal_errors(false)
         .init();
     let result = match args.command {
         Some(Command::Check { profile, cpe_index }) => check(&profile, cpe_index),
@@ -67,6 +78,18 @@ fn main() -> ExitCode {
             error!("{e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// The flags of a run (`cpe-sim`) or a sweep, validated; other subcommands check their own.
+fn validate_flags(args: &Args) -> Result<(), plan::UsageError> {
+    match &args.command {
+        None => plan::validate(&args.run, None).map(drop),
+        Some(Command::Sweep(s)) => {
+            let sweep = SweepFlags { multipliers: &s.multipliers, step_duration: s.step_duration, sweep_json: s.sweep_json.as_deref() };
+            plan::validate(&s.run, Some(sweep)).map(drop)
+        }
+        Some(_) => Ok(()),
     }
 }
 
@@ -388,16 +411,17 @@ fn run_main(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Optio
     let outcome = match result? {
         Ok(outcome) => outcome,
         Err(((steps, knee, json), json_path)) => {
-            cpe_sim::console::out(&engine::sweep::sweep_text(&steps, knee));
+            console::out(&engine::sweep::sweep_text(&steps, knee)).context("writing the sweep table to stdout")?;
             if let Some(p) = json_path {
                 std::fs::write(p, serde_json::to_vec_pretty(&json)?).with_context(|| format!("--sweep-json {}", p.display()))?;
             }
             return Ok(ExitCode::SUCCESS);
         }
     };
-    cpe_sim::console::out(&cpe_sim::stats::report::to_text(&outcome.total, &outcome.facts, &cpe_sim::stats::report::ProcessFigures::now()));
+    console::out(&cpe_sim::stats::report::to_text(&outcome.total, &outcome.facts, &cpe_sim::stats::report::ProcessFigures::now()))
+        .context("writing the report to stdout")?;
     if let Some(s) = cr_stats {
-        cpe_sim::console::out(&format!("{s}\n"));
+        console::out(&format!("{s}\n")).context("writing the report to stdout")?;
     }
     let o = &outcome.total.outcomes;
     info!(sessions_completed = o.completed, sessions_failed = o.failed_sessions(), interrupted = engine::stop_requested(), "done");
@@ -429,7 +453,7 @@ fn merge_reports(files: &[std::path::PathBuf], json_path: Option<&std::path::Pat
     let (merged, span) = cpe_sim::stats::interval::merge(files).map_err(anyhow::Error::msg)?;
     let facts = cpe_sim::stats::report::RunFacts { duration: span, cpes: 0, shards: 0, multiplier: 1.0 };
     let process = cpe_sim::stats::report::ProcessFigures::default();
-    print!("{}", cpe_sim::stats::report::to_text(&merged, &facts, &process));
+    console::out(&cpe_sim::stats::report::to_text(&merged, &facts, &process)).context("writing the report to stdout")?;
     if let Some(p) = json_path {
         let json = cpe_sim::stats::report::to_json(&merged, &facts, &process);
         std::fs::write(p, serde_json::to_vec_pretty(&json)?).with_context(|| format!("--report-json {}", p.display()))?;
@@ -494,10 +518,6 @@ fn check(path: &std::path::Path, cpe_index: u32) -> anyhow::Result<ExitCode> {
         String::from_utf8_lossy(&out)
     );
     // A closed stdout (`| head`) is not an error worth a panic.
-    match std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes()) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        Err(e) => return Err(e).context("writing to stdout"),
-    }
+    console::out(&text).context("writing to stdout")?;
     Ok(ExitCode::SUCCESS)
 }

@@ -40,8 +40,8 @@ fn usage_and_profile_errors_exit_2() {
     assert_eq!(code, 2);
     assert!(err.contains("no/such/profile"), "{err}");
     let (code, _, err) = cpe_sim(&["--acs-url", "ftp://127.0.0.1:9/"]);
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("scheme must be http or https"), "{err}");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.starts_with("error: --acs-url ftp://127.0.0.1:9/: must be an http:// or https:// URL"), "{err}");
     let (code, _, _) = cpe_sim(&["--no-such-flag"]);
     assert_eq!(code, 2);
     let (code, _, err) = cpe_sim(&["--cwmp-version", "cwmp-9-9"]);
@@ -162,4 +162,207 @@ fn an_unusable_state_dir_is_reported_and_the_run_goes_on() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("--state-dir /proc/cpe-sim-state") && err.contains("the run goes on in memory"), "{err}");
     assert!(err.contains("session completed"), "{err}");
+}
+
+/// Runs `cmd` with stdout and stderr captured, killing it (by its own pid) if it overruns
+/// `limit`. Returns the exit code (-1 for a signal), stdout and stderr.
+fn bounded(mut cmd: Command, limit: std::time::Duration) -> (i32, String, String) {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = cmd.current_dir(repo(".")).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let status = wait_bounded(&mut child, limit);
+    (status.code().unwrap_or(-1), out.join().unwrap(), err.join().unwrap())
+}
+
+/// Waits for `child`, killing it if it is still running after `limit`.
+fn wait_bounded(child: &mut std::process::Child, limit: std::time::Duration) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("cpe-sim (pid {}) still ran after {limit:?}", child.id());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Runs cpe-sim with `flags` informing a listener that must see no connection, and asserts a
+/// usage error: exit 2 and one stderr line naming `flag`. Returns that line.
+fn refused_before_the_first_packet(flags: &[&str], flag: &str) -> String {
+    let acs = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    acs.set_nonblocking(true).unwrap();
+    let url = format!("http://{}/", acs.local_addr().unwrap());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cpe-sim"));
+    // A subcommand comes first; the run flags follow it.
+    let (sub, flags) = match flags.split_first() {
+        Some((&"sweep", rest)) => (Some("sweep"), rest),
+        _ => (None, flags),
+    };
+    cmd.args(sub);
+    if !flags.contains(&"--acs-url") {
+        cmd.args(["--acs-url", &url]);
+    }
+    cmd.args(flags);
+    let (code, out, err) = bounded(cmd, std::time::Duration::from_secs(20));
+    assert_eq!(code, 2, "{flags:?}: {err}");
+    assert!(out.is_empty(), "{flags:?}: {out}");
+    assert_eq!(err.lines().count(), 1, "{flags:?}: one line: {err}");
+    assert!(err.starts_with(&format!("error: {flag} ")), "{flags:?}: names {flag}: {err}");
+    assert!(!err.contains("panicked"));
+    match acs.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("{flags:?}: the ACS saw a connection: {other:?}"),
+    }
+    err.trim_end().to_string()
+}
+
+// See: #9 (item 3): a bad flag is a usage error before the first packet.
+#[test]
+fn r9_a_garbage_threshold_is_refused_for_a_single_cpe_too() {
+    let line = refused_before_the_first_packet(&["--threshold", "garbage"], "--threshold");
+    assert!(line.contains("garbage") && line.contains("e.g. Inform.p99<500ms"), "{line}");
+}
+
+// See: #9
+#[test]
+fn r9_an_interval_multiplier_must_be_a_positive_number() {
+    for v in ["NaN", "0", "-1"] {
+        let line = refused_before_the_first_packet(&["--interval-multiplier", v], "--interval-multiplier");
+        assert!(line.contains(&format!("--interval-multiplier {v}: must be a number greater than 0")), "{line}");
+    }
+    let line = refused_before_the_first_packet(&["sweep", "--multipliers", "1,NaN", "--step-duration", "1s"], "--multipliers");
+    assert!(line.contains("--multipliers NaN: must be a number greater than 0"), "{line}");
+}
+
+// See: #9
+#[test]
+fn r9_max_connections_0_and_boot_rate_0_are_refused() {
+    let line = refused_before_the_first_packet(&["--max-connections", "0", "--cpes", "2"], "--max-connections");
+    assert_eq!(line, "error: --max-connections 0: must be at least 1");
+    let line = refused_before_the_first_packet(&["--boot-rate", "0", "--cpes", "2"], "--boot-rate");
+    assert!(line.contains("--boot-rate 0: must be a finite number greater than 0"), "{line}");
+}
+
+// See: #9: `--progress-interval 0s` used to eat all memory in seconds.
+#[test]
+fn r9_a_zero_progress_interval_is_refused() {
+    let line = refused_before_the_first_packet(&["--progress-interval", "0s", "--cpes", "2"], "--progress-interval");
+    assert!(line.contains("--progress-interval 0s: must be 100ms"), "{line}");
+}
+
+// See: #9
+#[test]
+fn r9_an_acs_url_must_be_http_or_https() {
+    for url in ["ftp://x", "not a url"] {
+        let line = refused_before_the_first_packet(&["--acs-url", url], "--acs-url");
+        assert!(line.contains("must be an http:// or https:// URL with a host"), "{line}");
+    }
+}
+
+// See: #9: an unwritable --report-json used to be found after the run, losing its results.
+#[test]
+fn r9_output_files_that_cannot_be_created_are_refused_up_front() {
+    let line = refused_before_the_first_packet(&["--cpes", "2", "--report-json", "/nonexistent-dir/x.json"], "--report-json");
+    assert!(line.contains("/nonexistent-dir/x.json: cannot be created"), "{line}");
+    // /proc refuses new files, even to root.
+    let line = refused_before_the_first_packet(&["--cpes", "2", "--hdr-log", "/proc/cpe-sim.hlog"], "--hdr-log");
+    assert!(line.contains("/proc/cpe-sim.hlog: cannot be created"), "{line}");
+}
+
+// See: #9
+#[test]
+fn r9_zero_cpes_is_refused() {
+    let acs = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    acs.set_nonblocking(true).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cpe-sim"));
+    cmd.args(["--acs-url", &format!("http://{}/", acs.local_addr().unwrap()), "--cpes", "0"]);
+    let (code, _, err) = bounded(cmd, std::time::Duration::from_secs(20));
+    // clap's own error: the message is its first line, then a pointer to --help.
+    assert_eq!(code, 2, "{err}");
+    assert!(err.lines().next().unwrap().contains("'--cpes <CPES>': `0` is out of range (1 … 4294967295)"), "{err}");
+    assert!(matches!(acs.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock));
+}
+
+/// Runs `cpe-sim <args>` through sh with `redirect` applied (e.g. `2>&-`), bounded in time.
+fn through_sh(args: &[&str], redirect: &str) -> (i32, String, String) {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(format!(r#"exec "$0" "$@" {redirect}"#)).arg(env!("CARGO_BIN_EXE_cpe-sim")).args(args);
+    bounded(cmd, std::time::Duration::from_secs(30))
+}
+
+// See: #9: a closed stderr used to exit 101.
+#[test]
+fn r9_a_closed_stderr_is_not_a_crash() {
+    let (code, out, _) = through_sh(&["--cpes", "2", "--duration", "1s", "--progress-interval", "200ms"], "2>&-");
+    assert_eq!(code, 0);
+    assert!(out.starts_with("cpe-sim report: 2 CPEs"), "{out}");
+    let (code, _, _) = through_sh(&["--max-connections", "0"], "2>&-");
+    assert_eq!(code, 2);
+    let (code, _, _) = through_sh(&[], "2>&-");
+    assert_eq!(code, 0, "a single CPE with a closed stderr");
+}
+
+// See: #9: a broken stderr pipe (`2>&1 | head -c 10`) used to panic in the first log line after.
+#[test]
+fn r9_a_broken_stderr_pipe_is_not_a_crash() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cpe-sim"))
+        .args(["--cpes", "2", "--duration", "1s", "--progress-interval", "200ms"])
+        .current_dir(repo("."))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 10];
+    child.stderr.take().unwrap().read_exact(&mut first).unwrap();
+    // The pipe's reader is gone now: every later write to stderr gets EPIPE.
+    let status = wait_bounded(&mut child, std::time::Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "{status}");
+}
+
+// See: #9: the report on a stdout whose reader left (`| head -c 10`) is not a crash.
+#[test]
+fn r9_a_closed_or_broken_stdout_is_not_a_crash() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let (code, _, err) = through_sh(&["check", "--profile", "profiles/example-tr181-gateway"], ">&-");
+    assert_eq!(code, 0, "{err}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cpe-sim"))
+        .args(["check", "--profile", "profiles/example-tr181-gateway"])
+        .current_dir(repo("."))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 10];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"profile ex");
+    assert_eq!(wait_bounded(&mut child, std::time::Duration::from_secs(30)).code(), Some(0));
+    // The fleet report is written after the reader has left.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cpe-sim"))
+        .args(["--cpes", "2", "--duration", "1s"])
+        .current_dir(repo("."))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    assert_eq!(wait_bounded(&mut child, std::time::Duration::from_secs(30)).code(), Some(0));
 }

@@ -1,0 +1,478 @@
+//! Turning the flags of a run or a sweep into a validated plan before anything starts (ripgrep's
+//! low/high args split): every value is checked against its allowed range, the ACS URL is parsed,
+//! output files are proven creatable and the fleet is proven to fit in memory, so a bad flag is a
+//! one-line usage error (exit 2) before the first packet, not a crash or a lost run.
+//!
+//! It owns the rules, not the run: it starts no runtime, opens no socket and leaves no file behind.
+//! `main.rs` calls [`validate`] first thing for `cpe-sim` and `cpe-sim sweep`. It does not load the
+//! profile (the loader reports its own errors, naming file and key).
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::cli::RunArgs;
+use crate::cwmp::envelope::urn_minor;
+use crate::stats::threshold::Threshold;
+
+/// Shortest `--progress-interval`: below it, progress lines would be most of the run's work.
+pub const MIN_PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Longest duration any flag accepts (365 days): beyond, deadlines overflow the clock.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Largest interval multiplier: × 1e6 turns a 300 s period into ~9.5 years; beyond, periods
+/// would overflow the clock.
+pub const MAX_MULTIPLIER: f64 = 1e6;
+
+/// Estimated memory of one simulated CPE in a fleet, in bytes.
+pub const BYTES_PER_CPE: u64 = 160;
+
+/// Fixed memory of a fleet run besides its CPEs (runtimes, buffers, histograms), in bytes.
+pub const FLEET_BASE_BYTES: u64 = 128 << 20;
+
+/// The flags only `cpe-sim sweep` has, borrowed from `cli::SweepArgs`.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepFlags<'a> {
+    /// `--multipliers`: one step per value.
+    pub multipliers: &'a [f64],
+    /// `--step-duration`: how long each step runs.
+    pub step_duration: Duration,
+    /// `--sweep-json`: where the sweep table goes.
+    pub sweep_json: Option<&'a Path>,
+}
+
+/// What validation parsed along the way, so that nothing is parsed twice.
+#[derive(Debug)]
+pub struct Checked {
+    /// `--log-level`.
+    pub log_level: tracing::Level,
+    /// `--acs-url`, parsed (http or https, with a host); `None`: the embedded ACS.
+    pub acs_url: Option<http::Uri>,
+    /// `--threshold` rules, parsed, in the order given.
+    pub thresholds: Vec<Threshold>,
+}
+
+/// A flag outside its allowed range: one line naming the flag, the value given and the rule,
+/// e.g. `--max-connections 0: must be at least 1`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError {
+    /// The flag as typed, e.g. `--max-connections`.
+    pub flag: &'static str,
+    /// The value given, as the user would type it.
+    pub value: String,
+    /// The allowed range, or what is wrong.
+    pub rule: String,
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Quote values a shell would split or a terminal would mangle, so the line stays one line.
+        if self.value.is_empty() || self.value.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"') {
+            write!(f, "{} {:?}: {}", self.flag, self.value, self.rule)
+        } else {
+            write!(f, "{} {}: {}", self.flag, self.value, self.rule)
+        }
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn usage(flag: &'static str, value: impl fmt::Display, rule: impl Into<String>) -> UsageError {
+    UsageError { flag, value: value.to_string(), rule: rule.into() }
+}
+
+/// Checks every flag of a run (and of a sweep when `sweep` is given) before anything starts.
+///
+/// Output files (`--report-json`, `--hdr-log`, `--sweep-json`) are opened for writing to prove
+/// they can be created; one that did not exist is removed again and an existing one is left as it
+/// was (not truncated). The memory check reads `MemAvailable` from `/proc/meminfo` (skipped where
+/// that cannot be read) and applies to fleets and sweeps only.
+///
+/// # Errors
+/// The first flag found outside its allowed range, as a [`UsageError`].
+pub fn validate(args: &RunArgs, sweep: Option<SweepFlags<'_>>) -> Result<Checked, UsageError> {
+    let log_level = args
+        .log_level
+        .parse::<tracing::Level>()
+        .map_err(|_| usage("--log-level", &args.log_level, "must be one of error, warn, info, debug, trace"))?;
+    let acs_url = args.acs_url.as_deref().map(parse_acs_url).transpose()?;
+    check_credentials(args)?;
+    check_tls_files(args)?;
+    if let Some(v) = &args.cwmp_version {
+        if urn_minor(v).is_none() {
+            return Err(usage("--cwmp-version", v, "must be one of cwmp-1-0 … cwmp-1-4"));
+        }
+    }
+    positive_duration("--timeout", args.timeout)?;
+    if args.max_body == 0 {
+        return Err(usage("--max-body", args.max_body, "must be at least 1 byte"));
+    }
+    if let Some(d) = args.duration {
+        positive_duration("--duration", d)?;
+    }
+    if let Some(host) = &args.cr_advertise_host {
+        let ok = !host.is_empty()
+            && format!("http://{host}/").parse::<http::Uri>().is_ok_and(|u| u.host() == Some(host.trim_matches(['[', ']'])));
+        if !ok {
+            return Err(usage("--cr-advertise-host", host, "must be a host name or IP address (no scheme, port or path)"));
+        }
+    }
+    if args.cr_rate == 0 {
+        return Err(usage("--cr-rate", args.cr_rate, "must be at least 1 per second"));
+    }
+    check_fleet_size(args)?;
+    if args.shards == Some(0) {
+        return Err(usage("--shards", 0, format!("must be 1 … {}", u16::MAX)));
+    }
+    at_most("--boot-spread", args.boot_spread)?;
+    if let Some(r) = args.boot_rate {
+        positive_number("--boot-rate", r, f64::MAX, "CPEs per second")?;
+    }
+    positive_number("--interval-multiplier", args.interval_multiplier, MAX_MULTIPLIER, "")?;
+    if let Some(d) = args.inform_interval {
+        // TR-069 Amd 6 Table 25: PeriodicInformInterval is an unsignedInt[1:] of seconds.
+        if d < Duration::from_secs(1) || d > MAX_DURATION {
+            return Err(usage("--inform-interval", show(d), format!("must be 1s … {}", show(MAX_DURATION))));
+        }
+    }
+    if args.max_connections == 0 {
+        return Err(usage("--max-connections", 0, "must be at least 1"));
+    }
+    if args.progress_interval < MIN_PROGRESS_INTERVAL || args.progress_interval > MAX_DURATION {
+        return Err(usage(
+            "--progress-interval",
+            show(args.progress_interval),
+            format!("must be {} … {}", show(MIN_PROGRESS_INTERVAL), show(MAX_DURATION)),
+        ));
+    }
+    let thresholds = args
+        .thresholds
+        .iter()
+        .map(|t| Threshold::parse(t).map_err(|e| usage("--threshold", t, e.strip_prefix(&format!("`{t}`: ")).unwrap_or(&e).to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(s) = &sweep {
+        if s.multipliers.is_empty() {
+            return Err(usage("--multipliers", "", "must list at least one multiplier, e.g. 1,0.5,0.25"));
+        }
+        for &m in s.multipliers {
+            positive_number("--multipliers", m, MAX_MULTIPLIER, "")?;
+        }
+        positive_duration("--step-duration", s.step_duration)?;
+    }
+    if sweep.is_some() || args.cpes > 1 {
+        check_memory(args.cpes, mem_available())?;
+    }
+    // Files last: a usage error above leaves nothing behind to clean up.
+    creatable("--report-json", args.report_json.as_deref())?;
+    creatable("--hdr-log", args.hdr_log.as_deref())?;
+    creatable("--sweep-json", sweep.and_then(|s| s.sweep_json))?;
+    Ok(Checked { log_level, acs_url, thresholds })
+}
+
+/// A duration as the user would type it: `250ms`, `5s`, `1.5s`, `8760h`.
+fn show(d: Duration) -> String {
+    if d.subsec_nanos() == 0 && d.as_secs() >= 3600 && d.as_secs() % 3600 == 0 {
+        format!("{}h", d.as_secs() / 3600)
+    } else if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d < Duration::from_secs(1) && d.subsec_nanos() % 1_000_000 == 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}s", d.as_secs_f64())
+    }
+}
+
+fn at_most(flag: &'static str, d: Duration) -> Result<(), UsageError> {
+    if d > MAX_DURATION {
+        return Err(usage(flag, show(d), format!("must be at most {}", show(MAX_DURATION))));
+    }
+    Ok(())
+}
+
+fn positive_duration(flag: &'static str, d: Duration) -> Result<(), UsageError> {
+    if d.is_zero() || d > MAX_DURATION {
+        return Err(usage(flag, show(d), format!("must be greater than 0s and at most {}", show(MAX_DURATION))));
+    }
+    Ok(())
+}
+
+/// A finite number in (0, `max`].
+fn positive_number(flag: &'static str, x: f64, max: f64, unit: &str) -> Result<(), UsageError> {
+    if x.is_finite() && x > 0.0 && x <= max {
+        return Ok(());
+    }
+    let range = if max == f64::MAX {
+        "must be a finite number greater than 0".to_string()
+    } else {
+        format!("must be a number greater than 0 and at most {max}")
+    };
+    Err(usage(flag, x, if unit.is_empty() { range } else { format!("{range} ({unit})") }))
+}
+
+/// `--acs-url`: http or https with a host.
+fn parse_acs_url(text: &str) -> Result<http::Uri, UsageError> {
+    let rule = "must be an http:// or https:// URL with a host, e.g. http://acs.example:7547/";
+    let uri: http::Uri = text.parse().map_err(|_| usage("--acs-url", text, rule))?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    if !scheme_ok || uri.host().is_none_or(str::is_empty) {
+        return Err(usage("--acs-url", text, rule));
+    }
+    Ok(uri)
+}
+
+fn check_credentials(args: &RunArgs) -> Result<(), UsageError> {
+    if args.acs_password.is_some() && args.acs_username.is_none() {
+        return Err(usage("--acs-password", "<hidden>", "needs --acs-username"));
+    }
+    Ok(())
+}
+
+fn check_tls_files(args: &RunArgs) -> Result<(), UsageError> {
+    match (&args.client_cert, &args.client_key) {
+        (Some(c), None) => return Err(usage("--client-cert", c.display(), "needs --client-key")),
+        (None, Some(k)) => return Err(usage("--client-key", k.display(), "needs --client-cert")),
+        _ => {}
+    }
+    for (flag, path) in [("--ca-cert-file", &args.ca_cert_file), ("--client-cert", &args.client_cert), ("--client-key", &args.client_key)] {
+        if let Some(p) = path {
+            readable(flag, p)?;
+        }
+    }
+    Ok(())
+}
+
+fn readable(flag: &'static str, path: &Path) -> Result<(), UsageError> {
+    match std::fs::File::open(path) {
+        Ok(f) if f.metadata().is_ok_and(|m| m.is_file()) => Ok(()),
+        Ok(_) => Err(usage(flag, path.display(), "must be a readable file, not a directory")),
+        Err(e) => Err(usage(flag, path.display(), format!("must be a readable file ({e})"))),
+    }
+}
+
+fn check_fleet_size(args: &RunArgs) -> Result<(), UsageError> {
+    if args.cpes == 0 {
+        return Err(usage("--cpes", 0, format!("must be 1 … {}", u32::MAX)));
+    }
+    if args.first_index.checked_add(args.cpes).is_none() {
+        return Err(usage(
+            "--cpes",
+            args.cpes,
+            format!(
+                "with --first-index {} must be at most {} (first index + CPEs ≤ {})",
+                args.first_index,
+                u32::MAX - args.first_index,
+                u32::MAX
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Estimated memory of a fleet of `cpes`, in bytes.
+pub fn fleet_bytes(cpes: u32) -> u64 {
+    FLEET_BASE_BYTES + BYTES_PER_CPE * cpes as u64
+}
+
+/// Refuses a fleet whose estimate exceeds `available` bytes (`None`: unknown, not checked).
+fn check_memory(cpes: u32, available: Option<u64>) -> Result<(), UsageError> {
+    let need = fleet_bytes(cpes);
+    match available {
+        Some(have) if need > have => Err(usage(
+            "--cpes",
+            cpes,
+            format!(
+                "needs about {} ({BYTES_PER_CPE} B per CPE + {}) but {} is available (MemAvailable); at most {} CPEs fit",
+                mib(need),
+                mib(FLEET_BASE_BYTES),
+                mib(have),
+                have.saturating_sub(FLEET_BASE_BYTES) / BYTES_PER_CPE
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{} MiB", bytes.div_ceil(1 << 20))
+}
+
+/// `MemAvailable` from `/proc/meminfo`, in bytes; `None` where it cannot be read.
+pub fn mem_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.trim_start_matches("MemAvailable:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// Proves an output file can be created by opening it for writing (not truncating); removes it
+/// again if this call created it.
+fn creatable(flag: &'static str, path: Option<&Path>) -> Result<(), UsageError> {
+    let Some(path) = path else { return Ok(()) };
+    if path.is_dir() {
+        return Err(usage(flag, path.display(), "must be a file path, not a directory"));
+    }
+    let existed = path.exists();
+    match std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(path) {
+        Ok(_) => {
+            if !existed {
+                let _ = std::fs::remove_file(path);
+            }
+            Ok(())
+        }
+        Err(e) => Err(usage(flag, path.display(), format!("cannot be created ({e})"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Args, Command};
+    use clap::Parser;
+
+    fn run_args(flags: &[&str]) -> RunArgs {
+        let mut argv = vec!["cpe-sim"];
+        argv.extend_from_slice(flags);
+        Args::try_parse_from(argv).expect("flags parse").run
+    }
+
+    /// The error line for `flags`, which must be refused.
+    fn refused(flags: &[&str]) -> String {
+        match validate(&run_args(flags), None) {
+            Ok(_) => panic!("{flags:?} was accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = validate(&run_args(&[]), None).expect("defaults");
+        assert_eq!(c.log_level, tracing::Level::INFO);
+        assert!(c.acs_url.is_none() && c.thresholds.is_empty());
+    }
+
+    #[test]
+    fn float_flags_must_be_finite_and_positive() {
+        for v in ["NaN", "0", "-1", "inf", "1e7"] {
+            let e = refused(&["--interval-multiplier", v]);
+            assert!(e.starts_with("--interval-multiplier ") && e.contains("greater than 0"), "{e}");
+        }
+        for v in ["0", "NaN", "-5", "inf"] {
+            let e = refused(&["--boot-rate", v]);
+            assert!(e.starts_with("--boot-rate ") && e.contains("greater than 0"), "{e}");
+        }
+        assert!(validate(&run_args(&["--interval-multiplier", "0.001", "--boot-rate", "0.5"]), None).is_ok());
+    }
+
+    #[test]
+    fn counts_that_cannot_be_zero() {
+        assert_eq!(refused(&["--max-connections", "0"]), "--max-connections 0: must be at least 1");
+        assert!(refused(&["--shards", "0"]).starts_with("--shards 0: must be 1"));
+        assert!(refused(&["--cr-rate", "0"]).starts_with("--cr-rate 0: must be at least 1"));
+        let mut a = run_args(&[]);
+        a.cpes = 0;
+        assert!(validate(&a, None).unwrap_err().to_string().starts_with("--cpes 0: must be 1"));
+        a.cpes = 1;
+        a.max_body = 0;
+        assert!(validate(&a, None).unwrap_err().to_string().starts_with("--max-body 0:"));
+    }
+
+    #[test]
+    fn first_index_plus_cpes_fits_u32() {
+        let e = refused(&["--first-index", "4294967290", "--cpes", "10"]);
+        assert!(e.starts_with("--cpes 10: with --first-index 4294967290 must be at most 5"), "{e}");
+    }
+
+    #[test]
+    fn durations_that_cannot_be_zero() {
+        let e = refused(&["--progress-interval", "0s"]);
+        assert_eq!(e, "--progress-interval 0s: must be 100ms … 8760h");
+        assert!(refused(&["--progress-interval", "50ms"]).starts_with("--progress-interval 50ms:"));
+        assert!(refused(&["--timeout", "0"]).starts_with("--timeout 0s: must be greater than 0s"));
+        assert!(refused(&["--duration", "0s"]).starts_with("--duration 0s:"));
+        assert!(refused(&["--inform-interval", "0s"]).starts_with("--inform-interval 0s: must be 1s"));
+        assert!(refused(&["--boot-spread", "9000h"]).starts_with("--boot-spread 9000h: must be at most 8760h"));
+        assert!(validate(&run_args(&["--progress-interval", "100ms", "--boot-spread", "0s"]), None).is_ok());
+    }
+
+    #[test]
+    fn acs_url_is_http_or_https_with_a_host() {
+        for bad in ["ftp://x", "not a url", "http://", "/just/a/path", "acs.example:7547"] {
+            let e = refused(&["--acs-url", bad]);
+            assert!(e.starts_with("--acs-url ") && e.contains("must be an http:// or https:// URL"), "{e}");
+        }
+        assert!(refused(&["--acs-url", "not a url"]).starts_with("--acs-url \"not a url\": "));
+        for good in ["http://127.0.0.1:7547/", "https://acs.example/cwmp", "http://[::1]:80/"] {
+            let c = validate(&run_args(&["--acs-url", good]), None).expect(good);
+            assert!(c.acs_url.is_some());
+        }
+    }
+
+    #[test]
+    fn output_files_must_be_creatable_and_are_left_alone() {
+        let e = refused(&["--report-json", "/nonexistent-dir/x.json"]);
+        assert!(e.starts_with("--report-json /nonexistent-dir/x.json: cannot be created"), "{e}");
+        // /proc refuses new files, even to root.
+        assert!(refused(&["--hdr-log", "/proc/cpe-sim.hlog"]).starts_with("--hdr-log /proc/cpe-sim.hlog: cannot be created"));
+        let dir = std::env::temp_dir();
+        assert!(refused(&["--report-json", dir.to_str().expect("utf-8 temp dir")]).contains("not a directory"));
+        let fresh = dir.join(format!("cpe-sim-plan-{}.json", std::process::id()));
+        validate(&run_args(&["--report-json", fresh.to_str().expect("utf-8 temp dir")]), None).expect("creatable");
+        assert!(!fresh.exists(), "a file validation created is removed again");
+        std::fs::write(&fresh, "kept").expect("temp file");
+        validate(&run_args(&["--report-json", fresh.to_str().expect("utf-8 temp dir")]), None).expect("creatable");
+        assert_eq!(std::fs::read_to_string(&fresh).expect("temp file"), "kept", "an existing file is not truncated");
+        let _ = std::fs::remove_file(&fresh);
+    }
+
+    #[test]
+    fn thresholds_are_parsed_for_a_single_cpe_too() {
+        let e = refused(&["--threshold", "garbage"]);
+        assert!(e.starts_with("--threshold garbage: expected <path><op><value>"), "{e}");
+        let c =
+            validate(&run_args(&["--threshold", "Inform.p99<500ms", "--threshold", "sessions.failed_ratio<0.001"]), None).expect("rules");
+        assert_eq!(c.thresholds.len(), 2);
+    }
+
+    #[test]
+    fn a_fleet_that_does_not_fit_in_memory_is_refused() {
+        assert!(check_memory(1_000_000, Some(1 << 30)).is_ok());
+        let e = check_memory(100_000_000, Some(1 << 30)).unwrap_err().to_string();
+        assert!(e.starts_with("--cpes 100000000: needs about 15387 MiB (160 B per CPE + 128 MiB) but 1024 MiB is available"), "{e}");
+        assert!(e.ends_with("at most 5872025 CPEs fit"), "{e}");
+        assert!(check_memory(u32::MAX, None).is_ok(), "unknown memory is not checked");
+        assert!(mem_available().is_some_and(|b| b > 0), "Linux has /proc/meminfo");
+    }
+
+    #[test]
+    fn other_flags() {
+        assert!(refused(&["--log-level", "loud"]).starts_with("--log-level loud: must be one of"));
+        assert!(refused(&["--cwmp-version", "cwmp-9-9"]).starts_with("--cwmp-version cwmp-9-9:"));
+        assert_eq!(refused(&["--acs-password", "s3cret"]), "--acs-password <hidden>: needs --acs-username");
+        assert!(refused(&["--client-cert", "c.pem"]).starts_with("--client-cert c.pem: needs --client-key"));
+        assert!(refused(&["--ca-cert-file", "/no/such/ca.pem"]).starts_with("--ca-cert-file /no/such/ca.pem: must be a readable file"));
+        assert!(refused(&["--cr-advertise-host", "http://x/"]).starts_with("--cr-advertise-host http://x/:"));
+        assert!(validate(&run_args(&["--cr-advertise-host", "cpe.example"]), None).is_ok());
+    }
+
+    #[test]
+    fn sweep_flags() {
+        let argv = ["cpe-sim", "sweep", "--multipliers", "1,NaN", "--step-duration", "1s"];
+        let Some(Command::Sweep(s)) = Args::try_parse_from(argv).expect("flags parse").command else { panic!("not a sweep") };
+        let flags = |m: &'static [f64], step: Duration, json: Option<&'static Path>| SweepFlags {
+            multipliers: m,
+            step_duration: step,
+            sweep_json: json,
+        };
+        let e = validate(&s.run, Some(SweepFlags { multipliers: &s.multipliers, step_duration: s.step_duration, sweep_json: None }))
+            .unwrap_err();
+        assert!(e.to_string().starts_with("--multipliers NaN: must be a number greater than 0"), "{e}");
+        assert!(validate(&s.run, Some(flags(&[1.0, 0.0], Duration::from_secs(1), None))).is_err());
+        assert!(validate(&s.run, Some(flags(&[], Duration::from_secs(1), None))).is_err());
+        let e = validate(&s.run, Some(flags(&[1.0], Duration::ZERO, None))).unwrap_err();
+        assert!(e.to_string().starts_with("--step-duration 0s:"), "{e}");
+        let e = validate(&s.run, Some(flags(&[1.0], Duration::from_secs(1), Some(Path::new("/nonexistent-dir/s.json"))))).unwrap_err();
+        assert!(e.to_string().starts_with("--sweep-json /nonexistent-dir/s.json: cannot be created"), "{e}");
+        assert!(validate(&s.run, Some(flags(&[1.0, 0.5], Duration::from_secs(1), None))).is_ok());
+    }
+}
