@@ -12,12 +12,10 @@ use std::time::Duration;
 use cpe_sim::acs::server::{AcsServer, AuthMode, ServerConfig};
 use cpe_sim::acs::{AcsRpc, AcsScript};
 use cpe_sim::config::load_profile;
-use cpe_sim::cpe::CpeState;
 use cpe_sim::cwmp::fault::FaultCode;
-use cpe_sim::cwmp::template::InformTemplate;
+use cpe_sim::engine::{self, Outputs, Plan};
 use cpe_sim::hooks::{CpeHooks, HookFault};
-use cpe_sim::model::{Device, DeviceId, DeviceMut};
-use cpe_sim::runner::{run_cpe, Mode, RunOptions};
+use cpe_sim::model::{Device, DeviceMut};
 use cpe_sim::time::UnixMillis;
 use cpe_sim::transport::tls::{client_config, TlsOptions};
 use cpe_sim::transport::{TransportConfig, DEFAULT_MAX_BODY};
@@ -54,8 +52,7 @@ impl CpeHooks for AcmeGateway {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let profile = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/example-tr181-gateway");
-    let model = load_profile(&profile)?.with_hooks(Arc::new(AcmeGateway)).map_err(anyhow::Error::msg)?;
-    let template = InformTemplate::new(&model);
+    let model = Arc::new(load_profile(&profile)?.with_hooks(Arc::new(AcmeGateway)).map_err(anyhow::Error::msg)?);
     let script = AcsScript {
         bootstrap_provisioning: false,
         every_session: vec![AcsRpc::from_spec("SPV Device.WiFi.SSID.1.SSID=acme-lab").map_err(anyhow::Error::msg)?],
@@ -69,13 +66,16 @@ async fn main() -> anyhow::Result<()> {
         tls: client_config(&TlsOptions::default())?,
         credentials: None,
     };
-    let opts = RunOptions { acs_url: acs.url(), transport, mode: Mode::OneShot, state: None };
-    let (_stop, stopped) = tokio::sync::watch::channel(false);
-    let mut cpe = CpeState::new(DeviceId(0), UnixMillis::now());
-    let report = run_cpe(&model, &template, &mut cpe, &opts, stopped, None).await;
+    // One CPE, one-shot, on the engine; it blocks, so it runs beside this runtime's ACS.
+    let mut plan = Plan::new(model.clone(), acs.url(), transport, 1);
+    plan.return_states = true;
+    let outcome = tokio::task::spawn_blocking(move || engine::run(plan, None, &Outputs::default(), Vec::new())).await??;
     acs.stop().await;
+    let cpe = outcome.states.first().cloned().ok_or_else(|| anyhow::anyhow!("no CPE state came back"))?;
+    let report = &outcome.total.outcomes;
+    let report = (report.completed, report.failed_sessions());
     let dev = model.device(cpe.id, &cpe.delta, cpe.boot_at, UnixMillis::now());
-    println!("sessions completed: {}, failed: {}", report.completed, report.failed);
+    println!("sessions completed: {}, failed: {}", report.0, report.1);
     for name in ["Device.WiFi.SSID.1.SSID", "Device.WiFi.SSID.2.SSID"] {
         println!("{name} = {}", dev.get(name).unwrap_or_default());
     }

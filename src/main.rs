@@ -13,12 +13,12 @@ use cpe_sim::api::{ApiServer, MetricsSources};
 use cpe_sim::cli::{AcsArgs, Args, Command, ReportCommand, RunArgs};
 use cpe_sim::config::{load_profile, parse_profile};
 use cpe_sim::connreq::{advertise_host, CrConfig, CrServer};
-use cpe_sim::engine::owners::{CpeMsg, Owners};
 use cpe_sim::console;
+use cpe_sim::cpe::periodic::PeriodicPlan;
 use cpe_sim::cpe::CpeState;
 use cpe_sim::cwmp::envelope::{urn_minor, URNS};
 use cpe_sim::cwmp::template::InformTemplate;
-use cpe_sim::cpe::periodic::PeriodicPlan;
+use cpe_sim::engine::owners::{CpeMsg, Owners};
 use cpe_sim::engine::{self, Boot, ConnectionMode, Mode, Outputs, Plan};
 use cpe_sim::model::tree::ValueSource;
 use cpe_sim::model::Template;
@@ -287,7 +287,10 @@ fn profile_periodic(model: &Model) -> bool {
     let d = cpe_sim::model::Delta::default();
     let now = UnixMillis::now();
     let root = model.tree.root_name();
-    model.device(DeviceId(0), &d, now, now).get(&format!("{root}.ManagementServer.PeriodicInformEnable")).is_some_and(|v| v == "true" || v == "1")
+    model
+        .device(DeviceId(0), &d, now, now)
+        .get(&format!("{root}.ManagementServer.PeriodicInformEnable"))
+        .is_some_and(|v| v == "true" || v == "1")
 }
 
 /// A run of one CPE or many (`--cpes`), or a sweep: one engine, one code path.
@@ -308,7 +311,10 @@ fn run_main(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Optio
         true => {
             let now = UnixMillis::now();
             let id = DeviceId(args.first_index);
-            let serial = model.device(id, &cpe_sim::model::Delta::default(), now, now).get(&format!("{}.DeviceInfo.SerialNumber", model.tree.root_name())).unwrap_or_default();
+            let serial = model
+                .device(id, &cpe_sim::model::Delta::default(), now, now)
+                .get(&format!("{}.DeviceInfo.SerialNumber", model.tree.root_name()))
+                .unwrap_or_default();
             tracing::info_span!("cpe", cpe_id = %id, serial = %serial)
         }
         false => tracing::Span::none(),
@@ -324,7 +330,7 @@ fn run_main(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Optio
     let (model, mut listeners) = side_rt.block_on(start_listeners(args, model, shards, single, live.clone()))?;
     let receivers = std::mem::take(&mut listeners.receivers);
     let mut store = open_store(args, &model)?;
-    let state = store.as_mut().map(|s| Resume { saved: std::sync::Mutex::new(std::mem::take(&mut s.loaded)), sink: s.sink.clone() });
+    let state = store.as_mut().map(|s| Resume { saved: std::sync::Mutex::new(std::mem::take(&mut s.loaded)), sink: Some(s.sink.clone()) });
     let (acs_url, server) = match &args.acs_url {
         Some(u) => (u.clone(), None),
         None => {
@@ -439,11 +445,11 @@ fn run_main(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Optio
         return Ok(ExitCode::from(99));
     }
     if o.completed == 0 {
-        error!("no session completed");
+        error!("no session completed: {}", o.last_failure.as_deref().unwrap_or("the run ended before any session did"));
         return Ok(ExitCode::from(1));
     }
     if mode == Mode::OneShot && o.failed_sessions() > 0 {
-        error!(failed = o.failed_sessions(), "sessions failed (a one-shot run fails on any failed session)");
+        error!(failed = o.failed_sessions(), "{}", o.last_failure.as_deref().unwrap_or("a session failed"));
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)

@@ -68,12 +68,21 @@ pub struct WriterStats {
     pub records: u64,
 }
 
-/// A store's contents handed to a fleet: the saved CPEs (each shard takes its own as it starts)
-/// and the sink for new snapshots.
+/// CPE states handed to a run: the saved CPEs (each shard takes its own as it starts; they power
+/// on again) and, with a store, the sink for new snapshots.
 #[derive(Debug)]
 pub struct Resume {
     pub saved: std::sync::Mutex<HashMap<u32, CpeState>>,
-    pub sink: StateSink,
+    pub sink: Option<StateSink>,
+}
+
+impl Resume {
+    /// Queues a snapshot of `cpe` when there is a store.
+    pub fn save(&self, cpe: &CpeState) {
+        if let Some(s) = &self.sink {
+            s.save(cpe);
+        }
+    }
 }
 
 /// Where owners send snapshots (cheap to clone, one per shard).

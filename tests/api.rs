@@ -7,18 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cpe_sim::api::ApiServer;
-use cpe_sim::connreq::Owners;
-use cpe_sim::cpe::CpeState;
-use cpe_sim::cwmp::template::InformTemplate;
-use cpe_sim::model::DeviceId;
-use cpe_sim::runner::{run_cpe, Mode, RunOptions};
-use cpe_sim::time::UnixMillis;
+use cpe_sim::engine::owners::Owners;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use crate::support::raw::{http, simple_acs, RawAcs, RawReply};
-use crate::support::{acs_envelope, profile, texts, TR181};
+use crate::support::{acs_envelope, profile, texts, OneCpe, TR181};
 
 /// One API call on a fresh connection: (status, JSON body or the text as a JSON string).
 pub async fn call(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, Value) {
@@ -69,17 +64,16 @@ async fn state_changes_notifications_and_refusals() {
     )
     .await
     .unwrap();
-    let (stop, stopped) = watch::channel(false);
-    let template = InformTemplate::new(&model);
-    let mut cpe = CpeState::new(DeviceId(0), UnixMillis::now());
     let transport = crate::support::test_transport();
-    let opts = RunOptions { acs_url: acs.url("/"), transport, mode: Mode::Daemon { duration: Some(Duration::from_secs(20)) }, state: None };
-    let (report, ()) = tokio::join!(run_cpe(&model, &template, &mut cpe, &opts, stopped, Some(rx)), drive(api.addr, &informs, stop));
+    let mut one = OneCpe::new(model.clone(), acs.url("/"), transport).daemon(Duration::from_secs(20));
+    one.owner = Some(rx);
+    let stop = one.stop.clone();
+    let ((report, _), ()) = tokio::join!(one.run(), drive(api.addr, &informs, stop));
     api.stop().await;
     assert_eq!((report.completed, report.failed), (3, 0));
 }
 
-async fn drive(addr: SocketAddr, informs: &Informs, stop: watch::Sender<bool>) {
+async fn drive(addr: SocketAddr, informs: &Informs, stop: Arc<AtomicBool>) {
     let count = || informs.lock().unwrap().len();
     let wait_for = |n: usize| async move {
         for _ in 0..200 {
@@ -168,5 +162,5 @@ async fn drive(addr: SocketAddr, informs: &Informs, stop: watch::Sender<bool>) {
     let (status, metrics) = call(addr, "GET", "/metrics", "").await;
     assert_eq!(status, 200);
     assert!(metrics.as_str().unwrap().contains("cpesim_api_requests_total{outcome=\"refused\"} 9"), "{metrics}");
-    stop.send(true).unwrap();
+    stop.store(true, Ordering::SeqCst);
 }

@@ -3,22 +3,19 @@
 //! over real sockets on 127.0.0.1.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cpe_sim::connreq::{CpeMsg, CrConfig, CrServer, Owners};
-use cpe_sim::cpe::CpeState;
-use cpe_sim::cwmp::template::InformTemplate;
+use cpe_sim::connreq::{CrConfig, CrServer};
+use cpe_sim::engine::owners::{CpeMsg, Owners};
 use cpe_sim::model::{ConnRequestAuth, Delta, DeviceId};
-use cpe_sim::runner::{run_cpe, Mode, RunOptions};
-use cpe_sim::time::UnixMillis;
 use md5::{Digest as _, Md5};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use crate::support::raw::{simple_acs, RawAcs, RawReply};
-use crate::support::{profile, texts, TR181};
+use crate::support::{profile, texts, OneCpe, TR181};
 
 /// An HTTP/1.1 request on a fresh connection: (status, WWW-Authenticate).
 pub async fn request(addr: SocketAddr, method: &str, path: &str, authorization: Option<&str>) -> (u16, Option<String>) {
@@ -174,14 +171,12 @@ async fn a_connection_request_wakes_the_cpe_and_a_burst_during_a_session_coalesc
     let server = CrServer::start(cfg, Owners { first: 0, count: 1, senders: vec![tx] }).await.unwrap();
     let addr = server.addr;
 
-    let (stop, stopped) = watch::channel(false);
-    let template = InformTemplate::new(&model);
-    let mut cpe = CpeState::new(DeviceId(0), UnixMillis::now());
     let transport = crate::support::test_transport();
-    let opts = RunOptions { acs_url: acs.url("/"), transport, mode: Mode::Daemon { duration: Some(Duration::from_secs(20)) }, state: None };
-    // The runner's future stays on this task; the test drives it from the other arm of the join.
-    let (report, ()) =
-        tokio::join!(run_cpe(&model, &template, &mut cpe, &opts, stopped, Some(rx)), drive(addr, &user, &pass, &informs, stop));
+    let mut one = OneCpe::new(model, acs.url("/"), transport).daemon(Duration::from_secs(20));
+    one.owner = Some(rx);
+    let stop = one.stop.clone();
+    // The engine runs on a blocking thread; the test drives it from the other arm of the join.
+    let ((report, _), ()) = tokio::join!(one.run(), drive(addr, &user, &pass, &informs, stop));
     server.stop().await;
 
     let informs = informs.lock().unwrap().clone();
@@ -193,7 +188,7 @@ async fn a_connection_request_wakes_the_cpe_and_a_burst_during_a_session_coalesc
 }
 
 /// Connection Requests at chosen moments of the CPE's sessions.
-async fn drive(addr: SocketAddr, user: &str, pass: &str, informs: &Arc<Mutex<Vec<Vec<String>>>>, stop: watch::Sender<bool>) {
+async fn drive(addr: SocketAddr, user: &str, pass: &str, informs: &Arc<Mutex<Vec<Vec<String>>>>, stop: Arc<AtomicBool>) {
     let count = |n: usize| {
         let informs = informs.clone();
         async move {
@@ -220,7 +215,7 @@ async fn drive(addr: SocketAddr, user: &str, pass: &str, informs: &Arc<Mutex<Vec
     // A wrong password wakes nothing.
     assert_eq!(connection_request(addr, "/cr", user, "not-the-password").await, 401);
     tokio::time::sleep(Duration::from_millis(800)).await;
-    stop.send(true).unwrap();
+    stop.store(true, Ordering::SeqCst);
 }
 
 #[tokio::test]

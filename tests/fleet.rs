@@ -5,12 +5,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use cpe_sim::cpe::agenda::next_after;
+use cpe_sim::cpe::periodic::{self, PeriodicPlan};
 use cpe_sim::cpe::CpeState;
-use cpe_sim::cwmp::template::InformTemplate;
-use cpe_sim::fleet::{self, Outputs};
-use cpe_sim::model::DeviceId;
-use cpe_sim::runner::{periodic_delay_at, PeriodicPlan};
-use cpe_sim::shard::{Boot, ConnectionMode, FleetPlan};
+use cpe_sim::engine::{self as fleet, Boot, ConnectionMode, Mode, Outputs, Plan};
+use cpe_sim::model::{DeviceId, Model};
 use cpe_sim::time::UnixMillis;
 use cpe_sim::transport::tls::{client_config, TlsOptions};
 use cpe_sim::transport::{TransportConfig, DEFAULT_MAX_BODY};
@@ -27,24 +26,21 @@ fn transport() -> TransportConfig {
     }
 }
 
-fn plan(url: String, cpes: u32, shards: u16, mode: ConnectionMode, multiplier: f64) -> FleetPlan {
-    let model = profile(TR181);
-    FleetPlan {
-        template: Arc::new(InformTemplate::new(&model)),
-        model: Arc::new(model),
-        acs_url: url,
-        transport: transport(),
-        cpes,
-        first_index: 0,
-        shards,
-        boot: Boot::Spread(Duration::from_millis(300)),
-        periodic: PeriodicPlan { multiplier, interval: Some(Duration::from_secs(300)) },
-        connection_mode: mode,
-        max_in_flight: 256,
-        report_every: Duration::from_millis(200),
-        epoch: std::time::Instant::now(),
-        state: None,
-    }
+fn plan(url: String, cpes: u32, shards: u16, mode: ConnectionMode, multiplier: f64) -> Plan {
+    let mut p = Plan::new(Arc::new(profile(TR181)), url, transport(), cpes);
+    p.shards = shards;
+    p.boot = Boot::Spread(Duration::from_millis(300));
+    p.periodic = PeriodicPlan { multiplier, interval: Some(Duration::from_secs(300)) };
+    p.mode = Mode::Daemon;
+    p.connection_mode = mode;
+    p.max_in_flight = 256;
+    p.report_every = Duration::from_millis(200);
+    p
+}
+
+/// Time from `now` to the CPE's next periodic Inform (PROTOCOL.md §6), `None` when off.
+fn periodic_delay_at(model: &Model, cpe: &CpeState, plan: &PeriodicPlan, now: UnixMillis) -> Option<Duration> {
+    periodic::plan(model, cpe, plan).map(|p| Duration::from_millis(next_after(now.0, p.period_ms, p.phase_ms) - now.0))
 }
 
 fn quiet() -> Outputs {
@@ -125,7 +121,8 @@ fn two_shards_inform_on_schedule_with_every_serial() {
 
 #[test]
 fn a_connection_request_wakes_cpe_n_of_a_thousand() {
-    use cpe_sim::connreq::{CrConfig, CrServer, Owners};
+    use cpe_sim::connreq::{CrConfig, CrServer};
+    use cpe_sim::engine::owners::Owners;
     use cpe_sim::model::{ConnRequestAuth, Delta};
 
     let acs = RecordingAcs::start(Duration::ZERO);
@@ -188,7 +185,7 @@ fn a_connection_request_wakes_cpe_n_of_a_thousand() {
 #[test]
 fn the_state_api_reaches_cpe_n_of_a_fleet() {
     use cpe_sim::api::ApiServer;
-    use cpe_sim::connreq::Owners;
+    use cpe_sim::engine::owners::Owners;
 
     let acs = RecordingAcs::start(Duration::ZERO);
     let plan = plan(acs.raw.url("/"), 100, 2, ConnectionMode::Pooled, 1.0);

@@ -3,17 +3,13 @@
 
 use std::sync::{Arc, Mutex};
 
-use cpe_sim::cpe::CpeState;
 use cpe_sim::cwmp::fault::FaultCode;
-use cpe_sim::cwmp::template::InformTemplate;
 use cpe_sim::hooks::{CpeHooks, HookFault};
-use cpe_sim::model::{Device, DeviceId, DeviceMut};
-use cpe_sim::runner::{run_cpe, Mode, RunOptions};
+use cpe_sim::model::{Device, DeviceMut};
 use cpe_sim::time::UnixMillis;
-use tokio::sync::watch;
 
 use crate::support::raw::{http, simple_acs, RawAcs, RawReply};
-use crate::support::{acs_envelope, profile, texts, TR181};
+use crate::support::{acs_envelope, profile, texts, OneCpe, TR181};
 
 #[derive(Debug)]
 struct Vendor;
@@ -72,12 +68,8 @@ async fn hooks_change_what_the_cpe_answers() {
     })
     .await;
     let model = profile(TR181).with_hooks(Arc::new(Vendor)).unwrap();
-    let template = InformTemplate::new(&model);
-    let mut cpe = CpeState::new(DeviceId(0), UnixMillis::now());
-    let transport = crate::support::test_transport();
-    let opts = RunOptions { acs_url: acs.url("/"), transport, mode: Mode::OneShot, state: None };
-    let (_stop, stopped) = watch::channel(false);
-    let report = run_cpe(&model, &template, &mut cpe, &opts, stopped, None).await;
+    let model = Arc::new(model);
+    let (report, cpe) = OneCpe::new(model.clone(), acs.url("/"), crate::support::test_transport()).run().await;
     assert_eq!((report.completed, report.failed), (1, 0), "{:?}", report.last_error);
 
     let seen = seen.lock().unwrap().clone();

@@ -8,16 +8,13 @@ use std::time::Duration;
 use cpe_sim::acs::server::{AcsServer, AuthMode, ServerConfig};
 use cpe_sim::acs::{AcsRpc, AcsScript};
 use cpe_sim::cpe::CpeState;
-use cpe_sim::cwmp::template::InformTemplate;
 use cpe_sim::model::DeviceId;
-use cpe_sim::runner::{run_cpe, Mode, RunOptions, RunReport};
 use cpe_sim::time::UnixMillis;
 use cpe_sim::transport::tls::{client_config, server_config, TlsOptions};
 use cpe_sim::transport::{Credentials, TransportConfig, DEFAULT_MAX_BODY};
-use tokio::sync::watch;
 
 use crate::support::raw::{http, simple_acs, RawAcs, RawReply};
-use crate::support::{acs_envelope, profile, TR181};
+use crate::support::{acs_envelope, profile, OneCpe, RunReport, TR181};
 
 fn transport(timeout: Duration) -> TransportConfig {
     TransportConfig {
@@ -32,20 +29,9 @@ fn creds(user: &str, pass: &str) -> Option<Credentials> {
     Some(Credentials { username: user.into(), password: pass.into() })
 }
 
-/// Runs CPE 0 of the TR-181 example against `url`; returns the report and the CPE.
-async fn run(url: &str, transport: TransportConfig, mode: Mode) -> (RunReport, CpeState) {
-    let model = profile(TR181);
-    let template = InformTemplate::new(&model);
-    let mut cpe = CpeState::new(DeviceId(0), UnixMillis::now());
-    let (_tx, rx) = watch::channel(false);
-    let opts = RunOptions { acs_url: url.to_string(), transport, mode, state: None };
-    let report =
-        tokio::time::timeout(Duration::from_secs(60), run_cpe(&model, &template, &mut cpe, &opts, rx, None)).await.expect("run bounded");
-    (report, cpe)
-}
-
+/// Runs CPE 0 of the TR-181 example one-shot against `url`; returns the report and the CPE.
 async fn one_shot(url: &str, transport: TransportConfig) -> (RunReport, CpeState) {
-    run(url, transport, Mode::OneShot).await
+    OneCpe::new(profile(TR181), url, transport).run().await
 }
 
 fn error(report: &RunReport) -> &str {
@@ -354,19 +340,13 @@ async fn daemon_mode_retries_with_retry_count() {
     })
     .await;
     let model = profile(TR181);
-    let template = InformTemplate::new(&model);
     let mut cpe = CpeState::new(DeviceId(0), UnixMillis::now());
     let now = UnixMillis::now();
     cpe.device_mut(&model, now).set_local("Device.ManagementServer.CWMPRetryMinimumWaitInterval", "1").unwrap();
-    let (_tx, rx) = watch::channel(false);
-    let opts = RunOptions {
-        acs_url: raw.url("/"),
-        transport: transport(Duration::from_secs(5)),
-        mode: Mode::Daemon { duration: Some(Duration::from_secs(4)) },
-        state: None,
-    };
+    let mut one = OneCpe::new(model, raw.url("/"), transport(Duration::from_secs(5))).daemon(Duration::from_secs(4));
+    one.initial = Some(cpe);
     let started = std::time::Instant::now();
-    let report = run_cpe(&model, &template, &mut cpe, &opts, rx, None).await;
+    let (report, cpe) = one.run().await;
     assert_eq!((report.completed, report.failed), (1, 1), "{}", error(&report));
     assert!(started.elapsed() >= Duration::from_secs(1), "the retry waited (TR-069 back-off, m = 1 s)");
     let informs: Vec<String> = raw.requests().iter().map(|r| r.body_str()).filter(|b| b.contains("<cwmp:Inform>")).collect();

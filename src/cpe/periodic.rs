@@ -64,7 +64,8 @@ pub fn plan(model: &Model, cpe: &CpeState, run: &PeriodicPlan) -> Option<Periodi
         (None, None) => wk.periodic_inform_interval.and_then(|n| value(model, cpe, n).trim().parse::<u64>().ok())? as f64,
     };
     let ms = interval_s * run.multiplier * 1000.0;
-    if !(ms > 0.0) {
+    // NaN and non-positive products are off.
+    if ms.is_nan() || ms <= 0.0 {
         return None;
     }
     // Float to integer casts saturate: any interval × any multiplier fits.

@@ -284,7 +284,11 @@ impl Running {
                     }
                     self.in_flight[r.shard as usize] = r.in_flight;
                     if let Some(message) = r.panic {
-                        tracing::error!(shard = r.shard, "shard {} panicked: {message}; the run fails and its report is incomplete", r.shard);
+                        tracing::error!(
+                            shard = r.shard,
+                            "shard {} panicked: {message}; the run fails and its report is incomplete",
+                            r.shard
+                        );
                         self.panics.push(format!("shard {} panicked: {message}", r.shard));
                         self.live -= 1;
                         return;
@@ -334,7 +338,14 @@ impl Running {
     }
 }
 
-pub(crate) fn progress_line(elapsed: Duration, cpes: u32, interval: &Recorder, over: Duration, total: &Recorder, in_flight: usize) -> String {
+pub(crate) fn progress_line(
+    elapsed: Duration,
+    cpes: u32,
+    interval: &Recorder,
+    over: Duration,
+    total: &Recorder,
+    in_flight: usize,
+) -> String {
     let inform = &interval.service[m::INFORM];
     let q = |p: f64| if inform.is_empty() { "-".to_string() } else { format!("{:.1}ms", inform.value_at_quantile(p) as f64 / 1000.0) };
     format!(
@@ -357,7 +368,12 @@ pub(crate) fn progress_line(elapsed: Duration, cpes: u32, interval: &Recorder, o
 ///
 /// # Errors
 /// Shard threads that cannot start, or an output file that cannot be written.
-pub fn run(plan: Plan, duration: Option<Duration>, out: &Outputs, owners: Vec<tokio::sync::mpsc::UnboundedReceiver<CpeMsg>>) -> anyhow::Result<FleetOutcome> {
+pub fn run(
+    plan: Plan,
+    duration: Option<Duration>,
+    out: &Outputs,
+    owners: Vec<tokio::sync::mpsc::UnboundedReceiver<CpeMsg>>,
+) -> anyhow::Result<FleetOutcome> {
     let plan = Arc::new(plan);
     let started = Instant::now();
     let mut hdr = match &out.hdr_log {

@@ -75,4 +75,3 @@ impl Owners {
         self.senders.get(rel as usize % self.senders.len().max(1))
     }
 }
-

@@ -12,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::clock::Clock;
 use crate::cpe::CpeState;
 use crate::cwmp::rpc::inform::EventCode;
 use crate::cwmp::template::InformTemplate;
@@ -20,7 +21,6 @@ use crate::session::{AcsReply, Session, SessionError, SessionSummary, State, Ste
 use crate::stats::{self, Cause, Recorder};
 use crate::transport::auth::AuthState;
 use crate::transport::conn::Connection;
-use super::clock::Clock;
 use crate::transport::{Destination, FailureKind, HttpSession, TransportConfig, TransportError};
 
 /// Measurement hooks for one session of a fleet run.
@@ -183,7 +183,11 @@ pub async fn session(
                     Ok(()) => {
                         if verbose {
                             let how = if resp.status == 204 { "204 No Content" } else { "an empty HTTP 200" };
-                            info!(acs_requests = summary.requests, faults = summary.faults, "session completed: the ACS ended it with {how}");
+                            info!(
+                                acs_requests = summary.requests,
+                                faults = summary.faults,
+                                "session completed: the ACS ended it with {how}"
+                            );
                         }
                         None
                     }
@@ -201,7 +205,6 @@ pub async fn session(
         }
     }
 }
-
 
 /// The values the ACS set on `cpe`, as (path, value) (secrets masked).
 fn acs_values(model: &Model, cpe: &CpeState) -> Vec<(String, Box<str>)> {

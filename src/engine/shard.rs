@@ -329,7 +329,7 @@ impl<'p> Shard<'p> {
                     CpeMsg::SetLocal { params, reply, .. } => {
                         let result = crate::api::state::set_local(&model, cpe, &params, UnixMillis(now));
                         if let (Ok(_), Some(r)) = (&result, &self.plan.state) {
-                            r.sink.save(cpe);
+                            r.save(cpe);
                         }
                         if let Ok(n) = &result {
                             debug!(cpe_id = %cpe.id, parameters = params.len(), notification = ?n, "values changed locally");
@@ -423,7 +423,9 @@ impl<'p> Shard<'p> {
                             let fault = fetch::perform(&plan.transport, &req).await;
                             match &fault {
                                 None => debug!(command_key = %req.command_key, "transfer completed"),
-                                Some((code, detail)) => debug!(command_key = %req.command_key, fault_code = code.code(), "transfer failed: {detail}"),
+                                Some((code, detail)) => {
+                                    debug!(command_key = %req.command_key, fault_code = code.code(), "transfer failed: {detail}")
+                                }
                             }
                             cpe.transfer_finished(&req, fault.as_ref().map(|(c, d)| (*c, d.as_str())), start, plan.clock.now());
                         }
@@ -482,7 +484,7 @@ impl<'p> Shard<'p> {
             tokio::select! {
                 done = in_flight.next(), if !in_flight.is_empty() => {
                     if let Some((k, cpe, auth, run)) = done {
-                        self.finished(k, cpe, auth, run, stopping.is_some());
+                        self.finished(k, cpe, auth, run, stopping.is_some(), &mut recorder.borrow_mut());
                     }
                 }
                 _ = sleep => {}
@@ -514,7 +516,7 @@ impl<'p> Shard<'p> {
     }
 
     /// A session ended: put the CPE back, hand what the session left to its agenda, re-arm.
-    fn finished(&mut self, k: u32, cpe: CpeState, auth: AuthState, run: SessionRun, stopping: bool) {
+    fn finished(&mut self, k: u32, cpe: CpeState, auth: AuthState, run: SessionRun, stopping: bool, recorder: &mut Recorder) {
         let plan = self.plan;
         let now = plan.clock.now().0;
         let _g = self.span(k, &cpe).entered();
@@ -543,6 +545,9 @@ impl<'p> Shard<'p> {
             }
         } else if let Some(f) = &run.failure {
             debug!(retry_count = self.cpes[k as usize].retry_count, "session failed: {}", f.message);
+        }
+        if let Some(f) = &run.failure {
+            recorder.outcomes.last_failure = Some(f.message.clone());
         }
         let ok = run.failure.is_none();
         let changes = run.summary.changes;
@@ -578,7 +583,7 @@ impl<'p> Shard<'p> {
             self.agendas[k as usize].clear_work();
         }
         if let Some(r) = &plan.state {
-            r.sink.save(&self.cpes[k as usize]);
+            r.save(&self.cpes[k as usize]);
         }
         self.rearm(k);
     }

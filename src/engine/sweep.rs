@@ -50,7 +50,14 @@ pub fn sweep(
         while Instant::now() < end && !out.stop_requested() && running.live > 0 {
             running.collect((Instant::now() + out.progress_every).min(end), &mut [&mut total, &mut acc], &|| out.stop_requested());
             if out.progress {
-                crate::console::err_line(&progress_line(begin.elapsed(), cpes, &acc, begin.elapsed(), &total, running.in_flight.iter().sum()));
+                crate::console::err_line(&progress_line(
+                    begin.elapsed(),
+                    cpes,
+                    &acc,
+                    begin.elapsed(),
+                    &total,
+                    running.in_flight.iter().sum(),
+                ));
             }
         }
         let secs = begin.elapsed().as_secs_f64();

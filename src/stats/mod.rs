@@ -141,6 +141,8 @@ pub struct Outcomes {
     pub failed: [u64; Cause::ALL.len()],
     /// HTTP statuses among `HttpStatus` failures.
     pub http_status: Vec<(u16, u64)>,
+    /// The latest failure, worded for a person (after the reachability checklist).
+    pub last_failure: Option<String>,
 }
 
 impl Outcomes {
@@ -169,6 +171,9 @@ impl Outcomes {
         self.started += o.started;
         self.completed += o.completed;
         self.interrupted += o.interrupted;
+        if o.last_failure.is_some() {
+            self.last_failure.clone_from(&o.last_failure);
+        }
         for (a, b) in self.failed.iter_mut().zip(o.failed.iter()) {
             *a += b;
         }

@@ -148,3 +148,87 @@ pub fn value_of(doc: &str, name: &str) -> Option<String> {
     let end = after.find("</Value>")?;
     Some(after[start..end].to_string())
 }
+
+/// How a run of one CPE on the engine went.
+#[derive(Debug)]
+pub struct RunReport {
+    pub completed: u64,
+    pub failed: u64,
+    pub last_error: Option<String>,
+    pub outcome: cpe_sim::engine::FleetOutcome,
+}
+
+/// One CPE on the engine (the same code path as the binary's), for tests over real sockets.
+pub struct OneCpe {
+    pub model: std::sync::Arc<Model>,
+    pub url: String,
+    pub transport: cpe_sim::transport::TransportConfig,
+    pub mode: cpe_sim::engine::Mode,
+    pub duration: Option<std::time::Duration>,
+    /// Set to stop the run as a signal would.
+    pub stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The listeners' channel to the CPE's owner.
+    pub owner: Option<tokio::sync::mpsc::UnboundedReceiver<cpe_sim::engine::owners::CpeMsg>>,
+    /// The CPE's state at start (it powers on with it, as a resumed CPE does).
+    pub initial: Option<CpeState>,
+    pub clock: Option<cpe_sim::engine::clock::Clock>,
+}
+
+impl OneCpe {
+    /// CPE 0 of `model`, one-shot, against `url`.
+    pub fn new(model: impl Into<std::sync::Arc<Model>>, url: impl Into<String>, transport: cpe_sim::transport::TransportConfig) -> OneCpe {
+        OneCpe {
+            model: model.into(),
+            url: url.into(),
+            transport,
+            mode: cpe_sim::engine::Mode::OneShot,
+            duration: None,
+            stop: Default::default(),
+            owner: None,
+            initial: None,
+            clock: None,
+        }
+    }
+
+    /// Periodic informs and retries for `d` (or until `stop`).
+    pub fn daemon(mut self, d: std::time::Duration) -> OneCpe {
+        self.mode = cpe_sim::engine::Mode::Daemon;
+        self.duration = Some(d);
+        self
+    }
+
+    /// Runs it to its end (bounded to 60 s) on a blocking thread, so the test's own servers keep
+    /// running on the test's runtime. Returns the report and the CPE's final state.
+    pub async fn run(self) -> (RunReport, CpeState) {
+        use cpe_sim::engine::{self, Outputs, Plan};
+        let mut plan = Plan::new(self.model, self.url, self.transport, 1);
+        plan.mode = self.mode;
+        plan.verbose = true;
+        plan.return_states = true;
+        plan.report_every = std::time::Duration::from_millis(50);
+        plan.drain_timeout = std::time::Duration::from_secs(5);
+        if let Some(c) = self.clock {
+            plan.clock = c;
+        }
+        if let Some(cpe) = self.initial {
+            plan.state = Some(cpe_sim::persist::Resume { saved: std::sync::Mutex::new([(cpe.id.0, cpe)].into()), sink: None });
+        }
+        let out = Outputs { progress_every: std::time::Duration::from_millis(100), stop: Some(self.stop.clone()), ..Outputs::default() };
+        let duration = self.duration.or(Some(std::time::Duration::from_secs(60)));
+        let owners = self.owner.into_iter().collect();
+        let stop = self.stop.clone();
+        let run = tokio::task::spawn_blocking(move || engine::run(plan, duration, &out, owners).expect("the engine starts"));
+        let outcome = match tokio::time::timeout(std::time::Duration::from_secs(90), run).await {
+            Ok(r) => r.expect("the engine does not panic"),
+            Err(_) => {
+                stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                panic!("the run did not end within 90 s");
+            }
+        };
+        assert!(outcome.complete(), "{:?}", outcome.panics);
+        let o = &outcome.total.outcomes;
+        let report = RunReport { completed: o.completed, failed: o.failed_sessions(), last_error: o.last_failure.clone(), outcome };
+        let cpe = report.outcome.states.last().cloned().expect("the CPE's final state");
+        (report, cpe)
+    }
+}
