@@ -8,8 +8,8 @@ use bytes::BytesMut;
 use cpe_sim::config::load_profile;
 use cpe_sim::cpe::CpeState;
 use cpe_sim::cwmp::rpc::parse_envelope;
-use cpe_sim::cwmp::template::InformTemplate;
 use cpe_sim::model::{DeviceId, Model};
+use cpe_sim::session::template::InformTemplate;
 use cpe_sim::session::{AcsReply, Session, Step};
 use cpe_sim::time::UnixMillis;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -39,7 +39,7 @@ fn render_inform(c: &mut Criterion) {
             out.clear();
             let dev = model.device(bootstrap.id, &bootstrap.delta, bootstrap.boot_at, NOW);
             let events = bootstrap.events.for_inform(0);
-            template.render(&mut out, &dev, 1, &events, 0, &[]);
+            template.render(&mut out, &dev, 1, &cpe_sim::session::EventStructs(&events), 0, &[]);
             black_box(out.len())
         })
     });
@@ -51,7 +51,7 @@ fn render_inform(c: &mut Criterion) {
             out.clear();
             let dev = model.device(periodic.id, &periodic.delta, periodic.boot_at, NOW);
             let events = periodic.events.for_inform(0);
-            template.render(&mut out, &dev, 2, &events, 0, &[]);
+            template.render(&mut out, &dev, 2, &cpe_sim::session::EventStructs(&events), 0, &[]);
             black_box(out.len())
         })
     });

@@ -14,7 +14,7 @@ use cpe_sim::acs::{AcsRpc, AcsScript};
 use cpe_sim::config::load_profile;
 use cpe_sim::cwmp::fault::FaultCode;
 use cpe_sim::engine::{self, Outputs, Plan};
-use cpe_sim::hooks::{CpeHooks, HookFault};
+use cpe_sim::model::hooks::{CpeHooks, HookFault};
 use cpe_sim::model::{Device, DeviceMut};
 use cpe_sim::time::UnixMillis;
 use cpe_sim::transport::tls::{client_config, TlsOptions};

@@ -4,32 +4,33 @@
 //! The module tree is the architecture; dependencies point one way (down this list).
 //!
 //! - [`time`]: instants as numbers and dateTime formatting (the core never reads a clock).
-//! - [`model`]: the shared parameter tree of a profile, each CPE's delta, identity stamping, and
-//!   the parameter RPC semantics (GPV, GPN, SPV, GPA, SPA, AddObject, DeleteObject).
+//! - [`model`]: the shared parameter tree of a profile, each CPE's delta, identity stamping, the
+//!   parameter RPC semantics (GPV, GPN, SPV, GPA, SPA, AddObject, DeleteObject) and the
+//!   extension hooks library users implement.
 //! - [`cwmp`]: the sans-IO codec: quick-xml parsing that borrows from the body, one file per RPC,
 //!   the pre-rendered Inform template.
-//! - [`cpe`]: one CPE's compact state: events owed, retry count, deferred actions, back-off.
+//! - [`cpe`]: one CPE's compact state: events owed, retry count, deferred actions, and its
+//!   agenda (every timer a CPE has: boot, periodic, back-off, deferred work, wake-ups).
 //! - [`session`]: the CWMP session state machine (Inform → requests → empty POST → RPCs → 204).
 //! - [`config`]: loading YAML profiles (and genieacs-sim CSV data models) into a `model::Model`.
 //! - [`transport`]: HTTP(S) to the ACS: one held connection per session, cookies, redirects,
-//!   Basic/Digest, rustls TLS and mTLS, timeouts, body limits; Download/Upload fetching.
-//! - [`runner`]: one CPE over the network: its sessions, deferred work, retries, periodic informs.
+//!   Basic/Digest, rustls TLS and mTLS, timeouts, body limits; fetching files.
 //! - [`stats`]: HdrHistograms per RPC, outcomes, the report, thresholds, interval logs.
-//! - [`shard`]: one per core: a fleet slice of CPEs on a timing wheel, sessions in flight.
-//! - [`fleet`]: the main thread of a fleet run: shards, progress, report, sweeps.
+//! - [`persist`]: `--state-dir`: CPE states saved in batches and resumed after a restart.
+//! - [`owners`]: what listeners ask a CPE's owner (credentials, wake-ups, state, local changes).
+//! - [`engine`]: one engine for one CPE or ten million: shards that run agendas on a timing
+//!   wheel, sessions over HTTP, transfers, progress, report, stop, sweeps.
 //! - [`api`]: the device state API: a CPE's state as JSON, local changes (VALUE CHANGE), wake-ups.
 //! - [`connreq`]: the Connection Request listener: Digest/Basic checks, then a wake-up to the CPE's
-//!   owner (the runner or its shard).
+//!   owner (its shard).
 //! - [`acs`]: the embedded ACS: a scripted, sans-IO session and a hyper server around it.
 //! - [`run`]: one session against an in-process ACS with no sockets (a test harness).
-//! - [`persist`]: `--state-dir`: CPE states saved in batches and resumed after a restart.
-//! - [`hooks`]: the extension trait library users implement to change CPE behaviour.
+//! - [`plan`]: flags checked into a plan before anything starts (usage errors, exit 2).
+//! - [`console`]: stdout/stderr writes that survive closed streams.
 //! - [`cli`]: the command line.
-//! - [`plan`]: the flags of a run, validated into one plan before anything starts (usage errors).
-//! - [`console`]: stdout and stderr lines that a closed or broken stream cannot turn into a panic.
 //!
 //! `model`, `cwmp`, `cpe` and `session` do no I/O and never read a clock (the quinn-proto split);
-//! `transport`, `runner`, `shard` and `fleet` compose them with sockets, timers and threads.
+//! `transport` and `engine` compose them with sockets, timers and threads.
 
 pub mod acs;
 pub mod api;
@@ -40,8 +41,8 @@ pub mod console;
 pub mod cpe;
 pub mod cwmp;
 pub mod engine;
-pub mod hooks;
 pub mod model;
+pub mod owners;
 pub mod persist;
 pub mod plan;
 pub mod run;

@@ -6,8 +6,8 @@ use bytes::BytesMut;
 
 use crate::acs::{AcsOutput, AcsScript, AcsSession};
 use crate::cpe::CpeState;
-use crate::cwmp::template::InformTemplate;
 use crate::model::Model;
+use crate::session::template::InformTemplate;
 use crate::session::{AcsReply, Session, SessionError, SessionSummary, Step};
 use crate::time::UnixMillis;
 

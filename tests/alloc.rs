@@ -10,8 +10,8 @@ use bytes::BytesMut;
 use cpe_sim::config::load_profile;
 use cpe_sim::cpe::CpeState;
 use cpe_sim::cwmp::rpc::parse_envelope;
-use cpe_sim::cwmp::template::InformTemplate;
 use cpe_sim::model::DeviceId;
+use cpe_sim::session::template::InformTemplate;
 use cpe_sim::session::{AcsReply, Session, Step};
 use cpe_sim::time::UnixMillis;
 
@@ -86,7 +86,7 @@ fn hot_path_allocations_and_cpe_size() {
             out.clear();
             let dev = model.device(cpe.id, &dev_delta, cpe.boot_at, now.plus(std::time::Duration::from_secs(i)));
             let events = cpe.events.for_inform(0);
-            template.render(&mut out, &dev, i as u32, &events, 0, &[]);
+            template.render(&mut out, &dev, i as u32, &cpe_sim::session::EventStructs(&events), 0, &[]);
         }
     });
     println!("render periodic Inform: {render} allocations per 1000");

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cpe_sim::api::ApiServer;
-use cpe_sim::engine::owners::Owners;
+use cpe_sim::owners::Owners;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;

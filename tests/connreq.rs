@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cpe_sim::connreq::{CrConfig, CrServer};
-use cpe_sim::engine::owners::{CpeMsg, Owners};
 use cpe_sim::model::{ConnRequestAuth, Delta, DeviceId};
+use cpe_sim::owners::{CpeMsg, Owners};
 use md5::{Digest as _, Md5};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;

@@ -122,8 +122,8 @@ fn two_shards_inform_on_schedule_with_every_serial() {
 #[test]
 fn a_connection_request_wakes_cpe_n_of_a_thousand() {
     use cpe_sim::connreq::{CrConfig, CrServer};
-    use cpe_sim::engine::owners::Owners;
     use cpe_sim::model::{ConnRequestAuth, Delta};
+    use cpe_sim::owners::Owners;
 
     let acs = RecordingAcs::start(Duration::ZERO);
     // Periodic Informs every 300 s (a few of them fall in the run: their phases spread over 300 s).
@@ -185,7 +185,7 @@ fn a_connection_request_wakes_cpe_n_of_a_thousand() {
 #[test]
 fn the_state_api_reaches_cpe_n_of_a_fleet() {
     use cpe_sim::api::ApiServer;
-    use cpe_sim::engine::owners::Owners;
+    use cpe_sim::owners::Owners;
 
     let acs = RecordingAcs::start(Duration::ZERO);
     let plan = plan(acs.raw.url("/"), 100, 2, ConnectionMode::Pooled, 1.0);

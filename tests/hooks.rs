@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use cpe_sim::cwmp::fault::FaultCode;
-use cpe_sim::hooks::{CpeHooks, HookFault};
+use cpe_sim::model::hooks::{CpeHooks, HookFault};
 use cpe_sim::model::{Device, DeviceMut};
 use cpe_sim::time::UnixMillis;
 

@@ -397,7 +397,7 @@ fn acs_fault_to_inform_fails_and_drops_connection_request() {
 fn cwmp_version_follows_the_acs_down() {
     let mut cpe = Cpe::new(TR181, 0);
     cpe.model.cwmp_urn = "urn:dslforum-org:cwmp-1-2".into();
-    cpe.template = cpe_sim::cwmp::InformTemplate::new(&cpe.model);
+    cpe.template = cpe_sim::session::template::InformTemplate::new(&cpe.model);
     assert!(cpe.inform().contains("cwmp-1-2"));
     cpe.reply(Some(&inform_response("1")));
     let out = cpe.rpc("x", "<cwmp:GetRPCMethods/>");

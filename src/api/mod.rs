@@ -2,7 +2,7 @@
 //! from the CPE side, over HTTP with JSON.
 //!
 //! - `GET /cpes?offset=&limit=`: the CPEs of this process.
-//! - `GET /cpes/{cpe-N or serial}`: one CPE's state ([`state::inspect`]).
+//! - `GET /cpes/{cpe-N or serial}`: one CPE's state ([`crate::owners::answer::inspect`]).
 //! - `PUT /cpes/{id}/parameters` with `{"name": value, …}`: local changes (source `cpe`); an
 //!   active notification starts a `4 VALUE CHANGE` session at once, a passive one rides along with
 //!   the next Inform.
@@ -12,8 +12,6 @@
 //!
 //! Like the Connection Request listener it holds no CPE state: it asks the CPE's owner through
 //! [`CpeMsg`]. Every refusal is a JSON `{"error": reason}` with the right status.
-
-pub mod state;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,9 +27,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 
 use crate::connreq::{serve_http, CrStats};
-use crate::engine::owners::{CpeMsg, Owners};
 use crate::model::{DeviceId, Model};
-use state::Refusal;
+use crate::owners::Refusal;
+use crate::owners::{CpeMsg, Owners};
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 1 << 20;
@@ -129,9 +127,9 @@ async fn route(s: &Shared, req: Request<Incoming>) -> Result<Reply, Refusal> {
             let params = parameters(req).await?;
             let notify = ask(s, index, |reply| CpeMsg::SetLocal { index, params, reply }).await?;
             let notify = match notify {
-                state::Notify::Active => "active: a 4 VALUE CHANGE session starts now",
-                state::Notify::Passive => "passive: the change rides along with the next Inform",
-                state::Notify::None => "off: the ACS is not told",
+                crate::owners::Notify::Active => "active: a 4 VALUE CHANGE session starts now",
+                crate::owners::Notify::Passive => "passive: the change rides along with the next Inform",
+                crate::owners::Notify::None => "off: the ACS is not told",
             };
             Ok(json_reply(200, &json!({ "id": DeviceId(index).to_string(), "notification": notify })))
         }

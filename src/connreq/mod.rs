@@ -28,8 +28,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 
-use crate::engine::owners::{CpeMsg, Owners};
 use crate::model::ConnRequestAuth;
+use crate::owners::{CpeMsg, Owners};
 
 /// Listener settings.
 #[derive(Debug, Clone)]

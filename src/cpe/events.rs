@@ -6,10 +6,7 @@
 //! delta's changed parameters and `7 TRANSFER COMPLETE` + `M Download`/`M Upload` from the pending
 //! transfer reports, which are re-sent until the ACS acknowledges them.
 
-use bytes::BytesMut;
-
 use crate::cwmp::rpc::inform::{EventCode, MethodEvent};
-use crate::cwmp::template::{write_event, InformEvents};
 use crate::time::UnixMillis;
 
 /// The result of a Download or Upload, waiting to be reported with TransferComplete.
@@ -187,23 +184,19 @@ impl InformEventList<'_> {
     }
 }
 
-impl InformEvents for InformEventList<'_> {
-    fn count(&self) -> usize {
+impl<'q> InformEventList<'q> {
+    /// How many EventStructs the Inform carries (at most 64).
+    pub fn count(&self) -> usize {
         self.codes.count_ones() as usize + self.methods + self.queue.transfers().len()
     }
 
-    fn write(&self, out: &mut BytesMut) {
-        for code in EventCode::ALL {
-            if self.codes & (1 << code as u8) != 0 {
-                write_event(out, code.as_str(), "");
-            }
-        }
-        for (m, key) in &self.queue.methods()[..self.methods] {
-            write_event(out, m.as_str(), key);
-        }
-        for t in self.queue.transfers() {
-            write_event(out, t.kind.method_event().as_str(), &t.command_key);
-        }
+    /// Each EventStruct as (EventCode, CommandKey), in the order they are sent: single codes
+    /// ascending, then `M` events, then the transfer reports' `M Download`/`M Upload`.
+    pub fn entries(&self) -> impl Iterator<Item = (&'static str, &'q str)> + '_ {
+        let codes = EventCode::ALL.into_iter().filter(|c| self.codes & (1 << *c as u8) != 0).map(|c| (c.as_str(), ""));
+        let methods = self.queue.methods()[..self.methods].iter().map(|(m, key)| (m.as_str(), &**key));
+        let transfers = self.queue.transfers().iter().map(|t| (t.kind.method_event().as_str(), &*t.command_key));
+        codes.chain(methods).chain(transfers)
     }
 }
 
@@ -248,6 +241,7 @@ mod tests {
         });
         let list = q.for_inform(0);
         assert_eq!(list.count(), 2);
+        assert_eq!(list.entries().collect::<Vec<_>>(), [("7 TRANSFER COMPLETE", ""), ("M Download", "fw")]);
         let sent = list.sent();
         q.delivered(sent);
         assert_eq!(q.describe(0), "[7 TRANSFER COMPLETE, M Download]");

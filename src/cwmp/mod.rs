@@ -2,7 +2,6 @@
 //!
 //! - [`parse`]: the borrowing quick-xml cursor and its limits.
 //! - [`rpc`]: one file per RPC, [`rpc::parse_envelope`] and the message enums.
-//! - [`template`]: the pre-rendered Inform with splices.
 //! - [`envelope`], [`xml`]: envelope framing and escaping for the renderers.
 //! - [`fault`]: fault codes.
 //!
@@ -12,10 +11,8 @@ pub mod envelope;
 pub mod fault;
 pub mod parse;
 pub mod rpc;
-pub mod template;
 pub mod xml;
 
 pub use fault::{AcsFaultCode, FaultCode};
 pub use parse::ParseError;
 pub use rpc::{parse_envelope, AcsMessage, AcsRequest, Envelope};
-pub use template::InformTemplate;

@@ -8,15 +8,15 @@
 //! - [`shard`]: a thread with a current-thread runtime, its CPEs, wheel, pool and recorder.
 //! - [`session`]: one CWMP session over HTTP, measured.
 //! - [`wheel`], [`timer`], [`clock`]: when things happen.
-//! - [`owners`]: the messages listeners send to a CPE's owner.
+//! - [`transfer`]: Downloads and Uploads, and their TransferComplete faults.
 //! - [`sweep`]: interval-multiplier sweeps on a live fleet.
 
 pub mod clock;
-pub mod owners;
 pub mod session;
 pub mod shard;
 pub mod sweep;
 pub mod timer;
+pub mod transfer;
 pub mod wheel;
 
 use std::path::PathBuf;
@@ -29,15 +29,15 @@ use tokio::sync::watch;
 
 use crate::cpe::periodic::PeriodicPlan;
 use crate::cpe::CpeState;
-use crate::cwmp::template::InformTemplate;
 use crate::model::Model;
+use crate::owners::CpeMsg;
+use crate::session::template::InformTemplate;
 use crate::stats::interval::HdrLog;
 use crate::stats::report::{self, ProcessFigures, RunFacts};
 use crate::stats::threshold::{Breach, Threshold};
 use crate::stats::{m, Recorder};
 use crate::transport::TransportConfig;
 use clock::Clock;
-use owners::CpeMsg;
 use shard::ShardReport;
 
 /// How first contacts are spread.

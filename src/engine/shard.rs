@@ -21,7 +21,6 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn, Instrument};
 
 use super::clock::Clock;
-use super::owners::CpeMsg;
 use super::session::{session, Probe, SessionCtx, SessionRun};
 use super::timer::PreciseTimer;
 use super::wheel::{TimerHandle, Wheel};
@@ -30,11 +29,12 @@ use crate::cpe::agenda::{owes_session, Agenda, SessionEnd, Wake, NEVER};
 use crate::cpe::periodic::{self, PeriodicPlan};
 use crate::cpe::{retry, CpeState, DeferredAction, TransferRequest};
 use crate::model::{ChangeSet, DeviceId, Loc, ReadFor};
+use crate::owners::CpeMsg;
 use crate::stats::{Cause, Recorder};
 use crate::time::UnixMillis;
 use crate::transport::auth::AuthState;
 use crate::transport::conn::{Connection, Target};
-use crate::transport::{fetch, Destination};
+use crate::transport::Destination;
 
 /// What a shard sends the main thread.
 #[derive(Debug)]
@@ -313,7 +313,7 @@ impl<'p> Shard<'p> {
             }
             msg @ (CpeMsg::Inspect { .. } | CpeMsg::SetLocal { .. }) => {
                 let Some(k) = self.local(msg.index()) else {
-                    let _ = msg.refuse(crate::api::state::Refusal::new(404, "no such CPE"));
+                    let _ = msg.refuse(crate::owners::Refusal::new(404, "no such CPE"));
                     return;
                 };
                 if self.busy.get(k) {
@@ -324,17 +324,17 @@ impl<'p> Shard<'p> {
                 let cpe = &mut self.cpes[k as usize];
                 match msg {
                     CpeMsg::Inspect { reply, .. } => {
-                        let _ = reply.send(Ok(crate::api::state::inspect(&model, cpe, UnixMillis(now))));
+                        let _ = reply.send(Ok(crate::owners::answer::inspect(&model, cpe, UnixMillis(now))));
                     }
                     CpeMsg::SetLocal { params, reply, .. } => {
-                        let result = crate::api::state::set_local(&model, cpe, &params, UnixMillis(now));
+                        let result = crate::owners::answer::set_local(&model, cpe, &params, UnixMillis(now));
                         if let (Ok(_), Some(r)) = (&result, &self.plan.state) {
                             r.save(cpe);
                         }
                         if let Ok(n) = &result {
                             debug!(cpe_id = %cpe.id, parameters = params.len(), notification = ?n, "values changed locally");
                         }
-                        if result == Ok(crate::api::state::Notify::Active) {
+                        if result == Ok(crate::owners::Notify::Active) {
                             self.agendas[k as usize].on_wake(&mut self.cpes[k as usize], Wake::ValueChange, now);
                             self.rearm(k);
                         }
@@ -420,7 +420,7 @@ impl<'p> Shard<'p> {
                         for req in transfers {
                             let start = plan.clock.now();
                             debug!(url = %req.url, command_key = %req.command_key, "transfer started");
-                            let fault = fetch::perform(&plan.transport, &req).await;
+                            let fault = super::transfer::perform(&plan.transport, &req).await;
                             match &fault {
                                 None => debug!(command_key = %req.command_key, "transfer completed"),
                                 Some((code, detail)) => {

@@ -11,6 +11,7 @@
 
 pub mod delta;
 pub mod device;
+pub mod hooks;
 pub mod identity;
 pub mod tree;
 pub mod types;
@@ -101,7 +102,7 @@ pub struct Model {
     /// How Connection Requests to these CPEs authenticate.
     pub connection_request_auth: ConnRequestAuth,
     /// What these CPEs do beyond the standard (library users; the CLI uses the standard).
-    pub hooks: std::sync::Arc<dyn crate::hooks::CpeHooks>,
+    pub hooks: std::sync::Arc<dyn crate::model::hooks::CpeHooks>,
 }
 
 /// How a CPE checks an ACS's Connection Request (PROTOCOL.md §10.1).
@@ -155,7 +156,7 @@ impl Model {
             forced,
             get_rpc_methods_on_bootstrap: false,
             connection_request_auth: ConnRequestAuth::Digest,
-            hooks: std::sync::Arc::new(crate::hooks::StandardCpe),
+            hooks: std::sync::Arc::new(crate::model::hooks::StandardCpe),
         })
     }
 
@@ -164,7 +165,7 @@ impl Model {
     ///
     /// # Errors
     /// An Inform parameter the profile does not have.
-    pub fn with_hooks(mut self, hooks: std::sync::Arc<dyn crate::hooks::CpeHooks>) -> Result<Model, String> {
+    pub fn with_hooks(mut self, hooks: std::sync::Arc<dyn crate::model::hooks::CpeHooks>) -> Result<Model, String> {
         let empty = Delta::default();
         let dev = self.device(DeviceId(0), &empty, crate::time::UnixMillis(0), crate::time::UnixMillis(0));
         let mut extra = Vec::new();

@@ -6,8 +6,12 @@
 //! buffer and says what to send. States are named after what they wait for. Event bookkeeping
 //! (delivered on InformResponse, `6 CONNECTION REQUEST` dropped on failure), RetryCount and
 //! deferred actions are applied here; the caller owns sockets and timers.
+//!
+//! - [`template`]: the pre-rendered Inform with splices (the one place the codec reads a CPE's
+//!   data model).
 
 mod dispatch;
+pub mod template;
 
 use bytes::BytesMut;
 use smallvec::SmallVec;
@@ -19,8 +23,8 @@ use crate::cwmp::fault::{AcsFaultCode, FaultCode};
 use crate::cwmp::parse::ParseError;
 use crate::cwmp::rpc::inform::EventCode;
 use crate::cwmp::rpc::{parse_envelope, transfer_complete, AcsMessage};
-use crate::cwmp::template::InformTemplate;
 use crate::model::{ChangeSet, Model};
+use crate::session::template::InformTemplate;
 use crate::time::{format_datetime, UnixMillis};
 
 /// What the session waits for.
@@ -128,7 +132,7 @@ impl Session {
         let dev = model.device(cpe.id, &cpe.delta, cpe.boot_at, now);
         let changed = cpe.delta.changed();
         let events = cpe.events.for_inform(changed.len());
-        template.render(out, &dev, id, &events, cpe.retry_count as u32, changed);
+        template.render(out, &dev, id, &EventStructs(&events), cpe.retry_count as u32, changed);
         let minor = urn_minor(&model.cwmp_urn).unwrap_or(0);
         Session {
             state: State::ExpectInformResponse,
@@ -319,6 +323,21 @@ impl Session {
             faults: self.faults,
             informed: self.informed,
             acs_methods: self.acs_methods.take(),
+        }
+    }
+}
+
+/// An Inform's event list as the codec writes it (the CPE's bookkeeping renders no XML).
+pub struct EventStructs<'a, 'q>(pub &'a crate::cpe::events::InformEventList<'q>);
+
+impl crate::session::template::InformEvents for EventStructs<'_, '_> {
+    fn count(&self) -> usize {
+        self.0.count()
+    }
+
+    fn write(&self, out: &mut BytesMut) {
+        for (code, command_key) in self.0.entries() {
+            crate::session::template::write_event(out, code, command_key);
         }
     }
 }

@@ -2,7 +2,8 @@
 //! tools, from the merged [`Recorder`].
 //!
 //! JSON schema (`"schema": "cpe-sim/report/v1"`), all times in microseconds:
-//! `sessions.{started,completed,failed,failed_ratio,per_second,late}`,
+//! `sessions.{started,completed,failed,failed_ratio,per_second,late,interrupted}`, `slot_wait.{p50_us,p99_us,max_us}`,
+//! `limited_by.{what,why}` (`connections`, `simulator_cpu`, `acs` or `none`), `complete`,
 //! `failures.{<cause>: n, http_status: {"503": n}}`,
 //! `rpc.<Name>.{count,p50_us,p90_us,p99_us,p999_us,max_us,mean_us}` (service time, plus
 //! `from_scheduled.{…}`: from the session's scheduled start), `scheduler_lag.{p50_us,p99_us,max_us}`,
@@ -80,7 +81,8 @@ pub fn to_json(r: &Recorder, facts: &RunFacts, process: &ProcessFigures) -> Valu
     let mut failures = Map::new();
     for c in Cause::ALL {
         let n = o.failed[c as usize];
-        if n > 0 {
+        // Late informs never started: they are counted under sessions.late, not as failures.
+        if n > 0 && c != Cause::Late {
             failures.insert(c.name().to_string(), json!(n));
         }
     }
@@ -93,6 +95,12 @@ pub fn to_json(r: &Recorder, facts: &RunFacts, process: &ProcessFigures) -> Valu
     } else {
         json!({"p50_us": r.lag.value_at_quantile(0.5), "p99_us": r.lag.value_at_quantile(0.99), "max_us": r.lag.max()})
     };
+    let slot_wait = if r.slot_wait.is_empty() {
+        json!({"p50_us": 0, "p99_us": 0, "max_us": 0})
+    } else {
+        json!({"p50_us": r.slot_wait.value_at_quantile(0.5), "p99_us": r.slot_wait.value_at_quantile(0.99), "max_us": r.slot_wait.max()})
+    };
+    let (limit, why) = limited_by(r, facts, process);
     json!({
         "schema": "cpe-sim/report/v1",
         "run": {"duration_s": (secs * 1000.0).round() / 1000.0, "cpes": facts.cpes, "shards": facts.shards, "multiplier": facts.multiplier},
@@ -103,12 +111,39 @@ pub fn to_json(r: &Recorder, facts: &RunFacts, process: &ProcessFigures) -> Valu
             "failed_ratio": if finished == 0 { 0.0 } else { o.failed_sessions() as f64 / finished as f64 },
             "per_second": ((o.completed as f64 / secs) * 10.0).round() / 10.0,
             "late": o.late(),
+            "interrupted": o.interrupted,
         },
+        "slot_wait": slot_wait,
+        "limited_by": {"what": limit, "why": why},
         "failures": Value::Object(failures),
         "rpc": Value::Object(rpc),
         "scheduler_lag": lag,
         "process": {"peak_rss_bytes": process.peak_rss_bytes, "cpu_seconds": (process.cpu_seconds * 1000.0).round() / 1000.0},
     })
+}
+
+/// What held the run back, by the figures: the `--max-connections` cap (CPEs waited for a slot),
+/// the simulator's CPU (it handled its own timers late, or its shards' cores were busy), or the
+/// ACS (informs came due while the previous session was still open, or answers were slow while
+/// the simulator was on time); "none" when the load was served on schedule. Returns the verdict
+/// and the figure behind it.
+pub fn limited_by(r: &Recorder, facts: &RunFacts, process: &ProcessFigures) -> (&'static str, String) {
+    let p99 = |h: &Histogram<u64>| if h.is_empty() { 0 } else { h.value_at_quantile(0.99) };
+    let lag = p99(&r.lag);
+    let slot = p99(&r.slot_wait);
+    let busy = process.cpu_seconds / (facts.duration.as_secs_f64() * facts.shards.max(1) as f64).max(1e-9);
+    if lag > 10_000 || (busy > 0.9 && lag > 2_000) {
+        return ("simulator_cpu", format!("scheduler lag p99 {}, CPU {:.0}% of the shards' cores", fmt_us(lag), busy * 100.0));
+    }
+    if slot > 10_000 {
+        return ("connections", format!("CPEs waited for a --max-connections slot: p99 {}", fmt_us(slot)));
+    }
+    let late = r.outcomes.late();
+    let inform = p99(&r.service[crate::stats::m::INFORM]);
+    if late > 0 || r.outcomes.failed_sessions() > 0 {
+        return ("acs", format!("{late} late informs, {} failed sessions, Inform p99 {}", r.outcomes.failed_sessions(), fmt_us(inform)));
+    }
+    ("none", format!("on schedule: scheduler lag p99 {}, slot wait p99 {}, Inform p99 {}", fmt_us(lag), fmt_us(slot), fmt_us(inform)))
 }
 
 fn fmt_us(v: u64) -> String {
@@ -165,11 +200,21 @@ pub fn to_text(r: &Recorder, facts: &RunFacts, process: &ProcessFigures) -> Stri
     row("Session (from scheduled)", r.scheduled_session());
     row("ConnectionRequest (from wake)", &r.from_scheduled[crate::stats::m::CONNECTION_REQUEST]);
     row("scheduler lag", &r.lag);
+    row("slot wait (--max-connections)", &r.slot_wait);
     let f = &j["failures"];
     if let Some(map) = f.as_object().filter(|m| !m.is_empty()) {
         let parts: Vec<String> = map.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let _ = writeln!(out, "failures: {}", parts.join(", "));
     }
+    if r.outcomes.interrupted > 0 {
+        let _ = writeln!(out, "interrupted: {} sessions were still open when the drain time ran out", r.outcomes.interrupted);
+    }
+    let _ = writeln!(
+        out,
+        "limited by: {} ({})",
+        j["limited_by"]["what"].as_str().unwrap_or("?"),
+        j["limited_by"]["why"].as_str().unwrap_or("")
+    );
     let _ = writeln!(out, "process: peak RSS {:.1} MiB, CPU {:.2}s", process.peak_rss_bytes as f64 / 1048576.0, process.cpu_seconds);
     out
 }
@@ -191,6 +236,7 @@ mod tests {
         r.outcomes.started = 5;
         r.outcomes.completed = 4;
         r.outcomes.count(Cause::Timeout);
+        r.outcomes.count(Cause::Late);
         let j = to_json(&r, &RunFacts { duration: Duration::from_secs(2), cpes: 10, shards: 1, multiplier: 1.0 }, &ProcessFigures::now());
         assert_eq!(j["sessions"]["completed"], 4);
         assert_eq!(j["sessions"]["failed"], 1);
@@ -200,6 +246,9 @@ mod tests {
         assert!(j["rpc"]["Inform"]["p99_us"].as_u64().unwrap() >= 99_000);
         assert!(j["rpc"]["Inform"]["from_scheduled"]["p50_us"].as_u64().unwrap() >= 4_900);
         assert_eq!(j["failures"]["timeout"], 1);
+        assert!(j["failures"].get("late").is_none(), "late informs are not failures");
+        assert_eq!(j["sessions"]["late"], 1);
+        assert_eq!(j["limited_by"]["what"], "acs");
         assert!(j["scheduler_lag"]["p99_us"].as_u64().unwrap() >= 299);
         assert!(j["process"]["peak_rss_bytes"].as_u64().unwrap() > 0);
         let text =

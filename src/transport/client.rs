@@ -126,12 +126,7 @@ impl<'a> HttpSession<'a> {
             401 if self.credentials.is_none() => Err(TransportError::AuthRequired { url }),
             401 => Err(TransportError::AuthRejected { url }),
             status => {
-                let retry_after = r
-                    .headers
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(std::time::Duration::from_secs);
+                let retry_after = r.headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
                 Err(TransportError::HttpStatus { url, status, retry_after })
             }
         }
@@ -284,5 +279,35 @@ fn hyper_detail(e: &hyper::Error) -> String {
     match e.source() {
         Some(src) => format!("{e}: {src}"),
         None => e.to_string(),
+    }
+}
+
+/// A `Retry-After` value (RFC 9110 §10.2.3): delay-seconds, or an HTTP-date turned into the wait
+/// from now (zero when it is past). Any number of seconds is accepted (the caller saturates);
+/// anything else is ignored.
+pub fn parse_retry_after(v: &str) -> Option<std::time::Duration> {
+    let v = v.trim();
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(std::time::Duration::from_secs(v.parse::<u64>().unwrap_or(u64::MAX)));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(at.duration_since(std::time::SystemTime::now()).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod retry_after_tests {
+    use super::parse_retry_after;
+    use std::time::Duration;
+
+    #[test]
+    fn seconds_dates_and_garbage() {
+        assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after("99999999999999999999999999"), Some(Duration::from_secs(u64::MAX)));
+        assert_eq!(parse_retry_after("Thu, 01 Jan 1970 00:00:00 GMT"), Some(Duration::ZERO));
+        assert!(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT").unwrap() > Duration::from_secs(200 * 365 * 86_400));
+        assert_eq!(parse_retry_after("-5"), None);
+        assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(parse_retry_after(""), None);
     }
 }

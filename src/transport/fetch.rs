@@ -1,6 +1,7 @@
-//! Carrying out a Download or Upload the ACS asked for, over HTTP(S), and mapping what went wrong
-//! to the TransferComplete fault code (PROTOCOL.md §8: 9015 unreachable, 9012 auth, 9016 no
-//! access, 9017 incomplete, 9011 upload failure).
+//! Fetching or sending one file over HTTP(S) for a Download or Upload: a GET or PUT with the
+//! file server's own credentials (Basic or Digest), redirects followed, the body bounded. HTTP
+//! only: what a failure means to the ACS (the TransferComplete fault code) is the engine's
+//! business (`engine::transfer`).
 
 use bytes::Bytes;
 use http::Method;
@@ -8,53 +9,87 @@ use http::Method;
 use super::auth::{AuthState, Credentials};
 use super::client::{Destination, HttpSession};
 use super::{TransportConfig, TransportError};
-use crate::cpe::TransferRequest;
-use crate::cwmp::FaultCode;
 
 /// Largest file a Download will hold in memory (the simulator discards it afterwards).
 pub const MAX_DOWNLOAD: usize = 256 * 1024 * 1024;
 
-/// How a transfer ended: `None` on success, else the fault and a detail for FaultString.
-pub type TransferFault = Option<(FaultCode, String)>;
+/// One file to move.
+#[derive(Debug, Clone)]
+pub struct FileRequest<'a> {
+    /// GET (a download) or PUT `body` (an upload).
+    pub download: bool,
+    pub url: &'a str,
+    /// The file server's credentials (empty username: none).
+    pub username: &'a str,
+    pub password: &'a str,
+    /// What an upload sends.
+    pub body: Bytes,
+    /// The size the download must have, if known.
+    pub expected_size: Option<u64>,
+}
 
-/// Performs `req` and reports the fault to put in TransferComplete, if any.
-pub async fn perform(cfg: &TransportConfig, req: &TransferRequest) -> TransferFault {
+/// Why a file could not be moved.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The URL cannot be used (scheme, syntax).
+    #[error("{0}")]
+    BadUrl(TransportError),
+    /// DNS, TCP or TLS failed: the server was not reached.
+    #[error("{0}")]
+    Unreachable(TransportError),
+    /// The server wanted credentials we do not have, or refused ours.
+    #[error("{0}")]
+    Auth(TransportError),
+    /// Redirects that loop or lead nowhere.
+    #[error("{0}")]
+    Redirect(TransportError),
+    /// The server answered with this non-2xx status.
+    #[error("the file server answered HTTP {0}")]
+    Status(u16),
+    /// The body was not the size announced.
+    #[error("got {got} bytes, FileSize said {expected}")]
+    Incomplete { got: u64, expected: u64 },
+    /// Anything else after connecting (a timeout, a reset, a body over the limit).
+    #[error("{0}")]
+    Broken(TransportError),
+}
+
+/// Moves one file; returns the bytes received (download) or sent (upload).
+///
+/// # Errors
+/// [`FetchError`], by what went wrong.
+pub async fn transfer(cfg: &TransportConfig, req: &FileRequest<'_>) -> Result<u64, FetchError> {
     let creds = (!req.username.is_empty()).then(|| Credentials { username: req.username.to_string(), password: req.password.to_string() });
     let mut file_cfg = cfg.clone();
     file_cfg.credentials = None;
     file_cfg.max_body = MAX_DOWNLOAD;
     let mut auth = AuthState::default();
-    let download = req.kind.is_download();
-    let mut session = match HttpSession::new(&file_cfg, &mut auth, Destination::Url(&req.url)) {
+    let mut session = match HttpSession::new(&file_cfg, &mut auth, Destination::Url(req.url)) {
         Ok(s) => s.with_credentials(creds.as_ref()),
-        Err(e) => return Some((FaultCode::UnsupportedTransferProtocol, e.to_string())),
+        Err(e) => return Err(FetchError::BadUrl(e)),
     };
-    let (method, body) = if download {
-        (Method::GET, Bytes::new())
-    } else {
-        (Method::PUT, Bytes::from(format!("cpe-sim upload: {} ({})\n", req.file_type, req.command_key)))
-    };
-    let unreachable = if download { FaultCode::FileServerUnreachable } else { FaultCode::UploadFailure };
-    let incomplete = if download { FaultCode::DownloadIncomplete } else { FaultCode::UploadFailure };
+    let (method, body) = if req.download { (Method::GET, Bytes::new()) } else { (Method::PUT, req.body.clone()) };
+    let sent = body.len() as u64;
     match session.request(method, body).await {
-        Err(e) => Some(match e {
-            TransportError::Dns { .. } | TransportError::Connect { .. } | TransportError::Tls { .. } => (unreachable, e.to_string()),
+        Err(e) => Err(match e {
+            TransportError::Dns { .. } | TransportError::Connect { .. } | TransportError::Tls { .. } => FetchError::Unreachable(e),
             TransportError::AuthRejected { .. } | TransportError::AuthRequired { .. } | TransportError::BadChallenge { .. } => {
-                (FaultCode::TransferAuthFailure, e.to_string())
+                FetchError::Auth(e)
             }
-            TransportError::TooManyRedirects { .. } | TransportError::BadRedirect { .. } => {
-                (if download { FaultCode::FileAccessFailure } else { FaultCode::UploadFailure }, e.to_string())
-            }
-            _ => (incomplete, e.to_string()),
+            TransportError::TooManyRedirects { .. } | TransportError::BadRedirect { .. } => FetchError::Redirect(e),
+            TransportError::BadUrl { .. } => FetchError::BadUrl(e),
+            _ => FetchError::Broken(e),
         }),
         Ok(r) => match r.status {
-            200..=299 if download && req.file_size > 0 && r.body.len() as u64 != req.file_size as u64 => {
-                Some((FaultCode::DownloadIncomplete, format!("got {} bytes, FileSize said {}", r.body.len(), req.file_size)))
+            200..=299 if req.download => {
+                let got = r.body.len() as u64;
+                match req.expected_size {
+                    Some(expected) if expected != got => Err(FetchError::Incomplete { got, expected }),
+                    _ => Ok(got),
+                }
             }
-            200..=299 => None,
-            401 | 403 => Some((FaultCode::TransferAuthFailure, format!("the file server answered HTTP {}", r.status))),
-            s if download => Some((FaultCode::FileAccessFailure, format!("the file server answered HTTP {s}"))),
-            s => Some((FaultCode::UploadFailure, format!("the upload server answered HTTP {s}"))),
+            200..=299 => Ok(sent),
+            s => Err(FetchError::Status(s)),
         },
     }
 }

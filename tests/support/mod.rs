@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use bytes::BytesMut;
 use cpe_sim::config::load_profile;
 use cpe_sim::cpe::CpeState;
-use cpe_sim::cwmp::template::InformTemplate;
 use cpe_sim::model::{DeviceId, Model};
+use cpe_sim::session::template::InformTemplate;
 use cpe_sim::session::{AcsReply, Session, Step};
 use cpe_sim::time::UnixMillis;
 
@@ -168,7 +168,7 @@ pub struct OneCpe {
     /// Set to stop the run as a signal would.
     pub stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// The listeners' channel to the CPE's owner.
-    pub owner: Option<tokio::sync::mpsc::UnboundedReceiver<cpe_sim::engine::owners::CpeMsg>>,
+    pub owner: Option<tokio::sync::mpsc::UnboundedReceiver<cpe_sim::owners::CpeMsg>>,
     /// The CPE's state at start (it powers on with it, as a resumed CPE does).
     pub initial: Option<CpeState>,
     pub clock: Option<cpe_sim::engine::clock::Clock>,

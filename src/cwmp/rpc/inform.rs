@@ -1,5 +1,5 @@
 //! Inform (TR-069 §A.3.3.1): the event codes a CPE reports and reading the InformResponse.
-//! The Inform envelope itself is rendered from a pre-built template (`cwmp::template`).
+//! The Inform envelope itself is rendered from a pre-built template (`session::template`).
 
 use crate::cwmp::parse::{Cursor, Elem, ParseError};
 

@@ -11,7 +11,7 @@ use std::ops::Range;
 
 use bytes::BytesMut;
 
-use super::envelope;
+use crate::cwmp::envelope;
 use crate::model::{Device, Loc, Model, ReadFor};
 use crate::time::format_datetime;
 
@@ -28,7 +28,7 @@ pub fn write_event(out: &mut BytesMut, code: &str, command_key: &str) {
     out.extend_from_slice(b"<EventStruct><EventCode>");
     out.extend_from_slice(code.as_bytes());
     out.extend_from_slice(b"</EventCode><CommandKey>");
-    super::xml::escape_into(out, command_key);
+    crate::cwmp::xml::escape_into(out, command_key);
     out.extend_from_slice(b"</CommandKey></EventStruct>");
 }
 
@@ -139,7 +139,7 @@ impl InformTemplate {
                 Piece::Extra => {
                     for loc in extra.iter().filter(|l| !forced.contains(l)) {
                         let ty = dev.model.tree.node(loc.node).param().map_or("xsd:string", |p| p.ty.xsi_type());
-                        super::rpc::get_parameter_values::write_entry(
+                        crate::cwmp::rpc::get_parameter_values::write_entry(
                             out,
                             |o| dev.model.tree.write_path(loc, o),
                             ty,

@@ -1,5 +1,5 @@
 //! One CPE's state as the API shows it (the horde's state dump), and local changes to it.
-//! Pure functions over the model and a `CpeState`: the CPE's owner (runner or shard) calls them.
+//! Pure functions over the model and a `CpeState`: the CPE's owner (its shard) calls them.
 
 use serde_json::{json, Map, Value};
 

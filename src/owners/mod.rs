@@ -4,10 +4,17 @@
 //! Neither listener holds CPE state: each asks the owner over an unbounded channel (one message
 //! per accepted request; the listeners bound their own request rates and connections) and the
 //! owner answers from the CPE's state at once, even while the CPE is in a session.
+//!
+//! - [`answer`]: what an owner answers the API with (a CPE's state as JSON, local changes).
+//!
+//! A neutral module: the listeners (`api`, `connreq`) and the owners (`engine`) depend on it,
+//! not on each other.
+
+pub mod answer;
+
+pub use answer::{Notify, Refusal};
 
 use tokio::sync::{mpsc, oneshot};
-
-use crate::api::state::{Notify, Refusal};
 
 /// A request from a listener (Connection Requests, the device state API) to the owner of a CPE.
 #[derive(Debug)]
