@@ -270,8 +270,8 @@ impl Running {
                     if let Some(n) = r.scheduled {
                         self.scheduled.0 += 1;
                         self.scheduled.1 += n as u64;
-                        if self.scheduled.0 == self.in_flight.len() {
-                            tracing::debug!(
+                        if self.scheduled.0 == self.in_flight.len() && self.scheduled.1 > 1 {
+                            tracing::info!(
                                 cpes = self.scheduled.1,
                                 "scheduled every CPE in {:.0} ms",
                                 self.started.elapsed().as_secs_f64() * 1000.0
