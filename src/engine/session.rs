@@ -227,7 +227,7 @@ fn log_new_values(model: &Model, cpe: &CpeState, before: &mut Vec<(String, Box<s
     }
     for (path, value) in acs_values(model, cpe) {
         if !before.iter().any(|(p, v)| *p == path && *v == value) {
-            info!(source = "acs", "set {path} = {value}");
+            info!(source = %"acs", "set {path} = {value}");
             before.push((path, value));
         }
     }

@@ -120,8 +120,8 @@ struct Shard<'p> {
     wheel: Wheel,
     /// Wheel tick 0, in ms since the Unix epoch.
     epoch: u64,
-    /// Due CPEs waiting for a slot: (local index, the tick they were due at).
-    ready: VecDeque<(u32, u64)>,
+    /// Due CPEs waiting for a slot: (local index, the tick they were due at, when queued).
+    ready: VecDeque<(u32, u64, Instant)>,
     /// Due transfers of queued CPEs, performed when their session starts.
     transfers: HashMap<u32, Vec<TransferRequest>>,
     /// Auth state of CPEs whose ACS challenged (most fleets never need one).
@@ -148,21 +148,17 @@ impl<'p> Shard<'p> {
         for k in 0..n {
             let rank = id as u32 + k * shards;
             let index = plan.first_index + rank;
-            let offset_ms = match plan.boot {
-                Boot::Spread(d) => (d.as_millis().min(u64::MAX as u128) as u64).saturating_mul(rank as u64) / plan.cpes.max(1) as u64,
-                Boot::Rate(r) => ((rank as f64 / r) * 1000.0) as u64,
-            };
-            let boot = now.0.saturating_add(offset_ms);
+            let boot = now.0.saturating_add(boot_offset_ms(plan.boot, rank, plan.cpes));
             // A saved CPE powers on again (1 BOOT, pending M-events kept); others are new.
             let resumed = saved.as_mut().and_then(|m| m.remove(&index)).map(|mut cpe| {
                 cpe.restart(UnixMillis(boot));
                 cpe
             });
             cpes.push(resumed.unwrap_or_else(|| CpeState::new(DeviceId(index), UnixMillis(boot))));
-            agendas.push(Agenda::boot_at(boot));
+            agendas.push(Agenda::idle());
         }
         drop(saved);
-        let mut shard = Shard {
+        Shard {
             plan,
             id,
             busy: Bits::new(n as usize),
@@ -182,11 +178,19 @@ impl<'p> Shard<'p> {
             busy_credentials: HashMap::new(),
             woken: HashSet::new(),
             scratch: Vec::new(),
-        };
-        for k in 0..n {
-            shard.rearm(k);
         }
-        shard
+    }
+
+    /// Plans every CPE's first contact from `now` (`--boot-spread`/`--boot-rate`), once the shard
+    /// is ready to run, so its own start-up does not count as lateness.
+    fn boot(&mut self, now: u64) {
+        let plan = self.plan;
+        let shards = plan.shards as u32;
+        for k in 0..self.cpes.len() as u32 {
+            let rank = self.id as u32 + k * shards;
+            self.agendas[k as usize] = Agenda::boot_at(now.saturating_add(boot_offset_ms(plan.boot, rank, plan.cpes)));
+            self.rearm(k);
+        }
     }
 
     fn tick_of(&self, t: u64) -> u64 {
@@ -223,7 +227,7 @@ impl<'p> Shard<'p> {
     fn enqueue(&mut self, k: u32, tick: u64) {
         if !self.queued.get(k) {
             self.queued.set(k, true);
-            self.ready.push_back((k, tick));
+            self.ready.push_back((k, tick, Instant::now()));
         }
     }
 
@@ -375,6 +379,7 @@ impl<'p> Shard<'p> {
             Clock::System(_) => PreciseTimer::new().ok(),
             Clock::Manual(_) => None,
         };
+        self.boot(plan.clock.now().0);
         let mut next_report = Instant::now() + plan.report_every;
         let report_sleep = tokio::time::sleep_until(next_report.into());
         tokio::pin!(report_sleep);
@@ -391,7 +396,7 @@ impl<'p> Shard<'p> {
                 }
             }
             while stopping.is_none() && in_flight.len() < plan.max_in_flight {
-                let Some((k, scheduled)) = self.ready.pop_front() else { break };
+                let Some((k, scheduled, queued_at)) = self.ready.pop_front() else { break };
                 self.queued.set(k, false);
                 let transfers = self.transfers.remove(&k).unwrap_or_default();
                 if self.busy.get(k) || (transfers.is_empty() && !owes_session(&self.cpes[k as usize])) {
@@ -402,7 +407,7 @@ impl<'p> Shard<'p> {
                 self.busy.set(k, true);
                 self.rearm(k);
                 let scheduled_at = plan.clock.instant_of(UnixMillis(self.unix_of(scheduled)));
-                recorder.borrow_mut().record_slot_wait(Instant::now().saturating_duration_since(scheduled_at));
+                recorder.borrow_mut().record_slot_wait(queued_at.elapsed());
                 let cpe = std::mem::replace(&mut self.cpes[k as usize], CpeState::new(DeviceId(u32::MAX), UnixMillis(0)));
                 let mut auth = self.auth.remove(&k).unwrap_or_default();
                 if with_listener {
@@ -497,7 +502,7 @@ impl<'p> Shard<'p> {
                         stopping = Some(deadline);
                         next_report = next_report.min(deadline);
                         report_sleep.as_mut().reset(next_report.into());
-                        for (k, _) in self.ready.drain(..) {
+                        for (k, _, _) in self.ready.drain(..) {
                             self.queued.set(k, false);
                         }
                     } else if c.multiplier != self.multiplier {
@@ -621,6 +626,15 @@ fn log_actions(actions: &[DeferredAction]) {
                 info!(url = %req.url, command_key = %req.command_key, delay_s = req.delay.as_secs(), "transfer scheduled")
             }
         }
+    }
+}
+
+/// When the CPE of rank `rank` (of `cpes`) first informs, in ms after the start.
+fn boot_offset_ms(boot: Boot, rank: u32, cpes: u32) -> u64 {
+    match boot {
+        Boot::Spread(d) => ((d.as_millis().min(u64::MAX as u128) as u64) as u128 * rank as u128 / cpes.max(1) as u128) as u64,
+        // Float to integer casts saturate.
+        Boot::Rate(r) => ((rank as f64 / r) * 1000.0) as u64,
     }
 }
 
