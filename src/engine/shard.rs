@@ -117,6 +117,8 @@ struct Shard<'p> {
     busy: Bits,
     /// CPEs in `ready`, so that none is queued twice.
     queued: Bits,
+    /// CPEs whose periodic plan changed (a sweep step) while they were in a session.
+    replan: Bits,
     wheel: Wheel,
     /// Wheel tick 0, in ms since the Unix epoch.
     epoch: u64,
@@ -163,6 +165,7 @@ impl<'p> Shard<'p> {
             id,
             busy: Bits::new(n as usize),
             queued: Bits::new(n as usize),
+            replan: Bits::new(n as usize),
             timers: vec![TimerHandle::NONE; n as usize],
             armed: 0,
             cpes,
@@ -447,6 +450,9 @@ impl<'p> Shard<'p> {
             }
             if Instant::now() >= next_report {
                 next_report = Instant::now() + plan.report_every;
+                if let Some(deadline) = stopping {
+                    next_report = next_report.min(deadline);
+                }
                 report_sleep.as_mut().reset(next_report.into());
                 let fresh = spares.try_recv().unwrap_or_default();
                 let r = std::mem::replace(&mut *recorder.borrow_mut(), fresh);
@@ -509,7 +515,13 @@ impl<'p> Shard<'p> {
                         self.multiplier = c.multiplier;
                         let now = plan.clock.now().0;
                         for k in 0..self.cpes.len() as u32 {
-                            if self.agendas[k as usize].periodic().0 != NEVER && !self.busy.get(k) {
+                            if self.agendas[k as usize].periodic().0 == NEVER {
+                                continue;
+                            }
+                            // A CPE in a session has its state in the session: re-planned at its end.
+                            if self.busy.get(k) {
+                                self.replan.set(k, true);
+                            } else {
                                 self.plan_periodic(k, now);
                                 self.rearm(k);
                             }
@@ -573,8 +585,11 @@ impl<'p> Shard<'p> {
             }
             self.agendas[k as usize].on_wake(&mut self.cpes[k as usize], Wake::ConnectionRequest, now);
         }
+        let replan = self.replan.get(k);
+        self.replan.set(k, false);
         if daemon
             && (effects.factory_reset
+                || replan
                 || changes.contains(ChangeSet::PERIODIC_INFORM)
                 || (ok && self.agendas[k as usize].periodic().0 == NEVER))
         {
