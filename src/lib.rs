@@ -27,6 +27,7 @@
 //! - [`run`]: one session against an in-process ACS with no sockets (a test harness).
 //! - [`plan`]: flags checked into a plan before anything starts (usage errors, exit 2).
 //! - [`console`]: stdout/stderr writes that survive closed streams.
+//! - [`commands`]: the subcommands (run, sweep, acs, check, report) from flags to exit codes.
 //! - [`cli`]: the command line.
 //!
 //! `model`, `cwmp`, `cpe` and `session` do no I/O and never read a clock (the quinn-proto split);
@@ -35,6 +36,7 @@
 pub mod acs;
 pub mod api;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod connreq;
 pub mod console;

@@ -1,0 +1,93 @@
+//! The subcommands of the binary, each a function from its flags to an exit code: `run` (one
+//! CPE or a fleet, and sweeps), `acs` (the embedded ACS as a server), `check` (a profile) and
+//! `report` (merging interval logs); and what they share (profiles, transport settings).
+//!
+//! Exit codes: 0 ok, 1 a runtime failure, 2 a usage or profile error, 99 a breached threshold.
+
+pub mod acs;
+pub mod check;
+pub mod report;
+pub mod run;
+
+use anyhow::Context;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::cli::RunArgs;
+use crate::config::{load_profile, parse_profile};
+use crate::cwmp::envelope::{urn_minor, URNS};
+use crate::model::Model;
+use crate::transport::tls::{client_config, TlsOptions};
+use crate::transport::{Credentials, TransportConfig};
+
+/// The example TR-181 profile, built in so the binary runs from anywhere.
+const BUILTIN_PROFILE: &str = include_str!("../../profiles/example-tr181-gateway/profile.yaml");
+
+/// A current-thread runtime for a subcommand.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")
+}
+
+/// A watch that turns true on SIGINT or SIGTERM.
+pub fn shutdown_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+        info!("signal received: finishing the open session, then stopping");
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+pub fn load(path: Option<&std::path::Path>, cwmp_version: Option<&str>) -> anyhow::Result<Model> {
+    let mut model = match path {
+        Some(p) => load_profile(p)?,
+        None => parse_profile(BUILTIN_PROFILE, std::path::Path::new("<built-in example-tr181-gateway>"), "example-tr181-gateway")?,
+    };
+    if let Some(v) = cwmp_version {
+        let minor = urn_minor(v).with_context(|| format!("--cwmp-version `{v}` is not cwmp-1-0 … cwmp-1-4"))?;
+        model.cwmp_urn = URNS[minor as usize].into();
+    }
+    Ok(model)
+}
+
+pub fn credentials(user: Option<String>, pass: Option<String>, what: &str) -> anyhow::Result<Option<Credentials>> {
+    match (user, pass) {
+        (None, None) => Ok(None),
+        (Some(username), password) => Ok(Some(Credentials { username, password: password.unwrap_or_default() })),
+        (None, Some(_)) => anyhow::bail!("{what}: --acs-password needs --acs-username"),
+    }
+}
+
+pub fn transport_config(args: &RunArgs) -> anyhow::Result<TransportConfig> {
+    if args.tls_skip_verify {
+        warn!("--tls-skip-verify=true: the ACS's certificate is NOT verified; anyone on the path can impersonate it. Use only for local tests.");
+    }
+    let tls = client_config(&TlsOptions {
+        ca_cert_file: args.ca_cert_file.clone(),
+        skip_verify: args.tls_skip_verify,
+        client_cert: args.client_cert.clone(),
+        client_key: args.client_key.clone(),
+        no_system_roots: false,
+    })?;
+    Ok(TransportConfig {
+        timeout: args.timeout,
+        max_body: args.max_body,
+        tls,
+        credentials: credentials(args.acs_username.clone(), args.acs_password.clone(), "run")?,
+    })
+}

@@ -1,0 +1,324 @@
+//! `cpe-sim [flags]` and `cpe-sim sweep`: one CPE or a fleet on the engine. Starts what the run
+//! needs around it (the embedded ACS without `--acs-url`, the Connection Request listener, the
+//! device state API, the `--state-dir` store), builds the engine's plan, runs it, prints the
+//! report and maps the outcome to the exit code.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tracing::{error, info, warn};
+
+use super::{load, transport_config};
+use crate::acs::server::{AcsServer, AuthMode, ServerConfig};
+use crate::acs::AcsScript;
+use crate::api::{ApiServer, MetricsSources};
+use crate::cli::RunArgs;
+use crate::connreq::{advertise_host, CrConfig, CrServer};
+use crate::console;
+use crate::cpe::periodic::PeriodicPlan;
+use crate::cwmp::envelope::{urn_minor, URNS};
+use crate::engine::{self, Boot, ConnectionMode, Mode, Outputs, Plan};
+use crate::model::tree::ValueSource;
+use crate::model::Template;
+use crate::model::{DeviceId, Model};
+use crate::owners::{CpeMsg, Owners};
+use crate::persist::{Resume, Store, StoreError};
+use crate::stats::threshold::Threshold;
+use crate::time::UnixMillis;
+use crate::transport::TransportConfig;
+
+/// The embedded ACS a run starts when no --acs-url is given: GenieACS-like, speaking the
+/// profile's cwmp version, asking for the run's credentials if any.
+pub fn embedded_acs(model: &Model, transport: &TransportConfig) -> ServerConfig {
+    let script = AcsScript { urn: URNS[urn_minor(&model.cwmp_urn).unwrap_or(0) as usize], ..AcsScript::default() };
+    ServerConfig { script, credentials: transport.credentials.clone(), auth_mode: AuthMode::Digest, tls: None, keep_alive: false }
+}
+
+/// The listeners that reach into CPEs from outside, and the owners' ends of their channels.
+struct Listeners {
+    cr: Option<CrServer>,
+    api: Option<ApiServer>,
+    receivers: Vec<tokio::sync::mpsc::UnboundedReceiver<CpeMsg>>,
+}
+
+impl Listeners {
+    async fn stop(self) {
+        if let Some(s) = self.cr {
+            info!("{}", s.stats());
+            s.stop().await;
+        }
+        if let Some(s) = self.api {
+            s.stop().await;
+        }
+    }
+}
+
+/// Starts the Connection Request listener (`--cr-bind-addr`, publishing its URL into the model:
+/// a per-CPE template in a fleet) and the device state API (`--api-bind-addr`), with one channel
+/// per owner (`owners`: 1 for a single CPE, else the shard count). Returns the model, shared.
+async fn start_listeners(
+    args: &RunArgs,
+    mut model: Model,
+    owners: u16,
+    single: bool,
+    sessions: Option<Arc<std::sync::Mutex<crate::stats::Recorder>>>,
+) -> anyhow::Result<(Arc<Model>, Listeners)> {
+    // Owners' channels only when a listener needs them (a shard then also snapshots credentials).
+    let (owners, receivers) = if args.cr_bind_addr.is_some() || args.api_bind_addr.is_some() {
+        Owners::channels(args.first_index, args.cpes, owners as usize)
+    } else {
+        (Owners { first: args.first_index, count: args.cpes, senders: Vec::new() }, Vec::new())
+    };
+    let cr = match args.cr_bind_addr {
+        Some(bind) => Some(start_connection_requests(args, &mut model, bind, owners.clone(), single).await?),
+        None => None,
+    };
+    let model = Arc::new(model);
+    let api = match args.api_bind_addr {
+        Some(bind) => {
+            let sources = MetricsSources { connection_requests: cr.as_ref().map(|c| c.stats_handle()), sessions };
+            let server = ApiServer::start(bind, model.clone(), owners, sources)
+                .await
+                .with_context(|| format!("--api-bind-addr {bind}: cannot listen"))?;
+            info!("device state API at http://{}/cpes", server.addr);
+            Some(server)
+        }
+        None => None,
+    };
+    Ok((model, Listeners { cr, api, receivers }))
+}
+
+/// Binds the Connection Request listener and publishes its URL into the model.
+async fn start_connection_requests(
+    args: &RunArgs,
+    model: &mut Model,
+    bind: SocketAddr,
+    owners: Owners,
+    single: bool,
+) -> anyhow::Result<CrServer> {
+    let root = model.tree.root_name().to_string();
+    let path = args.cr_publish_path.clone().unwrap_or_else(|| format!("{root}.ManagementServer.ConnectionRequestURL"));
+    let node = model
+        .tree
+        .by_schema_path(&path)
+        .filter(|n| model.tree.node(*n).param().is_some())
+        .with_context(|| format!("--cr-publish-path `{path}` is not a parameter of the profile"))?;
+    let cfg = CrConfig { bind, auth: model.connection_request_auth, single, rate_per_second: args.cr_rate };
+    let server = CrServer::start(cfg, owners).await.with_context(|| format!("--cr-bind-addr {bind}: cannot listen"))?;
+    let host =
+        args.cr_advertise_host.clone().unwrap_or_else(|| advertise_host(bind, args.acs_url.as_deref().unwrap_or("http://127.0.0.1/")));
+    let url = if single {
+        format!("http://{host}:{}/cr", server.addr.port())
+    } else {
+        format!("http://{host}:{}/cr/cpe-{{index}}", server.addr.port())
+    };
+    let template = Template::compile(&url, 0).map_err(|e| anyhow::anyhow!("--cr-advertise-host: {e}"))?;
+    model.tree.set_default(node, ValueSource::Template(template));
+    info!(url = %url, auth = ?model.connection_request_auth, "listening for Connection Requests at {}", server.addr);
+    Ok(server)
+}
+
+/// Opens `--state-dir`: another profile's store is an error; an unusable directory is reported and
+/// the run goes on in memory.
+fn open_store(args: &RunArgs, model: &Model) -> anyhow::Result<Option<Store>> {
+    let Some(dir) = &args.state_dir else { return Ok(None) };
+    match Store::open(dir, model) {
+        Ok(store) => {
+            if store.torn_bytes > 0 {
+                warn!(bytes = store.torn_bytes, "--state-dir: dropped a torn last batch (the simulator was killed while writing it)");
+            }
+            info!(dir = %dir.display(), saved_cpes = store.loaded.len(), "device state is kept in --state-dir");
+            Ok(Some(store))
+        }
+        Err(e @ StoreError::Mismatch { .. }) => Err(e.into()),
+        Err(e) => {
+            error!("{e}; the run goes on in memory and nothing will be saved");
+            Ok(None)
+        }
+    }
+}
+
+/// Writes the last batch of `--state-dir`.
+fn close_store(store: Option<Store>) {
+    if let Some(s) = store {
+        match s.close() {
+            Ok(w) => info!(snapshots = w.records, batches = w.batches, "device state saved (one fdatasync per batch)"),
+            Err(e) => error!("--state-dir: the last batch was not saved: {e}"),
+        }
+    }
+}
+
+/// Whether the profile itself turns periodic informs on (not what a resumed ACS set).
+fn profile_periodic(model: &Model) -> bool {
+    let d = crate::model::Delta::default();
+    let now = UnixMillis::now();
+    let root = model.tree.root_name();
+    model
+        .device(DeviceId(0), &d, now, now)
+        .get(&format!("{root}.ManagementServer.PeriodicInformEnable"))
+        .is_some_and(|v| v == "true" || v == "1")
+}
+
+/// A run of one CPE or many (`--cpes`), or a sweep: one engine, one code path.
+pub fn run(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Option<&std::path::Path>)>) -> anyhow::Result<ExitCode> {
+    let model = load(args.profile.as_deref(), args.cwmp_version.as_deref())?;
+    let transport = transport_config(args)?;
+    let thresholds = args.thresholds.iter().map(|t| Threshold::parse(t).map_err(anyhow::Error::msg)).collect::<anyhow::Result<Vec<_>>>()?;
+    if !(args.interval_multiplier.is_finite() && args.interval_multiplier > 0.0)
+        || sweep.is_some_and(|(m, _, _)| m.iter().any(|x| !(x.is_finite() && *x > 0.0)))
+    {
+        anyhow::bail!("interval multipliers must be finite and greater than 0");
+    }
+    let single = args.cpes == 1 && sweep.is_none();
+    let nofile = engine::raise_nofile_limit();
+    engine::install_signal_handlers();
+    // A single CPE's lines all carry its id and serial, as its sessions' lines do.
+    let span = match single {
+        true => {
+            let now = UnixMillis::now();
+            let id = DeviceId(args.first_index);
+            let serial = model
+                .device(id, &crate::model::Delta::default(), now, now)
+                .get(&format!("{}.DeviceInfo.SerialNumber", model.tree.root_name()))
+                .unwrap_or_default();
+            tracing::info_span!("cpe", cpe_id = %id, serial = %serial)
+        }
+        false => tracing::Span::none(),
+    };
+    let _entered = span.enter();
+    // The embedded ACS (without --acs-url) and the listeners run on a thread of their own beside
+    // the shards.
+    let side_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let shards = args.shards.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u16)).max(1);
+    let shards = shards.min(args.cpes.min(u16::MAX as u32) as u16).max(1);
+    let live = args.api_bind_addr.map(|_| Arc::new(std::sync::Mutex::new(crate::stats::Recorder::new())));
+    let periodic_in_profile = profile_periodic(&model);
+    let (model, mut listeners) = side_rt.block_on(start_listeners(args, model, shards, single, live.clone()))?;
+    let receivers = std::mem::take(&mut listeners.receivers);
+    let mut store = open_store(args, &model)?;
+    let state = store.as_mut().map(|s| Resume { saved: std::sync::Mutex::new(std::mem::take(&mut s.loaded)), sink: Some(s.sink.clone()) });
+    let (acs_url, server) = match &args.acs_url {
+        Some(u) => (u.clone(), None),
+        None => {
+            let server = side_rt
+                .block_on(AcsServer::start(([127, 0, 0, 1], 0).into(), embedded_acs(&model, &transport)))
+                .context("starting the embedded ACS on 127.0.0.1")?;
+            info!(profile = %model.name, "no --acs-url given: started the embedded ACS at {} (GenieACS-like bootstrap script)", server.url());
+            (server.url(), Some(server))
+        }
+    };
+    let boot = match args.boot_rate {
+        Some(r) if r.is_finite() && r > 0.0 => Boot::Rate(r),
+        Some(_) => anyhow::bail!("--boot-rate must be finite and greater than 0"),
+        None => Boot::Spread(args.boot_spread),
+    };
+    // Periodic informs and retries (daemon) when asked for by a duration, a sweep, a listener that
+    // must stay reachable, the profile or --inform-interval; otherwise one-shot.
+    let daemon = args.duration.is_some()
+        || sweep.is_some()
+        || args.cr_bind_addr.is_some()
+        || args.api_bind_addr.is_some()
+        || periodic_in_profile
+        || args.inform_interval.is_some();
+    let mode = if daemon { Mode::Daemon } else { Mode::OneShot };
+    let period = match args.inform_interval {
+        Some(d) => d,
+        None => {
+            let d = crate::model::Delta::default();
+            let now = UnixMillis::now();
+            let root = model.tree.root_name().to_string();
+            let secs = model
+                .device(DeviceId(0), &d, now, now)
+                .get(&format!("{root}.ManagementServer.PeriodicInformInterval"))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(300);
+            std::time::Duration::from_secs(secs)
+        }
+    };
+    let mut plan = Plan::new(model.clone(), acs_url.clone(), transport, args.cpes);
+    plan.first_index = args.first_index;
+    plan.shards = shards;
+    plan.boot = boot;
+    plan.periodic = PeriodicPlan { multiplier: args.interval_multiplier, interval: args.inform_interval };
+    plan.mode = mode;
+    plan.connection_mode = if args.connection_mode == "per-session" { ConnectionMode::PerSession } else { ConnectionMode::Pooled };
+    plan.max_in_flight = (args.max_connections / shards as usize).max(1);
+    plan.report_every = args.progress_interval.min(std::time::Duration::from_secs(1));
+    plan.drain_timeout = args.drain_timeout;
+    plan.verbose = single;
+    plan.state = state;
+    info!(
+        cpes = plan.cpes,
+        first = %format!("cpe-{}", plan.first_index),
+        shards,
+        acs_url = %acs_url,
+        mode = ?mode,
+        boot = ?plan.boot,
+        multiplier = plan.periodic.multiplier,
+        connection_mode = %args.connection_mode,
+        max_connections = args.max_connections,
+        open_files_limit = nofile.unwrap_or(0),
+        "{} starting",
+        if single { "CPE" } else { "fleet" }
+    );
+    let out = Outputs {
+        progress_every: args.progress_interval,
+        report_json: args.report_json.clone(),
+        hdr_log: args.hdr_log.clone(),
+        thresholds,
+        progress: true,
+        live,
+        stop: None,
+    };
+    let result = match sweep {
+        Some((multipliers, step, json_path)) => engine::sweep::sweep(plan, multipliers, step, period, &out).map(|s| Err((s, json_path))),
+        None => engine::run(plan, args.duration, &out, receivers).map(Ok),
+    };
+    if let Some(s) = server {
+        side_rt.block_on(s.stop());
+    }
+    let cr_stats = listeners.cr.as_ref().map(|s| s.stats().to_string());
+    side_rt.block_on(listeners.stop());
+    close_store(store);
+    let outcome = match result? {
+        Ok(outcome) => outcome,
+        Err(((steps, knee, json), json_path)) => {
+            console::out(&engine::sweep::sweep_text(&steps, knee)).context("writing the sweep table to stdout")?;
+            if let Some(p) = json_path {
+                std::fs::write(p, serde_json::to_vec_pretty(&json)?).with_context(|| format!("--sweep-json {}", p.display()))?;
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    console::out(&crate::stats::report::to_text(&outcome.total, &outcome.facts, &crate::stats::report::ProcessFigures::now()))
+        .context("writing the report to stdout")?;
+    if let Some(s) = cr_stats {
+        console::out(&format!("{s}\n")).context("writing the report to stdout")?;
+    }
+    let o = &outcome.total.outcomes;
+    info!(sessions_completed = o.completed, sessions_failed = o.failed_sessions(), interrupted = engine::stop_requested(), "done");
+    if !outcome.complete() {
+        for p in &outcome.panics {
+            error!("{p}");
+        }
+        error!("the run failed: its report is incomplete");
+        return Ok(ExitCode::from(1));
+    }
+    for b in &outcome.breaches {
+        error!("{b}");
+    }
+    if !outcome.breaches.is_empty() {
+        return Ok(ExitCode::from(99));
+    }
+    if o.completed == 0 {
+        error!("no session completed: {}", o.last_failure.as_deref().unwrap_or("the run ended before any session did"));
+        return Ok(ExitCode::from(1));
+    }
+    if mode == Mode::OneShot && o.failed_sessions() > 0 {
+        error!(failed = o.failed_sessions(), "{}", o.last_failure.as_deref().unwrap_or("a session failed"));
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
