@@ -240,9 +240,9 @@ const GRACE: Duration = Duration::from_millis(500);
 // ---------------------------------------------------------------------------------------------
 // 1. Stopping while sessions are open.
 
-#[test]
-fn a_stop_with_a_session_open_and_a_reboot_drains_and_reports() {
-    // CPE 0 is told to Reboot; CPE 1's Inform is never answered.
+/// CPE 0 is told to Reboot; CPE 1's Inform is never answered; the run is stopped by the end of
+/// its duration or (`by_signal`) as SIGTERM does, once CPE 0 rebooted.
+fn a_stop_with_sessions_open(by_signal: bool) {
     let acs = Acs::start(scripted(|s| match (s.serial.as_str(), s.n) {
         ("FEFEFE000001", _) => Answer { inform: RawReply::Delayed(Duration::from_secs(120), inform_ok(s)), then: vec![] },
         (_, 0) => ok(s, vec![rpc("r1", "<cwmp:Reboot><CommandKey>stop-1</CommandKey></cwmp:Reboot>")]),
@@ -252,7 +252,13 @@ fn a_stop_with_a_session_open_and_a_reboot_drains_and_reports() {
     p.transport.timeout = Duration::from_secs(60);
     p.drain_timeout = Duration::from_secs(1);
     let started = Instant::now();
-    let outcome = start(p, Some(Duration::from_secs(2)), vec![]).wait(Duration::from_secs(15));
+    let outcome = if by_signal {
+        let run = start(p, None, vec![]);
+        eventually("CPE 0's Inform after its reboot", || acs.informs_of(&serial(0)).len() >= 2);
+        run.finish()
+    } else {
+        start(p, Some(Duration::from_secs(2)), vec![]).wait(Duration::from_secs(15))
+    };
     assert!(started.elapsed() < Duration::from_secs(15));
     let o = &outcome.total.outcomes;
     assert_eq!(o.interrupted, 1, "CPE 1's open session was cut at the end of the drain");
@@ -261,6 +267,16 @@ fn a_stop_with_a_session_open_and_a_reboot_drains_and_reports() {
     let a = acs.informs_of(&serial(0));
     assert!(a[0].contains(&"0 BOOTSTRAP".to_string()), "{a:?}");
     assert!(a.iter().any(|e| e.contains(&"M Reboot".to_string())), "CPE 0 rebooted and informed: {a:?}");
+}
+
+#[test]
+fn a_stop_at_the_end_of_the_duration_with_sessions_open_drains_and_reports() {
+    a_stop_with_sessions_open(false);
+}
+
+#[test]
+fn a_stop_request_with_sessions_open_drains_and_reports() {
+    a_stop_with_sessions_open(true);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -438,6 +454,41 @@ fn a_connection_request_during_a_back_off_starts_a_session_now() {
     run.wait_for("the woken session", |r| r.outcomes.completed >= 1);
     let outcome = run.finish();
     assert_eq!(outcome.total.outcomes.completed, 1);
+}
+
+#[test]
+fn a_connection_request_during_a_back_off_starts_a_session_now_in_a_fleet() {
+    use cpe_sim::connreq::{CrConfig, CrServer};
+    use cpe_sim::model::{ConnRequestAuth, Delta};
+
+    // Every CPE's first Inform fails; CPE 2 (of 3, on 2 shards) gets a real Connection Request.
+    let acs = Acs::start(scripted(|s| match s.n {
+        0 => Answer { inform: RawReply::Send(status("500 Internal Server Error")), then: vec![] },
+        _ => ok(s, vec![]),
+    }));
+    let (clock, _hand) = manual();
+    let mut p = plan(acs.url(), 3, Some(clock));
+    p.shards = 2;
+    let model = p.model.clone();
+    let (owners, receivers) = Owners::channels(0, 3, 2);
+    let cfg = CrConfig { bind: "127.0.0.1:0".parse().unwrap(), auth: ConnRequestAuth::Digest, single: false, rate_per_second: 1000 };
+    let server = acs._rt.block_on(CrServer::start(cfg, owners)).unwrap();
+    let run = start(p, Some(Duration::from_secs(60)), receivers);
+    run.wait_for("the failed bootstraps", |r| r.outcomes.failed_sessions() >= 3);
+    let (user, pass) = model.connection_request_credentials(DeviceId(2), &Delta::default());
+    let status = acs._rt.block_on(crate::connreq::connection_request(server.addr, "/cr/cpe-2", &user, &pass));
+    assert_eq!(status, 200);
+    eventually("an Inform with 6 CONNECTION REQUEST from CPE 2", || {
+        acs.informs_of(&serial(2)).iter().any(|e| e.contains(&"6 CONNECTION REQUEST".to_string()))
+    });
+    run.wait_for("the woken session", |r| r.outcomes.completed >= 1);
+    std::thread::sleep(GRACE);
+    let outcome = run.finish();
+    acs._rt.block_on(server.stop());
+    assert_eq!(outcome.total.outcomes.completed, 1);
+    for i in [0, 1] {
+        assert_eq!(acs.informs_of(&serial(i)).len(), 1, "CPE {i} waits out its back-off");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
