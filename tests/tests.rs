@@ -24,3 +24,5 @@ mod api;
 mod hooks;
 // --state-dir: resume, torn batches, refusal of another profile's store, kill -9.
 mod persist;
+// The engine end to end, one test per fault class of issue 9 (manual clock, real sockets).
+mod engine;
