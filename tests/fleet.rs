@@ -397,6 +397,12 @@ fn the_binary_reports_json_thresholds_logs_and_sweeps() {
         "{merged}"
     );
     // A small sweep: two steps, offered rates from the period, a knee.
+    //
+    // This swept 200 CPEs (333 Informs/s offered) and wanted more than 200/s achieved. On a busy
+    // machine (load 8 on two cores) the 200 bootstraps against the embedded ACS of a debug build
+    // outlast both 1.5 s steps, so no session completed in either (achieved 0.0/s): the test
+    // measured the machine, not the sweep. 40 CPEs (33 and 67 Informs/s offered) keep the point,
+    // steps whose achieved rate follows the offered one, and fit in a loaded debug build.
     let sweep_json = dir.join("s.json");
     let (code, table, err) = cpe_sim(&[
         "sweep",
@@ -405,7 +411,7 @@ fn the_binary_reports_json_thresholds_logs_and_sweeps() {
         "--step-duration",
         "1500ms",
         "--cpes",
-        "200",
+        "40",
         "--shards",
         "1",
         "--inform-interval",
@@ -421,7 +427,12 @@ fn the_binary_reports_json_thresholds_logs_and_sweeps() {
     assert!(table.contains("multiplier") && table.contains("offered/s"), "{table}");
     let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&sweep_json).unwrap()).unwrap();
     assert_eq!(s["steps"].as_array().unwrap().len(), 2);
-    assert!((s["steps"][1]["offered_per_second"].as_f64().unwrap() - 333.3).abs() < 1.0, "{s}");
-    assert!(s["steps"][1]["achieved_per_second"].as_f64().unwrap() > 200.0, "{s}");
+    assert_eq!(s["cpes"].as_u64(), Some(40), "{s}");
+    let offered = s["steps"][1]["offered_per_second"].as_f64().unwrap();
+    assert!((offered - 66.7).abs() < 0.1, "40 CPEs every 300 s × 0.002: {s}");
+    // Achieved counts the step's own sessions: at least half the schedule, and no more than the
+    // schedule plus one bootstrap per CPE (a total carried over from the first step would be more).
+    let achieved = s["steps"][1]["achieved_per_second"].as_f64().unwrap();
+    assert!(achieved > 0.5 * offered && achieved < offered + 40.0 / 1.5, "{s}");
     std::fs::remove_dir_all(&dir).ok();
 }
