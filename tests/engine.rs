@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use cpe_sim::cpe::periodic::PeriodicPlan;
 use cpe_sim::cpe::CpeState;
 use cpe_sim::engine::clock::{Clock, ManualClock};
-use cpe_sim::owners::{CpeMsg, Owners};
 use cpe_sim::engine::{self, FleetOutcome, Mode, Outputs, Plan};
 use cpe_sim::model::hooks::{CpeHooks, HookFault};
 use cpe_sim::model::{Device, DeviceId, Model};
+use cpe_sim::owners::{CpeMsg, Owners};
 use cpe_sim::stats::Recorder;
 use cpe_sim::time::UnixMillis;
 

@@ -86,11 +86,19 @@ fn a_fleet_killed_mid_batch_reloads_and_resumes() {
         .spawn()
         .unwrap();
     // Killed once batches are being written, while CPEs are still bootstrapping.
+    //
+    // This waited at most 500 × 10 ms for the first batch. On a busy machine (load 8 on two cores)
+    // the debug binary's first bootstrap completes only ~9 s after the start, so the kill came
+    // before any batch and the test found "0 CPEs saved". It now waits for the first batch itself,
+    // with a deadline only a hung child reaches; at that point the other CPEs are still
+    // bootstrapping however slow the machine is (they progress together).
     let file = dir.join("cpe-sim-state.log");
     let header = 200;
-    for _ in 0..500 {
-        if std::fs::metadata(&file).is_ok_and(|m| m.len() > header) {
-            break;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !std::fs::metadata(&file).is_ok_and(|m| m.len() > header) {
+        if std::time::Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            panic!("no batch written to {} within 60 s", file.display());
         }
         std::thread::sleep(Duration::from_millis(10));
     }
