@@ -111,6 +111,8 @@ pub fn validate(args: &RunArgs, sweep: Option<SweepFlags<'_>>) -> Result<Checked
     if let Some(d) = args.duration {
         positive_duration("--duration", d)?;
     }
+    // Zero is meaningful: cut open sessions at once.
+    at_most("--drain-timeout", args.drain_timeout)?;
     if let Some(host) = &args.cr_advertise_host {
         let ok = !host.is_empty()
             && format!("http://{host}/").parse::<http::Uri>().is_ok_and(|u| u.host() == Some(host.trim_matches(['[', ']'])));
@@ -389,6 +391,7 @@ mod tests {
         assert_eq!(e, "--progress-interval 0s: must be 100ms … 8760h");
         assert!(refused(&["--progress-interval", "50ms"]).starts_with("--progress-interval 50ms:"));
         assert!(refused(&["--timeout", "0"]).starts_with("--timeout 0s: must be greater than 0s"));
+        assert!(refused(&["--drain-timeout", "9000h"]).starts_with("--drain-timeout 9000h: must be at most"));
         assert!(refused(&["--duration", "0s"]).starts_with("--duration 0s:"));
         assert!(refused(&["--inform-interval", "0s"]).starts_with("--inform-interval 0s: must be 1s"));
         assert!(refused(&["--boot-spread", "9000h"]).starts_with("--boot-spread 9000h: must be at most 8760h"));

@@ -427,7 +427,7 @@ impl<'p> Shard<'p> {
                         let mut cpe = cpe;
                         for req in transfers {
                             let start = plan.clock.now();
-                            debug!(url = %req.url, command_key = %req.command_key, "transfer started");
+                            debug!(url = %without_userinfo(&req.url), command_key = %req.command_key, "transfer started");
                             let fault = super::transfer::perform(&plan.transport, &req).await;
                             match &fault {
                                 None => debug!(command_key = %req.command_key, "transfer completed"),
@@ -638,9 +638,19 @@ fn log_actions(actions: &[DeferredAction]) {
                 info!(delay_s = delay.as_secs(), command_key = %command_key, "scheduled inform")
             }
             DeferredAction::Transfer(req) => {
-                info!(url = %req.url, command_key = %req.command_key, delay_s = req.delay.as_secs(), "transfer scheduled")
+                info!(url = %without_userinfo(&req.url), command_key = %req.command_key, delay_s = req.delay.as_secs(), "transfer scheduled")
             }
         }
+    }
+}
+
+/// A URL for a log line: credentials in its userinfo (`http://user:pass@host/`) are never shown.
+fn without_userinfo(url: &str) -> std::borrow::Cow<'_, str> {
+    let Some(start) = url.find("://").map(|i| i + 3) else { return url.into() };
+    let authority_end = url[start..].find(['/', '?', '#']).map_or(url.len(), |i| start + i);
+    match url[start..authority_end].rfind('@') {
+        Some(at) => format!("{}<hidden>@{}", &url[..start], &url[start + at + 1..]).into(),
+        None => url.into(),
     }
 }
 
@@ -686,5 +696,18 @@ impl Bits {
         } else {
             self.0[k as usize / 64] &= !bit;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_userinfo;
+
+    #[test]
+    fn urls_in_logs_carry_no_credentials() {
+        assert_eq!(without_userinfo("http://u:p@h:1/f?x=@y"), "http://<hidden>@h:1/f?x=@y");
+        assert_eq!(without_userinfo("https://h/a@b"), "https://h/a@b");
+        assert_eq!(without_userinfo("ftp://a@b@c"), "ftp://<hidden>@c");
+        assert_eq!(without_userinfo("no scheme"), "no scheme");
     }
 }
