@@ -5,6 +5,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::BytesMut;
 use cpe_sim::config::load_profile;
@@ -21,10 +22,14 @@ thread_local! {
     static COUNT: Cell<u64> = const { Cell::new(0) };
 }
 
-// SAFETY: forwards to the system allocator unchanged; only counts calls on this thread.
+/// Allocations on every thread (the engine's shards run on their own).
+static TOTAL: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts calls.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+        TOTAL.fetch_add(1, Ordering::Relaxed);
         // SAFETY: same contract as the caller's.
         unsafe { System.alloc(layout) }
     }
@@ -34,6 +39,7 @@ unsafe impl GlobalAlloc for Counting {
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let _ = COUNT.try_with(|c| c.set(c.get() + 1));
+        TOTAL.fetch_add(1, Ordering::Relaxed);
         // SAFETY: same contract as the caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -110,4 +116,81 @@ fn hot_path_allocations_and_cpe_size() {
     });
     println!("whole periodic session: {session} allocations per 100");
     assert_eq!(session, 0);
+
+    // 4. Periodic sessions through the engine, over loopback to an ACS in another process: the
+    //    difference between a long and a short run (same start-up) per extra session.
+    let per_session = engine_allocations_per_session();
+    println!("periodic session through the engine (HTTP over loopback): {per_session:.1} allocations");
+    // Not zero yet (hyper's request and response heads, the session future, the body buffer):
+    // this bound catches regressions; the target is 0.
+    assert!(per_session < 80.0, "{per_session:.1} allocations per engine session");
+}
+
+/// Runs 200 CPEs informing every 100 ms against `cpe-sim acs` twice (1 s and 3 s) and returns
+/// the extra allocations of the longer run per extra session.
+fn engine_allocations_per_session() -> f64 {
+    use cpe_sim::cpe::periodic::PeriodicPlan;
+    use cpe_sim::engine::{self, Mode, Outputs, Plan};
+    use std::io::BufRead;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// The ACS process, stopped by its id however the test ends.
+    struct Child(std::process::Child);
+    impl Drop for Child {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut acs = Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_cpe-sim"))
+            .args(["acs", "--bind", "127.0.0.1:0", "--no-provisioning", "--keep-alive", "--log-level", "info"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = std::io::BufReader::new(acs.0.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("the ACS says where it listens").unwrap();
+        if let Some(i) = line.find("http://") {
+            break line[i..].split_whitespace().next().unwrap().to_string();
+        }
+    };
+    let model =
+        Arc::new(load_profile(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/profiles/example-tr181-gateway"))).unwrap());
+    let run = |secs: u64| {
+        let mut plan = Plan::new(
+            model.clone(),
+            url.clone(),
+            cpe_sim::transport::TransportConfig {
+                timeout: Duration::from_secs(5),
+                max_body: cpe_sim::transport::DEFAULT_MAX_BODY,
+                tls: cpe_sim::transport::tls::client_config(&cpe_sim::transport::tls::TlsOptions {
+                    no_system_roots: true,
+                    ..Default::default()
+                })
+                .unwrap(),
+                credentials: None,
+            },
+            200,
+        );
+        plan.mode = Mode::Daemon;
+        plan.periodic = PeriodicPlan { multiplier: 1.0, interval: Some(Duration::from_millis(100)) };
+        plan.boot = engine::Boot::Spread(Duration::from_millis(100));
+        let before = TOTAL.load(Ordering::Relaxed);
+        let out = engine::run(
+            plan,
+            Some(Duration::from_secs(secs)),
+            &Outputs { progress_every: Duration::from_secs(1), ..Outputs::default() },
+            Vec::new(),
+        )
+        .unwrap();
+        (TOTAL.load(Ordering::Relaxed) - before, out.total.outcomes.completed)
+    };
+    let (a_short, s_short) = run(1);
+    let (a_long, s_long) = run(3);
+    drop(acs);
+    assert!(s_long > s_short + 500, "the longer run made {s_long} sessions, the shorter {s_short}");
+    (a_long.saturating_sub(a_short)) as f64 / (s_long - s_short) as f64
 }
