@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Fleet scale on this machine: RSS per CPE at 1M CPEs (growth over a 2-CPE baseline ÷ CPEs;
-# floor ≤ 128 B), the time to schedule them all, and whether 10M CPEs start and run.
+# Fleet scale on this machine: RSS per idle CPE as the slope from 100k to 1M CPEs (floor ≤ 128 B,
+# issue 9), the time to schedule them all, and whether 10M CPEs start and run.
 # First contacts are spread over an hour, so the fleet is idle while measured; an idle
 # `cpe-sim acs` listens on loopback. Usage: scripts/bench-scale.sh [seconds=5]
 set -euo pipefail
@@ -24,9 +24,11 @@ run() { # cpes → "peak_rss_bytes schedule_ms"
 }
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)"
 read -r base base_ms < <(run 2)
+read -r k100 k100_ms < <(run 100000)
 read -r m1 m1_ms < <(run 1000000)
-per=$(( (m1 - base) / 1000000 ))
-echo "1M CPEs: peak RSS $((m1 / 1048576)) MiB (baseline $((base / 1048576)) MiB) → $per B per CPE (floor 128); scheduled in ${m1_ms} ms"
+per=$(( (m1 - k100) / 900000 ))
+echo "100k CPEs: peak RSS $((k100 / 1048576)) MiB; scheduled in ${k100_ms} ms"
+echo "1M CPEs: peak RSS $((m1 / 1048576)) MiB (baseline $((base / 1048576)) MiB) → $per B per CPE from 100k to 1M (floor 128); scheduled in ${m1_ms} ms"
 read -r m10 m10_ms < <(run 10000000)
 echo "10M CPEs: started and ran ${secs}s; peak RSS $((m10 / 1048576)) MiB → $(( (m10 - base) / 10000000 )) B per CPE; scheduled in ${m10_ms} ms"
 echo "command: cpe-sim --acs-url http://127.0.0.1:$port/ --cpes N --boot-spread 1h --duration ${secs}s --report-json FILE"

@@ -80,9 +80,6 @@ pub fn spawn(
             let span = tracing::info_span!("shard", id);
             let _g = span.enter();
             let shard = Shard::new(&plan, id);
-            let mut first = ShardReport::new(id, Recorder::new());
-            first.scheduled = Some(shard.cpes.len() as u32);
-            let _ = reports.send(first);
             rt.block_on(shard.run(&reports, spares, control, owner));
         });
         if let Err(payload) = std::panic::catch_unwind(run) {
@@ -383,6 +380,9 @@ impl<'p> Shard<'p> {
             Clock::Manual(_) => None,
         };
         self.boot(plan.clock.now().0);
+        let mut first = ShardReport::new(self.id, Recorder::new());
+        first.scheduled = Some(self.cpes.len() as u32);
+        let _ = reports.send(first);
         let mut next_report = Instant::now() + plan.report_every;
         let report_sleep = tokio::time::sleep_until(next_report.into());
         tokio::pin!(report_sleep);
