@@ -606,6 +606,11 @@ impl<'p> Shard<'p> {
             r.save(&self.cpes[k as usize]);
         }
         self.rearm(k);
+        if plan.verbose && !daemon {
+            if let Some(next) = self.agendas[k as usize].next_deadline(false).filter(|t| *t > now + 1000) {
+                info!(in_s = (next - now) / 1000, "waiting for work the ACS scheduled (Ctrl-C to stop)");
+            }
+        }
     }
 
     /// The ACS set ManagementServer.URL: CPE `k` informs the new one from its next session.
