@@ -126,6 +126,19 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// Makes the run's ACS URL the default of ManagementServer.URL (see
+    /// [`Model::publish_acs_url`]), so a GetParameterValues reads back the URL in use. A model
+    /// shared elsewhere is copied once; the binary publishes before sharing, so nothing is.
+    pub fn publish_acs_url(&mut self) {
+        if self.model.publishes_acs_url(&self.acs_url) {
+            return;
+        }
+        Arc::make_mut(&mut self.model).publish_acs_url(&self.acs_url);
+        self.template = Arc::new(InformTemplate::new(&self.model));
+    }
+}
+
 /// What the main thread tells shards.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Control {
@@ -369,11 +382,12 @@ pub(crate) fn progress_line(
 /// # Errors
 /// Shard threads that cannot start, or an output file that cannot be written.
 pub fn run(
-    plan: Plan,
+    mut plan: Plan,
     duration: Option<Duration>,
     out: &Outputs,
     owners: Vec<tokio::sync::mpsc::UnboundedReceiver<CpeMsg>>,
 ) -> anyhow::Result<FleetOutcome> {
+    plan.publish_acs_url();
     let plan = Arc::new(plan);
     let started = Instant::now();
     let mut hdr = match &out.hdr_log {

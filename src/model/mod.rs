@@ -22,7 +22,7 @@ pub use identity::{DeviceId, Identity, Template};
 pub use tree::{Loc, NodeId, NodeKind, Notification, ParamTree};
 pub use types::ParamType;
 
-use tree::Inst;
+use tree::{Inst, ValueSource};
 
 /// The well-known parameters the simulator itself reads or writes, resolved once.
 #[derive(Debug, Clone, Default)]
@@ -86,7 +86,7 @@ pub enum ModelError {
 }
 
 /// A compiled profile: everything CPEs of one kind share.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Model {
     /// The profile's name (for logs and reports).
     pub name: String,
@@ -193,6 +193,28 @@ impl Model {
         now: crate::time::UnixMillis,
     ) -> Device<'a> {
         Device { model: self, id, delta, boot_at, now }
+    }
+
+    /// Makes `url` (the URL the run informs) the default of ManagementServer.URL, so that every
+    /// CPE reads back the URL in use at no per-CPE cost; a CPE the ACS moved keeps its own value
+    /// in its delta. Returns whether the default changed (start-up only).
+    pub fn publish_acs_url(&mut self, url: &str) -> bool {
+        let Some(node) = self.well_known.acs_url.filter(|_| !self.publishes_acs_url(url)) else { return false };
+        self.tree.set_default(node, ValueSource::fixed(url));
+        true
+    }
+
+    /// Whether ManagementServer.URL's default is `url` already (or the profile has no URL).
+    pub fn publishes_acs_url(&self, url: &str) -> bool {
+        let Some(spec) = self.well_known.acs_url.and_then(|n| self.tree.node(n).param()) else { return true };
+        matches!(&spec.default, ValueSource::Static { raw, .. } if &**raw == url)
+    }
+
+    /// The URL CPE `delta` informs when the ACS set one of its own (ManagementServer.URL in
+    /// its delta), else `None`: it informs the run's.
+    pub fn own_acs_url<'d>(&self, delta: &'d Delta) -> Option<&'d str> {
+        let node = self.well_known.acs_url?;
+        delta.value(&Loc::plain(node)).map(|v| &*v.value).filter(|v| !v.is_empty())
     }
 
     /// The Connection Request credentials of a CPE (the profile's, or what the ACS set).
