@@ -914,3 +914,152 @@ fn the_binary_reads_back_its_acs_url() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(urls_read_back(&acs.raw), [acs.url()]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 10. ACS credentials per CPE: ManagementServer.Username/Password (profile templates), the run's
+//     --acs-username/--acs-password for every CPE, an ACS's SPV of them from the next session.
+
+/// An ACS that wants HTTP Basic on every POST (any credentials), then answers as `handler`.
+fn wants_basic(
+    handler: impl Fn(&RawRequest, usize) -> RawReply + Send + Sync + 'static,
+) -> impl Fn(&RawRequest, usize) -> RawReply + Send + Sync + 'static {
+    move |req, n| {
+        if req.method == "POST" && req.header("authorization").is_none() {
+            return RawReply::Send(http("401 Unauthorized", &[("WWW-Authenticate", "Basic realm=\"acs\"")], b""));
+        }
+        handler(req, n)
+    }
+}
+
+/// (serial, Inform event codes or empty for a later POST, `user:password`) of every POST that
+/// carried credentials.
+fn credentials_seen(raw: &RawAcs) -> Vec<(String, Vec<String>, String)> {
+    use base64::Engine;
+    raw.requests()
+        .iter()
+        .filter_map(|r| {
+            let basic = r.header("authorization")?.strip_prefix("Basic ")?;
+            let pair = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(basic).unwrap()).unwrap();
+            let body = r.body_str();
+            let (serial, events) = match body.contains("<cwmp:Inform>") {
+                true => (texts(&body, "SerialNumber").pop().unwrap_or_default(), texts(&body, "EventCode")),
+                false => (cookie_serial(r).unwrap_or_default(), Vec::new()),
+            };
+            Some((serial, events, pair))
+        })
+        .collect()
+}
+
+/// The TR-181 example with a per-CPE Password template (its Username is `{oui}-{serial}`).
+fn model_with_passwords() -> Arc<Model> {
+    use cpe_sim::model::tree::ValueSource;
+    let mut model = profile(TR181);
+    let node = model.well_known.acs_password.unwrap();
+    model.tree.set_default(node, ValueSource::Template(cpe_sim::model::Template::compile("pw-{serial}", 0).unwrap()));
+    Arc::new(model)
+}
+
+/// Each CPE answers the challenge with its own profile credentials.
+fn each_cpe_has_its_own_acs_credentials(cpes: u32) {
+    let acs = Acs::start(wants_basic(scripted(|s| ok(s, vec![]))));
+    let mut p = plan_for(model_with_passwords(), acs.url(), cpes, None);
+    p.mode = Mode::OneShot;
+    p.shards = cpes.min(2) as u16;
+    let outcome = start(p, None, vec![]).wait(Duration::from_secs(30));
+    assert_eq!(outcome.total.outcomes.failed_sessions(), 0, "{:?}", outcome.total.outcomes.last_failure);
+    let seen = credentials_seen(&acs.raw);
+    // The Inform (after the challenge) and the empty POST.
+    assert_eq!(seen.len(), 2 * cpes as usize, "{seen:?}");
+    for (serial, _, pair) in seen {
+        assert_eq!(pair, format!("FEFEFE-{serial}:pw-{serial}"));
+    }
+}
+
+#[test]
+fn each_cpe_has_its_own_acs_credentials_for_one_cpe() {
+    each_cpe_has_its_own_acs_credentials(1);
+}
+
+#[test]
+fn each_cpe_has_its_own_acs_credentials_in_a_fleet() {
+    each_cpe_has_its_own_acs_credentials(3);
+}
+
+const USERNAME: &str = "Device.ManagementServer.Username";
+
+fn gpv_username() -> Vec<u8> {
+    rpc("gpv", &format!("<cwmp:GetParameterValues><ParameterNames soap-enc:arrayType=\"xsd:string[1]\"><string>{USERNAME}</string></ParameterNames></cwmp:GetParameterValues>"))
+}
+
+/// The run's credentials (--acs-username/--acs-password) are every CPE's, and read back as its
+/// Username; an ACS's SPV of a CPE's Username/Password applies from its next session: the rest
+/// of the session that set them still uses the old ones.
+fn run_credentials_then_the_acs_sets_new_ones(cpes: u32) {
+    let acs = Acs::start(wants_basic(scripted(|s| {
+        match s.n {
+        0 => ok(
+            s,
+            vec![
+                gpv_username(),
+                rpc("spv", &format!("<cwmp:SetParameterValues><ParameterList soap-enc:arrayType=\"cwmp:ParameterValueStruct[2]\"><ParameterValueStruct><Name>{USERNAME}</Name><Value xsi:type=\"xsd:string\">new-{0}</Value></ParameterValueStruct><ParameterValueStruct><Name>Device.ManagementServer.Password</Name><Value xsi:type=\"xsd:string\">pw-{0}</Value></ParameterValueStruct></ParameterList><ParameterKey>creds</ParameterKey></cwmp:SetParameterValues>", s.serial)),
+                gpv_username(),
+            ],
+        ),
+        _ => ok(s, vec![gpv_username()]),
+    }
+    })));
+    let (clock, hand) = manual();
+    let mut p = plan_for(model_with_passwords(), acs.url(), cpes, Some(clock));
+    p.shards = cpes.min(2) as u16;
+    p.periodic = PeriodicPlan { multiplier: 1.0, interval: Some(Duration::from_secs(60)) };
+    p.transport.credentials = Some(cpe_sim::transport::auth::Credentials { username: "run-user".into(), password: "run-pass".into() });
+    let run = start(p, Some(Duration::from_secs(60)), vec![]);
+    let n = cpes as u64;
+    run.wait_for("the bootstraps", |r| r.outcomes.completed >= n);
+    hand.advance(Duration::from_secs(60));
+    run.wait_for("the periodic sessions", |r| r.outcomes.completed >= 2 * n);
+    let outcome = run.finish();
+    assert_eq!(outcome.total.outcomes.failed_sessions(), 0, "{:?}", outcome.total.outcomes.last_failure);
+    let seen = credentials_seen(&acs.raw);
+    for i in 0..cpes {
+        let s = serial(i);
+        let mine: Vec<_> = seen.iter().filter(|(serial, _, _)| *serial == s).collect();
+        let second = mine.iter().position(|(_, e, _)| e == &["2 PERIODIC"]).unwrap_or_else(|| panic!("{mine:?}"));
+        assert!(second >= 4, "the bootstrap session's Inform and three answers come first: {mine:?}");
+        assert!(mine[..second].iter().all(|(_, _, p)| p == "run-user:run-pass"), "the session that set them: {mine:?}");
+        assert!(mine[second..].iter().all(|(_, _, p)| *p == format!("new-{s}:pw-{s}")), "from the next session: {mine:?}");
+    }
+    // What the ACS read back: the run's Username, then the one it set.
+    let users: Vec<String> = acs
+        .raw
+        .requests()
+        .iter()
+        .map(|r| r.body_str())
+        .filter(|b| b.contains("GetParameterValuesResponse"))
+        .map(|b| crate::support::value_of(&b, USERNAME).unwrap())
+        .collect();
+    assert_eq!(users.iter().filter(|u| *u == "run-user").count(), cpes as usize, "{users:?}");
+    assert_eq!(users.iter().filter(|u| u.starts_with("new-")).count(), 2 * cpes as usize, "{users:?}");
+}
+
+#[test]
+fn run_credentials_then_the_acs_sets_new_ones_for_one_cpe() {
+    run_credentials_then_the_acs_sets_new_ones(1);
+}
+
+#[test]
+fn run_credentials_then_the_acs_sets_new_ones_in_a_fleet() {
+    run_credentials_then_the_acs_sets_new_ones(3);
+}
+
+/// The binary publishes --acs-username/--acs-password as every CPE's credentials.
+#[test]
+fn the_binary_answers_with_and_reads_back_its_acs_username() {
+    let acs = Acs::start(wants_basic(scripted(|s| ok(s, vec![gpv_username()]))));
+    let (code, _, err) = cpe_sim(&["--acs-url", &acs.url(), "--acs-username", "flag-user", "--acs-password", "flag-pass"]);
+    assert_eq!(code, 0, "{err}");
+    let seen = credentials_seen(&acs.raw);
+    assert!(!seen.is_empty() && seen.iter().all(|(_, _, p)| p == "flag-user:flag-pass"), "{seen:?}");
+    let body = acs.raw.requests().iter().map(|r| r.body_str()).find(|b| b.contains("GetParameterValuesResponse")).unwrap();
+    assert_eq!(crate::support::value_of(&body, USERNAME).as_deref(), Some("flag-user"));
+}

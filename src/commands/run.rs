@@ -205,10 +205,13 @@ pub fn run(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Option
             (server.url(), Some(server))
         }
     };
-    // ManagementServer.URL reads back the URL the run informs (published before the model is
-    // shared, so the engine need not copy it).
+    // ManagementServer.URL reads back the URL the run informs, and Username/Password the run's
+    // credentials if given (published before the model is shared, so the engine need not copy it).
     let mut model = model;
     model.publish_acs_url(&acs_url);
+    if let Some(c) = &transport.credentials {
+        model.publish_acs_credentials(&c.username, &c.password);
+    }
     let (model, mut listeners) = side_rt.block_on(start_listeners(args, model, shards, single, live.clone()))?;
     let receivers = std::mem::take(&mut listeners.receivers);
     let mut store = open_store(args, &model)?;

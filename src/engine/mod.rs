@@ -128,13 +128,20 @@ impl Plan {
 
 impl Plan {
     /// Makes the run's ACS URL the default of ManagementServer.URL (see
-    /// [`Model::publish_acs_url`]), so a GetParameterValues reads back the URL in use. A model
-    /// shared elsewhere is copied once; the binary publishes before sharing, so nothing is.
+    /// [`Model::publish_acs_url`]), so a GetParameterValues reads back the URL in use, and the
+    /// run's ACS credentials, if any, those of ManagementServer.Username/Password
+    /// ([`Model::publish_acs_credentials`]). A model shared elsewhere is copied once; the binary
+    /// publishes before sharing, so nothing is.
     pub fn publish_acs_url(&mut self) {
-        if self.model.publishes_acs_url(&self.acs_url) {
+        let creds = self.transport.credentials.as_ref();
+        if self.model.publishes_acs_url(&self.acs_url) && (creds.is_none() || self.model.acs_credentials_from_run) {
             return;
         }
-        Arc::make_mut(&mut self.model).publish_acs_url(&self.acs_url);
+        let model = Arc::make_mut(&mut self.model);
+        model.publish_acs_url(&self.acs_url);
+        if let Some(c) = creds {
+            model.publish_acs_credentials(&c.username, &c.password);
+        }
         self.template = Arc::new(InformTemplate::new(&self.model));
     }
 }
