@@ -540,3 +540,24 @@ fn writing_the_acs_url_in_use_is_no_change() {
         assert!(texts(&cpe.inform(), "EventCode").contains(&"0 BOOTSTRAP".to_string()), "{p}: a new URL owes a BOOTSTRAP");
     }
 }
+
+/// Whose ACS credentials a CPE has: none with the example profiles' empty Password; the run's
+/// when published (and read back as Username); its own once its ACS set them.
+#[test]
+fn acs_credentials_per_cpe() {
+    for p in PROFILES {
+        let mut cpe = Cpe::new(p, 3);
+        let r = cpe.root().to_string();
+        assert_eq!(cpe.model.acs_credentials(cpe.state.id, &cpe.state.delta), None, "{p}: an empty Password is none");
+        assert!(cpe.model.publish_acs_credentials("run-user", "run-pass"));
+        assert!(!cpe.model.publish_acs_credentials("run-user", "run-pass"));
+        assert_eq!(cpe.model.acs_credentials(cpe.state.id, &cpe.state.delta), Some(("run-user".into(), "run-pass".into())), "{p}");
+        assert_eq!(cpe.get(&format!("{r}.ManagementServer.Username")).as_deref(), Some("run-user"));
+        cpe.open();
+        let set = format!("<cwmp:SetParameterValues><ParameterList><ParameterValueStruct><Name>{r}.ManagementServer.Username</Name><Value>run-user</Value></ParameterValueStruct><ParameterValueStruct><Name>{r}.ManagementServer.Password</Name><Value>mine</Value></ParameterValueStruct></ParameterList><ParameterKey>c</ParameterKey></cwmp:SetParameterValues>");
+        assert_eq!(texts(&cpe.rpc("s", &set), "Status"), ["0"]);
+        let s = cpe.close();
+        assert!(s.changes.contains(cpe_sim::model::ChangeSet::ACS_CREDENTIALS), "{p}: the Password is new");
+        assert_eq!(cpe.model.acs_credentials(cpe.state.id, &cpe.state.delta), Some(("run-user".into(), "mine".into())), "{p}");
+    }
+}

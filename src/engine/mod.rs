@@ -132,7 +132,7 @@ impl Plan {
     /// run's ACS credentials, if any, those of ManagementServer.Username/Password
     /// ([`Model::publish_acs_credentials`]). A model shared elsewhere is copied once; the binary
     /// publishes before sharing, so nothing is.
-    pub fn publish_acs_url(&mut self) {
+    pub fn publish_acs_settings(&mut self) {
         let creds = self.transport.credentials.as_ref();
         if self.model.publishes_acs_url(&self.acs_url) && (creds.is_none() || self.model.acs_credentials_from_run) {
             return;
@@ -394,7 +394,7 @@ pub fn run(
     out: &Outputs,
     owners: Vec<tokio::sync::mpsc::UnboundedReceiver<CpeMsg>>,
 ) -> anyhow::Result<FleetOutcome> {
-    plan.publish_acs_url();
+    plan.publish_acs_settings();
     let plan = Arc::new(plan);
     let started = Instant::now();
     let mut hdr = match &out.hdr_log {

@@ -38,7 +38,7 @@ pub fn sweep(
     out: &Outputs,
 ) -> anyhow::Result<(Vec<SweepStep>, Option<usize>, Value)> {
     let cpes = plan.cpes;
-    plan.publish_acs_url();
+    plan.publish_acs_settings();
     let plan = Arc::new(plan);
     let mut running = Running::start(plan.clone(), Vec::new())?;
     let mut total = Recorder::new();
