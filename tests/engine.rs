@@ -28,42 +28,44 @@ use crate::support::{acs_envelope, inform_response, profile, test_transport, tex
 
 /// What the ACS saw in one Inform.
 #[derive(Debug, Clone)]
-struct Seen {
-    serial: String,
+pub(crate) struct Seen {
+    pub(crate) serial: String,
     /// The Host header (to serve files from the same server).
-    host: String,
+    pub(crate) host: String,
     /// How many Informs this CPE sent before this one.
-    n: usize,
+    pub(crate) n: usize,
+    /// The Inform's event codes.
+    pub(crate) events: Vec<String>,
 }
 
 /// How the ACS answers one session: the reply to the Inform, then one reply per later POST of
 /// the session (then 204).
-struct Answer {
+pub(crate) struct Answer {
     inform: RawReply,
     then: Vec<Vec<u8>>,
 }
 
 /// The CPE's serial rides in a cookie, so the ACS knows whose session a later POST belongs to.
-fn inform_ok(s: &Seen) -> Vec<u8> {
+pub(crate) fn inform_ok(s: &Seen) -> Vec<u8> {
     let cookie = format!("cpe={}; Path=/", s.serial);
     http("200 OK", &[("Content-Type", "text/xml"), ("Set-Cookie", &cookie)], &inform_response("1"))
 }
 
 /// Answers the Inform, then sends `then` one by one.
-fn ok(s: &Seen, then: Vec<Vec<u8>>) -> Answer {
+pub(crate) fn ok(s: &Seen, then: Vec<Vec<u8>>) -> Answer {
     Answer { inform: RawReply::Send(inform_ok(s)), then }
 }
 
 /// An ACS request in an HTTP 200.
-fn rpc(id: &str, body: &str) -> Vec<u8> {
+pub(crate) fn rpc(id: &str, body: &str) -> Vec<u8> {
     http("200 OK", &[("Content-Type", "text/xml")], &acs_envelope(id, body))
 }
 
-fn status(line: &str) -> Vec<u8> {
+pub(crate) fn status(line: &str) -> Vec<u8> {
     http(line, &[], b"")
 }
 
-fn spv(name: &str, value: &str) -> Vec<u8> {
+pub(crate) fn spv(name: &str, value: &str) -> Vec<u8> {
     rpc("spv", &format!("<cwmp:SetParameterValues><ParameterList soap-enc:arrayType=\"cwmp:ParameterValueStruct[1]\"><ParameterValueStruct><Name>{name}</Name><Value xsi:type=\"xsd:string\">{value}</Value></ParameterValueStruct></ParameterList><ParameterKey>k</ParameterKey></cwmp:SetParameterValues>"))
 }
 
@@ -75,7 +77,9 @@ fn cookie_serial(req: &RawRequest) -> Option<String> {
 }
 
 /// An ACS whose `script` decides each session from its Inform; GETs are served [`FILE`].
-fn scripted(script: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> impl Fn(&RawRequest, usize) -> RawReply + Send + Sync + 'static {
+pub(crate) fn scripted(
+    script: impl Fn(&Seen) -> Answer + Send + Sync + 'static,
+) -> impl Fn(&RawRequest, usize) -> RawReply + Send + Sync + 'static {
     let queues: Mutex<HashMap<String, VecDeque<Vec<u8>>>> = Mutex::default();
     let counts: Mutex<HashMap<String, usize>> = Mutex::default();
     move |req, _| {
@@ -91,7 +95,7 @@ fn scripted(script: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> impl Fn
                 *e += 1;
                 *e - 1
             };
-            let seen = Seen { serial, host: req.header("host").unwrap_or_default().to_string(), n };
+            let seen = Seen { serial, host: req.header("host").unwrap_or_default().to_string(), n, events: texts(&body, "EventCode") };
             let a = script(&seen);
             queues.lock().unwrap().insert(seen.serial.clone(), a.then.into());
             return a.inform;
@@ -105,39 +109,39 @@ fn scripted(script: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> impl Fn
 }
 
 /// A RawAcs on a runtime of its own (the engine runs on plain threads).
-struct Acs {
-    raw: RawAcs,
+pub(crate) struct Acs {
+    pub(crate) raw: RawAcs,
     _rt: tokio::runtime::Runtime,
 }
 
 impl Acs {
-    fn start(handler: impl Fn(&RawRequest, usize) -> RawReply + Send + Sync + 'static) -> Acs {
+    pub(crate) fn start(handler: impl Fn(&RawRequest, usize) -> RawReply + Send + Sync + 'static) -> Acs {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let raw = rt.block_on(RawAcs::start(handler));
         Acs { raw, _rt: rt }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         self.raw.url("/acs")
     }
 
     /// (serial, event codes) of every Inform, in arrival order.
-    fn informs(&self) -> Vec<(String, Vec<String>)> {
+    pub(crate) fn informs(&self) -> Vec<(String, Vec<String>)> {
         informs(&self.raw)
     }
 
     /// The event codes of each Inform of `serial`.
-    fn informs_of(&self, serial: &str) -> Vec<Vec<String>> {
+    pub(crate) fn informs_of(&self, serial: &str) -> Vec<Vec<String>> {
         self.informs().into_iter().filter(|(s, _)| s == serial).map(|(_, e)| e).collect()
     }
 
-    fn gets(&self) -> usize {
+    pub(crate) fn gets(&self) -> usize {
         self.raw.requests().iter().filter(|r| r.method == "GET").count()
     }
 }
 
 /// (serial, event codes) of every Inform `raw` saw, in arrival order.
-fn informs(raw: &RawAcs) -> Vec<(String, Vec<String>)> {
+pub(crate) fn informs(raw: &RawAcs) -> Vec<(String, Vec<String>)> {
     raw.requests()
         .iter()
         .map(|r| r.body_str())
@@ -146,17 +150,17 @@ fn informs(raw: &RawAcs) -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
-fn serial(index: u32) -> String {
+pub(crate) fn serial(index: u32) -> String {
     format!("FEFEFE{index:06X}")
 }
 
 /// A daemon plan for `cpes` CPEs of the TR-181 example (no periodic informs: the profile has
 /// them off), on `clock` when given.
-fn plan(url: String, cpes: u32, clock: Option<Clock>) -> Plan {
+pub(crate) fn plan(url: String, cpes: u32, clock: Option<Clock>) -> Plan {
     plan_for(Arc::new(profile(TR181)), url, cpes, clock)
 }
 
-fn plan_for(model: Arc<Model>, url: String, cpes: u32, clock: Option<Clock>) -> Plan {
+pub(crate) fn plan_for(model: Arc<Model>, url: String, cpes: u32, clock: Option<Clock>) -> Plan {
     let mut p = Plan::new(model, url, test_transport(), cpes);
     p.mode = Mode::Daemon;
     p.report_every = Duration::from_millis(50);
@@ -168,12 +172,12 @@ fn plan_for(model: Arc<Model>, url: String, cpes: u32, clock: Option<Clock>) -> 
     p
 }
 
-fn manual() -> (Clock, Arc<ManualClock>) {
+pub(crate) fn manual() -> (Clock, Arc<ManualClock>) {
     Clock::manual(T0)
 }
 
 /// The engine running on a thread of its own.
-struct Running {
+pub(crate) struct Running {
     done: mpsc::Receiver<anyhow::Result<FleetOutcome>>,
     stop: Arc<AtomicBool>,
     live: Arc<Mutex<Recorder>>,
@@ -186,7 +190,7 @@ impl Drop for Running {
     }
 }
 
-fn start(plan: Plan, duration: Option<Duration>, owners: Vec<tokio::sync::mpsc::UnboundedReceiver<CpeMsg>>) -> Running {
+pub(crate) fn start(plan: Plan, duration: Option<Duration>, owners: Vec<tokio::sync::mpsc::UnboundedReceiver<CpeMsg>>) -> Running {
     let stop = Arc::new(AtomicBool::new(false));
     let live = Arc::new(Mutex::new(Recorder::new()));
     let out =
@@ -202,7 +206,7 @@ impl Running {
     /// Waits (real time, bounded) until the running totals satisfy `cond`. The totals are those
     /// the shards reported, and a shard reports a session only after handing its end to the
     /// CPE's agenda, so the CPE is idle again (or re-queued) when this returns.
-    fn wait_for(&self, what: &str, cond: impl Fn(&Recorder) -> bool) {
+    pub(crate) fn wait_for(&self, what: &str, cond: impl Fn(&Recorder) -> bool) {
         let end = Instant::now() + Duration::from_secs(15);
         while !cond(&self.live.lock().unwrap()) {
             assert!(Instant::now() < end, "timed out waiting for {what}");
@@ -211,7 +215,7 @@ impl Running {
     }
 
     /// Waits for the run to end by itself, at most `bound`.
-    fn wait(self, bound: Duration) -> FleetOutcome {
+    pub(crate) fn wait(self, bound: Duration) -> FleetOutcome {
         match self.done.recv_timeout(bound) {
             Ok(r) => r.expect("the run ends without an error"),
             Err(e) => panic!("the run did not end within {bound:?} ({e:?})"),
@@ -219,14 +223,14 @@ impl Running {
     }
 
     /// Stops the run and returns its outcome.
-    fn finish(self) -> FleetOutcome {
+    pub(crate) fn finish(self) -> FleetOutcome {
         self.stop.store(true, Ordering::SeqCst);
         self.wait(Duration::from_secs(20))
     }
 }
 
 /// Waits (real time, bounded) until `cond`.
-fn eventually(what: &str, cond: impl Fn() -> bool) {
+pub(crate) fn eventually(what: &str, cond: impl Fn() -> bool) {
     let end = Instant::now() + Duration::from_secs(15);
     while !cond() {
         assert!(Instant::now() < end, "timed out waiting for {what}");
@@ -235,7 +239,7 @@ fn eventually(what: &str, cond: impl Fn() -> bool) {
 }
 
 /// Real time for something that must not happen to show up.
-const GRACE: Duration = Duration::from_millis(500);
+pub(crate) const GRACE: Duration = Duration::from_millis(500);
 
 // ---------------------------------------------------------------------------------------------
 // 1. Stopping while sessions are open.
@@ -733,4 +737,329 @@ fn a_single_cpe_writes_its_hdr_log() {
     let text = std::fs::read_to_string(&log).expect("the interval log");
     assert!(!text.is_empty());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. ManagementServer.URL: the URL in use reads back, writing it again changes nothing, a new
+//    one is followed with a BOOTSTRAP (and survives a restart: tests/persist.rs).
+
+pub(crate) const URL: &str = "Device.ManagementServer.URL";
+
+/// One file of the shared case `same-url` (../shared/cwmp/cases/same-url/).
+fn same_url_case(name: &str) -> String {
+    std::fs::read_to_string(crate::support::repo(&format!("tests/fixtures/same-url/{name}"))).unwrap()
+}
+
+fn xml(body: String) -> Vec<u8> {
+    http("200 OK", &[("Content-Type", "text/xml")], body.as_bytes())
+}
+
+/// The shared case's lab ACS: in every session after a BOOTSTRAP or BOOT it reads
+/// ManagementServer.URL (`gpv-url.xml`), then writes back the URL its CPEs inform, with periodic
+/// informs every 60 s (`spv-same-url.xml`).
+pub(crate) fn lab_acs(s: &Seen) -> Answer {
+    if s.events.iter().any(|e| e == "0 BOOTSTRAP" || e == "1 BOOT") {
+        let same = same_url_case("spv-same-url.xml").replace("{SAMEURL}", &format!("http://{}/acs", s.host));
+        ok(s, vec![xml(same_url_case("gpv-url.xml")), xml(same)])
+    } else {
+        ok(s, vec![])
+    }
+}
+
+/// The URLs the CPEs read back in their GetParameterValuesResponses to `raw`.
+pub(crate) fn urls_read_back(raw: &RawAcs) -> Vec<String> {
+    raw.requests()
+        .iter()
+        .map(|r| r.body_str())
+        .filter(|b| b.contains("GetParameterValuesResponse"))
+        .map(|b| crate::support::value_of(&b, URL).unwrap_or_else(|| panic!("no {URL} in {b}")))
+        .collect()
+}
+
+/// The Status of every SetParameterValuesResponse `raw` received.
+fn spv_statuses(raw: &RawAcs) -> Vec<String> {
+    raw.requests()
+        .iter()
+        .map(|r| r.body_str())
+        .filter(|b| b.contains("SetParameterValuesResponse"))
+        .flat_map(|b| texts(&b, "Status"))
+        .collect()
+}
+
+/// Bootstrap, gpv-url, spv-same-url: the CPEs read back the URL they inform, and writing it
+/// again owes nothing: the next session is the periodic one, without `0 BOOTSTRAP`.
+fn writing_the_url_in_use_changes_nothing(cpes: u32) {
+    let acs = Acs::start(scripted(lab_acs));
+    let (clock, hand) = manual();
+    let mut p = plan(acs.url(), cpes, Some(clock));
+    p.shards = cpes.min(2) as u16;
+    let run = start(p, Some(Duration::from_secs(60)), vec![]);
+    let n = cpes as u64;
+    run.wait_for("the bootstraps", |r| r.outcomes.completed >= n);
+    std::thread::sleep(GRACE);
+    for i in 0..cpes {
+        assert_eq!(acs.informs_of(&serial(i)).len(), 1, "CPE {i}: no session owed after the same URL: {:?}", acs.informs_of(&serial(i)));
+    }
+    hand.advance(Duration::from_secs(60));
+    run.wait_for("the periodic sessions", |r| r.outcomes.completed >= 2 * n);
+    std::thread::sleep(GRACE);
+    let outcome = run.finish();
+    assert_eq!(outcome.total.outcomes.failed_sessions(), 0, "{:?}", outcome.total.outcomes.last_failure);
+    assert_eq!(urls_read_back(&acs.raw), vec![acs.url(); cpes as usize], "the URL in use, not the profile's placeholder");
+    assert_eq!(spv_statuses(&acs.raw), vec!["0".to_string(); cpes as usize]);
+    for i in 0..cpes {
+        let informs = acs.informs_of(&serial(i));
+        assert_eq!(informs.len(), 2, "CPE {i}: {informs:?}");
+        assert!(informs[0].contains(&"0 BOOTSTRAP".to_string()), "{informs:?}");
+        assert_eq!(informs[1], ["2 PERIODIC"], "CPE {i}: the same URL owes no BOOTSTRAP");
+    }
+}
+
+#[test]
+fn writing_the_url_in_use_changes_nothing_in_a_fleet() {
+    writing_the_url_in_use_changes_nothing(3);
+}
+
+/// The same, for one CPE on [`OneCpe`] (the binary's single-CPE path).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writing_the_url_in_use_changes_nothing_for_one_cpe() {
+    let acs = RawAcs::start(scripted(lab_acs)).await;
+    let url = acs.url("/acs");
+    let (clock, hand) = manual();
+    let mut cpe = OneCpe::new(profile(TR181), url.clone(), test_transport()).daemon(Duration::from_secs(60));
+    cpe.clock = Some(clock);
+    let stop = StopOnDrop(cpe.stop.clone());
+    let running = tokio::spawn(cpe.run());
+    wait_async("the bootstrap session's SetParameterValues", || !spv_statuses(&acs).is_empty()).await;
+    tokio::time::sleep(GRACE).await;
+    assert_eq!(informs(&acs).len(), 1, "no session owed after the same URL: {:?}", informs(&acs));
+    hand.advance(Duration::from_secs(60));
+    wait_async("the periodic session", || informs(&acs).len() >= 2).await;
+    tokio::time::sleep(GRACE).await;
+    stop.0.store(true, Ordering::SeqCst);
+    let (report, cpe) = running.await.unwrap();
+    assert_eq!(report.failed, 0, "{:?}", report.last_error);
+    assert_eq!(urls_read_back(&acs), std::slice::from_ref(&url));
+    assert_eq!(spv_statuses(&acs), ["0"]);
+    let seen: Vec<Vec<String>> = informs(&acs).into_iter().map(|(_, e)| e).collect();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[1], ["2 PERIODIC"], "the same URL owes no BOOTSTRAP: {seen:?}");
+    let model = profile(TR181);
+    let dev = model.device(cpe.id, &cpe.delta, cpe.boot_at, cpe.boot_at);
+    assert_eq!(model.own_acs_url(&cpe.delta), None, "the URL in use is not stored as the CPE's own");
+    assert_eq!(dev.get("Device.ManagementServer.PeriodicInformInterval").as_deref(), Some("60"), "the rest of the SPV applied");
+}
+
+/// Stops a run when dropped (a failed assertion leaves no engine running).
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+async fn wait_async(what: &str, cond: impl Fn() -> bool) {
+    let end = Instant::now() + Duration::from_secs(15);
+    while !cond() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The ACS moves its CPEs; each informs the new ACS once with `0 BOOTSTRAP`, reads back the new
+/// URL there, and the new ACS writing its own URL again starts no more BOOTSTRAPs.
+fn a_moved_cpe_bootstraps_once_at_its_new_acs(cpes: u32) {
+    let acs2 = Acs::start(scripted(lab_acs));
+    let new_url = acs2.url();
+    let acs1 = Acs::start(scripted(move |s| match s.n {
+        0 => ok(s, vec![spv(URL, &new_url)]),
+        _ => ok(s, vec![]),
+    }));
+    let (clock, _hand) = manual();
+    let mut p = plan(acs1.url(), cpes, Some(clock));
+    p.shards = cpes.min(2) as u16;
+    let run = start(p, Some(Duration::from_secs(60)), vec![]);
+    let n = cpes as u64;
+    run.wait_for("the sessions at both ACSes", |r| r.outcomes.completed >= 2 * n);
+    std::thread::sleep(GRACE);
+    let outcome = run.finish();
+    assert_eq!(outcome.total.outcomes.failed_sessions(), 0, "{:?}", outcome.total.outcomes.last_failure);
+    assert_eq!(urls_read_back(&acs2.raw), vec![acs2.url(); cpes as usize]);
+    for i in 0..cpes {
+        assert_eq!(acs1.informs_of(&serial(i)).len(), 1, "CPE {i}");
+        let at_new = acs2.informs_of(&serial(i));
+        assert_eq!(at_new.len(), 1, "CPE {i}: one BOOTSTRAP at the new ACS, no storm: {at_new:?}");
+        assert!(at_new[0].contains(&"0 BOOTSTRAP".to_string()), "{at_new:?}");
+    }
+}
+
+#[test]
+fn a_moved_cpe_bootstraps_once_at_its_new_acs_for_one_cpe() {
+    a_moved_cpe_bootstraps_once_at_its_new_acs(1);
+}
+
+#[test]
+fn a_moved_cpe_bootstraps_once_at_its_new_acs_in_a_fleet() {
+    a_moved_cpe_bootstraps_once_at_its_new_acs(3);
+}
+
+/// The binary reads back its `--acs-url` (run.rs publishes it before the listeners start).
+#[test]
+fn the_binary_reads_back_its_acs_url() {
+    let acs = Acs::start(scripted(|s| {
+        ok(s, vec![rpc("gpv", &format!("<cwmp:GetParameterValues><ParameterNames soap-enc:arrayType=\"xsd:string[1]\"><string>{URL}</string></ParameterNames></cwmp:GetParameterValues>"))])
+    }));
+    let (code, _, err) = cpe_sim(&["--acs-url", &acs.url()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(urls_read_back(&acs.raw), [acs.url()]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10. ACS credentials per CPE: ManagementServer.Username/Password (profile templates), the run's
+//     --acs-username/--acs-password for every CPE, an ACS's SPV of them from the next session.
+
+/// An ACS that wants HTTP Basic on every POST (any credentials), then answers as `handler`.
+fn wants_basic(
+    handler: impl Fn(&RawRequest, usize) -> RawReply + Send + Sync + 'static,
+) -> impl Fn(&RawRequest, usize) -> RawReply + Send + Sync + 'static {
+    move |req, n| {
+        if req.method == "POST" && req.header("authorization").is_none() {
+            return RawReply::Send(http("401 Unauthorized", &[("WWW-Authenticate", "Basic realm=\"acs\"")], b""));
+        }
+        handler(req, n)
+    }
+}
+
+/// (serial, Inform event codes or empty for a later POST, `user:password`) of every POST that
+/// carried credentials.
+fn credentials_seen(raw: &RawAcs) -> Vec<(String, Vec<String>, String)> {
+    use base64::Engine;
+    raw.requests()
+        .iter()
+        .filter_map(|r| {
+            let basic = r.header("authorization")?.strip_prefix("Basic ")?;
+            let pair = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(basic).unwrap()).unwrap();
+            let body = r.body_str();
+            let (serial, events) = match body.contains("<cwmp:Inform>") {
+                true => (texts(&body, "SerialNumber").pop().unwrap_or_default(), texts(&body, "EventCode")),
+                false => (cookie_serial(r).unwrap_or_default(), Vec::new()),
+            };
+            Some((serial, events, pair))
+        })
+        .collect()
+}
+
+/// The TR-181 example with a per-CPE Password template (its Username is `{oui}-{serial}`).
+fn model_with_passwords() -> Arc<Model> {
+    use cpe_sim::model::tree::ValueSource;
+    let mut model = profile(TR181);
+    let node = model.well_known.acs_password.unwrap();
+    model.tree.set_default(node, ValueSource::Template(cpe_sim::model::Template::compile("pw-{serial}", 0).unwrap()));
+    Arc::new(model)
+}
+
+/// Each CPE answers the challenge with its own profile credentials.
+fn each_cpe_has_its_own_acs_credentials(cpes: u32) {
+    let acs = Acs::start(wants_basic(scripted(|s| ok(s, vec![]))));
+    let mut p = plan_for(model_with_passwords(), acs.url(), cpes, None);
+    p.mode = Mode::OneShot;
+    p.shards = cpes.min(2) as u16;
+    let outcome = start(p, None, vec![]).wait(Duration::from_secs(30));
+    assert_eq!(outcome.total.outcomes.failed_sessions(), 0, "{:?}", outcome.total.outcomes.last_failure);
+    let seen = credentials_seen(&acs.raw);
+    // The Inform (after the challenge) and the empty POST.
+    assert_eq!(seen.len(), 2 * cpes as usize, "{seen:?}");
+    for (serial, _, pair) in seen {
+        assert_eq!(pair, format!("FEFEFE-{serial}:pw-{serial}"));
+    }
+}
+
+#[test]
+fn each_cpe_has_its_own_acs_credentials_for_one_cpe() {
+    each_cpe_has_its_own_acs_credentials(1);
+}
+
+#[test]
+fn each_cpe_has_its_own_acs_credentials_in_a_fleet() {
+    each_cpe_has_its_own_acs_credentials(3);
+}
+
+const USERNAME: &str = "Device.ManagementServer.Username";
+
+fn gpv_username() -> Vec<u8> {
+    rpc("gpv", &format!("<cwmp:GetParameterValues><ParameterNames soap-enc:arrayType=\"xsd:string[1]\"><string>{USERNAME}</string></ParameterNames></cwmp:GetParameterValues>"))
+}
+
+/// The run's credentials (--acs-username/--acs-password) are every CPE's, and read back as its
+/// Username; an ACS's SPV of a CPE's Username/Password applies from its next session: the rest
+/// of the session that set them still uses the old ones.
+fn run_credentials_then_the_acs_sets_new_ones(cpes: u32) {
+    let acs = Acs::start(wants_basic(scripted(|s| {
+        match s.n {
+        0 => ok(
+            s,
+            vec![
+                gpv_username(),
+                rpc("spv", &format!("<cwmp:SetParameterValues><ParameterList soap-enc:arrayType=\"cwmp:ParameterValueStruct[2]\"><ParameterValueStruct><Name>{USERNAME}</Name><Value xsi:type=\"xsd:string\">new-{0}</Value></ParameterValueStruct><ParameterValueStruct><Name>Device.ManagementServer.Password</Name><Value xsi:type=\"xsd:string\">pw-{0}</Value></ParameterValueStruct></ParameterList><ParameterKey>creds</ParameterKey></cwmp:SetParameterValues>", s.serial)),
+                gpv_username(),
+            ],
+        ),
+        _ => ok(s, vec![gpv_username()]),
+    }
+    })));
+    let (clock, hand) = manual();
+    let mut p = plan_for(model_with_passwords(), acs.url(), cpes, Some(clock));
+    p.shards = cpes.min(2) as u16;
+    p.periodic = PeriodicPlan { multiplier: 1.0, interval: Some(Duration::from_secs(60)) };
+    p.transport.credentials = Some(cpe_sim::transport::auth::Credentials { username: "run-user".into(), password: "run-pass".into() });
+    let run = start(p, Some(Duration::from_secs(60)), vec![]);
+    let n = cpes as u64;
+    run.wait_for("the bootstraps", |r| r.outcomes.completed >= n);
+    hand.advance(Duration::from_secs(60));
+    run.wait_for("the periodic sessions", |r| r.outcomes.completed >= 2 * n);
+    let outcome = run.finish();
+    assert_eq!(outcome.total.outcomes.failed_sessions(), 0, "{:?}", outcome.total.outcomes.last_failure);
+    let seen = credentials_seen(&acs.raw);
+    for i in 0..cpes {
+        let s = serial(i);
+        let mine: Vec<_> = seen.iter().filter(|(serial, _, _)| *serial == s).collect();
+        let second = mine.iter().position(|(_, e, _)| e == &["2 PERIODIC"]).unwrap_or_else(|| panic!("{mine:?}"));
+        assert!(second >= 4, "the bootstrap session's Inform and three answers come first: {mine:?}");
+        assert!(mine[..second].iter().all(|(_, _, p)| p == "run-user:run-pass"), "the session that set them: {mine:?}");
+        assert!(mine[second..].iter().all(|(_, _, p)| *p == format!("new-{s}:pw-{s}")), "from the next session: {mine:?}");
+    }
+    // What the ACS read back: the run's Username, then the one it set.
+    let users: Vec<String> = acs
+        .raw
+        .requests()
+        .iter()
+        .map(|r| r.body_str())
+        .filter(|b| b.contains("GetParameterValuesResponse"))
+        .map(|b| crate::support::value_of(&b, USERNAME).unwrap())
+        .collect();
+    assert_eq!(users.iter().filter(|u| *u == "run-user").count(), cpes as usize, "{users:?}");
+    assert_eq!(users.iter().filter(|u| u.starts_with("new-")).count(), 2 * cpes as usize, "{users:?}");
+}
+
+#[test]
+fn run_credentials_then_the_acs_sets_new_ones_for_one_cpe() {
+    run_credentials_then_the_acs_sets_new_ones(1);
+}
+
+#[test]
+fn run_credentials_then_the_acs_sets_new_ones_in_a_fleet() {
+    run_credentials_then_the_acs_sets_new_ones(3);
+}
+
+/// The binary publishes --acs-username/--acs-password as every CPE's credentials.
+#[test]
+fn the_binary_answers_with_and_reads_back_its_acs_username() {
+    let acs = Acs::start(wants_basic(scripted(|s| ok(s, vec![gpv_username()]))));
+    let (code, _, err) = cpe_sim(&["--acs-url", &acs.url(), "--acs-username", "flag-user", "--acs-password", "flag-pass"]);
+    assert_eq!(code, 0, "{err}");
+    let seen = credentials_seen(&acs.raw);
+    assert!(!seen.is_empty() && seen.iter().all(|(_, _, p)| p == "flag-user:flag-pass"), "{seen:?}");
+    let body = acs.raw.requests().iter().map(|r| r.body_str()).find(|b| b.contains("GetParameterValuesResponse")).unwrap();
+    assert_eq!(crate::support::value_of(&body, USERNAME).as_deref(), Some("flag-user"));
 }

@@ -132,3 +132,48 @@ fn a_fleet_killed_mid_batch_reloads_and_resumes() {
     store.close().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The ACS moves its CPEs to another ACS; after a restart with the same `--acs-url`, each resumed
+/// CPE informs the URL its ACS set (with `1 BOOT`), not the run's.
+fn a_resumed_cpe_informs_the_url_its_acs_set(cpes: u32) {
+    use crate::engine::{ok, plan, scripted, serial, spv, start, Acs, URL};
+    use cpe_sim::engine::Mode;
+    let dir = temp_dir(&format!("moved-{cpes}"));
+    let acs2 = Acs::start(scripted(|s| ok(s, vec![])));
+    let new_url = acs2.url();
+    let acs1 = Acs::start(scripted(move |s| match s.n {
+        0 => ok(s, vec![spv(URL, &new_url)]),
+        _ => ok(s, vec![]),
+    }));
+    for _run in 0..2 {
+        let mut p = plan(acs1.url(), cpes, None);
+        let mut store = Store::open(&dir, &p.model).unwrap();
+        p.mode = Mode::OneShot;
+        p.shards = cpes.min(2) as u16;
+        p.state = Some(cpe_sim::persist::Resume {
+            saved: std::sync::Mutex::new(std::mem::take(&mut store.loaded)),
+            sink: Some(store.sink.clone()),
+        });
+        let outcome = start(p, None, vec![]).wait(Duration::from_secs(30));
+        assert_eq!(outcome.total.outcomes.failed_sessions(), 0, "{:?}", outcome.total.outcomes.last_failure);
+        store.close().unwrap();
+    }
+    for i in 0..cpes {
+        assert_eq!(acs1.informs_of(&serial(i)).len(), 1, "CPE {i} never came back to the old ACS");
+        let at_new = acs2.informs_of(&serial(i));
+        assert_eq!(at_new.len(), 2, "CPE {i}: {at_new:?}");
+        assert!(at_new[0].contains(&"0 BOOTSTRAP".to_string()), "{at_new:?}");
+        assert_eq!(at_new[1], ["1 BOOT"], "CPE {i}: the restart is a boot at the new ACS");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_resumed_cpe_informs_the_url_its_acs_set_for_one_cpe() {
+    a_resumed_cpe_informs_the_url_its_acs_set(1);
+}
+
+#[test]
+fn a_resumed_cpe_informs_the_url_its_acs_set_in_a_fleet() {
+    a_resumed_cpe_informs_the_url_its_acs_set(3);
+}

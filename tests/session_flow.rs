@@ -503,3 +503,61 @@ fn cpe_asks_get_rpc_methods_after_bootstrap_when_the_profile_says_so() {
     cpe.inform();
     assert_eq!(cpe.reply(Some(&inform_response("3"))).0, Step::SendEmpty);
 }
+
+/// Only a different value is a change: writing the ACS URL in use (published as the default, as
+/// the engine does) sets nothing, stores nothing and owes no BOOTSTRAP; another URL does both.
+#[test]
+fn writing_the_acs_url_in_use_is_no_change() {
+    use cpe_sim::model::ChangeSet;
+    for p in PROFILES {
+        let mut cpe = Cpe::new(p, 0);
+        let r = cpe.root().to_string();
+        let url = "http://127.0.0.1:7547/acs";
+        assert!(cpe.model.publish_acs_url(url));
+        assert!(!cpe.model.publish_acs_url(url), "publishing twice changes nothing");
+        cpe.open();
+        let name = format!("{r}.ManagementServer.URL");
+        let gpv = format!("<cwmp:GetParameterValues><ParameterNames><string>{name}</string></ParameterNames></cwmp:GetParameterValues>");
+        assert_eq!(value_of(&cpe.rpc("g", &gpv), &name).as_deref(), Some(url), "{p}: the URL in use");
+        let set = |v: &str| {
+            format!("<cwmp:SetParameterValues><ParameterList><ParameterValueStruct><Name>{name}</Name><Value>{v}</Value></ParameterValueStruct><ParameterValueStruct><Name>{r}.ManagementServer.PeriodicInformInterval</Name><Value xsi:type=\"xsd:unsignedInt\">60</Value></ParameterValueStruct></ParameterList><ParameterKey>same</ParameterKey></cwmp:SetParameterValues>")
+        };
+        assert_eq!(texts(&cpe.rpc("s", &set(url)), "Status"), ["0"]);
+        let s = cpe.close();
+        assert!(!s.changes.contains(ChangeSet::ACS_URL), "{p}");
+        assert!(s.changes.contains(ChangeSet::PERIODIC_INFORM), "{p}: the rest of the SPV is applied");
+        assert_eq!(cpe.model.own_acs_url(&cpe.state.delta), None, "{p}: nothing stored");
+        assert_eq!(cpe.get(&format!("{r}.ManagementServer.ParameterKey")).as_deref(), Some("same"));
+        cpe.state.periodic_due();
+        let inform = cpe.inform();
+        assert_eq!(texts(&inform, "EventCode"), ["2 PERIODIC"], "{p}: no BOOTSTRAP owed");
+        cpe.reply(Some(&inform_response("1")));
+        assert_eq!(texts(&cpe.rpc("s2", &set("http://127.0.0.1:7548/acs")), "Status"), ["0"]);
+        let s = cpe.close();
+        assert!(s.changes.contains(ChangeSet::ACS_URL), "{p}");
+        assert!(!s.changes.contains(ChangeSet::PERIODIC_INFORM), "{p}: 60 again is no change");
+        assert_eq!(cpe.model.own_acs_url(&cpe.state.delta), Some("http://127.0.0.1:7548/acs"));
+        assert!(texts(&cpe.inform(), "EventCode").contains(&"0 BOOTSTRAP".to_string()), "{p}: a new URL owes a BOOTSTRAP");
+    }
+}
+
+/// Whose ACS credentials a CPE has: none with the example profiles' empty Password; the run's
+/// when published (and read back as Username); its own once its ACS set them.
+#[test]
+fn acs_credentials_per_cpe() {
+    for p in PROFILES {
+        let mut cpe = Cpe::new(p, 3);
+        let r = cpe.root().to_string();
+        assert_eq!(cpe.model.acs_credentials(cpe.state.id, &cpe.state.delta), None, "{p}: an empty Password is none");
+        assert!(cpe.model.publish_acs_credentials("run-user", "run-pass"));
+        assert!(!cpe.model.publish_acs_credentials("run-user", "run-pass"));
+        assert_eq!(cpe.model.acs_credentials(cpe.state.id, &cpe.state.delta), Some(("run-user".into(), "run-pass".into())), "{p}");
+        assert_eq!(cpe.get(&format!("{r}.ManagementServer.Username")).as_deref(), Some("run-user"));
+        cpe.open();
+        let set = format!("<cwmp:SetParameterValues><ParameterList><ParameterValueStruct><Name>{r}.ManagementServer.Username</Name><Value>run-user</Value></ParameterValueStruct><ParameterValueStruct><Name>{r}.ManagementServer.Password</Name><Value>mine</Value></ParameterValueStruct></ParameterList><ParameterKey>c</ParameterKey></cwmp:SetParameterValues>");
+        assert_eq!(texts(&cpe.rpc("s", &set), "Status"), ["0"]);
+        let s = cpe.close();
+        assert!(s.changes.contains(cpe_sim::model::ChangeSet::ACS_CREDENTIALS), "{p}: the Password is new");
+        assert_eq!(cpe.model.acs_credentials(cpe.state.id, &cpe.state.delta), Some(("run-user".into(), "mine".into())), "{p}");
+    }
+}

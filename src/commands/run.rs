@@ -195,10 +195,6 @@ pub fn run(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Option
     let shards = shards.min(args.cpes.min(u16::MAX as u32) as u16).max(1);
     let live = args.api_bind_addr.map(|_| Arc::new(std::sync::Mutex::new(crate::stats::Recorder::new())));
     let periodic_in_profile = profile_periodic(&model);
-    let (model, mut listeners) = side_rt.block_on(start_listeners(args, model, shards, single, live.clone()))?;
-    let receivers = std::mem::take(&mut listeners.receivers);
-    let mut store = open_store(args, &model)?;
-    let state = store.as_mut().map(|s| Resume { saved: std::sync::Mutex::new(std::mem::take(&mut s.loaded)), sink: Some(s.sink.clone()) });
     let (acs_url, server) = match &args.acs_url {
         Some(u) => (u.clone(), None),
         None => {
@@ -209,6 +205,17 @@ pub fn run(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Option
             (server.url(), Some(server))
         }
     };
+    // ManagementServer.URL reads back the URL the run informs, and Username/Password the run's
+    // credentials if given (published before the model is shared, so the engine need not copy it).
+    let mut model = model;
+    model.publish_acs_url(&acs_url);
+    if let Some(c) = &transport.credentials {
+        model.publish_acs_credentials(&c.username, &c.password);
+    }
+    let (model, mut listeners) = side_rt.block_on(start_listeners(args, model, shards, single, live.clone()))?;
+    let receivers = std::mem::take(&mut listeners.receivers);
+    let mut store = open_store(args, &model)?;
+    let state = store.as_mut().map(|s| Resume { saved: std::sync::Mutex::new(std::mem::take(&mut s.loaded)), sink: Some(s.sink.clone()) });
     let boot = match args.boot_rate {
         Some(r) if r.is_finite() && r > 0.0 => Boot::Rate(r),
         Some(_) => anyhow::bail!("--boot-rate must be finite and greater than 0"),

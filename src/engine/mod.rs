@@ -126,6 +126,26 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// Makes the run's ACS URL the default of ManagementServer.URL (see
+    /// [`Model::publish_acs_url`]), so a GetParameterValues reads back the URL in use, and the
+    /// run's ACS credentials, if any, those of ManagementServer.Username/Password
+    /// ([`Model::publish_acs_credentials`]). A model shared elsewhere is copied once; the binary
+    /// publishes before sharing, so nothing is.
+    pub fn publish_acs_settings(&mut self) {
+        let creds = self.transport.credentials.as_ref();
+        if self.model.publishes_acs_url(&self.acs_url) && (creds.is_none() || self.model.acs_credentials_from_run) {
+            return;
+        }
+        let model = Arc::make_mut(&mut self.model);
+        model.publish_acs_url(&self.acs_url);
+        if let Some(c) = creds {
+            model.publish_acs_credentials(&c.username, &c.password);
+        }
+        self.template = Arc::new(InformTemplate::new(&self.model));
+    }
+}
+
 /// What the main thread tells shards.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Control {
@@ -369,11 +389,12 @@ pub(crate) fn progress_line(
 /// # Errors
 /// Shard threads that cannot start, or an output file that cannot be written.
 pub fn run(
-    plan: Plan,
+    mut plan: Plan,
     duration: Option<Duration>,
     out: &Outputs,
     owners: Vec<tokio::sync::mpsc::UnboundedReceiver<CpeMsg>>,
 ) -> anyhow::Result<FleetOutcome> {
+    plan.publish_acs_settings();
     let plan = Arc::new(plan);
     let started = Instant::now();
     let mut hdr = match &out.hdr_log {

@@ -19,7 +19,7 @@ use crate::model::{Model, Source};
 use crate::session::template::InformTemplate;
 use crate::session::{AcsReply, Session, SessionError, SessionSummary, State, Step};
 use crate::stats::{self, Cause, Recorder};
-use crate::transport::auth::AuthState;
+use crate::transport::auth::{AuthState, Credentials};
 use crate::transport::conn::Connection;
 use crate::transport::{Destination, FailureKind, HttpSession, TransportConfig, TransportError};
 
@@ -127,7 +127,11 @@ pub async fn session(
         }
         SessionRun { summary, failure, conn }
     };
+    // This CPE's own ACS credentials, as they were when the session started (an ACS's
+    // SetParameterValues of them applies from the next session); else the run's.
+    let own = model.acs_credentials(cpe.id, &cpe.delta).map(|(username, password)| Credentials { username, password });
     let mut http = match HttpSession::new(cfg, auth, destination) {
+        Ok(h) if own.is_some() => h.with_connection(conn).with_credentials(own.as_ref()),
         Ok(h) => h.with_connection(conn),
         Err(e) => return finish(Some(Failure::transport(e)), session.abort(cpe), None),
     };

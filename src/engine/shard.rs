@@ -157,6 +157,17 @@ impl<'p> Shard<'p> {
             agendas.push(Agenda::idle());
         }
         drop(saved);
+        // A resumed CPE whose ACS had set a URL of its own informs that URL again (only resumed
+        // CPEs can have one, so a fresh fleet costs nothing here).
+        let mut urls = HashMap::new();
+        if plan.state.is_some() {
+            for (k, cpe) in cpes.iter().enumerate() {
+                if let Some(t) = own_target(plan, cpe) {
+                    debug!(cpe_id = %cpe.id, acs_url = %t.url, "resumed at the ACS URL its ACS set");
+                    urls.insert(k as u32, t);
+                }
+            }
+        }
         Shard {
             plan,
             id,
@@ -172,7 +183,7 @@ impl<'p> Shard<'p> {
             ready: VecDeque::new(),
             transfers: HashMap::new(),
             auth: HashMap::new(),
-            urls: HashMap::new(),
+            urls,
             idle_connections: Vec::new(),
             multiplier: plan.periodic.multiplier,
             busy_credentials: HashMap::new(),
@@ -613,23 +624,41 @@ impl<'p> Shard<'p> {
         }
     }
 
-    /// The ACS set ManagementServer.URL: CPE `k` informs the new one from its next session.
+    /// The ACS set ManagementServer.URL: CPE `k` informs the new one from its next session (back
+    /// to the run's own URL when it set that one).
     fn follow_acs_url(&mut self, k: u32) {
-        let model = &self.plan.model;
+        let plan = self.plan;
         let cpe = &self.cpes[k as usize];
-        let Some(node) = model.well_known.acs_url else { return };
-        let url = model.device(cpe.id, &cpe.delta, cpe.boot_at, cpe.boot_at).value_string(&Loc::plain(node), ReadFor::Local);
-        let current = self.urls.get(&k).map_or(self.plan.acs_url.as_str(), |t| t.url.as_str());
-        if url.is_empty() || url == current {
+        let Some(url) = plan.model.own_acs_url(&cpe.delta) else { return };
+        let current = self.urls.get(&k).map_or(plan.acs_url.as_str(), |t| t.url.as_str());
+        if url == current {
             return;
         }
-        match Target::parse(&url) {
+        if url == plan.acs_url {
+            info!(acs_url = %url, "the ACS changed ManagementServer.URL back to the run's; bootstrapping to it");
+            self.urls.remove(&k);
+            self.auth.remove(&k);
+            return;
+        }
+        match Target::parse(url) {
             Ok(t) => {
                 info!(acs_url = %url, "the ACS changed ManagementServer.URL; bootstrapping to the new ACS");
                 self.urls.insert(k, t);
                 self.auth.remove(&k);
             }
             Err(e) => warn!(acs_url = %url, "the ACS set ManagementServer.URL to an unusable URL; informing the old one: {e}"),
+        }
+    }
+}
+
+/// The parsed URL `cpe` informs when its ACS set one other than the run's (None: the run's).
+fn own_target(plan: &Plan, cpe: &CpeState) -> Option<Target> {
+    let url = plan.model.own_acs_url(&cpe.delta).filter(|u| *u != plan.acs_url)?;
+    match Target::parse(url) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            warn!(cpe_id = %cpe.id, acs_url = %url, "the saved ManagementServer.URL is unusable; informing the run's: {e}");
+            None
         }
     }
 }

@@ -31,13 +31,14 @@ pub struct SweepStep {
 /// # Errors
 /// Shard threads that cannot start.
 pub fn sweep(
-    plan: Plan,
+    mut plan: Plan,
     multipliers: &[f64],
     step: Duration,
     period: Duration,
     out: &Outputs,
 ) -> anyhow::Result<(Vec<SweepStep>, Option<usize>, Value)> {
     let cpes = plan.cpes;
+    plan.publish_acs_settings();
     let plan = Arc::new(plan);
     let mut running = Running::start(plan.clone(), Vec::new())?;
     let mut total = Recorder::new();

@@ -487,9 +487,16 @@ impl<'a> DeviceMut<'a> {
         if !faults.is_empty() {
             return Err(SpvFault { code: FaultCode::InvalidArguments, params: faults });
         }
+        // Only a different value is a change: writing the value in use of a setting the
+        // simulator acts on (the ACS URL, periodic informs, credentials, …) changes nothing and
+        // is not stored, so that a run's own URL is not pinned in the CPE's delta.
         let mut changes = ChangeSet::default();
         for (loc, value) in plan {
-            changes.insert(self.changes_for(loc.node));
+            let setting = self.changes_for(loc.node);
+            if !setting.is_empty() && self.view().value_string(&loc, ReadFor::Local) == value {
+                continue;
+            }
+            changes.insert(setting);
             self.delta.set_value(loc, &value, Source::Acs);
         }
         self.set_parameter_key(parameter_key);

@@ -22,7 +22,7 @@ pub use identity::{DeviceId, Identity, Template};
 pub use tree::{Loc, NodeId, NodeKind, Notification, ParamTree};
 pub use types::ParamType;
 
-use tree::Inst;
+use tree::{Inst, ValueSource};
 
 /// The well-known parameters the simulator itself reads or writes, resolved once.
 #[derive(Debug, Clone, Default)]
@@ -86,7 +86,7 @@ pub enum ModelError {
 }
 
 /// A compiled profile: everything CPEs of one kind share.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Model {
     /// The profile's name (for logs and reports).
     pub name: String,
@@ -103,6 +103,9 @@ pub struct Model {
     pub connection_request_auth: ConnRequestAuth,
     /// What these CPEs do beyond the standard (library users; the CLI uses the standard).
     pub hooks: std::sync::Arc<dyn crate::model::hooks::CpeHooks>,
+    /// The run's ACS credentials (`--acs-username/--acs-password`) are published as
+    /// ManagementServer.Username/Password's defaults, so every CPE has credentials.
+    pub acs_credentials_from_run: bool,
 }
 
 /// How a CPE checks an ACS's Connection Request (PROTOCOL.md §10.1).
@@ -157,6 +160,7 @@ impl Model {
             get_rpc_methods_on_bootstrap: false,
             connection_request_auth: ConnRequestAuth::Digest,
             hooks: std::sync::Arc::new(crate::model::hooks::StandardCpe),
+            acs_credentials_from_run: false,
         })
     }
 
@@ -193,6 +197,68 @@ impl Model {
         now: crate::time::UnixMillis,
     ) -> Device<'a> {
         Device { model: self, id, delta, boot_at, now }
+    }
+
+    /// Makes `url` (the URL the run informs) the default of ManagementServer.URL, so that every
+    /// CPE reads back the URL in use at no per-CPE cost; a CPE the ACS moved keeps its own value
+    /// in its delta. Returns whether the default changed (start-up only).
+    pub fn publish_acs_url(&mut self, url: &str) -> bool {
+        let Some(node) = self.well_known.acs_url.filter(|_| !self.publishes_acs_url(url)) else { return false };
+        self.tree.set_default(node, ValueSource::fixed(url));
+        true
+    }
+
+    /// Whether ManagementServer.URL's default is `url` already (or the profile has no URL).
+    pub fn publishes_acs_url(&self, url: &str) -> bool {
+        let Some(spec) = self.well_known.acs_url.and_then(|n| self.tree.node(n).param()) else { return true };
+        matches!(&spec.default, ValueSource::Static { raw, .. } if &**raw == url)
+    }
+
+    /// The URL CPE `delta` informs when the ACS set one of its own (ManagementServer.URL in
+    /// its delta), else `None`: it informs the run's.
+    pub fn own_acs_url<'d>(&self, delta: &'d Delta) -> Option<&'d str> {
+        let node = self.well_known.acs_url?;
+        delta.value(&Loc::plain(node)).map(|v| &*v.value).filter(|v| !v.is_empty())
+    }
+
+    /// Makes the run's ACS credentials (`--acs-username/--acs-password`) the defaults of
+    /// ManagementServer.Username/Password for every CPE, in place of the profile's templates; a
+    /// CPE whose ACS set its own keeps them in its delta. Returns whether a default changed.
+    pub fn publish_acs_credentials(&mut self, username: &str, password: &str) -> bool {
+        self.acs_credentials_from_run = true;
+        let mut changed = false;
+        for (node, value) in [(self.well_known.acs_username, username), (self.well_known.acs_password, password)] {
+            let Some(node) = node else { continue };
+            let same =
+                self.tree.node(node).param().is_some_and(|p| matches!(&p.default, ValueSource::Static { raw, .. } if &**raw == value));
+            if !same {
+                self.tree.set_default(node, ValueSource::fixed(value));
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// The ACS credentials of a CPE (ManagementServer.Username/Password: the profile's
+    /// templates, the run's `--acs-username/--acs-password`, or what its ACS set), or `None`
+    /// when it has none: an empty Username, or the profile's Username with an empty Password
+    /// that neither the run nor the ACS set. Allocates only when there are credentials.
+    pub fn acs_credentials(&self, id: DeviceId, delta: &Delta) -> Option<(String, String)> {
+        let user = self.well_known.acs_username?;
+        let pass = self.well_known.acs_password;
+        let set_by_acs = |n: Option<NodeId>| n.is_some_and(|n| delta.value(&Loc::plain(n)).is_some());
+        let no_default_password = pass
+            .and_then(|n| self.tree.node(n).param())
+            .is_none_or(|p| matches!(&p.default, ValueSource::Static { raw, .. } if raw.is_empty()));
+        if !self.acs_credentials_from_run && !set_by_acs(Some(user)) && !set_by_acs(pass) && no_default_password {
+            return None;
+        }
+        let dev = self.device(id, delta, crate::time::UnixMillis(0), crate::time::UnixMillis(0));
+        let username = dev.value_string(&Loc::plain(user), ReadFor::Local);
+        if username.is_empty() {
+            return None;
+        }
+        Some((username, pass.map(|n| dev.value_string(&Loc::plain(n), ReadFor::Local)).unwrap_or_default()))
     }
 
     /// The Connection Request credentials of a CPE (the profile's, or what the ACS set).

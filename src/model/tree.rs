@@ -38,7 +38,7 @@ impl Loc {
 }
 
 /// What a schema node is.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum NodeKind {
     /// A single-instance object (`Device.DeviceInfo.`).
     Object,
@@ -51,7 +51,7 @@ pub enum NodeKind {
 }
 
 /// A table's settings and its profile-defined instances.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct TableSpec {
     /// Whether the ACS may AddObject/DeleteObject here.
     pub writable: bool,
@@ -133,7 +133,7 @@ pub enum Dynamic {
 }
 
 /// Everything the tree knows about one parameter.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ParamSpec {
     pub ty: ParamType,
     pub writable: bool,
@@ -148,7 +148,7 @@ pub struct ParamSpec {
 }
 
 /// One node of the tree.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Node {
     /// The path segment: `DeviceInfo`, `PortMapping`, or `{i}` for instance nodes.
     pub name: Box<str>,
@@ -171,7 +171,7 @@ impl Node {
 }
 
 /// The whole shared tree.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ParamTree {
     nodes: Vec<Node>,
     /// Values of profile-defined instances that differ from the schema default.

@@ -64,7 +64,7 @@ pub enum TransportError {
     Tls { host: String, reason: String },
     #[error("timed out after {after:?} waiting for the ACS ({phase:?}) at {url}")]
     Timeout { url: String, phase: Phase, after: Duration },
-    #[error("HTTP auth: the ACS at {url} answered 401 and no --acs-username/--acs-password are set")]
+    #[error("HTTP auth: the ACS at {url} answered 401 and no --acs-username/--acs-password are set (nor a ManagementServer.Password in the profile)")]
     AuthRequired { url: String },
     #[error("HTTP auth failed: the ACS at {url} answered 401 again after credentials were sent; check --acs-username/--acs-password")]
     AuthRejected { url: String },
