@@ -130,6 +130,16 @@ pub fn validate(args: &RunArgs, sweep: Option<SweepFlags<'_>>) -> Result<Checked
     at_most("--boot-spread", args.boot_spread)?;
     if let Some(r) = args.boot_rate {
         positive_number("--boot-rate", r, f64::MAX, "CPEs per second")?;
+        // The last CPE boots at cpes ÷ rate: within the same bound as --boot-spread.
+        let last = args.cpes.saturating_sub(1) as f64 / r;
+        if last > MAX_DURATION.as_secs_f64() {
+            let least = args.cpes.saturating_sub(1) as f64 / MAX_DURATION.as_secs_f64();
+            return Err(usage(
+                "--boot-rate",
+                r,
+                format!("boots the last of {} CPEs after {}; must be at least {least:.6} CPEs per second", args.cpes, show(MAX_DURATION)),
+            ));
+        }
     }
     positive_number("--interval-multiplier", args.interval_multiplier, MAX_MULTIPLIER, "")?;
     if let Some(d) = args.inform_interval {
@@ -392,6 +402,8 @@ mod tests {
         assert!(refused(&["--progress-interval", "50ms"]).starts_with("--progress-interval 50ms:"));
         assert!(refused(&["--timeout", "0"]).starts_with("--timeout 0s: must be greater than 0s"));
         assert!(refused(&["--drain-timeout", "9000h"]).starts_with("--drain-timeout 9000h: must be at most"));
+        assert!(refused(&["--boot-rate", "0.00000001", "--cpes", "2"]).starts_with("--boot-rate 0.00000001: boots the last of 2 CPEs"));
+        assert!(refused(&["--boot-rate", "1e-300", "--cpes", "3"]).starts_with("--boot-rate"));
         assert!(refused(&["--duration", "0s"]).starts_with("--duration 0s:"));
         assert!(refused(&["--inform-interval", "0s"]).starts_with("--inform-interval 0s: must be 1s"));
         assert!(refused(&["--boot-spread", "9000h"]).starts_with("--boot-spread 9000h: must be at most 8760h"));

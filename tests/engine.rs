@@ -1063,3 +1063,89 @@ fn the_binary_answers_with_and_reads_back_its_acs_username() {
     let body = acs.raw.requests().iter().map(|r| r.body_str()).find(|b| b.contains("GetParameterValuesResponse")).unwrap();
     assert_eq!(crate::support::value_of(&body, USERNAME).as_deref(), Some("flag-user"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Accounting, far work in one-shot runs, outputs that fail after the start, credentials in URLs.
+
+/// Each due timer is one lag sample and each started session one slot-wait sample: the lag is
+/// the simulator's own, never the wait for a connection slot.
+#[test]
+fn lag_and_slot_wait_are_counted_once_each_and_the_cap_is_named() {
+    let acs = Acs::start(|req, _| {
+        // Each session holds its slot for 30 ms.
+        RawReply::Delayed(Duration::from_millis(30), crate::support::raw::simple_acs(req))
+    });
+    let mut p = plan(acs.url(), 20, None);
+    p.mode = Mode::OneShot;
+    p.max_in_flight = 1;
+    let outcome = start(p, None, vec![]).wait(Duration::from_secs(60));
+    let r = &outcome.total;
+    assert_eq!(r.outcomes.completed, 20, "{:?}", r.outcomes.last_failure);
+    assert_eq!(r.lag.len(), 20, "one lag sample per due timer");
+    assert_eq!(r.slot_wait.len(), 20, "one slot-wait sample per session");
+    assert!(r.slot_wait.value_at_quantile(0.99) > 100_000, "the 20th CPE waited for 19 sessions of the one slot");
+    assert!(r.lag.value_at_quantile(0.5) < r.slot_wait.value_at_quantile(0.99), "lag does not include the slot wait");
+    assert_eq!(outcome.json["limited_by"]["what"], "connections", "{}", outcome.json["limited_by"]);
+}
+
+/// A one-shot run does not wait years for work the ACS scheduled: it ends, saying so.
+#[test]
+fn a_one_shot_run_ends_when_the_acs_schedules_work_far_ahead() {
+    for cpes in [1, 3] {
+        let acs = Acs::start(scripted(|s| match s.n {
+            0 => ok(
+                s,
+                vec![rpc(
+                    "si",
+                    "<cwmp:ScheduleInform><DelaySeconds>4294967295</DelaySeconds><CommandKey>far</CommandKey></cwmp:ScheduleInform>",
+                )],
+            ),
+            _ => ok(s, vec![]),
+        }));
+        let mut p = plan(acs.url(), cpes, None);
+        p.mode = Mode::OneShot;
+        let outcome = start(p, None, vec![]).wait(Duration::from_secs(30));
+        assert_eq!(outcome.total.outcomes.completed, cpes as u64, "{cpes} CPEs");
+    }
+}
+
+/// An output that fails once the run has started loses that output, not the run: the report is
+/// printed and the exit code is 1 (2 is for usage errors, before the first packet).
+#[test]
+fn an_output_file_that_fails_after_the_start_keeps_the_report_and_exits_1() {
+    let acs = Acs::start(|req, _| RawReply::Send(crate::support::raw::simple_acs(req)));
+    let url = acs.url();
+    let (code, out, err) = cpe_sim(&["--acs-url", &url, "--cpes", "3", "--report-json", "/dev/full", "--progress-interval", "1h"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(out.contains("cpe-sim report: 3 CPEs"), "the text report is still printed: {out}");
+    assert!(err.contains("--report-json /dev/full"), "{err}");
+}
+
+/// Credentials in a URL's userinfo never reach a log line or an error message.
+#[test]
+fn credentials_in_the_acs_url_are_never_shown() {
+    let (code, _, err) = cpe_sim(&["--acs-url", "http://user:s3cr3t-pw@127.0.0.1:1/acs", "--timeout", "2s", "--log-level", "debug"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(!err.contains("s3cr3t-pw"), "{err}");
+    assert!(err.contains("<hidden>@127.0.0.1:1"), "{err}");
+}
+
+/// A sweep keeps the run's contracts: its listeners answer, `--report-json` is written, and a
+/// sweep in which no session completes fails.
+#[test]
+fn a_sweep_writes_its_report_and_fails_when_nothing_completes() {
+    let dir = std::env::temp_dir().join(format!("cpe-sim-sweep-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let report = dir.join("r.json");
+    let acs = Acs::start(|req, _| RawReply::Send(crate::support::raw::simple_acs(req)));
+    let url = acs.url();
+    let args =
+        ["sweep", "--multipliers", "0.01", "--step-duration", "1s", "--cpes", "5", "--inform-interval", "60s", "--progress-interval", "1h"];
+    let (code, _, err) = cpe_sim(&[&args[..], &["--acs-url", &url, "--report-json", report.to_str().unwrap()]].concat());
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert!(json["sessions"]["completed"].as_u64().unwrap() >= 5, "{json}");
+    let (code, _, err) = cpe_sim(&[&args[..], &["--acs-url", "http://127.0.0.1:1/", "--timeout", "1s"]].concat());
+    assert_eq!(code, 1, "no session completed: {err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

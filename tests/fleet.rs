@@ -452,7 +452,9 @@ fn the_binary_reports_json_thresholds_logs_and_sweeps() {
     assert_eq!(s["steps"].as_array().unwrap().len(), 2);
     assert_eq!(s["cpes"].as_u64(), Some(40), "{s}");
     let offered = s["steps"][1]["offered_per_second"].as_f64().unwrap();
-    assert!((offered - 66.7).abs() < 0.1, "40 CPEs every 300 s × 0.002: {s}");
+    // Offered is measured: the periodic Informs that came due in the step (40 CPEs every 0.6 s is
+    // 66.7/s; a step boundary cuts a period, and the step may run a little long on a busy machine).
+    assert!((offered - 66.7).abs() < 66.7 * 0.25, "40 CPEs every 300 s × 0.002: {s}");
     // Achieved is completed sessions over the step's length (1.5 s, a little more on a busy
     // machine). Each completed session informed the ACS once, so the steps cannot claim more than
     // it saw; and every Inform it saw completed in a step unless the CPE was still in that session

@@ -166,11 +166,6 @@ pub fn run(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Option
     let model = load(args.profile.as_deref(), args.cwmp_version.as_deref())?;
     let transport = transport_config(args)?;
     let thresholds = args.thresholds.iter().map(|t| Threshold::parse(t).map_err(anyhow::Error::msg)).collect::<anyhow::Result<Vec<_>>>()?;
-    if !(args.interval_multiplier.is_finite() && args.interval_multiplier > 0.0)
-        || sweep.is_some_and(|(m, _, _)| m.iter().any(|x| !(x.is_finite() && *x > 0.0)))
-    {
-        anyhow::bail!("interval multipliers must be finite and greater than 0");
-    }
     let single = args.cpes == 1 && sweep.is_none();
     let nofile = engine::raise_nofile_limit();
     engine::install_signal_handlers();
@@ -192,7 +187,8 @@ pub fn run(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Option
     // the shards.
     let side_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     let shards = args.shards.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u16)).max(1);
-    let shards = shards.min(args.cpes.min(u16::MAX as u32) as u16).max(1);
+    // At most one shard per CPE and per allowed connection (each shard holds at least one).
+    let shards = shards.min(args.cpes.min(u16::MAX as u32) as u16).min(args.max_connections.min(u16::MAX as usize) as u16).max(1);
     let live = args.api_bind_addr.map(|_| Arc::new(std::sync::Mutex::new(crate::stats::Recorder::new())));
     let periodic_in_profile = profile_periodic(&model);
     let (acs_url, server) = match &args.acs_url {
@@ -217,8 +213,8 @@ pub fn run(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Option
     let mut store = open_store(args, &model)?;
     let state = store.as_mut().map(|s| Resume { saved: std::sync::Mutex::new(std::mem::take(&mut s.loaded)), sink: Some(s.sink.clone()) });
     let boot = match args.boot_rate {
-        Some(r) if r.is_finite() && r > 0.0 => Boot::Rate(r),
-        Some(_) => anyhow::bail!("--boot-rate must be finite and greater than 0"),
+        // Checked by `plan::validate`: finite, > 0, and the last CPE boots within 8760 h.
+        Some(r) => Boot::Rate(r),
         None => Boot::Spread(args.boot_spread),
     };
     // Periodic informs and retries (daemon) when asked for by a duration, a sweep, a listener that
@@ -230,20 +226,6 @@ pub fn run(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Option
         || periodic_in_profile
         || args.inform_interval.is_some();
     let mode = if daemon { Mode::Daemon } else { Mode::OneShot };
-    let period = match args.inform_interval {
-        Some(d) => d,
-        None => {
-            let d = crate::model::Delta::default();
-            let now = UnixMillis::now();
-            let root = model.tree.root_name().to_string();
-            let secs = model
-                .device(DeviceId(0), &d, now, now)
-                .get(&format!("{root}.ManagementServer.PeriodicInformInterval"))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(300);
-            std::time::Duration::from_secs(secs)
-        }
-    };
     let mut plan = Plan::new(model.clone(), acs_url.clone(), transport, args.cpes);
     plan.first_index = args.first_index;
     plan.shards = shards;
@@ -252,7 +234,8 @@ pub fn run(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Option
     plan.mode = mode;
     plan.connection_mode = if args.connection_mode == "per-session" { ConnectionMode::PerSession } else { ConnectionMode::Pooled };
     plan.max_in_flight = (args.max_connections / shards as usize).max(1);
-    plan.report_every = args.progress_interval.min(std::time::Duration::from_secs(1));
+    // Shards report four times per progress tick (at most once a second), so each line is current.
+    plan.report_every = (args.progress_interval / 4).clamp(std::time::Duration::from_millis(50), std::time::Duration::from_secs(1));
     plan.drain_timeout = args.drain_timeout;
     plan.verbose = single;
     plan.state = state;
@@ -260,7 +243,7 @@ pub fn run(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Option
         cpes = plan.cpes,
         first = %format!("cpe-{}", plan.first_index),
         shards,
-        acs_url = %acs_url,
+        acs_url = %crate::transport::without_userinfo(&acs_url),
         mode = ?mode,
         boot = ?plan.boot,
         multiplier = plan.periodic.multiplier,
@@ -280,7 +263,9 @@ pub fn run(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Option
         stop: None,
     };
     let result = match sweep {
-        Some((multipliers, step, json_path)) => engine::sweep::sweep(plan, multipliers, step, period, &out).map(|s| Err((s, json_path))),
+        Some((multipliers, step, json_path)) => {
+            engine::sweep::sweep(plan, multipliers, step, &out, receivers).map(|s| Err((Box::new(s), json_path)))
+        }
         None => engine::run(plan, args.duration, &out, receivers).map(Ok),
     };
     if let Some(s) = server {
@@ -289,20 +274,35 @@ pub fn run(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Option
     let cr_stats = listeners.cr.as_ref().map(|s| s.stats().to_string());
     side_rt.block_on(listeners.stop());
     close_store(store);
-    let outcome = match result? {
-        Ok(outcome) => outcome,
-        Err(((steps, knee, json), json_path)) => {
-            console::out(&engine::sweep::sweep_text(&steps, knee)).context("writing the sweep table to stdout")?;
-            if let Some(p) = json_path {
-                std::fs::write(p, serde_json::to_vec_pretty(&json)?).with_context(|| format!("--sweep-json {}", p.display()))?;
-            }
-            return Ok(ExitCode::SUCCESS);
+    // Output that fails once the run has started loses the text, not the run: exit 1, not 2.
+    let output_failed = std::cell::Cell::new(false);
+    let print = |text: &str| {
+        if let Err(e) = console::out(text) {
+            error!("writing the report to stdout: {e}");
+            output_failed.set(true);
         }
     };
-    console::out(&crate::stats::report::to_text(&outcome.total, &outcome.facts, &crate::stats::report::ProcessFigures::now()))
-        .context("writing the report to stdout")?;
+    let (outcome, sweeping) = match result? {
+        Ok(outcome) => {
+            print(&crate::stats::report::to_text(&outcome.total, &outcome.facts, &crate::stats::report::ProcessFigures::now()));
+            (outcome, false)
+        }
+        Err((sweep, json_path)) => {
+            print(&engine::sweep::sweep_text(&sweep.steps, sweep.knee));
+            if let Some(p) = json_path {
+                if let Err(e) = std::fs::write(p, serde_json::to_vec_pretty(&sweep.json).unwrap_or_default()) {
+                    error!("--sweep-json {}: {e}", p.display());
+                    output_failed.set(true);
+                }
+            }
+            (sweep.outcome, true)
+        }
+    };
     if let Some(s) = cr_stats {
-        console::out(&format!("{s}\n")).context("writing the report to stdout")?;
+        print(&format!("{s}\n"));
+    }
+    for e in &outcome.output_errors {
+        error!("{e}");
     }
     let o = &outcome.total.outcomes;
     info!(sessions_completed = o.completed, sessions_failed = o.failed_sessions(), interrupted = engine::stop_requested(), "done");
@@ -313,14 +313,25 @@ pub fn run(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Option
         error!("the run failed: its report is incomplete");
         return Ok(ExitCode::from(1));
     }
-    for b in &outcome.breaches {
-        error!("{b}");
+    if output_failed.get() || !outcome.output_errors.is_empty() {
+        return Ok(ExitCode::from(1));
     }
-    if !outcome.breaches.is_empty() {
-        return Ok(ExitCode::from(99));
+    // In a sweep the thresholds decide the knee: a step past it breaching them is the point.
+    if !sweeping {
+        for b in &outcome.breaches {
+            error!("{b}");
+        }
+        if !outcome.breaches.is_empty() {
+            return Ok(ExitCode::from(99));
+        }
     }
     if o.completed == 0 {
-        error!("no session completed: {}", o.last_failure.as_deref().unwrap_or("the run ended before any session did"));
+        let why = match (o.last_failure.as_deref(), o.interrupted) {
+            (Some(f), _) => f.to_string(),
+            (None, n) if n > 0 => format!("{n} sessions were still open when the drain time ran out"),
+            (None, _) => "the run ended before any session did".to_string(),
+        };
+        error!("no session completed: {why}");
         return Ok(ExitCode::from(1));
     }
     if mode == Mode::OneShot && o.failed_sessions() > 0 {

@@ -147,11 +147,6 @@ impl Agenda {
         self.deferred.as_deref().map_or(&[], |d| d.as_slice())
     }
 
-    /// Whether anything but periodic informs is planned (a one-shot run waits for these).
-    pub fn has_work(&self) -> bool {
-        self.start != NEVER || self.deferred.is_some()
-    }
-
     /// Plans periodic informs at `phase + n·period` (ms), the first strictly after `now`;
     /// `None` turns them off.
     pub fn set_periodic(&mut self, plan: Option<super::periodic::Periodic>, now: u64) {
@@ -268,10 +263,24 @@ impl Agenda {
         self.start = match (end.ok, end.retry_in) {
             (true, _) if owes_session(cpe) => now,
             (true, _) => NEVER,
-            (false, Some(wait)) => at(now, wait),
+            // Saturates just below NEVER: a back-off of any length is still a back-off.
+            (false, Some(wait)) => at(now, wait).min(NEVER - 1),
             (false, None) => NEVER,
         };
         effects
+    }
+
+    /// Drops deferred work due after `t` (a one-shot run does not wait years for it); returns
+    /// how much was dropped.
+    pub fn drop_deferred_after(&mut self, t: u64) -> usize {
+        let Some(list) = self.deferred.as_mut() else { return 0 };
+        let keep = list.partition_point(|d| d.due <= t);
+        let dropped = list.len() - keep;
+        list.truncate(keep);
+        if list.is_empty() {
+            self.deferred = None;
+        }
+        dropped
     }
 
     /// Drops every plan but the periodic one (a one-shot CPE whose session failed is done).
@@ -487,8 +496,10 @@ mod tests {
         let (mut a, mut c) = (Agenda::idle(), fresh());
         c.retry_count = 1;
         a.on_session_end(&mut c, failed(Duration::MAX), T0);
-        assert_eq!(a.start(), NEVER);
-        assert_eq!(a.next_deadline(false), None);
+        assert_eq!(a.start(), NEVER - 1, "a back-off of any length is still a back-off");
+        // A periodic Inform during it joins the retry instead of starting a session.
+        a.set_periodic(Some(Periodic { period_ms: 1000, phase_ms: 0 }), T0);
+        assert_eq!(a.on_timeout(&mut c, T0 + 1000, &mut vec![]), None);
         let mut a = Agenda::idle();
         a.on_session_end(
             &mut quiet(),
@@ -517,6 +528,20 @@ mod tests {
         assert!(!c.events.has(EventCode::Periodic));
         assert_eq!(a.periodic().0, first + 1000);
         assert_eq!(a.on_timeout(&mut c, first + 1000, &mut t), Some(SessionReason::Periodic));
+    }
+
+    #[test]
+    fn a_one_shot_run_drops_work_due_too_late() {
+        let mut a = Agenda::idle();
+        let actions = vec![
+            DeferredAction::ScheduleInform { delay: Duration::from_secs(60), command_key: "soon".into() },
+            DeferredAction::ScheduleInform { delay: Duration::from_secs(u32::MAX as u64), command_key: "far".into() },
+        ];
+        a.on_session_end(&mut quiet(), ok(actions), T0);
+        assert_eq!(a.drop_deferred_after(T0 + 86_400_000), 1);
+        assert_eq!(a.deferred().len(), 1);
+        assert_eq!(a.drop_deferred_after(T0), 1);
+        assert!(a.deferred().is_empty() && a.next_deadline(false).is_none());
     }
 
     #[test]

@@ -222,8 +222,12 @@ pub struct FleetOutcome {
     pub breaches: Vec<Breach>,
     /// Shards that died, as "shard N panicked: message" lines; the report lacks their figures.
     pub panics: Vec<String>,
-    /// The CPEs' final states when the plan asked for them (by shard, then local index).
+    /// The CPEs' final states when the plan asked for them, in the order the shards ended (each
+    /// shard's by local index; a CPE whose session was cut at the drain is missing).
     pub states: Vec<CpeState>,
+    /// Output files that could not be written after the run started (`--report-json`,
+    /// `--hdr-log`): the run went on and its report is still printed.
+    pub output_errors: Vec<String>,
 }
 
 impl FleetOutcome {
@@ -404,8 +408,11 @@ pub fn run(
     let mut running = Running::start(plan.clone(), owners)?;
     let mut total = Recorder::new();
     let mut interval = Recorder::new();
+    let mut output_errors = Vec::new();
     let end = duration.map(|d| started + d);
     let mut last_tick = started;
+    // Sessions shown by the last progress line (the final line is printed only if it says more).
+    let mut shown = 0;
     let stop = || out.stop_requested();
     loop {
         let next = (last_tick + out.progress_every).min(end.unwrap_or(last_tick + out.progress_every));
@@ -415,9 +422,14 @@ pub fn run(
             if out.progress {
                 let line = progress_line(now - started, plan.cpes, &interval, now - last_tick, &total, running.in_flight.iter().sum());
                 crate::console::err_line(&line);
+                shown = total.outcomes.completed + total.outcomes.failed_sessions();
             }
             if let Some(h) = hdr.as_mut() {
-                h.write(&interval, last_tick - started, now - last_tick).map_err(|e| anyhow::anyhow!("--hdr-log: {e}"))?;
+                if let Err(e) = h.write(&interval, last_tick - started, now - last_tick) {
+                    tracing::error!("--hdr-log: {e}; the interval log stops here, the run goes on");
+                    output_errors.push(format!("--hdr-log: {e}"));
+                    hdr = None;
+                }
             }
             if let Some(live) = &out.live {
                 let mut l = live.lock().unwrap_or_else(|e| e.into_inner());
@@ -433,19 +445,23 @@ pub fn run(
     }
     running.stop(&mut [&mut total, &mut interval]);
     let now = Instant::now();
-    if out.progress {
-        // The last line agrees with the report below it.
-        let line = progress_line(now - started, plan.cpes, &interval, now - last_tick, &total, 0);
+    if out.progress && total.outcomes.completed + total.outcomes.failed_sessions() != shown {
+        // The last line agrees with the report below it: totals and rates over the whole run.
+        let line = progress_line(now - started, plan.cpes, &total, now - started, &total, 0);
         crate::console::err_line(&line);
     }
     if let Some(h) = hdr.as_mut() {
-        h.write(&interval, last_tick - started, now.saturating_duration_since(last_tick)).map_err(|e| anyhow::anyhow!("--hdr-log: {e}"))?;
+        if let Err(e) = h.write(&interval, last_tick - started, now.saturating_duration_since(last_tick)) {
+            output_errors.push(format!("--hdr-log: {e}"));
+        }
     }
     let facts =
         RunFacts { duration: started.elapsed(), cpes: plan.cpes as u64, shards: plan.shards as u32, multiplier: plan.periodic.multiplier };
     let mut outcome = finish(total, facts, out, &running.panics)?;
     outcome.panics = std::mem::take(&mut running.panics);
     outcome.states = std::mem::take(&mut running.states);
+    output_errors.append(&mut outcome.output_errors);
+    outcome.output_errors = output_errors;
     Ok(outcome)
 }
 
@@ -463,8 +479,11 @@ pub(crate) fn finish(total: Recorder, facts: RunFacts, out: &Outputs, panics: &[
     if !panics.is_empty() {
         json["panics"] = json!(panics);
     }
+    let mut output_errors = Vec::new();
     if let Some(p) = &out.report_json {
-        std::fs::write(p, serde_json::to_vec_pretty(&json)?).map_err(|e| anyhow::anyhow!("--report-json {}: {e}", p.display()))?;
+        if let Err(e) = std::fs::write(p, serde_json::to_vec_pretty(&json).unwrap_or_default()) {
+            output_errors.push(format!("--report-json {}: {e}", p.display()));
+        }
     }
-    Ok(FleetOutcome { total, facts, json, breaches, panics: Vec::new(), states: Vec::new() })
+    Ok(FleetOutcome { total, facts, json, breaches, panics: Vec::new(), states: Vec::new(), output_errors })
 }

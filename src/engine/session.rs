@@ -108,7 +108,6 @@ pub async fn session(
     if let Some(p) = &probe {
         let mut r = p.recorder.borrow_mut();
         r.outcomes.started += 1;
-        r.record_lag(started.saturating_duration_since(p.scheduled_at));
     }
     let finish = |failure: Option<Failure>, summary: SessionSummary, conn: Option<Connection>| {
         if let Some(p) = &probe {
@@ -218,7 +217,8 @@ fn acs_values(model: &Model, cpe: &CpeState) -> Vec<(String, Box<str>)> {
         .filter(|v| v.source == Source::Acs)
         .map(|v| {
             let secret = model.tree.node(v.loc.node).param().is_some_and(|p| p.secret);
-            (model.tree.path_string(&v.loc), if secret { "<hidden>".into() } else { v.value.clone() })
+            let shown = if secret { "<hidden>".into() } else { crate::transport::without_userinfo(&v.value).into_owned().into_boxed_str() };
+            (model.tree.path_string(&v.loc), shown)
         })
         .collect()
 }

@@ -163,7 +163,7 @@ impl<'p> Shard<'p> {
         if plan.state.is_some() {
             for (k, cpe) in cpes.iter().enumerate() {
                 if let Some(t) = own_target(plan, cpe) {
-                    debug!(cpe_id = %cpe.id, acs_url = %t.url, "resumed at the ACS URL its ACS set");
+                    debug!(cpe_id = %cpe.id, acs_url = %crate::transport::without_userinfo(&t.url), "resumed at the ACS URL its ACS set");
                     urls.insert(k as u32, t);
                 }
             }
@@ -258,6 +258,9 @@ impl<'p> Shard<'p> {
         if matches!(self.plan.clock, Clock::System(_)) {
             let due = self.plan.clock.instant_of(UnixMillis(self.unix_of(tick)));
             recorder.record_lag(Instant::now().saturating_duration_since(due));
+        }
+        if self.agendas[k as usize].periodic().0 <= now {
+            recorder.outcomes.periodic_due += 1;
         }
         if self.busy.get(k) || self.queued.get(k) {
             // Due while the previous session is open or still waiting for a slot: late, not queued.
@@ -391,6 +394,7 @@ impl<'p> Shard<'p> {
             Clock::Manual(_) => None,
         };
         self.boot(plan.clock.now().0);
+        let mut cpu_reported = thread_cpu_us();
         let mut first = ShardReport::new(self.id, Recorder::new());
         first.scheduled = Some(self.cpes.len() as u32);
         let _ = reports.send(first);
@@ -438,7 +442,7 @@ impl<'p> Shard<'p> {
                         let mut cpe = cpe;
                         for req in transfers {
                             let start = plan.clock.now();
-                            debug!(url = %without_userinfo(&req.url), command_key = %req.command_key, "transfer started");
+                            debug!(url = %crate::transport::without_userinfo(&req.url), command_key = %req.command_key, "transfer started");
                             let fault = super::transfer::perform(&plan.transport, &req).await;
                             match &fault {
                                 None => debug!(command_key = %req.command_key, "transfer completed"),
@@ -466,7 +470,10 @@ impl<'p> Shard<'p> {
                 }
                 report_sleep.as_mut().reset(next_report.into());
                 let fresh = spares.try_recv().unwrap_or_default();
-                let r = std::mem::replace(&mut *recorder.borrow_mut(), fresh);
+                let mut r = std::mem::replace(&mut *recorder.borrow_mut(), fresh);
+                let cpu = thread_cpu_us();
+                r.outcomes.shard_cpu_us = cpu.saturating_sub(cpu_reported);
+                cpu_reported = cpu;
                 let mut report = ShardReport::new(self.id, r);
                 report.in_flight = in_flight.len();
                 let _ = reports.send(report);
@@ -484,6 +491,7 @@ impl<'p> Shard<'p> {
                 drop(in_flight);
                 let mut r = std::mem::take(&mut *recorder.borrow_mut());
                 r.outcomes.interrupted += interrupted;
+                r.outcomes.shard_cpu_us = thread_cpu_us().saturating_sub(cpu_reported);
                 let mut report = ShardReport::new(self.id, r);
                 report.last = true;
                 if plan.return_states {
@@ -610,6 +618,16 @@ impl<'p> Shard<'p> {
             // A one-shot CPE stops at its first failure.
             self.agendas[k as usize].clear_work();
         }
+        if !daemon {
+            let dropped = self.agendas[k as usize].drop_deferred_after(now.saturating_add(ONE_SHOT_HORIZON_MS));
+            if dropped > 0 {
+                warn!(
+                    cpe_id = %self.cpes[k as usize].id,
+                    dropped,
+                    "a one-shot run does not wait more than 24 h for work the ACS scheduled; run with --duration to keep it"
+                );
+            }
+        }
         if stopping {
             self.agendas[k as usize].clear_work();
         }
@@ -634,19 +652,28 @@ impl<'p> Shard<'p> {
         if url == current {
             return;
         }
+        let (shown, id, verbose) = (crate::transport::without_userinfo(url), cpe.id, plan.verbose);
         if url == plan.acs_url {
-            info!(acs_url = %url, "the ACS changed ManagementServer.URL back to the run's; bootstrapping to it");
+            match verbose {
+                true => info!(acs_url = %shown, "the ACS changed ManagementServer.URL back to the run's; bootstrapping to it"),
+                false => debug!(cpe_id = %id, acs_url = %shown, "the ACS changed ManagementServer.URL back to the run's"),
+            }
             self.urls.remove(&k);
             self.auth.remove(&k);
             return;
         }
         match Target::parse(url) {
             Ok(t) => {
-                info!(acs_url = %url, "the ACS changed ManagementServer.URL; bootstrapping to the new ACS");
+                match verbose {
+                    true => info!(acs_url = %shown, "the ACS changed ManagementServer.URL; bootstrapping to the new ACS"),
+                    false => debug!(cpe_id = %id, acs_url = %shown, "the ACS changed ManagementServer.URL"),
+                }
                 self.urls.insert(k, t);
                 self.auth.remove(&k);
             }
-            Err(e) => warn!(acs_url = %url, "the ACS set ManagementServer.URL to an unusable URL; informing the old one: {e}"),
+            Err(e) => {
+                warn!(cpe_id = %id, acs_url = %shown, "the ACS set ManagementServer.URL to an unusable URL; informing the old one: {e}")
+            }
         }
     }
 }
@@ -657,7 +684,7 @@ fn own_target(plan: &Plan, cpe: &CpeState) -> Option<Target> {
     match Target::parse(url) {
         Ok(t) => Some(t),
         Err(e) => {
-            warn!(cpe_id = %cpe.id, acs_url = %url, "the saved ManagementServer.URL is unusable; informing the run's: {e}");
+            warn!(cpe_id = %cpe.id, acs_url = %crate::transport::without_userinfo(url), "the saved ManagementServer.URL is unusable; informing the run's: {e}");
             None
         }
     }
@@ -672,20 +699,24 @@ fn log_actions(actions: &[DeferredAction]) {
                 info!(delay_s = delay.as_secs(), command_key = %command_key, "scheduled inform")
             }
             DeferredAction::Transfer(req) => {
-                info!(url = %without_userinfo(&req.url), command_key = %req.command_key, delay_s = req.delay.as_secs(), "transfer scheduled")
+                info!(url = %crate::transport::without_userinfo(&req.url), command_key = %req.command_key, delay_s = req.delay.as_secs(), "transfer scheduled")
             }
         }
     }
 }
 
-/// A URL for a log line: credentials in its userinfo (`http://user:pass@host/`) are never shown.
-fn without_userinfo(url: &str) -> std::borrow::Cow<'_, str> {
-    let Some(start) = url.find("://").map(|i| i + 3) else { return url.into() };
-    let authority_end = url[start..].find(['/', '?', '#']).map_or(url.len(), |i| start + i);
-    match url[start..authority_end].rfind('@') {
-        Some(at) => format!("{}<hidden>@{}", &url[..start], &url[start + at + 1..]).into(),
-        None => url.into(),
+/// How far ahead a one-shot run waits for work the ACS scheduled (ScheduleInform, DelaySeconds).
+const ONE_SHOT_HORIZON_MS: u64 = 24 * 3600 * 1000;
+
+/// CPU time this thread has used, µs.
+fn thread_cpu_us() -> u64 {
+    // SAFETY: clock_gettime writes into the zeroed struct we own.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid clock id and pointer.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return 0;
     }
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
 }
 
 /// When the CPE of rank `rank` (of `cpes`) first informs, in ms after the start.
@@ -730,18 +761,5 @@ impl Bits {
         } else {
             self.0[k as usize / 64] &= !bit;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::without_userinfo;
-
-    #[test]
-    fn urls_in_logs_carry_no_credentials() {
-        assert_eq!(without_userinfo("http://u:p@h:1/f?x=@y"), "http://<hidden>@h:1/f?x=@y");
-        assert_eq!(without_userinfo("https://h/a@b"), "https://h/a@b");
-        assert_eq!(without_userinfo("ftp://a@b@c"), "ftp://<hidden>@c");
-        assert_eq!(without_userinfo("no scheme"), "no scheme");
     }
 }

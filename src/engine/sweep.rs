@@ -26,7 +26,9 @@ pub struct SweepStep {
 
 /// Runs one step per multiplier on the same (already booted) fleet, re-scheduled each step.
 ///
-/// `period` is the PeriodicInformInterval the offered rate is computed from.
+/// The offered rate of a step is the periodic Informs that came due in it (whatever interval the
+/// ACS gave the CPEs), per second. `owners` are the listeners' channels, one per shard (or none).
+/// The outcome over all steps (totals, panics, `--report-json`) comes back with the table.
 ///
 /// # Errors
 /// Shard threads that cannot start.
@@ -34,15 +36,16 @@ pub fn sweep(
     mut plan: Plan,
     multipliers: &[f64],
     step: Duration,
-    period: Duration,
     out: &Outputs,
-) -> anyhow::Result<(Vec<SweepStep>, Option<usize>, Value)> {
+    owners: Vec<tokio::sync::mpsc::UnboundedReceiver<crate::owners::CpeMsg>>,
+) -> anyhow::Result<Sweep> {
     let cpes = plan.cpes;
     plan.publish_acs_settings();
     let plan = Arc::new(plan);
-    let mut running = Running::start(plan.clone(), Vec::new())?;
+    let started = Instant::now();
+    let mut running = Running::start(plan.clone(), owners)?;
     let mut total = Recorder::new();
-    let mut steps = Vec::new();
+    let mut steps: Vec<SweepStep> = Vec::new();
     for &mult in multipliers {
         let _ = running.control.send(Control { stop: false, multiplier: mult });
         let mut acc = Recorder::new();
@@ -68,7 +71,7 @@ pub fn sweep(
         let inform = &acc.service[m::INFORM];
         steps.push(SweepStep {
             multiplier: mult,
-            offered_per_second: cpes as f64 / (period.as_secs_f64() * mult).max(1e-9),
+            offered_per_second: acc.outcomes.periodic_due as f64 / secs.max(1e-9),
             achieved_per_second: acc.outcomes.completed as f64 / secs.max(1e-9),
             inform_p50_us: if inform.is_empty() { 0 } else { inform.value_at_quantile(0.5) },
             inform_p99_us: if inform.is_empty() { 0 } else { inform.value_at_quantile(0.99) },
@@ -81,13 +84,16 @@ pub fn sweep(
         }
     }
     running.stop(&mut [&mut total]);
+    let facts =
+        RunFacts { duration: started.elapsed(), cpes: cpes as u64, shards: plan.shards as u32, multiplier: plan.periodic.multiplier };
+    let mut outcome = super::finish(total, facts, out, &running.panics)?;
+    outcome.panics = std::mem::take(&mut running.panics);
     // The knee: the last step where the ACS kept up (≥ 99 % of offered, thresholds held).
     let knee = steps.iter().rposition(|s| s.achieved_per_second >= 0.99 * s.offered_per_second && s.thresholds_ok && s.failed == 0);
     let json = json!({
         "schema": "cpe-sim/sweep/v1",
         "cpes": cpes,
         "step_duration_s": step.as_secs_f64(),
-        "period_s": period.as_secs_f64(),
         "steps": steps.iter().map(|s| json!({
             "multiplier": s.multiplier,
             "offered_per_second": (s.offered_per_second * 10.0).round() / 10.0,
@@ -100,7 +106,17 @@ pub fn sweep(
         })).collect::<Vec<_>>(),
         "knee": knee.map(|i| json!({"step": i, "multiplier": steps[i].multiplier, "offered_per_second": steps[i].offered_per_second})),
     });
-    Ok((steps, knee, json))
+    Ok(Sweep { steps, knee, json, outcome })
+}
+
+/// A sweep's result: the steps, the knee (an index into them), the table as JSON, and the
+/// outcome over all steps (totals, panics; `--report-json` was written from it).
+#[derive(Debug)]
+pub struct Sweep {
+    pub steps: Vec<SweepStep>,
+    pub knee: Option<usize>,
+    pub json: Value,
+    pub outcome: super::FleetOutcome,
 }
 
 /// The sweep table for people.

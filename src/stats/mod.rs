@@ -137,6 +137,11 @@ pub struct Outcomes {
     pub completed: u64,
     /// Sessions still open when a stop's drain time ran out (neither completed nor failed).
     pub interrupted: u64,
+    /// Periodic Informs that came due (started, joined a pending session, or late): the offered load.
+    pub periodic_due: u64,
+    /// CPU time the shards' own threads used, µs (the simulator's work, without start-up, the
+    /// embedded ACS or the listeners).
+    pub shard_cpu_us: u64,
     /// Failed sessions by cause (`Late` counts Informs that never started).
     pub failed: [u64; Cause::ALL.len()],
     /// HTTP statuses among `HttpStatus` failures.
@@ -171,6 +176,8 @@ impl Outcomes {
         self.started += o.started;
         self.completed += o.completed;
         self.interrupted += o.interrupted;
+        self.shard_cpu_us += o.shard_cpu_us;
+        self.periodic_due += o.periodic_due;
         if o.last_failure.is_some() {
             self.last_failure.clone_from(&o.last_failure);
         }

@@ -123,25 +123,44 @@ pub fn to_json(r: &Recorder, facts: &RunFacts, process: &ProcessFigures) -> Valu
 }
 
 /// What held the run back, by the figures: the `--max-connections` cap (CPEs waited for a slot),
-/// the simulator's CPU (it handled its own timers late, or its shards' cores were busy), or the
-/// ACS (informs came due while the previous session was still open, or answers were slow while
-/// the simulator was on time); "none" when the load was served on schedule. Returns the verdict
-/// and the figure behind it.
-pub fn limited_by(r: &Recorder, facts: &RunFacts, process: &ProcessFigures) -> (&'static str, String) {
+/// the simulator's CPU (it handled its own timers late while its shards' threads were busy), or
+/// the ACS (late informs, failed or interrupted sessions, slow connects); "none" when the load was
+/// served on schedule. Returns the verdict and the figure behind it.
+pub fn limited_by(r: &Recorder, facts: &RunFacts, _process: &ProcessFigures) -> (&'static str, String) {
     let p99 = |h: &Histogram<u64>| if h.is_empty() { 0 } else { h.value_at_quantile(0.99) };
+    let o = &r.outcomes;
     let lag = p99(&r.lag);
     let slot = p99(&r.slot_wait);
-    let busy = process.cpu_seconds / (facts.duration.as_secs_f64() * facts.shards.max(1) as f64).max(1e-9);
-    if lag > 10_000 || (busy > 0.9 && lag > 2_000) {
-        return ("simulator_cpu", format!("scheduler lag p99 {}, CPU {:.0}% of the shards' cores", fmt_us(lag), busy * 100.0));
-    }
-    if slot > 10_000 {
-        return ("connections", format!("CPEs waited for a --max-connections slot: p99 {}", fmt_us(slot)));
-    }
-    let late = r.outcomes.late();
+    let busy = o.shard_cpu_us as f64 / (facts.duration.as_secs_f64() * 1e6 * facts.shards.max(1) as f64).max(1.0);
+    let connect = p99(&r.service[crate::stats::m::CONNECT]);
     let inform = p99(&r.service[crate::stats::m::INFORM]);
-    if late > 0 || r.outcomes.failed_sessions() > 0 {
-        return ("acs", format!("{late} late informs, {} failed sessions, Inform p99 {}", r.outcomes.failed_sessions(), fmt_us(inform)));
+    let late = o.late();
+    let failed = o.failed_sessions();
+    if slot > 10_000 {
+        return (
+            "connections",
+            format!("CPEs waited for a --max-connections slot: p99 {} (sessions hold slots while the ACS answers)", fmt_us(slot)),
+        );
+    }
+    if lag > 10_000 && busy > 0.8 {
+        return ("simulator_cpu", format!("scheduler lag p99 {}, the shards' threads {:.0}% busy", fmt_us(lag), busy * 100.0));
+    }
+    if late > 0 || failed > 0 || o.interrupted > 0 || connect > 100_000 {
+        return (
+            "acs",
+            format!(
+                "{late} late informs, {failed} failed and {} interrupted sessions, Connect p99 {}, Inform p99 {}",
+                o.interrupted,
+                fmt_us(connect),
+                fmt_us(inform)
+            ),
+        );
+    }
+    if lag > 10_000 {
+        return (
+            "simulator_cpu",
+            format!("scheduler lag p99 {} with the shards' threads {:.0}% busy (the machine is busy)", fmt_us(lag), busy * 100.0),
+        );
     }
     ("none", format!("on schedule: scheduler lag p99 {}, slot wait p99 {}, Inform p99 {}", fmt_us(lag), fmt_us(slot), fmt_us(inform)))
 }
@@ -177,12 +196,12 @@ pub fn to_text(r: &Recorder, facts: &RunFacts, process: &ProcessFigures) -> Stri
         s["late"],
         s["per_second"]
     );
-    let _ = writeln!(out, "{:<28} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}", "rpc (service time)", "count", "p50", "p90", "p99", "p99.9", "max");
+    let _ = writeln!(out, "{:<30} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}", "rpc (service time)", "count", "p50", "p90", "p99", "p99.9", "max");
     let mut row = |name: &str, h: &Histogram<u64>| {
         if !h.is_empty() {
             let _ = writeln!(
                 out,
-                "{:<28} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "{:<30} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
                 name,
                 h.len(),
                 fmt_us(h.value_at_quantile(0.5)),

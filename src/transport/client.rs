@@ -109,9 +109,9 @@ impl<'a> HttpSession<'a> {
         (self.connects, self.connect_time)
     }
 
-    /// The URL in use (after redirects).
-    pub fn url(&self) -> &str {
-        &self.target.url
+    /// The URL in use (after redirects), for logs: without userinfo.
+    pub fn url(&self) -> String {
+        self.target.shown()
     }
 
     /// POSTs one CWMP message (`body` empty for the empty POST).
@@ -120,7 +120,7 @@ impl<'a> HttpSession<'a> {
     /// Anything but a 200/204 answer, as a [`TransportError`].
     pub async fn post(&mut self, body: Bytes) -> Result<AcsResponse, TransportError> {
         let r = self.request(Method::POST, body).await?;
-        let url = self.target.url.clone();
+        let url = self.target.shown();
         match r.status {
             200 | 204 => Ok(AcsResponse { status: r.status, body: r.body }),
             401 if self.credentials.is_none() => Err(TransportError::AuthRequired { url }),
@@ -173,7 +173,7 @@ impl<'a> HttpSession<'a> {
                         stale_retry = true;
                         continue;
                     }
-                    return Err(TransportError::Connection { url: self.target.url.clone(), detail: hyper_detail(&e) });
+                    return Err(TransportError::Connection { url: self.target.shown(), detail: hyper_detail(&e) });
                 }
                 Ok(Err(Broken::Body(e))) => {
                     self.conn = None;
@@ -197,7 +197,7 @@ impl<'a> HttpSession<'a> {
             match status {
                 401 if self.credentials.is_some() && !auth_retried => {
                     let values = headers.get_all(WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok());
-                    self.auth.learn(values).map_err(|detail| TransportError::BadChallenge { url: self.target.url.clone(), detail })?;
+                    self.auth.learn(values).map_err(|detail| TransportError::BadChallenge { url: self.target.shown(), detail })?;
                     auth_retried = true;
                 }
                 301 | 302 | 303 | 307 | 308 => {
@@ -205,15 +205,15 @@ impl<'a> HttpSession<'a> {
                         .get(LOCATION)
                         .and_then(|v| v.to_str().ok())
                         .and_then(|l| self.target.join(l))
-                        .ok_or_else(|| TransportError::BadRedirect { url: self.target.url.clone() })?;
+                        .ok_or_else(|| TransportError::BadRedirect { url: self.target.shown() })?;
                     self.redirects += 1;
                     if self.redirects > MAX_REDIRECTS {
-                        return Err(TransportError::TooManyRedirects { url: next.url });
+                        return Err(TransportError::TooManyRedirects { url: next.shown() });
                     }
                     if !next.same_origin(&self.target) {
                         self.conn = None;
                     }
-                    tracing::debug!(from = %self.target.url, to = %next.url, status, "following redirect");
+                    tracing::debug!(from = %self.target.shown(), to = %next.shown(), status, "following redirect");
                     self.target = std::borrow::Cow::Owned(next);
                 }
                 _ => return Ok(RawResponse { status, headers, body: body_bytes, auth_retried }),
@@ -222,7 +222,7 @@ impl<'a> HttpSession<'a> {
     }
 
     fn build(&mut self, method: &Method, body: &Bytes) -> Result<Request<Full<Bytes>>, TransportError> {
-        let bad = |reason| TransportError::BadUrl { url: self.target.url.clone(), reason };
+        let bad = |reason| TransportError::BadUrl { url: self.target.shown(), reason };
         let uri = self.target.request_uri.clone().ok_or_else(|| bad("path not usable in a request"))?;
         let host = self.target.host_header.clone().ok_or_else(|| bad("host not usable in a Host header"))?;
         let mut req = Request::builder().method(method.clone()).uri(uri);
@@ -247,23 +247,23 @@ impl<'a> HttpSession<'a> {
             }
         }
         req.body(Full::new(body.clone()))
-            .map_err(|_| TransportError::BadUrl { url: self.target.url.clone(), reason: "request could not be built" })
+            .map_err(|_| TransportError::BadUrl { url: self.target.shown(), reason: "request could not be built" })
     }
 
     /// The response body could not be read to its end.
     fn broken_body(&self, e: &(dyn std::error::Error + Send + Sync + 'static)) -> TransportError {
         if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-            return TransportError::BodyTooLarge { url: self.target.url.clone(), limit: self.cfg.max_body };
+            return TransportError::BodyTooLarge { url: self.target.shown(), limit: self.cfg.max_body };
         }
         let detail = match e.downcast_ref::<hyper::Error>() {
             Some(h) => hyper_detail(h),
             None => e.to_string(),
         };
-        TransportError::Connection { url: self.target.url.clone(), detail: format!("response body broken off: {detail}") }
+        TransportError::Connection { url: self.target.shown(), detail: format!("response body broken off: {detail}") }
     }
 
     fn timeout(&self) -> TransportError {
-        TransportError::Timeout { url: self.target.url.clone(), phase: Phase::Response, after: self.cfg.timeout }
+        TransportError::Timeout { url: self.target.shown(), phase: Phase::Response, after: self.cfg.timeout }
     }
 }
 

@@ -28,7 +28,7 @@ pub struct Target {
     pub authority: String,
     /// Path and query, at least `/`.
     pub path: String,
-    /// The whole URL, for messages.
+    /// The whole URL as given (it may carry userinfo: show [`Target::shown`] instead).
     pub url: String,
     /// `path` as a request target and `authority` as a Host header, made once per URL (`None`:
     /// not usable in a request).
@@ -37,12 +37,17 @@ pub struct Target {
 }
 
 impl Target {
+    /// The URL for messages and logs, without credentials in its userinfo.
+    pub fn shown(&self) -> String {
+        super::without_userinfo(&self.url).into_owned()
+    }
+
     /// Parses an `http://` or `https://` URL.
     ///
     /// # Errors
     /// [`TransportError::BadUrl`] for anything else.
     pub fn parse(url: &str) -> Result<Target, TransportError> {
-        let bad = |reason| TransportError::BadUrl { url: url.to_string(), reason };
+        let bad = |reason| TransportError::BadUrl { url: super::without_userinfo(url).into_owned(), reason };
         let uri: http::Uri = url.parse().map_err(|_| bad("not a URL"))?;
         let https = match uri.scheme_str() {
             Some("http") => false,
@@ -106,7 +111,7 @@ impl Connection {
     /// [`TransportError::Timeout`].
     pub async fn open(target: &Target, cfg: &TransportConfig) -> Result<Connection, TransportError> {
         tokio::time::timeout(cfg.timeout, Connection::set_up(target, cfg)).await.map_err(|_| TransportError::Timeout {
-            url: target.url.clone(),
+            url: target.shown(),
             phase: Phase::Connect,
             after: cfg.timeout,
         })?
@@ -116,7 +121,7 @@ impl Connection {
     async fn set_up(target: &Target, cfg: &TransportConfig) -> Result<Connection, TransportError> {
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((target.host.as_str(), target.port))
             .await
-            .map_err(|source| TransportError::Dns { host: target.host.clone(), url: target.url.clone(), source })?
+            .map_err(|source| TransportError::Dns { host: target.host.clone(), url: target.shown(), source })?
             .collect();
         let mut last = None;
         let mut tcp = None;
@@ -131,19 +136,17 @@ impl Connection {
         }
         let tcp = match (tcp, last) {
             (Some(s), _) => s,
-            (None, Some((addr, source))) => {
-                return Err(TransportError::Connect { addr: addr.to_string(), url: target.url.clone(), source })
-            }
+            (None, Some((addr, source))) => return Err(TransportError::Connect { addr: addr.to_string(), url: target.shown(), source }),
             (None, None) => {
                 return Err(TransportError::Dns {
                     host: target.host.clone(),
-                    url: target.url.clone(),
+                    url: target.shown(),
                     source: std::io::Error::new(std::io::ErrorKind::NotFound, "no addresses"),
                 })
             }
         };
         let _ = tcp.set_nodelay(true);
-        let handshake_err = |e: hyper::Error| TransportError::Connection { url: target.url.clone(), detail: e.to_string() };
+        let handshake_err = |e: hyper::Error| TransportError::Connection { url: target.shown(), detail: e.to_string() };
         let (sender, driver) = if target.https {
             let name = ServerName::try_from(target.host.clone())
                 .map_err(|_| TransportError::Tls { host: target.host.clone(), reason: "invalid server name".into() })?;

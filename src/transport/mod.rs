@@ -156,3 +156,26 @@ mod tests {
         assert_eq!(err(libc::EMFILE).kind(), FailureKind::Connect);
     }
 }
+
+/// A URL for a log line: credentials in its userinfo (`http://user:pass@host/`) are never shown.
+pub fn without_userinfo(url: &str) -> std::borrow::Cow<'_, str> {
+    let Some(start) = url.find("://").map(|i| i + 3) else { return url.into() };
+    let authority_end = url[start..].find(['/', '?', '#']).map_or(url.len(), |i| start + i);
+    match url[start..authority_end].rfind('@') {
+        Some(at) => format!("{}<hidden>@{}", &url[..start], &url[start + at + 1..]).into(),
+        None => url.into(),
+    }
+}
+
+#[cfg(test)]
+mod userinfo_tests {
+    use super::without_userinfo;
+
+    #[test]
+    fn urls_in_messages_carry_no_credentials() {
+        assert_eq!(without_userinfo("http://u:p@h:1/f?x=@y"), "http://<hidden>@h:1/f?x=@y");
+        assert_eq!(without_userinfo("https://h/a@b"), "https://h/a@b");
+        assert_eq!(without_userinfo("ftp://a@b@c"), "ftp://<hidden>@c");
+        assert_eq!(without_userinfo("no scheme"), "no scheme");
+    }
+}
