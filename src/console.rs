@@ -4,7 +4,7 @@
 //!
 //! Rust ignores SIGPIPE, so a write to a pipe whose reader left returns EPIPE; that and EBADF are
 //! a reader that no longer listens, not a failure of the run. Logging goes through tracing, whose
-//! writer already drops errors. Called by `main.rs` and `fleet.rs`.
+//! writer already drops errors. Called by `main.rs` and `the engine's progress line`.
 
 use std::io::{self, Write};
 

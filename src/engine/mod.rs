@@ -158,10 +158,15 @@ pub struct Control {
 static STOP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
+    if STOP.swap(true, Ordering::SeqCst) {
+        // A second signal: the user does not want to wait for the drain.
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(1) };
+    }
 }
 
-/// Makes SIGINT and SIGTERM request a graceful stop (a second one is not special).
+/// Makes SIGINT and SIGTERM request a graceful stop (open sessions get `--drain-timeout`, the
+/// report is printed); a second one exits at once with code 1.
 pub fn install_signal_handlers() {
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
@@ -442,6 +447,10 @@ pub fn run(
         if stop() || end.is_some_and(|e| now >= e) || running.live == 0 || !running.panics.is_empty() {
             break;
         }
+    }
+    let open: usize = running.in_flight.iter().sum();
+    if open > 0 {
+        tracing::info!(sessions = open, "stopping: open sessions get up to {:?} to finish (again to exit at once)", plan.drain_timeout);
     }
     running.stop(&mut [&mut total, &mut interval]);
     let now = Instant::now();

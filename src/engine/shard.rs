@@ -495,7 +495,14 @@ impl<'p> Shard<'p> {
                 let mut report = ShardReport::new(self.id, r);
                 report.last = true;
                 if plan.return_states {
-                    report.states = std::mem::take(&mut self.cpes);
+                    // CPEs whose session was cut at the drain have their state in that session.
+                    let busy = &self.busy;
+                    report.states = std::mem::take(&mut self.cpes)
+                        .into_iter()
+                        .enumerate()
+                        .filter(|(k, _)| !busy.get(*k as u32))
+                        .map(|(_, c)| c)
+                        .collect();
                 }
                 let _ = reports.send(report);
                 return;
