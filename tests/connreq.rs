@@ -78,7 +78,13 @@ async fn listener(auth: ConnRequestAuth, rate: u32) -> (CrServer, Arc<Mutex<Vec<
             }
         }
     });
-    let cfg = CrConfig { bind: "127.0.0.1:0".parse().unwrap(), auth, single: false, rate_per_second: rate };
+    let cfg = CrConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        auth,
+        single: false,
+        rate_per_second: rate,
+        max_connections: cpe_sim::connreq::MAX_CONNECTIONS,
+    };
     (CrServer::start(cfg, Owners { first: 0, count: 10, senders: vec![tx] }).await.unwrap(), woken)
 }
 
@@ -167,7 +173,13 @@ async fn a_connection_request_wakes_the_cpe_and_a_burst_during_a_session_coalesc
     assert_eq!((user.len(), pass.len()), (12, 12), "the example profile derives 12-character secrets");
 
     let (tx, rx) = mpsc::unbounded_channel();
-    let cfg = CrConfig { bind: "127.0.0.1:0".parse().unwrap(), auth: ConnRequestAuth::Digest, single: true, rate_per_second: 100 };
+    let cfg = CrConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        auth: ConnRequestAuth::Digest,
+        single: true,
+        rate_per_second: 100,
+        max_connections: cpe_sim::connreq::MAX_CONNECTIONS,
+    };
     let server = CrServer::start(cfg, Owners { first: 0, count: 1, senders: vec![tx] }).await.unwrap();
     let addr = server.addr;
 
@@ -248,5 +260,98 @@ async fn hostile_http_on_the_listener_gets_errors_not_hangs() {
     assert!(woken.lock().unwrap().is_empty(), "nothing woke a CPE");
     // And the listener still serves.
     assert_eq!(request(addr, "GET", "/cr/cpe-3", None).await.0, 401);
+    server.stop().await;
+}
+
+/// [`request`] from another loopback address (another "source").
+async fn request_from(from: [u8; 4], addr: SocketAddr, path: &str, authorization: Option<&str>) -> u16 {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(SocketAddr::from((from, 0))).unwrap();
+    let mut s = sock.connect(addr).await.unwrap();
+    let authz = authorization.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{authz}Connection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await.expect("the listener answers").unwrap();
+    String::from_utf8_lossy(&buf).split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+/// A flood of failing requests from one address takes at most its share of the rate: the ACS's
+/// real requests from another address still get through.
+#[tokio::test]
+async fn a_flood_from_one_source_does_not_starve_the_acs() {
+    let (server, woken) = listener(ConnRequestAuth::Digest, 40).await;
+    let addr = server.addr;
+    let mut flood = Vec::new();
+    for _ in 0..60 {
+        flood.push(request_from([127, 0, 0, 2], addr, "/cr/cpe-5", Some("Basic Zm9vOmJhcg==")).await);
+    }
+    assert!(flood.iter().filter(|s| **s == 503).count() >= 40, "the flood is cut to its share: {flood:?}");
+    // The ACS (127.0.0.1): challenge, then the right answer.
+    assert_eq!(connection_request(addr, "/cr/cpe-5", "user5", "pass5").await, 200);
+    assert_eq!(*woken.lock().unwrap(), [5]);
+    server.stop().await;
+}
+
+/// An owner that does not answer in time is busy, not absent: 503 (retry), never 404.
+#[tokio::test]
+async fn a_busy_owner_answers_503_not_404() {
+    // An owner that never reads its channel.
+    let (tx, _rx) = mpsc::unbounded_channel::<CpeMsg>();
+    let cfg = CrConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        auth: ConnRequestAuth::Digest,
+        single: false,
+        rate_per_second: 100,
+        max_connections: cpe_sim::connreq::MAX_CONNECTIONS,
+    };
+    let server = CrServer::start(cfg, Owners { first: 0, count: 10, senders: vec![tx] }).await.unwrap();
+    assert_eq!(request(server.addr, "GET", "/cr/cpe-1", None).await.0, 503);
+    assert_eq!(server.stats().busy.load(Ordering::Relaxed), 1);
+    assert_eq!(server.stats().not_found.load(Ordering::Relaxed), 0);
+    server.stop().await;
+}
+
+/// Connections beyond the cap are closed at accept; the listener stays up for the others.
+#[tokio::test]
+async fn connections_beyond_the_cap_are_closed_at_accept() {
+    let (tx, mut rx) = mpsc::unbounded_channel::<CpeMsg>();
+    tokio::spawn(async move {
+        while let Some(msg) = rx.recv().await {
+            if let CpeMsg::Lookup { index, reply } = msg {
+                let _ = reply.send(Some((format!("user{index}"), format!("pass{index}"))));
+            }
+        }
+    });
+    let cfg = CrConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        auth: ConnRequestAuth::Digest,
+        single: false,
+        rate_per_second: 100,
+        max_connections: 4,
+    };
+    let server = CrServer::start(cfg, Owners { first: 0, count: 10, senders: vec![tx] }).await.unwrap();
+    // Four idle connections hold every slot (a slowloris).
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        idle.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
+    }
+    // The fifth is closed at once, without an answer.
+    let mut fifth = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let _ = fifth.write_all(b"GET /cr/cpe-1 HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), fifth.read_to_end(&mut buf)).await.expect("closed, not hung");
+    assert!(read.is_err() || buf.is_empty(), "no answer beyond the cap: {:?}", String::from_utf8_lossy(&buf));
+    assert!(server.stats().refused_connections.load(Ordering::Relaxed) >= 1);
+    // Once the idle ones go, requests are served again.
+    drop(idle);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = request(server.addr, "GET", "/cr/cpe-1", None).await.0;
+        if status == 401 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the listener serves again after the idle connections close: {status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     server.stop().await;
 }

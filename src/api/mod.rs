@@ -76,7 +76,8 @@ impl ApiServer {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared { model, owners, stats: ApiStats::default(), sources });
         let (stop, stopped) = watch::channel(false);
-        let task = serve_http(listener, stopped, 64 * 1024, move |req| handle(shared.clone(), req));
+        let limit = crate::connreq::ConnectionLimit { max: crate::connreq::MAX_CONNECTIONS, refused: Arc::new(|| {}) };
+        let task = serve_http(listener, stopped, 64 * 1024, limit, move |_, req| handle(shared.clone(), req));
         Ok(ApiServer { addr, stop, task })
     }
 

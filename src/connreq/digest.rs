@@ -63,16 +63,24 @@ impl NonceStore {
             self.nonces.remove(&h.nonce);
             return Err(DigestError::UnknownNonce);
         }
-        if h.username != username || h.uri != uri {
-            return Err(DigestError::Mismatch);
-        }
+        use subtle::ConstantTimeEq;
+        // Compared in constant time, all of them (no early exit that times the username).
+        let same_user = h.username.as_bytes().ct_eq(username.as_bytes());
+        let same_uri = h.uri.as_bytes().ct_eq(uri.as_bytes());
         let claimed = std::mem::take(&mut h.response);
         h.digest(&digest_auth::AuthContext::new(username, password, uri));
-        if h.response != claimed {
+        let same_response = h.response.as_bytes().ct_eq(claimed.as_bytes());
+        if !bool::from(same_user & same_uri & same_response) {
             return Err(DigestError::Mismatch);
         }
-        // Only now, for a correct answer: each use of a nonce needs a larger nc (RFC 7616 §3.4).
-        if h.nc <= state.last_nc && h.qop.is_some() {
+        // Only now, for a correct answer, no answer is accepted twice (RFC 7616 §3.4): with a
+        // qop (auth or auth-int) each use of a nonce needs a larger nc; without one (RFC 2069
+        // style, no nc) a nonce serves once.
+        if h.qop.is_none() {
+            self.nonces.remove(&h.nonce);
+            return Ok(());
+        }
+        if h.nc <= state.last_nc {
             return Err(DigestError::Replay);
         }
         state.last_nc = h.nc;
@@ -102,5 +110,17 @@ mod tests {
         assert_eq!(s.verify(&answer(&n, 4, "u", "p", "/cr/other"), "/cr", "u", "p"), Err(DigestError::Mismatch));
         assert_eq!(s.verify(&answer("feedface", 1, "u", "p", "/cr"), "/cr", "u", "p"), Err(DigestError::UnknownNonce));
         assert_eq!(s.verify("Basic dTpw", "/cr", "u", "p"), Err(DigestError::Malformed));
+    }
+
+    #[test]
+    fn no_answer_is_accepted_twice_whatever_the_qop() {
+        for qop in ["", "qop=\"auth\", ", "qop=\"auth-int\", "] {
+            let mut s = NonceStore::default();
+            let n = s.issue();
+            let mut prompt = digest_auth::parse(&format!("Digest realm=\"cpe-sim\", {qop}nonce=\"{n}\", algorithm=MD5")).unwrap();
+            let answer = prompt.respond(&digest_auth::AuthContext::new("u", "p", "/cr")).unwrap().to_header_string();
+            assert_eq!(s.verify(&answer, "/cr", "u", "p"), Ok(()), "{qop}");
+            assert!(s.verify(&answer, "/cr", "u", "p").is_err(), "replayed with {qop:?}");
+        }
     }
 }

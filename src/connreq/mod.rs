@@ -13,6 +13,8 @@
 
 pub mod digest;
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,9 +40,18 @@ pub struct CrConfig {
     pub auth: ConnRequestAuth,
     /// `/cr` addresses the only CPE (single-CPE runs); otherwise `/cr/cpe-N`.
     pub single: bool,
-    /// Accepted requests per second, across all CPEs (beyond: 503).
+    /// Accepted requests per second, across all CPEs (beyond: 503). One source that fails to
+    /// authenticate gets at most a quarter of it, so a flood from one address cannot starve the
+    /// ACS's real requests.
     pub rate_per_second: u32,
+    /// Connections open at once (beyond: closed at accept).
+    pub max_connections: usize,
 }
+
+/// Most connections the listeners hold open at once by default.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// Sources whose failed attempts are tracked (a flood from many addresses cannot grow memory).
+const MAX_SOURCES: usize = 4096;
 
 /// Counters.
 #[derive(Debug, Default)]
@@ -50,6 +61,10 @@ pub struct CrStats {
     pub not_found: AtomicU64,
     pub rate_limited: AtomicU64,
     pub bad_requests: AtomicU64,
+    /// The CPE's owner did not answer in time (503).
+    pub busy: AtomicU64,
+    /// Connections closed at accept because `max_connections` were open.
+    pub refused_connections: AtomicU64,
 }
 
 impl std::fmt::Display for CrStats {
@@ -57,12 +72,14 @@ impl std::fmt::Display for CrStats {
         let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
         write!(
             f,
-            "connection requests: {} accepted, {} unauthorized (401), {} unknown CPE (404), {} rate-limited (503), {} not GET (405)",
+            "connection requests: {} accepted, {} unauthorized (401), {} unknown CPE (404), {} rate-limited (503), {} owner busy (503), {} not GET (405), {} connections refused",
             n(&self.accepted),
             n(&self.unauthorized),
             n(&self.not_found),
             n(&self.rate_limited),
-            n(&self.bad_requests)
+            n(&self.busy),
+            n(&self.bad_requests),
+            n(&self.refused_connections)
         )
     }
 }
@@ -72,7 +89,20 @@ struct Shared {
     owners: Owners,
     nonces: Mutex<digest::NonceStore>,
     bucket: Mutex<(f64, Instant)>,
+    /// Per-source buckets, charged by requests that do not authenticate.
+    sources: Mutex<HashMap<IpAddr, (f64, Instant)>>,
     stats: Arc<CrStats>,
+}
+
+/// Takes a token from `b` (refilled at `rate`/s up to `rate`), if it has one.
+fn take_token(b: &mut (f64, Instant), rate: f64, now: Instant) -> bool {
+    b.0 = (b.0 + now.duration_since(b.1).as_secs_f64() * rate).min(rate);
+    b.1 = now;
+    if b.0 < 1.0 {
+        return false;
+    }
+    b.0 -= 1.0;
+    true
 }
 
 /// The running listener.
@@ -95,12 +125,27 @@ impl CrServer {
         let listener = TcpListener::bind(cfg.bind).await?;
         let addr = listener.local_addr()?;
         let burst = cfg.rate_per_second.max(1) as f64;
-        let shared =
-            Arc::new(Shared { cfg, owners, nonces: Mutex::default(), bucket: Mutex::new((burst, Instant::now())), stats: Arc::default() });
+        let shared = Arc::new(Shared {
+            cfg,
+            owners,
+            nonces: Mutex::default(),
+            bucket: Mutex::new((burst, Instant::now())),
+            sources: Mutex::default(),
+            stats: Arc::default(),
+        });
         let (stop, stopped) = watch::channel(false);
         let s = shared.clone();
         // Slowloris and huge headers: bounded time and buffer per request head.
-        let task = serve_http(listener, stopped, 16 * 1024, move |req| handle(s.clone(), req));
+        let limit = ConnectionLimit {
+            max: shared.cfg.max_connections,
+            refused: {
+                let st = shared.stats.clone();
+                Arc::new(move || {
+                    st.refused_connections.fetch_add(1, Ordering::Relaxed);
+                })
+            },
+        };
+        let task = serve_http(listener, stopped, 16 * 1024, limit, move |peer, req| handle(s.clone(), peer, req));
         Ok(CrServer { addr, shared, stop, task })
     }
 
@@ -122,29 +167,46 @@ impl CrServer {
 
 type Reply = Response<Full<Bytes>>;
 
-/// Serves HTTP/1.1 on `listener` until `stopped` fires, one `handler` call per request, with a
-/// bounded time (5 s) and buffer (`max_buf`) for each request head. Shared by the listeners that
+/// How many connections a listener holds at once, and what to do with one beyond that.
+#[derive(Clone)]
+pub(crate) struct ConnectionLimit {
+    pub max: usize,
+    /// Called for each connection closed at accept (a counter).
+    pub refused: Arc<dyn Fn() + Send + Sync>,
+}
+
+/// Serves HTTP/1.1 on `listener` until `stopped` fires, one `handler` call per request (with the
+/// peer's address), with a bounded time (5 s) and buffer (`max_buf`) for each request head and at
+/// most `limit.max` connections at once (beyond: closed at accept). Shared by the listeners that
 /// reach into CPEs (this one and the device state API).
 pub(crate) fn serve_http<F, Fut>(
     listener: TcpListener,
     mut stopped: watch::Receiver<bool>,
     max_buf: usize,
+    limit: ConnectionLimit,
     handler: F,
 ) -> tokio::task::JoinHandle<()>
 where
-    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(SocketAddr, Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<Reply, std::convert::Infallible>> + Send + 'static,
 {
+    let permits = Arc::new(tokio::sync::Semaphore::new(limit.max.max(1)));
     tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
                 a = listener.accept() => a,
                 _ = stopped.changed() => break,
             };
-            let Ok((stream, _)) = accepted else { continue };
+            let Ok((stream, peer)) = accepted else { continue };
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                (limit.refused)();
+                drop(stream);
+                continue;
+            };
             let handler = handler.clone();
             tokio::spawn(async move {
-                let svc = service_fn(handler);
+                let _permit = permit;
+                let svc = service_fn(move |req| handler(peer, req));
                 let mut http = hyper::server::conn::http1::Builder::new();
                 http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(Duration::from_secs(5)).max_buf_size(max_buf);
                 let _ = http.serve_connection(TokioIo::new(stream), svc).await;
@@ -172,7 +234,7 @@ fn index_of(cfg: &CrConfig, owners: &Owners, path: &str) -> Option<u32> {
     n.parse().ok()
 }
 
-async fn handle(s: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, std::convert::Infallible> {
+async fn handle(s: Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -> Result<Reply, std::convert::Infallible> {
     let count = |c: &AtomicU64| c.fetch_add(1, Ordering::Relaxed);
     if req.method() != Method::GET {
         count(&s.stats.bad_requests);
@@ -186,32 +248,52 @@ async fn handle(s: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, std::co
         return Ok(reply(StatusCode::NOT_FOUND, "No such CPE\n"));
     };
     let (index, sender) = owner;
+    // Cheap checks first: a source that keeps failing gets its own share of the rate, then the
+    // overall rate, then the owner's lookup and the Digest check.
+    let rate = s.cfg.rate_per_second.max(1) as f64;
+    let source_rate = (rate / 4.0).max(1.0);
+    let now = Instant::now();
     {
-        // Token bucket: rate_per_second, with a burst of one second's worth.
-        let mut b = s.bucket.lock().expect("bucket lock");
-        let rate = s.cfg.rate_per_second.max(1) as f64;
-        let now = Instant::now();
-        b.0 = (b.0 + now.duration_since(b.1).as_secs_f64() * rate).min(rate);
-        b.1 = now;
-        if b.0 < 1.0 {
-            count(&s.stats.rate_limited);
-            return Ok(reply(StatusCode::SERVICE_UNAVAILABLE, "Too many Connection Requests\n"));
+        let mut sources = s.sources.lock().unwrap_or_else(|e| e.into_inner());
+        if sources.len() >= MAX_SOURCES && !sources.contains_key(&peer.ip()) {
+            sources.retain(|_, b| now.duration_since(b.1) < Duration::from_secs(1));
+            if sources.len() >= MAX_SOURCES {
+                sources.clear();
+            }
         }
-        b.0 -= 1.0;
+        let b = sources.entry(peer.ip()).or_insert((source_rate, now));
+        if !take_token(b, source_rate, now) {
+            count(&s.stats.rate_limited);
+            return Ok(reply(StatusCode::SERVICE_UNAVAILABLE, "Too many Connection Requests from this address\n"));
+        }
+    }
+    if !take_token(&mut s.bucket.lock().unwrap_or_else(|e| e.into_inner()), rate, now) {
+        count(&s.stats.rate_limited);
+        return Ok(reply(StatusCode::SERVICE_UNAVAILABLE, "Too many Connection Requests\n"));
     }
     let (tx, rx) = oneshot::channel();
     if sender.send(CpeMsg::Lookup { index, reply: tx }).is_err() {
+        count(&s.stats.busy);
         return Ok(reply(StatusCode::SERVICE_UNAVAILABLE, "CPE not running\n"));
     }
-    let Ok(Some((user, pass))) = tokio::time::timeout(Duration::from_secs(2), rx).await.unwrap_or(Ok(None)) else {
-        count(&s.stats.not_found);
-        return Ok(reply(StatusCode::NOT_FOUND, "No such CPE\n"));
+    let (user, pass) = match tokio::time::timeout(Duration::from_secs(2), rx).await {
+        Ok(Ok(Some(creds))) => creds,
+        Ok(Ok(None)) => {
+            count(&s.stats.not_found);
+            return Ok(reply(StatusCode::NOT_FOUND, "No such CPE\n"));
+        }
+        // The owner is busy (or stopping): try again later, the CPE exists.
+        Ok(Err(_)) | Err(_) => {
+            count(&s.stats.busy);
+            return Ok(reply(StatusCode::SERVICE_UNAVAILABLE, "The CPE's owner is busy; retry\n"));
+        }
     };
     let authz = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok());
     let ok = match s.cfg.auth {
         ConnRequestAuth::None => true,
         ConnRequestAuth::Basic => authz.is_some_and(|a| {
-            a.trim() == crate::transport::auth::basic_value(&crate::transport::Credentials { username: user, password: pass })
+            let expected = crate::transport::auth::basic_value(&crate::transport::Credentials { username: user, password: pass });
+            bool::from(subtle::ConstantTimeEq::ct_eq(a.trim().as_bytes(), expected.as_bytes()))
         }),
         ConnRequestAuth::Digest => match authz {
             Some(a) => s.nonces.lock().expect("nonce lock").verify(a, &path, &user, &pass).is_ok(),
@@ -232,6 +314,10 @@ async fn handle(s: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, std::co
         return Ok(r);
     }
     count(&s.stats.accepted);
+    // An authenticated request does not count against its source's share.
+    if let Some(b) = s.sources.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&peer.ip()) {
+        b.0 = (b.0 + 1.0).min(source_rate);
+    }
     let _ = sender.send(CpeMsg::Wake { index });
     tracing::debug!(cpe_id = %crate::model::DeviceId(index), "connection request accepted");
     Ok(reply(StatusCode::OK, ""))
