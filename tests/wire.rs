@@ -555,3 +555,21 @@ async fn an_acs_that_always_holds_and_never_acknowledges_gets_the_back_off_not_a
     assert!(error(&report).contains("without answering the CPE's TransferComplete"), "{}", error(&report));
     assert_eq!(cpe.events.next_transfer().map(|t| &*t.command_key), Some("cfg-42"), "still owed");
 }
+
+#[tokio::test]
+async fn an_inform_response_after_a_byte_order_mark_and_a_comment_completes_the_session() {
+    let raw = RawAcs::start(|req, _| {
+        RawReply::Send(if req.body_str().contains("<cwmp:Inform>") {
+            let mut body = b"\xEF\xBB\xBF<!-- served by an ACS behind a proxy -->\r\n".to_vec();
+            body.extend_from_slice(&inform_response("1"));
+            http("200 OK", &[("Content-Type", "text/xml; charset=utf-8")], &body)
+        } else {
+            http("204 No Content", &[], b"")
+        })
+    })
+    .await;
+    let (report, cpe) = one_shot(&raw.url("/"), transport(Duration::from_secs(5))).await;
+    assert_eq!((report.completed, report.failed), (1, 0), "{}", error(&report));
+    assert_eq!(posts(&raw), ["Inform", "empty"]);
+    assert!(cpe.bootstrapped && cpe.events.is_empty(), "the InformResponse delivered the events");
+}
