@@ -274,13 +274,7 @@ impl<'a> Cursor<'a> {
             }
             match bytes.get(1) {
                 None => return Err(ParseError::Truncated),
-                Some(b'?') => {
-                    let end = find_closing(&bytes[2..], b"?>").ok_or(ParseError::Truncated)?;
-                    if let Some(attrs) = declaration(&self.src[self.pos + 2..self.pos + 2 + end]) {
-                        check_declaration(attrs, Some(self.src))?;
-                    }
-                    self.pos += end + 4;
-                }
+                Some(b'?') => self.skip_pi()?,
                 Some(b'!') => {
                     if bytes.starts_with(b"<!--") {
                         let end = find_closing(&bytes[4..], b"-->").ok_or(ParseError::Truncated)?;
@@ -321,6 +315,19 @@ impl<'a> Cursor<'a> {
                 }
             }
         }
+    }
+
+    /// Skips the processing instruction at the cursor, reading it if it is the XML declaration.
+    /// Out of line: about one per document, and `next` is inlined everywhere.
+    #[inline(never)]
+    fn skip_pi(&mut self) -> Result<(), ParseError> {
+        let bytes = &self.src.as_bytes()[self.pos..];
+        let end = find_closing(&bytes[2..], b"?>").ok_or(ParseError::Truncated)?;
+        if let Some(attrs) = declaration(&self.src[self.pos + 2..self.pos + 2 + end]) {
+            check_declaration(attrs, Some(self.src))?;
+        }
+        self.pos += end + 4;
+        Ok(())
     }
 
     fn resolve(&self, prefix: &str) -> Ns {

@@ -96,7 +96,7 @@ impl std::fmt::Display for SessionError {
             SessionError::NoInformResponse => f.write_str("ACS ended the session without an InformResponse"),
             SessionError::NotARequest => f.write_str("ACS answered the empty POST with a non-request"),
             SessionError::OwnRequestUnanswered { request } => {
-                write!(f, "ACS ended the session without answering the CPE's {request} (still owed, retried after the back-off)")
+                write!(f, "ACS ended the session without answering the CPE's {request}, which stays owed")
             }
             SessionError::Aborted => f.write_str("session aborted"),
         }
