@@ -477,9 +477,7 @@ async fn hold_requests_then_the_owed_transfer_complete_over_the_wire() {
     // The shared case `cases/holdrequests/`: session 1 gets `download.xml` for a file this server
     // serves; session 2's InformResponse holds requests and its empty POST gets 204.
     const FILE: &[u8] = b"vendor-config!";
-    let empties = Arc::new(AtomicUsize::new(0));
-    let e = empties.clone();
-    let informs = AtomicUsize::new(0);
+    let (empties, informs) = (AtomicUsize::new(0), AtomicUsize::new(0));
     let raw = RawAcs::start(move |req, _| {
         let b = req.body_str();
         RawReply::Send(if req.method == "GET" {
@@ -491,7 +489,7 @@ async fn hold_requests_then_the_owed_transfer_complete_over_the_wire() {
                 1 => http("200 OK", &[], &held(&inform_response("2"))),
                 _ => http("500 Internal Server Error", &[], b""),
             }
-        } else if b.is_empty() && e.fetch_add(1, Ordering::SeqCst) == 0 {
+        } else if b.is_empty() && empties.fetch_add(1, Ordering::SeqCst) == 0 {
             let url = format!("http://{}/cfg.bin", req.header("host").unwrap());
             http("200 OK", &[], &case_download(&url, FILE.len()))
         } else if b.contains("<cwmp:TransferComplete>") {
@@ -522,15 +520,17 @@ async fn an_acs_that_always_holds_and_never_acknowledges_gets_the_back_off_not_a
     // answers the TransferComplete sent then with 204 too. The report stays owed; each new try
     // waits for the TR-069 back-off (m = 1 s, k = 2: 1–2 s, then 2–4 s).
     const FILE: &[u8] = b"0123456789abcd";
-    let downloads = Arc::new(AtomicUsize::new(0));
-    let d = downloads.clone();
+    let downloads = AtomicUsize::new(0);
+    let inform_times = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let times = inform_times.clone();
     let raw = RawAcs::start(move |req, _| {
         let b = req.body_str();
         RawReply::Send(if req.method == "GET" {
             http("200 OK", &[], FILE)
         } else if b.contains("<cwmp:Inform>") {
+            times.lock().unwrap().push(std::time::Instant::now());
             http("200 OK", &[], &held(&inform_response("1")))
-        } else if b.is_empty() && d.fetch_add(1, Ordering::SeqCst) == 0 {
+        } else if b.is_empty() && downloads.fetch_add(1, Ordering::SeqCst) == 0 {
             let url = format!("http://{}/f.bin", req.header("host").unwrap());
             http("200 OK", &[], &case_download(&url, FILE.len()))
         } else {
@@ -547,7 +547,13 @@ async fn an_acs_that_always_holds_and_never_acknowledges_gets_the_back_off_not_a
     let (report, cpe) = one.run().await;
     let informs: Vec<String> = raw.requests().iter().map(|r| r.body_str()).filter(|b| b.contains("<cwmp:Inform>")).collect();
     let owed: Vec<&String> = informs.iter().filter(|b| b.contains("7 TRANSFER COMPLETE")).collect();
-    assert!((2..=3).contains(&owed.len()), "{} sessions owed the report in 3.5 s: {:?}", owed.len(), posts(&raw));
+    assert!((2..=4).contains(&owed.len()), "{} sessions owed the report in 3.5 s: {:?}", owed.len(), posts(&raw));
+    // Each retry waited for the back-off (the first owed session follows the bootstrap at once).
+    let times = inform_times.lock().unwrap().clone();
+    for (i, pair) in times[1..].windows(2).enumerate() {
+        let gap = pair[1] - pair[0];
+        assert!(gap >= Duration::from_millis(950), "retry {} came {gap:?} after the failed session", i + 1);
+    }
     for (i, inform) in owed.iter().enumerate() {
         assert!(inform.contains(&format!("<RetryCount>{i}</RetryCount>")), "try {i} counts the failures before it");
     }
