@@ -14,7 +14,9 @@
 //! not a registered name but which libxml2 reads as UTF-8 too; `US-ASCII` when the body is
 //! 7-bit), whitespace, comments and processing instructions. A body in any other encoding, by its
 //! declaration, its byte order mark or the UTF-16/32 layout of its first `<` (XML 1.0 Appendix F),
-//! is refused with [`ParseError::UnsupportedEncoding`] naming it, never read as UTF-8.
+//! is refused with [`ParseError::UnsupportedEncoding`] naming it, never read as UTF-8. A DOCTYPE
+//! is [`ParseError::Doctype`].
+//!
 //! Limits on depth, item counts and text length keep a hostile body from costing unbounded memory
 //! or time.
 //!
@@ -289,7 +291,7 @@ impl<'a> Cursor<'a> {
                     } else if bytes.starts_with(b"<!DOCTYPE") {
                         return Err(ParseError::Doctype);
                     } else {
-                        // DOCTYPE and anything else: no DTDs, no entity expansion.
+                        // Anything else (`<!ELEMENT`, `<!ENTITY` …): no DTDs, no entity expansion.
                         return Err(ParseError::Malformed);
                     }
                 }

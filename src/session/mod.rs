@@ -9,6 +9,7 @@
 //! then, and the session ends only on an empty reply to an empty POST (§3.7.1.4). A session that
 //! ends with a request still owed (the ACS dropped it, or ended the session instead of answering)
 //! did not complete: the report stays owed and the next attempt follows the retry policy.
+//!
 //! [`Session::start`] renders the Inform; each [`Session::handle`] takes what the ACS answered
 //! (a body, or nothing for 204/empty 200) plus `now`, writes the next message into the caller's
 //! buffer and says what to send. States are named after what they wait for. Event bookkeeping
@@ -80,7 +81,7 @@ pub enum SessionError {
     /// The ACS answered an empty POST with something that is not a request.
     NotARequest,
     /// The ACS ended the session (204/empty) instead of answering the CPE's own request, which
-    /// stays owed (retried after the back-off).
+    /// stays owed (the next attempt follows the retry policy, never at once).
     OwnRequestUnanswered { request: &'static str },
     /// The caller gave up (transport failure, timeout); the reason is the caller's.
     Aborted,
