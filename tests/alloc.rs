@@ -107,6 +107,16 @@ fn hot_path_allocations_and_cpe_size() {
     });
     println!("parse InformResponse: {parse} allocations per 1000");
     assert_eq!(parse, 0);
+    // The same after a byte order mark, a declaration, a comment and a processing instruction.
+    let mut prolog = b"\xEF\xBB\xBF<?xml version='1.0' encoding='utf-8'?>\r\n<!-- acs -->\n<?trace 1?>\n".to_vec();
+    prolog.extend_from_slice(INFORM_RESPONSE.strip_prefix(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>").unwrap_or(INFORM_RESPONSE));
+    let parse = allocations(|| {
+        for _ in 0..1000 {
+            assert!(parse_envelope(&prolog).unwrap().id.is_some());
+        }
+    });
+    println!("parse InformResponse after a prolog: {parse} allocations per 1000");
+    assert_eq!(parse, 0);
 
     // 3. Whole periodic sessions (render → parse → session step → 204): zero allocations.
     let session = allocations(|| {

@@ -9,7 +9,7 @@ use cpe_sim::run::run_session;
 use cpe_sim::session::{SessionError, Step};
 use cpe_sim::time::UnixMillis;
 
-use crate::support::{acs_envelope, inform_response, texts, value_of, Cpe, TR098, TR181};
+use crate::support::{acs_envelope, case_download, held, inform_response, texts, value_of, Cpe, TR098, TR181};
 
 const PROFILES: [&str; 2] = [TR181, TR098];
 
@@ -560,4 +560,143 @@ fn acs_credentials_per_cpe() {
         assert!(s.changes.contains(cpe_sim::model::ChangeSet::ACS_CREDENTIALS), "{p}: the Password is new");
         assert_eq!(cpe.model.acs_credentials(cpe.state.id, &cpe.state.delta), Some(("run-user".into(), "mine".into())), "{p}");
     }
+}
+
+// HoldRequests and requests still owed (issue 10 item 1; TR-069 §3.7.1.3/§3.7.1.4, A.4.1).
+
+/// Session 1 of the case: BOOTSTRAP, the ACS's Download, 204; then the download succeeds, so
+/// the CPE owes `7 TRANSFER COMPLETE` + `M Download` and a TransferComplete for `cfg-42`.
+fn owing_transfer_complete(p: &str) -> Cpe {
+    let mut cpe = Cpe::new(p, 0);
+    cpe.open();
+    let (step, out) = cpe.reply(Some(&case_download("http://127.0.0.1:1/cfg.bin", 14)));
+    assert_eq!(step, Step::Send);
+    assert_eq!(texts(&out, "Status"), ["1"]);
+    let s = cpe.close();
+    assert_eq!(s.result, Ok(()));
+    let [DeferredAction::Transfer(req)] = s.actions.as_slice() else { panic!("{:?}", s.actions) };
+    cpe.state.transfer_finished(req, None, cpe.now, cpe.now.plus(Duration::from_secs(2)));
+    cpe.now = cpe.now.plus(Duration::from_secs(2));
+    let inform = cpe.inform();
+    assert_eq!(events(&inform), ["7 TRANSFER COMPLETE", "M Download"], "{p}");
+    cpe
+}
+
+/// The CPE's TransferComplete for the case's Download, acknowledged; then its empty POST.
+fn transfer_complete_acknowledged(cpe: &mut Cpe, tc: (Step, String)) {
+    assert_eq!(tc.0, Step::Send, "the CPE sends what it owes");
+    assert!(tc.1.contains("<cwmp:TransferComplete>"), "{}", tc.1);
+    assert_eq!(texts(&tc.1, "CommandKey"), ["cfg-42"]);
+    assert_eq!(texts(&tc.1, "FaultCode"), ["0"]);
+    let (step, _) = cpe.reply(Some(&acs_envelope("tc-ack", "<cwmp:TransferCompleteResponse/>")));
+    assert_eq!(step, Step::SendEmpty, "then the empty POST");
+}
+
+#[test]
+fn hold_on_inform_response_lifted_by_an_acs_request_without_it() {
+    for p in PROFILES {
+        let mut cpe = owing_transfer_complete(p);
+        let (step, _) = cpe.reply(Some(&held(&inform_response("1"))));
+        assert_eq!(step, Step::SendEmpty, "{p}: held: the empty POST, not the TransferComplete");
+        // A held request is answered (a response is not a request).
+        let r = cpe.root().to_string();
+        let gpv = format!(
+            "<cwmp:GetParameterValues><ParameterNames><string>{r}.DeviceInfo.UpTime</string></ParameterNames></cwmp:GetParameterValues>"
+        );
+        let (step, out) = cpe.reply(Some(&held(&acs_envelope("g1", &gpv))));
+        assert_eq!(step, Step::Send);
+        assert!(out.contains("GetParameterValuesResponse"));
+        // The hold is lifted by a request without it; the CPE answers that request first (one
+        // envelope per POST), and its owed request takes the next free POST.
+        let out = cpe.rpc("g2", &gpv);
+        assert!(out.contains("GetParameterValuesResponse") && out.contains(">g2</cwmp:ID>"));
+        let tc = cpe.reply(None);
+        transfer_complete_acknowledged(&mut cpe, tc);
+        let s = cpe.close();
+        assert_eq!((s.result, s.requests), (Ok(()), 2), "{p}");
+        assert!(cpe.state.events.is_empty(), "{p}: nothing is owed any more");
+    }
+}
+
+#[test]
+fn hold_lifted_by_the_final_204_or_empty_200_sends_what_is_owed() {
+    // The shared case `cases/holdrequests/`: InformResponse with HoldRequests → empty POST → 204.
+    let empty_200: &[u8] = b" \r\n\t";
+    for (p, end) in [(TR181, None), (TR098, None), (TR181, Some(empty_200))] {
+        let mut cpe = owing_transfer_complete(p);
+        let (step, _) = cpe.reply(Some(&held(&inform_response("1"))));
+        assert_eq!(step, Step::SendEmpty, "{p}");
+        let tc = cpe.reply(end);
+        transfer_complete_acknowledged(&mut cpe, tc);
+        // Only the ACS's next empty answer ends the session.
+        let (step, _) = cpe.reply(end);
+        let Step::Finished(s) = step else { panic!("{p}: expected the end, got {step:?}") };
+        assert_eq!(s.result, Ok(()));
+        assert!(cpe.state.events.is_empty(), "{p}: the TransferComplete was acknowledged");
+        assert_eq!(cpe.state.retry_count, 0);
+    }
+}
+
+#[test]
+fn hold_never_lifted_leaves_the_request_owed_without_a_loop() {
+    use cpe_sim::cpe::agenda::{Agenda, SessionEnd};
+    use cpe_sim::cpe::retry::wait_for;
+    // (a) the ACS holds every message and then drops the connection; (b) the hold is lifted but the
+    // ACS ends the session instead of answering the TransferComplete.
+    for case in ["dropped", "unanswered"] {
+        let mut cpe = owing_transfer_complete(TR181);
+        assert_eq!(cpe.reply(Some(&held(&inform_response("1")))).0, Step::SendEmpty);
+        let gm = "<cwmp:GetRPCMethods/>";
+        assert_eq!(cpe.reply(Some(&held(&acs_envelope("m", gm)))).0, Step::Send);
+        let summary = if case == "dropped" {
+            cpe.session.as_mut().unwrap().abort(&mut cpe.state)
+        } else {
+            let (step, tc) = cpe.reply(None);
+            assert_eq!(step, Step::Send, "the hold is over: the TransferComplete goes out");
+            assert!(tc.contains("<cwmp:TransferComplete>"));
+            match cpe.reply(None).0 {
+                Step::Finished(s) => s,
+                other => panic!("{case}: {other:?}"),
+            }
+        };
+        assert!(summary.result.is_err(), "{case}: a session that ends owing a request did not complete: {:?}", summary.result);
+        assert!(summary.informed, "{case}");
+        assert_eq!(cpe.state.events.next_transfer().map(|t| &*t.command_key), Some("cfg-42"), "{case}: still owed");
+        assert_eq!(cpe.state.retry_count, 1, "{case}");
+        // The engine's follow-up: the next attempt after the TR-069 back-off, never at once.
+        let wait = wait_for(&cpe.model, &cpe.state);
+        let mut agenda = Agenda::idle();
+        let end = SessionEnd { ok: summary.result.is_ok(), actions: summary.actions, retry_in: Some(wait) };
+        let now = cpe.now.0;
+        agenda.on_session_end(&mut cpe.state, end, now);
+        assert!(wait >= Duration::from_secs(5), "{case}: {wait:?}");
+        assert_eq!(agenda.start(), now + wait.as_millis() as u64, "{case}: follows the retry policy");
+        // The retry informs the transfer again, and can then deliver it.
+        let inform = cpe.inform();
+        assert_eq!(events(&inform), ["7 TRANSFER COMPLETE", "M Download"], "{case}");
+        assert!(inform.contains("<RetryCount>1</RetryCount>"));
+        let tc = cpe.reply(Some(&inform_response("2")));
+        transfer_complete_acknowledged(&mut cpe, tc);
+        assert_eq!(cpe.close().result, Ok(()));
+        assert!(cpe.state.events.is_empty());
+    }
+}
+
+#[test]
+fn get_rpc_methods_owed_after_bootstrap_waits_for_the_hold() {
+    let mut cpe = Cpe::new(TR181, 0);
+    cpe.model.get_rpc_methods_on_bootstrap = true;
+    cpe.inform();
+    let (step, _) = cpe.reply(Some(&held(&inform_response("1"))));
+    assert_eq!(step, Step::SendEmpty, "held: no GetRPCMethods yet");
+    let out = cpe.rpc("acs-1", "<cwmp:GetRPCMethods/>");
+    assert!(out.contains("GetRPCMethodsResponse"));
+    let (step, req) = cpe.reply(None);
+    assert_eq!(step, Step::Send, "the 204 lifted the hold: the CPE still owes its GetRPCMethods");
+    assert!(req.contains("<cwmp:GetRPCMethods>"), "{req}");
+    let answer = acs_envelope("2", "<cwmp:GetRPCMethodsResponse><MethodList soap-enc:arrayType=\"xsd:string[2]\"><string>Inform</string><string>TransferComplete</string></MethodList></cwmp:GetRPCMethodsResponse>");
+    assert_eq!(cpe.reply(Some(&answer)).0, Step::SendEmpty);
+    let s = cpe.close();
+    assert_eq!(s.result, Ok(()));
+    assert_eq!(s.acs_methods.as_deref(), Some(&["Inform".to_string(), "TransferComplete".to_string()][..]));
 }

@@ -14,7 +14,7 @@ use cpe_sim::transport::tls::{client_config, server_config, TlsOptions};
 use cpe_sim::transport::{Credentials, TransportConfig, DEFAULT_MAX_BODY};
 
 use crate::support::raw::{http, simple_acs, RawAcs, RawReply};
-use crate::support::{acs_envelope, profile, OneCpe, RunReport, TR181};
+use crate::support::{acs_envelope, case_download, held, inform_response, profile, OneCpe, RunReport, TR181};
 
 fn transport(timeout: Duration) -> TransportConfig {
     TransportConfig {
@@ -452,4 +452,130 @@ async fn a_tls_session_ends_with_close_notify() {
     assert_eq!((report.completed, report.failed), (1, 0), "{}", error(&report));
     let served = tokio::time::timeout(Duration::from_secs(5), server).await.expect("the CPE closed the connection").unwrap();
     assert_eq!(served, Ok(true), "the CPE sent no TLS close_notify");
+}
+
+/// What one POST of a CWMP session was, for checking the order of an exchange.
+fn kind(body: &str) -> String {
+    if body.is_empty() {
+        return "empty".into();
+    }
+    for k in ["Inform", "TransferComplete", "DownloadResponse", "GetParameterValuesResponse", "GetRPCMethods"] {
+        if body.contains(&format!("<cwmp:{k}>")) {
+            return k.into();
+        }
+    }
+    "other".into()
+}
+
+/// The CWMP POSTs an ACS received, by kind.
+fn posts(raw: &RawAcs) -> Vec<String> {
+    raw.requests().iter().filter(|r| r.method == "POST").map(|r| kind(&r.body_str())).collect()
+}
+
+#[tokio::test]
+async fn hold_requests_then_the_owed_transfer_complete_over_the_wire() {
+    // The shared case `cases/holdrequests/`: session 1 gets `download.xml` for a file this server
+    // serves; session 2's InformResponse holds requests and its empty POST gets 204.
+    const FILE: &[u8] = b"vendor-config!";
+    let (empties, informs) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let raw = RawAcs::start(move |req, _| {
+        let b = req.body_str();
+        RawReply::Send(if req.method == "GET" {
+            http("200 OK", &[], FILE)
+        } else if b.contains("<cwmp:Inform>") {
+            // Session 2 holds; a third Inform would be a loop: it gets 500, which ends a one-shot run.
+            match informs.fetch_add(1, Ordering::SeqCst) {
+                0 => http("200 OK", &[], &inform_response("1")),
+                1 => http("200 OK", &[], &held(&inform_response("2"))),
+                _ => http("500 Internal Server Error", &[], b""),
+            }
+        } else if b.is_empty() && empties.fetch_add(1, Ordering::SeqCst) == 0 {
+            let url = format!("http://{}/cfg.bin", req.header("host").unwrap());
+            http("200 OK", &[], &case_download(&url, FILE.len()))
+        } else if b.contains("<cwmp:TransferComplete>") {
+            http("200 OK", &[], &acs_envelope("tc", "<cwmp:TransferCompleteResponse/>"))
+        } else {
+            http("204 No Content", &[], b"")
+        })
+    })
+    .await;
+    let (report, cpe) = one_shot(&raw.url("/"), transport(Duration::from_secs(5))).await;
+    let informs: Vec<String> = raw.requests().iter().map(|r| r.body_str()).filter(|b| b.contains("<cwmp:Inform>")).collect();
+    assert_eq!(informs.len(), 2, "one session per reason, no loop: {:?}", posts(&raw));
+    assert_eq!((report.completed, report.failed), (2, 0), "{}", error(&report));
+    assert_eq!(
+        posts(&raw),
+        ["Inform", "empty", "DownloadResponse", "Inform", "empty", "TransferComplete", "empty"],
+        "held: empty POST; after the 204: the TransferComplete, the empty POST, and the next 204 ends it"
+    );
+    let tc = raw.requests().iter().map(|r| r.body_str()).find(|b| b.contains("<cwmp:TransferComplete>")).unwrap();
+    assert!(tc.contains("<CommandKey>cfg-42</CommandKey>") && tc.contains("<FaultCode>0</FaultCode>"), "{tc}");
+    assert!(cpe.events.is_empty(), "nothing owed");
+    assert_eq!(cpe.retry_count, 0);
+}
+
+#[tokio::test]
+async fn an_acs_that_always_holds_and_never_acknowledges_gets_the_back_off_not_a_loop() {
+    // Every InformResponse holds; the ACS ends each session with 204 after the held empty POST and
+    // answers the TransferComplete sent then with 204 too. The report stays owed; each new try
+    // waits for the TR-069 back-off (m = 1 s, k = 2: 1–2 s, then 2–4 s).
+    const FILE: &[u8] = b"0123456789abcd";
+    let downloads = AtomicUsize::new(0);
+    let inform_times = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let times = inform_times.clone();
+    let raw = RawAcs::start(move |req, _| {
+        let b = req.body_str();
+        RawReply::Send(if req.method == "GET" {
+            http("200 OK", &[], FILE)
+        } else if b.contains("<cwmp:Inform>") {
+            times.lock().unwrap().push(std::time::Instant::now());
+            http("200 OK", &[], &held(&inform_response("1")))
+        } else if b.is_empty() && downloads.fetch_add(1, Ordering::SeqCst) == 0 {
+            let url = format!("http://{}/f.bin", req.header("host").unwrap());
+            http("200 OK", &[], &case_download(&url, FILE.len()))
+        } else {
+            http("204 No Content", &[], b"")
+        })
+    })
+    .await;
+    let model = profile(TR181);
+    let now = UnixMillis::now();
+    let mut cpe = CpeState::new(DeviceId(0), now);
+    cpe.device_mut(&model, now).set_local("Device.ManagementServer.CWMPRetryMinimumWaitInterval", "1").unwrap();
+    let mut one = OneCpe::new(model, raw.url("/"), transport(Duration::from_secs(5))).daemon(Duration::from_millis(3500));
+    one.initial = Some(cpe);
+    let (report, cpe) = one.run().await;
+    let informs: Vec<String> = raw.requests().iter().map(|r| r.body_str()).filter(|b| b.contains("<cwmp:Inform>")).collect();
+    let owed: Vec<&String> = informs.iter().filter(|b| b.contains("7 TRANSFER COMPLETE")).collect();
+    assert!((2..=4).contains(&owed.len()), "{} sessions owed the report in 3.5 s: {:?}", owed.len(), posts(&raw));
+    // Each retry waited for the back-off (the first owed session follows the bootstrap at once).
+    let times = inform_times.lock().unwrap().clone();
+    for (i, pair) in times[1..].windows(2).enumerate() {
+        let gap = pair[1] - pair[0];
+        assert!(gap >= Duration::from_millis(950), "retry {} came {gap:?} after the failed session", i + 1);
+    }
+    for (i, inform) in owed.iter().enumerate() {
+        assert!(inform.contains(&format!("<RetryCount>{i}</RetryCount>")), "try {i} counts the failures before it");
+    }
+    assert_eq!(report.completed, 1, "only the bootstrap session completed");
+    assert!(error(&report).contains("without answering the CPE's TransferComplete"), "{}", error(&report));
+    assert_eq!(cpe.events.next_transfer().map(|t| &*t.command_key), Some("cfg-42"), "still owed");
+}
+
+#[tokio::test]
+async fn an_inform_response_after_a_byte_order_mark_and_a_comment_completes_the_session() {
+    let raw = RawAcs::start(|req, _| {
+        RawReply::Send(if req.body_str().contains("<cwmp:Inform>") {
+            let mut body = b"\xEF\xBB\xBF<!-- served by an ACS behind a proxy -->\r\n".to_vec();
+            body.extend_from_slice(&inform_response("1"));
+            http("200 OK", &[("Content-Type", "text/xml; charset=utf-8")], &body)
+        } else {
+            http("204 No Content", &[], b"")
+        })
+    })
+    .await;
+    let (report, cpe) = one_shot(&raw.url("/"), transport(Duration::from_secs(5))).await;
+    assert_eq!((report.completed, report.failed), (1, 0), "{}", error(&report));
+    assert_eq!(posts(&raw), ["Inform", "empty"]);
+    assert!(cpe.bootstrapped && cpe.events.is_empty(), "the InformResponse delivered the events");
 }

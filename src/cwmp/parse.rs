@@ -8,6 +8,15 @@
 //! primitives directly rather than `quick_xml::Reader` (whose tag-name buffer is allocated per
 //! document) and scanning attributes in one pass took a whole InformResponse from 1.05 µs to
 //! 0.44 µs (benches/codec.rs `parse_inform_response`). DTDs are refused (no entity expansion).
+//!
+//! Before the root element, whatever XML 1.0 allows is read: a UTF-8 byte order mark, the XML
+//! declaration (single or double quotes, `standalone`, any case of `UTF-8`, and `utf8`, which is
+//! not a registered name but which libxml2 reads as UTF-8 too; `US-ASCII` when the body is
+//! 7-bit), whitespace, comments and processing instructions. A body in any other encoding, by its
+//! declaration, its byte order mark or the UTF-16/32 layout of its first `<` (XML 1.0 Appendix F),
+//! is refused with [`ParseError::UnsupportedEncoding`] naming it, never read as UTF-8. A DOCTYPE
+//! is [`ParseError::Doctype`].
+//!
 //! Limits on depth, item counts and text length keep a hostile body from costing unbounded memory
 //! or time.
 //!
@@ -54,6 +63,43 @@ pub enum ParseError {
     TooManyItems(&'static str),
     /// A text is longer than [`MAX_TEXT`].
     TextTooLong,
+    /// The body is in an encoding other than UTF-8 (declared, or by its byte order mark/layout).
+    UnsupportedEncoding(EncodingName),
+    /// A document type declaration: DTDs are refused (no entity expansion).
+    Doctype,
+}
+
+/// An encoding name as a body declared it, kept inline so [`ParseError`] stays `Copy` (names
+/// longer than [`EncodingName::MAX`] bytes are shortened).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct EncodingName {
+    len: u8,
+    bytes: [u8; EncodingName::MAX],
+}
+
+impl EncodingName {
+    /// Longest name kept (registered names are at most 40 characters; common ones under 16).
+    pub const MAX: usize = 22;
+
+    pub fn new(name: &str) -> EncodingName {
+        let mut len = name.len().min(Self::MAX);
+        while !name.is_char_boundary(len) {
+            len -= 1;
+        }
+        let mut bytes = [0; Self::MAX];
+        bytes[..len].copy_from_slice(&name.as_bytes()[..len]);
+        EncodingName { len: len as u8, bytes }
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or("")
+    }
+}
+
+impl std::fmt::Debug for EncodingName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
 }
 
 impl ParseError {
@@ -68,6 +114,8 @@ impl ParseError {
                 | ParseError::NotSoapEnvelope
                 | ParseError::NoBody
                 | ParseError::EmptyBody
+                | ParseError::UnsupportedEncoding(_)
+                | ParseError::Doctype
         )
     }
 }
@@ -87,6 +135,10 @@ impl std::fmt::Display for ParseError {
             ParseError::UnexpectedElement(a) => write!(f, "unexpected child element in {a}"),
             ParseError::TooManyItems(a) => write!(f, "{a} has more than {MAX_ITEMS} entries"),
             ParseError::TextTooLong => write!(f, "a text is longer than {MAX_TEXT} bytes"),
+            ParseError::UnsupportedEncoding(name) => {
+                write!(f, "the body declares encoding {}; only UTF-8 is read", name.as_str())
+            }
+            ParseError::Doctype => f.write_str("DOCTYPE refused (no DTDs, no entity expansion)"),
         }
     }
 }
@@ -180,10 +232,33 @@ pub struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     /// A cursor over `body`.
     ///
+    /// A UTF-8 byte order mark is skipped.
+    ///
     /// # Errors
-    /// [`ParseError::NotUtf8`] when the body is not UTF-8 (CWMP bodies are, PROTOCOL.md §1.1).
+    /// [`ParseError::UnsupportedEncoding`] when the body is UTF-16/32 (by its byte order mark or
+    /// layout) or declares an encoding other than UTF-8; [`ParseError::NotUtf8`] when it is
+    /// not UTF-8 otherwise (CWMP bodies are, PROTOCOL.md §1.1).
     pub fn new(body: &'a [u8]) -> Result<Cursor<'a>, ParseError> {
-        let src = std::str::from_utf8(body).map_err(|_| ParseError::NotUtf8)?;
+        let body = match body {
+            [0xEF, 0xBB, 0xBF, rest @ ..] => rest,
+            _ => match wide_encoding(body) {
+                Some(name) => return Err(ParseError::UnsupportedEncoding(EncodingName::new(name))),
+                None => body,
+            },
+        };
+        let src = match std::str::from_utf8(body) {
+            Ok(src) => src,
+            Err(e) => {
+                // A body in another encoding that says so is refused by that name.
+                let prefix = std::str::from_utf8(&body[..e.valid_up_to()]).unwrap_or("");
+                let decl = prefix.trim_start_matches(|c: char| c.is_ascii_whitespace());
+                if let Some(attrs) = decl.strip_prefix("<?").and_then(declaration) {
+                    let end = attrs.find("?>").ok_or(ParseError::NotUtf8)?;
+                    check_declaration(&attrs[..end], None)?;
+                }
+                return Err(ParseError::NotUtf8);
+            }
+        };
         Ok(Cursor { src, pos: 0, open: SmallVec::new(), bindings: SmallVec::new() })
     }
 
@@ -201,10 +276,7 @@ impl<'a> Cursor<'a> {
             }
             match bytes.get(1) {
                 None => return Err(ParseError::Truncated),
-                Some(b'?') => {
-                    let end = find_closing(&bytes[2..], b"?>").ok_or(ParseError::Truncated)?;
-                    self.pos += end + 4;
-                }
+                Some(b'?') => self.skip_pi()?,
                 Some(b'!') => {
                     if bytes.starts_with(b"<!--") {
                         let end = find_closing(&bytes[4..], b"-->").ok_or(ParseError::Truncated)?;
@@ -216,8 +288,10 @@ impl<'a> Cursor<'a> {
                         return Ok(Tok::CData(text));
                     } else if b"<![CDATA[".starts_with(bytes) || b"<!--".starts_with(bytes) {
                         return Err(ParseError::Truncated);
+                    } else if bytes.starts_with(b"<!DOCTYPE") {
+                        return Err(ParseError::Doctype);
                     } else {
-                        // DOCTYPE and anything else: no DTDs, no entity expansion.
+                        // Anything else (`<!ELEMENT`, `<!ENTITY` …): no DTDs, no entity expansion.
                         return Err(ParseError::Malformed);
                     }
                 }
@@ -243,6 +317,19 @@ impl<'a> Cursor<'a> {
                 }
             }
         }
+    }
+
+    /// Skips the processing instruction at the cursor, reading it if it is the XML declaration.
+    /// Out of line: about one per document, and `next` is inlined everywhere.
+    #[inline(never)]
+    fn skip_pi(&mut self) -> Result<(), ParseError> {
+        let bytes = &self.src.as_bytes()[self.pos..];
+        let end = find_closing(&bytes[2..], b"?>").ok_or(ParseError::Truncated)?;
+        if let Some(attrs) = declaration(&self.src[self.pos + 2..self.pos + 2 + end]) {
+            check_declaration(attrs, Some(self.src))?;
+        }
+        self.pos += end + 4;
+        Ok(())
     }
 
     fn resolve(&self, prefix: &str) -> Ns {
@@ -401,6 +488,47 @@ impl<'a> Cursor<'a> {
                 _ => return Err(ParseError::Malformed),
             }
         }
+    }
+}
+
+/// The pseudo-attributes of an XML declaration, when the processing instruction `pi` (what lies
+/// between `<?` and `?>`) is one (target `xml`, then whitespace or nothing).
+fn declaration(pi: &str) -> Option<&str> {
+    let attrs = pi.strip_prefix("xml")?;
+    (attrs.is_empty() || attrs.as_bytes()[0].is_ascii_whitespace()).then_some(attrs)
+}
+
+/// Reads an XML declaration's pseudo-attributes and refuses an encoding other than UTF-8.
+/// `body`: the whole body when it is UTF-8; `US-ASCII` is accepted when it is also 7-bit (then it
+/// reads the same), checked only for such a declaration.
+///
+/// # Errors
+/// [`ParseError::UnsupportedEncoding`]; [`ParseError::Malformed`] for a declaration that is not
+/// well-formed.
+fn check_declaration(attrs: &str, body: Option<&str>) -> Result<(), ParseError> {
+    let mut encoding = None;
+    for_each_attribute(attrs, |key, value| {
+        if key == "encoding" {
+            encoding = Some(value);
+        }
+    })?;
+    match encoding {
+        None => Ok(()),
+        Some(e) if e.eq_ignore_ascii_case("UTF-8") || e.eq_ignore_ascii_case("UTF8") => Ok(()),
+        Some(e) if (e.eq_ignore_ascii_case("US-ASCII") || e.eq_ignore_ascii_case("ASCII")) && body.is_some_and(str::is_ascii) => Ok(()),
+        Some(e) => Err(ParseError::UnsupportedEncoding(EncodingName::new(e))),
+    }
+}
+
+/// A UTF-16 or UTF-32 body, by its byte order mark or, without one, by how its first `<` is laid
+/// out (XML 1.0 Appendix F). NUL bytes are valid UTF-8, so these would otherwise be misread.
+fn wide_encoding(body: &[u8]) -> Option<&'static str> {
+    match body {
+        [0xFF, 0xFE, 0, 0, ..] | [b'<', 0, 0, 0, ..] => Some("UTF-32LE"),
+        [0, 0, 0xFE, 0xFF, ..] | [0, 0, 0, b'<', ..] => Some("UTF-32BE"),
+        [0xFF, 0xFE, ..] | [b'<', 0, ..] => Some("UTF-16LE"),
+        [0xFE, 0xFF, ..] | [0, b'<', ..] => Some("UTF-16BE"),
+        _ => None,
     }
 }
 

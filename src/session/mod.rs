@@ -1,6 +1,15 @@
 //! The CWMP session state machine of one CPE, sans-IO (PROTOCOL.md §1.2).
 //!
 //! `Inform → [TransferComplete …] → empty POST → (ACS request → response)* → 204`.
+//!
+//! Requests the CPE owes (TransferComplete reports, GetRPCMethods after a BOOTSTRAP) go in the
+//! next POST that is free (after the InformResponse, after the answer to one of them, or after an
+//! empty reply) unless the ACS's last message held them (`cwmp:HoldRequests`, TR-069 §3.7.1.3).
+//! An empty reply carries no header, so it lifts a hold: a CPE that still owes a request sends it
+//! then, and the session ends only on an empty reply to an empty POST (§3.7.1.4). A session that
+//! ends with a request still owed (the ACS dropped it, or ended the session instead of answering)
+//! did not complete: the report stays owed and the next attempt follows the retry policy.
+//!
 //! [`Session::start`] renders the Inform; each [`Session::handle`] takes what the ACS answered
 //! (a body, or nothing for 204/empty 200) plus `now`, writes the next message into the caller's
 //! buffer and says what to send. States are named after what they wait for. Event bookkeeping
@@ -71,6 +80,9 @@ pub enum SessionError {
     NoInformResponse,
     /// The ACS answered an empty POST with something that is not a request.
     NotARequest,
+    /// The ACS ended the session (204/empty) instead of answering the CPE's own request, which
+    /// stays owed (the next attempt follows the retry policy, never at once).
+    OwnRequestUnanswered { request: &'static str },
     /// The caller gave up (transport failure, timeout); the reason is the caller's.
     Aborted,
 }
@@ -84,6 +96,9 @@ impl std::fmt::Display for SessionError {
             SessionError::Unexpected { state } => write!(f, "unexpected ACS message while in {state:?}"),
             SessionError::NoInformResponse => f.write_str("ACS ended the session without an InformResponse"),
             SessionError::NotARequest => f.write_str("ACS answered the empty POST with a non-request"),
+            SessionError::OwnRequestUnanswered { request } => {
+                write!(f, "ACS ended the session without answering the CPE's {request}, which stays owed")
+            }
             SessionError::Aborted => f.write_str("session aborted"),
         }
     }
@@ -204,7 +219,7 @@ impl Session {
                 Ok(Some(self.own_request_or_empty(model, cpe, env.hold_requests, out)))
             }
             State::ExpectTransferCompleteResponse => {
-                let body = body.ok_or(SessionError::Unexpected { state: self.state })?;
+                let body = body.ok_or(SessionError::OwnRequestUnanswered { request: "TransferComplete" })?;
                 let env = parse_envelope(body).map_err(SessionError::Parse)?;
                 match env.message {
                     AcsMessage::TransferCompleteResponse => {
@@ -216,7 +231,7 @@ impl Session {
                 }
             }
             State::ExpectGetRpcMethodsResponse => {
-                let body = body.ok_or(SessionError::Unexpected { state: self.state })?;
+                let body = body.ok_or(SessionError::OwnRequestUnanswered { request: "GetRPCMethods" })?;
                 let env = parse_envelope(body).map_err(SessionError::Parse)?;
                 match env.message {
                     AcsMessage::GetRpcMethodsResponse { methods } => {
@@ -229,8 +244,9 @@ impl Session {
             }
             State::ExpectAcsRequest => {
                 let Some(body) = body else {
-                    // TR-069 §3.7.1.4: the ACS has nothing more; the session ends.
-                    return Ok(None);
+                    // An empty reply holds nothing: a request still owed goes now (TR-069
+                    // §3.7.1.3); otherwise the ACS has nothing more and the session ends (§3.7.1.4).
+                    return Ok(self.own_request(model, cpe, out).then_some(Step::Send));
                 };
                 let env = parse_envelope(body).map_err(SessionError::Parse)?;
                 let id = env.id.as_deref();
@@ -265,40 +281,47 @@ impl Session {
         }
     }
 
-    /// After the InformResponse or the answer to an own request: the next own request
-    /// (TransferComplete reports, then GetRPCMethods after a BOOTSTRAP if the profile asks), else
-    /// the empty POST. Own requests wait while the ACS holds requests (cwmp:HoldRequests); GenieACS
-    /// accepts them only before the empty POST (PROTOCOL.md §1.2).
+    /// After the InformResponse or the answer to an own request: the next own request, else the
+    /// empty POST. Own requests wait while the ACS holds requests (cwmp:HoldRequests) and then go
+    /// after the ACS's next empty reply; GenieACS, which never holds, accepts them only before the
+    /// empty POST (PROTOCOL.md §1.2).
     fn own_request_or_empty(&mut self, model: &Model, cpe: &mut CpeState, hold_requests: bool, out: &mut BytesMut) -> Step {
-        if !hold_requests {
-            if let Some(t) = cpe.events.next_transfer().cloned() {
-                let id = cpe.take_message_id();
-                let mut num = itoa::Buffer::new();
-                let start = format_datetime(t.start_at);
-                let complete = format_datetime(t.complete_at);
-                transfer_complete::write_request(
-                    out,
-                    self.urn,
-                    num.format(id),
-                    &t.command_key,
-                    (t.fault_code, &t.fault_string),
-                    std::str::from_utf8(&start).unwrap_or(""),
-                    std::str::from_utf8(&complete).unwrap_or(""),
-                );
-                self.state = State::ExpectTransferCompleteResponse;
-                return Step::Send;
-            }
-            let bootstrap = self.sent.codes & (1 << EventCode::Bootstrap as u8) != 0;
-            if bootstrap && model.get_rpc_methods_on_bootstrap && !self.asked_methods {
-                self.asked_methods = true;
-                let id = cpe.take_message_id();
-                crate::cwmp::rpc::get_rpc_methods::write_request(out, self.urn, itoa::Buffer::new().format(id));
-                self.state = State::ExpectGetRpcMethodsResponse;
-                return Step::Send;
-            }
+        if !hold_requests && self.own_request(model, cpe, out) {
+            return Step::Send;
         }
         self.state = State::ExpectAcsRequest;
         Step::SendEmpty
+    }
+
+    /// Writes the next request the CPE owes into `out`, if any: TransferComplete reports, then
+    /// GetRPCMethods after a BOOTSTRAP if the profile asks.
+    fn own_request(&mut self, model: &Model, cpe: &mut CpeState, out: &mut BytesMut) -> bool {
+        if let Some(t) = cpe.events.next_transfer().cloned() {
+            let id = cpe.take_message_id();
+            let mut num = itoa::Buffer::new();
+            let start = format_datetime(t.start_at);
+            let complete = format_datetime(t.complete_at);
+            transfer_complete::write_request(
+                out,
+                self.urn,
+                num.format(id),
+                &t.command_key,
+                (t.fault_code, &t.fault_string),
+                std::str::from_utf8(&start).unwrap_or(""),
+                std::str::from_utf8(&complete).unwrap_or(""),
+            );
+            self.state = State::ExpectTransferCompleteResponse;
+            return true;
+        }
+        let bootstrap = self.sent.codes & (1 << EventCode::Bootstrap as u8) != 0;
+        if bootstrap && model.get_rpc_methods_on_bootstrap && !self.asked_methods {
+            self.asked_methods = true;
+            let id = cpe.take_message_id();
+            crate::cwmp::rpc::get_rpc_methods::write_request(out, self.urn, itoa::Buffer::new().format(id));
+            self.state = State::ExpectGetRpcMethodsResponse;
+            return true;
+        }
+        false
     }
 
     fn finish(&mut self, cpe: &mut CpeState, result: Result<(), SessionError>) -> SessionSummary {

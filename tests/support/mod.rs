@@ -43,6 +43,20 @@ pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(repo(&format!("tests/fixtures/protocol-examples/{name}"))).unwrap()
 }
 
+/// The shared case's Download (`cases/holdrequests/download.xml`, copied to
+/// `tests/fixtures/cases/`) with its URL and size filled in.
+pub fn case_download(url: &str, size: usize) -> Vec<u8> {
+    let xml = std::fs::read_to_string(repo("tests/fixtures/cases/holdrequests/download.xml")).unwrap();
+    xml.replace("{URL}", url).replace("{SIZE}", &size.to_string()).into_bytes()
+}
+
+/// `body` with `<cwmp:HoldRequests>1</cwmp:HoldRequests>` in its header (after `cwmp:ID`).
+pub fn held(body: &[u8]) -> Vec<u8> {
+    let s = std::str::from_utf8(body).unwrap();
+    assert!(s.contains("</cwmp:ID>"));
+    s.replace("</cwmp:ID>", "</cwmp:ID><cwmp:HoldRequests soap-env:mustUnderstand=\"1\">1</cwmp:HoldRequests>").into_bytes()
+}
+
 /// Wraps an RPC body in a GenieACS-style ACS envelope.
 pub fn acs_envelope(id: &str, body: &str) -> Vec<u8> {
     format!(
