@@ -366,3 +366,69 @@ fn r9_a_closed_or_broken_stdout_is_not_a_crash() {
     drop(child.stdout.take());
     assert_eq!(wait_bounded(&mut child, std::time::Duration::from_secs(30)).code(), Some(0));
 }
+
+/// The log says what happened (issue 10 item 4): the `set` lines come when the ACS sets the
+/// values, before the session ends; a run resumed from `--state-dir` does not repeat them.
+#[test]
+fn set_lines_come_when_values_are_set_and_are_not_repeated_after_a_resume() {
+    let dir = std::env::temp_dir().join(format!("cpe-sim-setlines-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let state = dir.to_str().unwrap().to_string();
+    let (code, _, err) = cpe_sim(&["--state-dir", &state]);
+    assert_eq!(code, 0, "{err}");
+    let set = err.find("set Device.ManagementServer.PeriodicInformInterval = 300").expect("the ACS's value is logged");
+    let done = err.find("session completed").expect("the session completed");
+    assert!(set < done, "the set line comes when the value is set, before the session ends:\n{err}");
+    let (code, _, err) = cpe_sim(&["--state-dir", &state]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("1 BOOT") && !err.contains("0 BOOTSTRAP"), "resumed: {err}");
+    assert!(!err.contains(" set Device."), "a resumed run repeats no earlier change:\n{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A session the ACS ends with an empty 200 (not a 204) is logged as such.
+#[test]
+fn a_session_ended_by_an_empty_200_is_not_logged_as_204() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        // One connection: the InformResponse, then an empty 200 to the empty POST.
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        let inform_response = "<soap-env:Envelope xmlns:soap-env=\"http://schemas.xmlsoap.org/soap/envelope/\" xmlns:cwmp=\"urn:dslforum-org:cwmp-1-0\"><soap-env:Header><cwmp:ID soap-env:mustUnderstand=\"1\">1</cwmp:ID></soap-env:Header><soap-env:Body><cwmp:InformResponse><MaxEnvelopes>1</MaxEnvelopes></cwmp:InformResponse></soap-env:Body></soap-env:Envelope>";
+        for reply in [
+            format!("HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{inform_response}", inform_response.len()),
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_string(),
+        ] {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 65536];
+            // Read one request: the head, then Content-Length bytes of body.
+            loop {
+                let n = s.read(&mut chunk).unwrap_or(0);
+                if n == 0 {
+                    return;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some(head_end) = text.find("\r\n\r\n") {
+                    let len = text[..head_end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if buf.len() >= head_end + 4 + len {
+                        break;
+                    }
+                }
+            }
+            s.write_all(reply.as_bytes()).unwrap();
+        }
+    });
+    let (code, _, err) = cpe_sim(&["--acs-url", &url]);
+    server.join().unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("the ACS ended it with an empty HTTP 200"), "{err}");
+    assert!(!err.contains("204 No Content"), "{err}");
+}
