@@ -700,3 +700,80 @@ fn get_rpc_methods_owed_after_bootstrap_waits_for_the_hold() {
     assert_eq!(s.result, Ok(()));
     assert_eq!(s.acs_methods.as_deref(), Some(&["Inform".to_string(), "TransferComplete".to_string()][..]));
 }
+
+// Limits on everything the CPE sends and accepts (issue 10 item 2; the schema's maxLength).
+
+/// Every string argument beyond its schema limit gets the fault TR-069 names, and nothing is
+/// carried out: no deferred action, no value set, no ParameterKey.
+#[test]
+fn arguments_beyond_the_schema_limits_are_refused_and_change_nothing() {
+    let key33 = "k".repeat(33);
+    let long_url = format!("http://127.0.0.1/{}", "f".repeat(1020));
+    let long_name = format!("Device.{}", "N".repeat(260));
+    let cases: Vec<(String, &str)> = vec![
+        (format!("<cwmp:Reboot><CommandKey>{key33}</CommandKey></cwmp:Reboot>"), "9003"),
+        (format!("<cwmp:ScheduleInform><DelaySeconds>5</DelaySeconds><CommandKey>{key33}</CommandKey></cwmp:ScheduleInform>"), "9003"),
+        (download("<CommandKey>ok</CommandKey>", &long_url, "", ""), "9003"),
+        (download(&format!("<CommandKey>{key33}</CommandKey>"), "http://127.0.0.1/f", "", ""), "9003"),
+        (download("<CommandKey>ok</CommandKey>", "http://127.0.0.1/f", &"u".repeat(257), ""), "9003"),
+        (download("<CommandKey>ok</CommandKey>", "http://127.0.0.1/f", "", &"p".repeat(257)), "9003"),
+        (spv("Device.ManagementServer.PeriodicInformInterval", "77", &key33), "9003"),
+        (format!("<cwmp:AddObject><ObjectName>Device.NAT.PortMapping.</ObjectName><ParameterKey>{key33}</ParameterKey></cwmp:AddObject>"), "9003"),
+        (format!("<cwmp:GetParameterValues><ParameterNames soap-enc:arrayType=\"xsd:string[1]\"><string>{long_name}</string></ParameterNames></cwmp:GetParameterValues>"), "9005"),
+        (format!("<cwmp:GetParameterNames><ParameterPath>{long_name}</ParameterPath><NextLevel>true</NextLevel></cwmp:GetParameterNames>"), "9005"),
+    ];
+    for (body, code) in &cases {
+        let mut cpe = Cpe::new(TR181, 0);
+        cpe.inform();
+        cpe.reply(Some(&inform_response("1")));
+        let out = cpe.rpc("x", body);
+        assert_eq!(texts(&out, "FaultCode"), [*code], "{body}: {out}");
+        for s in texts(&out, "FaultString") {
+            assert!(s.chars().count() <= 256, "FaultString within 256: {s}");
+        }
+        let s = cpe.close();
+        assert!(s.actions.is_empty(), "nothing deferred for {body}");
+        assert_eq!(cpe.get("Device.ManagementServer.PeriodicInformInterval").as_deref(), Some("3600"), "nothing set");
+        assert_ne!(cpe.get("Device.ManagementServer.ParameterKey").as_deref(), Some(key33.as_str()));
+    }
+    // At the limits exactly: accepted.
+    let mut cpe = Cpe::new(TR181, 0);
+    cpe.inform();
+    cpe.reply(Some(&inform_response("1")));
+    let out = cpe.rpc("r", &format!("<cwmp:Reboot><CommandKey>{}</CommandKey></cwmp:Reboot>", "k".repeat(32)));
+    assert!(out.contains("RebootResponse"), "{out}");
+}
+
+fn download(command_key: &str, url: &str, user: &str, pass: &str) -> String {
+    format!("<cwmp:Download>{command_key}<FileType>3 Vendor Configuration File</FileType><URL>{url}</URL><Username>{user}</Username><Password>{pass}</Password><FileSize>0</FileSize><TargetFileName></TargetFileName><DelaySeconds>0</DelaySeconds><SuccessURL></SuccessURL><FailureURL></FailureURL></cwmp:Download>")
+}
+
+fn spv(name: &str, value: &str, key: &str) -> String {
+    format!("<cwmp:SetParameterValues><ParameterList soap-enc:arrayType=\"cwmp:ParameterValueStruct[1]\"><ParameterValueStruct><Name>{name}</Name><Value xsi:type=\"xsd:unsignedInt\">{value}</Value></ParameterValueStruct></ParameterList><ParameterKey>{key}</ParameterKey></cwmp:SetParameterValues>")
+}
+
+/// What the CPE composes itself stays within the limits whatever the input: a FaultString built
+/// from a long invalid name, and a TransferComplete's FaultString from a long URL's error.
+#[test]
+fn strings_the_cpe_composes_are_clipped_to_their_limits() {
+    let mut cpe = Cpe::new(TR181, 0);
+    cpe.inform();
+    cpe.reply(Some(&inform_response("1")));
+    let name = format!("Device.{}", "x".repeat(240));
+    let out = cpe.rpc("g", &format!("<cwmp:GetParameterValues><ParameterNames soap-enc:arrayType=\"xsd:string[1]\"><string>{name}</string></ParameterNames></cwmp:GetParameterValues>"));
+    assert_eq!(texts(&out, "FaultCode"), ["9005"]);
+    let fs = texts(&out, "FaultString").pop().unwrap();
+    assert!(fs.chars().count() <= 256 && fs.starts_with("Invalid parameter name"), "{fs}");
+    let mut buf = bytes::BytesMut::new();
+    cpe_sim::cwmp::rpc::transfer_complete::write_request(
+        &mut buf,
+        "urn:dslforum-org:cwmp-1-0",
+        "1",
+        &"c".repeat(40),
+        (9015, &"e".repeat(900)),
+        "",
+        "",
+    );
+    let tc = String::from_utf8_lossy(&buf).to_string();
+    assert!(texts(&tc, "FaultString")[0].chars().count() <= 256 && texts(&tc, "CommandKey")[0].chars().count() <= 32, "{tc}");
+}

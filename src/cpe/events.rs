@@ -43,7 +43,7 @@ pub struct Sent {
 }
 
 /// TR-069 caps an Inform's Event array at 64 entries.
-const MAX_EVENTS: usize = 64;
+const MAX_EVENTS: usize = crate::cwmp::limits::EVENTS;
 
 impl EventQueue {
     /// A factory-fresh CPE's first events: `0 BOOTSTRAP` + `1 BOOT`.
@@ -120,8 +120,11 @@ impl EventQueue {
             codes |= 1 << EventCode::TransferComplete as u8;
         }
         let singles = codes.count_ones() as usize;
-        let methods = self.methods().len().min(MAX_EVENTS.saturating_sub(singles + self.transfers().len()));
-        InformEventList { queue: self, codes, methods, value_changes }
+        // Within the 64: the single codes, then the transfer reports (re-sent until acknowledged),
+        // then the `M` events; what does not fit waits for the next Inform.
+        let transfers = self.transfers().len().min(MAX_EVENTS.saturating_sub(singles));
+        let methods = self.methods().len().min(MAX_EVENTS.saturating_sub(singles + transfers));
+        InformEventList { queue: self, codes, methods, transfers, value_changes }
     }
 
     /// The Inform was answered: its events are delivered.
@@ -163,7 +166,7 @@ impl EventQueue {
         let mut parts: Vec<String> =
             EventCode::ALL.iter().filter(|c| list.codes & (1 << **c as u8) != 0).map(|c| c.as_str().to_string()).collect();
         parts.extend(self.methods()[..list.methods].iter().map(|(m, _)| m.as_str().to_string()));
-        parts.extend(self.transfers().iter().map(|t| t.kind.method_event().as_str().to_string()));
+        parts.extend(self.transfers()[..list.transfers].iter().map(|t| t.kind.method_event().as_str().to_string()));
         format!("[{}]", parts.join(", "))
     }
 }
@@ -173,6 +176,7 @@ pub struct InformEventList<'q> {
     queue: &'q EventQueue,
     codes: u16,
     methods: usize,
+    transfers: usize,
     value_changes: usize,
 }
 
@@ -187,7 +191,7 @@ impl InformEventList<'_> {
 impl<'q> InformEventList<'q> {
     /// How many EventStructs the Inform carries (at most 64).
     pub fn count(&self) -> usize {
-        self.codes.count_ones() as usize + self.methods + self.queue.transfers().len()
+        self.codes.count_ones() as usize + self.methods + self.transfers
     }
 
     /// Each EventStruct as (EventCode, CommandKey), in the order they are sent: single codes
@@ -195,7 +199,7 @@ impl<'q> InformEventList<'q> {
     pub fn entries(&self) -> impl Iterator<Item = (&'static str, &'q str)> + '_ {
         let codes = EventCode::ALL.into_iter().filter(|c| self.codes & (1 << *c as u8) != 0).map(|c| (c.as_str(), ""));
         let methods = self.queue.methods()[..self.methods].iter().map(|(m, key)| (m.as_str(), &**key));
-        let transfers = self.queue.transfers().iter().map(|t| (t.kind.method_event().as_str(), &*t.command_key));
+        let transfers = self.queue.transfers()[..self.transfers].iter().map(|t| (t.kind.method_event().as_str(), &*t.command_key));
         codes.chain(methods).chain(transfers)
     }
 }
@@ -226,6 +230,26 @@ mod tests {
         q.delivered(sent);
         assert_eq!(q.methods().len(), 1);
         assert_eq!(&*q.methods()[0].1, "k2");
+    }
+
+    #[test]
+    fn an_inform_never_carries_more_than_64_events() {
+        let mut q = EventQueue::default();
+        q.add(EventCode::Boot);
+        for i in 0..40 {
+            q.add_method(MethodEvent::ScheduleInform, &format!("k{i}"));
+            q.add_transfer(TransferResult {
+                command_key: format!("t{i}").into(),
+                kind: crate::cpe::action::TransferKind::Download,
+                fault_code: 0,
+                fault_string: "".into(),
+                start_at: UnixMillis(0),
+                complete_at: UnixMillis(0),
+            });
+        }
+        let list = q.for_inform(0);
+        assert_eq!(list.count(), 64);
+        assert_eq!(list.entries().count(), 64);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 pub mod envelope;
 pub mod fault;
+pub mod limits;
 pub mod parse;
 pub mod rpc;
 pub mod xml;

@@ -29,6 +29,11 @@ pub(super) fn answer(
         write_cpe_fault::<&str>(out, urn, id, code, detail, &[]);
         Some(code)
     };
+    // Every string argument within the schema's limits, or the fault TR-069 names, with nothing
+    // carried out.
+    if let Err((code, detail)) = crate::cwmp::limits::check_request(req) {
+        return fail(out, code, Some(&detail));
+    }
     // A copy of the shared reference (no Arc clone: no shared atomics on the session path).
     let model = dev.model;
     let hooks = &*model.hooks;

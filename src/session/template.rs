@@ -28,7 +28,7 @@ pub fn write_event(out: &mut BytesMut, code: &str, command_key: &str) {
     out.extend_from_slice(b"<EventStruct><EventCode>");
     out.extend_from_slice(code.as_bytes());
     out.extend_from_slice(b"</EventCode><CommandKey>");
-    crate::cwmp::xml::escape_into(out, command_key);
+    crate::cwmp::xml::escape_into(out, crate::cwmp::limits::clip(command_key, crate::cwmp::limits::COMMAND_KEY));
     out.extend_from_slice(b"</CommandKey></EventStruct>");
 }
 

@@ -25,10 +25,15 @@ pub fn write_cpe_fault<S: AsRef<str>>(
     out.extend_from_slice(b"</faultcode><faultstring>CWMP fault</faultstring><detail><cwmp:Fault><FaultCode>");
     num(out, code.code());
     out.extend_from_slice(b"</FaultCode><FaultString>");
-    crate::cwmp::xml::escape_into(out, code.message());
+    // FaultString is string(256): the detail (often the ACS's own input) is clipped to fit.
+    let message = code.message();
+    crate::cwmp::xml::escape_into(out, crate::cwmp::limits::clip(message, crate::cwmp::limits::FAULT_STRING));
     if let Some(d) = detail {
-        out.extend_from_slice(b": ");
-        crate::cwmp::xml::escape_into(out, d);
+        let room = crate::cwmp::limits::FAULT_STRING.saturating_sub(message.chars().count() + 2);
+        if room > 0 {
+            out.extend_from_slice(b": ");
+            crate::cwmp::xml::escape_into(out, crate::cwmp::limits::clip(d, room));
+        }
     }
     out.extend_from_slice(b"</FaultString>");
     for (name, c) in params {

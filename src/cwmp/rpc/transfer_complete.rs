@@ -9,11 +9,11 @@ use crate::cwmp::envelope::{self, num, text_elem};
 pub fn write_request(out: &mut BytesMut, urn: &str, id: &str, command_key: &str, fault: (u16, &str), start: &str, complete: &str) {
     envelope::open(out, urn, Some(id));
     out.extend_from_slice(b"<cwmp:TransferComplete>");
-    text_elem(out, "CommandKey", command_key);
+    text_elem(out, "CommandKey", crate::cwmp::limits::clip(command_key, crate::cwmp::limits::COMMAND_KEY));
     out.extend_from_slice(b"<FaultStruct><FaultCode>");
     num(out, fault.0);
     out.extend_from_slice(b"</FaultCode>");
-    text_elem(out, "FaultString", fault.1);
+    text_elem(out, "FaultString", crate::cwmp::limits::clip(fault.1, crate::cwmp::limits::FAULT_STRING));
     out.extend_from_slice(b"</FaultStruct>");
     text_elem(out, "StartTime", start);
     text_elem(out, "CompleteTime", complete);
