@@ -19,10 +19,14 @@ fn main() -> ExitCode {
     console::guard_std_fds();
     let args = Args::parse();
     // Every flag of a run or sweep is checked before any runtime, listener or ACS starts.
-    if let Err(e) = validate_flags(&args) {
-        console::err_line(&format!("error: {e}"));
-        return ExitCode::from(2);
-    }
+    let checked = match validate_flags(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            console::err_line(&format!("error: {e}"));
+            return ExitCode::from(2);
+        }
+    };
+    let thresholds = checked.map(|c| c.thresholds).unwrap_or_default();
     let level = match &args.command {
         Some(Command::Acs(a)) => &a.log_level,
         Some(Command::Sweep(s)) => &s.run.log_level,
@@ -43,9 +47,9 @@ fn main() -> ExitCode {
     let result = match args.command {
         Some(Command::Check { profile, cpe_index }) => commands::check::check(&profile, cpe_index),
         Some(Command::Acs(a)) => commands::runtime().and_then(|rt| rt.block_on(commands::acs::serve(*a))),
-        Some(Command::Sweep(s)) => commands::run::run(&s.run, Some((&s.multipliers, s.step_duration, s.sweep_json.as_deref()))),
+        Some(Command::Sweep(s)) => commands::run::run(&s.run, thresholds, Some((&s.multipliers, s.step_duration, s.sweep_json.as_deref()))),
         Some(Command::Report(ReportCommand::Merge { files, report_json })) => commands::report::merge(&files, report_json.as_deref()),
-        None => commands::run::run(&args.run, None),
+        None => commands::run::run(&args.run, thresholds, None),
     };
     match result {
         Ok(code) => code,
@@ -56,14 +60,15 @@ fn main() -> ExitCode {
     }
 }
 
-/// The flags of a run (`cpe-sim`) or a sweep, validated; other subcommands check their own.
-fn validate_flags(args: &Args) -> Result<(), plan::UsageError> {
+/// The flags of a run (`cpe-sim`) or a sweep, validated (what they parse to, once); other
+/// subcommands check their own.
+fn validate_flags(args: &Args) -> Result<Option<plan::Checked>, plan::UsageError> {
     match &args.command {
-        None => plan::validate(&args.run, None).map(drop),
+        None => plan::validate(&args.run, None).map(Some),
         Some(Command::Sweep(s)) => {
             let sweep = SweepFlags { multipliers: &s.multipliers, step_duration: s.step_duration, sweep_json: s.sweep_json.as_deref() };
-            plan::validate(&s.run, Some(sweep)).map(drop)
+            plan::validate(&s.run, Some(sweep)).map(Some)
         }
-        Some(_) => Ok(()),
+        Some(_) => Ok(None),
     }
 }

@@ -168,10 +168,14 @@ fn profile_periodic(model: &Model) -> bool {
 }
 
 /// A run of one CPE or many (`--cpes`), or a sweep: one engine, one code path.
-pub fn run(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Option<&std::path::Path>)>) -> anyhow::Result<ExitCode> {
+/// `thresholds` are the `--threshold` rules `plan::validate` parsed.
+pub fn run(
+    args: &RunArgs,
+    thresholds: Vec<Threshold>,
+    sweep: Option<(&Vec<f64>, std::time::Duration, Option<&std::path::Path>)>,
+) -> anyhow::Result<ExitCode> {
     let model = load(args.profile.as_deref(), args.cwmp_version.as_deref())?;
     let transport = transport_config(args)?;
-    let thresholds = args.thresholds.iter().map(|t| Threshold::parse(t).map_err(anyhow::Error::msg)).collect::<anyhow::Result<Vec<_>>>()?;
     let single = args.cpes == 1 && sweep.is_none();
     let nofile = engine::raise_nofile_limit();
     engine::install_signal_handlers();
