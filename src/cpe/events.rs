@@ -232,20 +232,25 @@ mod tests {
         assert_eq!(&*q.methods()[0].1, "k2");
     }
 
+    /// A successful Download's report.
+    fn downloaded(command_key: &str) -> TransferResult {
+        TransferResult {
+            command_key: command_key.into(),
+            kind: crate::cpe::action::TransferKind::Download,
+            fault_code: 0,
+            fault_string: "".into(),
+            start_at: UnixMillis(0),
+            complete_at: UnixMillis(0),
+        }
+    }
+
     #[test]
     fn an_inform_never_carries_more_than_64_events() {
         let mut q = EventQueue::default();
         q.add(EventCode::Boot);
         for i in 0..40 {
             q.add_method(MethodEvent::ScheduleInform, &format!("k{i}"));
-            q.add_transfer(TransferResult {
-                command_key: format!("t{i}").into(),
-                kind: crate::cpe::action::TransferKind::Download,
-                fault_code: 0,
-                fault_string: "".into(),
-                start_at: UnixMillis(0),
-                complete_at: UnixMillis(0),
-            });
+            q.add_transfer(downloaded(&format!("t{i}")));
         }
         let list = q.for_inform(0);
         assert_eq!(list.count(), 64);
@@ -255,14 +260,7 @@ mod tests {
     #[test]
     fn pending_transfers_repeat_until_acknowledged() {
         let mut q = EventQueue::default();
-        q.add_transfer(TransferResult {
-            command_key: "fw".into(),
-            kind: crate::cpe::action::TransferKind::Download,
-            fault_code: 0,
-            fault_string: "".into(),
-            start_at: UnixMillis(0),
-            complete_at: UnixMillis(0),
-        });
+        q.add_transfer(downloaded("fw"));
         let list = q.for_inform(0);
         assert_eq!(list.count(), 2);
         assert_eq!(list.entries().collect::<Vec<_>>(), [("7 TRANSFER COMPLETE", ""), ("M Download", "fw")]);
