@@ -409,3 +409,71 @@ fn closing_writes_the_last_batch_while_a_sink_is_still_held() {
     assert_eq!(Store::open(&dir, &model).unwrap().loaded.len(), 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A second Ctrl-C skips the drain but not the last batch: the process writes what is queued,
+/// then exits 1 (it exited at once before, losing up to a batch of completed sessions).
+#[test]
+fn a_second_signal_writes_the_last_batch_before_exiting() {
+    use crate::engine::{serial, Acs};
+    use crate::support::raw::{simple_acs, RawReply};
+    use std::process::{Command, Stdio};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let dir = temp_dir("second-signal");
+    // CPE 0 bootstraps; CPE 1's session hangs, so the first signal's drain has to wait for it.
+    let done = Arc::new(AtomicBool::new(false));
+    let d = done.clone();
+    let acs = Acs::start(move |req, _| {
+        let body = req.body_str();
+        if body.contains(&serial(1)) {
+            return RawReply::Hang;
+        }
+        if req.body.is_empty() {
+            d.store(true, Ordering::SeqCst);
+        }
+        RawReply::Send(simple_acs(req))
+    });
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cpe-sim"))
+        .args(["--cpes", "2", "--boot-spread", "0s", "--duration", "120s", "--drain-timeout", "60s", "--progress-interval", "1h"])
+        .args(["--acs-url", &acs.url(), "--state-dir"])
+        .arg(&dir)
+        .current_dir(repo("."))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !done.load(Ordering::SeqCst) {
+        if std::time::Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            panic!("CPE 0 never ended its bootstrap session");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Both signals well within one batch interval of the session's end.
+    std::thread::sleep(Duration::from_millis(50));
+    let pid = child.id() as i32;
+    // SAFETY: signals our own child, by pid.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    std::thread::sleep(Duration::from_millis(100));
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let out = child.wait_with_output().unwrap();
+        let _ = tx.send(());
+        out
+    });
+    if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+        // SAFETY: stops our own child, by pid.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        panic!("the second signal did not end the process");
+    }
+    let out = waiter.join().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("a second signal: writing the last batch"), "{err}");
+    let store = Store::open(&dir, &profile(TR181)).unwrap();
+    assert!(store.loaded.get(&0).is_some_and(|c| c.bootstrapped), "CPE 0's bootstrap was saved: {err}");
+    store.close().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -234,6 +234,12 @@ pub fn run(args: &RunArgs, sweep: Option<(&Vec<f64>, std::time::Duration, Option
     let (model, mut listeners) = side_rt.block_on(start_listeners(args, model, shards, single, live.clone()))?;
     let receivers = std::mem::take(&mut listeners.receivers);
     let mut store = open_store(args, &model)?;
+    // A second Ctrl-C skips the drain, not the last batch of device state.
+    if let Some(sink) = store.as_ref().map(|s| s.sink.clone()) {
+        engine::before_forced_exit(std::time::Duration::from_secs(5), move || {
+            sink.flush();
+        });
+    }
     let state = store.as_mut().map(|s| Resume { saved: std::sync::Mutex::new(std::mem::take(&mut s.loaded)), sink: Some(s.sink.clone()) });
     let boot = match args.boot_rate {
         // Checked by `plan::validate`: finite, > 0, and the last CPE boots within 8760 h.
