@@ -477,3 +477,41 @@ fn a_second_signal_writes_the_last_batch_before_exiting() {
     store.close().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A sweep and a run whose report cannot be written both close the store: every CPE's bootstrap
+/// is saved.
+#[test]
+fn a_sweep_and_a_failed_run_close_the_store() {
+    use std::process::Command;
+    let dir = temp_dir("modes");
+    let model = profile(TR181);
+    let bin = env!("CARGO_BIN_EXE_cpe-sim");
+    let sweep = Command::new(bin)
+        .args(["sweep", "--multipliers", "1,0.5", "--step-duration", "1s", "--cpes", "3", "--progress-interval", "1h"])
+        .arg("--state-dir")
+        .arg(dir.join("sweep"))
+        .current_dir(repo("."))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&sweep.stderr);
+    assert_eq!(sweep.status.code(), Some(0), "{err}");
+    assert!(err.contains("device state saved"), "{err}");
+    let store = Store::open(&dir.join("sweep"), &model).unwrap();
+    assert!(store.loaded.len() == 3 && store.loaded.values().all(|c| c.bootstrapped), "{err}");
+    store.close().unwrap();
+
+    // The report cannot be written (stdout is /dev/full): the run fails after it ran.
+    let failed = Command::new(bin)
+        .args(["--cpes", "3", "--state-dir"])
+        .arg(dir.join("failed"))
+        .current_dir(repo("."))
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert_ne!(failed.status.code(), Some(0), "{err}");
+    let store = Store::open(&dir.join("failed"), &model).unwrap();
+    assert!(store.loaded.len() == 3 && store.loaded.values().all(|c| c.bootstrapped), "{err}");
+    store.close().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
