@@ -270,21 +270,32 @@ impl Drop for Store {
     }
 }
 
+/// The pid a lock file names ("unknown" when it names none yet).
+fn holder(f: &File) -> String {
+    let mut buf = [0u8; 32];
+    let n = f.read_at(&mut buf, 0).unwrap_or(0);
+    Some(String::from_utf8_lossy(&buf[..n]).trim().to_string()).filter(|p| !p.is_empty()).unwrap_or_else(|| "unknown".into())
+}
+
 /// Takes the directory's exclusive lock, writing our pid into the lock file.
 fn lock(dir: &Path) -> Result<File, StoreError> {
     let io = |source| StoreError::Io { dir: dir.to_path_buf(), source };
     let path = dir.join(LOCK_FILE);
-    let mut f = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+    let f = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+    // This process may hold it for a moment after closing a store: a child forked meanwhile holds
+    // the descriptor until it execs. Only then is waiting worth it.
+    let patience = std::time::Instant::now() + Duration::from_secs(2);
     // SAFETY: flock on a descriptor we own; the lock goes with the descriptor.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+    while unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            let mut pid = String::new();
-            let _ = f.read_to_string(&mut pid);
-            let pid = Some(pid.trim().to_string()).filter(|p| !p.is_empty()).unwrap_or_else(|| "unknown".into());
+        if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(io(e));
+        }
+        let pid = holder(&f);
+        if pid != std::process::id().to_string() || std::time::Instant::now() > patience {
             return Err(StoreError::Locked { dir: dir.to_path_buf(), pid });
         }
-        return Err(io(e));
+        std::thread::sleep(Duration::from_millis(10));
     }
     f.set_len(0).map_err(io)?;
     f.write_all_at(format!("{}\n", std::process::id()).as_bytes(), 0).map_err(io)?;

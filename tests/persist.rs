@@ -262,6 +262,7 @@ fn a_second_simulator_on_the_same_state_dir_is_refused() {
     Store::open(&dir, &model).expect("closing released the lock").close().unwrap();
 
     let bin = env!("CARGO_BIN_EXE_cpe-sim");
+    let dir = dir.join("run");
     let mut first = Command::new(bin)
         .args(["--cpes", "2", "--duration", "60s", "--progress-interval", "1h", "--state-dir"])
         .arg(&dir)
@@ -270,13 +271,13 @@ fn a_second_simulator_on_the_same_state_dir_is_refused() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // The first one holds the directory once its lock file names it.
-    let lock = dir.join("cpe-sim-state.lock");
+    // The first one holds the directory once it has written its log (the lock comes first).
+    let log = dir.join(LOG);
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while std::fs::read_to_string(&lock).map_or(true, |s| s.trim() != first.id().to_string()) {
+    while !std::fs::read(&log).is_ok_and(|b| b.contains(&b'\n')) {
         if std::time::Instant::now() > deadline || first.try_wait().unwrap().is_some() {
             let _ = first.kill();
-            panic!("the first cpe-sim never took {}", lock.display());
+            panic!("the first cpe-sim never opened {}", log.display());
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -288,9 +289,10 @@ fn a_second_simulator_on_the_same_state_dir_is_refused() {
     let err = String::from_utf8_lossy(&second.stderr);
     assert_eq!(second.status.code(), Some(2), "{err}");
     assert!(err.contains(&format!("is in use by another cpe-sim (pid {pid})")), "{err}");
+    assert_eq!(std::fs::read_to_string(dir.join("cpe-sim-state.lock")).unwrap().trim(), pid.to_string());
     // The killed holder's lock went with it.
     Store::open(&dir, &model).expect("a killed holder leaves no lock").close().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
 }
 
 /// A log of another format version is refused as such, and left as it is.
@@ -471,9 +473,9 @@ fn a_second_signal_writes_the_last_batch_before_exiting() {
     let out = waiter.join().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("a second signal: writing the last batch"), "{err}");
     let store = Store::open(&dir, &profile(TR181)).unwrap();
-    assert!(store.loaded.get(&0).is_some_and(|c| c.bootstrapped), "CPE 0's bootstrap was saved: {err}");
+    assert!(store.loaded.get(&0).is_some_and(|c| c.bootstrapped), "CPE 0's bootstrap was not saved: {err}");
+    assert!(err.contains("a second signal: writing the last batch"), "{err}");
     store.close().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
