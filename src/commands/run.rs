@@ -126,19 +126,31 @@ async fn start_connection_requests(
     Ok(server)
 }
 
-/// Opens `--state-dir`: another profile's store is an error; an unusable directory is reported and
-/// the run goes on in memory.
+/// Opens `--state-dir`: another profile's store, another format version or a directory another
+/// cpe-sim holds is an error; an unusable directory is reported and the run goes on in memory.
 fn open_store(args: &RunArgs, model: &Model) -> anyhow::Result<Option<Store>> {
     let Some(dir) = &args.state_dir else { return Ok(None) };
     match Store::open(dir, model) {
         Ok(store) => {
             if store.torn_bytes > 0 {
-                warn!(bytes = store.torn_bytes, "--state-dir: dropped a torn last batch (the simulator was killed while writing it)");
+                warn!(bytes = store.torn_bytes, "--state-dir: dropped a torn last record (the simulator was killed while writing it)");
+            }
+            for d in store.damaged.iter().take(20) {
+                warn!(offset = d.offset, bytes = d.bytes, "--state-dir: skipped a damaged record; the records after it are kept");
+            }
+            if !store.damaged.is_empty() {
+                let copy = store.damaged_copy.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+                warn!(
+                    damaged_records = store.damaged.len(),
+                    bytes = store.damaged.iter().map(|d| d.bytes).sum::<u64>(),
+                    copy = %copy,
+                    "--state-dir: the log was damaged (not a torn tail); the CPEs whose last record was damaged resume from an earlier one or start anew"
+                );
             }
             info!(dir = %dir.display(), saved_cpes = store.loaded.len(), "device state is kept in --state-dir");
             Ok(Some(store))
         }
-        Err(e @ StoreError::Mismatch { .. }) => Err(e.into()),
+        Err(e @ (StoreError::Mismatch { .. } | StoreError::Locked { .. } | StoreError::Version { .. })) => Err(e.into()),
         Err(e) => {
             error!("{e}; the run goes on in memory and nothing will be saved");
             Ok(None)
@@ -150,7 +162,12 @@ fn open_store(args: &RunArgs, model: &Model) -> anyhow::Result<Option<Store>> {
 fn close_store(store: Option<Store>) {
     if let Some(s) = store {
         match s.close() {
-            Ok(w) => info!(snapshots = w.records, batches = w.batches, "device state saved (one fdatasync per batch)"),
+            Ok(w) => info!(
+                snapshots = w.records,
+                batches = w.batches,
+                compactions = w.compactions,
+                "device state saved (one fdatasync per batch)"
+            ),
             Err(e) => error!("--state-dir: the last batch was not saved: {e}"),
         }
     }
@@ -221,6 +238,12 @@ pub fn run(
     let (model, mut listeners) = side_rt.block_on(start_listeners(args, model, shards, single, live.clone()))?;
     let receivers = std::mem::take(&mut listeners.receivers);
     let mut store = open_store(args, &model)?;
+    // A second Ctrl-C skips the drain, not the last batch of device state.
+    if let Some(sink) = store.as_ref().map(|s| s.sink.clone()) {
+        engine::before_forced_exit(std::time::Duration::from_secs(5), move || {
+            sink.flush();
+        });
+    }
     let state = store.as_mut().map(|s| Resume { saved: std::sync::Mutex::new(std::mem::take(&mut s.loaded)), sink: Some(s.sink.clone()) });
     let boot = match args.boot_rate {
         // Checked by `plan::validate`: finite, > 0, and the last CPE boots within 8760 h.

@@ -20,7 +20,7 @@ pub mod transfer;
 pub mod wheel;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -156,22 +156,68 @@ pub struct Control {
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
+/// The write end of the pipe a second signal writes to when something must be saved before the
+/// process exits (`before_forced_exit`); -1 when nothing must.
+static FORCED: AtomicI32 = AtomicI32::new(-1);
 
 extern "C" fn on_signal(_: libc::c_int) {
     if STOP.swap(true, Ordering::SeqCst) {
         // A second signal: the user does not want to wait for the drain.
-        // SAFETY: _exit is async-signal-safe.
-        unsafe { libc::_exit(1) };
+        let fd = FORCED.load(Ordering::SeqCst);
+        // SAFETY: write and _exit are async-signal-safe; the byte is a local.
+        unsafe {
+            if fd < 0 || libc::write(fd, [1u8].as_ptr().cast(), 1) != 1 {
+                libc::_exit(1);
+            }
+        }
     }
 }
 
 /// Makes SIGINT and SIGTERM request a graceful stop (open sessions get `--drain-timeout`, the
-/// report is printed); a second one exits at once with code 1.
+/// report is printed); a second one exits at once with code 1 (after `before_forced_exit`'s work).
 pub fn install_signal_handlers() {
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    // SAFETY: the handler only stores to an atomic, writes a byte to a pipe or exits, which are
+    // async-signal-safe.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+}
+
+/// Has a second SIGINT/SIGTERM run `last` (for at most `within`) before the process exits with
+/// code 1, rather than exit at once: `--state-dir` writes its last batch that way. One per process.
+pub fn before_forced_exit(within: Duration, last: impl FnOnce() + Send + 'static) {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe fills the two descriptors we pass.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return;
+    }
+    let (rd, wr) = (fds[0], fds[1]);
+    let watcher = move || {
+        let mut byte = 0u8;
+        loop {
+            // SAFETY: reads one byte into a local.
+            let n = unsafe { libc::read(rd, (&raw mut byte).cast(), 1) };
+            if n == 1 {
+                break;
+            }
+            if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return;
+        }
+        tracing::warn!("a second signal: writing the last batch of device state (at most {within:?}), then exiting");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let _ = std::thread::Builder::new().name("forced-exit-work".into()).spawn(move || {
+            last();
+            let _ = tx.send(());
+        });
+        let _ = rx.recv_timeout(within);
+        // SAFETY: ends the process, as the signal handler would have.
+        unsafe { libc::_exit(1) };
+    };
+    if std::thread::Builder::new().name("forced-exit".into()).spawn(watcher).is_ok() {
+        FORCED.store(wr, Ordering::SeqCst);
     }
 }
 
