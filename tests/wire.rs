@@ -722,3 +722,29 @@ async fn an_https_to_http_redirect_is_refused() {
     assert!(plain.requests().is_empty(), "nothing went out over plain http");
     assert_eq!(cookies_of(&secure.requests()[1]), ["s=1"], "a Secure cookie goes back over https");
 }
+
+#[tokio::test]
+async fn the_next_session_starts_at_its_own_origin_not_on_a_redirected_connection() {
+    // Every POST to A is sent to B. In pooled mode the connection to B must not carry the next
+    // session (its Inform, A's cookies and credentials) as if it led to A.
+    let empties = AtomicUsize::new(0);
+    let b = RawAcs::start(move |req, _| {
+        let body = req.body_str();
+        RawReply::Send(if body.contains("<cwmp:Inform>") {
+            http("200 OK", &[], &inform_response("1"))
+        } else if body.is_empty() && empties.fetch_add(1, Ordering::SeqCst) == 0 {
+            let si = "<cwmp:ScheduleInform><DelaySeconds>1</DelaySeconds><CommandKey>again</CommandKey></cwmp:ScheduleInform>";
+            http("200 OK", &[], &acs_envelope("si", si))
+        } else {
+            http("204 No Content", &[], b"")
+        })
+    })
+    .await;
+    let to_b = b.url("/cwmp");
+    let a = RawAcs::start(move |_, _| RawReply::Send(http("307 Temporary Redirect", &[("Location", to_b.as_str())], b""))).await;
+    let (report, _) =
+        OneCpe::new(profile(TR181), a.url("/"), transport(Duration::from_secs(5))).daemon(Duration::from_millis(2500)).run().await;
+    assert_eq!(report.completed, 2, "{}: {:?}", error(&report), posts(&b));
+    let informs_at_a = a.requests().iter().filter(|r| r.body_str().contains("<cwmp:Inform>")).count();
+    assert_eq!(informs_at_a as u64, report.completed, "each session's Inform went to A first");
+}

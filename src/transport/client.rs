@@ -109,8 +109,12 @@ impl<'a> HttpSession<'a> {
         self
     }
 
-    /// The connection, if still open, for reuse by the next session.
+    /// The connection, if still open, for reuse by the next session: not one to another origin
+    /// than the session started at (after a redirect), which the next session would not expect.
     pub fn into_connection(mut self) -> Option<Connection> {
+        if self.home.as_ref().is_some_and(|h| !h.same_origin(&self.target)) {
+            return None;
+        }
         self.conn.take().filter(Connection::is_open)
     }
 
