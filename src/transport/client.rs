@@ -60,7 +60,7 @@ pub struct HttpSession<'a> {
     conn: Option<Connection>,
     /// Cookies set during this session, for the origin in use; made at the first `Set-Cookie`
     /// and dropped with the session.
-    cookies: Option<Box<Jar>>,
+    cookies: Option<Jar>,
     /// `target` as a `url::Url` for cookie matching, made when first needed.
     cookie_url: Option<url::Url>,
     /// After a redirect to another origin than the session's first: that origin's own auth
@@ -206,7 +206,7 @@ impl<'a> HttpSession<'a> {
             if headers.contains_key(SET_COOKIE) {
                 self.make_cookie_url();
                 if let Some(url) = &self.cookie_url {
-                    let jar = self.cookies.get_or_insert_with(Box::default);
+                    let jar = self.cookies.get_or_insert_with(Jar::default);
                     for v in headers.get_all(SET_COOKIE) {
                         if let Ok(s) = v.to_str() {
                             jar.set(s, url);

@@ -37,16 +37,18 @@ impl Jar {
             return None;
         }
         matched.sort_by(|a, b| b.path.len().cmp(&a.path.len()).then_with(|| a.name().cmp(b.name())));
-        let mut out = String::new();
+        // One allocation, handed to the header without a copy.
+        let len = matched.iter().map(|c| c.name().len() + 1 + c.value().len() + 2).sum::<usize>() - 2;
+        let mut out = Vec::with_capacity(len);
         for c in matched {
             if !out.is_empty() {
-                out.push_str("; ");
+                out.extend_from_slice(b"; ");
             }
-            out.push_str(c.name());
-            out.push('=');
-            out.push_str(c.value());
+            out.extend_from_slice(c.name().as_bytes());
+            out.push(b'=');
+            out.extend_from_slice(c.value().as_bytes());
         }
-        HeaderValue::from_str(&out).ok()
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(out)).ok()
     }
 
     /// Forgets every cookie (a redirect to another origin).
