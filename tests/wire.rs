@@ -579,3 +579,172 @@ async fn an_inform_response_after_a_byte_order_mark_and_a_comment_completes_the_
     assert_eq!(posts(&raw), ["Inform", "empty"]);
     assert!(cpe.bootstrapped && cpe.events.is_empty(), "the InformResponse delivered the events");
 }
+
+/// The cookies of a request's `Cookie` header, sorted (`name=value`).
+fn cookies_of(req: &crate::support::raw::RawRequest) -> Vec<String> {
+    let mut v: Vec<String> = req.header("cookie").map(|c| c.split("; ").map(str::to_string).collect()).unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn cookies_follow_rfc6265_path_domain_expiry_and_secure() {
+    // The InformResponse sets cookies the CPE must keep or drop by RFC 6265; the answer to the
+    // empty POST (a GPV) expires two of them, by Max-Age=0 and by an Expires in the past.
+    let gpv = acs_envelope(
+        "gpv",
+        "<cwmp:GetParameterValues><ParameterNames soap-enc:arrayType=\"xsd:string[1]\"><string>Device.DeviceInfo.SoftwareVersion</string></ParameterNames></cwmp:GetParameterValues>",
+    );
+    let raw = RawAcs::start(move |req, _| {
+        let b = req.body_str();
+        RawReply::Send(if b.contains("<cwmp:Inform>") {
+            http(
+                "200 OK",
+                &[
+                    ("Set-Cookie", "keep=1; Path=/acs"),
+                    ("Set-Cookie", "long=1; Max-Age=3600"),
+                    ("Set-Cookie", "elsewhere=1; Path=/other"),
+                    ("Set-Cookie", "foreign=1; Domain=acs.example.com"),
+                    ("Set-Cookie", "secure=1; Secure"),
+                    ("Set-Cookie", "gone=1"),
+                    ("Set-Cookie", "old=1; Path=/"),
+                ],
+                &inform_response("1"),
+            )
+        } else if b.is_empty() && req.header("cookie").is_some_and(|c| c.contains("gone=1")) {
+            http(
+                "200 OK",
+                &[("Set-Cookie", "gone=; Max-Age=0"), ("Set-Cookie", "old=1; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT")],
+                &gpv,
+            )
+        } else {
+            http("204 No Content", &[], b"")
+        })
+    })
+    .await;
+    let (report, _) = one_shot(&raw.url("/acs/cwmp"), transport(Duration::from_secs(5))).await;
+    assert_eq!((report.completed, report.failed), (1, 0), "{}", error(&report));
+    let reqs = raw.requests();
+    assert_eq!(posts(&raw), ["Inform", "empty", "GetParameterValuesResponse"]);
+    assert_eq!(cookies_of(&reqs[1]), ["gone=1", "keep=1", "long=1", "old=1"], "path, domain and Secure (over http) matched");
+    assert_eq!(cookies_of(&reqs[2]), ["keep=1", "long=1"], "Max-Age=0 and a past Expires remove a cookie");
+}
+
+#[tokio::test]
+async fn cookies_and_authorization_stay_with_their_origin() {
+    // Origin A asks for credentials and sets a cookie, redirects once on its own origin (both
+    // follow), then to origin B: another port of 127.0.0.1, or 127.0.0.2. B gets neither.
+    for (scheme, challenge) in [("Basic", "Basic realm=\"a\""), ("Digest", "Digest realm=\"a\", qop=\"auth\", nonce=\"n1\"")] {
+        for host in [[127, 0, 0, 1], [127, 0, 0, 2]] {
+            let b = RawAcs::start_on(host.into(), |req, _| {
+                RawReply::Send(if req.body_str().contains("<cwmp:Inform>") {
+                    http("200 OK", &[], &inform_response("1"))
+                } else {
+                    http("204 No Content", &[], b"")
+                })
+            })
+            .await;
+            let to_b = b.url("/cwmp");
+            let a = RawAcs::start(move |req, _| {
+                RawReply::Send(match (req.header("authorization"), req.path.as_str()) {
+                    (None, _) => http("401 Unauthorized", &[("WWW-Authenticate", challenge), ("Set-Cookie", "a=1; Path=/")], b""),
+                    (Some(_), "/start") => http("307 Temporary Redirect", &[("Location", "/moved")], b""),
+                    (Some(_), _) => http("307 Temporary Redirect", &[("Location", to_b.as_str())], b""),
+                })
+            })
+            .await;
+            let mut t = transport(Duration::from_secs(5));
+            t.credentials = creds("cpe", "pw");
+            let (report, _) = one_shot(&a.url("/start"), t).await;
+            assert_eq!((report.completed, report.failed), (1, 0), "{scheme} {host:?}: {}", error(&report));
+            let moved = a.requests().into_iter().find(|r| r.path == "/moved").expect("the same-origin redirect was followed");
+            assert_eq!(cookies_of(&moved), ["a=1"], "{scheme}: the cookie follows on the same origin");
+            assert!(moved.header("authorization").is_some_and(|v| v.starts_with(scheme)), "{scheme}: so does Authorization");
+            let at_b = b.requests();
+            assert_eq!(posts(&b), ["Inform", "empty"], "{scheme} {host:?}");
+            for r in &at_b {
+                assert_eq!((r.header("cookie"), r.header("authorization")), (None, None), "{scheme} {host:?}: nothing of A's went to B");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_new_origin_that_asks_for_credentials_gets_its_own_answer() {
+    // B challenges on its own: the CPE answers B's challenge (never A's cached one, and never
+    // before B asks).
+    let b = RawAcs::start(|req, _| {
+        RawReply::Send(match req.header("authorization") {
+            None => http("401 Unauthorized", &[("WWW-Authenticate", "Basic realm=\"b\"")], b""),
+            Some(_) if req.body_str().contains("<cwmp:Inform>") => http("200 OK", &[], &inform_response("1")),
+            Some(_) => http("204 No Content", &[], b""),
+        })
+    })
+    .await;
+    let to_b = b.url("/cwmp");
+    let a = RawAcs::start(move |req, _| {
+        RawReply::Send(match req.header("authorization") {
+            None => http("401 Unauthorized", &[("WWW-Authenticate", "Digest realm=\"a\", qop=\"auth\", nonce=\"n1\"")], b""),
+            Some(_) => http("302 Found", &[("Location", to_b.as_str())], b""),
+        })
+    })
+    .await;
+    let mut t = transport(Duration::from_secs(5));
+    t.credentials = creds("cpe", "pw");
+    let (report, _) = one_shot(&a.url("/"), t).await;
+    assert_eq!((report.completed, report.failed), (1, 0), "{}", error(&report));
+    let at_b = b.requests();
+    assert_eq!(at_b[0].header("authorization"), None, "nothing up front");
+    assert!(at_b[1..].iter().all(|r| r.header("authorization") == Some("Basic Y3BlOnB3")), "B's own Basic challenge answered");
+}
+
+#[tokio::test]
+async fn an_https_to_http_redirect_is_refused() {
+    let pki = Pki::new("downgrade");
+    let tls = server_config(&pki.path("server.pem"), &pki.path("server.key"), None).unwrap();
+    let plain = RawAcs::start(|req, _| RawReply::Send(simple_acs(req))).await;
+    let to_plain = plain.url("/cwmp");
+    // A Secure cookie goes back over https; then the ACS sends the CPE to plain http.
+    let secure = RawAcs::start_tls(tls, move |req, _| {
+        RawReply::Send(if req.body_str().contains("<cwmp:Inform>") {
+            http("200 OK", &[("Set-Cookie", "s=1; Secure; HttpOnly")], &inform_response("1"))
+        } else {
+            http("302 Found", &[("Location", to_plain.as_str())], b"")
+        })
+    })
+    .await;
+    assert!(secure.url("/").starts_with("https://"));
+    let t = tls_transport(TlsOptions { ca_cert_file: Some(pki.path("ca.pem")), ..TlsOptions::default() });
+    let (report, _) = one_shot(&secure.url("/"), t).await;
+    assert_eq!((report.completed, report.failed), (0, 1), "{}", error(&report));
+    assert!(error(&report).contains("refused a redirect from https") && error(&report).contains(&plain.url("/cwmp")), "{}", error(&report));
+    assert_eq!(report.outcome.total.outcomes.failed[cpe_sim::stats::Cause::Redirect as usize], 1, "counted as `redirect`");
+    assert!(plain.requests().is_empty(), "nothing went out over plain http");
+    assert_eq!(cookies_of(&secure.requests()[1]), ["s=1"], "a Secure cookie goes back over https");
+}
+
+#[tokio::test]
+async fn the_next_session_starts_at_its_own_origin_not_on_a_redirected_connection() {
+    // Every POST to A is sent to B. In pooled mode the connection to B must not carry the next
+    // session (its Inform, A's cookies and credentials) as if it led to A.
+    let empties = AtomicUsize::new(0);
+    let b = RawAcs::start(move |req, _| {
+        let body = req.body_str();
+        RawReply::Send(if body.contains("<cwmp:Inform>") {
+            http("200 OK", &[], &inform_response("1"))
+        } else if body.is_empty() && empties.fetch_add(1, Ordering::SeqCst) == 0 {
+            let si = "<cwmp:ScheduleInform><DelaySeconds>1</DelaySeconds><CommandKey>again</CommandKey></cwmp:ScheduleInform>";
+            http("200 OK", &[], &acs_envelope("si", si))
+        } else {
+            http("204 No Content", &[], b"")
+        })
+    })
+    .await;
+    let to_b = b.url("/cwmp");
+    let a = RawAcs::start(move |_, _| RawReply::Send(http("307 Temporary Redirect", &[("Location", to_b.as_str())], b""))).await;
+    let (report, _) =
+        OneCpe::new(profile(TR181), a.url("/"), transport(Duration::from_secs(5))).daemon(Duration::from_millis(2500)).run().await;
+    assert_eq!(report.completed, 2, "{}: {:?}", error(&report), posts(&b));
+    let informs_at_a = a.requests().iter().filter(|r| r.body_str().contains("<cwmp:Inform>")).count();
+    assert_eq!(informs_at_a as u64, report.completed, "each session's Inform went to A first");
+}

@@ -1,6 +1,13 @@
 //! The HTTP side of one CWMP session (PROTOCOL.md §1): every POST of the session goes over one
 //! held connection, with the session's cookies, the CPE's cached auth, and redirects followed.
 //!
+//! Cookies and credentials stay with their origin (scheme, host, port): the session's cookies
+//! ([`super::cookies`]) are dropped on a redirect to another origin, and the CPE's cached
+//! challenge is used only on the origin the session started at. Another origin gets no
+//! `Authorization` up front; if it challenges, its own challenge is answered (kept for this
+//! session only, so it never reaches the CPE's cache). A redirect from https to plain http is
+//! refused ([`TransportError::InsecureRedirect`]).
+//!
 //! Envelope POSTs carry `Content-Type: text/xml; charset="utf-8"` and an empty `SOAPAction`; the
 //! empty POST carries `Content-Length: 0` and neither. A 401 is answered once on the same
 //! connection (GenieACS ties the Digest nonce to the socket), or on a new one when the 401 said
@@ -17,6 +24,7 @@ use http_body_util::{BodyExt, Full, Limited};
 
 use super::auth::{AuthState, Credentials};
 use super::conn::{Connection, Target};
+use super::cookies::Jar;
 use super::{Phase, TransportConfig, TransportError, MAX_REDIRECTS};
 
 /// A 200/204 answer to a CWMP POST.
@@ -50,10 +58,16 @@ pub struct HttpSession<'a> {
     credentials: Option<&'a Credentials>,
     target: std::borrow::Cow<'a, Target>,
     conn: Option<Connection>,
-    /// Cookies set during this session (name, value); dropped with the session.
-    cookies: Vec<(String, String)>,
-    /// `cookies` as a Cookie header, made when they change rather than per request.
-    cookie_header: Option<HeaderValue>,
+    /// Cookies set during this session, for the origin in use; made at the first `Set-Cookie`
+    /// and dropped with the session.
+    cookies: Option<Jar>,
+    /// `target` as a `url::Url` for cookie matching, made when first needed.
+    cookie_url: Option<url::Url>,
+    /// After a redirect to another origin than the session's first: that origin's own auth
+    /// state (`auth` is the CPE's, for the first origin).
+    foreign_auth: Option<AuthState>,
+    /// Where the session started, noted at its first redirect to another origin.
+    home: Option<Target>,
     redirects: u8,
     /// Connections opened by this session and the time they took (DNS + TCP + TLS).
     connects: u32,
@@ -79,8 +93,10 @@ impl<'a> HttpSession<'a> {
                 Destination::Parsed(t) => std::borrow::Cow::Borrowed(t),
             },
             conn: None,
-            cookies: Vec::new(),
-            cookie_header: None,
+            cookies: None,
+            cookie_url: None,
+            foreign_auth: None,
+            home: None,
             redirects: 0,
             connects: 0,
             connect_time: std::time::Duration::ZERO,
@@ -93,8 +109,12 @@ impl<'a> HttpSession<'a> {
         self
     }
 
-    /// The connection, if still open, for reuse by the next session.
+    /// The connection, if still open, for reuse by the next session: not one to another origin
+    /// than the session started at (after a redirect), which the next session would not expect.
     pub fn into_connection(mut self) -> Option<Connection> {
+        if self.home.as_ref().is_some_and(|h| !h.same_origin(&self.target)) {
+            return None;
+        }
         self.conn.take().filter(Connection::is_open)
     }
 
@@ -183,12 +203,15 @@ impl<'a> HttpSession<'a> {
             };
             let status = head.status.as_u16();
             let headers = head.headers;
-            for v in headers.get_all(SET_COOKIE) {
-                if let Some(c) = v.to_str().ok().and_then(|s| cookie::Cookie::parse(s.to_string()).ok()) {
-                    self.cookies.retain(|(n, _)| n != c.name());
-                    self.cookies.push((c.name().to_string(), c.value().to_string()));
-                    let joined = self.cookies.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ");
-                    self.cookie_header = HeaderValue::from_str(&joined).ok();
+            if headers.contains_key(SET_COOKIE) {
+                self.make_cookie_url();
+                if let Some(url) = &self.cookie_url {
+                    let jar = self.cookies.get_or_insert_with(Jar::default);
+                    for v in headers.get_all(SET_COOKIE) {
+                        if let Ok(s) = v.to_str() {
+                            jar.set(s, url);
+                        }
+                    }
                 }
             }
             if headers.get(CONNECTION).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("close")) {
@@ -197,7 +220,11 @@ impl<'a> HttpSession<'a> {
             match status {
                 401 if self.credentials.is_some() && !auth_retried => {
                     let values = headers.get_all(WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok());
-                    self.auth.learn(values).map_err(|detail| TransportError::BadChallenge { url: self.target.shown(), detail })?;
+                    let auth = match &mut self.foreign_auth {
+                        Some(a) => a,
+                        None => &mut *self.auth,
+                    };
+                    auth.learn(values).map_err(|detail| TransportError::BadChallenge { url: self.target.shown(), detail })?;
                     auth_retried = true;
                 }
                 301 | 302 | 303 | 307 | 308 => {
@@ -206,13 +233,26 @@ impl<'a> HttpSession<'a> {
                         .and_then(|v| v.to_str().ok())
                         .and_then(|l| self.target.join(l))
                         .ok_or_else(|| TransportError::BadRedirect { url: self.target.shown() })?;
+                    if self.target.https && !next.https {
+                        return Err(TransportError::InsecureRedirect { from: self.target.shown(), to: next.shown() });
+                    }
                     self.redirects += 1;
                     if self.redirects > MAX_REDIRECTS {
                         return Err(TransportError::TooManyRedirects { url: next.shown() });
                     }
                     if !next.same_origin(&self.target) {
+                        // Nothing of this origin's follows: not the connection, the cookies, or
+                        // the credentials (the first origin's come back if the redirect does).
                         self.conn = None;
+                        if let Some(jar) = &mut self.cookies {
+                            jar.clear();
+                        }
+                        let home = self.home.get_or_insert_with(|| self.target.as_ref().clone());
+                        self.foreign_auth = if next.same_origin(home) { None } else { Some(AuthState::default()) };
+                        // The new origin's own challenge gets its answer.
+                        auth_retried = false;
                     }
+                    self.cookie_url = None;
                     tracing::debug!(from = %self.target.shown(), to = %next.shown(), status, "following redirect");
                     self.target = std::borrow::Cow::Owned(next);
                 }
@@ -236,11 +276,20 @@ impl<'a> HttpSession<'a> {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/xml; charset=\"utf-8\""));
             headers.insert("SOAPAction", HeaderValue::from_static(""));
         }
-        if let Some(v) = &self.cookie_header {
-            headers.insert(COOKIE, v.clone());
+        if self.cookies.is_some() {
+            self.make_cookie_url();
+        }
+        if let (Some(jar), Some(url)) = (&self.cookies, &self.cookie_url) {
+            if let Some(v) = jar.header(url) {
+                headers.insert(COOKIE, v);
+            }
         }
         if let Some(creds) = self.credentials {
-            if let Some(a) = self.auth.authorization_for(method.as_str(), creds, &self.target.path, body) {
+            let auth = match &mut self.foreign_auth {
+                Some(a) => a,
+                None => &mut *self.auth,
+            };
+            if let Some(a) = auth.authorization_for(method.as_str(), creds, &self.target.path, body) {
                 if let Ok(v) = HeaderValue::from_str(&a) {
                     headers.insert(AUTHORIZATION, v);
                 }
@@ -248,6 +297,13 @@ impl<'a> HttpSession<'a> {
         }
         req.body(Full::new(body.clone()))
             .map_err(|_| TransportError::BadUrl { url: self.target.shown(), reason: "request could not be built" })
+    }
+
+    /// Makes `cookie_url` (the URL in use, for cookie matching) if it is not made yet.
+    fn make_cookie_url(&mut self) {
+        if self.cookie_url.is_none() {
+            self.cookie_url = url::Url::parse(&self.target.url).ok();
+        }
     }
 
     /// The response body could not be read to its end.

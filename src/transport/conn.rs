@@ -86,9 +86,10 @@ impl Target {
         Target::parse(&format!("{scheme}://{}{location}", self.authority)).ok()
     }
 
-    /// Whether two targets can share a connection.
+    /// Whether two targets are the same origin (RFC 6454: scheme, host, port), which can share a
+    /// connection, cookies and credentials. Host names compare without case.
     pub fn same_origin(&self, other: &Target) -> bool {
-        self.https == other.https && self.host == other.host && self.port == other.port
+        self.https == other.https && self.host.eq_ignore_ascii_case(&other.host) && self.port == other.port
     }
 }
 
@@ -252,5 +253,8 @@ mod tests {
         assert_eq!(t.join("/other").unwrap().url, "http://acs.example.net:7547/other");
         assert_eq!(t.join("https://b/").unwrap().host, "b");
         assert!(t.join("relative").is_none());
+        let same = |a: &str, b: &str| Target::parse(a).unwrap().same_origin(&Target::parse(b).unwrap());
+        assert!(same("http://ACS.example.net/a", "http://acs.example.net:80/b"));
+        assert!(!same("http://h:1/", "http://h:2/") && !same("http://h/", "https://h/") && !same("http://h/", "http://g/"));
     }
 }

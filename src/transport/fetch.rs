@@ -40,7 +40,7 @@ pub enum FetchError {
     /// The server wanted credentials we do not have, or refused ours.
     #[error("{0}")]
     Auth(TransportError),
-    /// Redirects that loop or lead nowhere.
+    /// Redirects that loop, lead nowhere, or lead from https to plain http.
     #[error("{0}")]
     Redirect(TransportError),
     /// The server answered with this non-2xx status.
@@ -76,7 +76,9 @@ pub async fn transfer(cfg: &TransportConfig, req: &FileRequest<'_>) -> Result<u6
             TransportError::AuthRejected { .. } | TransportError::AuthRequired { .. } | TransportError::BadChallenge { .. } => {
                 FetchError::Auth(e)
             }
-            TransportError::TooManyRedirects { .. } | TransportError::BadRedirect { .. } => FetchError::Redirect(e),
+            TransportError::TooManyRedirects { .. } | TransportError::BadRedirect { .. } | TransportError::InsecureRedirect { .. } => {
+                FetchError::Redirect(e)
+            }
             TransportError::BadUrl { .. } => FetchError::BadUrl(e),
             _ => FetchError::Broken(e),
         }),

@@ -2,6 +2,7 @@
 //! cookies, redirects, Basic/Digest auth, TLS (including mTLS), timeouts and a body limit; and
 //! fetching Download URLs.
 //!
+//! - [`cookies`]: a session's cookies, matched by RFC 6265.
 //! - [`tls`]: the rustls client configuration from the CLI's TLS options.
 //! - [`auth`]: Basic and Digest credentials and the challenge state cached per CPE.
 //! - [`conn`]: one HTTP/1.1 connection (TCP or TLS) through hyper.
@@ -15,6 +16,7 @@
 pub mod auth;
 pub mod client;
 pub mod conn;
+pub mod cookies;
 pub mod fetch;
 pub mod tls;
 
@@ -76,6 +78,8 @@ pub enum TransportError {
     TooManyRedirects { url: String },
     #[error("redirect from {url} without a usable Location header")]
     BadRedirect { url: String },
+    #[error("refused a redirect from https to plain http: {from} sent the CPE to {to}, where cookies, credentials and CWMP messages would travel unencrypted; if plain http is really meant, use that URL as --acs-url")]
+    InsecureRedirect { from: String, to: String },
     #[error("the ACS response from {url} is larger than the {limit}-byte limit (--max-body)")]
     BodyTooLarge { url: String, limit: usize },
     #[error("the connection to {url} failed: {detail}")]
@@ -124,7 +128,9 @@ impl TransportError {
                 FailureKind::Auth
             }
             TransportError::HttpStatus { status, .. } => FailureKind::HttpStatus(*status),
-            TransportError::TooManyRedirects { .. } | TransportError::BadRedirect { .. } => FailureKind::Redirect,
+            TransportError::TooManyRedirects { .. } | TransportError::BadRedirect { .. } | TransportError::InsecureRedirect { .. } => {
+                FailureKind::Redirect
+            }
             TransportError::BodyTooLarge { .. } => FailureKind::BodyTooLarge,
             TransportError::Connection { .. } => FailureKind::Connection,
         }

@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 /// One request as received.
 #[derive(Debug, Clone)]
@@ -51,6 +51,8 @@ type Handler = dyn Fn(&RawRequest, usize) -> RawReply + Send + Sync;
 /// The running server.
 pub struct RawAcs {
     pub addr: SocketAddr,
+    /// Served over TLS ([`RawAcs::start_tls`]).
+    pub https: bool,
     pub requests: Arc<Mutex<Vec<RawRequest>>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -62,25 +64,58 @@ impl Drop for RawAcs {
 }
 
 impl RawAcs {
-    /// Starts a server whose `handler` gets each request and its overall number (0-based).
+    /// Starts a server on 127.0.0.1 whose `handler` gets each request and its overall number (0-based).
     pub async fn start(handler: impl Fn(&RawRequest, usize) -> RawReply + Send + Sync + 'static) -> RawAcs {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        RawAcs::start_with([127, 0, 0, 1].into(), None, handler).await
+    }
+
+    /// Like [`RawAcs::start`], on another loopback address (127.0.0.2: another host).
+    pub async fn start_on(ip: std::net::IpAddr, handler: impl Fn(&RawRequest, usize) -> RawReply + Send + Sync + 'static) -> RawAcs {
+        RawAcs::start_with(ip, None, handler).await
+    }
+
+    /// Like [`RawAcs::start`], over TLS with `tls`.
+    pub async fn start_tls(
+        tls: Arc<rustls::ServerConfig>,
+        handler: impl Fn(&RawRequest, usize) -> RawReply + Send + Sync + 'static,
+    ) -> RawAcs {
+        RawAcs::start_with([127, 0, 0, 1].into(), Some(tls), handler).await
+    }
+
+    async fn start_with(
+        ip: std::net::IpAddr,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        handler: impl Fn(&RawRequest, usize) -> RawReply + Send + Sync + 'static,
+    ) -> RawAcs {
+        let listener = TcpListener::bind((ip, 0)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let requests: Arc<Mutex<Vec<RawRequest>>> = Arc::default();
         let handler: Arc<Handler> = Arc::new(handler);
         let reqs = requests.clone();
+        let https = tls.is_some();
         let task = tokio::spawn(async move {
             let mut conn = 0;
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, conn, handler.clone(), reqs.clone()));
+                let (handler, reqs) = (handler.clone(), reqs.clone());
+                match &tls {
+                    None => drop(tokio::spawn(serve(stream, conn, handler, reqs))),
+                    Some(tls) => {
+                        let acceptor = tokio_rustls::TlsAcceptor::from(tls.clone());
+                        tokio::spawn(async move {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                serve(stream, conn, handler, reqs).await;
+                            }
+                        });
+                    }
+                }
                 conn += 1;
             }
         });
-        RawAcs { addr, requests, task }
+        RawAcs { addr, https, requests, task }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", if self.https { "https" } else { "http" }, self.addr)
     }
 
     pub fn requests(&self) -> Vec<RawRequest> {
@@ -88,7 +123,7 @@ impl RawAcs {
     }
 }
 
-async fn serve(mut stream: TcpStream, conn: usize, handler: Arc<Handler>, reqs: Arc<Mutex<Vec<RawRequest>>>) {
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, conn: usize, handler: Arc<Handler>, reqs: Arc<Mutex<Vec<RawRequest>>>) {
     let mut buf = Vec::new();
     loop {
         let head_end = loop {

@@ -1,0 +1,113 @@
+//! The cookies of one session, kept and matched by RFC 6265 through the `cookie_store` crate:
+//! Domain (a host-only cookie unless the attribute domain-matches the host), Path (the default
+//! path is the request path's directory), expiry (`Max-Age`, which wins, or `Expires`; an expired
+//! cookie removes the one it names) and Secure.
+//!
+//! Secure is stricter than `cookie_store` (which treats loopback hosts as secure): a Secure cookie
+//! is sent only over https, and one received over plain http is ignored (RFC 6265bis §5.7). The
+//! jar belongs to one session and one origin: the session drops it at its end, and on a redirect
+//! to another origin (see [`super::client`]).
+
+use cookie_store::{Cookie, CookieStore};
+use http::HeaderValue;
+
+/// A session's cookies.
+#[derive(Debug, Default)]
+pub struct Jar {
+    store: CookieStore,
+}
+
+impl Jar {
+    /// Takes one `Set-Cookie` value received from `url`; what RFC 6265 says to ignore is ignored.
+    pub fn set(&mut self, set_cookie: &str, url: &url::Url) {
+        let Ok(c) = Cookie::parse(set_cookie, url) else { return };
+        if c.secure() == Some(true) && url.scheme() != "https" {
+            return;
+        }
+        let _ = self.store.insert(c.into_owned(), url);
+    }
+
+    /// The `Cookie` header for a request to `url`, if any cookie matches: longer paths first
+    /// (RFC 6265 §5.4), then by name.
+    pub fn header(&self, url: &url::Url) -> Option<HeaderValue> {
+        let https = url.scheme() == "https";
+        let mut matched: Vec<&Cookie<'static>> =
+            self.store.matches(url).into_iter().filter(|c| https || c.secure() != Some(true)).collect();
+        if matched.is_empty() {
+            return None;
+        }
+        matched.sort_by(|a, b| b.path.len().cmp(&a.path.len()).then_with(|| a.name().cmp(b.name())));
+        // One allocation, handed to the header without a copy.
+        let len = matched.iter().map(|c| c.name().len() + 1 + c.value().len() + 2).sum::<usize>() - 2;
+        let mut out = Vec::with_capacity(len);
+        for c in matched {
+            if !out.is_empty() {
+                out.extend_from_slice(b"; ");
+            }
+            out.extend_from_slice(c.name().as_bytes());
+            out.push(b'=');
+            out.extend_from_slice(c.value().as_bytes());
+        }
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(out)).ok()
+    }
+
+    /// Forgets every cookie (a redirect to another origin).
+    pub fn clear(&mut self) {
+        self.store.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> url::Url {
+        url::Url::parse(s).unwrap()
+    }
+
+    fn header(jar: &Jar, u: &str) -> Option<String> {
+        jar.header(&url(u)).map(|v| v.to_str().unwrap().to_string())
+    }
+
+    #[test]
+    fn domain_and_path() {
+        let mut jar = Jar::default();
+        let from = url("http://acs.example.net:7547/acs/cwmp");
+        for s in ["host=1", "dom=1; Domain=example.net", "bad=1; Domain=other.net", "root=1; Path=/", "deep=1; Path=/acs/cwmp"] {
+            jar.set(s, &from);
+        }
+        assert_eq!(header(&jar, "http://acs.example.net:7547/acs/cwmp").as_deref(), Some("deep=1; dom=1; host=1; root=1"));
+        assert_eq!(header(&jar, "http://acs.example.net/other").as_deref(), Some("root=1"), "the default path is /acs");
+        assert_eq!(header(&jar, "http://b.example.net/acs/x").as_deref(), Some("dom=1"), "host-only cookies stay on their host");
+        assert_eq!(header(&jar, "http://other.net/acs/cwmp"), None);
+        assert_eq!(header(&jar, "http://acs.example.net/acsx"), Some("root=1".into()), "/acs does not path-match /acsx");
+    }
+
+    #[test]
+    fn expiry_removes_and_replaces() {
+        let mut jar = Jar::default();
+        let from = url("http://127.0.0.1:1/");
+        for s in ["a=1", "b=1", "c=1; Max-Age=60", "d=1; Expires=Fri, 31 Dec 9999 23:59:59 GMT", "e=1; Max-Age=0"] {
+            jar.set(s, &from);
+        }
+        assert_eq!(header(&jar, "http://127.0.0.1:1/").as_deref(), Some("a=1; b=1; c=1; d=1"));
+        jar.set("a=; Max-Age=0", &from);
+        jar.set("b=1; Expires=Thu, 01 Jan 1970 00:00:00 GMT", &from);
+        jar.set("c=2", &from);
+        assert_eq!(header(&jar, "http://127.0.0.1:1/").as_deref(), Some("c=2; d=1"));
+        jar.clear();
+        assert_eq!(header(&jar, "http://127.0.0.1:1/"), None);
+    }
+
+    #[test]
+    fn secure_only_over_https() {
+        let mut jar = Jar::default();
+        jar.set("plain=1; Secure", &url("http://127.0.0.1/"));
+        assert_eq!(header(&jar, "https://127.0.0.1/"), None, "a Secure cookie from http is ignored");
+        jar.set("s=1; Secure", &url("https://127.0.0.1/"));
+        jar.set("p=1", &url("https://127.0.0.1/"));
+        assert_eq!(header(&jar, "https://127.0.0.1/").as_deref(), Some("p=1; s=1"));
+        assert_eq!(header(&jar, "http://127.0.0.1/").as_deref(), Some("p=1"), "not over http, loopback or not");
+        assert_eq!(header(&jar, "http://localhost/"), None);
+    }
+}
