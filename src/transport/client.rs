@@ -63,9 +63,9 @@ pub struct HttpSession<'a> {
     cookies: Option<Jar>,
     /// `target` as a `url::Url` for cookie matching, made when first needed.
     cookie_url: Option<url::Url>,
-    /// After a redirect to another origin than the session's first: that origin's own auth
-    /// state (`auth` is the CPE's, for the first origin).
-    foreign_auth: Option<AuthState>,
+    /// After a redirect to another origin than the session's first: credentials are neither
+    /// sent nor offered there (a 401 from it fails the session, saying why).
+    abroad: bool,
     /// Where the session started, noted at its first redirect to another origin.
     home: Option<Target>,
     redirects: u8,
@@ -95,7 +95,7 @@ impl<'a> HttpSession<'a> {
             conn: None,
             cookies: None,
             cookie_url: None,
-            foreign_auth: None,
+            abroad: false,
             home: None,
             redirects: 0,
             connects: 0,
@@ -218,13 +218,10 @@ impl<'a> HttpSession<'a> {
                 self.conn = None;
             }
             match status {
+                401 if self.abroad => return Err(TransportError::ForeignAuth { url: self.target.shown() }),
                 401 if self.credentials.is_some() && !auth_retried => {
                     let values = headers.get_all(WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok());
-                    let auth = match &mut self.foreign_auth {
-                        Some(a) => a,
-                        None => &mut *self.auth,
-                    };
-                    auth.learn(values).map_err(|detail| TransportError::BadChallenge { url: self.target.shown(), detail })?;
+                    self.auth.learn(values).map_err(|detail| TransportError::BadChallenge { url: self.target.shown(), detail })?;
                     auth_retried = true;
                 }
                 301 | 302 | 303 | 307 | 308 => {
@@ -248,9 +245,7 @@ impl<'a> HttpSession<'a> {
                             jar.clear();
                         }
                         let home = self.home.get_or_insert_with(|| self.target.as_ref().clone());
-                        self.foreign_auth = if next.same_origin(home) { None } else { Some(AuthState::default()) };
-                        // The new origin's own challenge gets its answer.
-                        auth_retried = false;
+                        self.abroad = !next.same_origin(home);
                     }
                     self.cookie_url = None;
                     tracing::debug!(from = %self.target.shown(), to = %next.shown(), status, "following redirect");
@@ -284,12 +279,8 @@ impl<'a> HttpSession<'a> {
                 headers.insert(COOKIE, v);
             }
         }
-        if let Some(creds) = self.credentials {
-            let auth = match &mut self.foreign_auth {
-                Some(a) => a,
-                None => &mut *self.auth,
-            };
-            if let Some(a) = auth.authorization_for(method.as_str(), creds, &self.target.path, body) {
+        if let Some(creds) = self.credentials.filter(|_| !self.abroad) {
+            if let Some(a) = self.auth.authorization_for(method.as_str(), creds, &self.target.path, body) {
                 if let Ok(v) = HeaderValue::from_str(&a) {
                     headers.insert(AUTHORIZATION, v);
                 }

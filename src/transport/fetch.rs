@@ -73,9 +73,10 @@ pub async fn transfer(cfg: &TransportConfig, req: &FileRequest<'_>) -> Result<u6
     match session.request(method, body).await {
         Err(e) => Err(match e {
             TransportError::Dns { .. } | TransportError::Connect { .. } | TransportError::Tls { .. } => FetchError::Unreachable(e),
-            TransportError::AuthRejected { .. } | TransportError::AuthRequired { .. } | TransportError::BadChallenge { .. } => {
-                FetchError::Auth(e)
-            }
+            TransportError::AuthRejected { .. }
+            | TransportError::AuthRequired { .. }
+            | TransportError::ForeignAuth { .. }
+            | TransportError::BadChallenge { .. } => FetchError::Auth(e),
             TransportError::TooManyRedirects { .. } | TransportError::BadRedirect { .. } | TransportError::InsecureRedirect { .. } => {
                 FetchError::Redirect(e)
             }

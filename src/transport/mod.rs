@@ -72,6 +72,10 @@ pub enum TransportError {
     AuthRejected { url: String },
     #[error("HTTP auth: the ACS at {url} answered 401 without a usable WWW-Authenticate challenge ({detail})")]
     BadChallenge { url: String, detail: String },
+    #[error(
+        "{url} asked for credentials after a redirect to another origin than the ACS URL's; they are sent only to the ACS URL's origin"
+    )]
+    ForeignAuth { url: String },
     #[error("the ACS at {url} answered HTTP {status}{}", retry_after.map(|d| format!(" (Retry-After {}s)", d.as_secs())).unwrap_or_default())]
     HttpStatus { url: String, status: u16, retry_after: Option<Duration> },
     #[error("more than {MAX_REDIRECTS} redirects, last to {url}")]
@@ -124,9 +128,10 @@ impl TransportError {
             TransportError::Connect { .. } => FailureKind::Connect,
             TransportError::Tls { .. } => FailureKind::Tls,
             TransportError::Timeout { .. } => FailureKind::Timeout,
-            TransportError::AuthRequired { .. } | TransportError::AuthRejected { .. } | TransportError::BadChallenge { .. } => {
-                FailureKind::Auth
-            }
+            TransportError::AuthRequired { .. }
+            | TransportError::AuthRejected { .. }
+            | TransportError::ForeignAuth { .. }
+            | TransportError::BadChallenge { .. } => FailureKind::Auth,
             TransportError::HttpStatus { status, .. } => FailureKind::HttpStatus(*status),
             TransportError::TooManyRedirects { .. } | TransportError::BadRedirect { .. } | TransportError::InsecureRedirect { .. } => {
                 FailureKind::Redirect
