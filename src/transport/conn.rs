@@ -62,13 +62,15 @@ impl Target {
         let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
         let path = uri.path_and_query().map_or("/".to_string(), |p| p.as_str().to_string());
         let path = if path.is_empty() { "/".to_string() } else { path };
+        // Userinfo is never part of the Host header or of a redirect's base.
+        let host_port = authority.as_str().rsplit_once('@').map_or(authority.as_str(), |(_, h)| h);
         Ok(Target {
             https,
             host,
             port,
-            authority: authority.as_str().to_string(),
+            authority: host_port.to_string(),
             request_uri: path.parse().ok(),
-            host_header: http::HeaderValue::from_str(authority.as_str()).ok(),
+            host_header: http::HeaderValue::from_str(host_port).ok(),
             path,
             url: url.to_string(),
         })
@@ -256,5 +258,19 @@ mod tests {
         let same = |a: &str, b: &str| Target::parse(a).unwrap().same_origin(&Target::parse(b).unwrap());
         assert!(same("http://ACS.example.net/a", "http://acs.example.net:80/b"));
         assert!(!same("http://h:1/", "http://h:2/") && !same("http://h/", "https://h/") && !same("http://h/", "http://g/"));
+    }
+}
+
+#[cfg(test)]
+mod userinfo {
+    use super::Target;
+
+    #[test]
+    fn userinfo_is_never_in_the_host_header() {
+        let t = Target::parse("http://user:pw@acs.example:7547/cwmp").unwrap();
+        assert_eq!(t.host_header.as_ref().map(|h| h.to_str().unwrap()), Some("acs.example:7547"));
+        assert_eq!(t.authority, "acs.example:7547");
+        assert!(!t.shown().contains("pw"));
+        assert_eq!(t.join("/next").unwrap().authority, "acs.example:7547");
     }
 }
