@@ -34,6 +34,9 @@ pub struct Target {
     /// not usable in a request).
     pub request_uri: Option<http::Uri>,
     pub host_header: Option<http::HeaderValue>,
+    /// Credentials in the URL's userinfo (`user:pass@`), percent-decoded; never part of
+    /// `authority`, the Host header or the request target.
+    pub userinfo: Option<(String, String)>,
 }
 
 impl Target {
@@ -60,15 +63,24 @@ impl Target {
             return Err(bad("no host"));
         }
         let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        // `Authority::as_str` keeps the userinfo: split it off (RFC 3986 §3.2.1).
+        let (userinfo, host_port) = match authority.as_str().rsplit_once('@') {
+            Some((info, rest)) => {
+                let (user, pass) = info.split_once(':').unwrap_or((info, ""));
+                (Some((percent_decode(user), percent_decode(pass))), rest)
+            }
+            None => (None, authority.as_str()),
+        };
         let path = uri.path_and_query().map_or("/".to_string(), |p| p.as_str().to_string());
         let path = if path.is_empty() { "/".to_string() } else { path };
         Ok(Target {
             https,
             host,
             port,
-            authority: authority.as_str().to_string(),
+            authority: host_port.to_string(),
             request_uri: path.parse().ok(),
-            host_header: http::HeaderValue::from_str(authority.as_str()).ok(),
+            host_header: http::HeaderValue::from_str(host_port).ok(),
+            userinfo,
             path,
             url: url.to_string(),
         })
@@ -90,6 +102,27 @@ impl Target {
     pub fn same_origin(&self, other: &Target) -> bool {
         self.https == other.https && self.host == other.host && self.port == other.port
     }
+}
+
+/// `%XX` escapes decoded (userinfo may escape `:` and `@`); invalid escapes are kept as written.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// hyper's half of a connection: reads and writes the socket while polled.
@@ -252,5 +285,17 @@ mod tests {
         assert_eq!(t.join("/other").unwrap().url, "http://acs.example.net:7547/other");
         assert_eq!(t.join("https://b/").unwrap().host, "b");
         assert!(t.join("relative").is_none());
+    }
+
+    #[test]
+    fn userinfo_is_split_off_the_host() {
+        let t = Target::parse("http://us%40er:p%3Ass@files.example.net:8080/f").unwrap();
+        assert_eq!(t.userinfo, Some(("us@er".to_string(), "p:ss".to_string())));
+        assert_eq!(t.authority, "files.example.net:8080");
+        assert_eq!(t.host_header.as_ref().unwrap(), "files.example.net:8080");
+        assert_eq!(t.request_uri.as_ref().unwrap(), "/f");
+        assert!(!t.shown().contains("p%3Ass"));
+        assert_eq!(Target::parse("http://u@h/").unwrap().userinfo, Some(("u".into(), String::new())));
+        assert_eq!(Target::parse("http://h/").unwrap().userinfo, None);
     }
 }
