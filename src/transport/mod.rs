@@ -80,6 +80,8 @@ pub enum TransportError {
     BodyTooLarge { url: String, limit: usize },
     #[error("the connection to {url} failed: {detail}")]
     Connection { url: String, detail: String },
+    #[error("no bytes from {url} for {after:?} (the body stalled)")]
+    Stalled { url: String, after: Duration },
 }
 
 /// What to try after a failed connect: resource limits of the simulator's own host first.
@@ -119,7 +121,7 @@ impl TransportError {
             TransportError::Dns { .. } => FailureKind::Dns,
             TransportError::Connect { .. } => FailureKind::Connect,
             TransportError::Tls { .. } => FailureKind::Tls,
-            TransportError::Timeout { .. } => FailureKind::Timeout,
+            TransportError::Timeout { .. } | TransportError::Stalled { .. } => FailureKind::Timeout,
             TransportError::AuthRequired { .. } | TransportError::AuthRejected { .. } | TransportError::BadChallenge { .. } => {
                 FailureKind::Auth
             }
