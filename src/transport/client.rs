@@ -67,6 +67,8 @@ pub struct HttpSession<'a> {
     /// `cookies` as a Cookie header, made when they change rather than per request.
     cookie_header: Option<HeaderValue>,
     redirects: u8,
+    /// hyper's read buffer cap for the connections this session opens (`None`: hyper's default).
+    max_buf: Option<usize>,
     /// Connections opened by this session and the time they took (DNS + TCP + TLS).
     connects: u32,
     connect_time: std::time::Duration,
@@ -94,6 +96,7 @@ impl<'a> HttpSession<'a> {
             cookies: Vec::new(),
             cookie_header: None,
             redirects: 0,
+            max_buf: None,
             connects: 0,
             connect_time: std::time::Duration::ZERO,
         })
@@ -113,6 +116,12 @@ impl<'a> HttpSession<'a> {
     /// Uses other credentials than the ACS's (file servers for Download).
     pub fn with_credentials(mut self, credentials: Option<&'a Credentials>) -> Self {
         self.credentials = credentials;
+        self
+    }
+
+    /// Caps hyper's read buffer on the connections this session opens (streamed downloads).
+    pub fn with_read_buffer(mut self, max: usize) -> Self {
+        self.max_buf = Some(max);
         self
     }
 
@@ -171,7 +180,7 @@ impl<'a> HttpSession<'a> {
                 Some(c) if c.is_open() => false,
                 _ => {
                     let t = std::time::Instant::now();
-                    self.conn = Some(Connection::open(&self.target, self.cfg).await?);
+                    self.conn = Some(Connection::open_buffered(&self.target, self.cfg, self.max_buf).await?);
                     self.connects += 1;
                     self.connect_time += t.elapsed();
                     true

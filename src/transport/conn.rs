@@ -143,7 +143,16 @@ impl Connection {
     /// [`TransportError::Dns`], [`TransportError::Connect`], [`TransportError::Tls`] or
     /// [`TransportError::Timeout`].
     pub async fn open(target: &Target, cfg: &TransportConfig) -> Result<Connection, TransportError> {
-        tokio::time::timeout(cfg.timeout, Connection::set_up(target, cfg)).await.map_err(|_| TransportError::Timeout {
+        Connection::open_buffered(target, cfg, None).await
+    }
+
+    /// [`Connection::open`] with hyper's read buffer capped at `max_buf` bytes (≥ 8 KiB; `None`:
+    /// hyper's ~400 KiB): a streamed download holds no more than that per connection.
+    ///
+    /// # Errors
+    /// As [`Connection::open`].
+    pub async fn open_buffered(target: &Target, cfg: &TransportConfig, max_buf: Option<usize>) -> Result<Connection, TransportError> {
+        tokio::time::timeout(cfg.timeout, Connection::set_up(target, cfg, max_buf)).await.map_err(|_| TransportError::Timeout {
             url: target.shown(),
             phase: Phase::Connect,
             after: cfg.timeout,
@@ -151,7 +160,7 @@ impl Connection {
     }
 
     /// [`Connection::open`] without the deadline.
-    async fn set_up(target: &Target, cfg: &TransportConfig) -> Result<Connection, TransportError> {
+    async fn set_up(target: &Target, cfg: &TransportConfig, max_buf: Option<usize>) -> Result<Connection, TransportError> {
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((target.host.as_str(), target.port))
             .await
             .map_err(|source| TransportError::Dns { host: target.host.clone(), url: target.shown(), source })?
@@ -179,6 +188,10 @@ impl Connection {
             }
         };
         let _ = tcp.set_nodelay(true);
+        let mut builder = http1::Builder::new();
+        if let Some(n) = max_buf {
+            builder.max_buf_size(n.max(8192));
+        }
         let handshake_err = |e: hyper::Error| TransportError::Connection { url: target.shown(), detail: e.to_string() };
         let (sender, driver) = if target.https {
             let name = ServerName::try_from(target.host.clone())
@@ -186,10 +199,10 @@ impl Connection {
             let tls = tokio_rustls::TlsConnector::from(cfg.tls.clone());
             let stream =
                 tls.connect(name, tcp).await.map_err(|e| TransportError::Tls { host: target.host.clone(), reason: tls_reason(&e) })?;
-            let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.map_err(handshake_err)?;
+            let (sender, conn) = builder.handshake(TokioIo::new(stream)).await.map_err(handshake_err)?;
             (sender, Box::pin(conn) as Driver)
         } else {
-            let (sender, conn) = http1::handshake(TokioIo::new(tcp)).await.map_err(handshake_err)?;
+            let (sender, conn) = builder.handshake(TokioIo::new(tcp)).await.map_err(handshake_err)?;
             (sender, Box::pin(conn) as Driver)
         };
         Ok(Connection { sender: Some(sender), driver: Some(driver) })

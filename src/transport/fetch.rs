@@ -22,6 +22,10 @@ use super::{TransportConfig, TransportError};
 /// Largest file a Download accepts (counted, not held: the simulator discards it as it arrives).
 pub const MAX_DOWNLOAD: u64 = 64 * 1024 * 1024 * 1024;
 
+/// hyper's read buffer cap on a file server connection: what a streamed download holds at most
+/// (with the chunk being handed over), whatever the file size.
+pub const READ_BUFFER: usize = 64 * 1024;
+
 /// Default time a whole transfer may take (`--transfer-timeout`).
 pub const DEFAULT_TRANSFER_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -96,7 +100,7 @@ async fn transfer_unbounded(cfg: &TransportConfig, req: &FileRequest<'_>) -> Res
     file_cfg.credentials = None;
     let mut auth = AuthState::default();
     let mut session = match HttpSession::new(&file_cfg, &mut auth, Destination::Parsed(&target)) {
-        Ok(s) => s.with_credentials(creds.as_ref()),
+        Ok(s) => s.with_credentials(creds.as_ref()).with_read_buffer(READ_BUFFER),
         Err(e) => return Err(FetchError::BadUrl(e)),
     };
     // A file past its FileSize fails as soon as it is.
