@@ -146,6 +146,16 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1024)]
     pub max_connections: usize,
 
+    /// Most Downloads/Uploads in flight at once in this process; a CPE whose transfer is due
+    /// waits for a slot (its session then reports the TransferComplete)
+    #[arg(long, default_value_t = 64)]
+    pub max_transfers: usize,
+
+    /// Time a whole Download/Upload may take (e.g. 10m); --timeout still bounds connecting, the
+    /// response head and each wait for more bytes (a stalled file server)
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub transfer_timeout: Duration,
+
     /// On a stop (end of --duration, SIGINT/SIGTERM), how long open sessions get to finish before
     /// they are cut (and counted as interrupted)
     #[arg(long, default_value = "5s", value_parser = parse_duration)]

@@ -151,6 +151,10 @@ pub fn validate(args: &RunArgs, sweep: Option<SweepFlags<'_>>) -> Result<Checked
     if args.max_connections == 0 {
         return Err(usage("--max-connections", 0, "must be at least 1"));
     }
+    if args.max_transfers == 0 || args.max_transfers > tokio::sync::Semaphore::MAX_PERMITS {
+        return Err(usage("--max-transfers", args.max_transfers, format!("must be 1 … {}", tokio::sync::Semaphore::MAX_PERMITS)));
+    }
+    positive_duration("--transfer-timeout", args.transfer_timeout)?;
     if args.progress_interval < MIN_PROGRESS_INTERVAL || args.progress_interval > MAX_DURATION {
         return Err(usage(
             "--progress-interval",
@@ -402,6 +406,9 @@ mod tests {
         assert!(refused(&["--progress-interval", "50ms"]).starts_with("--progress-interval 50ms:"));
         assert!(refused(&["--timeout", "0"]).starts_with("--timeout 0s: must be greater than 0s"));
         assert!(refused(&["--drain-timeout", "9000h"]).starts_with("--drain-timeout 9000h: must be at most"));
+        assert!(refused(&["--max-transfers", "0"]).starts_with("--max-transfers 0: must be 1 …"));
+        assert!(refused(&["--transfer-timeout", "0"]).starts_with("--transfer-timeout 0s: must be greater than 0s"));
+        assert!(refused(&["--transfer-timeout", "9000h"]).starts_with("--transfer-timeout 9000h: must be greater than 0s and at most"));
         assert!(refused(&["--boot-rate", "0.00000001", "--cpes", "2"]).starts_with("--boot-rate 0.00000001: boots the last of 2 CPEs"));
         assert!(refused(&["--boot-rate", "1e-300", "--cpes", "3"]).starts_with("--boot-rate"));
         assert!(refused(&["--duration", "0s"]).starts_with("--duration 0s:"));

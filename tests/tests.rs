@@ -26,3 +26,5 @@ mod hooks;
 mod persist;
 // The engine end to end, one test per fault class of issue 9 (manual clock, real sockets).
 mod engine;
+// Downloads: streamed bodies, FileSize, transfer timeout vs stalls, userinfo, --max-transfers.
+mod transfers;

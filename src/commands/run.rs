@@ -267,6 +267,7 @@ pub fn run(
     plan.mode = mode;
     plan.connection_mode = if args.connection_mode == "per-session" { ConnectionMode::PerSession } else { ConnectionMode::Pooled };
     plan.max_in_flight = (args.max_connections / shards as usize).max(1);
+    plan.transfers = engine::TransferLimits::new(args.max_transfers, args.transfer_timeout);
     // Shards report four times per progress tick (at most once a second), so each line is current.
     plan.report_every = (args.progress_interval / 4).clamp(std::time::Duration::from_millis(50), std::time::Duration::from_secs(1));
     plan.drain_timeout = args.drain_timeout;

@@ -69,6 +69,26 @@ pub enum Mode {
     Daemon,
 }
 
+/// Default most transfers in flight per process (`--max-transfers`).
+pub const DEFAULT_MAX_TRANSFERS: usize = 64;
+
+/// What bounds Downloads and Uploads: a CPE whose transfer is due waits for one of `slots` (shared
+/// by every shard of the process), then has `timeout` for the whole transfer.
+#[derive(Debug, Clone)]
+pub struct TransferLimits {
+    pub slots: Arc<tokio::sync::Semaphore>,
+    pub max: usize,
+    pub timeout: Duration,
+}
+
+impl TransferLimits {
+    /// `max` (≥ 1) transfers at once, each within `timeout`.
+    pub fn new(max: usize, timeout: Duration) -> TransferLimits {
+        let max = max.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+        TransferLimits { slots: Arc::new(tokio::sync::Semaphore::new(max)), max, timeout }
+    }
+}
+
 /// Everything a run's shards share, immutable.
 pub struct Plan {
     pub model: Arc<Model>,
@@ -86,6 +106,8 @@ pub struct Plan {
     pub connection_mode: ConnectionMode,
     /// In-flight sessions (and so connections) per shard, ≥ 1.
     pub max_in_flight: usize,
+    /// Transfers in flight across the process, and the time each may take.
+    pub transfers: TransferLimits,
     /// How often shards report (≤ the progress interval).
     pub report_every: Duration,
     /// How long a stop waits for open sessions before cutting them.
@@ -116,6 +138,7 @@ impl Plan {
             mode: Mode::OneShot,
             connection_mode: ConnectionMode::Pooled,
             max_in_flight: 1024,
+            transfers: TransferLimits::new(DEFAULT_MAX_TRANSFERS, crate::transport::fetch::DEFAULT_TRANSFER_TIMEOUT),
             report_every: Duration::from_secs(1),
             drain_timeout: Duration::from_secs(5),
             clock: Clock::system(),

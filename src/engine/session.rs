@@ -138,7 +138,8 @@ pub async fn session(
     // What the CPE is POSTing, for the per-RPC histograms.
     let mut sending = stats::m::INFORM;
     loop {
-        debug!(url = %http.url(), "CPE → ACS\n{}", if body.is_empty() { "(empty POST)".into() } else { String::from_utf8_lossy(&body) });
+        // URLs in bodies (a Download's, a TransferComplete's) are logged without their userinfo.
+        debug!(url = %http.url(), "CPE → ACS\n{}", if body.is_empty() { "(empty POST)".into() } else { crate::transport::without_userinfo_in(&String::from_utf8_lossy(&body)).into_owned() });
         let sent_at = Instant::now();
         let resp = match http.post(body).await {
             Ok(r) => r,
@@ -156,7 +157,11 @@ pub async fn session(
         debug!(
             status = resp.status,
             "ACS → CPE\n{}",
-            if resp.body.is_empty() { "(no body)".into() } else { String::from_utf8_lossy(&resp.body) }
+            if resp.body.is_empty() {
+                "(no body)".into()
+            } else {
+                crate::transport::without_userinfo_in(&String::from_utf8_lossy(&resp.body)).into_owned()
+            }
         );
         let reply = if resp.status == 204 || resp.body.is_empty() { AcsReply::Empty } else { AcsReply::Body(&resp.body) };
         session.last_rpc = None;

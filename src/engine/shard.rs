@@ -441,9 +441,12 @@ impl<'p> Shard<'p> {
                     async move {
                         let mut cpe = cpe;
                         for req in transfers {
+                            // A slot first (--max-transfers); the session then carries the outcome.
+                            let slot = plan.transfers.slots.acquire().await;
                             let start = plan.clock.now();
                             debug!(url = %crate::transport::without_userinfo(&req.url), command_key = %req.command_key, "transfer started");
-                            let fault = super::transfer::perform(&plan.transport, &req).await;
+                            let fault = super::transfer::perform(&plan.transport, &req, plan.transfers.timeout).await;
+                            drop(slot);
                             match &fault {
                                 None => debug!(command_key = %req.command_key, "transfer completed"),
                                 Some((code, detail)) => {

@@ -8,8 +8,9 @@ use crate::cwmp::FaultCode;
 use crate::transport::fetch::{self, FetchError, FileRequest};
 use crate::transport::TransportConfig;
 
-/// Performs `req`; `None` on success, else the fault and a detail for the FaultString.
-pub async fn perform(cfg: &TransportConfig, req: &TransferRequest) -> Option<(FaultCode, String)> {
+/// Performs `req` within `timeout` (the whole transfer; `cfg.timeout` bounds each wait); `None`
+/// on success, else the fault and a detail for the FaultString (never the URL's userinfo).
+pub async fn perform(cfg: &TransportConfig, req: &TransferRequest, timeout: std::time::Duration) -> Option<(FaultCode, String)> {
     let download = req.kind.is_download();
     let file = FileRequest {
         download,
@@ -18,6 +19,7 @@ pub async fn perform(cfg: &TransportConfig, req: &TransferRequest) -> Option<(Fa
         password: &req.password,
         body: bytes::Bytes::from(format!("cpe-sim upload: {} ({})\n", req.file_type, req.command_key)),
         expected_size: (download && req.file_size > 0).then_some(req.file_size as u64),
+        timeout,
     };
     match fetch::transfer(cfg, &file).await {
         Ok(_) => None,
@@ -33,7 +35,9 @@ pub fn fault_code(e: &FetchError, download: bool) -> FaultCode {
         (_, false) => FaultCode::UploadFailure,
         (FetchError::Unreachable(_), true) => FaultCode::FileServerUnreachable,
         (FetchError::Redirect(_) | FetchError::Status(_), true) => FaultCode::FileAccessFailure,
-        (FetchError::Incomplete { .. } | FetchError::Broken(_), true) => FaultCode::DownloadIncomplete,
+        (FetchError::Incomplete { .. } | FetchError::TooLarge(_) | FetchError::TimedOut(_) | FetchError::Broken(_), true) => {
+            FaultCode::DownloadIncomplete
+        }
     }
 }
 
@@ -54,5 +58,8 @@ mod tests {
         assert_eq!(fault_code(&FetchError::Incomplete { got: 1, expected: 2 }, true), FaultCode::DownloadIncomplete);
         assert_eq!(fault_code(&FetchError::Broken(t()), true), FaultCode::DownloadIncomplete);
         assert_eq!(fault_code(&FetchError::Redirect(t()), true), FaultCode::FileAccessFailure);
+        assert_eq!(fault_code(&FetchError::TooLarge(1), true), FaultCode::DownloadIncomplete);
+        assert_eq!(fault_code(&FetchError::TimedOut(std::time::Duration::from_secs(1)), true), FaultCode::DownloadIncomplete);
+        assert_eq!(fault_code(&FetchError::TimedOut(std::time::Duration::from_secs(1)), false), FaultCode::UploadFailure);
     }
 }

@@ -42,6 +42,18 @@ pub struct RawResponse {
     pub body: Bytes,
     /// The request was already re-sent with fresh credentials.
     pub auth_retried: bool,
+    /// Bytes of a 2xx body handed to a [`Stream`]'s sink (the body itself is then empty).
+    pub streamed: u64,
+}
+
+/// How a 2xx response body is read by [`HttpSession::request_streaming`]: chunk by chunk as it
+/// arrives, each handed to `sink` and dropped, so memory stays bounded whatever its size.
+pub struct Stream<'s> {
+    /// Longest wait for the next bytes (a stalled server); the whole body may take longer.
+    pub stall: std::time::Duration,
+    /// Most bytes accepted.
+    pub limit: u64,
+    pub sink: &'s mut (dyn FnMut(&[u8]) + Send),
 }
 
 /// Where a session goes: a URL, or one parsed once for many sessions (a fleet's ACS).
@@ -69,6 +81,8 @@ pub struct HttpSession<'a> {
     /// Where the session started, noted at its first redirect to another origin.
     home: Option<Target>,
     redirects: u8,
+    /// hyper's read buffer cap for the connections this session opens (`None`: hyper's default).
+    max_buf: Option<usize>,
     /// Connections opened by this session and the time they took (DNS + TCP + TLS).
     connects: u32,
     connect_time: std::time::Duration,
@@ -98,6 +112,7 @@ impl<'a> HttpSession<'a> {
             abroad: false,
             home: None,
             redirects: 0,
+            max_buf: None,
             connects: 0,
             connect_time: std::time::Duration::ZERO,
         })
@@ -121,6 +136,12 @@ impl<'a> HttpSession<'a> {
     /// Uses other credentials than the ACS's (file servers for Download).
     pub fn with_credentials(mut self, credentials: Option<&'a Credentials>) -> Self {
         self.credentials = credentials;
+        self
+    }
+
+    /// Caps hyper's read buffer on the connections this session opens (streamed downloads).
+    pub fn with_read_buffer(mut self, max: usize) -> Self {
+        self.max_buf = Some(max);
         self
     }
 
@@ -157,6 +178,21 @@ impl<'a> HttpSession<'a> {
     /// # Errors
     /// Only failures that leave no HTTP answer (and challenges that cannot be answered).
     pub async fn request(&mut self, method: Method, body: Bytes) -> Result<RawResponse, TransportError> {
+        self.request_with(method, body, None).await
+    }
+
+    /// [`HttpSession::request`], with a 2xx body streamed to `stream` instead of collected: the
+    /// response head must come within the timeout, then bytes at least every `stream.stall`.
+    /// Other answers (redirects, challenges, errors) are collected as usual.
+    ///
+    /// # Errors
+    /// As [`HttpSession::request`]; a stall is [`TransportError::Stalled`], a body over the limit
+    /// [`TransportError::BodyTooLarge`].
+    pub async fn request_streaming(&mut self, method: Method, body: Bytes, stream: Stream<'_>) -> Result<RawResponse, TransportError> {
+        self.request_with(method, body, Some(stream)).await
+    }
+
+    async fn request_with(&mut self, method: Method, body: Bytes, mut stream: Option<Stream<'_>>) -> Result<RawResponse, TransportError> {
         let mut auth_retried = false;
         let mut stale_retry = false;
         loop {
@@ -164,7 +200,7 @@ impl<'a> HttpSession<'a> {
                 Some(c) if c.is_open() => false,
                 _ => {
                     let t = std::time::Instant::now();
-                    self.conn = Some(Connection::open(&self.target, self.cfg).await?);
+                    self.conn = Some(Connection::open_buffered(&self.target, self.cfg, self.max_buf).await?);
                     self.connects += 1;
                     self.connect_time += t.elapsed();
                     true
@@ -173,17 +209,56 @@ impl<'a> HttpSession<'a> {
             let req = self.build(&method, &body)?;
             let conn = self.conn.as_mut().expect("connected above");
             let max_body = self.cfg.max_body;
-            // One deadline for the whole exchange: the request out, the response head and body in.
+            let timeout = self.cfg.timeout;
+            let is_stream = stream.is_some();
+            let streaming = stream.as_mut();
+            // Collected: one deadline for the whole exchange (the request out, the response head
+            // and body in). Streamed: the timeout for the head, then for each wait for bytes.
             let exchange = async {
-                let resp = conn.send(req).await.map_err(Broken::Send)?;
-                let (head, body) = resp.into_parts();
-                let body = conn.drive(Limited::new(body, max_body).collect()).await.map_err(Broken::Body)?;
-                Ok::<_, Broken>((head, body.to_bytes()))
+                let (head, body) = match streaming {
+                    None => conn.send(req).await.map_err(Broken::Send)?,
+                    Some(_) => tokio::time::timeout(timeout, conn.send(req)).await.map_err(|_| Broken::Head)?.map_err(Broken::Send)?,
+                }
+                .into_parts();
+                match streaming {
+                    Some(st) if head.status.is_success() => {
+                        let mut body = body;
+                        let mut got = 0u64;
+                        loop {
+                            let frame = tokio::time::timeout(st.stall, conn.drive(body.frame())).await.map_err(|_| Broken::Stalled)?;
+                            let Some(frame) = frame else { break };
+                            if let Ok(data) = frame.map_err(|e| Broken::Body(Box::new(e)))?.into_data() {
+                                got += data.len() as u64;
+                                if got > st.limit {
+                                    return Err(Broken::TooLarge(st.limit));
+                                }
+                                (st.sink)(&data);
+                            }
+                        }
+                        Ok::<_, Broken>((head, Bytes::new(), got))
+                    }
+                    _ => {
+                        let body = conn.drive(Limited::new(body, max_body).collect()).await.map_err(Broken::Body)?;
+                        Ok((head, body.to_bytes(), 0))
+                    }
+                }
             };
-            let (head, body_bytes) = match tokio::time::timeout(self.cfg.timeout, exchange).await {
-                Err(_) => {
+            let outcome = if is_stream { Ok(exchange.await) } else { tokio::time::timeout(timeout, exchange).await };
+            let (head, body_bytes, streamed) = match outcome {
+                Err(_) | Ok(Err(Broken::Head)) => {
                     self.conn = None;
                     return Err(self.timeout());
+                }
+                Ok(Err(Broken::Stalled)) => {
+                    self.conn = None;
+                    return Err(TransportError::Stalled { url: self.target.shown(), after: timeout });
+                }
+                Ok(Err(Broken::TooLarge(limit))) => {
+                    self.conn = None;
+                    return Err(TransportError::BodyTooLarge {
+                        url: self.target.shown(),
+                        limit: usize::try_from(limit).unwrap_or(usize::MAX),
+                    });
                 }
                 Ok(Err(Broken::Send(e))) => {
                     self.conn = None;
@@ -251,7 +326,7 @@ impl<'a> HttpSession<'a> {
                     tracing::debug!(from = %self.target.shown(), to = %next.shown(), status, "following redirect");
                     self.target = std::borrow::Cow::Owned(next);
                 }
-                _ => return Ok(RawResponse { status, headers, body: body_bytes, auth_retried }),
+                _ => return Ok(RawResponse { status, headers, body: body_bytes, auth_retried, streamed }),
             }
         }
     }
@@ -319,6 +394,12 @@ impl<'a> HttpSession<'a> {
 enum Broken {
     Send(hyper::Error),
     Body(Box<dyn std::error::Error + Send + Sync>),
+    /// No response head within the timeout (streamed requests).
+    Head,
+    /// No bytes of a streamed body for the stall time.
+    Stalled,
+    /// A streamed body over its limit.
+    TooLarge(u64),
 }
 
 fn hyper_detail(e: &hyper::Error) -> String {

@@ -34,6 +34,9 @@ pub struct Target {
     /// not usable in a request).
     pub request_uri: Option<http::Uri>,
     pub host_header: Option<http::HeaderValue>,
+    /// Credentials in the URL's userinfo (`user:pass@`), percent-decoded; never part of
+    /// `authority`, the Host header or the request target.
+    pub userinfo: Option<(String, String)>,
 }
 
 impl Target {
@@ -60,10 +63,17 @@ impl Target {
             return Err(bad("no host"));
         }
         let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        // `Authority::as_str` keeps the userinfo: split it off (RFC 3986 §3.2.1).
+        let (userinfo, host_port) = match authority.as_str().rsplit_once('@') {
+            Some((info, rest)) => {
+                let (user, pass) = info.split_once(':').unwrap_or((info, ""));
+                (Some((percent_decode(user), percent_decode(pass))), rest)
+            }
+            None => (None, authority.as_str()),
+        };
         let path = uri.path_and_query().map_or("/".to_string(), |p| p.as_str().to_string());
         let path = if path.is_empty() { "/".to_string() } else { path };
         // Userinfo is never part of the Host header or of a redirect's base.
-        let host_port = authority.as_str().rsplit_once('@').map_or(authority.as_str(), |(_, h)| h);
         Ok(Target {
             https,
             host,
@@ -71,6 +81,7 @@ impl Target {
             authority: host_port.to_string(),
             request_uri: path.parse().ok(),
             host_header: http::HeaderValue::from_str(host_port).ok(),
+            userinfo,
             path,
             url: url.to_string(),
         })
@@ -95,6 +106,27 @@ impl Target {
     }
 }
 
+/// `%XX` escapes decoded (userinfo may escape `:` and `@`); invalid escapes are kept as written.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// hyper's half of a connection: reads and writes the socket while polled.
 type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
 
@@ -113,7 +145,16 @@ impl Connection {
     /// [`TransportError::Dns`], [`TransportError::Connect`], [`TransportError::Tls`] or
     /// [`TransportError::Timeout`].
     pub async fn open(target: &Target, cfg: &TransportConfig) -> Result<Connection, TransportError> {
-        tokio::time::timeout(cfg.timeout, Connection::set_up(target, cfg)).await.map_err(|_| TransportError::Timeout {
+        Connection::open_buffered(target, cfg, None).await
+    }
+
+    /// [`Connection::open`] with hyper's read buffer capped at `max_buf` bytes (≥ 8 KiB; `None`:
+    /// hyper's ~400 KiB): a streamed download holds no more than that per connection.
+    ///
+    /// # Errors
+    /// As [`Connection::open`].
+    pub async fn open_buffered(target: &Target, cfg: &TransportConfig, max_buf: Option<usize>) -> Result<Connection, TransportError> {
+        tokio::time::timeout(cfg.timeout, Connection::set_up(target, cfg, max_buf)).await.map_err(|_| TransportError::Timeout {
             url: target.shown(),
             phase: Phase::Connect,
             after: cfg.timeout,
@@ -121,7 +162,7 @@ impl Connection {
     }
 
     /// [`Connection::open`] without the deadline.
-    async fn set_up(target: &Target, cfg: &TransportConfig) -> Result<Connection, TransportError> {
+    async fn set_up(target: &Target, cfg: &TransportConfig, max_buf: Option<usize>) -> Result<Connection, TransportError> {
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((target.host.as_str(), target.port))
             .await
             .map_err(|source| TransportError::Dns { host: target.host.clone(), url: target.shown(), source })?
@@ -149,6 +190,10 @@ impl Connection {
             }
         };
         let _ = tcp.set_nodelay(true);
+        let mut builder = http1::Builder::new();
+        if let Some(n) = max_buf {
+            builder.max_buf_size(n.max(8192));
+        }
         let handshake_err = |e: hyper::Error| TransportError::Connection { url: target.shown(), detail: e.to_string() };
         let (sender, driver) = if target.https {
             let name = ServerName::try_from(target.host.clone())
@@ -156,10 +201,10 @@ impl Connection {
             let tls = tokio_rustls::TlsConnector::from(cfg.tls.clone());
             let stream =
                 tls.connect(name, tcp).await.map_err(|e| TransportError::Tls { host: target.host.clone(), reason: tls_reason(&e) })?;
-            let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.map_err(handshake_err)?;
+            let (sender, conn) = builder.handshake(TokioIo::new(stream)).await.map_err(handshake_err)?;
             (sender, Box::pin(conn) as Driver)
         } else {
-            let (sender, conn) = http1::handshake(TokioIo::new(tcp)).await.map_err(handshake_err)?;
+            let (sender, conn) = builder.handshake(TokioIo::new(tcp)).await.map_err(handshake_err)?;
             (sender, Box::pin(conn) as Driver)
         };
         Ok(Connection { sender: Some(sender), driver: Some(driver) })
@@ -272,5 +317,17 @@ mod userinfo {
         assert_eq!(t.authority, "acs.example:7547");
         assert!(!t.shown().contains("pw"));
         assert_eq!(t.join("/next").unwrap().authority, "acs.example:7547");
+    }
+
+    #[test]
+    fn userinfo_is_split_off_the_host() {
+        let t = Target::parse("http://us%40er:p%3Ass@files.example.net:8080/f").unwrap();
+        assert_eq!(t.userinfo, Some(("us@er".to_string(), "p:ss".to_string())));
+        assert_eq!(t.authority, "files.example.net:8080");
+        assert_eq!(t.host_header.as_ref().unwrap(), "files.example.net:8080");
+        assert_eq!(t.request_uri.as_ref().unwrap(), "/f");
+        assert!(!t.shown().contains("p%3Ass"));
+        assert_eq!(Target::parse("http://u@h/").unwrap().userinfo, Some(("u".into(), String::new())));
+        assert_eq!(Target::parse("http://h/").unwrap().userinfo, None);
     }
 }

@@ -88,6 +88,8 @@ pub enum TransportError {
     BodyTooLarge { url: String, limit: usize },
     #[error("the connection to {url} failed: {detail}")]
     Connection { url: String, detail: String },
+    #[error("no bytes from {url} for {after:?} (the body stalled)")]
+    Stalled { url: String, after: Duration },
 }
 
 /// What to try after a failed connect: resource limits of the simulator's own host first.
@@ -127,7 +129,7 @@ impl TransportError {
             TransportError::Dns { .. } => FailureKind::Dns,
             TransportError::Connect { .. } => FailureKind::Connect,
             TransportError::Tls { .. } => FailureKind::Tls,
-            TransportError::Timeout { .. } => FailureKind::Timeout,
+            TransportError::Timeout { .. } | TransportError::Stalled { .. } => FailureKind::Timeout,
             TransportError::AuthRequired { .. }
             | TransportError::AuthRejected { .. }
             | TransportError::ForeignAuth { .. }
@@ -178,9 +180,46 @@ pub fn without_userinfo(url: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// A text for a log line (a SOAP body, say) with the userinfo of every URL in it hidden, as
+/// [`without_userinfo`] does for one URL.
+pub fn without_userinfo_in(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains("://") || !text.contains('@') {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let start = i + 3;
+        out.push_str(&rest[..start]);
+        let tail = &rest[start..];
+        let end =
+            tail.find(|c: char| matches!(c, '/' | '?' | '#' | '<' | '>' | '"' | '\'' | '&') || c.is_whitespace()).unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(at) => {
+                out.push_str("<hidden>");
+                out.push_str(&tail[at..end]);
+            }
+            None => out.push_str(&tail[..end]),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out.into()
+}
+
 #[cfg(test)]
 mod userinfo_tests {
-    use super::without_userinfo;
+    use super::{without_userinfo, without_userinfo_in};
+
+    #[test]
+    fn urls_in_bodies_carry_no_credentials() {
+        assert_eq!(
+            without_userinfo_in("<URL>http://u:p%40ss@h:1/f.bin?a=@b</URL><URL>https://h/x@y</URL>"),
+            "<URL>http://<hidden>@h:1/f.bin?a=@b</URL><URL>https://h/x@y</URL>"
+        );
+        assert_eq!(without_userinfo_in("mail a@b, see ftp://x"), "mail a@b, see ftp://x");
+        assert_eq!(without_userinfo_in("http://u:p@h"), "http://<hidden>@h");
+    }
 
     #[test]
     fn urls_in_messages_carry_no_credentials() {
