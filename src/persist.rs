@@ -393,6 +393,10 @@ fn load(mut f: File, expected: &str) -> Result<Loaded, LoadError> {
 
 fn encode(cpe: &CpeState) -> std::io::Result<Vec<u8>> {
     let payload = serde_json::to_vec(cpe).map_err(std::io::Error::other)?;
+    // The reader's limit, checked here too: a record it would refuse is never written.
+    if payload.len() > MAX_RECORD {
+        return Err(std::io::Error::other(format!("{} is {} bytes, over the {MAX_RECORD}-byte record limit", cpe.id, payload.len())));
+    }
     let mut r = Vec::with_capacity(PREFIX + payload.len());
     r.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     r.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
@@ -500,7 +504,14 @@ impl Writer {
         let mut at = self.size;
         let mut placed = Vec::with_capacity(batch.len());
         for cpe in batch.values() {
-            let r = encode(cpe)?;
+            let r = match encode(cpe) {
+                Ok(r) => r,
+                // That CPE keeps its last saved state; the others are saved.
+                Err(e) => {
+                    tracing::warn!("--state-dir: not saved: {e}");
+                    continue;
+                }
+            };
             w.write_all(&r)?;
             placed.push((cpe.id.0, at, r.len() as u32));
             at += r.len() as u64;

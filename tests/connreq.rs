@@ -311,9 +311,10 @@ async fn a_busy_owner_answers_503_not_404() {
     server.stop().await;
 }
 
-/// Connections beyond the cap are closed at accept; the listener stays up for the others.
+/// Connections beyond a source's share are closed at accept: one source cannot hold every slot,
+/// and another source is still served.
 #[tokio::test]
-async fn connections_beyond_the_cap_are_closed_at_accept() {
+async fn one_source_cannot_hold_every_connection() {
     let (tx, mut rx) = mpsc::unbounded_channel::<CpeMsg>();
     tokio::spawn(async move {
         while let Some(msg) = rx.recv().await {
@@ -327,31 +328,63 @@ async fn connections_beyond_the_cap_are_closed_at_accept() {
         auth: ConnRequestAuth::Digest,
         single: false,
         rate_per_second: 100,
-        max_connections: 4,
+        max_connections: 8,
     };
     let server = CrServer::start(cfg, Owners { first: 0, count: 10, senders: vec![tx] }).await.unwrap();
-    // Four idle connections hold every slot (a slowloris).
+    // A slowloris from 127.0.0.2 opens idle connections: it gets its share (2 of 8), no more.
     let mut idle = Vec::new();
-    for _ in 0..4 {
-        idle.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
+    for _ in 0..6 {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(SocketAddr::from(([127, 0, 0, 2], 0))).unwrap();
+        idle.push(sock.connect(server.addr).await.unwrap());
     }
-    // The fifth is closed at once, without an answer.
-    let mut fifth = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let _ = fifth.write_all(b"GET /cr/cpe-1 HTTP/1.1\r\nHost: x\r\n\r\n").await;
-    let mut buf = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(5), fifth.read_to_end(&mut buf)).await.expect("closed, not hung");
-    assert!(read.is_err() || buf.is_empty(), "no answer beyond the cap: {:?}", String::from_utf8_lossy(&buf));
-    assert!(server.stats().refused_connections.load(Ordering::Relaxed) >= 1);
-    // Once the idle ones go, requests are served again.
-    drop(idle);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let status = request(server.addr, "GET", "/cr/cpe-1", None).await.0;
-        if status == 401 {
-            break;
+    // Those beyond its share were closed at once, without an answer.
+    let mut closed = 0;
+    for s in &mut idle {
+        let _ = s.write_all(b"GET /cr/cpe-1 HTTP/1.1\r\nHost: x\r\n").await;
+        let mut buf = [0u8; 64];
+        if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf)).await {
+            closed += 1;
         }
-        assert!(std::time::Instant::now() < deadline, "the listener serves again after the idle connections close: {status}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert_eq!(closed, 4, "2 of the 6 held, 4 closed at accept");
+    assert_eq!(server.stats().refused_connections.load(Ordering::Relaxed), 4);
+    // The ACS (127.0.0.1) is still served.
+    assert_eq!(request(server.addr, "GET", "/cr/cpe-1", None).await.0, 401);
+    assert_eq!(connection_request(server.addr, "/cr/cpe-1", "user1", "pass1").await, 200);
+    drop(idle);
+    server.stop().await;
+}
+
+/// An ACS's own Connection Requests (a challenge, then the right answer) are never held back by
+/// the per-source share, one after another or several at once.
+#[tokio::test]
+async fn an_acs_behind_one_address_is_not_throttled_by_its_share() {
+    let (server, woken) = listener(ConnRequestAuth::Digest, 8).await;
+    for i in 0..8u32 {
+        assert_eq!(
+            connection_request(server.addr, &format!("/cr/cpe-{}", i % 10), &format!("user{}", i % 10), &format!("pass{}", i % 10)).await,
+            200,
+            "CR {i}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(woken.lock().unwrap().len(), 8);
+    // Three at once: three challenges, then three answers.
+    let (mut challenges, mut answers) = (Vec::new(), Vec::new());
+    for i in 0..3u32 {
+        let path = format!("/cr/cpe-{i}");
+        challenges.push(request(server.addr, "GET", &path, None).await);
+    }
+    for (i, (status, challenge)) in challenges.into_iter().enumerate() {
+        assert_eq!(status, 401, "challenge {i}");
+        let path = format!("/cr/cpe-{i}");
+        answers.push(
+            request(server.addr, "GET", &path, Some(&digest(&challenge.unwrap(), &format!("user{i}"), &format!("pass{i}"), &path, 1)))
+                .await
+                .0,
+        );
+    }
+    assert_eq!(answers, [200, 200, 200]);
     server.stop().await;
 }

@@ -882,11 +882,14 @@ fn a_moved_cpe_bootstraps_once_at_its_new_acs(cpes: u32) {
         0 => ok(s, vec![spv(URL, &new_url)]),
         _ => ok(s, vec![]),
     }));
-    let (clock, _hand) = manual();
+    let (clock, hand) = manual();
     let mut p = plan(acs1.url(), cpes, Some(clock));
     p.shards = cpes.min(2) as u16;
     let run = start(p, Some(Duration::from_secs(60)), vec![]);
     let n = cpes as u64;
+    run.wait_for("the sessions at the first ACS", |r| r.outcomes.completed >= n);
+    // The follow-up to the new ACS comes a moment after the session that moved the CPE.
+    hand.advance(Duration::from_millis(cpe_sim::cpe::agenda::FOLLOW_UP_GAP_MS));
     run.wait_for("the sessions at both ACSes", |r| r.outcomes.completed >= 2 * n);
     std::thread::sleep(GRACE);
     let outcome = run.finish();

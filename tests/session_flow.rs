@@ -777,3 +777,33 @@ fn strings_the_cpe_composes_are_clipped_to_their_limits() {
     let tc = String::from_utf8_lossy(&buf).to_string();
     assert!(texts(&tc, "FaultString")[0].chars().count() <= 256 && texts(&tc, "CommandKey")[0].chars().count() <= 32, "{tc}");
 }
+
+/// A hostile ACS cannot grow a CPE's state without bound, nor make it repeat credentials: more
+/// than 64 deferred requests in one session get 9004; a transfer URL's credentials never reach a
+/// FaultString; a URL whose host parsers would disagree on is refused.
+#[test]
+fn hostile_transfer_and_deferred_requests_get_faults() {
+    let mut cpe = Cpe::new(TR181, 0);
+    cpe.inform();
+    cpe.reply(Some(&inform_response("1")));
+    for i in 0..64 {
+        let out = cpe
+            .rpc(&format!("s{i}"), "<cwmp:ScheduleInform><DelaySeconds>60</DelaySeconds><CommandKey>k</CommandKey></cwmp:ScheduleInform>");
+        assert!(out.contains("ScheduleInformResponse"), "{i}: {out}");
+    }
+    let out = cpe.rpc("s64", "<cwmp:ScheduleInform><DelaySeconds>60</DelaySeconds><CommandKey>k</CommandKey></cwmp:ScheduleInform>");
+    assert_eq!(texts(&out, "FaultCode"), ["9004"], "{out}");
+    assert_eq!(cpe.close().actions.len(), 64);
+
+    let mut cpe = Cpe::new(TR181, 0);
+    cpe.inform();
+    cpe.reply(Some(&inform_response("1")));
+    let out = cpe.rpc("d", &download("<CommandKey>k</CommandKey>", "ftp://admin:s3cret@files.example/fw.bin", "", ""));
+    assert_eq!(texts(&out, "FaultCode"), ["9013"], "{out}");
+    assert!(!out.contains("s3cret") && !out.contains("admin"), "{out}");
+    let out = cpe.rpc("d2", &download("<CommandKey>k</CommandKey>", "http://admin:se/cret@127.0.0.1/img", "", ""));
+    assert_eq!(texts(&out, "FaultCode"), ["9003"], "{out}");
+    assert!(!out.contains("cret"), "{out}");
+    let out = cpe.rpc("d3", &download("<CommandKey>k</CommandKey>", "HTTP://127.0.0.1/img", "", ""));
+    assert!(out.contains("DownloadResponse"), "the scheme is case-insensitive: {out}");
+}

@@ -41,7 +41,13 @@ impl NonceStore {
             let now = Instant::now();
             self.nonces.retain(|_, s| now.duration_since(s.issued) < NONCE_LIFETIME);
             if self.nonces.len() >= MAX_NONCES {
-                self.nonces.clear();
+                // Still full (a flood of challenges): the oldest quarter goes, not the ACS's
+                // nonce it is answering right now.
+                let mut issued: Vec<Instant> = self.nonces.values().map(|s| s.issued).collect();
+                let cut = issued.len() / 4;
+                let (_, oldest_kept, _) = issued.select_nth_unstable(cut);
+                let oldest_kept = *oldest_kept;
+                self.nonces.retain(|_, s| s.issued >= oldest_kept);
             }
         }
         self.counter += 1;

@@ -91,7 +91,21 @@ struct Shared {
     bucket: Mutex<(f64, Instant)>,
     /// Per-source buckets, charged by requests that do not authenticate.
     sources: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+
     stats: Arc<CrStats>,
+}
+
+/// What counts as one source: an IPv4 address, or an IPv6 /64 (one host's usual share, so that
+/// rotating addresses within it is no way around the limits).
+pub(crate) fn source_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        IpAddr::V6(v6) => IpAddr::V4(v6.to_ipv4_mapped().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED)),
+        v4 => v4,
+    }
 }
 
 /// Takes a token from `b` (refilled at `rate`/s up to `rate`), if it has one.
@@ -167,7 +181,27 @@ impl CrServer {
 
 type Reply = Response<Full<Bytes>>;
 
-/// How many connections a listener holds at once, and what to do with one beyond that.
+/// One open connection's hold on the listener's slots.
+struct SourceSlot {
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    source: IpAddr,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.source) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.source);
+            }
+        }
+    }
+}
+
+/// How many connections a listener holds at once (a quarter of them per source), and what to
+/// do with one beyond that.
 #[derive(Clone)]
 pub(crate) struct ConnectionLimit {
     pub max: usize,
@@ -191,6 +225,9 @@ where
     Fut: std::future::Future<Output = Result<Reply, std::convert::Infallible>> + Send + 'static,
 {
     let permits = Arc::new(tokio::sync::Semaphore::new(limit.max.max(1)));
+    // One source holds at most a quarter of the connections, so it cannot take them all.
+    let per_source = (limit.max / 4).max(1);
+    let open: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -198,14 +235,31 @@ where
                 _ = stopped.changed() => break,
             };
             let Ok((stream, peer)) = accepted else { continue };
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
+            let source = source_key(peer.ip());
+            let admitted = {
+                let mut open = open.lock().unwrap_or_else(|e| e.into_inner());
+                let n = open.entry(source).or_insert(0);
+                if *n >= per_source {
+                    None
+                } else {
+                    permits.clone().try_acquire_owned().ok().inspect(|_| *n += 1)
+                }
+            };
+            let Some(permit) = admitted else {
+                let mut m = open.lock().unwrap_or_else(|e| e.into_inner());
+                if m.get(&source) == Some(&0) {
+                    m.remove(&source);
+                }
+                drop(m);
                 (limit.refused)();
                 drop(stream);
                 continue;
             };
             let handler = handler.clone();
+            let open = open.clone();
             tokio::spawn(async move {
-                let _permit = permit;
+                // Released (and the source's count with it) when the connection ends.
+                let _slot = SourceSlot { open, source, _permit: permit };
                 let svc = service_fn(move |req| handler(peer, req));
                 let mut http = hyper::server::conn::http1::Builder::new();
                 http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(Duration::from_secs(5)).max_buf_size(max_buf);
@@ -248,23 +302,26 @@ async fn handle(s: Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -> Res
         return Ok(reply(StatusCode::NOT_FOUND, "No such CPE\n"));
     };
     let (index, sender) = owner;
-    // Cheap checks first: a source that keeps failing gets its own share of the rate, then the
-    // overall rate, then the owner's lookup and the Digest check.
+    // Cheap checks first: a source that keeps failing has used up its own share of the rate (it
+    // is charged after the fact: a challenge half a token, a wrong answer a whole one, a right
+    // answer pays one back), then the overall rate, then the owner's lookup and the Digest check.
     let rate = s.cfg.rate_per_second.max(1) as f64;
-    let source_rate = (rate / 4.0).max(1.0);
+    let source_rate = (rate / 4.0).max(2.0);
     let now = Instant::now();
+    let source = source_key(peer.ip());
+    // An answer may dip below zero (down to -share): the ACS's challenges, several at once, must
+    // not cost it the answers that follow them. A source whose answers keep failing gets there.
+    let answering = req.headers().contains_key(AUTHORIZATION);
     {
         let mut sources = s.sources.lock().unwrap_or_else(|e| e.into_inner());
-        if sources.len() >= MAX_SOURCES && !sources.contains_key(&peer.ip()) {
-            sources.retain(|_, b| now.duration_since(b.1) < Duration::from_secs(1));
-            if sources.len() >= MAX_SOURCES {
-                sources.clear();
+        if let Some(b) = sources.get_mut(&source) {
+            b.0 = (b.0 + now.duration_since(b.1).as_secs_f64() * source_rate).min(source_rate);
+            b.1 = now;
+            let floor = if answering { -source_rate + 1.0 } else { 1.0 };
+            if b.0 < floor {
+                count(&s.stats.rate_limited);
+                return Ok(reply(StatusCode::SERVICE_UNAVAILABLE, "Too many failed Connection Requests from this address\n"));
             }
-        }
-        let b = sources.entry(peer.ip()).or_insert((source_rate, now));
-        if !take_token(b, source_rate, now) {
-            count(&s.stats.rate_limited);
-            return Ok(reply(StatusCode::SERVICE_UNAVAILABLE, "Too many Connection Requests from this address\n"));
         }
     }
     if !take_token(&mut s.bucket.lock().unwrap_or_else(|e| e.into_inner()), rate, now) {
@@ -296,17 +353,31 @@ async fn handle(s: Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -> Res
             bool::from(subtle::ConstantTimeEq::ct_eq(a.trim().as_bytes(), expected.as_bytes()))
         }),
         ConnRequestAuth::Digest => match authz {
-            Some(a) => s.nonces.lock().expect("nonce lock").verify(a, &path, &user, &pass).is_ok(),
+            Some(a) => s.nonces.lock().unwrap_or_else(|e| e.into_inner()).verify(a, &path, &user, &pass).is_ok(),
             None => false,
         },
     };
+    let charge = |amount: f64| {
+        let mut sources = s.sources.lock().unwrap_or_else(|e| e.into_inner());
+        if sources.len() >= MAX_SOURCES && !sources.contains_key(&source) {
+            // Full: forget the sources in good standing first; the ones being held back stay.
+            sources.retain(|_, b| b.0 < 1.0);
+            if sources.len() >= MAX_SOURCES {
+                return;
+            }
+        }
+        let b = sources.entry(source).or_insert((source_rate, now));
+        b.0 = (b.0 - amount).clamp(-source_rate, source_rate);
+    };
     if !ok {
+        // A request with no answer at all is a challenge the ACS needs; a wrong answer is not.
+        charge(if authz.is_some() { 1.0 } else { 0.5 });
         count(&s.stats.unauthorized);
         let mut r = reply(StatusCode::UNAUTHORIZED, "Unauthorized\n");
         let challenge = match s.cfg.auth {
             ConnRequestAuth::Basic => format!("Basic realm=\"{REALM}\""),
             _ => {
-                let nonce = s.nonces.lock().expect("nonce lock").issue();
+                let nonce = s.nonces.lock().unwrap_or_else(|e| e.into_inner()).issue();
                 format!("Digest realm=\"{REALM}\", qop=\"auth\", nonce=\"{nonce}\", opaque=\"\", algorithm=MD5")
             }
         };
@@ -314,10 +385,8 @@ async fn handle(s: Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -> Res
         return Ok(r);
     }
     count(&s.stats.accepted);
-    // An authenticated request does not count against its source's share.
-    if let Some(b) = s.sources.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&peer.ip()) {
-        b.0 = (b.0 + 1.0).min(source_rate);
-    }
+    // A right answer pays back what its challenge cost, and more.
+    charge(-1.5);
     let _ = sender.send(CpeMsg::Wake { index });
     tracing::debug!(cpe_id = %crate::model::DeviceId(index), "connection request accepted");
     Ok(reply(StatusCode::OK, ""))

@@ -27,6 +27,12 @@ use crate::time::UnixMillis;
 /// "Not scheduled."
 pub const NEVER: u64 = u64::MAX;
 
+/// How long after a session a follow-up the CPE owes (a reboot's `1 BOOT`, a transfer and its
+/// TransferComplete, a Connection Request that came during the session) starts, in ms. A real
+/// CPE takes at least this long; an ACS that ends a session asynchronously (GenieACS releases
+/// the device after its 204) refuses a new Inform that comes sooner ("CPE already in session").
+pub const FOLLOW_UP_GAP_MS: u64 = 250;
+
 /// One CPE's timers. 32 bytes; the deferred list is boxed and absent for almost every CPE.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Agenda {
@@ -235,8 +241,9 @@ impl Agenda {
     }
 
     /// A session ended at `now`. Carries out the ACS's deferred actions (reboot and factory
-    /// reset at once; ScheduleInform and transfers at their own due times), then plans what is
-    /// still owed: now after a success, after `retry_in` after a failure.
+    /// reset at once; ScheduleInform and transfers at their own due times, a transfer no sooner
+    /// than [`FOLLOW_UP_GAP_MS`]), then plans what is still owed: [`FOLLOW_UP_GAP_MS`] on after a
+    /// success, after `retry_in` after a failure.
     pub fn on_session_end(&mut self, cpe: &mut CpeState, end: SessionEnd, now: u64) -> EndEffects {
         let mut effects = EndEffects::default();
         for action in end.actions {
@@ -255,13 +262,13 @@ impl Agenda {
                     self.defer(at(now, delay), Work::ScheduleInform { command_key });
                 }
                 DeferredAction::Transfer(req) => {
-                    let due = at(now, req.delay);
+                    let due = at(now, req.delay).max(now + FOLLOW_UP_GAP_MS);
                     self.defer(due, Work::Transfer(Box::new(req)));
                 }
             }
         }
         self.start = match (end.ok, end.retry_in) {
-            (true, _) if owes_session(cpe) => now,
+            (true, _) if owes_session(cpe) => now + FOLLOW_UP_GAP_MS,
             (true, _) => NEVER,
             // Saturates just below NEVER: a back-off of any length is still a back-off.
             (false, Some(wait)) => at(now, wait).min(NEVER - 1),
@@ -485,7 +492,7 @@ mod tests {
         let (mut a, mut c) = (Agenda::idle(), quiet());
         let e = a.on_session_end(&mut c, ok(vec![DeferredAction::Reboot { command_key: "r".into() }]), T0);
         assert!(e.restarted);
-        assert_eq!(a.start(), T0);
+        assert_eq!(a.start(), T0 + FOLLOW_UP_GAP_MS);
         let (mut a, mut c) = (Agenda::idle(), quiet());
         a.on_session_end(&mut c, ok(vec![]), T0);
         assert_eq!(a.next_deadline(false), None);
@@ -681,7 +688,7 @@ mod model_check {
                         }
                         a.on_session_end(&mut cpe, SessionEnd { ok, actions: actions.into_iter().collect(), retry_in: Some(Duration::from_secs(retry_s)) }, now);
                         if ok && owes_session(&cpe) {
-                            prop_assert_eq!(a.start(), now, "a session owed after success starts now");
+                            prop_assert_eq!(a.start(), now + FOLLOW_UP_GAP_MS, "a session owed after success follows at once");
                         }
                     }
                     Op::Periodic(p) => a.set_periodic(p.map(|(period_ms, phase_ms)| crate::cpe::periodic::Periodic { period_ms, phase_ms }), now),

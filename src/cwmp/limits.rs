@@ -32,6 +32,14 @@ pub const TARGET_FILE_NAME: usize = 256;
 pub const ACCESS_LIST_ENTRY: usize = 64;
 /// ScheduleDownload `UserMessage`.
 pub const USER_MESSAGE: usize = 256;
+/// ScheduleDownload `WindowMode`, GetOptions `OptionName`.
+pub const WINDOW_MODE: usize = 64;
+/// GetOptions `OptionName`.
+pub const OPTION_NAME: usize = 64;
+/// DeviceIdStruct `OUI`.
+pub const OUI: usize = 6;
+/// DeviceIdStruct `Manufacturer`, `ProductClass`, `SerialNumber`.
+pub const DEVICE_ID_FIELD: usize = 64;
 
 fn too_long(s: &str, max: usize) -> bool {
     // Bytes bound characters from above: only long strings need counting.
@@ -113,11 +121,20 @@ pub fn check_request(req: &AcsRequest<'_>) -> Result<(), (FaultCode, String)> {
         AcsRequest::ScheduleDownload(r) => {
             transfer(&r.args)?;
             for w in &r.windows {
+                arg("WindowMode", &w.mode, WINDOW_MODE)?;
                 arg("UserMessage", &w.user_message, USER_MESSAGE)?;
             }
             Ok(())
         }
-        _ => Ok(()),
+        AcsRequest::ChangeDuState(r) => arg("CommandKey", &r.command_key, COMMAND_KEY),
+        AcsRequest::GetOptions(r) => arg("OptionName", &r.option_name, OPTION_NAME),
+        // No string arguments (or none kept): listed so that a new RPC needs a decision here.
+        AcsRequest::GetRpcMethods
+        | AcsRequest::FactoryReset
+        | AcsRequest::GetQueuedTransfers
+        | AcsRequest::GetAllQueuedTransfers
+        | AcsRequest::SetVouchers(_)
+        | AcsRequest::Unknown { .. } => Ok(()),
     }
 }
 

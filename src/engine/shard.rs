@@ -612,7 +612,11 @@ impl<'p> Shard<'p> {
             if plan.verbose {
                 info!("connection request during the session: another session follows");
             }
-            self.agendas[k as usize].on_wake(&mut self.cpes[k as usize], Wake::ConnectionRequest, now);
+            self.agendas[k as usize].on_wake(
+                &mut self.cpes[k as usize],
+                Wake::ConnectionRequest,
+                now + crate::cpe::agenda::FOLLOW_UP_GAP_MS,
+            );
         }
         let replan = self.replan.get(k);
         self.replan.set(k, false);

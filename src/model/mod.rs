@@ -132,7 +132,13 @@ impl Model {
         if identity.serial.uses_serial() {
             return Err(ModelError::SerialTemplate("`{serial}` cannot refer to itself".into()));
         }
+        let mut tree = tree;
         let well_known = WellKnown::resolve(&tree);
+        // The passwords the simulator uses as credentials are secret whatever the profile says:
+        // an ACS never reads them back, and no log shows them.
+        for node in [well_known.acs_password, well_known.connection_request_password].into_iter().flatten() {
+            tree.set_secret(node);
+        }
         let need = [
             (well_known.manufacturer, "DeviceInfo.Manufacturer"),
             (well_known.oui, "DeviceInfo.ManufacturerOUI"),

@@ -213,6 +213,13 @@ impl ParamTree {
 
     /// Replaces a parameter's default value (start-up only: e.g. the Connection Request URL the
     /// listener publishes, as a per-CPE template).
+    /// Marks a parameter secret (write-only: read back empty, never logged).
+    pub fn set_secret(&mut self, node: NodeId) {
+        if let NodeKind::Param(spec) = &mut self.nodes[node.0 as usize].kind {
+            spec.secret = true;
+        }
+    }
+
     pub fn set_default(&mut self, node: NodeId, source: ValueSource) {
         if let NodeKind::Param(spec) = &mut self.nodes[node.0 as usize].kind {
             spec.default = source;

@@ -16,6 +16,10 @@ use crate::time::UNKNOWN_TIME;
 
 use fault::write_cpe_fault;
 
+/// Most deferred actions (transfers, ScheduleInforms, reboots) one session may queue: beyond,
+/// 9004 (a hostile ACS cannot grow a CPE's state without bound).
+pub const MAX_ACTIONS: usize = 64;
+
 pub(super) fn answer(
     req: &AcsRequest<'_>,
     id: Option<&str>,
@@ -39,6 +43,18 @@ pub(super) fn answer(
     let hooks = &*model.hooks;
     if let Some(f) = hooks.on_request(&dev.view(), req.name()) {
         return fail(out, f.code, Some(&f.detail));
+    }
+    let queues_action = matches!(
+        req,
+        AcsRequest::Reboot(_)
+            | AcsRequest::FactoryReset
+            | AcsRequest::ScheduleInform(_)
+            | AcsRequest::Download(_)
+            | AcsRequest::Upload(_)
+            | AcsRequest::ScheduleDownload(_)
+    );
+    if queues_action && actions.len() >= MAX_ACTIONS {
+        return fail(out, FaultCode::ResourcesExceeded, Some("too many requests in one session"));
     }
     match req {
         AcsRequest::GetRpcMethods => {
@@ -251,9 +267,19 @@ fn transfer(
     actions: &mut SmallVec<[DeferredAction; 1]>,
     req: TransferRequest,
 ) -> Option<FaultCode> {
-    let scheme_ok = req.url.starts_with("http://") || req.url.starts_with("https://");
-    if !scheme_ok {
-        write_cpe_fault::<&str>(out, urn, id, FaultCode::UnsupportedTransferProtocol, Some(&req.url), &[]);
+    let scheme = req.url.split_once("://").map_or("", |(s, _)| s);
+    // A `/` before the last `@` (`http://user:pa/ss@host/`): parsers disagree on the host, so the
+    // URL is refused rather than guessed at.
+    let before_query = req.url.split(['?', '#']).next().unwrap_or("");
+    let authority_part = before_query.split_once("://").map_or("", |(_, rest)| rest);
+    if authority_part.rfind('@').is_some_and(|at| authority_part[..at].contains('/')) {
+        write_cpe_fault::<&str>(out, urn, id, FaultCode::InvalidArguments, Some("ambiguous URL: a '/' before its '@'"), &[]);
+        return Some(FaultCode::InvalidArguments);
+    }
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        // The scheme only: the rest of the URL may carry credentials.
+        let detail = if scheme.is_empty() { "not a URL".to_string() } else { format!("{scheme}://") };
+        write_cpe_fault::<&str>(out, urn, id, FaultCode::UnsupportedTransferProtocol, Some(&detail), &[]);
         return Some(FaultCode::UnsupportedTransferProtocol);
     }
     let kind = req.kind;

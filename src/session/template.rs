@@ -36,8 +36,10 @@ pub fn write_event(out: &mut BytesMut, code: &str, command_key: &str) {
 enum Piece {
     Static(Range<usize>),
     Id,
-    /// The value of a DeviceInfo parameter or a forced parameter.
+    /// The value of a forced parameter.
     Value(Loc),
+    /// A DeviceIdStruct field, clipped to its schema limit (characters).
+    Field(Loc, usize),
     Events,
     CurrentTime,
     RetryCount,
@@ -84,12 +86,17 @@ impl InformTemplate {
         b.text(envelope::AFTER_ID);
         b.text(b"<cwmp:Inform><DeviceId>");
         let wk = &model.well_known;
-        let fields =
-            [("Manufacturer", wk.manufacturer), ("OUI", wk.oui), ("ProductClass", wk.product_class), ("SerialNumber", wk.serial_number)];
-        for (tag, node) in fields {
+        use crate::cwmp::limits::{DEVICE_ID_FIELD, OUI};
+        let fields = [
+            ("Manufacturer", wk.manufacturer, DEVICE_ID_FIELD),
+            ("OUI", wk.oui, OUI),
+            ("ProductClass", wk.product_class, DEVICE_ID_FIELD),
+            ("SerialNumber", wk.serial_number, DEVICE_ID_FIELD),
+        ];
+        for (tag, node, max) in fields {
             b.text(format!("<{tag}>").as_bytes());
             if let Some(n) = node {
-                b.splice(Piece::Value(Loc::plain(n)));
+                b.splice(Piece::Field(Loc::plain(n), max));
             }
             b.text(format!("</{tag}>").as_bytes());
         }
@@ -128,6 +135,11 @@ impl InformTemplate {
                 Piece::Static(r) => out.extend_from_slice(&self.bytes[r.clone()]),
                 Piece::Id => out.extend_from_slice(num.format(id).as_bytes()),
                 Piece::Value(loc) => dev.write_value(loc, ReadFor::Acs, true, out),
+                Piece::Field(loc, max) => {
+                    let start = out.len();
+                    dev.write_value(loc, ReadFor::Acs, true, out);
+                    clip_escaped(out, start, *max);
+                }
                 Piece::Events => {
                     out.extend_from_slice(num.format(events.count()).as_bytes());
                     out.extend_from_slice(b"]\">");
@@ -149,5 +161,42 @@ impl InformTemplate {
                 }
             }
         }
+    }
+}
+
+/// Cuts the escaped XML text written at `out[start..]` to at most `max` characters, counting an
+/// entity (`&amp;`) as the one character it stands for and never cutting one in half.
+fn clip_escaped(out: &mut BytesMut, start: usize, max: usize) {
+    let text = &out[start..];
+    let (mut chars, mut i) = (0, 0);
+    while i < text.len() {
+        if chars == max {
+            out.truncate(start + i);
+            return;
+        }
+        let len = match text[i] {
+            b'&' => text[i..].iter().position(|&c| c == b';').map_or(1, |p| p + 1),
+            b if b < 0x80 => 1,
+            b if b >= 0xF0 => 4,
+            b if b >= 0xE0 => 3,
+            _ => 2,
+        };
+        i += len;
+        chars += 1;
+    }
+}
+
+#[cfg(test)]
+mod clip_tests {
+    #[test]
+    fn clipping_keeps_entities_and_characters_whole() {
+        let mut b = bytes::BytesMut::from(&b"<x>a&amp;b\xc3\xa9cd"[..]);
+        super::clip_escaped(&mut b, 3, 3);
+        assert_eq!(&b[..], b"<x>a&amp;b");
+        let mut b = bytes::BytesMut::from(&b"ab\xc3\xa9"[..]);
+        super::clip_escaped(&mut b, 0, 3);
+        assert_eq!(&b[..], "ab\u{e9}".as_bytes());
+        super::clip_escaped(&mut b, 0, 2);
+        assert_eq!(&b[..], b"ab");
     }
 }

@@ -11,10 +11,17 @@
 use cookie_store::{Cookie, CookieStore};
 use http::HeaderValue;
 
+/// Most cookies a session keeps (RFC 6265 §6.1 asks for at least 50 per domain; an ACS needs
+/// one or two). Beyond, new ones are ignored.
+pub const MAX_COOKIES: usize = 50;
+/// Largest `Cookie` header sent; cookies that would make it longer are left out.
+pub const MAX_COOKIE_HEADER: usize = 8192;
+
 /// A session's cookies.
 #[derive(Debug, Default)]
 pub struct Jar {
     store: CookieStore,
+    count: usize,
 }
 
 impl Jar {
@@ -24,7 +31,16 @@ impl Jar {
         if c.secure() == Some(true) && url.scheme() != "https" {
             return;
         }
-        let _ = self.store.insert(c.into_owned(), url);
+        let domain =
+            c.domain().map(|d| d.trim_start_matches('.').to_string()).or_else(|| url.host_str().map(str::to_string)).unwrap_or_default();
+        let path: &str = c.path.as_ref();
+        let known = self.store.contains_any(&domain, path, c.name());
+        if !known && self.count >= MAX_COOKIES {
+            return;
+        }
+        if self.store.insert(c.into_owned(), url).is_ok() && !known {
+            self.count += 1;
+        }
     }
 
     /// The `Cookie` header for a request to `url`, if any cookie matches: longer paths first
@@ -39,8 +55,11 @@ impl Jar {
         matched.sort_by(|a, b| b.path.len().cmp(&a.path.len()).then_with(|| a.name().cmp(b.name())));
         // One allocation, handed to the header without a copy.
         let len = matched.iter().map(|c| c.name().len() + 1 + c.value().len() + 2).sum::<usize>() - 2;
-        let mut out = Vec::with_capacity(len);
+        let mut out = Vec::with_capacity(len.min(MAX_COOKIE_HEADER));
         for c in matched {
+            if out.len() + 2 + c.name().len() + 1 + c.value().len() > MAX_COOKIE_HEADER {
+                continue;
+            }
             if !out.is_empty() {
                 out.extend_from_slice(b"; ");
             }
@@ -54,11 +73,28 @@ impl Jar {
     /// Forgets every cookie (a redirect to another origin).
     pub fn clear(&mut self) {
         self.store.clear();
+        self.count = 0;
     }
 }
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_jar_holds_at_most_its_limit() {
+        let url = url::Url::parse("http://acs.example/").unwrap();
+        let mut j = super::Jar::default();
+        for i in 0..500 {
+            j.set(&format!("c{i}={}", "v".repeat(100)), &url);
+        }
+        let h = j.header(&url).unwrap();
+        assert!(h.len() <= super::MAX_COOKIE_HEADER);
+        assert_eq!(h.to_str().unwrap().matches('=').count(), super::MAX_COOKIES);
+        // A known cookie is still replaced.
+        j.set("c0=new", &url);
+        assert!(j.header(&url).unwrap().to_str().unwrap().contains("c0=new"));
+    }
+
     use super::*;
 
     fn url(s: &str) -> url::Url {

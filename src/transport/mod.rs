@@ -173,7 +173,9 @@ mod tests {
 /// A URL for a log line: credentials in its userinfo (`http://user:pass@host/`) are never shown.
 pub fn without_userinfo(url: &str) -> std::borrow::Cow<'_, str> {
     let Some(start) = url.find("://").map(|i| i + 3) else { return url.into() };
-    let authority_end = url[start..].find(['/', '?', '#']).map_or(url.len(), |i| start + i);
+    // Up to the query, not the path: in `http://user:pa/ss@host/` the `/` is the password's, and
+    // when in doubt more is hidden, never less.
+    let authority_end = url[start..].find(['?', '#']).map_or(url.len(), |i| start + i);
     match url[start..authority_end].rfind('@') {
         Some(at) => format!("{}<hidden>@{}", &url[..start], &url[start + at + 1..]).into(),
         None => url.into(),
@@ -224,7 +226,9 @@ mod userinfo_tests {
     #[test]
     fn urls_in_messages_carry_no_credentials() {
         assert_eq!(without_userinfo("http://u:p@h:1/f?x=@y"), "http://<hidden>@h:1/f?x=@y");
-        assert_eq!(without_userinfo("https://h/a@b"), "https://h/a@b");
+        assert_eq!(without_userinfo("https://h/a@b"), "https://<hidden>@b", "in doubt, hidden");
+        assert_eq!(without_userinfo("http://admin:se/cret@127.0.0.1/img"), "http://<hidden>@127.0.0.1/img");
+        assert_eq!(without_userinfo("http://h/p?q=a@b"), "http://h/p?q=a@b");
         assert_eq!(without_userinfo("ftp://a@b@c"), "ftp://<hidden>@c");
         assert_eq!(without_userinfo("no scheme"), "no scheme");
     }
