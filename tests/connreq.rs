@@ -78,13 +78,7 @@ async fn listener(auth: ConnRequestAuth, rate: u32) -> (CrServer, Arc<Mutex<Vec<
             }
         }
     });
-    let cfg = CrConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        auth,
-        single: false,
-        rate_per_second: rate,
-        max_connections: cpe_sim::connreq::MAX_CONNECTIONS,
-    };
+    let cfg = CrConfig::new("127.0.0.1:0".parse().unwrap(), auth, false, rate);
     (CrServer::start(cfg, Owners { first: 0, count: 10, senders: vec![tx] }).await.unwrap(), woken)
 }
 
@@ -173,13 +167,7 @@ async fn a_connection_request_wakes_the_cpe_and_a_burst_during_a_session_coalesc
     assert_eq!((user.len(), pass.len()), (12, 12), "the example profile derives 12-character secrets");
 
     let (tx, rx) = mpsc::unbounded_channel();
-    let cfg = CrConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        auth: ConnRequestAuth::Digest,
-        single: true,
-        rate_per_second: 100,
-        max_connections: cpe_sim::connreq::MAX_CONNECTIONS,
-    };
+    let cfg = CrConfig::new("127.0.0.1:0".parse().unwrap(), ConnRequestAuth::Digest, true, 100);
     let server = CrServer::start(cfg, Owners { first: 0, count: 1, senders: vec![tx] }).await.unwrap();
     let addr = server.addr;
 
@@ -297,13 +285,7 @@ async fn a_flood_from_one_source_does_not_starve_the_acs() {
 async fn a_busy_owner_answers_503_not_404() {
     // An owner that never reads its channel.
     let (tx, _rx) = mpsc::unbounded_channel::<CpeMsg>();
-    let cfg = CrConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        auth: ConnRequestAuth::Digest,
-        single: false,
-        rate_per_second: 100,
-        max_connections: cpe_sim::connreq::MAX_CONNECTIONS,
-    };
+    let cfg = CrConfig::new("127.0.0.1:0".parse().unwrap(), ConnRequestAuth::Digest, false, 100);
     let server = CrServer::start(cfg, Owners { first: 0, count: 10, senders: vec![tx] }).await.unwrap();
     assert_eq!(request(server.addr, "GET", "/cr/cpe-1", None).await.0, 503);
     assert_eq!(server.stats().busy.load(Ordering::Relaxed), 1);
@@ -323,13 +305,7 @@ async fn one_source_cannot_hold_every_connection() {
             }
         }
     });
-    let cfg = CrConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        auth: ConnRequestAuth::Digest,
-        single: false,
-        rate_per_second: 100,
-        max_connections: 8,
-    };
+    let cfg = CrConfig { max_connections: 8, ..CrConfig::new("127.0.0.1:0".parse().unwrap(), ConnRequestAuth::Digest, false, 100) };
     let server = CrServer::start(cfg, Owners { first: 0, count: 10, senders: vec![tx] }).await.unwrap();
     // A slowloris from 127.0.0.2 opens idle connections: it gets its share (2 of 8), no more.
     let mut idle = Vec::new();

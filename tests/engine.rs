@@ -475,13 +475,7 @@ fn a_connection_request_during_a_back_off_starts_a_session_now_in_a_fleet() {
     p.shards = 2;
     let model = p.model.clone();
     let (owners, receivers) = Owners::channels(0, 3, 2);
-    let cfg = CrConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        auth: ConnRequestAuth::Digest,
-        single: false,
-        rate_per_second: 1000,
-        max_connections: cpe_sim::connreq::MAX_CONNECTIONS,
-    };
+    let cfg = CrConfig::new("127.0.0.1:0".parse().unwrap(), ConnRequestAuth::Digest, false, 1000);
     let server = acs._rt.block_on(CrServer::start(cfg, owners)).unwrap();
     let run = start(p, Some(Duration::from_secs(60)), receivers);
     run.wait_for("the failed bootstraps", |r| r.outcomes.failed_sessions() >= 3);

@@ -150,13 +150,7 @@ fn a_connection_request_wakes_cpe_n_of_a_thousand() {
     let model = plan.model.clone();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (owners, receivers) = Owners::channels(0, 1000, 2);
-    let cfg = CrConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        auth: ConnRequestAuth::Digest,
-        single: false,
-        rate_per_second: 1000,
-        max_connections: cpe_sim::connreq::MAX_CONNECTIONS,
-    };
+    let cfg = CrConfig::new("127.0.0.1:0".parse().unwrap(), ConnRequestAuth::Digest, false, 1000);
     let server = rt.block_on(CrServer::start(cfg, owners)).unwrap();
     let addr = server.addr;
     let started = Instant::now();

@@ -105,13 +105,7 @@ async fn start_connection_requests(
         .by_schema_path(&path)
         .filter(|n| model.tree.node(*n).param().is_some())
         .with_context(|| format!("--cr-publish-path `{path}` is not a parameter of the profile"))?;
-    let cfg = CrConfig {
-        bind,
-        auth: model.connection_request_auth,
-        single,
-        rate_per_second: args.cr_rate,
-        max_connections: crate::connreq::MAX_CONNECTIONS,
-    };
+    let cfg = CrConfig::new(bind, model.connection_request_auth, single, args.cr_rate);
     let server = CrServer::start(cfg, owners).await.with_context(|| format!("--cr-bind-addr {bind}: cannot listen"))?;
     let host =
         args.cr_advertise_host.clone().unwrap_or_else(|| advertise_host(bind, args.acs_url.as_deref().unwrap_or("http://127.0.0.1/")));

@@ -48,6 +48,14 @@ pub struct CrConfig {
     pub max_connections: usize,
 }
 
+impl CrConfig {
+    /// A listener on `bind` answering with `auth` (`single`: `/cr` for the one CPE), at most
+    /// `rate_per_second` requests a second and [`MAX_CONNECTIONS`] connections.
+    pub fn new(bind: SocketAddr, auth: ConnRequestAuth, single: bool, rate_per_second: u32) -> CrConfig {
+        CrConfig { bind, auth, single, rate_per_second, max_connections: MAX_CONNECTIONS }
+    }
+}
+
 /// Most connections the listeners hold open at once by default.
 pub const MAX_CONNECTIONS: usize = 1024;
 /// Sources whose failed attempts are tracked (a flood from many addresses cannot grow memory).

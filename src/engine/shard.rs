@@ -291,7 +291,7 @@ impl<'p> Shard<'p> {
 
     /// A span naming CPE `k` for its log lines: at info for a verbose (single-CPE) run, else at
     /// debug (disabled, and free, unless debug logging is on).
-    fn span(&self, k: u32, cpe: &CpeState) -> tracing::Span {
+    fn span(&self, cpe: &CpeState) -> tracing::Span {
         if self.plan.verbose {
             let model = &self.plan.model;
             let serial = model
@@ -301,7 +301,6 @@ impl<'p> Shard<'p> {
                 .unwrap_or_default();
             tracing::info_span!("cpe", cpe_id = %cpe.id, serial = %serial)
         } else {
-            let _ = k;
             tracing::debug_span!("cpe", cpe_id = %cpe.id)
         }
     }
@@ -322,7 +321,7 @@ impl<'p> Shard<'p> {
                     self.woken.insert(k);
                 } else {
                     if self.plan.verbose {
-                        let _g = self.span(k, &self.cpes[k as usize]).entered();
+                        let _g = self.span(&self.cpes[k as usize]).entered();
                         info!("connection request: starting a session");
                     }
                     self.agendas[k as usize].on_wake(&mut self.cpes[k as usize], Wake::ConnectionRequest, now);
@@ -416,7 +415,7 @@ impl<'p> Shard<'p> {
             while stopping.is_none() && in_flight.len() < plan.max_in_flight {
                 let Some((k, scheduled, queued_at)) = self.ready.pop_front() else { break };
                 self.queued.set(k, false);
-                let transfers = self.transfers.remove(&k).unwrap_or_default();
+                let transfers = take(&mut self.transfers, k).unwrap_or_default();
                 if self.busy.get(k) || (transfers.is_empty() && !owes_session(&self.cpes[k as usize])) {
                     // Nothing owed any more (the wheel re-plans it).
                     self.rearm(k);
@@ -427,16 +426,16 @@ impl<'p> Shard<'p> {
                 let scheduled_at = plan.clock.instant_of(UnixMillis(self.unix_of(scheduled)));
                 recorder.borrow_mut().record_slot_wait(queued_at.elapsed());
                 let cpe = std::mem::replace(&mut self.cpes[k as usize], CpeState::new(DeviceId(u32::MAX), UnixMillis(0)));
-                let mut auth = self.auth.remove(&k).unwrap_or_default();
+                let mut auth = take(&mut self.auth, k).unwrap_or_default();
                 if with_listener {
                     self.busy_credentials.insert(k, plan.model.connection_request_credentials(cpe.id, &cpe.delta));
                 }
-                let own_url = self.urls.get(&k).cloned();
+                let own_url = if self.urls.is_empty() { None } else { self.urls.get(&k).cloned() };
                 let conn = match (plan.connection_mode, &own_url) {
                     (ConnectionMode::Pooled, None) => self.idle_connections.pop(),
                     _ => None,
                 };
-                let span = self.span(k, &cpe);
+                let span = self.span(&cpe);
                 in_flight.push(Box::pin(
                     async move {
                         let mut cpe = cpe;
@@ -565,12 +564,12 @@ impl<'p> Shard<'p> {
     fn finished(&mut self, k: u32, cpe: CpeState, auth: AuthState, run: SessionRun, stopping: bool, recorder: &mut Recorder) {
         let plan = self.plan;
         let now = plan.clock.now().0;
-        let _g = self.span(k, &cpe).entered();
+        let _g = self.span(&cpe).entered();
         self.cpes[k as usize] = cpe;
         self.busy.set(k, false);
-        self.busy_credentials.remove(&k);
+        take(&mut self.busy_credentials, k);
         if let Some(c) = run.conn {
-            if plan.connection_mode == ConnectionMode::Pooled && !self.urls.contains_key(&k) {
+            if plan.connection_mode == ConnectionMode::Pooled && (self.urls.is_empty() || !self.urls.contains_key(&k)) {
                 self.idle_connections.push(c);
             }
         }
@@ -608,7 +607,7 @@ impl<'p> Shard<'p> {
         if changes.contains(ChangeSet::ACS_URL) {
             self.follow_acs_url(k);
         }
-        if self.woken.remove(&k) {
+        if !self.woken.is_empty() && self.woken.remove(&k) {
             if plan.verbose {
                 info!("connection request during the session: another session follows");
             }
@@ -716,6 +715,17 @@ fn log_actions(actions: &[DeferredAction]) {
                 info!(url = %crate::transport::without_userinfo(&req.url), command_key = %req.command_key, delay_s = req.delay.as_secs(), "transfer scheduled")
             }
         }
+    }
+}
+
+/// Removes `k` from a map that is almost always empty, without hashing when it is (the maps
+/// beside the CPE arrays hold only the rare CPEs with a transfer, an auth challenge, a URL of
+/// their own or a listener's snapshot; every session looks them up).
+fn take<V>(map: &mut HashMap<u32, V>, k: u32) -> Option<V> {
+    if map.is_empty() {
+        None
+    } else {
+        map.remove(&k)
     }
 }
 
