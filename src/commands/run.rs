@@ -169,13 +169,9 @@ fn close_store(store: Option<Store>) {
 
 /// Whether the profile itself turns periodic informs on (not what a resumed ACS set).
 fn profile_periodic(model: &Model) -> bool {
-    let d = crate::model::Delta::default();
-    let now = UnixMillis::now();
-    let root = model.tree.root_name();
-    model
-        .device(DeviceId(0), &d, now, now)
-        .get(&format!("{root}.ManagementServer.PeriodicInformEnable"))
-        .is_some_and(|v| v == "true" || v == "1")
+    // The same rule the engine plans periodic informs by, for a CPE the ACS never touched.
+    let fresh = crate::cpe::CpeState::new(DeviceId(0), UnixMillis::now());
+    crate::cpe::periodic::plan(model, &fresh, &PeriodicPlan::default()).is_some()
 }
 
 /// A run of one CPE or many (`--cpes`), or a sweep: one engine, one code path.

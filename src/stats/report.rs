@@ -100,7 +100,7 @@ pub fn to_json(r: &Recorder, facts: &RunFacts, process: &ProcessFigures) -> Valu
     } else {
         json!({"p50_us": r.slot_wait.value_at_quantile(0.5), "p99_us": r.slot_wait.value_at_quantile(0.99), "max_us": r.slot_wait.max()})
     };
-    let (limit, why) = limited_by(r, facts, process);
+    let (limit, why) = limited_by(r, facts);
     json!({
         "schema": "cpe-sim/report/v1",
         "run": {"duration_s": (secs * 1000.0).round() / 1000.0, "cpes": facts.cpes, "shards": facts.shards, "multiplier": facts.multiplier},
@@ -126,7 +126,7 @@ pub fn to_json(r: &Recorder, facts: &RunFacts, process: &ProcessFigures) -> Valu
 /// the simulator's CPU (it handled its own timers late while its shards' threads were busy), or
 /// the ACS (late informs, failed or interrupted sessions, slow connects); "none" when the load was
 /// served on schedule. Returns the verdict and the figure behind it.
-pub fn limited_by(r: &Recorder, facts: &RunFacts, _process: &ProcessFigures) -> (&'static str, String) {
+pub fn limited_by(r: &Recorder, facts: &RunFacts) -> (&'static str, String) {
     let p99 = |h: &Histogram<u64>| if h.is_empty() { 0 } else { h.value_at_quantile(0.99) };
     let o = &r.outcomes;
     let lag = p99(&r.lag);
