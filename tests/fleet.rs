@@ -367,6 +367,10 @@ fn the_binary_reports_json_thresholds_logs_and_sweeps() {
         "0.002",
         "--progress-interval",
         "1s",
+        // The sessions open at the stop finish however busy the machine is (this checks the
+        // outputs, not the speed).
+        "--drain-timeout",
+        "120s",
     ];
     let mut args: Vec<&str> = base.to_vec();
     args.extend([

@@ -310,9 +310,11 @@ async fn handle(s: Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -> Res
         return Ok(reply(StatusCode::NOT_FOUND, "No such CPE\n"));
     };
     let (index, sender) = owner;
-    // Cheap checks first: a source that keeps failing has used up its own share of the rate (it
-    // is charged after the fact: a challenge half a token, a wrong answer a whole one, a right
-    // answer pays one back), then the overall rate, then the owner's lookup and the Digest check.
+    // Cheap checks first: a source that keeps failing has used up its own share of the rate,
+    // then the overall rate, then the owner's lookup and the Digest check. A request is charged
+    // to its source when it is admitted (a challenge half a token, an answer a whole one), so a
+    // burst of requests at once cannot all pass before the first is charged; what did not fail
+    // the source is paid back, and a right answer pays back more.
     let rate = s.cfg.rate_per_second.max(1) as f64;
     let source_rate = (rate / 4.0).max(2.0);
     let now = Instant::now();
@@ -320,6 +322,19 @@ async fn handle(s: Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -> Res
     // An answer may dip below zero (down to -share): the ACS's challenges, several at once, must
     // not cost it the answers that follow them. A source whose answers keep failing gets there.
     let answering = req.headers().contains_key(AUTHORIZATION);
+    let cost = if answering { 1.0 } else { 0.5 };
+    let charge = |amount: f64| {
+        let mut sources = s.sources.lock().unwrap_or_else(|e| e.into_inner());
+        if sources.len() >= MAX_SOURCES && !sources.contains_key(&source) {
+            // Full: forget the sources in good standing first; the ones being held back stay.
+            sources.retain(|_, b| b.0 < 1.0);
+            if sources.len() >= MAX_SOURCES {
+                return;
+            }
+        }
+        let b = sources.entry(source).or_insert((source_rate, now));
+        b.0 = (b.0 - amount).clamp(-source_rate, source_rate);
+    };
     {
         let mut sources = s.sources.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(b) = sources.get_mut(&source) {
@@ -332,23 +347,28 @@ async fn handle(s: Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -> Res
             }
         }
     }
+    charge(cost);
     if !take_token(&mut s.bucket.lock().unwrap_or_else(|e| e.into_inner()), rate, now) {
+        charge(-cost);
         count(&s.stats.rate_limited);
         return Ok(reply(StatusCode::SERVICE_UNAVAILABLE, "Too many Connection Requests\n"));
     }
     let (tx, rx) = oneshot::channel();
     if sender.send(CpeMsg::Lookup { index, reply: tx }).is_err() {
+        charge(-cost);
         count(&s.stats.busy);
         return Ok(reply(StatusCode::SERVICE_UNAVAILABLE, "CPE not running\n"));
     }
     let (user, pass) = match tokio::time::timeout(Duration::from_secs(2), rx).await {
         Ok(Ok(Some(creds))) => creds,
         Ok(Ok(None)) => {
+            charge(-cost);
             count(&s.stats.not_found);
             return Ok(reply(StatusCode::NOT_FOUND, "No such CPE\n"));
         }
         // The owner is busy (or stopping): try again later, the CPE exists.
         Ok(Err(_)) | Err(_) => {
+            charge(-cost);
             count(&s.stats.busy);
             return Ok(reply(StatusCode::SERVICE_UNAVAILABLE, "The CPE's owner is busy; retry\n"));
         }
@@ -365,21 +385,9 @@ async fn handle(s: Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -> Res
             None => false,
         },
     };
-    let charge = |amount: f64| {
-        let mut sources = s.sources.lock().unwrap_or_else(|e| e.into_inner());
-        if sources.len() >= MAX_SOURCES && !sources.contains_key(&source) {
-            // Full: forget the sources in good standing first; the ones being held back stay.
-            sources.retain(|_, b| b.0 < 1.0);
-            if sources.len() >= MAX_SOURCES {
-                return;
-            }
-        }
-        let b = sources.entry(source).or_insert((source_rate, now));
-        b.0 = (b.0 - amount).clamp(-source_rate, source_rate);
-    };
     if !ok {
-        // A request with no answer at all is a challenge the ACS needs; a wrong answer is not.
-        charge(if authz.is_some() { 1.0 } else { 0.5 });
+        // Charged at admission: a request with no answer at all is a challenge the ACS needs
+        // (half a token); a wrong answer is not (a whole one).
         count(&s.stats.unauthorized);
         let mut r = reply(StatusCode::UNAUTHORIZED, "Unauthorized\n");
         let challenge = match s.cfg.auth {
@@ -393,8 +401,8 @@ async fn handle(s: Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -> Res
         return Ok(r);
     }
     count(&s.stats.accepted);
-    // A right answer pays back what its challenge cost, and more.
-    charge(-1.5);
+    // A right answer pays back its own charge, what its challenge cost, and more.
+    charge(-(cost + 1.5));
     let _ = sender.send(CpeMsg::Wake { index });
     tracing::debug!(cpe_id = %crate::model::DeviceId(index), "connection request accepted");
     Ok(reply(StatusCode::OK, ""))
