@@ -28,3 +28,5 @@ mod persist;
 mod engine;
 // Downloads: streamed bodies, FileSize, transfer timeout vs stalls, userinfo, --max-transfers.
 mod transfers;
+// Slices of one fleet in separate processes (Kubernetes Indexed Jobs), merged into one report.
+mod slices;
