@@ -36,10 +36,13 @@ fn unix_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
 }
 
+/// (request path, serial, arrival in Unix ms) of each Inform.
+type Informs = std::sync::Arc<std::sync::Mutex<Vec<(String, String, u64)>>>;
+
 /// An ACS that accepts every Inform, ends each session with a 204, and notes (path, serial,
 /// arrival time in Unix ms) of every Inform.
-fn acs(rt: &tokio::runtime::Runtime) -> (RawAcs, std::sync::Arc<std::sync::Mutex<Vec<(String, String, u64)>>>) {
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+fn acs(rt: &tokio::runtime::Runtime) -> (RawAcs, Informs) {
+    let seen = Informs::default();
     let log = seen.clone();
     let raw = rt.block_on(RawAcs::start(move |req, _| {
         let body = req.body_str();
