@@ -240,7 +240,7 @@ pub struct SweepArgs {
 pub enum ReportCommand {
     /// Merge HdrHistogram interval logs (--hdr-log) from several runs or machines exactly
     Merge {
-        /// Interval log files
+        /// Interval log files (--hdr-log), or directories holding them (*.hdr)
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Also write the merged report as JSON

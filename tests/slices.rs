@@ -114,10 +114,12 @@ fn job_completion_index_slices_are_disjoint_cover_the_fleet_and_merge_to_their_s
     let completed: Vec<u64> =
         (0..SLICES).map(|k| report_json(&dir.join(format!("slice-{k}.json")))["sessions"]["completed"].as_u64().unwrap()).collect();
     assert_eq!(completed.iter().sum::<u64>(), CPES as u64);
+    // A directory stands for its interval logs (a Kubernetes volume of slices, merged in a
+    // container that has no shell to expand a glob).
     let merged = dir.join("merged.json");
     let out = Command::new(env!("CARGO_BIN_EXE_cpe-sim"))
         .args(["report", "merge"])
-        .args((0..SLICES).map(|k| dir.join(format!("slice-{k}.hdr"))))
+        .arg(&dir)
         .arg("--report-json")
         .arg(&merged)
         .output()

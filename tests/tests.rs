@@ -30,3 +30,5 @@ mod engine;
 mod transfers;
 // Slices of one fleet in separate processes (Kubernetes Indexed Jobs), merged into one report.
 mod slices;
+// The container image: built from scratch, run by podman as one slice of a fleet.
+mod image;
