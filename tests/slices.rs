@@ -117,13 +117,8 @@ fn job_completion_index_slices_are_disjoint_cover_the_fleet_and_merge_to_their_s
     // A directory stands for its interval logs (a Kubernetes volume of slices, merged in a
     // container that has no shell to expand a glob).
     let merged = dir.join("merged.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_cpe-sim"))
-        .args(["report", "merge"])
-        .arg(&dir)
-        .arg("--report-json")
-        .arg(&merged)
-        .output()
-        .unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_cpe-sim")).args(["report", "merge"]).arg(&dir).arg("--report-json").arg(&merged).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(report_json(&merged)["sessions"]["completed"].as_u64(), Some(completed.iter().sum::<u64>()));
     let _ = std::fs::remove_dir_all(&dir);

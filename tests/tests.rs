@@ -32,3 +32,5 @@ mod transfers;
 mod slices;
 // The container image: built from scratch, run by podman as one slice of a fleet.
 mod image;
+// deploy/kubernetes: manifests valid offline, the Indexed Job wired for slices.
+mod deploy;
