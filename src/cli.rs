@@ -21,7 +21,7 @@ pub struct Args {
 }
 
 /// Flags of a CPE run.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
     /// Device profile: a YAML file or a directory holding profile.yaml
     /// [default: the built-in example-tr181-gateway]
@@ -111,6 +111,22 @@ pub struct RunArgs {
     /// machines disjoint slices with --first-index and --cpes.
     #[arg(long, visible_alias = "cpe-index", default_value_t = 0)]
     pub first_index: u32,
+
+    /// This process's part of the fleet, K/N (0 ≤ K < N): CPEs first-index + ⌊K·cpes/N⌋ up to
+    /// first-index + ⌊(K+1)·cpes/N⌋, so N processes or machines simulate the fleet once
+    #[arg(long, env = "CPE_SIM_SLICE", value_name = "K/N")]
+    pub slice: Option<String>,
+
+    /// Number of slices N when the slice index K comes from JOB_COMPLETION_INDEX (set by
+    /// Kubernetes in each pod of an Indexed Job); --slice wins over both
+    #[arg(long, env = "CPE_SIM_SLICES", value_name = "N")]
+    pub slices: Option<u32>,
+
+    /// Wait until this time before the first CPE boots, so slices started apart begin their
+    /// timeline together: an RFC 3339 time (2026-12-01T10:00:00Z) or Unix seconds; a time
+    /// already past starts at once
+    #[arg(long, env = "CPE_SIM_START_AT", value_name = "TIME")]
+    pub start_at: Option<String>,
 
     /// Number of CPEs (k and m suffixes: 100k, 1m), on per-core shards. One CPE or many run on
     /// the same engine with the same flags, progress line and final report; one CPE logs each
@@ -224,7 +240,7 @@ pub struct SweepArgs {
 pub enum ReportCommand {
     /// Merge HdrHistogram interval logs (--hdr-log) from several runs or machines exactly
     Merge {
-        /// Interval log files
+        /// Interval log files (--hdr-log), or directories holding them (*.hdr)
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Also write the merged report as JSON

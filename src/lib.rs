@@ -26,6 +26,7 @@
 //! - [`acs`]: the embedded ACS: a scripted, sans-IO session and a hyper server around it.
 //! - [`run`]: one session against an in-process ACS with no sockets (a test harness).
 //! - [`plan`]: flags checked into a plan before anything starts (usage errors, exit 2).
+//! - [`slice`]: one process's disjoint part of a fleet (`--slice K/N`, Kubernetes Indexed Jobs).
 //! - [`console`]: stdout/stderr writes that survive closed streams.
 //! - [`commands`]: the subcommands (run, sweep, acs, check, report) from flags to exit codes.
 //! - [`cli`]: the command line.
@@ -49,6 +50,7 @@ pub mod persist;
 pub mod plan;
 pub mod run;
 pub mod session;
+pub mod slice;
 pub mod stats;
 pub mod time;
 pub mod transport;

@@ -26,7 +26,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let thresholds = checked.map(|c| c.thresholds).unwrap_or_default();
     let level = match &args.command {
         Some(Command::Acs(a)) => &a.log_level,
         Some(Command::Sweep(s)) => &s.run.log_level,
@@ -47,9 +46,9 @@ fn main() -> ExitCode {
     let result = match args.command {
         Some(Command::Check { profile, cpe_index }) => commands::check::check(&profile, cpe_index),
         Some(Command::Acs(a)) => commands::runtime().and_then(|rt| rt.block_on(commands::acs::serve(*a))),
-        Some(Command::Sweep(s)) => commands::run::run(&s.run, thresholds, Some((&s.multipliers, s.step_duration, s.sweep_json.as_deref()))),
+        Some(Command::Sweep(s)) => commands::run::run(&s.run, checked, Some((&s.multipliers, s.step_duration, s.sweep_json.as_deref()))),
         Some(Command::Report(ReportCommand::Merge { files, report_json })) => commands::report::merge(&files, report_json.as_deref()),
-        None => commands::run::run(&args.run, thresholds, None),
+        None => commands::run::run(&args.run, checked, None),
     };
     match result {
         Ok(code) => code,

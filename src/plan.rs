@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use crate::cli::RunArgs;
 use crate::cwmp::envelope::urn_minor;
+use crate::slice::Slice;
 use crate::stats::threshold::Threshold;
+use crate::time::UnixMillis;
 
 /// Shortest `--progress-interval`: below it, progress lines would be most of the run's work.
 pub const MIN_PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
@@ -51,6 +53,11 @@ pub struct Checked {
     pub acs_url: Option<http::Uri>,
     /// `--threshold` rules, parsed, in the order given.
     pub thresholds: Vec<Threshold>,
+    /// This process's slice of the fleet (`--slice`, or `JOB_COMPLETION_INDEX` with `--slices`);
+    /// [`Slice::WHOLE`] without either.
+    pub slice: Slice,
+    /// `--start-at`, parsed: when the first CPE may boot.
+    pub start_at: Option<UnixMillis>,
 }
 
 /// A flag outside its allowed range: one line naming the flag, the value given and the rule,
@@ -124,6 +131,8 @@ pub fn validate(args: &RunArgs, sweep: Option<SweepFlags<'_>>) -> Result<Checked
         return Err(usage("--cr-rate", args.cr_rate, "must be at least 1 per second"));
     }
     check_fleet_size(args)?;
+    let slice = check_slice(args, std::env::var(crate::slice::JOB_COMPLETION_INDEX).ok().as_deref())?;
+    let start_at = args.start_at.as_deref().map(|t| parse_start_at(t, UnixMillis::now())).transpose()?;
     if args.shards == Some(0) {
         return Err(usage("--shards", 0, format!("must be 1 … {}", u16::MAX)));
     }
@@ -177,13 +186,69 @@ pub fn validate(args: &RunArgs, sweep: Option<SweepFlags<'_>>) -> Result<Checked
         positive_duration("--step-duration", s.step_duration)?;
     }
     if sweep.is_some() || args.cpes > 1 {
-        check_memory(args.cpes, mem_available())?;
+        let r = slice.of(args.first_index, args.cpes);
+        check_memory(r.end - r.start, mem_available())?;
     }
     // Files last: a usage error above leaves nothing behind to clean up.
     creatable("--report-json", args.report_json.as_deref())?;
     creatable("--hdr-log", args.hdr_log.as_deref())?;
     creatable("--sweep-json", sweep.and_then(|s| s.sweep_json))?;
-    Ok(Checked { log_level, acs_url, thresholds })
+    Ok(Checked { log_level, acs_url, thresholds, slice, start_at })
+}
+
+/// The slice of the fleet this process runs: `--slice K/N` wins over `JOB_COMPLETION_INDEX`
+/// (`job_index`, read from the environment by the caller) with `--slices N`. A slice that would
+/// get no CPE is refused: N processes need at least N CPEs.
+fn check_slice(args: &RunArgs, job_index: Option<&str>) -> Result<Slice, UsageError> {
+    let slice = match (&args.slice, args.slices) {
+        (Some(s), _) => Slice::parse(s).map_err(|e| usage("--slice", s, e.0))?,
+        (None, n) => match Slice::from_job_index(job_index, n) {
+            Ok(Some(s)) => s,
+            Ok(None) if n.is_some() => {
+                return Err(usage(
+                    "--slices",
+                    n.unwrap_or_default(),
+                    format!("needs the slice index from {} (or give --slice K/N)", crate::slice::JOB_COMPLETION_INDEX),
+                ))
+            }
+            Ok(None) => Slice::WHOLE,
+            Err(e) => return Err(usage("--slices", n.map_or_else(|| "(unset)".to_string(), |n| n.to_string()), e.0)),
+        },
+    };
+    if slice.count > args.cpes {
+        return Err(usage(
+            "--slice",
+            slice,
+            format!("cuts {} CPEs into {} slices; each slice needs at least one CPE", args.cpes, slice.count),
+        ));
+    }
+    Ok(slice)
+}
+
+/// Longest wait `--start-at` may ask for (24 h): beyond, it is more likely a typo than a plan.
+pub const MAX_START_WAIT: Duration = Duration::from_secs(24 * 3600);
+
+/// `--start-at`: an RFC 3339 time or Unix seconds, at most [`MAX_START_WAIT`] after `now`. A time
+/// already past is accepted (a pod started late begins at once and says so).
+fn parse_start_at(text: &str, now: UnixMillis) -> Result<UnixMillis, UsageError> {
+    let rule = "must be an RFC 3339 time (2026-12-01T10:00:00Z) or Unix seconds";
+    let t = text.trim();
+    let ms = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        t.parse::<u64>().ok().and_then(|s| s.checked_mul(1000)).ok_or_else(|| usage("--start-at", text, rule))?
+    } else {
+        let ms = crate::time::parse_datetime_ms(t).ok_or_else(|| usage("--start-at", text, rule))?;
+        u64::try_from(ms).map_err(|_| usage("--start-at", text, "must be after 1970"))?
+    };
+    if UnixMillis(ms).since(now) > MAX_START_WAIT {
+        return Err(usage("--start-at", text, format!("must be at most {} from now", show(MAX_START_WAIT))));
+    }
+    Ok(UnixMillis(ms))
+}
+
+/// The flags of one slice's run: `--first-index` and `--cpes` narrowed to the slice's range.
+pub fn sliced(args: &RunArgs, slice: Slice) -> RunArgs {
+    let r = slice.of(args.first_index, args.cpes);
+    RunArgs { first_index: r.start, cpes: r.end - r.start, ..args.clone() }
 }
 
 /// A duration as the user would type it: `250ms`, `5s`, `1.5s`, `8760h`.
@@ -496,5 +561,45 @@ mod tests {
         let e = validate(&s.run, Some(flags(&[1.0], Duration::from_secs(1), Some(Path::new("/nonexistent-dir/s.json"))))).unwrap_err();
         assert!(e.to_string().starts_with("--sweep-json /nonexistent-dir/s.json: cannot be created"), "{e}");
         assert!(validate(&s.run, Some(flags(&[1.0, 0.5], Duration::from_secs(1), None))).is_ok());
+    }
+
+    #[test]
+    fn slices_are_checked_and_narrow_the_fleet() {
+        let args = run_args(&["--cpes", "10", "--first-index", "100", "--slice", "2/3"]);
+        let slice = check_slice(&args, None).unwrap();
+        let one = sliced(&args, slice);
+        assert_eq!((one.first_index, one.cpes), (106, 4));
+        // The flag wins over the Job's index.
+        let args = run_args(&["--cpes", "10", "--slice", "0/2", "--slices", "5"]);
+        assert_eq!(check_slice(&args, Some("4")).unwrap(), Slice::new(0, 2).unwrap());
+        let args = run_args(&["--cpes", "10", "--slices", "5"]);
+        assert_eq!(check_slice(&args, Some("4")).unwrap(), Slice::new(4, 5).unwrap());
+        assert_eq!(check_slice(&run_args(&["--cpes", "10"]), None).unwrap(), Slice::WHOLE);
+        for (flags, job, says) in [
+            (&["--cpes", "10", "--slice", "3/3"][..], None, "--slice 3/3: the slice index must be 0 … 2"),
+            (&["--cpes", "10", "--slice", "1of3"][..], None, "--slice 1of3: must be K/N"),
+            (&["--cpes", "2", "--slice", "0/3"][..], None, "--slice 0/3: cuts 2 CPEs into 3 slices"),
+            (&["--cpes", "10", "--slices", "3"][..], None, "--slices 3: needs the slice index from JOB_COMPLETION_INDEX"),
+            (&["--cpes", "10"][..], Some("1"), "--slices (unset): JOB_COMPLETION_INDEX=1 needs --slices N"),
+            (&["--cpes", "10", "--slices", "2"][..], Some("2"), "--slices 2: the slice index must be 0 … 1"),
+            (&["--cpes", "10", "--slices", "0"][..], Some("0"), "--slices 0: the number of slices must be 1"),
+        ] {
+            let e = check_slice(&run_args(flags), job).unwrap_err().to_string();
+            assert!(e.starts_with(says), "{flags:?} {job:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn start_at_takes_rfc3339_or_unix_seconds_within_a_day() {
+        let now = UnixMillis(1_790_000_000_000);
+        assert_eq!(parse_start_at("1790000060", now), Ok(UnixMillis(1_790_000_060_000)));
+        assert_eq!(parse_start_at("2026-09-21T14:13:20.5Z", now), Ok(UnixMillis(1_790_000_000_500)));
+        // Already past: accepted (the run starts at once).
+        assert_eq!(parse_start_at("1000", now), Ok(UnixMillis(1_000_000)));
+        for bad in ["", "soon", "+30s", "2026-13-01", "-5", "99999999999999999999"] {
+            assert!(parse_start_at(bad, now).unwrap_err().to_string().contains("must be an RFC 3339 time"), "{bad}");
+        }
+        let e = parse_start_at("1790200000", now).unwrap_err().to_string();
+        assert!(e.contains("at most 24h from now"), "{e}");
     }
 }

@@ -28,3 +28,9 @@ mod persist;
 mod engine;
 // Downloads: streamed bodies, FileSize, transfer timeout vs stalls, userinfo, --max-transfers.
 mod transfers;
+// Slices of one fleet in separate processes (Kubernetes Indexed Jobs), merged into one report.
+mod slices;
+// The container image: built from scratch, run by podman as one slice of a fleet.
+mod image;
+// deploy/kubernetes: manifests valid offline, the Indexed Job wired for slices.
+mod deploy;

@@ -25,7 +25,6 @@ use crate::model::Template;
 use crate::model::{DeviceId, Model};
 use crate::owners::{CpeMsg, Owners};
 use crate::persist::{Resume, Store, StoreError};
-use crate::stats::threshold::Threshold;
 use crate::time::UnixMillis;
 use crate::transport::TransportConfig;
 
@@ -167,6 +166,24 @@ fn close_store(store: Option<Store>) {
     }
 }
 
+/// Waits for `--start-at` (a stop signal ends the wait), so that slices started apart begin their
+/// timeline together; a time already past is said once and not waited for.
+fn wait_for_start(at: UnixMillis) {
+    let now = UnixMillis::now();
+    if at <= now {
+        warn!(start_at = %String::from_utf8_lossy(&crate::time::format_datetime(at)), late_by = ?now.since(at), "--start-at is past: starting at once");
+        return;
+    }
+    info!(start_at = %String::from_utf8_lossy(&crate::time::format_datetime(at)), wait = ?at.since(now), "waiting for --start-at");
+    while !engine::stop_requested() {
+        let left = at.since(UnixMillis::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(std::time::Duration::from_millis(100)));
+    }
+}
+
 /// Whether the profile itself turns periodic informs on (not what a resumed ACS set).
 fn profile_periodic(model: &Model) -> bool {
     // The same rule the engine plans periodic informs by, for a CPE the ACS never touched.
@@ -174,16 +191,25 @@ fn profile_periodic(model: &Model) -> bool {
     crate::cpe::periodic::plan(model, &fresh, &PeriodicPlan::default()).is_some()
 }
 
-/// A run of one CPE or many (`--cpes`), or a sweep: one engine, one code path.
-/// `thresholds` are the `--threshold` rules `plan::validate` parsed.
+/// A run of one CPE or many (`--cpes`), or a sweep: one engine, one code path. `checked` is what
+/// `plan::validate` parsed (`None` only for a library caller that checked nothing: no thresholds,
+/// the whole fleet, no start time). A slice narrows the fleet to its range before anything starts.
 pub fn run(
     args: &RunArgs,
-    thresholds: Vec<Threshold>,
+    checked: Option<crate::plan::Checked>,
     sweep: Option<(&Vec<f64>, std::time::Duration, Option<&std::path::Path>)>,
 ) -> anyhow::Result<ExitCode> {
+    let (thresholds, slice, start_at) = match checked {
+        Some(c) => (c.thresholds, c.slice, c.start_at),
+        None => (Vec::new(), crate::slice::Slice::WHOLE, None),
+    };
+    let whole = args;
+    let narrowed = crate::plan::sliced(whole, slice);
+    let args = &narrowed;
     let model = load(args.profile.as_deref(), args.cwmp_version.as_deref())?;
     let transport = transport_config(args)?;
-    let single = args.cpes == 1 && sweep.is_none();
+    // One CPE's run, not one slice's CPE of a fleet.
+    let single = whole.cpes == 1 && sweep.is_none();
     let nofile = engine::raise_nofile_limit();
     engine::install_signal_handlers();
     // A single CPE's lines all carry its id and serial, as its sessions' lines do.
@@ -263,9 +289,13 @@ pub fn run(
     plan.drain_timeout = args.drain_timeout;
     plan.verbose = single;
     plan.state = state;
+    if let Some(at) = start_at {
+        wait_for_start(at);
+    }
     info!(
         cpes = plan.cpes,
         first = %format!("cpe-{}", plan.first_index),
+        slice = %slice,
         shards,
         acs_url = %crate::transport::without_userinfo(&acs_url),
         mode = ?mode,
