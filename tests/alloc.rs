@@ -131,9 +131,10 @@ fn hot_path_allocations_and_cpe_size() {
     //    difference between a long and a short run (same start-up) per extra session.
     let per_session = engine_allocations_per_session();
     println!("periodic session through the engine (HTTP over loopback): {per_session:.1} allocations");
-    // Not zero yet (hyper's request and response heads, the session future, the body buffer):
-    // this bound catches regressions; the target is 0.
-    assert!(per_session < 80.0, "{per_session:.1} allocations per engine session");
+    // Not zero (hyper's request and response heads, its dispatch channel and read buffers; the
+    // cookie jar of a session whose ACS sets a cookie; the session future and its body buffer):
+    // this bound catches regressions of what is ours; the target is 0.
+    assert!(per_session < 40.0, "{per_session:.1} allocations per engine session");
 }
 
 /// Runs 200 CPEs informing every 100 ms against `cpe-sim acs` twice (1 s and 3 s) and returns

@@ -155,6 +155,7 @@ async fn cookies_are_returned_and_headers_are_cwmp_shaped() {
     assert_eq!(inform.header("content-type"), Some("text/xml; charset=\"utf-8\""));
     assert_eq!(inform.header("soapaction"), Some(""));
     assert_eq!(empty.header("content-length"), Some("0"));
+    assert_eq!(inform.header("content-length"), Some(inform.body.len().to_string().as_str()));
     assert_eq!((empty.header("soapaction"), empty.header("content-type")), (None, None));
     assert_eq!(inform.conn, empty.conn, "one connection for the session");
 }

@@ -20,7 +20,7 @@ use http::header::{
     WWW_AUTHENTICATE,
 };
 use http::{Method, Request};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 
 use super::auth::{AuthState, Credentials};
 use super::conn::{Connection, Target};
@@ -73,8 +73,6 @@ pub struct HttpSession<'a> {
     /// Cookies set during this session, for the origin in use; made at the first `Set-Cookie`
     /// and dropped with the session.
     cookies: Option<Jar>,
-    /// `target` as a `url::Url` for cookie matching, made when first needed.
-    cookie_url: Option<url::Url>,
     /// After a redirect to another origin than the session's first: credentials are neither
     /// sent nor offered there (a 401 from it fails the session, saying why).
     abroad: bool,
@@ -108,7 +106,6 @@ impl<'a> HttpSession<'a> {
             },
             conn: None,
             cookies: None,
-            cookie_url: None,
             abroad: false,
             home: None,
             redirects: 0,
@@ -161,14 +158,14 @@ impl<'a> HttpSession<'a> {
     /// Anything but a 200/204 answer, as a [`TransportError`].
     pub async fn post(&mut self, body: Bytes) -> Result<AcsResponse, TransportError> {
         let r = self.request(Method::POST, body).await?;
-        let url = self.target.shown();
+        // The URL is only written out for an error: a session that goes well allocates nothing here.
         match r.status {
             200 | 204 => Ok(AcsResponse { status: r.status, body: r.body }),
-            401 if self.credentials.is_none() => Err(TransportError::AuthRequired { url }),
-            401 => Err(TransportError::AuthRejected { url }),
+            401 if self.credentials.is_none() => Err(TransportError::AuthRequired { url: self.target.shown() }),
+            401 => Err(TransportError::AuthRejected { url: self.target.shown() }),
             status => {
                 let retry_after = r.headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
-                Err(TransportError::HttpStatus { url, status, retry_after })
+                Err(TransportError::HttpStatus { url: self.target.shown(), status, retry_after })
             }
         }
     }
@@ -238,8 +235,14 @@ impl<'a> HttpSession<'a> {
                         Ok::<_, Broken>((head, Bytes::new(), got))
                     }
                     _ => {
-                        let body = conn.drive(Limited::new(body, max_body).collect()).await.map_err(Broken::Body)?;
-                        Ok((head, body.to_bytes(), 0))
+                        let mut body = body;
+                        let mut whole = Whole::default();
+                        while let Some(frame) = conn.drive(body.frame()).await {
+                            if let Ok(data) = frame.map_err(|e| Broken::Body(Box::new(e)))?.into_data() {
+                                whole.push(data, max_body)?;
+                            }
+                        }
+                        Ok((head, whole.into_bytes(), 0))
                     }
                 }
             };
@@ -279,8 +282,7 @@ impl<'a> HttpSession<'a> {
             let status = head.status.as_u16();
             let headers = head.headers;
             if headers.contains_key(SET_COOKIE) {
-                self.make_cookie_url();
-                if let Some(url) = &self.cookie_url {
+                if let Some(url) = &self.target.cookie_url {
                     let jar = self.cookies.get_or_insert_with(Jar::default);
                     for v in headers.get_all(SET_COOKIE) {
                         if let Ok(s) = v.to_str() {
@@ -322,7 +324,6 @@ impl<'a> HttpSession<'a> {
                         let home = self.home.get_or_insert_with(|| self.target.as_ref().clone());
                         self.abroad = !next.same_origin(home);
                     }
-                    self.cookie_url = None;
                     tracing::debug!(from = %self.target.shown(), to = %next.shown(), status, "following redirect");
                     self.target = std::borrow::Cow::Owned(next);
                 }
@@ -339,17 +340,16 @@ impl<'a> HttpSession<'a> {
         let headers = req.headers_mut().expect("builder is fresh");
         headers.insert(HOST, host);
         headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
-        if method != Method::GET {
-            headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        // Content-Length: hyper writes it from a body's exact size, but not for an empty one, which
+        // the empty POST must still declare (a static value: a number's HeaderValue allocates).
+        if method != Method::GET && body.is_empty() {
+            headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
         }
         if method == Method::POST && !body.is_empty() {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/xml; charset=\"utf-8\""));
             headers.insert("SOAPAction", HeaderValue::from_static(""));
         }
-        if self.cookies.is_some() {
-            self.make_cookie_url();
-        }
-        if let (Some(jar), Some(url)) = (&self.cookies, &self.cookie_url) {
+        if let (Some(jar), Some(url)) = (&self.cookies, &self.target.cookie_url) {
             if let Some(v) = jar.header(url) {
                 headers.insert(COOKIE, v);
             }
@@ -365,18 +365,8 @@ impl<'a> HttpSession<'a> {
             .map_err(|_| TransportError::BadUrl { url: self.target.shown(), reason: "request could not be built" })
     }
 
-    /// Makes `cookie_url` (the URL in use, for cookie matching) if it is not made yet.
-    fn make_cookie_url(&mut self) {
-        if self.cookie_url.is_none() {
-            self.cookie_url = url::Url::parse(&self.target.url).ok();
-        }
-    }
-
     /// The response body could not be read to its end.
     fn broken_body(&self, e: &(dyn std::error::Error + Send + Sync + 'static)) -> TransportError {
-        if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-            return TransportError::BodyTooLarge { url: self.target.shown(), limit: self.cfg.max_body };
-        }
         let detail = match e.downcast_ref::<hyper::Error>() {
             Some(h) => hyper_detail(h),
             None => e.to_string(),
@@ -391,6 +381,43 @@ impl<'a> HttpSession<'a> {
 
 /// How an exchange broke: before the response head (the connection may just have been stale),
 /// or while reading the body.
+/// A response body collected up to a limit: a body that arrives in one frame (an ACS's answer,
+/// nearly always) is kept as that frame's bytes, with no copy and no allocation; only a body of
+/// several frames is copied into one buffer.
+#[derive(Default)]
+struct Whole {
+    first: Bytes,
+    rest: Option<bytes::BytesMut>,
+}
+
+impl Whole {
+    fn push(&mut self, data: Bytes, limit: usize) -> Result<(), Broken> {
+        // `rest`, once made, holds the first frame too.
+        let len = self.rest.as_ref().map_or(self.first.len(), |r| r.len()) + data.len();
+        if len > limit {
+            return Err(Broken::TooLarge(limit as u64));
+        }
+        match &mut self.rest {
+            Some(r) => r.extend_from_slice(&data),
+            None if self.first.is_empty() => self.first = data,
+            None => {
+                let mut r = bytes::BytesMut::with_capacity(len);
+                r.extend_from_slice(&self.first);
+                r.extend_from_slice(&data);
+                self.rest = Some(r);
+            }
+        }
+        Ok(())
+    }
+
+    fn into_bytes(self) -> Bytes {
+        match self.rest {
+            Some(r) => r.freeze(),
+            None => self.first,
+        }
+    }
+}
+
 enum Broken {
     Send(hyper::Error),
     Body(Box<dyn std::error::Error + Send + Sync>),
@@ -398,7 +425,7 @@ enum Broken {
     Head,
     /// No bytes of a streamed body for the stall time.
     Stalled,
-    /// A streamed body over its limit.
+    /// A body over its limit.
     TooLarge(u64),
 }
 
@@ -423,8 +450,9 @@ pub fn parse_retry_after(v: &str) -> Option<std::time::Duration> {
 }
 
 #[cfg(test)]
-mod retry_after_tests {
-    use super::parse_retry_after;
+mod tests {
+    use super::{parse_retry_after, Broken, Whole};
+    use bytes::Bytes;
     use std::time::Duration;
 
     #[test]
@@ -437,5 +465,31 @@ mod retry_after_tests {
         assert_eq!(parse_retry_after("-5"), None);
         assert_eq!(parse_retry_after("soon"), None);
         assert_eq!(parse_retry_after(""), None);
+    }
+
+    #[test]
+    fn a_body_in_one_frame_is_kept_without_a_copy() {
+        let frame = Bytes::from_static(b"<soap-env:Envelope/>");
+        let mut w = Whole::default();
+        w.push(frame.clone(), 100).ok().unwrap();
+        let got = w.into_bytes();
+        assert_eq!(got.as_ptr(), frame.as_ptr());
+    }
+
+    #[test]
+    fn frames_are_joined_and_the_limit_counts_them_all() {
+        let mut w = Whole::default();
+        for part in [&b"ab"[..], b"cd", b"e"] {
+            w.push(Bytes::copy_from_slice(part), 5).ok().unwrap();
+        }
+        assert_eq!(&w.into_bytes()[..], b"abcde");
+        let mut w = Whole::default();
+        w.push(Bytes::from_static(b"abc"), 5).ok().unwrap();
+        assert!(matches!(w.push(Bytes::from_static(b"def"), 5), Err(Broken::TooLarge(5))));
+        // Empty frames change nothing.
+        let mut w = Whole::default();
+        w.push(Bytes::new(), 5).ok().unwrap();
+        w.push(Bytes::from_static(b"x"), 5).ok().unwrap();
+        assert_eq!(&w.into_bytes()[..], b"x");
     }
 }

@@ -37,6 +37,9 @@ pub struct Target {
     /// Credentials in the URL's userinfo (`user:pass@`), percent-decoded; never part of
     /// `authority`, the Host header or the request target.
     pub userinfo: Option<(String, String)>,
+    /// The URL as a `url::Url` for cookie matching, parsed once per URL (`None`: not parsable by
+    /// the URL standard, so no cookie is kept for it).
+    pub cookie_url: Option<url::Url>,
 }
 
 impl Target {
@@ -83,6 +86,7 @@ impl Target {
             host_header: http::HeaderValue::from_str(host_port).ok(),
             userinfo,
             path,
+            cookie_url: url::Url::parse(url).ok(),
             url: url.to_string(),
         })
     }
