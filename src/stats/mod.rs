@@ -276,21 +276,26 @@ impl Recorder {
 
     /// Adds another recorder's measurements.
     pub fn add(&mut self, o: &Recorder) {
-        for (a, b) in self.service.iter_mut().zip(&o.service).chain(self.from_scheduled.iter_mut().zip(&o.from_scheduled)) {
-            a.add(b).expect("same bounds");
+        // Most histograms of a report are empty (RPCs the ACS never sent): adding one would still
+        // walk all its buckets.
+        let pairs = self.service.iter_mut().zip(&o.service).chain(self.from_scheduled.iter_mut().zip(&o.from_scheduled));
+        for (a, b) in pairs.chain([(&mut self.lag, &o.lag), (&mut self.slot_wait, &o.slot_wait)]) {
+            if !b.is_empty() {
+                a.add(b).expect("same bounds");
+            }
         }
-        self.lag.add(&o.lag).expect("same bounds");
-        self.slot_wait.add(&o.slot_wait).expect("same bounds");
         self.outcomes.add(&o.outcomes);
     }
 
-    /// Clears everything, keeping the allocations.
+    /// Clears everything, keeping the allocations. Empty histograms are left alone (a reset
+    /// writes all of a histogram's ~190 kB of buckets).
     pub fn reset(&mut self) {
-        for h in self.service.iter_mut().chain(self.from_scheduled.iter_mut()) {
-            h.reset();
+        let all = self.service.iter_mut().chain(self.from_scheduled.iter_mut());
+        for h in all.chain([&mut self.lag, &mut self.slot_wait]) {
+            if !h.is_empty() {
+                h.reset();
+            }
         }
-        self.lag.reset();
-        self.slot_wait.reset();
         self.outcomes = Outcomes::default();
     }
 }
