@@ -309,6 +309,7 @@ pub fn run(
     let (outcome, sweeping) = match result? {
         Ok(outcome) => {
             print(&crate::stats::report::to_text(&outcome.total, &outcome.facts, &crate::stats::report::ProcessFigures::now()));
+            print(&crate::stats::threshold::to_text(&outcome.verdicts));
             (outcome, false)
         }
         Err((sweep, json_path)) => {

@@ -34,7 +34,7 @@ use crate::owners::CpeMsg;
 use crate::session::template::InformTemplate;
 use crate::stats::interval::HdrLog;
 use crate::stats::report::{self, ProcessFigures, RunFacts};
-use crate::stats::threshold::{Breach, Threshold};
+use crate::stats::threshold::{Breach, Threshold, Verdict};
 use crate::stats::{m, Recorder};
 use crate::transport::TransportConfig;
 use clock::Clock;
@@ -294,6 +294,8 @@ pub struct FleetOutcome {
     pub facts: RunFacts,
     pub json: Value,
     pub breaches: Vec<Breach>,
+    /// Every `--threshold` rule checked, passed or not, in the order given.
+    pub verdicts: Vec<Verdict>,
     /// Shards that died, as "shard N panicked: message" lines; the report lacks their figures.
     pub panics: Vec<String>,
     /// The CPEs' final states when the plan asked for them, in the order the shards ended (each
@@ -546,12 +548,12 @@ pub fn run(
 pub(crate) fn finish(total: Recorder, facts: RunFacts, out: &Outputs, panics: &[String]) -> anyhow::Result<FleetOutcome> {
     let process = ProcessFigures::now();
     let json = report::to_json(&total, &facts, &process);
-    let breaches: Vec<Breach> = out.thresholds.iter().filter_map(|t| t.check(&json)).collect();
+    let verdicts: Vec<Verdict> = out.thresholds.iter().map(|t| t.evaluate(&json)).collect();
+    let breaches: Vec<Breach> = verdicts.iter().filter(|v| !v.passed).cloned().collect();
     let mut json = json;
-    json["thresholds"] = json!(out
-        .thresholds
+    json["thresholds"] = json!(verdicts
         .iter()
-        .map(|t| json!({"rule": t.text, "passed": !breaches.iter().any(|b| b.rule == t.text)}))
+        .map(|v| json!({"rule": v.rule, "passed": v.passed, "actual": v.actual, "actual_text": v.actual_text}))
         .collect::<Vec<_>>());
     json["complete"] = json!(panics.is_empty());
     if !panics.is_empty() {
@@ -563,5 +565,5 @@ pub(crate) fn finish(total: Recorder, facts: RunFacts, out: &Outputs, panics: &[
             output_errors.push(format!("--report-json {}: {e}", p.display()));
         }
     }
-    Ok(FleetOutcome { total, facts, json, breaches, panics: Vec::new(), states: Vec::new(), output_errors })
+    Ok(FleetOutcome { total, facts, json, breaches, verdicts, panics: Vec::new(), states: Vec::new(), output_errors })
 }
