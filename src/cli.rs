@@ -173,6 +173,16 @@ pub struct RunArgs {
     #[arg(long)]
     pub hdr_log: Option<PathBuf>,
 
+    /// Write a self-contained HTML report (charts over time, phases, sweep knee, tables by event
+    /// code and ACS endpoint; opens offline) to this file
+    #[arg(long)]
+    pub report_html: Option<PathBuf>,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics during the run (labels: run id, phase,
+    /// ACS endpoint; never a CPE), without the device state API
+    #[arg(long)]
+    pub metrics_bind_addr: Option<SocketAddr>,
+
     /// Pass/fail rule, e.g. 'Inform.p99<500ms' or 'sessions.failed_ratio<0.001' (repeatable;
     /// a breach exits 99)
     #[arg(long = "threshold")]

@@ -384,7 +384,7 @@ fn the_binary_reports_json_thresholds_logs_and_sweeps() {
     assert!(out.contains("cpe-sim report: 300 CPEs on 2 shard(s)") && out.contains("Inform"), "{out}");
     // Passed thresholds are listed too, with the actual value in the rule's unit.
     assert!(out.contains("thresholds: 2 of 2 passed\n  passed   Inform.p99<10s (actual "), "{out}");
-    assert!(err.contains("] cpes 300 | sessions"), "progress line: {err}");
+    assert!(err.contains("] run | booted ") && err.contains(" of 300 | "), "progress line: {err}");
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     for key in [
         "/sessions/completed",
