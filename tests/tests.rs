@@ -28,3 +28,5 @@ mod persist;
 mod engine;
 // Downloads: streamed bodies, FileSize, transfer timeout vs stalls, userinfo, --max-transfers.
 mod transfers;
+// Issue 12's reports: /metrics during a run, sweeps as steps, the HTML report in Chromium, merge.
+mod report;

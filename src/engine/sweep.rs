@@ -1,5 +1,5 @@
-//! Interval-multiplier sweeps: a warm-up (the boot storm, until every CPE has booted, measured
-//! apart), then one step per multiplier on the same live fleet (every periodic Inform re-planned
+//! Interval-multiplier sweeps: a warm-up (the boot storm, until every CPE's boot session ended,
+//! measured apart), then one step per multiplier on the same live fleet (every periodic Inform re-planned
 //! at each step), a table of offered vs achieved rates with each step's failures by cause,
 //! scheduler lag and what limited it, and the knee: the last step the ACS kept up with, and
 //! whether the ACS or the simulator (scheduler lag, the connection cap) gave out after it.
@@ -13,8 +13,13 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 
 use super::{Boot, Control, Outputs, Plan, Running};
+use crate::cwmp::rpc::inform::EventCode;
 use crate::stats::report::{self, fmt_us, ProcessFigures, RunFacts};
 use crate::stats::{m, Cause, Recorder};
+
+/// How long the warm-up may outlast the boot spread (or the time `--boot-rate` needs) at least:
+/// a bootstrap with the ACS's provisioning takes seconds, and more on a busy machine.
+const WARM_UP_MARGIN: Duration = Duration::from_secs(30);
 
 /// One sweep step's result.
 #[derive(Debug, Clone)]
@@ -76,8 +81,9 @@ pub fn verdict(steps: &[SweepStep], knee: Option<usize>) -> String {
 
 /// Runs a warm-up, then one step per multiplier on the same fleet, re-scheduled each step.
 ///
-/// The warm-up lasts until every CPE has booted (its `1 BOOT` session completed), or at most the
-/// boot spread (or the time `--boot-rate` needs) plus one step, and is not part of step 1. The
+/// The warm-up lasts until every CPE's boot session (`1 BOOT`) has ended, or at most the boot
+/// spread (or the time `--boot-rate` needs) plus one step or 30 s, whichever is longer, and is
+/// not part of step 1. The
 /// offered rate of a step is the periodic Informs that came due in it (whatever interval the
 /// ACS gave the CPEs), per second. `owners` are the listeners' channels, one per shard (or
 /// none). The outcome over the whole sweep (totals, panics, `--report-json`, `--report-html`)
@@ -128,9 +134,12 @@ pub fn sweep(
     };
     ticks.begin_phase("warm-up");
     let begin = Instant::now();
-    let warm = phase(&mut ticks, &mut running, &mut total, &mut interval, begin + boot_takes + step, &|t: &Recorder| {
-        t.outcomes.booted() >= cpes as u64
-    });
+    // Every CPE's boot session ended once (completed, or failed and now in its back-off).
+    let boot_ended = |t: &Recorder| {
+        let b = t.outcomes.by_event[EventCode::Boot as usize];
+        b.completed >= cpes as u64 || b.completed + b.failed >= cpes as u64
+    };
+    let warm = phase(&mut ticks, &mut running, &mut total, &mut interval, begin + boot_takes + step.max(WARM_UP_MARGIN), &boot_ended);
     let warm_up = WarmUp { duration: begin.elapsed(), booted: warm.outcomes.booted().min(cpes as u64) };
     if warm_up.booted < cpes as u64 {
         tracing::warn!(booted = warm_up.booted, cpes, "the warm-up ended before every CPE booted; the steps start anyway");
