@@ -232,9 +232,10 @@ pub struct SweepArgs {
 /// `cpe-sim report …`.
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
-    /// Merge HdrHistogram interval logs (--hdr-log) from several runs or machines exactly
+    /// Merge interval logs (--hdr-log, exact latencies) and JSON reports (--report-json, session
+    /// counts) from several runs or machines; the same run twice is refused
     Merge {
-        /// Interval log files
+        /// Interval log and JSON report files (told apart by content)
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Also write the merged report as JSON

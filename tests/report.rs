@@ -208,3 +208,49 @@ fn a_sweep_reads_as_steps_and_its_html_report_renders_in_chromium() {
     assert!(png.starts_with(b"\x89PNG") && png.len() > 20_000, "a screenshot of the report ({} bytes) at {}", png.len(), shot.display());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn merge_counts_the_real_fleet_and_refuses_the_same_run_twice() {
+    let dir = temp_dir("merge");
+    // Two processes, disjoint slices of one fleet, as two machines would run them.
+    let mut ids = Vec::new();
+    for (first, name) in [("0", "a"), ("30", "b")] {
+        let out = Command::new(bin())
+            .args(["--cpes", "30", "--first-index", first, "--shards", "1", "--progress-interval", "1h", "--hdr-log"])
+            .arg(dir.join(format!("{name}.hlog")))
+            .arg("--report-json")
+            .arg(dir.join(format!("{name}.json")))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let j: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join(format!("{name}.json"))).unwrap()).unwrap();
+        let id = j["run"]["id"].as_str().unwrap().to_string();
+        let log = std::fs::read_to_string(dir.join(format!("{name}.hlog"))).unwrap();
+        assert!(log.contains(&format!("#cpe-sim run id={id} cpes=30 first_index={first} shards=1")), "{log}");
+        ids.push(id);
+    }
+    assert_ne!(ids[0], ids[1]);
+    let merge = |files: &[&str]| {
+        let out = Command::new(bin()).args(["report", "merge"]).args(files.iter().map(|f| dir.join(f))).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, text, err) = merge(&["a.hlog", "a.json", "b.hlog", "b.json"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(text.starts_with("merged 2 run(s):\n"), "{text}");
+    assert!(text.contains(&format!("  run {}: 30 CPEs (cpe-0 … cpe-29), 1 shard(s)", ids[0])), "{text}");
+    assert!(text.contains("covers 60 CPEs on 2 shard(s) in all"), "{text}");
+    // Every CPE bootstrapped once in one of the two runs: 60 sessions, 60 Informs in the logs.
+    assert!(text.contains("sessions: 60 completed, 0 failed"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("Inform ") && l.split_whitespace().nth(1) == Some("60")), "{text}");
+    // A run given as its JSON report only still counts its CPEs and sessions.
+    let (code, text, err) = merge(&["a.json", "b.json", "b.hlog"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(text.contains("covers 60 CPEs") && text.contains("sessions: 60 completed"), "{text}");
+    // The same run twice, as the same kind: refused, naming both files.
+    let (code, _, err) = merge(&["a.json", "b.json", "a.json"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains(&format!("the same run twice: run {} is in ", ids[0])) && err.contains("a.json"), "{err}");
+    let (code, _, err) = merge(&["b.hlog", "b.hlog"]);
+    assert_eq!(code, Some(2), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

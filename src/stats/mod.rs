@@ -13,11 +13,13 @@
 //! - [`exposition`]: the Prometheus text of a running run (`--metrics-bind-addr`).
 //! - [`html`]: the self-contained HTML report (`--report-html`).
 //! - [`run_id`]: the id every output of a run carries.
+//! - [`merge`]: `report merge` of interval logs and JSON reports, refusing the same run twice.
 //! - [`progress`]: the live progress line.
 
 pub mod exposition;
 pub mod html;
 pub mod interval;
+pub mod merge;
 pub mod progress;
 pub mod report;
 pub mod run_id;
