@@ -120,8 +120,9 @@ impl<'o> Ticks<'o> {
     }
 
     /// The last tick after the stop: what came in since the last tick goes into the timeline and
-    /// the log, and the last progress line (over the whole run, so it agrees with the report)
-    /// is printed if it says more than the one before. Returns the run's facts.
+    /// the log, and the last progress line (phase `whole run`: rates over the whole run, so it
+    /// agrees with the report) is printed if it says more than the one before. Returns the run's
+    /// facts.
     pub(crate) fn last(&mut self, interval: &mut Recorder, total: &Recorder) -> RunFacts {
         let now = Instant::now();
         let (at, span) = (now.saturating_duration_since(self.started), now.saturating_duration_since(self.last_tick));
@@ -130,7 +131,7 @@ impl<'o> Ticks<'o> {
         if self.out.progress && total.outcomes.completed + total.outcomes.failed_sessions() != self.shown {
             let line = progress::line(&Progress {
                 elapsed: at,
-                phase: self.timeline.phase(),
+                phase: "whole run",
                 cpes: self.facts.cpes,
                 interval: total,
                 over: at,
