@@ -61,9 +61,18 @@ pub fn verdict(steps: &[SweepStep], knee: Option<usize>) -> String {
         None => steps.first(),
     };
     let Some(next) = after else {
-        return match knee {
-            Some(_) => "every step kept up: the ACS was not pushed to its limit; sweep smaller multipliers".into(),
-            None => "no step ran".into(),
+        let short = steps.iter().enumerate().find(|(_, s)| !s.kept_up());
+        return match (knee, short) {
+            (Some(_), None) => "every step kept up: the ACS was not pushed to its limit; sweep smaller multipliers".into(),
+            (Some(k), Some((i, s))) => format!(
+                "the last step (×{}) kept up, so the ACS was not pushed to its limit; step {} (×{}) fell short before it (limited by {}: {}); sweep smaller multipliers",
+                steps[k].multiplier,
+                i + 1,
+                s.multiplier,
+                s.limited_by.0,
+                s.limited_by.1
+            ),
+            (None, _) => "no step ran".into(),
         };
     };
     let (what, why) = &next.limited_by;
@@ -297,5 +306,12 @@ mod tests {
         assert!(verdict(&steps, None).starts_with("no step kept up; at step 1 (×1) the simulator gave out first (its connection cap"));
         let steps = vec![step(1.0, 100.0, 100.0, "none")];
         assert!(verdict(&steps, Some(0)).starts_with("every step kept up"));
+        let steps = vec![step(1.0, 100.0, 90.0, "simulator_cpu"), step(0.5, 200.0, 200.0, "none")];
+        assert_eq!(steps.iter().rposition(SweepStep::kept_up), Some(1));
+        assert!(
+            verdict(&steps, Some(1)).starts_with("the last step (×0.5) kept up, so the ACS was not pushed to its limit; step 1 (×1) fell short before it (limited by simulator_cpu"),
+            "{}",
+            verdict(&steps, Some(1))
+        );
     }
 }

@@ -260,12 +260,14 @@ const DRAW: &str = r#"
     opts = opts || {};
     var series = [{ label: opts.xLabel || 'time (s)' }];
     names.forEach(function (n, i) {
-      series.push({ label: n, stroke: palette[i % palette.length], width: 1.5, dash: /p50/.test(n) ? [4, 3] : undefined, spanGaps: false,
-                    points: { show: !!opts.points } });
+      var knee = n === 'knee';
+      series.push({ label: n, stroke: palette[i % palette.length], width: knee ? 0 : 1.5, dash: /p50/.test(n) ? [4, 3] : undefined,
+                    spanGaps: false, points: { show: !!opts.points, size: knee ? 14 : 6, fill: knee ? palette[i % palette.length] : undefined } });
     });
     if (names.length === 0) { el.textContent = 'nothing to plot: none occurred in this run'; charts++; return; }
     new uPlot({ width: width, height: 240, series: series, scales: { x: { time: false } },
-                axes: [{ label: opts.xLabel || 'time since start (s)' }, { label: opts.yLabel || '' }],
+                axes: [{ label: opts.xLabel || 'time since start (s)', splits: opts.x ? function () { return opts.x; } : undefined },
+                       { label: opts.yLabel || '' }],
                 hooks: opts.noPhases ? {} : { draw: [phaseLines] } }, [opts.x || S.t_s].concat(cols), el);
     charts++;
   }
