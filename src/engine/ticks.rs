@@ -126,7 +126,10 @@ impl<'o> Ticks<'o> {
     pub(crate) fn last(&mut self, interval: &mut Recorder, total: &Recorder) -> RunFacts {
         let now = Instant::now();
         let (at, span) = (now.saturating_duration_since(self.started), now.saturating_duration_since(self.last_tick));
-        self.timeline.record(interval, at, span, 0);
+        match span < self.out.progress_every / 2 {
+            true => self.timeline.record_tail(interval, at, span, 0),
+            false => self.timeline.record(interval, at, span, 0),
+        }
         self.write_hdr(interval, span);
         if self.out.progress && total.outcomes.completed + total.outcomes.failed_sessions() != self.shown {
             let line = progress::line(&Progress {

@@ -144,6 +144,21 @@ impl Timeline {
         }
     }
 
+    /// Like [`Timeline::record`], for the last sliver of a run (shorter than a tick): merged into
+    /// the point before it when that is of the same phase, so it shows as neither a spike nor a
+    /// dip in the rates.
+    pub fn record_tail(&mut self, interval: &Recorder, at: Duration, span: Duration, in_flight: usize) {
+        self.record(interval, at, span, in_flight);
+        let n = self.samples.len();
+        if n >= 2 && self.samples[n - 2].phase == self.samples[n - 1].phase {
+            if let Some(last) = self.samples.pop() {
+                if let Some(before) = self.samples.last_mut() {
+                    before.merge(&last);
+                }
+            }
+        }
+    }
+
     /// Merges neighbouring points pairwise.
     fn halve(&mut self) {
         let old = std::mem::take(&mut self.samples);
@@ -245,6 +260,9 @@ mod tests {
         let j = t.series_json();
         assert_eq!(j["sessions_per_s"], json!([5.0, 7.0]));
         assert_eq!(j["phase"], json!([0, 1]));
+        let mut tail = t.clone();
+        tail.record_tail(&tick(1, 2), Duration::from_millis(2250), Duration::from_millis(250), 0);
+        assert_eq!(tail.series_json()["sessions_per_s"], json!([5.0, 6.4]), "8 sessions over 1.25 s, one point");
         assert_eq!(j["failures"]["timeout"], json!([1.0, 1.0]));
         assert!(j["rpc"]["Inform"]["p99_ms"][1].as_f64().unwrap() >= 8.9);
         assert!(j["rpc"].get("GetParameterValues").is_none(), "only RPCs that occurred");
