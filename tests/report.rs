@@ -184,6 +184,8 @@ fn a_sweep_reads_as_steps_and_its_html_report_renders_in_chromium() {
     assert!(table.contains("gave out first") || table.contains("every step kept up"), "the verdict: {table}");
     let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&sweep_json).unwrap()).unwrap();
     assert_eq!(s["warm_up"]["booted"], 40, "{s}");
+    let run_id = s["run_id"].as_str().unwrap();
+    assert!(table.starts_with(&format!("sweep of run {run_id}\n")), "{table}");
     for st in s["steps"].as_array().unwrap() {
         assert!(st["failures"].is_object() && st["scheduler_lag_p99_us"].is_u64() && st["limited_by"].is_string(), "{st}");
     }

@@ -186,7 +186,8 @@ pub fn sweep(
     let facts = ticks.last(&mut interval, &total);
     // The knee: the last step where the ACS kept up (≥ 99 % of offered, no failures, thresholds held).
     let knee = steps.iter().rposition(SweepStep::kept_up);
-    let json = sweep_json(cpes, step, warm_up, &steps, knee);
+    let mut json = sweep_json(cpes, step, warm_up, &steps, knee);
+    json["run_id"] = json!(facts.run_id.to_string());
     let mut outcome = super::finish(total, facts, out, &running.panics, &ticks.timeline, Some(&json))?;
     outcome.panics = std::mem::take(&mut running.panics);
     let mut errors = std::mem::take(&mut ticks.output_errors);
@@ -236,6 +237,7 @@ pub struct Sweep {
 pub fn sweep_text(sweep: &Sweep) -> String {
     use std::fmt::Write;
     let mut s = String::new();
+    let _ = writeln!(s, "sweep of run {}", sweep.outcome.facts.run_id);
     let _ = writeln!(
         s,
         "warm-up: {} of {} CPEs booted in {:.1}s (the boot storm; not part of step 1)",
