@@ -367,7 +367,11 @@ impl Recorder {
         }
         self.lag.reset();
         self.slot_wait.reset();
-        self.outcomes = Outcomes::default();
+        // The endpoint list keeps its allocation (zeroed), so a swapped-back recorder counts its
+        // first session of the interval without allocating.
+        let mut endpoints = std::mem::take(&mut self.outcomes.by_endpoint);
+        endpoints.iter_mut().for_each(|t| *t = Tally::default());
+        self.outcomes = Outcomes { by_endpoint: endpoints, ..Outcomes::default() };
     }
 }
 
