@@ -2,14 +2,15 @@
 # The whole test suite on a fresh machine: installs the real peers the tests drive, then runs
 # `cargo test --locked` (extra arguments go to cargo test). .ci/run runs this after fmt and clippy.
 #
-# Peers: buildah, podman and runc (the container image test) from Debian's packages, and the
-# Kubernetes manifest validator (kubernetes-validate, from PyPI, into target/test-tools/venv).
+# Peers: from Debian's packages, buildah, podman and runc (the container image test) and chromium
+# (the HTML report opened headless); from PyPI, the Kubernetes manifest validator
+# (kubernetes-validate, into target/test-tools/venv).
 # Installing Debian packages needs root (or passwordless sudo); every test that needs a missing
 # peer fails and names what to install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debian=(buildah podman runc)
+debian=(buildah podman runc chromium)
 missing=()
 for p in "${debian[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

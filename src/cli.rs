@@ -189,6 +189,16 @@ pub struct RunArgs {
     #[arg(long)]
     pub hdr_log: Option<PathBuf>,
 
+    /// Write a self-contained HTML report (charts over time, phases, sweep knee, tables by event
+    /// code and ACS endpoint; opens offline) to this file
+    #[arg(long)]
+    pub report_html: Option<PathBuf>,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics during the run (labels: run id, phase,
+    /// ACS endpoint; never a CPE), without the device state API
+    #[arg(long)]
+    pub metrics_bind_addr: Option<SocketAddr>,
+
     /// Pass/fail rule, e.g. 'Inform.p99<500ms' or 'sessions.failed_ratio<0.001' (repeatable;
     /// a breach exits 99)
     #[arg(long = "threshold")]
@@ -238,9 +248,11 @@ pub struct SweepArgs {
 /// `cpe-sim report …`.
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
-    /// Merge HdrHistogram interval logs (--hdr-log) from several runs or machines exactly
+    /// Merge interval logs (--hdr-log, exact latencies) and JSON reports (--report-json, session
+    /// counts) from several runs or machines; the same run twice is refused
     Merge {
-        /// Interval log files (--hdr-log), or directories holding them (*.hdr)
+        /// Interval logs (--hdr-log) and JSON reports (--report-json), told apart by content, or
+        /// directories holding them (*.hdr, *.json)
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Also write the merged report as JSON

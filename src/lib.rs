@@ -20,6 +20,7 @@
 //! - [`owners`]: what listeners ask a CPE's owner (credentials, wake-ups, state, local changes).
 //! - [`engine`]: one engine for one CPE or ten million: shards that run agendas on a timing
 //!   wheel, sessions over HTTP, transfers, progress, report, stop, sweeps.
+//! - [`metrics`]: `--metrics-bind-addr`, a Prometheus `/metrics` endpoint alone (no state API).
 //! - [`api`]: the device state API: a CPE's state as JSON, local changes (VALUE CHANGE), wake-ups.
 //! - [`connreq`]: the Connection Request listener: Digest/Basic checks, then a wake-up to the CPE's
 //!   owner (its shard).
@@ -44,6 +45,7 @@ pub mod console;
 pub mod cpe;
 pub mod cwmp;
 pub mod engine;
+pub mod metrics;
 pub mod model;
 pub mod owners;
 pub mod persist;

@@ -192,6 +192,13 @@ pub fn validate(args: &RunArgs, sweep: Option<SweepFlags<'_>>) -> Result<Checked
     // Files last: a usage error above leaves nothing behind to clean up.
     creatable("--report-json", args.report_json.as_deref())?;
     creatable("--hdr-log", args.hdr_log.as_deref())?;
+    creatable("--report-html", args.report_html.as_deref())?;
+    if let Some(m) = args.metrics_bind_addr {
+        let taken = [args.api_bind_addr, args.cr_bind_addr].into_iter().flatten().any(|a| a == m && a.port() != 0);
+        if taken {
+            return Err(usage("--metrics-bind-addr", m, "must differ from --api-bind-addr and --cr-bind-addr"));
+        }
+    }
     creatable("--sweep-json", sweep.and_then(|s| s.sweep_json))?;
     Ok(Checked { log_level, acs_url, thresholds, slice, start_at })
 }
@@ -497,6 +504,10 @@ mod tests {
 
     #[test]
     fn output_files_must_be_creatable_and_are_left_alone() {
+        let e = refused(&["--report-html", "/nonexistent-dir/x.html"]);
+        assert!(e.starts_with("--report-html /nonexistent-dir/x.html: cannot be created"), "{e}");
+        let e = refused(&["--metrics-bind-addr", "127.0.0.1:9100", "--api-bind-addr", "127.0.0.1:9100"]);
+        assert_eq!(e, "--metrics-bind-addr 127.0.0.1:9100: must differ from --api-bind-addr and --cr-bind-addr");
         let e = refused(&["--report-json", "/nonexistent-dir/x.json"]);
         assert!(e.starts_with("--report-json /nonexistent-dir/x.json: cannot be created"), "{e}");
         // /proc refuses new files, even to root.

@@ -386,7 +386,9 @@ fn the_binary_reports_json_thresholds_logs_and_sweeps() {
     let (code, out, err) = cpe_sim(&args);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("cpe-sim report: 300 CPEs on 2 shard(s)") && out.contains("Inform"), "{out}");
-    assert!(err.contains("] cpes 300 | sessions"), "progress line: {err}");
+    // Passed thresholds are listed too, with the actual value in the rule's unit.
+    assert!(out.contains("thresholds: 2 of 2 passed\n  passed   Inform.p99<10s (actual "), "{out}");
+    assert!(err.contains("] run | booted ") && err.contains(" of 300 | "), "progress line: {err}");
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     for key in [
         "/sessions/completed",
@@ -406,17 +408,22 @@ fn the_binary_reports_json_thresholds_logs_and_sweeps() {
     args.extend(["--threshold", "Inform.p50<1us"]);
     let (code, _, err) = cpe_sim(&args);
     assert_eq!(code, 99, "{err}");
-    assert!(err.contains("threshold breached: Inform.p50<1us"), "{err}");
+    assert!(err.contains("threshold breached: Inform.p50<1us (actual ") && err.contains("µs)"), "the breach has units: {err}");
     let (code, _, err) = cpe_sim(&["--cpes", "10", "--threshold", "Inform.p99"]);
     assert_eq!(code, 2, "bad rule is a usage error: {err}");
-    // The interval log merges back into the same counts.
-    let (code, merged, err) = cpe_sim(&["report", "merge", hlog.to_str().unwrap(), hlog.to_str().unwrap()]);
+    // See: #12 — a time without a unit is refused rather than read as microseconds.
+    let (code, _, err) = cpe_sim(&["--cpes", "10", "--threshold", "Inform.p99<500"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--threshold Inform.p99<500: a time needs a unit: us, ms or s (e.g. Inform.p99<500ms)"), "{err}");
+    // The interval log merges back into the same counts; given twice, it is refused.
+    let (code, _, err) = cpe_sim(&["report", "merge", hlog.to_str().unwrap(), hlog.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("the same run twice: run "), "{err}");
+    let (code, merged, err) = cpe_sim(&["report", "merge", hlog.to_str().unwrap(), json.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     let inform_count = report["rpc"]["Inform"]["count"].as_u64().unwrap();
-    assert!(
-        merged.lines().any(|l| l.starts_with("Inform ") && l.split_whitespace().nth(1) == Some(&(2 * inform_count).to_string())),
-        "{merged}"
-    );
+    assert!(merged.lines().any(|l| l.starts_with("Inform ") && l.split_whitespace().nth(1) == Some(&inform_count.to_string())), "{merged}");
+    assert!(merged.contains("covers 300 CPEs on 2 shard(s) in all"), "{merged}");
     // A small sweep: two steps, offered rates from the period, a knee, against an ACS that
     // counts the Informs it answers.
     //

@@ -34,3 +34,5 @@ mod slices;
 mod image;
 // deploy/kubernetes: manifests valid offline, the Indexed Job wired for slices.
 mod deploy;
+// Issue 12's reports: /metrics during a run, sweeps as steps, the HTML report in Chromium, merge.
+mod report;

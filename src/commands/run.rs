@@ -253,6 +253,17 @@ pub fn run(
     }
     let (model, mut listeners) = side_rt.block_on(start_listeners(args, model, shards, single, live.clone()))?;
     let receivers = std::mem::take(&mut listeners.receivers);
+    let metrics_text = args.metrics_bind_addr.map(|_| crate::metrics::Exposition::default());
+    let metrics = match (args.metrics_bind_addr, &metrics_text) {
+        (Some(bind), Some(text)) => {
+            let server = side_rt
+                .block_on(crate::metrics::MetricsServer::start(bind, text.clone()))
+                .with_context(|| format!("--metrics-bind-addr {bind}: cannot listen"))?;
+            info!("Prometheus metrics at http://{}/metrics", server.addr);
+            Some(server)
+        }
+        _ => None,
+    };
     let mut store = open_store(args, &model)?;
     // A second Ctrl-C skips the drain, not the last batch of device state.
     if let Some(sink) = store.as_ref().map(|s| s.sink.clone()) {
@@ -315,6 +326,9 @@ pub fn run(
         progress: true,
         live,
         stop: None,
+        report_html: args.report_html.clone(),
+        metrics: metrics_text.clone(),
+        run_id: None,
     };
     let result = match sweep {
         Some((multipliers, step, json_path)) => {
@@ -324,6 +338,9 @@ pub fn run(
     };
     if let Some(s) = server {
         side_rt.block_on(s.stop());
+    }
+    if let Some(m) = metrics {
+        side_rt.block_on(m.stop());
     }
     let cr_stats = listeners.cr.as_ref().map(|s| s.stats().to_string());
     side_rt.block_on(listeners.stop());
@@ -339,10 +356,11 @@ pub fn run(
     let (outcome, sweeping) = match result? {
         Ok(outcome) => {
             print(&crate::stats::report::to_text(&outcome.total, &outcome.facts, &crate::stats::report::ProcessFigures::now()));
+            print(&crate::stats::threshold::to_text(&outcome.verdicts));
             (outcome, false)
         }
         Err((sweep, json_path)) => {
-            print(&engine::sweep::sweep_text(&sweep.steps, sweep.knee));
+            print(&engine::sweep::sweep_text(&sweep));
             if let Some(p) = json_path {
                 if let Err(e) = std::fs::write(p, serde_json::to_vec_pretty(&sweep.json).unwrap_or_default()) {
                     error!("--sweep-json {}: {e}", p.display());

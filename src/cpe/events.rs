@@ -127,6 +127,12 @@ impl EventQueue {
         InformEventList { queue: self, codes, methods, transfers, value_changes }
     }
 
+    /// The single event codes of the next Inform as a bit set (bit `EventCode as u8`), for
+    /// counting sessions by event code.
+    pub fn codes_for_inform(&self, value_changes: usize) -> u16 {
+        self.for_inform(value_changes).codes
+    }
+
     /// The Inform was answered: its events are delivered.
     pub fn delivered(&mut self, sent: Sent) {
         self.codes &= !sent.codes;

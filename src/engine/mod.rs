@@ -10,11 +10,13 @@
 //! - [`wheel`], [`timer`], [`clock`]: when things happen.
 //! - [`transfer`]: Downloads and Uploads, and their TransferComplete faults.
 //! - [`sweep`]: interval-multiplier sweeps on a live fleet.
+//! - `ticks`: what each progress tick updates (timeline, progress line, `/metrics`, interval log).
 
 pub mod clock;
 pub mod session;
 pub mod shard;
 pub mod sweep;
+pub(crate) mod ticks;
 pub mod timer;
 pub mod transfer;
 pub mod wheel;
@@ -32,10 +34,11 @@ use crate::cpe::CpeState;
 use crate::model::Model;
 use crate::owners::CpeMsg;
 use crate::session::template::InformTemplate;
-use crate::stats::interval::HdrLog;
 use crate::stats::report::{self, ProcessFigures, RunFacts};
-use crate::stats::threshold::{Breach, Threshold};
-use crate::stats::{m, Recorder};
+use crate::stats::run_id::RunId;
+use crate::stats::threshold::{Breach, Threshold, Verdict};
+use crate::stats::timeline::Timeline;
+use crate::stats::Recorder;
 use crate::transport::TransportConfig;
 use clock::Clock;
 use shard::ShardReport;
@@ -279,6 +282,12 @@ pub struct Outputs {
     pub live: Option<Arc<std::sync::Mutex<Recorder>>>,
     /// Set to stop the run (as SIGINT/SIGTERM do), for library users and tests.
     pub stop: Option<Arc<AtomicBool>>,
+    /// `--report-html`: the self-contained HTML report.
+    pub report_html: Option<PathBuf>,
+    /// The Prometheus text `--metrics-bind-addr` serves, refreshed at each progress tick.
+    pub metrics: Option<crate::metrics::Exposition>,
+    /// The run's id (a fresh one when `None`), in every output.
+    pub run_id: Option<RunId>,
 }
 
 impl Outputs {
@@ -294,6 +303,8 @@ pub struct FleetOutcome {
     pub facts: RunFacts,
     pub json: Value,
     pub breaches: Vec<Breach>,
+    /// Every `--threshold` rule checked, passed or not, in the order given.
+    pub verdicts: Vec<Verdict>,
     /// Shards that died, as "shard N panicked: message" lines; the report lacks their figures.
     pub panics: Vec<String>,
     /// The CPEs' final states when the plan asked for them, in the order the shards ended (each
@@ -436,30 +447,6 @@ impl Running {
     }
 }
 
-pub(crate) fn progress_line(
-    elapsed: Duration,
-    cpes: u32,
-    interval: &Recorder,
-    over: Duration,
-    total: &Recorder,
-    in_flight: usize,
-) -> String {
-    let inform = &interval.service[m::INFORM];
-    let q = |p: f64| if inform.is_empty() { "-".to_string() } else { format!("{:.1}ms", inform.value_at_quantile(p) as f64 / 1000.0) };
-    format!(
-        "[{:>6.1}s] cpes {} | sessions {} ({:.1}/s) | in flight {} | failed {} | late {} | Inform p50 {} p99 {}",
-        elapsed.as_secs_f64(),
-        cpes,
-        total.outcomes.completed,
-        interval.outcomes.completed as f64 / over.as_secs_f64().max(1e-3),
-        in_flight,
-        total.outcomes.failed_sessions(),
-        total.outcomes.late(),
-        q(0.5),
-        q(0.99)
-    )
-}
-
 /// Runs `plan` for `duration` (or until a stop, or in a one-shot run until nothing is owed),
 /// reporting as `out` says. `owners` holds one listener receiver per shard, or nothing without
 /// listeners.
@@ -474,44 +461,20 @@ pub fn run(
 ) -> anyhow::Result<FleetOutcome> {
     plan.publish_acs_settings();
     let plan = Arc::new(plan);
-    let started = Instant::now();
-    let mut hdr = match &out.hdr_log {
-        Some(p) => Some(HdrLog::create(p).map_err(|e| anyhow::anyhow!("--hdr-log {}: {e}", p.display()))?),
-        None => None,
-    };
+    let mut ticks = ticks::Ticks::start(&plan, out)?;
+    ticks.begin_phase("run");
+    let started = ticks.started;
     let mut running = Running::start(plan.clone(), owners)?;
     let mut total = Recorder::new();
     let mut interval = Recorder::new();
-    let mut output_errors = Vec::new();
     let end = duration.map(|d| started + d);
-    let mut last_tick = started;
-    // Sessions shown by the last progress line (the final line is printed only if it says more).
-    let mut shown = 0;
     let stop = || out.stop_requested();
     loop {
-        let next = (last_tick + out.progress_every).min(end.unwrap_or(last_tick + out.progress_every));
+        let next = ticks.next_at().min(end.unwrap_or(ticks.next_at()));
         running.collect(next, &mut [&mut total, &mut interval], &stop);
         let now = Instant::now();
         if now >= next {
-            if out.progress {
-                let line = progress_line(now - started, plan.cpes, &interval, now - last_tick, &total, running.in_flight.iter().sum());
-                crate::console::err_line(&line);
-                shown = total.outcomes.completed + total.outcomes.failed_sessions();
-            }
-            if let Some(h) = hdr.as_mut() {
-                if let Err(e) = h.write(&interval, last_tick - started, now - last_tick) {
-                    tracing::error!("--hdr-log: {e}; the interval log stops here, the run goes on");
-                    output_errors.push(format!("--hdr-log: {e}"));
-                    hdr = None;
-                }
-            }
-            if let Some(live) = &out.live {
-                let mut l = live.lock().unwrap_or_else(|e| e.into_inner());
-                l.reset();
-                l.add(&total);
-            }
-            interval.reset();
-            last_tick = now;
+            ticks.tick(&mut interval, &total, running.in_flight.iter().sum(), now);
         }
         if stop() || end.is_some_and(|e| now >= e) || running.live == 0 || !running.panics.is_empty() {
             break;
@@ -522,36 +485,40 @@ pub fn run(
         tracing::info!(sessions = open, "stopping: open sessions get up to {:?} to finish (again to exit at once)", plan.drain_timeout);
     }
     running.stop(&mut [&mut total, &mut interval]);
-    let now = Instant::now();
-    if out.progress && total.outcomes.completed + total.outcomes.failed_sessions() != shown {
-        // The last line agrees with the report below it: totals and rates over the whole run.
-        let line = progress_line(now - started, plan.cpes, &total, now - started, &total, 0);
-        crate::console::err_line(&line);
-    }
-    if let Some(h) = hdr.as_mut() {
-        if let Err(e) = h.write(&interval, last_tick - started, now.saturating_duration_since(last_tick)) {
-            output_errors.push(format!("--hdr-log: {e}"));
-        }
-    }
-    let facts =
-        RunFacts { duration: started.elapsed(), cpes: plan.cpes as u64, shards: plan.shards as u32, multiplier: plan.periodic.multiplier };
-    let mut outcome = finish(total, facts, out, &running.panics)?;
+    let facts = ticks.last(&mut interval, &total);
+    let mut outcome = finish(total, facts, out, &running.panics, &ticks.timeline, None)?;
     outcome.panics = std::mem::take(&mut running.panics);
     outcome.states = std::mem::take(&mut running.states);
+    let mut output_errors = std::mem::take(&mut ticks.output_errors);
     output_errors.append(&mut outcome.output_errors);
     outcome.output_errors = output_errors;
     Ok(outcome)
 }
 
-pub(crate) fn finish(total: Recorder, facts: RunFacts, out: &Outputs, panics: &[String]) -> anyhow::Result<FleetOutcome> {
+/// The report of a run (or of a sweep's steps together): JSON with the thresholds' verdicts and
+/// the endpoints' URLs, written to `--report-json` and, with the timeline (and the sweep table),
+/// to `--report-html`.
+pub(crate) fn finish(
+    total: Recorder,
+    facts: RunFacts,
+    out: &Outputs,
+    panics: &[String],
+    timeline: &Timeline,
+    sweep: Option<&Value>,
+) -> anyhow::Result<FleetOutcome> {
     let process = ProcessFigures::now();
-    let json = report::to_json(&total, &facts, &process);
-    let breaches: Vec<Breach> = out.thresholds.iter().filter_map(|t| t.check(&json)).collect();
-    let mut json = json;
-    json["thresholds"] = json!(out
-        .thresholds
+    let mut json = report::to_json(&total, &facts, &process);
+    if let Some(endpoints) = json["endpoints"].as_array_mut() {
+        for e in endpoints {
+            let url = e["index"].as_u64().and_then(|i| timeline.endpoints.get(i as usize)).cloned();
+            e["url"] = json!(url);
+        }
+    }
+    let verdicts: Vec<Verdict> = out.thresholds.iter().map(|t| t.evaluate(&json)).collect();
+    let breaches: Vec<Breach> = verdicts.iter().filter(|v| !v.passed).cloned().collect();
+    json["thresholds"] = json!(verdicts
         .iter()
-        .map(|t| json!({"rule": t.text, "passed": !breaches.iter().any(|b| b.rule == t.text)}))
+        .map(|v| json!({"rule": v.rule, "passed": v.passed, "actual": v.actual, "actual_text": v.actual_text}))
         .collect::<Vec<_>>());
     json["complete"] = json!(panics.is_empty());
     if !panics.is_empty() {
@@ -563,5 +530,18 @@ pub(crate) fn finish(total: Recorder, facts: RunFacts, out: &Outputs, panics: &[
             output_errors.push(format!("--report-json {}: {e}", p.display()));
         }
     }
-    Ok(FleetOutcome { total, facts, json, breaches, panics: Vec::new(), states: Vec::new(), output_errors })
+    if let Some(p) = &out.report_html {
+        let t0 = Instant::now();
+        let html = crate::stats::html::render(timeline, &json, sweep);
+        match std::fs::write(p, &html) {
+            Ok(()) => tracing::info!(
+                bytes = html.len(),
+                ms = t0.elapsed().as_millis() as u64,
+                "--report-html {} written (open it in a browser; it needs no network)",
+                p.display()
+            ),
+            Err(e) => output_errors.push(format!("--report-html {}: {e}", p.display())),
+        }
+    }
+    Ok(FleetOutcome { total, facts, json, breaches, verdicts, panics: Vec::new(), states: Vec::new(), output_errors })
 }

@@ -28,6 +28,9 @@ pub struct Probe<'r> {
     pub recorder: &'r RefCell<Recorder>,
     /// When the session was due (the wheel's deadline), for latency from the scheduled start.
     pub scheduled_at: Instant,
+    /// The session's ACS endpoint: an index into the run's endpoint labels (today always 0, the
+    /// `--acs-url`; a scenario with several endpoints sets its CPE's).
+    pub endpoint: u16,
 }
 
 /// How one session went.
@@ -104,6 +107,8 @@ pub async fn session(
     }
     // A session a Connection Request started: its Inform is also measured from the wake-up.
     let woken = cpe.events.has(EventCode::ConnectionRequest);
+    // The Inform's event codes, for the by-event-code table.
+    let events = cpe.events.codes_for_inform(cpe.delta.changed().len());
     let mut session = Session::start(model, template, cpe, clock.now(), &mut out);
     if let Some(p) = &probe {
         let mut r = p.recorder.borrow_mut();
@@ -112,6 +117,7 @@ pub async fn session(
     let finish = |failure: Option<Failure>, summary: SessionSummary, conn: Option<Connection>| {
         if let Some(p) = &probe {
             let mut r = p.recorder.borrow_mut();
+            r.outcomes.count_session(events, p.endpoint, failure.is_none());
             match &failure {
                 None => {
                     r.outcomes.completed += 1;

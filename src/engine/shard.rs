@@ -454,7 +454,7 @@ impl<'p> Shard<'p> {
                             }
                             cpe.transfer_finished(&req, fault.as_ref().map(|(c, d)| (*c, d.as_str())), start, plan.clock.now());
                         }
-                        let probe = Probe { recorder, scheduled_at: scheduled_at.into() };
+                        let probe = Probe { recorder, scheduled_at: scheduled_at.into(), endpoint: 0 };
                         let destination = match (&own_url, target) {
                             (Some(t), _) | (None, Some(t)) => Destination::Parsed(t),
                             (None, None) => Destination::Url(&plan.acs_url),

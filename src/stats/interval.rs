@@ -10,11 +10,14 @@ use base64::Engine as _;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, IntervalLogWriterBuilder, LogEntry, Tag};
 use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
 
+use super::report::RunFacts;
 use super::{Recorder, METRICS};
 
 /// Tag suffix of from-scheduled histograms (`Inform.scheduled`), and the lag's tag.
 const SCHEDULED: &str = ".scheduled";
 const LAG: &str = "SchedulerLag";
+/// The header comment that names the run a log belongs to.
+pub const RUN_COMMENT: &str = "cpe-sim run";
 
 /// An open interval log.
 pub struct HdrLog {
@@ -23,11 +26,12 @@ pub struct HdrLog {
 }
 
 impl HdrLog {
-    /// Creates `path` and writes the header.
+    /// Creates `path` and writes the header: a comment naming the run ([`RUN_COMMENT`] `id=…
+    /// cpes=… first_index=… shards=…`, which `report merge` reads back), then the standard lines.
     ///
     /// # Errors
     /// The file cannot be created or written.
-    pub fn create(path: &Path) -> std::io::Result<HdrLog> {
+    pub fn create(path: &Path, facts: &RunFacts) -> std::io::Result<HdrLog> {
         let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
         let mut serializer = V2DeflateSerializer::new();
         let started = SystemTime::now();
@@ -35,6 +39,10 @@ impl HdrLog {
             .add_comment(
                 "cpe-sim latency log (microseconds); tags: <Rpc> (service time), <Rpc>.scheduled (from the scheduled start), SchedulerLag",
             )
+            .add_comment(&format!(
+                "{RUN_COMMENT} id={} cpes={} first_index={} shards={}",
+                facts.run_id, facts.cpes, facts.first_index, facts.shards
+            ))
             .with_start_time(started)
             .with_base_time(started)
             .begin_log_with(&mut file, &mut serializer)?;
@@ -113,7 +121,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let (a, b) = (dir.join("a.hlog"), dir.join("b.hlog"));
         for (path, base) in [(&a, 1u64), (&b, 1000)] {
-            let mut log = HdrLog::create(path).unwrap();
+            let mut log = HdrLog::create(path, &RunFacts::default()).unwrap();
             let mut r = Recorder::new();
             for i in 0..100 {
                 r.record(m::INFORM, Duration::from_micros(base + i));

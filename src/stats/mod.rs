@@ -9,10 +9,22 @@
 //! - [`report`]: the final report (text table and JSON) and process figures.
 //! - [`threshold`]: `--threshold 'Inform.p99<500ms'` rules.
 //! - [`interval`]: the HdrHistogram interval log (`--hdr-log`) and `report merge`.
+//! - [`timeline`]: a run's phases and its bounded time series (the progress line, the HTML report).
+//! - [`exposition`]: the Prometheus text of a running run (`--metrics-bind-addr`).
+//! - [`html`]: the self-contained HTML report (`--report-html`).
+//! - [`run_id`]: the id every output of a run carries.
+//! - [`merge`]: `report merge` of interval logs and JSON reports, refusing the same run twice.
+//! - [`progress`]: the live progress line.
 
+pub mod exposition;
+pub mod html;
 pub mod interval;
+pub mod merge;
+pub mod progress;
 pub mod report;
+pub mod run_id;
 pub mod threshold;
+pub mod timeline;
 
 use std::time::Duration;
 
@@ -130,6 +142,23 @@ impl Cause {
     }
 }
 
+/// Sessions under one key (an event code, an ACS endpoint): how many ended, and how.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub completed: u64,
+    pub failed: u64,
+}
+
+impl Tally {
+    fn add(&mut self, o: &Tally) {
+        self.completed += o.completed;
+        self.failed += o.failed;
+    }
+}
+
+/// Number of single event codes (TR-069 Amd 6 §3.7.1.5 Table 7, `0 BOOTSTRAP` … `14 HEARTBEAT`).
+pub const EVENT_CODES: usize = crate::cwmp::rpc::inform::EventCode::ALL.len();
+
 /// Session counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outcomes {
@@ -148,6 +177,12 @@ pub struct Outcomes {
     pub http_status: Vec<(u16, u64)>,
     /// The latest failure, worded for a person (after the reachability checklist).
     pub last_failure: Option<String>,
+    /// Ended sessions by the single event codes their Inform carried, indexed by `EventCode as
+    /// usize` (a session with `0 BOOTSTRAP` and `1 BOOT` counts under both).
+    pub by_event: [Tally; EVENT_CODES],
+    /// Ended sessions by ACS endpoint, indexed by the endpoint's index in the run's list (grown
+    /// on first use; today one endpoint, the `--acs-url`).
+    pub by_endpoint: Vec<Tally>,
 }
 
 impl Outcomes {
@@ -172,7 +207,48 @@ impl Outcomes {
         }
     }
 
+    /// Counts one ended session under each event code in `events` (a bit set, bit `EventCode as
+    /// u8`) and under ACS endpoint `endpoint`.
+    pub fn count_session(&mut self, events: u16, endpoint: u16, ok: bool) {
+        let bump = |t: &mut Tally| if ok { t.completed += 1 } else { t.failed += 1 };
+        for (i, t) in self.by_event.iter_mut().enumerate() {
+            if events & (1 << i) != 0 {
+                bump(t);
+            }
+        }
+        let e = endpoint as usize;
+        if self.by_endpoint.len() <= e {
+            self.by_endpoint.resize(e + 1, Tally::default());
+        }
+        if let Some(t) = self.by_endpoint.get_mut(e) {
+            bump(t);
+        }
+    }
+
+    /// CPEs booted: sessions with `1 BOOT` that completed (a first boot carries `0 BOOTSTRAP 1
+    /// BOOT`, a resumed CPE `1 BOOT`); a reboot counts again, so callers cap it at the fleet.
+    pub fn booted(&self) -> u64 {
+        self.by_event[crate::cwmp::rpc::inform::EventCode::Boot as usize].completed
+    }
+
+    /// The causes with failures, most first (late Informs included), at most `n`.
+    pub fn top_causes(&self, n: usize) -> Vec<(Cause, u64)> {
+        let mut v: Vec<(Cause, u64)> = Cause::ALL.iter().map(|c| (*c, self.failed[*c as usize])).filter(|(_, n)| *n > 0).collect();
+        v.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+        v.truncate(n);
+        v
+    }
+
     fn add(&mut self, o: &Outcomes) {
+        for (a, b) in self.by_event.iter_mut().zip(o.by_event.iter()) {
+            a.add(b);
+        }
+        if self.by_endpoint.len() < o.by_endpoint.len() {
+            self.by_endpoint.resize(o.by_endpoint.len(), Tally::default());
+        }
+        for (a, b) in self.by_endpoint.iter_mut().zip(o.by_endpoint.iter()) {
+            a.add(b);
+        }
         self.started += o.started;
         self.completed += o.completed;
         self.interrupted += o.interrupted;
@@ -296,7 +372,11 @@ impl Recorder {
                 h.reset();
             }
         }
-        self.outcomes = Outcomes::default();
+        // The endpoint list keeps its allocation (zeroed), so a swapped-back recorder counts its
+        // first session of the interval without allocating.
+        let mut endpoints = std::mem::take(&mut self.outcomes.by_endpoint);
+        endpoints.iter_mut().for_each(|t| *t = Tally::default());
+        self.outcomes = Outcomes { by_endpoint: endpoints, ..Outcomes::default() };
     }
 }
 
@@ -318,6 +398,14 @@ mod tests {
         assert_eq!(a.outcomes.failed_sessions(), 1);
         assert_eq!(a.outcomes.late(), 1);
         assert_eq!(a.outcomes.http_status, vec![(503, 1)]);
+        a.outcomes.count_session(0b11, 1, true);
+        b.outcomes.count_session(0b10, 0, false);
+        a.add(&b);
+        assert_eq!(a.outcomes.by_event[0], Tally { completed: 1, failed: 0 });
+        assert_eq!(a.outcomes.by_event[1], Tally { completed: 1, failed: 1 });
+        assert_eq!(a.outcomes.by_endpoint, vec![Tally { completed: 0, failed: 1 }, Tally { completed: 1, failed: 0 }]);
+        assert_eq!(a.outcomes.booted(), 1);
+        assert_eq!(a.outcomes.top_causes(1), vec![(Cause::HttpStatus, 2)]);
         a.reset();
         assert_eq!(a.service[m::INFORM].len(), 0);
         assert_eq!(METRICS[m::CONNECT], "Connect");

@@ -7,20 +7,28 @@
 //! `failures.{<cause>: n, http_status: {"503": n}}`,
 //! `rpc.<Name>.{count,p50_us,p90_us,p99_us,p999_us,max_us,mean_us}` (service time, plus
 //! `from_scheduled.{…}`: from the session's scheduled start), `scheduler_lag.{p50_us,p99_us,max_us}`,
-//! `process.{peak_rss_bytes,cpu_seconds}`, and `run.{duration_s,cpes,shards,multiplier}`.
+//! `process.{peak_rss_bytes,cpu_seconds}`, `run.{id,duration_s,cpes,first_index,shards,multiplier}`,
+//! `events.{"0 BOOTSTRAP": {completed,failed}, …}` (sessions by the event codes their Inform
+//! carried) and `endpoints: [{index,completed,failed}]` (by ACS endpoint; the engine adds `url`).
 
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde_json::{json, Map, Value};
 
+use super::run_id::RunId;
 use super::{Cause, Recorder, METRICS};
+use crate::cwmp::rpc::inform::EventCode;
 
 /// Facts about the run the report describes.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RunFacts {
+    /// The run's id, in every output ([`RunId`]).
+    pub run_id: RunId,
     pub duration: Duration,
     pub cpes: u64,
+    /// Index of the first CPE (`--first-index`): the run simulated `first_index..first_index+cpes`.
+    pub first_index: u32,
     pub shards: u32,
     pub multiplier: f64,
 }
@@ -101,9 +109,26 @@ pub fn to_json(r: &Recorder, facts: &RunFacts, process: &ProcessFigures) -> Valu
         json!({"p50_us": r.slot_wait.value_at_quantile(0.5), "p99_us": r.slot_wait.value_at_quantile(0.99), "max_us": r.slot_wait.max()})
     };
     let (limit, why) = limited_by(r, facts);
+    let events: Map<String, Value> = EventCode::ALL
+        .iter()
+        .map(|c| (c, o.by_event[*c as usize]))
+        .filter(|(_, t)| t.completed + t.failed > 0)
+        .map(|(c, t)| (c.as_str().to_string(), json!({"completed": t.completed, "failed": t.failed})))
+        .collect();
+    let endpoints: Vec<Value> =
+        o.by_endpoint.iter().enumerate().map(|(i, t)| json!({"index": i, "completed": t.completed, "failed": t.failed})).collect();
     json!({
         "schema": "cpe-sim/report/v1",
-        "run": {"duration_s": (secs * 1000.0).round() / 1000.0, "cpes": facts.cpes, "shards": facts.shards, "multiplier": facts.multiplier},
+        "run": {
+            "id": facts.run_id.to_string(),
+            "duration_s": (secs * 1000.0).round() / 1000.0,
+            "cpes": facts.cpes,
+            "first_index": facts.first_index,
+            "shards": facts.shards,
+            "multiplier": facts.multiplier,
+        },
+        "events": Value::Object(events),
+        "endpoints": endpoints,
         "sessions": {
             "started": o.started,
             "completed": o.completed,
@@ -165,7 +190,8 @@ pub fn limited_by(r: &Recorder, facts: &RunFacts) -> (&'static str, String) {
     ("none", format!("on schedule: scheduler lag p99 {}, slot wait p99 {}, Inform p99 {}", fmt_us(lag), fmt_us(slot), fmt_us(inform)))
 }
 
-fn fmt_us(v: u64) -> String {
+/// A time in µs the way every output of cpe-sim shows times: `850µs`, `12.3ms`, `1.25s`.
+pub fn fmt_us(v: u64) -> String {
     match v {
         0..=999 => format!("{v}µs"),
         1_000..=999_999 => format!("{:.1}ms", v as f64 / 1e3),
@@ -181,11 +207,12 @@ pub fn to_text(r: &Recorder, facts: &RunFacts, process: &ProcessFigures) -> Stri
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "cpe-sim report: {} CPEs on {} shard(s), {:.1}s, interval multiplier {}",
+        "cpe-sim report: {} CPEs on {} shard(s), {:.1}s, interval multiplier {}, run {}",
         facts.cpes,
         facts.shards,
         facts.duration.as_secs_f64(),
-        facts.multiplier
+        facts.multiplier,
+        facts.run_id
     );
     let _ = writeln!(
         out,
@@ -256,7 +283,11 @@ mod tests {
         r.outcomes.completed = 4;
         r.outcomes.count(Cause::Timeout);
         r.outcomes.count(Cause::Late);
-        let j = to_json(&r, &RunFacts { duration: Duration::from_secs(2), cpes: 10, shards: 1, multiplier: 1.0 }, &ProcessFigures::now());
+        let j = to_json(
+            &r,
+            &RunFacts { duration: Duration::from_secs(2), cpes: 10, shards: 1, multiplier: 1.0, ..RunFacts::default() },
+            &ProcessFigures::now(),
+        );
         assert_eq!(j["sessions"]["completed"], 4);
         assert_eq!(j["sessions"]["failed"], 1);
         assert_eq!(j["sessions"]["failed_ratio"], 0.2);
@@ -270,8 +301,11 @@ mod tests {
         assert_eq!(j["limited_by"]["what"], "acs");
         assert!(j["scheduler_lag"]["p99_us"].as_u64().unwrap() >= 299);
         assert!(j["process"]["peak_rss_bytes"].as_u64().unwrap() > 0);
-        let text =
-            to_text(&r, &RunFacts { duration: Duration::from_secs(2), cpes: 10, shards: 1, multiplier: 1.0 }, &ProcessFigures::default());
+        let text = to_text(
+            &r,
+            &RunFacts { duration: Duration::from_secs(2), cpes: 10, shards: 1, multiplier: 1.0, ..RunFacts::default() },
+            &ProcessFigures::default(),
+        );
         assert!(text.contains("Inform") && text.contains("failures: timeout=1"), "{text}");
     }
 }

@@ -5,7 +5,9 @@
 //! Paths: `<Rpc>.<p50|p90|p99|p999|max|mean|count>` (service time), `<Rpc>.scheduled.<stat>` (from
 //! the scheduled start; Inform and Session), `sessions.<completed|failed|failed_ratio|per_second|
 //! late>`, `scheduler_lag.<p50|p99|max>`, `failures.<cause>`. Operators `<`, `<=`, `>`, `>=`.
-//! Time values take `us`, `ms` or `s` (bare numbers are microseconds).
+//! Time values need a unit, `us`, `ms` or `s` (`Inform.p99<500` is refused: 500 what?); counts and
+//! ratios take none (a ratio may end in `%`). Every rule is checked, passed or not
+//! ([`Threshold::evaluate`]), and its actual value is shown in the rule's unit.
 
 use serde_json::Value;
 
@@ -19,6 +21,8 @@ pub struct Threshold {
     op: Op,
     /// In report units (µs for times).
     limit: f64,
+    /// The unit the rule was written in, for showing actual values (`ms`); empty for counts.
+    unit: &'static str,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,16 +33,42 @@ enum Op {
     Ge,
 }
 
-/// A rule the run broke.
+/// A rule checked against a report: whether it held and the value it saw.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Breach {
+pub struct Verdict {
+    /// The rule as written.
     pub rule: String,
+    /// The value in report units (µs for times, a ratio as 0..1).
     pub actual: f64,
+    /// The value in the rule's unit, with the unit (`612.3ms`, `0.12%`, `17`).
+    pub actual_text: String,
+    pub passed: bool,
 }
 
-impl std::fmt::Display for Breach {
+/// A rule the run broke.
+pub type Breach = Verdict;
+
+impl std::fmt::Display for Verdict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "threshold breached: {} (actual {})", self.rule, self.actual)
+        let word = if self.passed { "threshold passed" } else { "threshold breached" };
+        write!(f, "{word}: {} (actual {})", self.rule, self.actual_text)
+    }
+}
+
+/// Shows `v` (report units) in `unit`: `us`/`µs`, `ms`, `s`, `%` or a bare number.
+fn show(v: f64, unit: &str) -> String {
+    let (n, suffix) = match unit {
+        "us" | "µs" => (v, "µs"),
+        "ms" => (v / 1e3, "ms"),
+        "s" => (v / 1e6, "s"),
+        "%" => (v * 100.0, "%"),
+        _ => (v, ""),
+    };
+    // Whole numbers print without decimals (counts), others with up to 3 significant decimals.
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        format!("{}{suffix}", n as i64)
+    } else {
+        format!("{}{suffix}", (n * 1000.0).round() / 1000.0)
     }
 }
 
@@ -100,28 +130,52 @@ impl Threshold {
         let (num, unit) =
             value.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-')).map_or((value, ""), |i| (&value[..i], &value[i..]));
         let n: f64 = num.parse().map_err(|_| format!("`{text}`: `{value}` is not a number"))?;
-        let limit = match (timed, unit) {
-            (true, "" | "us" | "µs") => n,
-            (true, "ms") => n * 1e3,
-            (true, "s") => n * 1e6,
-            (false, "") => n,
-            (false, "%") => n / 100.0,
-            _ => return Err(format!("`{text}`: unit `{unit}` does not fit `{path}`")),
+        let (limit, unit) = match (timed, unit) {
+            (true, "") => return Err(format!("`{text}`: a time needs a unit: us, ms or s (e.g. {path}<{num}ms)")),
+            (true, "us") => (n, "us"),
+            (true, "µs") => (n, "µs"),
+            (true, "ms") => (n * 1e3, "ms"),
+            (true, "s") => (n * 1e6, "s"),
+            (false, "") => (n, ""),
+            (false, "%") => (n / 100.0, "%"),
+            (true, _) => return Err(format!("`{text}`: unit `{unit}` does not fit `{path}` (a time: us, ms or s)")),
+            (false, _) => return Err(format!("`{text}`: unit `{unit}` does not fit `{path}` (a count or ratio: no unit, or %)")),
         };
-        Ok(Threshold { text: text.to_string(), pointer, op, limit })
+        Ok(Threshold { text: text.to_string(), pointer, op, limit, unit })
     }
 
     /// Checks the rule against a JSON report; a missing metric counts as 0.
-    pub fn check(&self, report: &Value) -> Option<Breach> {
+    pub fn evaluate(&self, report: &Value) -> Verdict {
         let actual = report.pointer(&self.pointer).and_then(Value::as_f64).unwrap_or(0.0);
-        let ok = match self.op {
+        let passed = match self.op {
             Op::Lt => actual < self.limit,
             Op::Le => actual <= self.limit,
             Op::Gt => actual > self.limit,
             Op::Ge => actual >= self.limit,
         };
-        (!ok).then(|| Breach { rule: self.text.clone(), actual })
+        Verdict { rule: self.text.clone(), actual, actual_text: show(actual, self.unit), passed }
     }
+
+    /// The verdict if the rule was broken.
+    pub fn check(&self, report: &Value) -> Option<Breach> {
+        Some(self.evaluate(report)).filter(|v| !v.passed)
+    }
+}
+
+/// The thresholds section of the text report: every rule, passed or breached, with its actual
+/// value in the rule's unit; empty without rules.
+pub fn to_text(verdicts: &[Verdict]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    if verdicts.is_empty() {
+        return out;
+    }
+    let passed = verdicts.iter().filter(|v| v.passed).count();
+    let _ = writeln!(out, "thresholds: {passed} of {} passed", verdicts.len());
+    for v in verdicts {
+        let _ = writeln!(out, "  {:<8} {} (actual {})", if v.passed { "passed" } else { "BREACHED" }, v.rule, v.actual_text);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -135,7 +189,11 @@ mod tests {
             json!({"rpc": {"Inform": {"p99_us": 600_000, "from_scheduled": {"p99_us": 700_000}}}, "sessions": {"failed_ratio": 0.0005}});
         assert!(Threshold::parse("Inform.p99<500ms").unwrap().check(&report).is_some());
         assert!(Threshold::parse("inform.p99 < 1s").unwrap().check(&report).is_none());
-        assert!(Threshold::parse("Inform.scheduled.p99<=700000").unwrap().check(&report).is_none());
+        assert!(Threshold::parse("Inform.scheduled.p99<=700000us").unwrap().check(&report).is_none());
+        let e = Threshold::parse("Inform.p99<500").unwrap_err();
+        assert!(e.contains("a time needs a unit: us, ms or s (e.g. Inform.p99<500ms)"), "{e}");
+        assert!(Threshold::parse("scheduler_lag.p99<20").is_err());
+        assert!(Threshold::parse("Inform.count>=5").is_ok(), "counts take no unit");
         assert!(Threshold::parse("sessions.failed_ratio<0.001").unwrap().check(&report).is_none());
         assert!(Threshold::parse("sessions.failed_ratio<0.01%").unwrap().check(&report).is_some());
         assert!(Threshold::parse("failures.timeout<1").unwrap().check(&report).is_none(), "missing counts as 0");
@@ -143,5 +201,23 @@ mod tests {
         assert!(Threshold::parse("Nope.p99<1ms").is_err());
         assert!(Threshold::parse("Inform.p42<1ms").is_err());
         assert!(Threshold::parse("sessions.failed_ratio<5ms").is_err());
+    }
+
+    #[test]
+    fn verdicts_show_the_rules_units() {
+        let report = json!({"rpc": {"Inform": {"p99_us": 612_345}}, "sessions": {"failed_ratio": 0.0012, "completed": 17}});
+        let breach = Threshold::parse("Inform.p99<500ms").unwrap().check(&report).unwrap();
+        assert_eq!(breach.to_string(), "threshold breached: Inform.p99<500ms (actual 612.345ms)");
+        let v = Threshold::parse("Inform.p99<1s").unwrap().evaluate(&report);
+        assert!(v.passed);
+        assert_eq!(v.actual_text, "0.612s");
+        assert_eq!(Threshold::parse("sessions.failed_ratio<1%").unwrap().evaluate(&report).actual_text, "0.12%");
+        assert_eq!(Threshold::parse("sessions.completed>10").unwrap().evaluate(&report).actual_text, "17");
+        let verdicts: Vec<Verdict> =
+            ["Inform.p99<500ms", "sessions.completed>10"].iter().map(|t| Threshold::parse(t).unwrap().evaluate(&report)).collect();
+        let text = to_text(&verdicts);
+        assert!(text.starts_with("thresholds: 1 of 2 passed\n"), "{text}");
+        assert!(text.contains("  BREACHED Inform.p99<500ms (actual 612.345ms)"), "{text}");
+        assert!(text.contains("  passed   sessions.completed>10 (actual 17)"), "{text}");
     }
 }
