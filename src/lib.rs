@@ -26,6 +26,8 @@
 //! - [`acs`]: the embedded ACS: a scripted, sans-IO session and a hyper server around it.
 //! - [`run`]: one session against an in-process ACS with no sockets (a test harness).
 //! - [`plan`]: flags checked into a plan before anything starts (usage errors, exit 2).
+//! - [`scenario`]: scenario files (fleets, ACS endpoints, source addresses, phases) read into
+//!   the same flags and a checked [`scenario::Scenario`].
 //! - [`console`]: stdout/stderr writes that survive closed streams.
 //! - [`commands`]: the subcommands (run, sweep, acs, check, report) from flags to exit codes.
 //! - [`cli`]: the command line.
@@ -48,6 +50,7 @@ pub mod owners;
 pub mod persist;
 pub mod plan;
 pub mod run;
+pub mod scenario;
 pub mod session;
 pub mod stats;
 pub mod time;

@@ -33,7 +33,35 @@ use crate::transport::TransportConfig;
 /// profile's cwmp version, asking for the run's credentials if any.
 pub fn embedded_acs(model: &Model, transport: &TransportConfig) -> ServerConfig {
     let script = AcsScript { urn: URNS[urn_minor(&model.cwmp_urn).unwrap_or(0) as usize], ..AcsScript::default() };
-    ServerConfig { script, credentials: transport.credentials.clone(), auth_mode: AuthMode::Digest, tls: None, keep_alive: false }
+    ServerConfig {
+        script,
+        credentials: transport.credentials.clone(),
+        auth_mode: AuthMode::Digest,
+        tls: None,
+        keep_alive: false,
+        backlog: None,
+    }
+}
+
+/// A scenario to run (`cpe-sim run scenario.yaml`), checked, and the run's `--acs-backlog`.
+pub struct Story {
+    pub scenario: crate::scenario::Scenario,
+    pub acs_backlog: Option<u32>,
+}
+
+/// The embedded ACS as a story asks for it: its backlog and pushes.
+fn story_acs(mut cfg: ServerConfig, story: &Story) -> anyhow::Result<ServerConfig> {
+    let e = &story.scenario.embedded_acs;
+    cfg.backlog = story.acs_backlog.or(e.backlog);
+    for spec in &e.push {
+        let rpc = crate::acs::AcsRpc::from_spec(spec)
+            .map_err(|m| anyhow::anyhow!("scenario {}: key `embedded_acs.push`: {m}", story.scenario.file.display()))?;
+        cfg.script.every_session.push(rpc);
+    }
+    if e.push_once {
+        cfg.script.push_once = Some(crate::acs::PushedTo::default());
+    }
+    Ok(cfg)
 }
 
 /// The listeners that reach into CPEs from outside, and the owners' ends of their channels.
@@ -180,8 +208,26 @@ pub fn run(
     args: &RunArgs,
     thresholds: Vec<Threshold>,
     sweep: Option<(&Vec<f64>, std::time::Duration, Option<&std::path::Path>)>,
+    story: Option<Story>,
 ) -> anyhow::Result<ExitCode> {
-    let model = load(args.profile.as_deref(), args.cwmp_version.as_deref())?;
+    let mut story = story;
+    let fleets = story.as_mut().map(|s| std::mem::take(&mut s.scenario.fleets)).unwrap_or_default();
+    if !fleets.is_empty() {
+        // The listeners and the store hold one model; several fleets are not wired to them yet.
+        for (flag, set) in [
+            ("--cr-bind-addr", args.cr_bind_addr.is_some()),
+            ("--api-bind-addr", args.api_bind_addr.is_some()),
+            ("--state-dir", args.state_dir.is_some()),
+        ] {
+            if set {
+                anyhow::bail!("{flag} cannot be combined with a scenario's fleets (yet): run the fleets without it");
+            }
+        }
+    }
+    let model = match fleets.first() {
+        Some(f) => f.model.clone(),
+        None => load(args.profile.as_deref(), args.cwmp_version.as_deref())?,
+    };
     let transport = transport_config(args)?;
     let single = args.cpes == 1 && sweep.is_none();
     let nofile = engine::raise_nofile_limit();
@@ -211,9 +257,12 @@ pub fn run(
     let (acs_url, server) = match &args.acs_url {
         Some(u) => (u.clone(), None),
         None => {
-            let server = side_rt
-                .block_on(AcsServer::start(([127, 0, 0, 1], 0).into(), embedded_acs(&model, &transport)))
-                .context("starting the embedded ACS on 127.0.0.1")?;
+            let cfg = match &story {
+                Some(s) => story_acs(embedded_acs(&model, &transport), s)?,
+                None => embedded_acs(&model, &transport),
+            };
+            let server =
+                side_rt.block_on(AcsServer::start(([127, 0, 0, 1], 0).into(), cfg)).context("starting the embedded ACS on 127.0.0.1")?;
             info!(profile = %model.name, "no --acs-url given: started the embedded ACS at {} (GenieACS-like bootstrap script)", server.url());
             (server.url(), Some(server))
         }
@@ -243,6 +292,7 @@ pub fn run(
     // Periodic informs and retries (daemon) when asked for by a duration, a sweep, a listener that
     // must stay reachable, the profile or --inform-interval; otherwise one-shot.
     let daemon = args.duration.is_some()
+        || story.as_ref().is_some_and(|s| !s.scenario.timeline.phases.is_empty())
         || sweep.is_some()
         || args.cr_bind_addr.is_some()
         || args.api_bind_addr.is_some()
@@ -263,6 +313,31 @@ pub fn run(
     plan.drain_timeout = args.drain_timeout;
     plan.verbose = single;
     plan.state = state;
+    if let Some(s) = story {
+        // Each fleet reads back the run's URL and credentials, as the first model does.
+        plan.fleets = fleets
+            .into_iter()
+            .map(|f| {
+                let mut m = f.model;
+                m.publish_acs_url(&acs_url);
+                if let Some(c) = &plan.transport.credentials {
+                    m.publish_acs_credentials(&c.username, &c.password);
+                }
+                engine::Fleet::new(f.name, Arc::new(m), f.cpes)
+            })
+            .collect();
+        plan.routes = s.scenario.routes;
+        plan.timeline = s.scenario.timeline;
+        info!(
+            scenario = %s.scenario.name,
+            file = %s.scenario.file.display(),
+            fleets = %plan.fleets.iter().map(|f| format!("{}×{} ({})", f.name, f.cpes, f.model.name)).collect::<Vec<_>>().join(", "),
+            endpoints = plan.routes.endpoint_count(),
+            sources = plan.routes.sources.len(),
+            phases = %plan.timeline.phases.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(" → "),
+            "scenario"
+        );
+    }
     info!(
         cpes = plan.cpes,
         first = %format!("cpe-{}", plan.first_index),
@@ -285,6 +360,7 @@ pub fn run(
         progress: true,
         live,
         stop: None,
+        embedded_acs: server.is_some(),
     };
     let result = match sweep {
         Some((multipliers, step, json_path)) => {
@@ -292,6 +368,7 @@ pub fn run(
         }
         None => engine::run(plan, args.duration, &out, receivers).map(Ok),
     };
+    let embedded = server.is_some();
     if let Some(s) = server {
         side_rt.block_on(s.stop());
     }
@@ -309,6 +386,9 @@ pub fn run(
     let (outcome, sweeping) = match result? {
         Ok(outcome) => {
             print(&crate::stats::report::to_text(&outcome.total, &outcome.facts, &crate::stats::report::ProcessFigures::now()));
+            if embedded {
+                print(&format!("{}\n", engine::EMBEDDED_ACS_NOTE));
+            }
             (outcome, false)
         }
         Err((sweep, json_path)) => {

@@ -364,7 +364,12 @@ pub struct Outputs {
     pub live: Option<Arc<std::sync::Mutex<Recorder>>>,
     /// Set to stop the run (as SIGINT/SIGTERM do), for library users and tests.
     pub stop: Option<Arc<AtomicBool>>,
+    /// The ACS ran embedded in this process: the report says it shared the CPUs.
+    pub embedded_acs: bool,
 }
+
+/// The report's line for a run against the embedded ACS.
+pub const EMBEDDED_ACS_NOTE: &str = "acs: embedded in this process; it shared the CPUs with the simulator, so latencies and CPU figures include its work (use --acs-url for an ACS of its own)";
 
 impl Outputs {
     pub(crate) fn stop_requested(&self) -> bool {
@@ -573,10 +578,26 @@ pub fn run(
     // Sessions shown by the last progress line (the final line is printed only if it says more).
     let mut shown = 0;
     let stop = || out.stop_requested();
+    let mut phase_shown = None;
     loop {
-        let next = (last_tick + out.progress_every).min(end.unwrap_or(last_tick + out.progress_every));
+        let mut next = (last_tick + out.progress_every).min(end.unwrap_or(last_tick + out.progress_every));
+        // Each phase is announced as it starts (and the loop wakes for the next one).
+        if let Some(p) = plan.timeline.at(started.elapsed().as_millis() as u64) {
+            next = next.min(started + Duration::from_millis(p.end_ms));
+            if phase_shown != Some(p.index) {
+                phase_shown = Some(p.index);
+                tracing::info!(
+                    phase = p.name,
+                    "phase {} of {} ({:.1}s)",
+                    p.index + 1,
+                    plan.timeline.phases.len(),
+                    (p.end_ms - p.start_ms) as f64 / 1000.0
+                );
+            }
+        }
         running.collect(next, &mut [&mut total, &mut interval], &stop);
         let now = Instant::now();
+
         if now >= next {
             if out.progress {
                 let line = progress_line(now - started, plan.cpes, &interval, now - last_tick, &total, running.in_flight.iter().sum());
@@ -639,6 +660,9 @@ pub(crate) fn finish(total: Recorder, facts: RunFacts, out: &Outputs, panics: &[
         .map(|t| json!({"rule": t.text, "passed": !breaches.iter().any(|b| b.rule == t.text)}))
         .collect::<Vec<_>>());
     json["complete"] = json!(panics.is_empty());
+    if out.embedded_acs {
+        json["acs"] = json!({"embedded": true, "shared_cpus": true, "note": EMBEDDED_ACS_NOTE});
+    }
     if !panics.is_empty() {
         json["panics"] = json!(panics);
     }
