@@ -161,6 +161,16 @@ pub fn picks(share: f64, rank: u32, cpes: u32, salt: u64) -> bool {
     r < (cpes as f64 * share).floor() as u64
 }
 
+/// `path` under the data model root `root`: a value-change wave names its parameter once
+/// (`Device.DeviceInfo.ProvisioningCode`) and a TR-098 fleet changes
+/// `InternetGatewayDevice.DeviceInfo.ProvisioningCode`.
+pub fn under_root<'p>(path: &'p str, root: &str) -> std::borrow::Cow<'p, str> {
+    match path.split_once('.') {
+        Some((r, rest)) if r != root => std::borrow::Cow::Owned(format!("{root}.{rest}")),
+        _ => std::borrow::Cow::Borrowed(path),
+    }
+}
+
 /// When the CPE of rank `rank` is reached by a wave of `duration` (ms after the wave's start):
 /// ranks spread evenly over the wave.
 pub fn wave_offset_ms(duration: Duration, rank: u32, cpes: u32) -> u64 {
@@ -230,6 +240,15 @@ mod tests {
         assert!(!picks(1.0, 100, 100, 0));
         assert_eq!(wave_offset_ms(Duration::from_secs(10), 50, 100), 5_000);
         assert_eq!(wave_offset_ms(Duration::from_secs(10), 0, 100), 0);
+    }
+
+    #[test]
+    fn a_wave_parameter_under_each_root() {
+        assert_eq!(under_root("Device.DeviceInfo.ProvisioningCode", "Device"), "Device.DeviceInfo.ProvisioningCode");
+        assert_eq!(
+            under_root("Device.DeviceInfo.ProvisioningCode", "InternetGatewayDevice"),
+            "InternetGatewayDevice.DeviceInfo.ProvisioningCode"
+        );
     }
 
     #[test]

@@ -748,7 +748,8 @@ impl<'p> Shard<'p> {
             }
             PhaseKind::ValueChangeWave { parameter, value, .. } => {
                 let model = plan.model_for(cpe.id).clone();
-                match crate::owners::answer::set_local(&model, cpe, &[(parameter.clone(), value.clone())], UnixMillis(now)) {
+                let path = phase::under_root(parameter, model.tree.root_name()).into_owned();
+                match crate::owners::answer::set_local(&model, cpe, &[(path, value.clone())], UnixMillis(now)) {
                     Ok(crate::owners::Notify::Active) => self.agendas[k as usize].on_wake(cpe, Wake::ValueChange, now),
                     Ok(_) => {}
                     Err(r) => debug!(cpe_id = %cpe.id, parameter = %parameter, "value-change wave refused: {}", r.reason),

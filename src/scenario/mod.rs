@@ -209,7 +209,12 @@ pub fn prepare(path: &Path, time_scale: f64, args: &mut RunArgs, given: Given<'_
     // Phases: a boot phase (first, if any) sets the boot; the rest run on the engine's timeline.
     let mut phases = Vec::new();
     for (i, p) in doc.phases.iter().enumerate() {
-        let name = p.name.clone().unwrap_or_else(|| format!("phase-{}", i + 1));
+        // Unnamed phases are named after their kind (numbered when the kind recurs).
+        let kind = p.kind.name();
+        let name = p.name.clone().unwrap_or_else(|| match doc.phases.iter().filter(|q| q.kind.name() == kind).count() {
+            1 => kind.to_string(),
+            _ => format!("{kind}-{}", i + 1),
+        });
         match &p.kind {
             PhaseYamlKind::Boot { spread, rate } => {
                 if i != 0 {
@@ -310,13 +315,21 @@ pub fn prepare(path: &Path, time_scale: f64, args: &mut RunArgs, given: Given<'_
     // Value-change waves name a parameter every fleet has.
     for (i, p) in doc.phases.iter().enumerate() {
         if let PhaseYamlKind::Engine { kind: PhaseKind::ValueChangeWave { parameter, .. }, .. } = &p.kind {
-            for f in &fleets {
-                let known = f.model.tree.by_schema_path(parameter).or_else(|| f.model.tree.by_schema_path(&schema_path(parameter)));
-                if known.is_none_or(|n| f.model.tree.node(n).param().is_none()) {
+            let single;
+            let models: Vec<(&str, &Model)> = if fleets.is_empty() {
+                single = load_model(args.profile.as_deref()).map_err(|e| err(None, Some("--profile".into()), e.to_string()))?;
+                vec![("default", &single)]
+            } else {
+                fleets.iter().map(|f| (f.name.as_str(), &f.model)).collect()
+            };
+            for (fleet, model) in models {
+                let parameter = crate::engine::phase::under_root(parameter, model.tree.root_name());
+                let known = model.tree.by_schema_path(&parameter).or_else(|| model.tree.by_schema_path(&schema_path(&parameter)));
+                if known.is_none_or(|n| model.tree.node(n).param().is_none()) {
                     return Err(err(
                         at("phases", i),
                         Some(format!("phases[{i}].value_change_wave.parameter")),
-                        format!("`{parameter}` is not a parameter of fleet `{}` (profile {})", f.name, f.model.name),
+                        format!("`{parameter}` is not a parameter of fleet `{fleet}` (profile {})", model.name),
                     ));
                 }
             }
@@ -348,6 +361,18 @@ pub fn prepare(path: &Path, time_scale: f64, args: &mut RunArgs, given: Given<'_
         timeline,
         embedded_acs: EmbeddedAcs { backlog: e.backlog, push: e.push.clone(), push_once: e.push_mode == PushModeYaml::Once },
     })
+}
+
+/// A profile file or directory, or the built-in example without one.
+fn load_model(path: Option<&Path>) -> Result<Model, crate::config::ProfileError> {
+    match path {
+        Some(p) => crate::config::load_profile(p),
+        None => crate::config::parse_profile(
+            crate::config::BUILTIN_PROFILE,
+            Path::new("<built-in example-tr181-gateway>"),
+            "example-tr181-gateway",
+        ),
+    }
 }
 
 /// `Device.IP.Interface.1.Enable` → `Device.IP.Interface.{i}.Enable`.

@@ -183,6 +183,23 @@ pub enum PhaseYamlKind {
     Engine { kind: PhaseKind, duration: Duration },
 }
 
+impl PhaseYamlKind {
+    /// The kind's key in the file (`boot`, `periodic`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            PhaseYamlKind::Boot { .. } => "boot",
+            PhaseYamlKind::Engine { kind, .. } => match kind {
+                PhaseKind::Boot => "boot",
+                PhaseKind::Periodic { .. } => "periodic",
+                PhaseKind::Ramp { .. } => "ramp",
+                PhaseKind::Outage { .. } => "outage",
+                PhaseKind::RebootWave { .. } => "reboot_wave",
+                PhaseKind::ValueChangeWave { .. } => "value_change_wave",
+            },
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PhaseFields {
