@@ -28,3 +28,5 @@ mod persist;
 mod engine;
 // Downloads: streamed bodies, FileSize, transfer timeout vs stalls, userinfo, --max-transfers.
 mod transfers;
+// Scenario files: fleets, ACS endpoints, source addresses, phases; the embedded ACS for storms.
+mod scenario;

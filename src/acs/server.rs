@@ -260,7 +260,7 @@ async fn handle(s: Arc<Shared>, conn: Arc<Mutex<ConnState>>, req: Request<Incomi
         Ok(AcsOutput::NoContent) => {
             if let Some(done) = sessions.remove(&key) {
                 tracing::debug!(
-                    serial = done.serial.as_deref().unwrap_or("-"),
+                    serial = %done.serial.as_deref().unwrap_or("-"),
                     events = %done.events.join(","),
                     rpcs = done.log.len().saturating_sub(1),
                     peer = %peer,

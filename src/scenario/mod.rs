@@ -146,6 +146,11 @@ pub fn prepare(path: &Path, time_scale: f64, args: &mut RunArgs, given: Given<'_
     if doc.fleets.iter().all(|f| f.share.is_some()) {
         setting!(cpes, r.cpes);
     }
+    for (i, t) in doc.thresholds.iter().enumerate() {
+        if let Err(e) = crate::stats::threshold::Threshold::parse(t) {
+            return Err(err(at("thresholds", i).or_else(|| key_line(&text, "thresholds")), Some(format!("thresholds[{i}]")), e));
+        }
+    }
     if !given("thresholds") {
         args.thresholds = doc.thresholds.clone();
     }
@@ -426,6 +431,11 @@ fn item_line(text: &str, section: &str, i: usize) -> Option<(usize, usize)> {
         }
     }
     None
+}
+
+/// The line of the top-level key `key`.
+fn key_line(text: &str, key: &str) -> Option<(usize, usize)> {
+    text.lines().position(|l| l.starts_with(&format!("{key}:"))).map(|i| (i + 1, 1))
 }
 
 /// Whether `ip` can be bound on this host (a source address the host does not have fails every

@@ -46,8 +46,9 @@ pub struct ScenarioFile {
     /// The timeline, back to back from the start.
     #[serde(default)]
     pub phases: Vec<PhaseYaml>,
-    /// Pass/fail rules, as `--threshold` (ignored when `--threshold` is given).
-    #[serde(default, deserialize_with = "thresholds")]
+    /// Pass/fail rules, as `--threshold` (ignored when `--threshold` is given; checked by
+    /// `super::prepare`, which knows their lines).
+    #[serde(default)]
     pub thresholds: Vec<String>,
 }
 
@@ -429,7 +430,7 @@ fn sources<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpAddr>, D::Error> {
     };
     let mut out = Vec::new();
     for item in &items {
-        out.extend(expand_cidr(item, MAX_SOURCES).map_err(de::Error::custom)?);
+        out.extend(expand_cidr(item, MAX_SOURCES).map_err(|e| de::Error::custom(format!("sources: {e}")))?);
         if out.len() > MAX_SOURCES {
             return Err(de::Error::custom(format!("sources: at most {MAX_SOURCES} addresses")));
         }
@@ -453,12 +454,4 @@ fn endpoints<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
             .map_err(|e| de::Error::custom(format!("endpoint `{}`: {}", crate::transport::without_userinfo(u), e.rule)))?;
     }
     Ok(urls)
-}
-
-fn thresholds<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    let rules: Vec<String> = Vec::deserialize(d)?;
-    for r in &rules {
-        crate::stats::threshold::Threshold::parse(r).map_err(de::Error::custom)?;
-    }
-    Ok(rules)
 }
