@@ -502,6 +502,19 @@ mod tests {
     }
 
     #[test]
+    fn scenario_flags() {
+        assert!(check_scenario_flags(0.01, Some(4096)).is_ok());
+        assert!(check_scenario_flags(1.0, None).is_ok());
+        assert_eq!(
+            check_scenario_flags(0.0, None).unwrap_err().to_string(),
+            "--time-scale 0: must be a number greater than 0 and at most 1000000"
+        );
+        assert!(check_scenario_flags(f64::NAN, None).is_err());
+        assert_eq!(check_scenario_flags(1.0, Some(70_000)).unwrap_err().to_string(), "--acs-backlog 70000: must be 1 … 65535");
+        assert!(check_scenario_flags(1.0, Some(0)).is_err());
+    }
+
+    #[test]
     fn sweep_flags() {
         let argv = ["cpe-sim", "sweep", "--multipliers", "1,NaN", "--step-duration", "1s"];
         let Some(Command::Sweep(s)) = Args::try_parse_from(argv).expect("flags parse").command else { panic!("not a sweep") };

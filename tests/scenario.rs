@@ -24,6 +24,14 @@ use crate::support::{profile, repo, TR181};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cpe-sim");
 
+/// Fleets run by the binary take this in turn: one child fleet at a time from this module, so
+/// the suite's other timing tests keep their share of a 2-core machine.
+static FLEET_CHILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_child_fleet() -> std::sync::MutexGuard<'static, ()> {
+    FLEET_CHILD.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A fresh directory for one test's files.
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("cpe-sim-scenario-{}-{name}", std::process::id()));
@@ -251,6 +259,7 @@ fn by_serial(records: &[SessionRecord]) -> HashMap<String, Vec<&SessionRecord>> 
 
 #[test]
 fn two_profiles_against_two_acs_urls_each_see_their_share_sticky_and_distinct() {
+    let _turn = one_child_fleet();
     for mapping in ["round-robin", "serial-hash"] {
         let acs = Acses::start(2);
         let yaml = format!(
@@ -287,6 +296,7 @@ fn two_profiles_against_two_acs_urls_each_see_their_share_sticky_and_distinct() 
 
 #[test]
 fn cpes_bind_source_addresses_127_0_0_2_to_9() {
+    let _turn = one_child_fleet();
     let acs = Acses::start(1);
     let yaml = format!(
         "fleets:\n  - name: gw\n    profile: {{repo}}/profiles/example-tr181-gateway\n    count: 24\nsources: [127.0.0.2/31, 127.0.0.4, 127.0.0.5, 127.0.0.6, 127.0.0.7, 127.0.0.8/31]\nacs:\n  endpoints: {}\nrun:\n  inform-interval: 1s\n  connection-mode: per-session\nphases:\n  - boot: {{spread: 200ms}}\n  - periodic: {{multiplier: 0.5, duration: 1500ms}}\n",
@@ -333,18 +343,20 @@ fn scenario_plan(name: &str, yaml: &str, url: String) -> (engine::Plan, Arc<engi
 
 #[test]
 fn an_outage_withholds_sessions_then_every_cpe_comes_back_with_1_boot_at_once() {
+    let _turn = one_child_fleet();
     let acs = Acs::start(|req, _| cpe_sim_test_reply(req));
     let yaml = format!(
-        "{TWO_FLEETS}run:\n  inform-interval: 60s\nphases:\n  - boot: {{spread: 0s}}\n  - periodic: {{multiplier: 1, duration: 180s}}\n  - outage: {{duration: 300s}}\n  - periodic: {{multiplier: 1, duration: 100s}}\n"
+        "{}run:\n  inform-interval: 60s\nphases:\n  - boot: {{spread: 0s}}\n  - periodic: {{multiplier: 1, duration: 180s}}\n  - outage: {{duration: 300s}}\n  - periodic: {{multiplier: 1, duration: 100s}}\n",
+        TWO_FLEETS.replace("count: 20", "count: 6").replace("count: 10", "count: 4")
     );
     let (plan, hand, _) = scenario_plan("outage", &yaml, acs.url());
     let run = start(plan, None, Vec::new());
-    settle(&run, &acs, 30, "the boot");
+    settle(&run, &acs, 10, "the boot");
     // Each CPE informs once per 60 s window, at a phase of its own.
-    let mut done = 30;
+    let mut done = 10;
     for step in [60_000, 60_000, 59_999] {
         hand.advance(Duration::from_millis(step));
-        done += 30;
+        done += 10;
         settle(&run, &acs, done, "periodic informs");
     }
     // 180 s: dark for 300 s. The periodic informs due meanwhile are withheld.
@@ -353,18 +365,18 @@ fn an_outage_withholds_sessions_then_every_cpe_comes_back_with_1_boot_at_once() 
         hand.advance(Duration::from_secs(60));
         std::thread::sleep(GRACE / 4);
     }
-    assert_eq!(acs.informs().len(), 120, "no session while dark");
+    assert_eq!(acs.informs().len(), 40, "no session while dark");
     // 480 s: power is back — a storm of 1 BOOT, every CPE at once.
     hand.advance(Duration::from_secs(60));
-    settle(&run, &acs, 150, "the storm");
+    settle(&run, &acs, 50, "the storm");
     let informs = acs.informs();
-    let storm: Vec<_> = informs[120..].iter().collect();
-    assert_eq!(storm.iter().map(|(s, _)| s).collect::<HashSet<_>>().len(), 30, "every CPE once");
+    let storm: Vec<_> = informs[40..].iter().collect();
+    assert_eq!(storm.iter().map(|(s, _)| s).collect::<HashSet<_>>().len(), 10, "every CPE once");
     assert!(storm.iter().all(|(_, e)| e == &["1 BOOT"]), "{storm:?}");
     // After the storm, periodic informs resume: one each in the next 60 s.
     hand.advance(Duration::from_secs(60));
-    settle(&run, &acs, 180, "periodic informs after the storm");
-    assert!(acs.informs()[150..].iter().all(|(_, e)| e == &["2 PERIODIC"]));
+    settle(&run, &acs, 60, "periodic informs after the storm");
+    assert!(acs.informs()[50..].iter().all(|(_, e)| e == &["2 PERIODIC"]));
     run.finish();
 }
 
@@ -392,32 +404,33 @@ fn cpe_sim_test_reply(req: &crate::support::raw::RawRequest) -> crate::support::
 
 #[test]
 fn reboot_and_value_change_waves_hit_exactly_their_share_spread_over_the_wave() {
+    let _turn = one_child_fleet();
     let acs = Acs::start(|req, _| cpe_sim_test_reply(req));
     let fleets = "fleets:\n  - name: a\n    profile: {repo}/profiles/example-tr181-gateway\n    share: 0.6\n  - name: b\n    profile: {repo}/profiles/example-tr098-gateway\n    share: 0.4\n";
     let yaml = format!(
-        "{fleets}run:\n  cpes: 100\n  duration: 1h\nphases:\n  - boot: {{spread: 0s}}\n  - periodic: {{multiplier: 1, duration: 10s}}\n  - reboot_wave: {{share: 0.3, over: 10s}}\n  - value_change_wave: {{share: 0.25, over: 10s, parameter: Device.DeviceInfo.ProvisioningCode, value: wave-1}}\n"
+        "{fleets}run:\n  cpes: 40\n  duration: 1h\nphases:\n  - boot: {{spread: 0s}}\n  - periodic: {{multiplier: 1, duration: 10s}}\n  - reboot_wave: {{share: 0.3, over: 10s}}\n  - value_change_wave: {{share: 0.25, over: 10s, parameter: Device.DeviceInfo.ProvisioningCode, value: wave-1}}\n"
     );
     let (plan, hand, _) = scenario_plan("waves", &yaml, acs.url());
     let run = start(plan, None, Vec::new());
-    settle(&run, &acs, 100, "the boot");
+    settle(&run, &acs, 40, "the boot");
     // The wave starts at 10 s; half way through it: some of its CPEs, not all.
     hand.advance(Duration::from_secs(15));
-    crate::engine::eventually("the wave's first reboots", || acs.raw.requests.lock().unwrap().len() > 200);
+    crate::engine::eventually("the wave's first reboots", || acs.raw.requests.lock().unwrap().len() > 80);
     std::thread::sleep(GRACE);
-    let half = acs.informs().len() - 100;
-    assert!(half < 30, "{half} of 30 reboots at the wave's middle");
+    let half = acs.informs().len() - 40;
+    assert!(half < 12, "{half} of 12 reboots at the wave's middle");
     // Up to the end of the reboot wave (the value-change wave starts at 20 s).
     hand.advance(Duration::from_millis(4_999));
-    settle(&run, &acs, 130, "the reboot wave");
+    settle(&run, &acs, 52, "the reboot wave");
     hand.advance(Duration::from_secs(10));
-    settle(&run, &acs, 155, "the value-change wave");
+    settle(&run, &acs, 62, "the value-change wave");
     let informs = acs.informs();
-    let reboots: HashSet<_> = informs[100..130].iter().filter(|(_, e)| e == &["1 BOOT"]).map(|(s, _)| s.clone()).collect();
-    assert_eq!(reboots.len(), 30, "30 % of 100 CPEs rebooted, each once");
-    let changes: HashSet<_> = informs[130..].iter().filter(|(_, e)| e == &["4 VALUE CHANGE"]).map(|(s, _)| s.clone()).collect();
-    assert_eq!(changes.len(), 25, "25 % changed a parameter with active notification");
+    let reboots: HashSet<_> = informs[40..52].iter().filter(|(_, e)| e == &["1 BOOT"]).map(|(s, _)| s.clone()).collect();
+    assert_eq!(reboots.len(), 12, "30 % of 40 CPEs rebooted, each once");
+    let changes: HashSet<_> = informs[52..].iter().filter(|(_, e)| e == &["4 VALUE CHANGE"]).map(|(s, _)| s.clone()).collect();
+    assert_eq!(changes.len(), 10, "25 % changed a parameter with active notification");
     // Both fleets (TR-181 and TR-098 roots) took part.
-    let tr098 = |s: &String| u32::from_str_radix(&s[6..], 16).unwrap() >= 60;
+    let tr098 = |s: &String| u32::from_str_radix(&s[6..], 16).unwrap() >= 24;
     assert!(reboots.iter().any(tr098) && reboots.iter().any(|s| !tr098(s)));
     assert!(changes.iter().any(tr098) && changes.iter().any(|s| !tr098(s)));
     run.finish();
@@ -428,6 +441,7 @@ fn reboot_and_value_change_waves_hit_exactly_their_share_spread_over_the_wave() 
 
 #[test]
 fn the_shipped_scenarios_run_against_the_embedded_acs() {
+    let _turn = one_child_fleet();
     let mut names: Vec<PathBuf> = std::fs::read_dir(repo("scenarios"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -467,6 +481,7 @@ fn the_shipped_scenarios_run_against_the_embedded_acs() {
 
 #[test]
 fn a_pushed_reboot_ends_once_per_cpe_and_the_acs_logs_each_session() {
+    let _turn = one_child_fleet();
     let mut acs = Command::new(BIN)
         .args(["acs", "--bind", "127.0.0.1:0", "--push", "Reboot r1", "--backlog", "8192", "--log-level", "debug"])
         .stderr(Stdio::piped())

@@ -292,7 +292,7 @@ pub fn run(
     // Periodic informs and retries (daemon) when asked for by a duration, a sweep, a listener that
     // must stay reachable, the profile or --inform-interval; otherwise one-shot.
     let daemon = args.duration.is_some()
-        || story.as_ref().is_some_and(|s| !s.scenario.timeline.phases.is_empty())
+        || story.as_ref().is_some_and(|s| s.scenario.timeline.phases.iter().any(|p| p.kind != engine::phase::PhaseKind::Boot))
         || sweep.is_some()
         || args.cr_bind_addr.is_some()
         || args.api_bind_addr.is_some()

@@ -584,16 +584,18 @@ pub fn run(
         // Each phase is announced as it starts (and the loop wakes for the next one).
         if let Some(p) = plan.timeline.at(started.elapsed().as_millis() as u64) {
             next = next.min(started + Duration::from_millis(p.end_ms));
-            if phase_shown != Some(p.index) {
-                phase_shown = Some(p.index);
+            // Phases shorter than a tick are announced too, late, in order.
+            let first = phase_shown.map_or(0, |i: usize| i + 1);
+            for (i, phase) in plan.timeline.phases.iter().enumerate().take(p.index + 1).skip(first) {
                 tracing::info!(
-                    phase = p.name,
+                    phase = phase.name,
                     "phase {} of {} ({:.1}s)",
-                    p.index + 1,
+                    i + 1,
                     plan.timeline.phases.len(),
-                    (p.end_ms - p.start_ms) as f64 / 1000.0
+                    phase.duration.as_secs_f64()
                 );
             }
+            phase_shown = Some(p.index);
         }
         running.collect(next, &mut [&mut total, &mut interval], &stop);
         let now = Instant::now();
