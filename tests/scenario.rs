@@ -149,7 +149,7 @@ fn every_error_names_file_line_key_and_what_is_allowed() {
     assert!(m.contains("unknown field `storm`, expected `duration` or `storm_spread`"), "{m}");
     // Values out of range, with the range.
     let (line, key, m) = refused("share", "phases:\n  - reboot_wave:\n      share: 1.5\n      over: 1m\n");
-    assert_eq!((line, key.as_str()), (Some(3), "phases[0].reboot_wave"), "{m}");
+    assert_eq!((line, key.as_str()), (Some(3), "phases[0].reboot_wave.share"), "{m}");
     assert!(m.contains("share `1.5` must be greater than 0 and at most 1"), "{m}");
     let (line, key, m) = refused("unit", "run:\n  duration: 5y\n");
     assert!(line == Some(2) && key == "run" && m.contains("`5y`: unknown unit `y` (ms, s, m, h)"), "{m}");
@@ -158,7 +158,7 @@ fn every_error_names_file_line_key_and_what_is_allowed() {
     let (line, key, m) = refused("url", "acs:\n  endpoints: [ftp://x/]\n");
     assert!(line == Some(2) && key == "acs" && m.contains("endpoint `ftp://x/`: must be an http:// or https:// URL"), "{m}");
     let (_, key, m) = refused("oui", &TWO_FLEETS.replace("D0E1F2", "D0E1F"));
-    assert!(key == "fleets[1]" && m.contains("oui `D0E1F` must be six hex digits"), "{m}");
+    assert!(key == "fleets[1].oui" && m.contains("oui `D0E1F` must be six hex digits"), "{m}");
     let (line, key, m) = refused("threshold", "name: t\nthresholds:\n  - \"Inform.p99<500ms\"\n  - \"Inform.p99<<1\"\n");
     assert!(line == Some(4) && key == "thresholds[1]" && m.contains("`<1` is not a number"), "{m}");
     let (_, key, m) = refused("sources-bad", "sources: 10.0.0.0/8\n");
@@ -185,7 +185,7 @@ fn every_error_names_file_line_key_and_what_is_allowed() {
     let (_, key, m) = refused("collide", &collide);
     assert!(key == "fleets" && m.contains("serial number `SN10`") && m.contains("is also another CPE's"), "{m}");
     let (_, key, m) = refused("no-index", &TWO_FLEETS.replace("oui: D0E1F2", "serial: \"FIXED\""));
-    assert!(key == "fleets[1]" && m.contains("serial `FIXED` must contain {index}"), "{m}");
+    assert!(key == "fleets[1].serial" && m.contains("serial `FIXED` must contain {index}"), "{m}");
     // Sources this host cannot bind; a value-change parameter no fleet has.
     let (_, key, m) = refused("unbindable", "sources: [192.0.2.1]\n");
     assert!(key == "sources" && m.contains("192.0.2.1 is not an address of this host"), "{m}");
@@ -205,7 +205,7 @@ fn the_binary_refuses_a_bad_file_with_exit_2_before_anything_starts() {
     let out = cpe_sim(&["run", path.to_str().unwrap()], Duration::from_secs(30));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains(&format!("{}:2:", path.display())) && err.contains("phases[0].reboot_wave`: share `0` must be"), "{err}");
+    assert!(err.contains(&format!("{}:2:", path.display())) && err.contains("phases[0].reboot_wave.share`: share `0` must be"), "{err}");
     assert!(!err.contains("embedded ACS"), "nothing started: {err}");
     for bad in [["--time-scale", "0"], ["--acs-backlog", "0"]] {
         let out = cpe_sim(&["run", path.to_str().unwrap(), bad[0], bad[1]], Duration::from_secs(30));

@@ -108,7 +108,15 @@ pub fn prepare(path: &Path, time_scale: f64, args: &mut RunArgs, given: Given<'_
             _ => msg,
         };
         match msg.split_once(": ") {
-            Some((key, reason)) if !key.contains(' ') => err(line, Some(key.to_string()), reason.to_string()),
+            Some((key, reason)) if !key.contains(' ') => {
+                // A value check names its field first ("share `1.5` must …"): the key gets it too.
+                let field = reason.split_once(" `").map(|(f, _)| f).filter(|f| ["share", "oui", "serial", "rate", "backlog"].contains(f));
+                let key = match field {
+                    Some(f) if !key.ends_with(f) => format!("{key}.{f}"),
+                    _ => key.to_string(),
+                };
+                err(line, Some(key), reason.to_string())
+            }
             _ => err(line, None, msg),
         }
     })?;
