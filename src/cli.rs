@@ -182,8 +182,8 @@ pub struct RunArgs {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run a scenario file: fleets, ACS endpoints, source addresses, phases and thresholds (the
-    /// flags below override the file's settings)
+    /// Run a scenario file: fleets, ACS endpoints, source addresses, phases and thresholds (a
+    /// flag given overrides the file's setting)
     Run(Box<ScenarioArgs>),
     /// Run the fleet once per interval multiplier and find the knee where the ACS stops keeping up
     Sweep(Box<SweepArgs>),
