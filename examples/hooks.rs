@@ -58,7 +58,7 @@ async fn main() -> anyhow::Result<()> {
         every_session: vec![AcsRpc::from_spec("SPV Device.WiFi.SSID.1.SSID=acme-lab").map_err(anyhow::Error::msg)?],
         ..AcsScript::default()
     };
-    let cfg = ServerConfig { script, credentials: None, auth_mode: AuthMode::Digest, tls: None, keep_alive: false };
+    let cfg = ServerConfig { script, credentials: None, auth_mode: AuthMode::Digest, tls: None, keep_alive: false, backlog: None };
     let acs = AcsServer::start(([127, 0, 0, 1], 0).into(), cfg).await?;
     let transport = TransportConfig {
         timeout: Duration::from_secs(10),

@@ -208,6 +208,9 @@ pub struct RunArgs {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a scenario file: fleets, ACS endpoints, source addresses, phases and thresholds (a
+    /// flag given overrides the file's setting)
+    Run(Box<ScenarioArgs>),
     /// Run the fleet once per interval multiplier and find the knee where the ACS stops keeping up
     Sweep(Box<SweepArgs>),
     /// Work with reports
@@ -240,6 +243,26 @@ pub struct SweepArgs {
     /// Write the sweep table as JSON to this file
     #[arg(long)]
     pub sweep_json: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Flags of `cpe-sim run <scenario.yaml>`.
+#[derive(Debug, clap::Args)]
+pub struct ScenarioArgs {
+    /// The scenario file (YAML; see the README's "Scenario files")
+    pub scenario: PathBuf,
+
+    /// Scale the scenario's times: phase durations, boot spread and the run's duration × this,
+    /// interval multipliers × this (0.01 runs a 10-minute story in 6 s)
+    #[arg(long, default_value_t = 1.0)]
+    pub time_scale: f64,
+
+    /// Listen backlog of the embedded ACS (pending connections; the kernel caps it at
+    /// net.core.somaxconn) [default: the scenario's, else 4096]
+    #[arg(long)]
+    pub acs_backlog: Option<u32>,
 
     #[command(flatten)]
     pub run: RunArgs,
@@ -288,10 +311,20 @@ pub struct AcsArgs {
     #[arg(long)]
     pub keep_alive: bool,
 
-    /// An RPC to push in every session, e.g. "GPV Device.DeviceInfo." or "Reboot key-1"
-    /// (repeatable; see the README for the forms)
+    /// An RPC to push, e.g. "GPV Device.DeviceInfo." or "Reboot key-1" (repeatable; see the
+    /// README for the forms), once per CPE or in every session (--push-mode)
     #[arg(long = "push")]
     pub push: Vec<String>,
+
+    /// once: push in the first session of each CPE (by serial), so a pushed Reboot ends;
+    /// every-session: in every session (a pushed Reboot then reboots the CPE forever)
+    #[arg(long, default_value = "once", value_parser = ["once", "every-session"])]
+    pub push_mode: String,
+
+    /// Listen backlog: connections the kernel queues before they are accepted, for boot storms
+    /// (capped by net.core.somaxconn)
+    #[arg(long, default_value_t = crate::acs::server::DEFAULT_BACKLOG, value_parser = clap::value_parser!(u32).range(1..=65535))]
+    pub backlog: u32,
 
     /// Serve HTTPS with this certificate chain (PEM); needs --tls-key
     #[arg(long)]

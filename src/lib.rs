@@ -28,6 +28,8 @@
 //! - [`run`]: one session against an in-process ACS with no sockets (a test harness).
 //! - [`plan`]: flags checked into a plan before anything starts (usage errors, exit 2).
 //! - [`slice`]: one process's disjoint part of a fleet (`--slice K/N`, Kubernetes Indexed Jobs).
+//! - [`scenario`]: scenario files (fleets, ACS endpoints, source addresses, phases) read into
+//!   the same flags and a checked [`scenario::Scenario`].
 //! - [`console`]: stdout/stderr writes that survive closed streams.
 //! - [`commands`]: the subcommands (run, sweep, acs, check, report) from flags to exit codes.
 //! - [`cli`]: the command line.
@@ -51,6 +53,7 @@ pub mod owners;
 pub mod persist;
 pub mod plan;
 pub mod run;
+pub mod scenario;
 pub mod session;
 pub mod slice;
 pub mod stats;

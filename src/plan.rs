@@ -258,6 +258,30 @@ pub fn sliced(args: &RunArgs, slice: Slice) -> RunArgs {
     RunArgs { first_index: r.start, cpes: r.end - r.start, ..args.clone() }
 }
 
+/// Largest `--time-scale`.
+pub const MAX_TIME_SCALE: f64 = 1e6;
+
+/// The flags only `cpe-sim run <scenario>` has: `--time-scale` in (0, 1e6], `--acs-backlog`
+/// 1 … 65535.
+///
+/// # Errors
+/// The flag outside its range, as a [`UsageError`].
+pub fn check_scenario_flags(time_scale: f64, acs_backlog: Option<u32>) -> Result<(), UsageError> {
+    positive_number("--time-scale", time_scale, MAX_TIME_SCALE, "")?;
+    check_backlog("--acs-backlog", acs_backlog)
+}
+
+/// A listen backlog: 1 … 65535 (the kernel caps it at `net.core.somaxconn`).
+///
+/// # Errors
+/// Outside that range.
+pub fn check_backlog(flag: &'static str, backlog: Option<u32>) -> Result<(), UsageError> {
+    match backlog {
+        Some(b) if b == 0 || b > u16::MAX as u32 => Err(usage(flag, b, "must be 1 … 65535")),
+        _ => Ok(()),
+    }
+}
+
 /// A duration as the user would type it: `250ms`, `5s`, `1.5s`, `8760h`.
 fn show(d: Duration) -> String {
     if d.subsec_nanos() == 0 && d.as_secs() >= 3600 && d.as_secs() % 3600 == 0 {
@@ -298,8 +322,8 @@ fn positive_number(flag: &'static str, x: f64, max: f64, unit: &str) -> Result<(
     Err(usage(flag, x, if unit.is_empty() { range } else { format!("{range} ({unit})") }))
 }
 
-/// `--acs-url`: http or https with a host.
-fn parse_acs_url(text: &str) -> Result<http::Uri, UsageError> {
+/// `--acs-url` (or a scenario's endpoint): http or https with a host.
+pub(crate) fn parse_acs_url(text: &str) -> Result<http::Uri, UsageError> {
     let rule = "must be an http:// or https:// URL with a host, e.g. http://acs.example:7547/";
     let uri: http::Uri = text.parse().map_err(|_| usage("--acs-url", text, rule))?;
     let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
@@ -551,6 +575,19 @@ mod tests {
         assert!(refused(&["--ca-cert-file", "/no/such/ca.pem"]).starts_with("--ca-cert-file /no/such/ca.pem: must be a readable file"));
         assert!(refused(&["--cr-advertise-host", "http://x/"]).starts_with("--cr-advertise-host http://x/:"));
         assert!(validate(&run_args(&["--cr-advertise-host", "cpe.example"]), None).is_ok());
+    }
+
+    #[test]
+    fn scenario_flags() {
+        assert!(check_scenario_flags(0.01, Some(4096)).is_ok());
+        assert!(check_scenario_flags(1.0, None).is_ok());
+        assert_eq!(
+            check_scenario_flags(0.0, None).unwrap_err().to_string(),
+            "--time-scale 0: must be a number greater than 0 and at most 1000000"
+        );
+        assert!(check_scenario_flags(f64::NAN, None).is_err());
+        assert_eq!(check_scenario_flags(1.0, Some(70_000)).unwrap_err().to_string(), "--acs-backlog 70000: must be 1 … 65535");
+        assert!(check_scenario_flags(1.0, Some(0)).is_err());
     }
 
     #[test]

@@ -209,7 +209,16 @@ impl Running {
     pub(crate) fn wait_for(&self, what: &str, cond: impl Fn(&Recorder) -> bool) {
         let end = Instant::now() + Duration::from_secs(15);
         while !cond(&self.live.lock().unwrap()) {
-            assert!(Instant::now() < end, "timed out waiting for {what}");
+            if Instant::now() >= end {
+                let r = self.live.lock().unwrap();
+                let o = &r.outcomes;
+                panic!(
+                    "timed out waiting for {what} ({} sessions completed, {} failed, last failure {:?})",
+                    o.completed,
+                    o.failed_sessions(),
+                    o.last_failure
+                );
+            }
             std::thread::sleep(Duration::from_millis(10));
         }
     }

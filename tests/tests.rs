@@ -36,3 +36,5 @@ mod image;
 mod deploy;
 // Issue 12's reports: /metrics during a run, sweeps as steps, the HTML report in Chromium, merge.
 mod report;
+// Scenario files: fleets, ACS endpoints, source addresses, phases; the embedded ACS for storms.
+mod scenario;

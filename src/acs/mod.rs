@@ -208,8 +208,13 @@ pub struct AcsScript {
     pub bootstrap_provisioning: bool,
     /// RPCs pushed in sessions whose Inform carries `0 BOOTSTRAP`, after the provisioning.
     pub on_bootstrap: Vec<AcsRpc>,
-    /// RPCs pushed in every session, after any provisioning.
+    /// RPCs pushed in every session, after any provisioning (or only in a CPE's first session
+    /// the ACS sees, with `push_once`).
     pub every_session: Vec<AcsRpc>,
+    /// Push `every_session` once per CPE (by serial number), not in every session: a pushed
+    /// Reboot then ends instead of rebooting the CPE forever. The serials pushed to, shared by
+    /// every session of the server.
+    pub push_once: Option<PushedTo>,
     /// Names per GetParameterValues batch (GenieACS: 32).
     pub gpv_batch: usize,
     /// cwmp namespace the ACS answers in.
@@ -218,7 +223,26 @@ pub struct AcsScript {
 
 impl Default for AcsScript {
     fn default() -> AcsScript {
-        AcsScript { bootstrap_provisioning: true, on_bootstrap: Vec::new(), every_session: Vec::new(), gpv_batch: 32, urn: URNS[0] }
+        AcsScript {
+            bootstrap_provisioning: true,
+            on_bootstrap: Vec::new(),
+            every_session: Vec::new(),
+            push_once: None,
+            gpv_batch: 32,
+            urn: URNS[0],
+        }
+    }
+}
+
+/// The serial numbers an ACS with `push_once` has pushed to (one entry per CPE it saw).
+#[derive(Debug, Clone, Default)]
+pub struct PushedTo(std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>);
+
+impl PushedTo {
+    /// Records `serial`; true the first time it is seen (a CPE without a serial is always new).
+    pub fn first_time(&self, serial: Option<&str>) -> bool {
+        let Some(s) = serial else { return true };
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(s.to_string())
     }
 }
 
@@ -310,7 +334,13 @@ impl AcsSession {
             if bootstrap {
                 self.queue.extend(self.script.on_bootstrap.iter().cloned());
             }
-            self.queue.extend(self.script.every_session.iter().cloned());
+            let push = match &self.script.push_once {
+                Some(pushed) if !self.script.every_session.is_empty() => pushed.first_time(self.serial.as_deref()),
+                _ => true,
+            };
+            if push {
+                self.queue.extend(self.script.every_session.iter().cloned());
+            }
             self.log.push(Exchange { sent: "InformResponse".into(), answer: "Inform".into(), fault: None, items: msg.params.len() });
             let body = "<cwmp:InformResponse><MaxEnvelopes>1</MaxEnvelopes></cwmp:InformResponse>";
             return Ok(AcsOutput::Envelope(self.envelope(msg.id.as_deref(), body)));

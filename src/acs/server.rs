@@ -17,7 +17,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 
 use super::{AcsError, AcsOutput, AcsScript, AcsSession};
@@ -43,7 +43,16 @@ pub struct ServerConfig {
     /// Keep the connection open after a session's final 204 (GenieACS closes it; load tests of
     /// pooled connections want it open).
     pub keep_alive: bool,
+    /// Listen backlog: connections the kernel queues before they are accepted (a boot storm
+    /// opens thousands at once; the kernel caps it at `net.core.somaxconn`). `None`:
+    /// [`DEFAULT_BACKLOG`].
+    pub backlog: Option<u32>,
 }
+
+/// The embedded ACS's default listen backlog (tokio's `TcpListener::bind` uses 1024, which a
+/// boot storm of a few thousand CPEs overflows into SYN retransmits: Connect p99 1.7 s with 1024
+/// vs 0.62 s with 4096 for 3,000 CPEs at once, medians of scripts/bench-backlog.sh runs).
+pub const DEFAULT_BACKLOG: u32 = 4096;
 
 /// What one finished session looked like from the ACS side.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +60,8 @@ pub struct SessionRecord {
     pub serial: Option<String>,
     pub events: Vec<String>,
     pub exchanges: Vec<super::Exchange>,
+    /// The CPE's address and port, as the ACS saw them (a scenario's `sources`).
+    pub peer: Option<SocketAddr>,
 }
 
 /// Counters the server keeps (for its log line and tests).
@@ -83,12 +94,12 @@ pub struct AcsServer {
 }
 
 impl AcsServer {
-    /// Binds `addr` (use port 0 for a free one) and starts serving.
+    /// Binds `addr` (use port 0 for a free one) with the configured backlog and starts serving.
     ///
     /// # Errors
     /// The address cannot be bound.
     pub async fn start(addr: SocketAddr, cfg: ServerConfig) -> std::io::Result<AcsServer> {
-        let listener = TcpListener::bind(addr).await?;
+        let listener = listen(addr, cfg.backlog.unwrap_or(DEFAULT_BACKLOG))?;
         let addr = listener.local_addr()?;
         let tls = cfg.tls.clone().map(tokio_rustls::TlsAcceptor::from);
         let shared = Arc::new(Shared {
@@ -106,12 +117,12 @@ impl AcsServer {
                     a = listener.accept() => a,
                     _ = stopped.changed() => break,
                 };
-                let Ok((stream, _)) = accepted else { continue };
+                let Ok((stream, peer)) = accepted else { continue };
                 let _ = stream.set_nodelay(true);
                 let s = s.clone();
                 let tls = tls.clone();
                 tokio::spawn(async move {
-                    let conn = Arc::new(Mutex::new(ConnState::new(&s)));
+                    let conn = Arc::new(Mutex::new(ConnState::new(&s, peer)));
                     let svc = service_fn(move |req| handle(s.clone(), conn.clone(), req));
                     let http = hyper::server::conn::http1::Builder::new();
                     match tls {
@@ -161,14 +172,16 @@ struct ConnState {
     failures: u8,
     /// The session running on this connection, for clients that send no cookie.
     session: Option<String>,
+    /// The client's address and port.
+    peer: SocketAddr,
 }
 
 impl ConnState {
-    fn new(s: &Shared) -> ConnState {
+    fn new(s: &Shared, peer: SocketAddr) -> ConnState {
         let mut id = s.next_id.lock().expect("id lock");
         *id += 1;
         let seed = crate::model::identity::mix64(*id ^ std::process::id() as u64 ^ nanos());
-        ConnState { nonce: format!("{seed:016x}{:016x}", crate::model::identity::mix64(seed)), failures: 0, session: None }
+        ConnState { nonce: format!("{seed:016x}{:016x}", crate::model::identity::mix64(seed)), failures: 0, session: None, peer }
     }
 }
 
@@ -215,7 +228,10 @@ async fn handle(s: Arc<Shared>, conn: Arc<Mutex<ConnState>>, req: Request<Incomi
         }
     }
     // The session: by cookie (GenieACS), else the one running on this connection.
-    let on_conn = conn.lock().expect("conn lock").session.clone();
+    let (on_conn, peer) = {
+        let c = conn.lock().expect("conn lock");
+        (c.session.clone(), c.peer)
+    };
     let mut sessions = s.sessions.lock().expect("sessions lock");
     let (key, is_new) = match cookie.or(on_conn).filter(|c| sessions.contains_key(c)) {
         Some(c) => (c, false),
@@ -244,11 +260,18 @@ async fn handle(s: Arc<Shared>, conn: Arc<Mutex<ConnState>>, req: Request<Incomi
         }
         Ok(AcsOutput::NoContent) => {
             if let Some(done) = sessions.remove(&key) {
+                tracing::debug!(
+                    serial = %done.serial.as_deref().unwrap_or("-"),
+                    events = %done.events.join(","),
+                    rpcs = done.log.len().saturating_sub(1),
+                    peer = %peer,
+                    "ACS session ended"
+                );
                 let mut finished = s.finished.lock().expect("finished lock");
                 if finished.len() >= KEEP_FINISHED {
                     finished.remove(0);
                 }
-                finished.push(SessionRecord { serial: done.serial, events: done.events, exchanges: done.log });
+                finished.push(SessionRecord { serial: done.serial, events: done.events, exchanges: done.log, peer: Some(peer) });
             }
             stats.sessions_completed += 1;
             let mut r = reply(StatusCode::NO_CONTENT, "");
@@ -260,12 +283,22 @@ async fn handle(s: Arc<Shared>, conn: Arc<Mutex<ConnState>>, req: Request<Incomi
         Err(e) => {
             sessions.remove(&key);
             stats.bad_requests += 1;
+            tracing::debug!(peer = %peer, error = ?e, "ACS session refused (400)");
             match e {
                 AcsError::NotInformFirst => reply(StatusCode::BAD_REQUEST, "Invalid session: the first message must be an Inform\n"),
                 AcsError::Parse(_) => reply(StatusCode::BAD_REQUEST, "Invalid CWMP envelope\n"),
             }
         }
     })
+}
+
+/// A listening socket on `addr` with `backlog` pending connections.
+fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    // As std and tokio do for listeners: a restarted ACS rebinds its port at once.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }
 
 fn session_cookie(headers: &http::HeaderMap) -> Option<String> {

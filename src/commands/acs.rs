@@ -7,7 +7,7 @@ use tracing::info;
 
 use super::{credentials, shutdown_signal};
 use crate::acs::server::{AcsServer, AuthMode, ServerConfig};
-use crate::acs::{AcsRpc, AcsScript};
+use crate::acs::{AcsRpc, AcsScript, PushedTo};
 use crate::cli::AcsArgs;
 
 /// Serves the embedded ACS as `args` say until SIGINT/SIGTERM.
@@ -27,14 +27,20 @@ pub async fn serve(args: AcsArgs) -> anyhow::Result<ExitCode> {
         _ => anyhow::bail!("--tls-cert and --tls-key go together"),
     };
     let cfg = ServerConfig {
-        script: AcsScript { bootstrap_provisioning: !args.no_provisioning, every_session, ..AcsScript::default() },
+        script: AcsScript {
+            bootstrap_provisioning: !args.no_provisioning,
+            every_session,
+            push_once: (args.push_mode == "once").then(PushedTo::default),
+            ..AcsScript::default()
+        },
         credentials: credentials(args.acs_username, args.acs_password, "acs")?,
         auth_mode,
         tls,
         keep_alive: args.keep_alive,
+        backlog: Some(args.backlog),
     };
     let server = AcsServer::start(args.bind, cfg).await.with_context(|| format!("binding {}", args.bind))?;
-    info!("embedded ACS listening at {} (Ctrl-C to stop)", server.url());
+    info!(backlog = args.backlog, push_mode = %args.push_mode, "embedded ACS listening at {} (Ctrl-C to stop)", server.url());
     let mut shutdown = shutdown_signal();
     let _ = shutdown.changed().await;
     let stats = server.stats();

@@ -20,8 +20,7 @@ use crate::model::Model;
 use crate::transport::tls::{client_config, TlsOptions};
 use crate::transport::{Credentials, TransportConfig};
 
-/// The example TR-181 profile, built in so the binary runs from anywhere.
-const BUILTIN_PROFILE: &str = include_str!("../../profiles/example-tr181-gateway/profile.yaml");
+use crate::config::BUILTIN_PROFILE;
 
 /// A current-thread runtime for a subcommand.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -32,7 +32,35 @@ use crate::transport::TransportConfig;
 /// profile's cwmp version, asking for the run's credentials if any.
 pub fn embedded_acs(model: &Model, transport: &TransportConfig) -> ServerConfig {
     let script = AcsScript { urn: URNS[urn_minor(&model.cwmp_urn).unwrap_or(0) as usize], ..AcsScript::default() };
-    ServerConfig { script, credentials: transport.credentials.clone(), auth_mode: AuthMode::Digest, tls: None, keep_alive: false }
+    ServerConfig {
+        script,
+        credentials: transport.credentials.clone(),
+        auth_mode: AuthMode::Digest,
+        tls: None,
+        keep_alive: false,
+        backlog: None,
+    }
+}
+
+/// A scenario to run (`cpe-sim run scenario.yaml`), checked, and the run's `--acs-backlog`.
+pub struct Story {
+    pub scenario: crate::scenario::Scenario,
+    pub acs_backlog: Option<u32>,
+}
+
+/// The embedded ACS as a story asks for it: its backlog and pushes.
+fn story_acs(mut cfg: ServerConfig, story: &Story) -> anyhow::Result<ServerConfig> {
+    let e = &story.scenario.embedded_acs;
+    cfg.backlog = story.acs_backlog.or(e.backlog);
+    for spec in &e.push {
+        let rpc = crate::acs::AcsRpc::from_spec(spec)
+            .map_err(|m| anyhow::anyhow!("scenario {}: key `embedded_acs.push`: {m}", story.scenario.file.display()))?;
+        cfg.script.every_session.push(rpc);
+    }
+    if e.push_once {
+        cfg.script.push_once = Some(crate::acs::PushedTo::default());
+    }
+    Ok(cfg)
 }
 
 /// The listeners that reach into CPEs from outside, and the owners' ends of their channels.
@@ -166,6 +194,42 @@ fn close_store(store: Option<Store>) {
     }
 }
 
+/// The flags and fleets of slice `slice` of a scenario: its part of every fleet (by the slice
+/// rule, fleet by fleet) and of the source address pool. The slices' CPE index ranges stay
+/// disjoint and cover the scenario's: slice K starts after the CPEs the slices before it hold in
+/// all fleets, and lays its fleets' parts out one after another from there.
+///
+/// # Errors
+/// A source pool smaller than the number of slices (each slice needs its own addresses).
+fn slice_scenario(
+    whole: &RunArgs,
+    slice: crate::slice::Slice,
+    fleets: &mut [crate::scenario::FleetSpec],
+    sources: &mut Vec<std::net::IpAddr>,
+) -> anyhow::Result<RunArgs> {
+    if slice.is_whole() {
+        return Ok(whole.clone());
+    }
+    let (mut before, mut mine) = (0u32, 0u32);
+    for f in fleets.iter_mut() {
+        let part = slice.of(0, f.cpes);
+        before += part.start;
+        mine += part.end - part.start;
+        f.cpes = part.end - part.start;
+    }
+    if !sources.is_empty() {
+        anyhow::ensure!(
+            sources.len() >= slice.count as usize,
+            "--slice {slice}: the scenario's {} source addresses cannot be cut into {} disjoint parts",
+            sources.len(),
+            slice.count
+        );
+        *sources = slice.of_items(sources).to_vec();
+    }
+    anyhow::ensure!(mine > 0, "--slice {slice}: this slice holds no CPE of the scenario's fleets");
+    Ok(RunArgs { first_index: whole.first_index + before, cpes: mine, ..whole.clone() })
+}
+
 /// Waits for `--start-at` (a stop signal ends the wait), so that slices started apart begin their
 /// timeline together; a time already past is said once and not waited for.
 fn wait_for_start(at: UnixMillis) {
@@ -198,15 +262,37 @@ pub fn run(
     args: &RunArgs,
     checked: Option<crate::plan::Checked>,
     sweep: Option<(&Vec<f64>, std::time::Duration, Option<&std::path::Path>)>,
+    story: Option<Story>,
 ) -> anyhow::Result<ExitCode> {
     let (thresholds, slice, start_at) = match checked {
         Some(c) => (c.thresholds, c.slice, c.start_at),
         None => (Vec::new(), crate::slice::Slice::WHOLE, None),
     };
+    let mut story = story;
+    let mut fleets = story.as_mut().map(|s| std::mem::take(&mut s.scenario.fleets)).unwrap_or_default();
     let whole = args;
-    let narrowed = crate::plan::sliced(whole, slice);
+    let mut narrowed = crate::plan::sliced(whole, slice);
+    if !fleets.is_empty() {
+        // The listeners and the store hold one model; several fleets are not wired to them yet.
+        for (flag, set) in [
+            ("--cr-bind-addr", args.cr_bind_addr.is_some()),
+            ("--api-bind-addr", args.api_bind_addr.is_some()),
+            ("--state-dir", args.state_dir.is_some()),
+        ] {
+            if set {
+                anyhow::bail!("{flag} cannot be combined with a scenario's fleets (yet): run the fleets without it");
+            }
+        }
+        // A slice of a scenario holds its part of every fleet (and of the source pool).
+        if let Some(s) = story.as_mut() {
+            narrowed = slice_scenario(whole, slice, &mut fleets, &mut s.scenario.routes.sources)?;
+        }
+    }
     let args = &narrowed;
-    let model = load(args.profile.as_deref(), args.cwmp_version.as_deref())?;
+    let model = match fleets.first() {
+        Some(f) => f.model.clone(),
+        None => load(args.profile.as_deref(), args.cwmp_version.as_deref())?,
+    };
     let transport = transport_config(args)?;
     // One CPE's run, not one slice's CPE of a fleet.
     let single = whole.cpes == 1 && sweep.is_none();
@@ -237,9 +323,12 @@ pub fn run(
     let (acs_url, server) = match &args.acs_url {
         Some(u) => (u.clone(), None),
         None => {
-            let server = side_rt
-                .block_on(AcsServer::start(([127, 0, 0, 1], 0).into(), embedded_acs(&model, &transport)))
-                .context("starting the embedded ACS on 127.0.0.1")?;
+            let cfg = match &story {
+                Some(s) => story_acs(embedded_acs(&model, &transport), s)?,
+                None => embedded_acs(&model, &transport),
+            };
+            let server =
+                side_rt.block_on(AcsServer::start(([127, 0, 0, 1], 0).into(), cfg)).context("starting the embedded ACS on 127.0.0.1")?;
             info!(profile = %model.name, "no --acs-url given: started the embedded ACS at {} (GenieACS-like bootstrap script)", server.url());
             (server.url(), Some(server))
         }
@@ -280,6 +369,7 @@ pub fn run(
     // Periodic informs and retries (daemon) when asked for by a duration, a sweep, a listener that
     // must stay reachable, the profile or --inform-interval; otherwise one-shot.
     let daemon = args.duration.is_some()
+        || story.as_ref().is_some_and(|s| s.scenario.timeline.phases.iter().any(|p| p.kind != engine::phase::PhaseKind::Boot))
         || sweep.is_some()
         || args.cr_bind_addr.is_some()
         || args.api_bind_addr.is_some()
@@ -300,6 +390,31 @@ pub fn run(
     plan.drain_timeout = args.drain_timeout;
     plan.verbose = single;
     plan.state = state;
+    if let Some(s) = story {
+        // Each fleet reads back the run's URL and credentials, as the first model does.
+        plan.fleets = fleets
+            .into_iter()
+            .map(|f| {
+                let mut m = f.model;
+                m.publish_acs_url(&acs_url);
+                if let Some(c) = &plan.transport.credentials {
+                    m.publish_acs_credentials(&c.username, &c.password);
+                }
+                engine::Fleet::new(f.name, Arc::new(m), f.cpes)
+            })
+            .collect();
+        plan.routes = s.scenario.routes;
+        plan.timeline = s.scenario.timeline;
+        info!(
+            scenario = %s.scenario.name,
+            file = %s.scenario.file.display(),
+            fleets = %plan.fleets.iter().map(|f| format!("{}×{} ({})", f.name, f.cpes, f.model.name)).collect::<Vec<_>>().join(", "),
+            endpoints = plan.routes.endpoint_count(),
+            sources = plan.routes.sources.len(),
+            phases = %plan.timeline.phases.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(" → "),
+            "scenario"
+        );
+    }
     if let Some(at) = start_at {
         wait_for_start(at);
     }
@@ -329,6 +444,7 @@ pub fn run(
         report_html: args.report_html.clone(),
         metrics: metrics_text.clone(),
         run_id: None,
+        embedded_acs: server.is_some(),
     };
     let result = match sweep {
         Some((multipliers, step, json_path)) => {
@@ -336,6 +452,7 @@ pub fn run(
         }
         None => engine::run(plan, args.duration, &out, receivers).map(Ok),
     };
+    let embedded = server.is_some();
     if let Some(s) = server {
         side_rt.block_on(s.stop());
     }
@@ -356,6 +473,9 @@ pub fn run(
     let (outcome, sweeping) = match result? {
         Ok(outcome) => {
             print(&crate::stats::report::to_text(&outcome.total, &outcome.facts, &crate::stats::report::ProcessFigures::now()));
+            if embedded {
+                print(&format!("{}\n", engine::EMBEDDED_ACS_NOTE));
+            }
             print(&crate::stats::threshold::to_text(&outcome.verdicts));
             (outcome, false)
         }

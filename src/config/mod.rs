@@ -13,6 +13,9 @@ use crate::model::identity::{Identity, Template};
 use crate::model::tree::TreeBuilder;
 use crate::model::Model;
 
+/// The example TR-181 profile, built in so the binary runs from anywhere.
+pub const BUILTIN_PROFILE: &str = include_str!("../../profiles/example-tr181-gateway/profile.yaml");
+
 /// Why a profile could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {

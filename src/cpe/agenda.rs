@@ -290,6 +290,20 @@ impl Agenda {
         dropped
     }
 
+    /// The CPE goes dark (a scenario's outage: powered off or cut off): nothing is planned,
+    /// periodic informs included, and deferred work is lost with its power.
+    pub fn power_off(&mut self) {
+        *self = Agenda::idle();
+    }
+
+    /// The CPE powers on at `now` (after an outage, or a power cycle in a reboot wave): it
+    /// restarts (`1 BOOT`, uptime from `now`) and informs at `at` (≥ `now`); the engine plans
+    /// periodic informs again after that session, as after the first boot.
+    pub fn power_on(&mut self, cpe: &mut CpeState, now: u64, at: u64) {
+        cpe.restart(UnixMillis(now));
+        *self = Agenda::boot_at(at.max(now));
+    }
+
     /// Drops every plan but the periodic one (a one-shot CPE whose session failed is done).
     pub fn clear_work(&mut self) {
         self.start = NEVER;
@@ -392,6 +406,25 @@ mod tests {
         // Started: a second call (a duplicate timer) starts nothing.
         assert_eq!(a.on_timeout(&mut c, T0 + 100, &mut t), None);
         assert_eq!(a.next_deadline(false), None);
+    }
+
+    #[test]
+    fn an_outage_plans_nothing_and_power_on_owes_boot() {
+        let (mut a, mut c, mut t) = (Agenda::idle(), quiet(), vec![]);
+        a.set_periodic(Some(Periodic { period_ms: 1000, phase_ms: 0 }), T0);
+        a.on_session_end(&mut c, ok(vec![DeferredAction::ScheduleInform { delay: Duration::from_secs(5), command_key: "k".into() }]), T0);
+        assert!(a.next_deadline(false).is_some());
+        a.power_off();
+        assert_eq!(a.next_deadline(false), None, "dark: no periodic, no deferred work");
+        assert_eq!(a.on_timeout(&mut c, T0 + 10_000, &mut t), None);
+        a.power_on(&mut c, T0 + 20_000, T0 + 20_500);
+        assert_eq!(c.boot_at, UnixMillis(T0 + 20_000));
+        assert_eq!(a.next_deadline(false), Some(T0 + 20_500));
+        assert_eq!(a.on_timeout(&mut c, T0 + 20_500, &mut t), Some(SessionReason::Owed));
+        assert_eq!(c.events.describe(0), "[1 BOOT]");
+        // Never before power comes back.
+        a.power_on(&mut c, T0 + 30_000, T0);
+        assert_eq!(a.next_deadline(false), Some(T0 + 30_000));
     }
 
     #[test]

@@ -82,13 +82,22 @@ impl Clock {
                     None => tokio::time::sleep_until(when.into()).await,
                 }
             }
-            Clock::Manual(m) => loop {
-                let moved = m.moved.notified();
+            Clock::Manual(m) => {
                 if m.now.load(Ordering::SeqCst) >= at.0 {
+                    // Already due: still yield once, so a loop that sleeps until a time already
+                    // reached lets the runtime drive its I/O (tokio's coop budget is only
+                    // refilled when the task yields; a sleep that is always ready never does).
+                    tokio::task::yield_now().await;
                     return;
                 }
-                moved.await;
-            },
+                loop {
+                    let moved = m.moved.notified();
+                    if m.now.load(Ordering::SeqCst) >= at.0 {
+                        return;
+                    }
+                    moved.await;
+                }
+            }
         }
     }
 }

@@ -11,8 +11,12 @@
 //! - [`transfer`]: Downloads and Uploads, and their TransferComplete faults.
 //! - [`sweep`]: interval-multiplier sweeps on a live fleet.
 //! - `ticks`: what each progress tick updates (timeline, progress line, `/metrics`, interval log).
+//! - [`phase`]: a scenario's phases on the timeline; [`route`]: ACS endpoints and source
+//!   addresses per CPE.
 
 pub mod clock;
+pub mod phase;
+pub mod route;
 pub mod session;
 pub mod shard;
 pub mod sweep;
@@ -31,7 +35,7 @@ use tokio::sync::watch;
 
 use crate::cpe::periodic::PeriodicPlan;
 use crate::cpe::CpeState;
-use crate::model::Model;
+use crate::model::{DeviceId, Model};
 use crate::owners::CpeMsg;
 use crate::session::template::InformTemplate;
 use crate::stats::report::{self, ProcessFigures, RunFacts};
@@ -122,6 +126,29 @@ pub struct Plan {
     pub return_states: bool,
     /// `--state-dir`: saved CPEs to resume and where to save snapshots.
     pub state: Option<crate::persist::Resume>,
+    /// A scenario's fleets in rank order (their `cpes` add up to the plan's); empty: every CPE
+    /// runs `model`. With fleets, `model` and `template` are the first fleet's.
+    pub fleets: Vec<Fleet>,
+    /// ACS endpoints and source addresses per CPE (default: `acs_url`, no binding).
+    pub routes: route::Routes,
+    /// A scenario's phases from the run's start (default: none).
+    pub timeline: phase::Timeline,
+}
+
+/// One fleet of a scenario: CPEs of one profile, with their own identity (OUI, serial template).
+pub struct Fleet {
+    pub name: String,
+    pub model: Arc<Model>,
+    pub template: Arc<InformTemplate>,
+    /// How many CPEs (the next `cpes` ranks after the fleets before it).
+    pub cpes: u32,
+}
+
+impl Fleet {
+    /// A fleet of `cpes` CPEs of `model`.
+    pub fn new(name: impl Into<String>, model: Arc<Model>, cpes: u32) -> Fleet {
+        Fleet { name: name.into(), template: Arc::new(InformTemplate::new(&model)), model, cpes }
+    }
 }
 
 impl Plan {
@@ -148,7 +175,55 @@ impl Plan {
             verbose: false,
             return_states: false,
             state: None,
+            fleets: Vec::new(),
+            routes: route::Routes::default(),
+            timeline: phase::Timeline::default(),
         }
+    }
+
+    /// The fleet CPE `id` belongs to (0 without fleets). This and [`Plan::endpoint_of`] are where
+    /// a report finds a CPE's fleet and ACS endpoint.
+    pub fn fleet_of(&self, id: DeviceId) -> usize {
+        let rank = id.0.wrapping_sub(self.first_index);
+        let mut end = 0u32;
+        for (i, f) in self.fleets.iter().enumerate() {
+            end = end.saturating_add(f.cpes);
+            if rank < end {
+                return i;
+            }
+        }
+        self.fleets.len().saturating_sub(1)
+    }
+
+    /// The model CPE `id` runs.
+    pub fn model_for(&self, id: DeviceId) -> &Arc<Model> {
+        match self.fleets.is_empty() {
+            true => &self.model,
+            false => &self.fleets[self.fleet_of(id)].model,
+        }
+    }
+
+    /// The ACS endpoint index (into `routes.endpoints`) CPE `id` informs, sticky across its
+    /// sessions (round robin by rank, or a hash of its serial number).
+    pub fn endpoint_of(&self, id: DeviceId) -> usize {
+        self.routes.endpoint_of(id.0.wrapping_sub(self.first_index), || {
+            let model = self.model_for(id);
+            let now = crate::time::UnixMillis(0);
+            model
+                .well_known
+                .serial_number
+                .map(|n| {
+                    model
+                        .device(id, &crate::model::Delta::default(), now, now)
+                        .value_string(&crate::model::Loc::plain(n), crate::model::ReadFor::Local)
+                })
+                .unwrap_or_default()
+        })
+    }
+
+    /// The URL of endpoint `index` (the plan's `acs_url` without endpoints).
+    pub fn endpoint_url(&self, index: usize) -> &str {
+        self.routes.endpoints.get(index).map_or(self.acs_url.as_str(), String::as_str)
     }
 }
 
@@ -160,7 +235,8 @@ impl Plan {
     /// publishes before sharing, so nothing is.
     pub fn publish_acs_settings(&mut self) {
         let creds = self.transport.credentials.as_ref();
-        if self.model.publishes_acs_url(&self.acs_url) && (creds.is_none() || self.model.acs_credentials_from_run) {
+        let published = |m: &Model| m.publishes_acs_url(&self.acs_url) && (creds.is_none() || m.acs_credentials_from_run);
+        if published(&self.model) && self.fleets.iter().all(|f| published(&f.model)) {
             return;
         }
         let model = Arc::make_mut(&mut self.model);
@@ -169,6 +245,15 @@ impl Plan {
             model.publish_acs_credentials(&c.username, &c.password);
         }
         self.template = Arc::new(InformTemplate::new(&self.model));
+        // Each fleet reads back the same URL (the first endpoint with several) and credentials.
+        for f in &mut self.fleets {
+            let model = Arc::make_mut(&mut f.model);
+            model.publish_acs_url(&self.acs_url);
+            if let Some(c) = creds {
+                model.publish_acs_credentials(&c.username, &c.password);
+            }
+            f.template = Arc::new(InformTemplate::new(&f.model));
+        }
     }
 }
 
@@ -288,7 +373,12 @@ pub struct Outputs {
     pub metrics: Option<crate::metrics::Exposition>,
     /// The run's id (a fresh one when `None`), in every output.
     pub run_id: Option<RunId>,
+    /// The ACS ran embedded in this process: the report says it shared the CPUs.
+    pub embedded_acs: bool,
 }
+
+/// The report's line for a run against the embedded ACS.
+pub const EMBEDDED_ACS_NOTE: &str = "acs: embedded in this process; it shared the CPUs with the simulator, so latencies and CPU figures include its work (use --acs-url for an ACS of its own)";
 
 impl Outputs {
     pub(crate) fn stop_requested(&self) -> bool {
@@ -469,10 +559,30 @@ pub fn run(
     let mut interval = Recorder::new();
     let end = duration.map(|d| started + d);
     let stop = || out.stop_requested();
+    let mut phase_shown = None;
     loop {
-        let next = ticks.next_at().min(end.unwrap_or(ticks.next_at()));
+        let mut next = ticks.next_at().min(end.unwrap_or(ticks.next_at()));
+        // Each phase is announced as it starts (and the loop wakes for the next one); the report's
+        // timeline starts a section for it.
+        if let Some(p) = plan.timeline.at(started.elapsed().as_millis() as u64) {
+            next = next.min(started + Duration::from_millis(p.end_ms));
+            // Phases shorter than a tick are announced too, late, in order.
+            let first = phase_shown.map_or(0, |i: usize| i + 1);
+            for (i, phase) in plan.timeline.phases.iter().enumerate().take(p.index + 1).skip(first) {
+                tracing::info!(
+                    phase = phase.name,
+                    "phase {} of {} ({:.1}s)",
+                    i + 1,
+                    plan.timeline.phases.len(),
+                    phase.duration.as_secs_f64()
+                );
+                ticks.begin_phase(&phase.name);
+            }
+            phase_shown = Some(p.index);
+        }
         running.collect(next, &mut [&mut total, &mut interval], &stop);
         let now = Instant::now();
+
         if now >= next {
             ticks.tick(&mut interval, &total, running.in_flight.iter().sum(), now);
         }
@@ -521,6 +631,9 @@ pub(crate) fn finish(
         .map(|v| json!({"rule": v.rule, "passed": v.passed, "actual": v.actual, "actual_text": v.actual_text}))
         .collect::<Vec<_>>());
     json["complete"] = json!(panics.is_empty());
+    if out.embedded_acs {
+        json["acs"] = json!({"embedded": true, "shared_cpus": true, "note": EMBEDDED_ACS_NOTE});
+    }
     if !panics.is_empty() {
         json["panics"] = json!(panics);
     }

@@ -28,8 +28,8 @@ pub struct Probe<'r> {
     pub recorder: &'r RefCell<Recorder>,
     /// When the session was due (the wheel's deadline), for latency from the scheduled start.
     pub scheduled_at: Instant,
-    /// The session's ACS endpoint: an index into the run's endpoint labels (today always 0, the
-    /// `--acs-url`; a scenario with several endpoints sets its CPE's).
+    /// The session's ACS endpoint: an index into the run's endpoint labels (0, the `--acs-url`,
+    /// unless a scenario has several).
     pub endpoint: u16,
 }
 

@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn, Instrument};
 
 use super::clock::Clock;
+use super::phase::{self, PhaseKind};
 use super::session::{session, Probe, SessionCtx, SessionRun};
 use super::timer::PreciseTimer;
 use super::wheel::{TimerHandle, Wheel};
@@ -127,7 +128,14 @@ struct Shard<'p> {
     auth: HashMap<u32, AuthState>,
     /// CPEs the ACS moved to another URL (ManagementServer.URL).
     urls: HashMap<u32, Target>,
-    idle_connections: Vec<Connection>,
+    /// Idle pooled connections, one pool per route (ACS endpoint × source address).
+    idle_connections: Vec<Vec<Connection>>,
+    /// Each CPE's route id (`Routes::route_id`); empty when the run has one route.
+    routes: Vec<u16>,
+    /// Where the scenario's phases stand on this shard.
+    phases: PhaseRun,
+    /// Phases that reached a CPE while it was in a session, applied when it ends (rare).
+    pending: HashMap<u32, smallvec::SmallVec<[usize; 2]>>,
     multiplier: f64,
     /// Connection Request credentials of CPEs in a session, for the listener (only with one).
     busy_credentials: HashMap<u32, (String, String)>,
@@ -168,9 +176,24 @@ impl<'p> Shard<'p> {
                 }
             }
         }
+        // Each CPE's route, once (a serial hash renders the serial; round robin is arithmetic).
+        let routes = if plan.routes.route_count() > 1 {
+            (0..n)
+                .map(|k| {
+                    let rank = id as u32 + k * shards;
+                    let endpoint = plan.endpoint_of(DeviceId(plan.first_index + rank));
+                    plan.routes.route_id(endpoint, plan.routes.source_of(rank)) as u16
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Shard {
             plan,
             id,
+            routes,
+            phases: PhaseRun::new(&plan.timeline),
+            pending: HashMap::new(),
             busy: Bits::new(n as usize),
             queued: Bits::new(n as usize),
             replan: Bits::new(n as usize),
@@ -184,7 +207,7 @@ impl<'p> Shard<'p> {
             transfers: HashMap::new(),
             auth: HashMap::new(),
             urls,
-            idle_connections: Vec::new(),
+            idle_connections: (0..plan.routes.route_count()).map(|_| Vec::new()).collect(),
             multiplier: plan.periodic.multiplier,
             busy_credentials: HashMap::new(),
             woken: HashSet::new(),
@@ -247,7 +270,7 @@ impl<'p> Shard<'p> {
     }
 
     fn plan_periodic(&mut self, k: u32, now: u64) {
-        let p = periodic::plan(&self.plan.model, &self.cpes[k as usize], &self.periodic_plan());
+        let p = periodic::plan(self.plan.model_for(self.cpes[k as usize].id), &self.cpes[k as usize], &self.periodic_plan());
         self.agendas[k as usize].set_periodic(p, now);
     }
 
@@ -293,7 +316,7 @@ impl<'p> Shard<'p> {
     /// debug (disabled, and free, unless debug logging is on).
     fn span(&self, cpe: &CpeState) -> tracing::Span {
         if self.plan.verbose {
-            let model = &self.plan.model;
+            let model = self.plan.model_for(cpe.id);
             let serial = model
                 .well_known
                 .serial_number
@@ -311,12 +334,20 @@ impl<'p> Shard<'p> {
             CpeMsg::Lookup { index, reply } => {
                 let creds = self.local(index).and_then(|k| match self.busy.get(k) {
                     true => self.busy_credentials.get(&k).cloned(),
-                    false => Some(self.plan.model.connection_request_credentials(self.cpes[k as usize].id, &self.cpes[k as usize].delta)),
+                    false => Some(
+                        self.plan
+                            .model_for(self.cpes[k as usize].id)
+                            .connection_request_credentials(self.cpes[k as usize].id, &self.cpes[k as usize].delta),
+                    ),
                 });
                 let _ = reply.send(creds);
             }
             CpeMsg::Wake { index } => {
                 let Some(k) = self.local(index) else { return };
+                if self.phases.dark {
+                    // Dark in an outage: nothing reaches it.
+                    return;
+                }
                 if self.busy.get(k) {
                     self.woken.insert(k);
                 } else {
@@ -337,7 +368,7 @@ impl<'p> Shard<'p> {
                     let _ = msg.refuse_busy();
                     return;
                 }
-                let model = self.plan.model.clone();
+                let model = self.plan.model_for(self.cpes[k as usize].id).clone();
                 let cpe = &mut self.cpes[k as usize];
                 match msg {
                     CpeMsg::Inspect { reply, .. } => {
@@ -372,17 +403,23 @@ impl<'p> Shard<'p> {
     ) {
         let with_listener = owner.is_some();
         let plan = self.plan;
-        let ctx = SessionCtx {
-            model: &plan.model,
-            template: &plan.template,
-            transport: &plan.transport,
-            clock: &plan.clock,
-            verbose: plan.verbose,
+        // One context per fleet (the run's one model without fleets).
+        let ctx_of =
+            |model, template| SessionCtx { model, template, transport: &plan.transport, clock: &plan.clock, verbose: plan.verbose };
+        let ctxs: Vec<SessionCtx<'_>> = match plan.fleets.is_empty() {
+            true => vec![ctx_of(&plan.model, &plan.template)],
+            false => plan.fleets.iter().map(|f| ctx_of(&f.model, &f.template)).collect(),
         };
-        let ctx = &ctx;
-        // The ACS URL, parsed once for every session (a bad one fails each session, saying why).
-        let target = Target::parse(&plan.acs_url).ok();
-        let target = &target;
+        let ctxs = &ctxs;
+        // Each route's URL, parsed once for every session (a bad one fails each session, saying
+        // why), bound to the route's source address.
+        let targets: Vec<Option<Target>> = (0..plan.routes.route_count())
+            .map(|r| {
+                let (endpoint, source) = plan.routes.split_route(r);
+                Target::parse(plan.endpoint_url(endpoint)).ok().map(|t| t.with_source(source))
+            })
+            .collect();
+        let targets = &targets;
         // Declared before the session futures, which borrow it (never across an await).
         let recorder_cell = RefCell::new(Recorder::new());
         let recorder = &recorder_cell;
@@ -392,7 +429,8 @@ impl<'p> Shard<'p> {
             Clock::System(_) => PreciseTimer::new().ok(),
             Clock::Manual(_) => None,
         };
-        self.boot(plan.clock.now().0);
+        let started_ms = plan.clock.now().0;
+        self.boot(started_ms);
         let mut cpu_reported = thread_cpu_us();
         let mut first = ShardReport::new(self.id, Recorder::new());
         first.scheduled = Some(self.cpes.len() as u32);
@@ -406,6 +444,9 @@ impl<'p> Shard<'p> {
             let now = plan.clock.now().0;
             if stopping.is_none() {
                 expired.clear();
+                if !self.phases.idle {
+                    self.run_phases(now.saturating_sub(started_ms), now);
+                }
                 self.wheel.advance(self.tick_of(now), &mut expired);
                 let mut r = recorder.borrow_mut();
                 for e in &expired {
@@ -428,13 +469,18 @@ impl<'p> Shard<'p> {
                 let cpe = std::mem::replace(&mut self.cpes[k as usize], CpeState::new(DeviceId(u32::MAX), UnixMillis(0)));
                 let mut auth = take(&mut self.auth, k).unwrap_or_default();
                 if with_listener {
-                    self.busy_credentials.insert(k, plan.model.connection_request_credentials(cpe.id, &cpe.delta));
+                    self.busy_credentials.insert(k, plan.model_for(cpe.id).connection_request_credentials(cpe.id, &cpe.delta));
                 }
                 let own_url = if self.urls.is_empty() { None } else { self.urls.get(&k).cloned() };
+                let route = self.route(k);
                 let conn = match (plan.connection_mode, &own_url) {
-                    (ConnectionMode::Pooled, None) => self.idle_connections.pop(),
+                    (ConnectionMode::Pooled, None) => self.idle_connections[route].pop(),
                     _ => None,
                 };
+                let ctx = &ctxs[plan.fleet_of(cpe.id)];
+                let target = &targets[route];
+                let endpoint = plan.routes.split_route(route).0;
+                let home_url = plan.endpoint_url(endpoint);
                 let span = self.span(&cpe);
                 in_flight.push(Box::pin(
                     async move {
@@ -454,10 +500,10 @@ impl<'p> Shard<'p> {
                             }
                             cpe.transfer_finished(&req, fault.as_ref().map(|(c, d)| (*c, d.as_str())), start, plan.clock.now());
                         }
-                        let probe = Probe { recorder, scheduled_at: scheduled_at.into(), endpoint: 0 };
+                        let probe = Probe { recorder, scheduled_at: scheduled_at.into(), endpoint: endpoint as u16 };
                         let destination = match (&own_url, target) {
                             (Some(t), _) | (None, Some(t)) => Destination::Parsed(t),
-                            (None, None) => Destination::Url(&plan.acs_url),
+                            (None, None) => Destination::Url(home_url),
                         };
                         let run = session(ctx, &mut cpe, &mut auth, destination, conn, Some(probe)).await;
                         (k, cpe, auth, run)
@@ -512,7 +558,13 @@ impl<'p> Shard<'p> {
             let wheel_wake = match stopping {
                 Some(_) => None,
                 None if !self.ready.is_empty() && in_flight.len() < plan.max_in_flight => Some(now),
-                None => self.wheel.next_event().map(|t| self.unix_of(t)),
+                None => {
+                    let phase = self.next_phase_at(now.saturating_sub(started_ms)).map(|e| started_ms.saturating_add(e));
+                    match (self.wheel.next_event().map(|t| self.unix_of(t)), phase) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    }
+                }
             };
             let sleep = async {
                 match wheel_wake {
@@ -540,22 +592,185 @@ impl<'p> Shard<'p> {
                             self.queued.set(k, false);
                         }
                     } else if c.multiplier != self.multiplier {
-                        self.multiplier = c.multiplier;
-                        let now = plan.clock.now().0;
-                        for k in 0..self.cpes.len() as u32 {
-                            if self.agendas[k as usize].periodic().0 == NEVER {
-                                continue;
-                            }
-                            // A CPE in a session has its state in the session: re-planned at its end.
+                        self.set_multiplier(c.multiplier, plan.clock.now().0);
+                    }
+                }
+            }
+        }
+    }
+
+    /// CPE `k`'s route id (ACS endpoint × source address).
+    fn route(&self, k: u32) -> usize {
+        if self.routes.is_empty() {
+            0
+        } else {
+            self.routes[k as usize] as usize
+        }
+    }
+
+    /// CPE `k`'s rank in the run (0-based).
+    fn rank(&self, k: u32) -> u32 {
+        self.id as u32 + k * self.plan.shards as u32
+    }
+
+    /// A new interval multiplier (a sweep step or a scenario phase): every periodic Inform is
+    /// planned again from `now`.
+    fn set_multiplier(&mut self, multiplier: f64, now: u64) {
+        self.multiplier = multiplier;
+        for k in 0..self.cpes.len() as u32 {
+            if self.agendas[k as usize].periodic().0 == NEVER {
+                continue;
+            }
+            // A CPE in a session has its state in the session: re-planned at its end.
+            if self.busy.get(k) {
+                self.replan.set(k, true);
+            } else {
+                self.plan_periodic(k, now);
+                self.rearm(k);
+            }
+        }
+    }
+
+    /// Carries the scenario's phases forward to `elapsed` ms after the start (`now` on the
+    /// clock): the multiplier they set, outages beginning and ending, wave steps due.
+    fn run_phases(&mut self, elapsed: u64, now: u64) {
+        let plan = self.plan;
+        if self.phases.steers_multiplier {
+            let m = plan.timeline.multiplier_at(elapsed, plan.periodic.multiplier);
+            if m != self.multiplier {
+                debug!(multiplier = m, "phase: interval multiplier");
+                self.set_multiplier(m, now);
+            }
+        }
+        let mut cursors = std::mem::take(&mut self.phases.cursors);
+        for c in cursors.iter_mut().filter(|c| !c.done) {
+            let phase = &plan.timeline.phases[c.phase];
+            match &phase.kind {
+                PhaseKind::Outage { storm_spread } => {
+                    if c.step == 0 && elapsed >= c.start_ms {
+                        c.step = 1;
+                        debug!(phase = %phase.name, "outage: the CPEs go dark");
+                        self.go_dark();
+                    }
+                    if c.step == 1 && elapsed >= c.start_ms.saturating_add(phase.duration.as_millis() as u64) {
+                        c.step = 2;
+                        c.done = true;
+                        debug!(phase = %phase.name, "outage over: the CPEs power on (1 BOOT)");
+                        self.power_back(c.phase, *storm_spread, now);
+                    }
+                }
+                PhaseKind::RebootWave { share } | PhaseKind::ValueChangeWave { share, .. } => {
+                    while (c.step as usize) < self.cpes.len() {
+                        let rank = self.rank(c.step);
+                        if elapsed < c.start_ms.saturating_add(phase::wave_offset_ms(phase.duration, rank, plan.cpes)) {
+                            break;
+                        }
+                        let k = c.step;
+                        c.step += 1;
+                        if phase::picks(*share, rank, plan.cpes, c.phase as u64) && !self.phases.dark {
                             if self.busy.get(k) {
-                                self.replan.set(k, true);
+                                self.pending.entry(k).or_default().push(c.phase);
                             } else {
-                                self.plan_periodic(k, now);
-                                self.rearm(k);
+                                self.apply_phase(k, c.phase, now);
                             }
                         }
                     }
+                    c.done = c.step as usize >= self.cpes.len();
                 }
+                _ => c.done = true,
+            }
+        }
+        let all_done = cursors.iter().all(|c| c.done);
+        self.phases.cursors = cursors;
+        self.phases.idle = all_done && (!self.phases.steers_multiplier || plan.timeline.next_multiplier_change(elapsed).is_none());
+    }
+
+    /// The next instant (ms after the start) a phase acts on this shard, for its wake-up.
+    fn next_phase_at(&self, elapsed: u64) -> Option<u64> {
+        if self.phases.idle {
+            return None;
+        }
+        let plan = self.plan;
+        let mut next = if self.phases.steers_multiplier { plan.timeline.next_multiplier_change(elapsed) } else { None };
+        for c in self.phases.cursors.iter().filter(|c| !c.done) {
+            let phase = &plan.timeline.phases[c.phase];
+            let t = match phase.kind {
+                PhaseKind::Outage { .. } if c.step == 0 => c.start_ms,
+                PhaseKind::Outage { .. } => c.start_ms.saturating_add(phase.duration.as_millis() as u64),
+                _ => c.start_ms.saturating_add(phase::wave_offset_ms(phase.duration, self.rank(c.step), plan.cpes)),
+            };
+            next = Some(next.map_or(t, |n: u64| n.min(t)));
+        }
+        next
+    }
+
+    /// An outage begins: no session starts (queued ones are dropped), idle CPEs plan nothing;
+    /// CPEs in a session finish it and then go dark.
+    fn go_dark(&mut self) {
+        self.phases.dark = true;
+        let queued: Vec<u32> = self.ready.drain(..).map(|(k, _, _)| k).collect();
+        for k in queued {
+            self.queued.set(k, false);
+        }
+        self.transfers.clear();
+        for k in 0..self.cpes.len() as u32 {
+            if !self.busy.get(k) {
+                self.agendas[k as usize].power_off();
+                self.rearm(k);
+            }
+        }
+    }
+
+    /// An outage (phase `phase`) ends at `now`: every CPE powers on (`1 BOOT`), spread over
+    /// `spread` by rank; one still in a session powers on when it ends.
+    fn power_back(&mut self, phase: usize, spread: std::time::Duration, now: u64) {
+        self.phases.dark = false;
+        for k in 0..self.cpes.len() as u32 {
+            if self.busy.get(k) {
+                self.pending.entry(k).or_default().push(phase);
+                continue;
+            }
+            let at = now.saturating_add(phase::wave_offset_ms(spread, self.rank(k), self.plan.cpes));
+            self.agendas[k as usize].power_on(&mut self.cpes[k as usize], now, at);
+            self.rearm(k);
+        }
+    }
+
+    /// What phase `phase` does to idle CPE `k` at `now`: power on after an outage, power-cycle in
+    /// a reboot wave, change a value in a value-change wave (an active notification owes
+    /// `4 VALUE CHANGE` at once).
+    fn apply_phase(&mut self, k: u32, phase: usize, now: u64) {
+        let plan = self.plan;
+        let cpe = &mut self.cpes[k as usize];
+        match &plan.timeline.phases[phase].kind {
+            PhaseKind::Outage { .. } | PhaseKind::RebootWave { .. } => {
+                debug!(cpe_id = %cpe.id, phase = %plan.timeline.phases[phase].name, "power cycle (1 BOOT)");
+                self.agendas[k as usize].power_on(cpe, now, now);
+            }
+            PhaseKind::ValueChangeWave { parameter, value, .. } => {
+                let model = plan.model_for(cpe.id).clone();
+                let path = phase::under_root(parameter, model.tree.root_name()).into_owned();
+                match crate::owners::answer::set_local(&model, cpe, &[(path, value.clone())], UnixMillis(now)) {
+                    Ok(crate::owners::Notify::Active) => self.agendas[k as usize].on_wake(cpe, Wake::ValueChange, now),
+                    Ok(_) => {}
+                    Err(r) => debug!(cpe_id = %cpe.id, parameter = %parameter, "value-change wave refused: {}", r.reason),
+                }
+            }
+            _ => {}
+        }
+        self.rearm(k);
+    }
+
+    /// After CPE `k`'s session: dark during an outage, else the phases that reached it meanwhile.
+    fn phases_after_session(&mut self, k: u32, now: u64) {
+        if self.phases.dark {
+            self.agendas[k as usize].power_off();
+            take(&mut self.pending, k);
+            return;
+        }
+        if let Some(list) = take(&mut self.pending, k) {
+            for phase in list {
+                self.apply_phase(k, phase, now);
             }
         }
     }
@@ -570,12 +785,15 @@ impl<'p> Shard<'p> {
         take(&mut self.busy_credentials, k);
         if let Some(c) = run.conn {
             if plan.connection_mode == ConnectionMode::Pooled && (self.urls.is_empty() || !self.urls.contains_key(&k)) {
-                self.idle_connections.push(c);
+                let route = self.route(k);
+                self.idle_connections[route].push(c);
             }
         }
         let daemon = plan.mode == Mode::Daemon;
         let retry_in = match &run.failure {
-            Some(f) if daemon => Some(retry::wait_for(&plan.model, &self.cpes[k as usize]).max(f.retry_after.unwrap_or_default())),
+            Some(f) if daemon => Some(
+                retry::wait_for(plan.model_for(self.cpes[k as usize].id), &self.cpes[k as usize]).max(f.retry_after.unwrap_or_default()),
+            ),
             _ => None,
         };
         if plan.verbose {
@@ -644,6 +862,9 @@ impl<'p> Shard<'p> {
         if stopping {
             self.agendas[k as usize].clear_work();
         }
+        if !stopping {
+            self.phases_after_session(k, now);
+        }
         if let Some(r) = &plan.state {
             r.save(&self.cpes[k as usize]);
         }
@@ -660,13 +881,14 @@ impl<'p> Shard<'p> {
     fn follow_acs_url(&mut self, k: u32) {
         let plan = self.plan;
         let cpe = &self.cpes[k as usize];
-        let Some(url) = plan.model.own_acs_url(&cpe.delta) else { return };
-        let current = self.urls.get(&k).map_or(plan.acs_url.as_str(), |t| t.url.as_str());
+        let Some(url) = plan.model_for(cpe.id).own_acs_url(&cpe.delta) else { return };
+        let home = plan.endpoint_url(plan.routes.split_route(self.route(k)).0);
+        let current = self.urls.get(&k).map_or(home, |t| t.url.as_str());
         if url == current {
             return;
         }
         let (shown, id, verbose) = (crate::transport::without_userinfo(url), cpe.id, plan.verbose);
-        if url == plan.acs_url {
+        if url == home {
             match verbose {
                 true => info!(acs_url = %shown, "the ACS changed ManagementServer.URL back to the run's; bootstrapping to it"),
                 false => debug!(cpe_id = %id, acs_url = %shown, "the ACS changed ManagementServer.URL back to the run's"),
@@ -677,6 +899,7 @@ impl<'p> Shard<'p> {
         }
         match Target::parse(url) {
             Ok(t) => {
+                let t = t.with_source(plan.routes.split_route(self.route(k)).1);
                 match verbose {
                     true => info!(acs_url = %shown, "the ACS changed ManagementServer.URL; bootstrapping to the new ACS"),
                     false => debug!(cpe_id = %id, acs_url = %shown, "the ACS changed ManagementServer.URL"),
@@ -693,9 +916,10 @@ impl<'p> Shard<'p> {
 
 /// The parsed URL `cpe` informs when its ACS set one other than the run's (None: the run's).
 fn own_target(plan: &Plan, cpe: &CpeState) -> Option<Target> {
-    let url = plan.model.own_acs_url(&cpe.delta).filter(|u| *u != plan.acs_url)?;
+    let url = plan.model_for(cpe.id).own_acs_url(&cpe.delta).filter(|u| *u != plan.endpoint_url(plan.endpoint_of(cpe.id)))?;
+    let rank = cpe.id.0.wrapping_sub(plan.first_index);
     match Target::parse(url) {
-        Ok(t) => Some(t),
+        Ok(t) => Some(t.with_source(plan.routes.source_of(rank).map(|i| plan.routes.sources[i]))),
         Err(e) => {
             warn!(cpe_id = %cpe.id, acs_url = %crate::transport::without_userinfo(url), "the saved ManagementServer.URL is unusable; informing the run's: {e}");
             None
@@ -726,6 +950,38 @@ fn take<V>(map: &mut HashMap<u32, V>, k: u32) -> Option<V> {
         None
     } else {
         map.remove(&k)
+    }
+}
+
+/// Where a shard stands in the scenario's timeline.
+struct PhaseRun {
+    /// Nothing left to do (or never anything): the loop skips the timeline.
+    idle: bool,
+    /// The timeline has periodic or ramp phases that set the interval multiplier.
+    steers_multiplier: bool,
+    /// An outage is on: CPEs are dark.
+    dark: bool,
+    /// One per outage or wave, in timeline order.
+    cursors: Vec<PhaseCursor>,
+}
+
+/// How far one outage or wave got on this shard.
+struct PhaseCursor {
+    /// Its index in the timeline.
+    phase: usize,
+    /// When it starts, ms after the run's start.
+    start_ms: u64,
+    /// An outage: 0 before, 1 dark, 2 over. A wave: the next local CPE to reach.
+    step: u32,
+    done: bool,
+}
+
+impl PhaseRun {
+    fn new(timeline: &phase::Timeline) -> PhaseRun {
+        let steers_multiplier = timeline.phases.iter().any(|p| matches!(p.kind, PhaseKind::Periodic { .. } | PhaseKind::Ramp { .. }));
+        let cursors: Vec<PhaseCursor> =
+            timeline.events().map(|(phase, start_ms, _)| PhaseCursor { phase, start_ms, step: 0, done: false }).collect();
+        PhaseRun { idle: !steers_multiplier && cursors.is_empty(), steers_multiplier, dark: false, cursors }
     }
 }
 

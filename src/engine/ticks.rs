@@ -49,7 +49,10 @@ impl<'o> Ticks<'o> {
             Some(p) => Some(HdrLog::create(p, &facts).map_err(|e| anyhow::anyhow!("--hdr-log {}: {e}", p.display()))?),
             None => None,
         };
-        let endpoints = vec![crate::transport::without_userinfo(&plan.acs_url).into_owned()];
+        // The report's endpoint labels: a scenario's ACS URLs, or the run's one.
+        let endpoints = (0..plan.routes.endpoint_count().max(1))
+            .map(|i| crate::transport::without_userinfo(plan.endpoint_url(i)).into_owned())
+            .collect();
         let now = Instant::now();
         Ok(Ticks {
             out,

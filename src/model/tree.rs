@@ -220,6 +220,14 @@ impl ParamTree {
         }
     }
 
+    /// Sets a parameter's notification as if the ACS had set it for every CPE with
+    /// SetParameterAttributes (a scenario's `notify_active`).
+    pub fn set_notification(&mut self, node: NodeId, notification: Notification) {
+        if let NodeKind::Param(spec) = &mut self.nodes[node.0 as usize].kind {
+            spec.notification = notification;
+        }
+    }
+
     pub fn set_default(&mut self, node: NodeId, source: ValueSource) {
         if let NodeKind::Param(spec) = &mut self.nodes[node.0 as usize].kind {
             spec.default = source;

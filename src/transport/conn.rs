@@ -5,7 +5,7 @@
 //! cross-task wake-ups. Dropping a connection gives hyper one last poll to close it properly.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
 
@@ -14,7 +14,7 @@ use http_body_util::Full;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 use super::{Phase, TransportConfig, TransportError};
 
@@ -40,6 +40,9 @@ pub struct Target {
     /// The URL as a `url::Url` for cookie matching, parsed once per URL (`None`: not parsable by
     /// the URL standard, so no cookie is kept for it).
     pub cookie_url: Option<url::Url>,
+    /// The local address connections to this URL are bound to (a scenario's `sources`, so an
+    /// ACS or its load balancer sees many CPE addresses); `None`: the system picks.
+    pub source: Option<IpAddr>,
 }
 
 impl Target {
@@ -88,19 +91,27 @@ impl Target {
             path,
             cookie_url: url::Url::parse(url).ok(),
             url: url.to_string(),
+            source: None,
         })
     }
 
+    /// This target with its connections bound to `source` (`None`: the system picks).
+    pub fn with_source(mut self, source: Option<IpAddr>) -> Target {
+        self.source = source;
+        self
+    }
+
     /// Resolves a redirect's `Location` against this URL.
+    /// The CPE keeps its source address across redirects.
     pub fn join(&self, location: &str) -> Option<Target> {
         if location.starts_with("http://") || location.starts_with("https://") {
-            return Target::parse(location).ok();
+            return Target::parse(location).ok().map(|t| t.with_source(self.source));
         }
         if !location.starts_with('/') {
             return None;
         }
         let scheme = if self.https { "https" } else { "http" };
-        Target::parse(&format!("{scheme}://{}{location}", self.authority)).ok()
+        Target::parse(&format!("{scheme}://{}{location}", self.authority)).ok().map(|t| t.with_source(self.source))
     }
 
     /// Whether two targets are the same origin (RFC 6454: scheme, host, port), which can share a
@@ -108,6 +119,16 @@ impl Target {
     pub fn same_origin(&self, other: &Target) -> bool {
         self.https == other.https && self.host.eq_ignore_ascii_case(&other.host) && self.port == other.port
     }
+}
+
+/// A TCP connection to `addr`, from `source` when given (bound before connecting, port chosen by
+/// the system). A source of the other address family, or one this host does not have, fails the
+/// connect (`EADDRNOTAVAIL`), and the error says which address.
+async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(ip) = source else { return TcpStream::connect(addr).await };
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.bind(SocketAddr::new(ip, 0)).map_err(|e| std::io::Error::new(e.kind(), format!("binding source address {ip}: {e}")))?;
+    socket.connect(addr).await
 }
 
 /// `%XX` escapes decoded (userinfo may escape `:` and `@`); invalid escapes are kept as written.
@@ -174,7 +195,7 @@ impl Connection {
         let mut last = None;
         let mut tcp = None;
         for addr in &addrs {
-            match TcpStream::connect(addr).await {
+            match connect(*addr, target.source).await {
                 Ok(s) => {
                     tcp = Some(s);
                     break;
