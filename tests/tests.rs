@@ -28,3 +28,5 @@ mod persist;
 mod engine;
 // Downloads: streamed bodies, FileSize, transfer timeout vs stalls, userinfo, --max-transfers.
 mod transfers;
+// Issue 11's realism: firmware that changes SoftwareVersion, TR-143 diagnostics, value generators.
+mod realism;

@@ -46,6 +46,61 @@ pub struct ProfileFile {
     pub objects: serde_norway::Mapping,
     #[serde(default)]
     pub parameters: serde_norway::Mapping,
+    /// What a downloaded firmware image installs.
+    pub firmware: Option<FirmwareYaml>,
+}
+
+/// The `firmware:` section: the SoftwareVersion a "1 Firmware Upgrade Image" installs.
+///
+/// ```yaml
+/// firmware:
+///   versions:                       # first match wins; `*` globs the URL or its file name
+///     - {match: "*/golden/*", version: "9.0.0"}
+///   version_from_file_name: true    # else gw-2.1.0.bin installs 2.1.0
+///   failure_share: 0.05             # bad images: 9018 File corrupted, version kept
+/// ```
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FirmwareYaml {
+    #[serde(default)]
+    pub versions: Vec<VersionYaml>,
+    #[serde(default)]
+    pub version_from_file_name: bool,
+    #[serde(default)]
+    pub failure_share: f64,
+}
+
+/// One `firmware.versions` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionYaml {
+    #[serde(rename = "match")]
+    pub pattern: String,
+    pub version: String,
+}
+
+impl FirmwareYaml {
+    /// The rule it declares.
+    ///
+    /// # Errors
+    /// A share outside 0–1, an empty pattern or version (the message names the key).
+    pub fn rule(&self) -> Result<crate::model::firmware::FirmwareRule, (String, String)> {
+        if !(0.0..=1.0).contains(&self.failure_share) {
+            return Err(("firmware.failure_share".into(), format!("{} is not a share between 0 and 1", self.failure_share)));
+        }
+        let mut versions = Vec::new();
+        for (i, v) in self.versions.iter().enumerate() {
+            if v.pattern.is_empty() || v.version.is_empty() || v.version.len() > 64 {
+                return Err((format!("firmware.versions[{i}]"), "needs a non-empty `match` and a `version` of 1 to 64 characters".into()));
+            }
+            versions.push(crate::model::firmware::VersionMatch { pattern: v.pattern.as_str().into(), version: v.version.as_str().into() });
+        }
+        Ok(crate::model::firmware::FirmwareRule {
+            versions,
+            version_from_file_name: self.version_from_file_name,
+            failure_share: self.failure_share,
+        })
+    }
 }
 
 /// The `identity:` section.

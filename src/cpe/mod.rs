@@ -92,6 +92,27 @@ impl CpeState {
         self.events.add(EventCode::ConnectionRequest);
     }
 
+    /// A firmware image downloaded fine: installs it by `model`'s firmware rule, setting
+    /// `DeviceInfo.SoftwareVersion` in this CPE's delta (so it survives `--state-dir` restarts).
+    ///
+    /// # Returns
+    /// The TransferComplete fault for a bad image (the version stays), else `None`.
+    pub fn install_firmware(&mut self, model: &Model, req: &TransferRequest) -> Option<(crate::cwmp::FaultCode, &'static str)> {
+        use crate::model::firmware::Install;
+        match model.firmware.install(model.identity.seed, self.id, &req.url, &req.target_file_name) {
+            Install::Rejected(code, detail) => Some((code, detail)),
+            Install::Unchanged => None,
+            Install::Version(v) => {
+                if let Some(node) = model.well_known.software_version {
+                    // Set by the CPE itself; the restart that follows drops pending value
+                    // changes, and SoftwareVersion is in every Inform anyway (forced).
+                    self.delta.set_value(crate::model::Loc::plain(node), &v, crate::model::Source::Cpe);
+                }
+                None
+            }
+        }
+    }
+
     /// A transfer finished (successfully when `fault` is `None`). A firmware image that downloaded
     /// fine is installed by rebooting: the next Inform carries `1 BOOT` too.
     pub fn transfer_finished(

@@ -444,8 +444,11 @@ impl<'p> Shard<'p> {
                             let slot = plan.transfers.slots.acquire().await;
                             let start = plan.clock.now();
                             debug!(url = %crate::transport::without_userinfo(&req.url), command_key = %req.command_key, "transfer started");
-                            let fault = super::transfer::perform(&plan.transport, &req, plan.transfers.timeout).await;
+                            let mut fault = super::transfer::perform(&plan.transport, &req, plan.transfers.timeout).await;
                             drop(slot);
+                            if fault.is_none() && req.is_firmware() {
+                                fault = cpe.install_firmware(&plan.model, &req).map(|(c, d)| (c, d.to_string()));
+                            }
                             match &fault {
                                 None => debug!(command_key = %req.command_key, "transfer completed"),
                                 Some((code, detail)) => {

@@ -6,11 +6,13 @@
 //!   (GetParameterValues, SetParameterValues, AddObject, …).
 //! - [`identity`]: per-CPE stamping of serials, MACs and secrets from the CPE index.
 //! - [`types`]: parameter types and value checks.
+//! - [`firmware`]: the SoftwareVersion a downloaded firmware image installs.
 //!
 //! No I/O and no clock: callers pass `now`. Built from declarations by `config`.
 
 pub mod delta;
 pub mod device;
+pub mod firmware;
 pub mod hooks;
 pub mod identity;
 pub mod tree;
@@ -106,6 +108,8 @@ pub struct Model {
     /// The run's ACS credentials (`--acs-username/--acs-password`) are published as
     /// ManagementServer.Username/Password's defaults, so every CPE has credentials.
     pub acs_credentials_from_run: bool,
+    /// What a downloaded "1 Firmware Upgrade Image" installs (the profile's `firmware:`).
+    pub firmware: firmware::FirmwareRule,
 }
 
 /// How a CPE checks an ACS's Connection Request (PROTOCOL.md §10.1).
@@ -167,6 +171,7 @@ impl Model {
             connection_request_auth: ConnRequestAuth::Digest,
             hooks: std::sync::Arc::new(crate::model::hooks::StandardCpe),
             acs_credentials_from_run: false,
+            firmware: firmware::FirmwareRule::default(),
         })
     }
 
