@@ -122,3 +122,324 @@ fn a_bad_image_is_reported_and_changes_nothing_and_patterns_win() {
     let upgraded = bodies.iter().find(|b| b.contains("M Download")).unwrap();
     assert_eq!(value_of(upgraded, SW).as_deref(), Some("9.9.9"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// TR-143 diagnostics (issue 11 item 1).
+
+const DIAG_DONE: &str = "8 DIAGNOSTICS COMPLETE";
+
+/// A SetParameterValues of (name, xsd type, value) in an HTTP 200.
+fn spv_of(params: &[(&str, &str, &str)]) -> Vec<u8> {
+    let list: String = params
+        .iter()
+        .map(|(n, t, v)| format!("<ParameterValueStruct><Name>{n}</Name><Value xsi:type=\"xsd:{t}\">{v}</Value></ParameterValueStruct>"))
+        .collect();
+    rpc(
+        "spv",
+        &format!("<cwmp:SetParameterValues><ParameterList soap-enc:arrayType=\"cwmp:ParameterValueStruct[{}]\">{list}</ParameterList><ParameterKey>diag</ParameterKey></cwmp:SetParameterValues>", params.len()),
+    )
+}
+
+fn gpv_of(path: &str) -> Vec<u8> {
+    rpc("gpv", &format!("<cwmp:GetParameterValues><ParameterNames soap-enc:arrayType=\"xsd:string[1]\"><string>{path}</string></ParameterNames></cwmp:GetParameterValues>"))
+}
+
+/// The shared case (`cases/ipping/spv-ipping.xml`, copied to `tests/fixtures/cases/`), sent as
+/// the ACS sent it; for TR-098 with its paths moved to `InternetGatewayDevice.IPPingDiagnostics.`.
+fn ipping_case(root: &str) -> Vec<u8> {
+    let xml = std::fs::read_to_string(crate::support::repo("tests/fixtures/cases/ipping/spv-ipping.xml")).unwrap();
+    let xml = if root == "Device" { xml } else { xml.replace("Device.IP.Diagnostics.IPPing.", "InternetGatewayDevice.IPPingDiagnostics.") };
+    cpe_sim_http(xml.as_bytes())
+}
+
+fn cpe_sim_http(body: &[u8]) -> Vec<u8> {
+    crate::support::raw::http("200 OK", &[("Content-Type", "text/xml")], body)
+}
+
+/// What one diagnostic round trip left: every Inform's events, and every body the CPE posted.
+struct Trip {
+    informs: Vec<Vec<String>>,
+    posts: Vec<String>,
+}
+
+impl Trip {
+    /// The CPE's answer to the GetParameterValues sent after `8 DIAGNOSTICS COMPLETE`.
+    fn results(&self) -> &str {
+        self.posts.iter().rev().find(|b| b.contains("GetParameterValuesResponse")).map(String::as_str).expect("the ACS read the results")
+    }
+}
+
+/// One CPE of `profile`: the ACS sends `first` (one or more requests) in the bootstrap session
+/// and reads `object` with a GPV at the end of it and in every later session (the one that
+/// reports `8 DIAGNOSTICS COMPLETE`). The schedule is virtual: nothing completes until the clock
+/// is advanced, then the test ends at its own due time.
+fn diagnostic_trip(profile: &str, first: Vec<Vec<u8>>, object: &'static str, advance: &[Duration]) -> Trip {
+    let acs = Acs::start(scripted(move |s| {
+        if s.n == 0 {
+            // The bootstrap session ends with a read of the object, so a test that starts nothing
+            // still shows its state.
+            let mut then = first.clone();
+            then.push(gpv_of(object));
+            ok(s, then)
+        } else {
+            ok(s, vec![gpv_of(object)])
+        }
+    }));
+    let (clock, hand) = crate::engine::manual();
+    let p = crate::engine::plan_for(std::sync::Arc::new(crate::support::profile(profile)), acs.url(), 1, Some(clock));
+    let run = start(p, None, vec![]);
+    run.wait_for("the bootstrap session", |r| r.outcomes.completed >= 1);
+    std::thread::sleep(crate::engine::GRACE);
+    assert_eq!(acs.informs().len(), 1, "nothing completes before the virtual clock moves");
+    for step in advance {
+        hand.advance(*step);
+        // A session the step caused shows up as an Inform; wait until each one ended.
+        std::thread::sleep(crate::engine::GRACE);
+        let informs = acs.informs().len() as u64;
+        run.wait_for("the sessions after the step", |r| r.outcomes.completed >= informs);
+    }
+    let outcome = run.finish();
+    assert_eq!(outcome.total.outcomes.failed_sessions(), 0, "{:?}", outcome.total.outcomes.last_failure);
+    Trip {
+        informs: acs.informs().into_iter().map(|(_, e)| e).collect(),
+        posts: acs.raw.requests().iter().map(|r| r.body_str().to_string()).collect(),
+    }
+}
+
+fn num(doc: &str, name: &str) -> u64 {
+    value_of(doc, name).unwrap_or_else(|| panic!("{name} in {doc}")).parse().unwrap_or_else(|_| panic!("{name} is a number"))
+}
+
+fn assert_completed_once(trip: &Trip) {
+    let done: Vec<&Vec<String>> = trip.informs.iter().filter(|e| e.contains(&DIAG_DONE.to_string())).collect();
+    assert_eq!(done.len(), 1, "{:?}", trip.informs);
+    assert_eq!(*done[0], [DIAG_DONE], "the test's own session");
+}
+
+fn ipping_from_the_shared_case(profile: &str, root: &str) {
+    let obj = if root == "Device" { "Device.IP.Diagnostics.IPPing." } else { "InternetGatewayDevice.IPPingDiagnostics." };
+    let trip = diagnostic_trip(
+        profile,
+        vec![ipping_case(root)],
+        if root == "Device" { "Device.IP.Diagnostics.IPPing." } else { "InternetGatewayDevice.IPPingDiagnostics." },
+        &[Duration::from_secs(600)],
+    );
+    let spv = trip.posts.iter().find(|b| b.contains("SetParameterValuesResponse")).expect("the SPV was answered");
+    assert_eq!(texts(spv, "Status"), ["0"]);
+    assert_completed_once(&trip);
+    let r = trip.results();
+    assert_eq!(value_of(r, &format!("{obj}DiagnosticsState")).as_deref(), Some("Complete"), "{r}");
+    assert_eq!(value_of(r, &format!("{obj}Host")).as_deref(), Some("127.0.0.1"));
+    let (ok, failed) = (num(r, &format!("{obj}SuccessCount")), num(r, &format!("{obj}FailureCount")));
+    assert_eq!(ok + failed, 2, "NumberOfRepetitions was 2");
+    let (min, avg, max) = (
+        num(r, &format!("{obj}MinimumResponseTime")),
+        num(r, &format!("{obj}AverageResponseTime")),
+        num(r, &format!("{obj}MaximumResponseTime")),
+    );
+    if ok > 0 {
+        assert!(0 < min && min <= avg && avg <= max && max < 1000, "RTTs near the profile's 18 ms median: {min}/{avg}/{max}");
+    }
+    if root == "Device" {
+        let detailed = num(r, &format!("{obj}AverageResponseTimeDetailed"));
+        assert!(detailed.div_ceil(1000) == avg, "µs and ms agree: {detailed} µs vs {avg} ms");
+    }
+}
+
+#[test]
+fn the_shared_ipping_case_completes_and_is_read_back_tr181() {
+    ipping_from_the_shared_case(crate::support::TR181, "Device");
+}
+
+#[test]
+fn the_shared_ipping_case_completes_and_is_read_back_tr098() {
+    ipping_from_the_shared_case(crate::support::TR098, "InternetGatewayDevice");
+}
+
+fn traceroute(profile: &str, obj: &'static str, host_col: &str, rt_col: &str) {
+    let trip = diagnostic_trip(
+        profile,
+        vec![spv_of(&[(&format!("{obj}Host"), "string", "acs.example.net"), (&format!("{obj}DiagnosticsState"), "string", "Requested")])],
+        obj,
+        &[Duration::from_secs(3600)],
+    );
+    assert_completed_once(&trip);
+    let r = trip.results();
+    assert_eq!(value_of(r, &format!("{obj}DiagnosticsState")).as_deref(), Some("Complete"), "{r}");
+    let hops = num(r, &format!("{obj}RouteHopsNumberOfEntries"));
+    assert!((5..=11).contains(&hops), "the profile's 5–11 hops: {hops}");
+    assert_eq!(value_of(r, &format!("{obj}RouteHops.{hops}.{host_col}")).as_deref(), Some("acs.example.net"), "the last hop is the host");
+    assert!(value_of(r, &format!("{obj}RouteHops.{}.{host_col}", hops + 1)).is_none());
+    let rtts = value_of(r, &format!("{obj}RouteHops.1.{rt_col}")).unwrap();
+    assert_eq!(rtts.split(',').count(), 3, "NumberOfTries RTTs: {rtts}");
+    assert!(num(r, &format!("{obj}ResponseTime")) > 0);
+}
+
+#[test]
+fn a_traceroute_fills_route_hops_tr181() {
+    traceroute(crate::support::TR181, "Device.IP.Diagnostics.TraceRoute.", "Host", "RTTimes");
+}
+
+#[test]
+fn a_traceroute_fills_route_hops_tr098() {
+    traceroute(crate::support::TR098, "InternetGatewayDevice.TraceRouteDiagnostics.", "HopHost", "HopRTTimes");
+}
+
+fn throughput(profile: &str, obj: &'static str, download: bool) {
+    let (url_name, url) =
+        if download { ("DownloadURL", "http://speed.example.net/10MB.bin") } else { ("UploadURL", "http://speed.example.net/up") };
+    let mut params = vec![(format!("{obj}{url_name}"), "string", url.to_string())];
+    if !download {
+        params.push((format!("{obj}TestFileLength"), "unsignedInt", "2000000".into()));
+    }
+    params.push((format!("{obj}DiagnosticsState"), "string", "Requested".into()));
+    let refs: Vec<(&str, &str, &str)> = params.iter().map(|(n, t, v)| (n.as_str(), *t, v.as_str())).collect();
+    let trip = diagnostic_trip(profile, vec![spv_of(&refs)], obj, &[Duration::from_secs(600)]);
+    assert_completed_once(&trip);
+    let r = trip.results();
+    assert_eq!(value_of(r, &format!("{obj}DiagnosticsState")).as_deref(), Some("Complete"), "{r}");
+    let t = |n: &str| cpe_sim::time::parse_datetime_ms(&value_of(r, &format!("{obj}{n}")).unwrap()).unwrap_or_else(|| panic!("{n}: {r}"));
+    let (rom, bom, eom) = (t("ROMTime"), t("BOMTime"), t("EOMTime"));
+    assert!(t("TCPOpenRequestTime") <= t("TCPOpenResponseTime") && t("TCPOpenResponseTime") <= rom && rom <= bom && bom < eom, "{r}");
+    let bytes = if download { 10_000_000 } else { 2_000_000 };
+    let test_bytes = if download { num(r, &format!("{obj}TestBytesReceived")) } else { bytes };
+    assert_eq!(test_bytes, bytes);
+    let moved = if download { num(r, &format!("{obj}TotalBytesReceived")) } else { num(r, &format!("{obj}TotalBytesSent")) };
+    assert!(moved > bytes, "protocol overhead on top of the test bytes");
+    // The rate the timestamps imply is near the profile's median (95 or 21 Mbit/s, spread 0.25).
+    let kbps = bytes as f64 * 8.0 / (eom - bom) as f64;
+    let median = if download { 95_000.0 } else { 21_000.0 };
+    assert!(kbps > median / 4.0 && kbps < median * 4.0, "{kbps} kbit/s");
+}
+
+#[test]
+fn download_and_upload_diagnostics_report_times_and_bytes_tr181() {
+    throughput(crate::support::TR181, "Device.IP.Diagnostics.DownloadDiagnostics.", true);
+    throughput(crate::support::TR181, "Device.IP.Diagnostics.UploadDiagnostics.", false);
+}
+
+#[test]
+fn download_and_upload_diagnostics_report_times_and_bytes_tr098() {
+    throughput(crate::support::TR098, "InternetGatewayDevice.DownloadDiagnostics.", true);
+    throughput(crate::support::TR098, "InternetGatewayDevice.UploadDiagnostics.", false);
+}
+
+#[test]
+fn server_selection_finds_the_fastest_host_tr181() {
+    let obj = "Device.IP.Diagnostics.ServerSelectionDiagnostics.";
+    let trip = diagnostic_trip(
+        crate::support::TR181,
+        vec![spv_of(&[
+            (&format!("{obj}HostList"), "string", "a.example.net,b.example.net,127.0.0.1"),
+            (&format!("{obj}DiagnosticsState"), "string", "Requested"),
+        ])],
+        obj,
+        &[Duration::from_secs(600)],
+    );
+    assert_completed_once(&trip);
+    let r = trip.results();
+    assert_eq!(value_of(r, &format!("{obj}DiagnosticsState")).as_deref(), Some("Complete"), "{r}");
+    let fastest = value_of(r, &format!("{obj}FastestHost")).unwrap();
+    assert!(["a.example.net", "b.example.net", "127.0.0.1"].contains(&fastest.as_str()), "{fastest}");
+    let (min, avg) = (num(r, &format!("{obj}MinimumResponseTime")), num(r, &format!("{obj}AverageResponseTime")));
+    assert!(0 < min && min <= avg, "{min} {avg}");
+}
+
+/// Malformed inputs: Fault 9003 with a 9007 entry per bad parameter, nothing applied and nothing
+/// started (no `8 DIAGNOSTICS COMPLETE` however long the clock runs).
+#[test]
+fn malformed_diagnostics_inputs_are_refused_and_start_nothing() {
+    let obj = "Device.IP.Diagnostics.IPPing.";
+    let host = format!("{obj}Host");
+    let state = format!("{obj}DiagnosticsState");
+    let reps = format!("{obj}NumberOfRepetitions");
+    let trip = diagnostic_trip(
+        crate::support::TR181,
+        vec![
+            spv_of(&[(&host, "string", "not a host!"), (&state, "string", "Requested")]),
+            spv_of(&[(&state, "string", "Requested")]),
+            spv_of(&[(&host, "string", "127.0.0.1"), (&reps, "unsignedInt", "0"), (&state, "string", "Requested")]),
+            spv_of(&[(&host, "string", "127.0.0.1"), (&state, "string", "Complete")]),
+            spv_of(&[(&format!("{}DownloadURL", "Device.IP.Diagnostics.DownloadDiagnostics."), "string", "file:///etc/passwd")]),
+        ],
+        obj,
+        &[Duration::from_secs(3600)],
+    );
+    let faults: Vec<&String> = trip.posts.iter().filter(|b| b.contains("<detail>")).collect();
+    assert_eq!(faults.len(), 5, "{:?}", trip.posts);
+    for f in &faults {
+        assert_eq!(texts(f, "FaultCode")[0], "9003", "{f}");
+        assert!(texts(f, "FaultCode")[1..].iter().all(|c| c == "9007"), "{f}");
+    }
+    assert_eq!(texts(faults[0], "ParameterName"), [host.as_str()], "the bad Host is named");
+    assert_eq!(texts(faults[1], "ParameterName"), [state.as_str()], "Requested with no Host");
+    assert!(!trip.informs.iter().any(|e| e.contains(&DIAG_DONE.to_string())), "{:?}", trip.informs);
+    let r = trip.results();
+    assert_eq!(value_of(r, &state).as_deref(), Some("None"));
+    assert_eq!(value_of(r, &host).as_deref(), Some(""), "nothing was applied");
+}
+
+/// TR-181 DiagnosticsState: changing an input while a test is requested or running cancels it
+/// (state None, no `8 DIAGNOSTICS COMPLETE`); a new request replaces the running test, which
+/// then completes once with the new inputs.
+#[test]
+fn an_input_change_cancels_and_a_new_request_replaces_a_running_test() {
+    let obj = "Device.IP.Diagnostics.IPPing.";
+    let host = format!("{obj}Host");
+    let state = format!("{obj}DiagnosticsState");
+    let reps = format!("{obj}NumberOfRepetitions");
+    let schedule = |key: &str| {
+        rpc("si", &format!("<cwmp:ScheduleInform><DelaySeconds>10</DelaySeconds><CommandKey>{key}</CommandKey></cwmp:ScheduleInform>"))
+    };
+    // In one session: requested, then an input changed: canceled at once.
+    let same_session = diagnostic_trip(
+        crate::support::TR181,
+        vec![spv_of(&[(&host, "string", "127.0.0.1"), (&state, "string", "Requested")]), spv_of(&[(&reps, "unsignedInt", "5")])],
+        obj,
+        &[Duration::from_secs(3600)],
+    );
+    assert!(!same_session.informs.iter().any(|e| e.contains(&DIAG_DONE.to_string())), "{:?}", same_session.informs);
+    assert_eq!(value_of(same_session.results(), &state).as_deref(), Some("None"));
+
+    // Across sessions: 100 echoes (~100 s) requested; 10 s later (3 SCHEDULED) the Host changes.
+    let acs = Acs::start(scripted({
+        let (host, state, reps) = (host.clone(), state.clone(), reps.clone());
+        move |s| match s.n {
+            0 => ok(
+                s,
+                vec![
+                    spv_of(&[(&host, "string", "127.0.0.1"), (&reps, "unsignedInt", "100"), (&state, "string", "Requested")]),
+                    schedule("a"),
+                ],
+            ),
+            1 => ok(s, vec![spv_of(&[(&host, "string", "192.0.2.7")]), gpv_of(obj), schedule("b")]),
+            // A new request while one runs (requested here, then again 10 s later): replaced.
+            2 => ok(s, vec![spv_of(&[(&reps, "unsignedInt", "100"), (&state, "string", "Requested")]), schedule("c")]),
+            3 => ok(s, vec![spv_of(&[(&reps, "unsignedInt", "1"), (&state, "string", "Requested")])]),
+            _ => ok(s, vec![gpv_of(obj)]),
+        }
+    }));
+    let (clock, hand) = crate::engine::manual();
+    let p = crate::engine::plan_for(std::sync::Arc::new(crate::support::profile(crate::support::TR181)), acs.url(), 1, Some(clock));
+    let run = start(p, None, vec![]);
+    for n in 1..=4u64 {
+        run.wait_for("the session", |r| r.outcomes.completed >= n);
+        hand.advance(Duration::from_secs(10));
+    }
+    run.wait_for("the session", |r| r.outcomes.completed >= 4);
+    hand.advance(Duration::from_secs(3600));
+    crate::engine::eventually("the diagnostics session", || acs.informs().iter().any(|(_, e)| e.contains(&DIAG_DONE.to_string())));
+    run.wait_for("the diagnostics session", |r| r.outcomes.completed >= 5);
+    hand.advance(Duration::from_secs(3600));
+    std::thread::sleep(crate::engine::GRACE);
+    let outcome = run.finish();
+    assert_eq!(outcome.total.outcomes.failed_sessions(), 0, "{:?}", outcome.total.outcomes.last_failure);
+    let informs: Vec<Vec<String>> = acs.informs().into_iter().map(|(_, e)| e).collect();
+    assert_eq!(informs.iter().filter(|e| e.contains(&DIAG_DONE.to_string())).count(), 1, "{informs:?}");
+    let posts: Vec<String> = acs.raw.requests().iter().map(|r| r.body_str().to_string()).collect();
+    let reads: Vec<&String> = posts.iter().filter(|b| b.contains("GetParameterValuesResponse")).collect();
+    assert_eq!(value_of(reads[0], &state).as_deref(), Some("None"), "the Host change canceled the running test");
+    let last = reads.last().unwrap();
+    assert_eq!(value_of(last, &state).as_deref(), Some("Complete"));
+    assert_eq!(num(last, &format!("{obj}SuccessCount")) + num(last, &format!("{obj}FailureCount")), 1, "the replacing request's one echo");
+}

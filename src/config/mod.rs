@@ -99,5 +99,9 @@ pub fn parse_profile(text: &str, file: &Path, default_name: &str) -> Result<Mode
     if let Some(f) = &doc.firmware {
         model.firmware = f.rule().map_err(|(key, reason)| invalid(Some(key), reason))?;
     }
+    if let Some(d) = &doc.diagnostics {
+        d.check().map_err(|(key, reason)| invalid(Some(key.into()), reason))?;
+        model.diagnostics = d.clone();
+    }
     Ok(model)
 }

@@ -48,6 +48,8 @@ pub struct ProfileFile {
     pub parameters: serde_norway::Mapping,
     /// What a downloaded firmware image installs.
     pub firmware: Option<FirmwareYaml>,
+    /// The simulated network TR-143 diagnostics measure.
+    pub diagnostics: Option<crate::model::diagnostics::DiagnosticsSettings>,
 }
 
 /// The `firmware:` section: the SoftwareVersion a "1 Firmware Upgrade Image" installs.

@@ -2,7 +2,8 @@
 //!
 //! One small value per CPE owns every timer a CPE has: the owed session's start (first boot, a
 //! wake-up, the end of a retry back-off), the periodic Inform (PROTOCOL.md §6) and deferred work
-//! the ACS asked for (ScheduleInform, Download/Upload DelaySeconds). It is shaped like
+//! the ACS asked for (ScheduleInform, Download/Upload DelaySeconds, the end of a TR-143
+//! diagnostic test). It is shaped like
 //! quinn-proto's connection: the engine asks [`Agenda::next_deadline`], calls
 //! [`Agenda::on_timeout`] when that time comes, [`Agenda::on_wake`] when something outside asks
 //! for a session, and [`Agenda::on_session_end`] with what the session left behind. Times are
@@ -62,6 +63,8 @@ pub enum Work {
     ScheduleInform { command_key: Box<str> },
     /// A Download or Upload to perform (by the engine) before the next session.
     Transfer(Box<TransferRequest>),
+    /// A TR-143 diagnostic test that ends now: results written, `8 DIAGNOSTICS COMPLETE`.
+    Diagnostic(Box<super::diagnostics::DiagnosticRun>),
 }
 
 /// Why a session starts (the first reason found; for logs and tests).
@@ -74,6 +77,7 @@ pub enum SessionReason {
     Periodic,
     Scheduled,
     Transfer,
+    Diagnostics,
     ConnectionRequest,
     ValueChange,
 }
@@ -197,6 +201,11 @@ impl Agenda {
                         transfers.push(*req);
                         reason.get_or_insert(SessionReason::Transfer);
                     }
+                    Work::Diagnostic(run) => {
+                        cpe.diagnostic_complete(&run, UnixMillis(now));
+                        reason.get_or_insert(SessionReason::Diagnostics);
+                        self.start = self.start.min(now);
+                    }
                 }
             }
             if list.is_empty() {
@@ -265,6 +274,13 @@ impl Agenda {
                     let due = at(now, req.delay).max(now + FOLLOW_UP_GAP_MS);
                     self.defer(due, Work::Transfer(Box::new(req)));
                 }
+                DeferredAction::Diagnostic(run) => {
+                    // A new request replaces a test of its kind still running (TR-143).
+                    self.cancel_diagnostic(run.kind);
+                    let due = at(now, run.duration).max(now + FOLLOW_UP_GAP_MS);
+                    self.defer(due, Work::Diagnostic(run));
+                }
+                DeferredAction::CancelDiagnostic(kind) => self.cancel_diagnostic(kind),
             }
         }
         self.start = match (end.ok, end.retry_in) {
@@ -294,6 +310,15 @@ impl Agenda {
     pub fn clear_work(&mut self) {
         self.start = NEVER;
         self.deferred = None;
+    }
+
+    /// Drops the pending diagnostic test of `kind`, if any.
+    fn cancel_diagnostic(&mut self, kind: super::diagnostics::DiagnosticKind) {
+        let Some(list) = self.deferred.as_mut() else { return };
+        list.retain(|d| !matches!(&d.work, Work::Diagnostic(r) if r.kind == kind));
+        if list.is_empty() {
+            self.deferred = None;
+        }
     }
 
     fn defer(&mut self, due: u64, work: Work) {

@@ -7,6 +7,7 @@
 
 pub mod action;
 pub mod agenda;
+pub mod diagnostics;
 pub mod events;
 pub mod periodic;
 pub mod retry;
@@ -139,6 +140,13 @@ impl CpeState {
             start_at,
             complete_at,
         });
+    }
+
+    /// A diagnostic test ended at `now`: its results and final DiagnosticsState are written, and
+    /// `8 DIAGNOSTICS COMPLETE` is owed (TR-069 §3.7.1.5).
+    pub fn diagnostic_complete(&mut self, run: &diagnostics::DiagnosticRun, now: UnixMillis) {
+        diagnostics::complete(&mut self.delta, run, now);
+        self.events.add(EventCode::DiagnosticsComplete);
     }
 
     /// Takes the next cwmp:ID for a CPE-originated message.

@@ -717,6 +717,15 @@ fn log_actions(actions: &[DeferredAction]) {
             DeferredAction::Transfer(req) => {
                 info!(url = %crate::transport::without_userinfo(&req.url), command_key = %req.command_key, delay_s = req.delay.as_secs(), "transfer scheduled")
             }
+            DeferredAction::Diagnostic(run) => {
+                info!(
+                    test = run.kind.name(),
+                    duration_ms = run.duration.as_millis() as u64,
+                    end_state = run.end_state,
+                    "diagnostic requested"
+                )
+            }
+            DeferredAction::CancelDiagnostic(kind) => info!(test = kind.name(), "diagnostic canceled: an input changed"),
         }
     }
 }

@@ -6,12 +6,14 @@
 //!   (GetParameterValues, SetParameterValues, AddObject, …).
 //! - [`identity`]: per-CPE stamping of serials, MACs and secrets from the CPE index.
 //! - [`types`]: parameter types and value checks.
+//! - [`diagnostics`]: the simulated network TR-143 diagnostics measure (profile settings).
 //! - [`firmware`]: the SoftwareVersion a downloaded firmware image installs.
 //!
 //! No I/O and no clock: callers pass `now`. Built from declarations by `config`.
 
 pub mod delta;
 pub mod device;
+pub mod diagnostics;
 pub mod firmware;
 pub mod hooks;
 pub mod identity;
@@ -110,6 +112,8 @@ pub struct Model {
     pub acs_credentials_from_run: bool,
     /// What a downloaded "1 Firmware Upgrade Image" installs (the profile's `firmware:`).
     pub firmware: firmware::FirmwareRule,
+    /// The simulated network TR-143 diagnostics measure (the profile's `diagnostics:`).
+    pub diagnostics: diagnostics::DiagnosticsSettings,
 }
 
 /// How a CPE checks an ACS's Connection Request (PROTOCOL.md §10.1).
@@ -172,6 +176,7 @@ impl Model {
             hooks: std::sync::Arc::new(crate::model::hooks::StandardCpe),
             acs_credentials_from_run: false,
             firmware: firmware::FirmwareRule::default(),
+            diagnostics: diagnostics::DiagnosticsSettings::default(),
         })
     }
 
