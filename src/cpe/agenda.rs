@@ -465,6 +465,39 @@ mod tests {
         assert!(c.events.has(EventCode::Periodic) && c.events.has(EventCode::Boot));
     }
 
+    fn diagnostic(kind: crate::cpe::diagnostics::DiagnosticKind, ms: u64) -> DeferredAction {
+        DeferredAction::Diagnostic(Box::new(crate::cpe::diagnostics::DiagnosticRun {
+            kind,
+            duration: Duration::from_millis(ms),
+            state: crate::model::Loc::plain(crate::model::NodeId(1)),
+            end_state: "Complete",
+            values: Vec::new(),
+            times: Vec::new(),
+            hops: None,
+        }))
+    }
+
+    #[test]
+    fn a_diagnostic_ends_at_its_time_once_and_a_cancel_or_a_new_request_replaces_it() {
+        use crate::cpe::diagnostics::DiagnosticKind::{IpPing, TraceRoute};
+        let (mut a, mut c, mut t) = (Agenda::idle(), quiet(), vec![]);
+        a.on_session_end(&mut c, ok(vec![diagnostic(IpPing, 5000), diagnostic(TraceRoute, 9000)]), T0);
+        assert_eq!(a.next_deadline(false), Some(T0 + 5000));
+        assert_eq!(a.on_timeout(&mut c, T0 + 4999, &mut t), None, "never early");
+        assert_eq!(a.on_timeout(&mut c, T0 + 5000, &mut t), Some(SessionReason::Diagnostics));
+        assert!(c.events.has(EventCode::DiagnosticsComplete));
+        c.events = Default::default();
+        // A new TraceRoute request replaces the running one; then a cancel drops it.
+        a.on_session_end(&mut c, ok(vec![diagnostic(TraceRoute, 60_000)]), T0 + 6000);
+        assert_eq!(a.deferred().len(), 1);
+        assert_eq!(a.deferred()[0].due, T0 + 66_000);
+        assert_eq!(a.on_timeout(&mut c, T0 + 9000, &mut t), None, "the replaced test does not end");
+        a.on_session_end(&mut c, ok(vec![DeferredAction::CancelDiagnostic(TraceRoute)]), T0 + 10_000);
+        assert!(a.deferred().is_empty());
+        assert_eq!(a.on_timeout(&mut c, T0 + 66_000, &mut t), None);
+        assert!(!c.events.has(EventCode::DiagnosticsComplete));
+    }
+
     #[test]
     fn deferred_work_runs_at_its_own_time_once() {
         let (mut a, mut c, mut t) = (Agenda::idle(), quiet(), vec![]);
