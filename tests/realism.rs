@@ -443,3 +443,104 @@ fn an_input_change_cancels_and_a_new_request_replaces_a_running_test() {
     assert_eq!(value_of(last, &state).as_deref(), Some("Complete"));
     assert_eq!(num(last, &format!("{obj}SuccessCount")) + num(last, &format!("{obj}FailureCount")), 1, "the replacing request's one echo");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Generated values and throttled active notification (issue 11 item 6).
+
+const TEMP: &str = "Device.DeviceInfo.X_FEFEFE_Temperature";
+
+/// The TR-181 example plus a generated temperature with active notification, and a
+/// DefaultActiveNotificationThrottle of `throttle_s`.
+fn with_generated_temperature(throttle_s: u32) -> cpe_sim::model::Model {
+    let file = crate::support::repo("profiles/example-tr181-gateway/profile.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let throttle = "Device.ManagementServer.DefaultActiveNotificationThrottle: {type: unsignedInt, value: 0";
+    assert!(text.contains(throttle));
+    let text = text
+        .replace(throttle, &format!("Device.ManagementServer.DefaultActiveNotificationThrottle: {{type: unsignedInt, value: {throttle_s}"))
+        + &format!("  {TEMP}: {{type: int, dynamic: {{walk: {{min: 30, max: 80, step: 60}}}}, notify: active}}\n");
+    cpe_sim::config::parse_profile(&text, &file, "generated").unwrap()
+}
+
+/// A fleet whose generated temperature has active notification informs `4 VALUE CHANGE` with the
+/// new value, never sooner than the throttle after the session before; values stay in bounds.
+#[test]
+fn generated_values_with_active_notification_inform_value_change_throttled() {
+    const CPES: u32 = 3;
+    const THROTTLE_MS: i64 = 300_000;
+    let acs = Acs::start(scripted(|s| ok(s, vec![])));
+    let (clock, hand) = crate::engine::manual();
+    let p = crate::engine::plan_for(std::sync::Arc::new(with_generated_temperature(300)), acs.url(), CPES, Some(clock));
+    let run = start(p, None, vec![]);
+    run.wait_for("the bootstraps", |r| r.outcomes.completed >= CPES as u64);
+    hand.advance(Duration::from_secs(299));
+    std::thread::sleep(crate::engine::GRACE);
+    assert_eq!(acs.informs().len(), CPES as usize, "nothing before the throttle ran out");
+    // 40 virtual minutes in steps of one walk step; each step's sessions end before the next.
+    for _ in 0..40 {
+        hand.advance(Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(100));
+        let seen = acs.informs().len() as u64;
+        run.wait_for("the value-change sessions", |r| r.outcomes.completed >= seen);
+    }
+    let outcome = run.finish();
+    assert_eq!(outcome.total.outcomes.failed_sessions(), 0, "{:?}", outcome.total.outcomes.last_failure);
+    let bodies: Vec<String> = acs.raw.requests().iter().map(|r| r.body_str().to_string()).filter(|b| b.contains("<cwmp:Inform>")).collect();
+    for i in 0..CPES {
+        let mine: Vec<&String> = bodies.iter().filter(|b| texts(b, "SerialNumber").contains(&serial(i))).collect();
+        let changes: Vec<&&String> = mine.iter().filter(|b| texts(b, "EventCode") == ["4 VALUE CHANGE"]).collect();
+        assert!((3..=8).contains(&changes.len()), "CPE {i}: {} value changes in 40 min at a 5 min throttle", changes.len());
+        let mut last_at = cpe_sim::time::parse_datetime_ms(&texts(mine[0], "CurrentTime")[0]).unwrap();
+        for c in &changes {
+            let at = cpe_sim::time::parse_datetime_ms(&texts(c, "CurrentTime")[0]).unwrap();
+            assert!(at - last_at >= THROTTLE_MS, "CPE {i}: {} ms after the session before", at - last_at);
+            last_at = at;
+            let v: i64 = value_of(c, TEMP).expect("the changed value rides in the Inform").parse().unwrap();
+            assert!((30..=80).contains(&v), "{v}");
+        }
+    }
+    // Different CPEs draw different walks.
+    let walk = |i: u32| -> Vec<String> {
+        bodies.iter().filter(|b| texts(b, "SerialNumber").contains(&serial(i))).filter_map(|b| value_of(b, TEMP)).collect()
+    };
+    assert!(walk(0) != walk(1) || walk(1) != walk(2), "{:?} {:?} {:?}", walk(0), walk(1), walk(2));
+}
+
+/// Generated values without active notification (the example profile's) start no session.
+#[test]
+fn generated_values_without_active_notification_start_nothing() {
+    let acs = Acs::start(scripted(|s| ok(s, vec![])));
+    let (clock, hand) = crate::engine::manual();
+    let p = crate::engine::plan_for(std::sync::Arc::new(crate::support::profile(crate::support::TR181)), acs.url(), 1, Some(clock));
+    let run = start(p, None, vec![]);
+    run.wait_for("the bootstrap", |r| r.outcomes.completed >= 1);
+    for _ in 0..6 {
+        hand.advance(Duration::from_secs(600));
+    }
+    std::thread::sleep(crate::engine::GRACE);
+    run.finish();
+    assert_eq!(acs.informs().len(), 1, "{:?}", acs.informs());
+}
+
+/// The same generated value read by GPV at the same virtual time is the same on every read (a
+/// function of seed and time), and a bursty counter never goes backwards across reads.
+#[test]
+fn generated_values_are_functions_of_seed_and_time() {
+    let model = with_generated_temperature(0);
+    let delta = cpe_sim::model::Delta::default();
+    let boot = crate::support::T0;
+    let read = |path: &str, id: u32, at: u64| {
+        model.device(cpe_sim::model::DeviceId(id), &delta, boot, cpe_sim::time::UnixMillis(at)).get(path).unwrap()
+    };
+    assert_eq!(read(TEMP, 1, boot.0 + 90_000), read(TEMP, 1, boot.0 + 90_000));
+    let bytes = "Device.Ethernet.Interface.1.Stats.BytesReceived";
+    let mut last = 0u64;
+    for s in 0..600 {
+        let v: u64 = read(bytes, 2, boot.0 + s * 1000).parse().unwrap();
+        assert!(v >= last);
+        last = v;
+    }
+    assert!(last > 0);
+    let cpu: u64 = read("Device.DeviceInfo.ProcessStatus.CPUUsage", 0, boot.0).parse().unwrap();
+    assert!((3..=65).contains(&cpu));
+}

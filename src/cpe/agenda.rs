@@ -3,7 +3,7 @@
 //! One small value per CPE owns every timer a CPE has: the owed session's start (first boot, a
 //! wake-up, the end of a retry back-off), the periodic Inform (PROTOCOL.md §6) and deferred work
 //! the ACS asked for (ScheduleInform, Download/Upload DelaySeconds, the end of a TR-143
-//! diagnostic test). It is shaped like
+//! diagnostic test), and the next active change of a generated value (`cpe::notify`). It is shaped like
 //! quinn-proto's connection: the engine asks [`Agenda::next_deadline`], calls
 //! [`Agenda::on_timeout`] when that time comes, [`Agenda::on_wake`] when something outside asks
 //! for a session, and [`Agenda::on_session_end`] with what the session left behind. Times are
@@ -65,6 +65,8 @@ pub enum Work {
     Transfer(Box<TransferRequest>),
     /// A TR-143 diagnostic test that ends now: results written, `8 DIAGNOSTICS COMPLETE`.
     Diagnostic(Box<super::diagnostics::DiagnosticRun>),
+    /// Generated values with active notification changed (`cpe::notify`): `4 VALUE CHANGE`.
+    ValueChange(Box<[crate::model::Loc]>),
 }
 
 /// Why a session starts (the first reason found; for logs and tests).
@@ -206,6 +208,14 @@ impl Agenda {
                         reason.get_or_insert(SessionReason::Diagnostics);
                         self.start = self.start.min(now);
                     }
+                    Work::ValueChange(locs) => {
+                        for loc in locs.iter() {
+                            cpe.delta.mark_changed(loc.clone());
+                        }
+                        cpe.events.add(EventCode::ValueChange);
+                        reason.get_or_insert(SessionReason::ValueChange);
+                        self.start = self.start.min(now);
+                    }
                 }
             }
             if list.is_empty() {
@@ -310,6 +320,20 @@ impl Agenda {
     pub fn clear_work(&mut self) {
         self.start = NEVER;
         self.deferred = None;
+    }
+
+    /// Plans the next active value change of generated parameters (`cpe::notify::plan`),
+    /// replacing the one planned before; `None` drops it.
+    pub fn set_value_change(&mut self, next: Option<(u64, Box<[crate::model::Loc]>)>) {
+        if let Some(list) = self.deferred.as_mut() {
+            list.retain(|d| !matches!(d.work, Work::ValueChange(_)));
+            if list.is_empty() {
+                self.deferred = None;
+            }
+        }
+        if let Some((due, locs)) = next {
+            self.defer(due, Work::ValueChange(locs));
+        }
     }
 
     /// Drops the pending diagnostic test of `kind`, if any.

@@ -9,6 +9,7 @@ pub mod action;
 pub mod agenda;
 pub mod diagnostics;
 pub mod events;
+pub mod notify;
 pub mod periodic;
 pub mod retry;
 

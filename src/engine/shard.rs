@@ -630,6 +630,11 @@ impl<'p> Shard<'p> {
         {
             self.plan_periodic(k, now);
         }
+        if daemon && !plan.model.generated.is_empty() {
+            // Generated values with active notification: the next change after the throttle.
+            let next = crate::cpe::notify::plan(&plan.model, &self.cpes[k as usize], now);
+            self.agendas[k as usize].set_value_change(next);
+        }
         if !daemon && !ok {
             // A one-shot CPE stops at its first failure.
             self.agendas[k as usize].clear_work();

@@ -7,6 +7,7 @@
 //! - [`identity`]: per-CPE stamping of serials, MACs and secrets from the CPE index.
 //! - [`types`]: parameter types and value checks.
 //! - [`diagnostics`]: the simulated network TR-143 diagnostics measure (profile settings).
+//! - [`generators`]: random walks, daily sines and bursty counters from seed and time.
 //! - [`firmware`]: the SoftwareVersion a downloaded firmware image installs.
 //!
 //! No I/O and no clock: callers pass `now`. Built from declarations by `config`.
@@ -15,6 +16,7 @@ pub mod delta;
 pub mod device;
 pub mod diagnostics;
 pub mod firmware;
+pub mod generators;
 pub mod hooks;
 pub mod identity;
 pub mod tree;
@@ -49,6 +51,7 @@ pub struct WellKnown {
     pub retry_minimum_wait_interval: Option<NodeId>,
     pub retry_interval_multiplier: Option<NodeId>,
     pub instance_wildcards_supported: Option<NodeId>,
+    pub default_active_notification_throttle: Option<NodeId>,
 }
 
 impl WellKnown {
@@ -74,6 +77,7 @@ impl WellKnown {
             retry_minimum_wait_interval: at("ManagementServer.CWMPRetryMinimumWaitInterval"),
             retry_interval_multiplier: at("ManagementServer.CWMPRetryIntervalMultiplier"),
             instance_wildcards_supported: at("ManagementServer.InstanceWildcardsSupported"),
+            default_active_notification_throttle: at("ManagementServer.DefaultActiveNotificationThrottle"),
         }
     }
 }
@@ -101,6 +105,8 @@ pub struct Model {
     pub well_known: WellKnown,
     /// Parameters sent in every Inform, in tree order.
     pub forced: Vec<Loc>,
+    /// Parameters whose values a generator computes, at the profile's instances (tree order).
+    pub generated: Vec<Loc>,
     /// Ask the ACS for its methods (CPE-originated GetRPCMethods) after a BOOTSTRAP Inform.
     pub get_rpc_methods_on_bootstrap: bool,
     /// How Connection Requests to these CPEs authenticate.
@@ -164,6 +170,12 @@ impl Model {
                 default_instances(&tree, id, &mut |inst| forced.push(Loc { node: id, inst }));
             }
         }
+        let mut generated = Vec::new();
+        for id in tree.ids() {
+            if tree.node(id).param().is_some_and(|p| matches!(p.default, ValueSource::Dynamic(tree::Dynamic::Generated(_)))) {
+                default_instances(&tree, id, &mut |inst| generated.push(Loc { node: id, inst }));
+            }
+        }
         Ok(Model {
             name: name.to_string(),
             tree,
@@ -171,6 +183,7 @@ impl Model {
             cwmp_urn: cwmp_urn.into(),
             well_known,
             forced,
+            generated,
             get_rpc_methods_on_bootstrap: false,
             connection_request_auth: ConnRequestAuth::Digest,
             hooks: std::sync::Arc::new(crate::model::hooks::StandardCpe),
