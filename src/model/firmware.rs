@@ -79,8 +79,9 @@ pub fn file_name(url: &str) -> &str {
 }
 
 /// The version a file name carries: from the first digit that starts a word (or follows a `v`)
-/// to the end, without the file's extensions (`SimGW_v3.4.5-rc1.img` → `3.4.5-rc1`,
-/// `fw-2.1.0.tar.gz` → `2.1.0`). `None` when the name has no such digit.
+/// whose word is dotted, else the first such digit, to the end, without the file's extensions
+/// (`SimGW-181-2.0.1.bin` → `2.0.1`, `SimGW_v3.4.5-rc1.img` → `3.4.5-rc1`, `fw-2.1.0.tar.gz` →
+/// `2.1.0`, `fw-20240101.bin` → `20240101`). `None` when the name has no such digit.
 pub fn version_in(name: &str) -> Option<&str> {
     let mut stem = name;
     // Extensions are trailing alphabetic segments (`.bin`, `.img`, `.tar.gz`), never a
@@ -93,13 +94,22 @@ pub fn version_in(name: &str) -> Option<&str> {
         }
     }
     let b = stem.as_bytes();
-    let start = (0..b.len()).find(|&i| {
+    let starts = (0..b.len()).filter(|&i| {
         b[i].is_ascii_digit()
             && (i == 0
                 || !b[i - 1].is_ascii_alphanumeric()
                 || (matches!(b[i - 1], b'v' | b'V') && (i == 1 || !b[i - 2].is_ascii_alphanumeric())))
-    })?;
-    Some(&stem[start..])
+    });
+    // A model number before the version (`SimGW-181-2.0.1`) is a word without dots.
+    let dotted = |&i: &usize| stem[i..].split(['-', '_']).next().is_some_and(|w| w.contains('.'));
+    let mut first = None;
+    for i in starts {
+        if dotted(&i) {
+            return Some(&stem[i..]);
+        }
+        first.get_or_insert(i);
+    }
+    first.map(|i| &stem[i..])
 }
 
 /// `*`-glob match of the whole `text` (no other metacharacters).
@@ -128,6 +138,8 @@ mod tests {
         assert_eq!(version_in("SimGW_v3.4.5-rc1.img"), Some("3.4.5-rc1"));
         assert_eq!(version_in("fw-2.1.0.tar.gz"), Some("2.1.0"));
         assert_eq!(version_in("2.0.0"), Some("2.0.0"));
+        assert_eq!(version_in("SimGW-181-2.0.1.bin"), Some("2.0.1"), "a model number is no version (found with GenieACS)");
+        assert_eq!(version_in("fw-20240101.bin"), Some("20240101"));
         assert_eq!(version_in("abc2.bin"), None, "a digit inside a word starts no version");
         assert_eq!(version_in("firmware.bin"), None);
         assert_eq!(file_name("http://h:1/a/b/gw-2.1.0.bin?x=1#f"), "gw-2.1.0.bin");
