@@ -544,3 +544,30 @@ fn generated_values_are_functions_of_seed_and_time() {
     let cpu: u64 = read("Device.DeviceInfo.ProcessStatus.CPUUsage", 0, boot.0).parse().unwrap();
     assert!((3..=65).contains(&cpu));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Profile errors of the new sections name the key and the reason.
+
+#[test]
+fn bad_realism_settings_are_refused_naming_the_key() {
+    let file = crate::support::repo("profiles/example-tr181-gateway/profile.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let cases = [
+        ("  failure_share: 0.0\n", "  failure_share: 1.5\n", "firmware.failure_share", "between 0 and 1"),
+        ("  loss: 0.01\n", "  loss: -1\n", "diagnostics.loss", "between 0 and 1"),
+        ("  hops: {min: 5, max: 11}\n", "  hops: {min: 12, max: 11}\n", "diagnostics.hops", "min ≤ max"),
+        (
+            "{walk: {min: 180000, max: 330000, step: 60}}",
+            "{walk: {min: 5, max: 1, step: 60}}",
+            "parameters.Device.DeviceInfo.MemoryStatus.Free",
+            "min ≤ max",
+        ),
+        ("peak_hour: 20, noise: 0.15", "peak_hour: 24, noise: 0.15", "parameters.Device.DeviceInfo.ProcessStatus.CPUUsage", "peak_hour"),
+        ("{bursty: {per_second: 250000, burst: 0.8}}", "{bursty: {per_second: 250000, burst: 2}}", "BytesReceived", "burst"),
+    ];
+    for (from, to, key, why) in cases {
+        assert!(text.contains(from), "{from}");
+        let err = cpe_sim::config::parse_profile(&text.replacen(from, to, 1), &file, "bad").expect_err("refused").to_string();
+        assert!(err.contains(key) && err.contains(why), "{err}");
+    }
+}
