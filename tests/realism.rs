@@ -571,3 +571,32 @@ fn bad_realism_settings_are_refused_naming_the_key() {
         assert!(err.contains(key) && err.contains(why), "{err}");
     }
 }
+
+/// A CPE saved (`--state-dir`) while its IPPing was requested or running runs it again after it
+/// powers on: `1 BOOT`, then `8 DIAGNOSTICS COMPLETE` with the results.
+#[test]
+fn a_resumed_cpe_runs_its_requested_test_again() {
+    let model = crate::support::profile(crate::support::TR181);
+    let now = cpe_sim::time::UnixMillis::now();
+    let mut saved = cpe_sim::cpe::CpeState::new(cpe_sim::model::DeviceId(0), now);
+    saved.bootstrapped = true;
+    saved.events = Default::default();
+    {
+        let mut dev = saved.device_mut(&model, now);
+        dev.set_local("Device.IP.Diagnostics.IPPing.Host", "127.0.0.1").unwrap();
+        dev.set_local("Device.IP.Diagnostics.IPPing.NumberOfRepetitions", "1").unwrap();
+        dev.set_local("Device.IP.Diagnostics.IPPing.DiagnosticsState", "Requested").unwrap();
+    }
+    let acs = Acs::start(scripted(|s| ok(s, vec![gpv_of("Device.IP.Diagnostics.IPPing.")])));
+    let mut p = crate::engine::plan_for(std::sync::Arc::new(model), acs.url(), 1, None);
+    p.mode = Mode::OneShot;
+    p.state = Some(cpe_sim::persist::Resume { saved: std::sync::Mutex::new([(0, saved)].into()), sink: None });
+    let outcome = start(p, None, vec![]).wait(Duration::from_secs(30));
+    assert_eq!(outcome.total.outcomes.failed_sessions(), 0, "{:?}", outcome.total.outcomes.last_failure);
+    let informs: Vec<Vec<String>> = acs.informs().into_iter().map(|(_, e)| e).collect();
+    assert_eq!(informs, [vec!["1 BOOT".to_string()], vec![DIAG_DONE.to_string()]]);
+    let posts: Vec<String> = acs.raw.requests().iter().map(|r| r.body_str().to_string()).collect();
+    let last = posts.iter().rev().find(|b| b.contains("GetParameterValuesResponse")).unwrap();
+    assert_eq!(value_of(last, "Device.IP.Diagnostics.IPPing.DiagnosticsState").as_deref(), Some("Complete"));
+    assert_eq!(num(last, "Device.IP.Diagnostics.IPPing.SuccessCount") + num(last, "Device.IP.Diagnostics.IPPing.FailureCount"), 1);
+}

@@ -322,6 +322,14 @@ impl Agenda {
         self.deferred = None;
     }
 
+    /// Runs a diagnostic test from `now` (a resumed CPE's test that was running when the
+    /// simulator stopped), replacing one of its kind.
+    pub fn defer_diagnostic(&mut self, run: Box<super::diagnostics::DiagnosticRun>, now: u64) {
+        self.cancel_diagnostic(run.kind);
+        let due = at(now, run.duration).max(now + FOLLOW_UP_GAP_MS);
+        self.defer(due, Work::Diagnostic(run));
+    }
+
     /// Plans the next active value change of generated parameters (`cpe::notify::plan`),
     /// replacing the one planned before; `None` drops it.
     pub fn set_value_change(&mut self, next: Option<(u64, Box<[crate::model::Loc]>)>) {

@@ -246,6 +246,25 @@ pub fn requested(dev: &Device<'_>) -> [bool; 5] {
     })
 }
 
+/// The tests a resumed CPE (`--state-dir`) still had requested or running when the simulator
+/// stopped: each runs again from its inputs, drawn anew at `now` (the agenda is not saved).
+/// Cheap for the usual CPE: nothing to look at unless a value reads `Requested`.
+pub fn resume(model: &Model, cpe: &super::CpeState, now: UnixMillis) -> SmallVec<[Box<DiagnosticRun>; 1]> {
+    let mut runs = SmallVec::new();
+    if !cpe.delta.inner().is_some_and(|d| d.values.iter().any(|v| &*v.value == "Requested")) {
+        return runs;
+    }
+    let dev = model.device(cpe.id, &cpe.delta, cpe.boot_at, now);
+    let root = model.tree.root_name();
+    for (kind, requested) in DiagnosticKind::ALL.into_iter().zip(requested(&dev)) {
+        let state = kind.object(root).and_then(|obj| param_loc(model, &format!("{obj}DiagnosticsState")));
+        if let (true, Some(state)) = (requested, state) {
+            runs.push(Box::new(plan(&dev, kind, state, &model.diagnostics, now)));
+        }
+    }
+    runs
+}
+
 /// A deterministic stream of draws (splitmix64 steps).
 struct Draws(u64);
 

@@ -199,7 +199,14 @@ impl<'p> Shard<'p> {
         let shards = plan.shards as u32;
         for k in 0..self.cpes.len() as u32 {
             let rank = self.id as u32 + k * shards;
-            self.agendas[k as usize] = Agenda::boot_at(now.saturating_add(boot_offset_ms(plan.boot, rank, plan.cpes)));
+            let boot = now.saturating_add(boot_offset_ms(plan.boot, rank, plan.cpes));
+            self.agendas[k as usize] = Agenda::boot_at(boot);
+            if plan.state.is_some() {
+                // A test the CPE was running when the simulator stopped runs again after boot.
+                for run in crate::cpe::diagnostics::resume(&plan.model, &self.cpes[k as usize], UnixMillis(boot)) {
+                    self.agendas[k as usize].defer_diagnostic(run, boot);
+                }
+            }
             self.rearm(k);
         }
     }
