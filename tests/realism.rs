@@ -600,3 +600,28 @@ fn a_resumed_cpe_runs_its_requested_test_again() {
     assert_eq!(value_of(last, "Device.IP.Diagnostics.IPPing.DiagnosticsState").as_deref(), Some("Complete"));
     assert_eq!(num(last, "Device.IP.Diagnostics.IPPing.SuccessCount") + num(last, "Device.IP.Diagnostics.IPPing.FailureCount"), 1);
 }
+
+/// A session another reason starts (here a ScheduleInform) while the throttle still holds a
+/// value change carries the changed value at once, with `4 VALUE CHANGE` (PROTOCOL.md §9).
+#[test]
+fn a_session_for_another_reason_carries_a_throttled_value_change() {
+    let acs = Acs::start(scripted(|s| match s.n {
+        0 => {
+            ok(s, vec![rpc("si", "<cwmp:ScheduleInform><DelaySeconds>600</DelaySeconds><CommandKey>si</CommandKey></cwmp:ScheduleInform>")])
+        }
+        _ => ok(s, vec![]),
+    }));
+    let (clock, hand) = crate::engine::manual();
+    let p = crate::engine::plan_for(std::sync::Arc::new(with_generated_temperature(3600)), acs.url(), 1, Some(clock));
+    let run = start(p, None, vec![]);
+    run.wait_for("the bootstrap", |r| r.outcomes.completed >= 1);
+    hand.advance(Duration::from_secs(600));
+    run.wait_for("the scheduled session", |r| r.outcomes.completed >= 2);
+    let outcome = run.finish();
+    assert_eq!(outcome.total.outcomes.failed_sessions(), 0, "{:?}", outcome.total.outcomes.last_failure);
+    let bodies: Vec<String> = acs.raw.requests().iter().map(|r| r.body_str().to_string()).filter(|b| b.contains("<cwmp:Inform>")).collect();
+    assert_eq!(bodies.len(), 2, "the value change alone waits for its 3600 s throttle");
+    assert_eq!(texts(&bodies[1], "EventCode"), ["3 SCHEDULED", "4 VALUE CHANGE", "M ScheduleInform"]);
+    let v: i64 = value_of(&bodies[1], TEMP).expect("the changed value rides along").parse().unwrap();
+    assert!((30..=80).contains(&v));
+}

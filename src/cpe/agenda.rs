@@ -66,7 +66,8 @@ pub enum Work {
     /// A TR-143 diagnostic test that ends now: results written, `8 DIAGNOSTICS COMPLETE`.
     Diagnostic(Box<super::diagnostics::DiagnosticRun>),
     /// Generated values with active notification changed (`cpe::notify`): `4 VALUE CHANGE`.
-    ValueChange(Box<[crate::model::Loc]>),
+    /// `since` is when it was planned (the end of the session before).
+    ValueChange { since: u64, locs: Box<[crate::model::Loc]> },
 }
 
 /// Why a session starts (the first reason found; for logs and tests).
@@ -208,7 +209,7 @@ impl Agenda {
                         reason.get_or_insert(SessionReason::Diagnostics);
                         self.start = self.start.min(now);
                     }
-                    Work::ValueChange(locs) => {
+                    Work::ValueChange { locs, .. } => {
                         for loc in locs.iter() {
                             cpe.delta.mark_changed(loc.clone());
                         }
@@ -330,18 +331,26 @@ impl Agenda {
         self.defer(due, Work::Diagnostic(run));
     }
 
-    /// Plans the next active value change of generated parameters (`cpe::notify::plan`),
-    /// replacing the one planned before; `None` drops it.
-    pub fn set_value_change(&mut self, next: Option<(u64, Box<[crate::model::Loc]>)>) {
+    /// Plans the next active value change of generated parameters (`cpe::notify::plan` at
+    /// `now`), replacing the one planned before; `None` drops it.
+    pub fn set_value_change(&mut self, next: Option<(u64, Box<[crate::model::Loc]>)>, now: u64) {
         if let Some(list) = self.deferred.as_mut() {
-            list.retain(|d| !matches!(d.work, Work::ValueChange(_)));
+            list.retain(|d| !matches!(d.work, Work::ValueChange { .. }));
             if list.is_empty() {
                 self.deferred = None;
             }
         }
         if let Some((due, locs)) = next {
-            self.defer(due, Work::ValueChange(locs));
+            self.defer(due, Work::ValueChange { since: now, locs });
         }
+    }
+
+    /// When the value change still waiting for its throttle was planned, if one is.
+    pub fn value_change_since(&self) -> Option<u64> {
+        self.deferred().iter().find_map(|d| match d.work {
+            Work::ValueChange { since, .. } => Some(since),
+            _ => None,
+        })
     }
 
     /// Drops the pending diagnostic test of `kind`, if any.

@@ -36,16 +36,7 @@ pub fn plan(model: &Model, cpe: &CpeState, now: u64) -> Option<(u64, Box<[Loc]>)
     let earliest = now.saturating_add(throttle_ms.max(1));
     let mut best: Option<u64> = None;
     let mut found: SmallVec<[(Loc, u64); 4]> = SmallVec::new();
-    for loc in &model.generated {
-        if dev.notification(loc) != Notification::Active {
-            continue;
-        }
-        let Some(ValueSource::Dynamic(Dynamic::Generated(g))) = model.tree.node(loc.node).param().map(|p| &p.default) else { continue };
-        if cpe.delta.value(loc).is_some() {
-            // Set by someone: a fixed value now, not generated.
-            continue;
-        }
-        let key = g.key(model.identity.seed, cpe.id.0, &loc.inst);
+    for (loc, g, key) in active_generated(model, cpe, now) {
         let before = g.value(key, cpe.boot_at.0, now);
         let mut t = earliest;
         for _ in 0..LOOK_AHEAD {
@@ -60,4 +51,41 @@ pub fn plan(model: &Model, cpe: &CpeState, now: u64) -> Option<(u64, Box<[Loc]>)
     let due = best?;
     let locs: Box<[Loc]> = found.into_iter().filter(|(_, t)| *t == due).map(|(l, _)| l).collect();
     Some((due, locs))
+}
+
+/// A session starts at `now` for another reason while a value change planned at `since` is
+/// still throttled: the generated values with active notification that changed since then ride
+/// along at once (PROTOCOL.md §9: the throttle holds only sessions the notification alone
+/// starts). Marks them changed and owes `4 VALUE CHANGE`; returns how many.
+pub fn carry_pending(model: &Model, cpe: &mut CpeState, since: u64, now: u64) -> usize {
+    let mut changed: SmallVec<[Loc; 4]> = SmallVec::new();
+    for (loc, g, key) in active_generated(model, cpe, now) {
+        if g.value(key, cpe.boot_at.0, since) != g.value(key, cpe.boot_at.0, now) {
+            changed.push(loc.clone());
+        }
+    }
+    let n = changed.len();
+    for loc in changed {
+        cpe.delta.mark_changed(loc);
+    }
+    if n > 0 {
+        cpe.events.add(crate::cwmp::rpc::inform::EventCode::ValueChange);
+    }
+    n
+}
+
+/// The generated parameters of `cpe` with active notification that nobody set: (loc, generator,
+/// draw key).
+fn active_generated<'m>(model: &'m Model, cpe: &CpeState, now: u64) -> SmallVec<[(&'m Loc, crate::model::generators::Generator, u64); 4]> {
+    let dev = model.device(cpe.id, &cpe.delta, cpe.boot_at, crate::time::UnixMillis(now));
+    let mut out = SmallVec::new();
+    for loc in &model.generated {
+        if dev.notification(loc) != Notification::Active || cpe.delta.value(loc).is_some() {
+            continue;
+        }
+        if let Some(ValueSource::Dynamic(Dynamic::Generated(g))) = model.tree.node(loc.node).param().map(|p| &p.default) {
+            out.push((loc, *g, g.key(model.identity.seed, cpe.id.0, &loc.inst)));
+        }
+    }
+    out
 }

@@ -428,6 +428,10 @@ impl<'p> Shard<'p> {
                     self.rearm(k);
                     continue;
                 }
+                if let Some(since) = self.agendas[k as usize].value_change_since() {
+                    // Another reason starts this session: changed values ride along now.
+                    crate::cpe::notify::carry_pending(&plan.model, &mut self.cpes[k as usize], since, now);
+                }
                 self.busy.set(k, true);
                 self.rearm(k);
                 let scheduled_at = plan.clock.instant_of(UnixMillis(self.unix_of(scheduled)));
@@ -640,7 +644,7 @@ impl<'p> Shard<'p> {
         if daemon && !plan.model.generated.is_empty() {
             // Generated values with active notification: the next change after the throttle.
             let next = crate::cpe::notify::plan(&plan.model, &self.cpes[k as usize], now);
-            self.agendas[k as usize].set_value_change(next);
+            self.agendas[k as usize].set_value_change(next, now);
         }
         if !daemon && !ok {
             // A one-shot CPE stops at its first failure.
