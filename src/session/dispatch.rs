@@ -115,12 +115,17 @@ pub(super) fn answer(
                     changes.insert(c);
                     let (model, id_, boot_at, now) = (dev.model, dev.id, dev.boot_at, dev.now);
                     for effect in diagnostics::after_spv(model, dev.delta, id_, boot_at, now, &entries, was_requested) {
-                        // One pending action per kind: a new request replaces the last one.
+                        // One pending action per kind, the last word: a hostile ACS cannot grow
+                        // the list by requesting and canceling in a loop.
                         let kind = match &effect {
                             diagnostics::Effect::Start(run) => run.kind,
                             diagnostics::Effect::Cancel(k) => *k,
                         };
-                        actions.retain(|a| !matches!(a, DeferredAction::Diagnostic(r) if r.kind == kind));
+                        actions.retain(|a| match a {
+                            DeferredAction::Diagnostic(r) => r.kind != kind,
+                            DeferredAction::CancelDiagnostic(k) => *k != kind,
+                            _ => true,
+                        });
                         actions.push(match effect {
                             diagnostics::Effect::Start(run) => DeferredAction::Diagnostic(run),
                             diagnostics::Effect::Cancel(k) => DeferredAction::CancelDiagnostic(k),
