@@ -105,7 +105,9 @@ pub struct Model {
     pub well_known: WellKnown,
     /// Parameters sent in every Inform, in tree order.
     pub forced: Vec<Loc>,
-    /// Parameters whose values a generator computes, at the profile's instances (tree order).
+    /// Parameters whose values a generator computes and that can notify actively (not
+    /// `active_notify: can_deny`), at the profile's instances (tree order): `cpe::notify` plans
+    /// their value changes.
     pub generated: Vec<Loc>,
     /// Ask the ACS for its methods (CPE-originated GetRPCMethods) after a BOOTSTRAP Inform.
     pub get_rpc_methods_on_bootstrap: bool,
@@ -172,7 +174,11 @@ impl Model {
         }
         let mut generated = Vec::new();
         for id in tree.ids() {
-            if tree.node(id).param().is_some_and(|p| matches!(p.default, ValueSource::Dynamic(tree::Dynamic::Generated(_)))) {
+            // Only those that can ever notify actively (active by default, or an ACS may make
+            // them so): the rest never start a session, so a fleet pays nothing for them.
+            let notifies = |p: &tree::ParamSpec| p.notification == Notification::Active || p.active_notify != tree::ActiveNotify::CanDeny;
+            if tree.node(id).param().is_some_and(|p| matches!(p.default, ValueSource::Dynamic(tree::Dynamic::Generated(_))) && notifies(p))
+            {
                 default_instances(&tree, id, &mut |inst| generated.push(Loc { node: id, inst }));
             }
         }
