@@ -36,6 +36,8 @@ pub(crate) struct Seen {
     pub(crate) n: usize,
     /// The Inform's event codes.
     pub(crate) events: Vec<String>,
+    /// The whole Inform.
+    pub(crate) body: String,
 }
 
 /// How the ACS answers one session: the reply to the Inform, then one reply per later POST of
@@ -95,7 +97,13 @@ pub(crate) fn scripted(
                 *e += 1;
                 *e - 1
             };
-            let seen = Seen { serial, host: req.header("host").unwrap_or_default().to_string(), n, events: texts(&body, "EventCode") };
+            let seen = Seen {
+                serial,
+                host: req.header("host").unwrap_or_default().to_string(),
+                n,
+                events: texts(&body, "EventCode"),
+                body: body.to_string(),
+            };
             let a = script(&seen);
             queues.lock().unwrap().insert(seen.serial.clone(), a.then.into());
             return a.inform;

@@ -38,3 +38,5 @@ mod deploy;
 mod report;
 // Scenario files: fleets, ACS endpoints, source addresses, phases; the embedded ACS for storms.
 mod scenario;
+// Issue 11's realism: firmware that changes SoftwareVersion, TR-143 diagnostics, value generators.
+mod realism;

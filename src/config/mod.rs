@@ -99,5 +99,12 @@ pub fn parse_profile(text: &str, file: &Path, default_name: &str) -> Result<Mode
         Some("none") => crate::model::ConnRequestAuth::None,
         Some(other) => return Err(invalid(Some("connection_request_auth".into()), format!("`{other}` is not digest, basic or none"))),
     };
+    if let Some(f) = &doc.firmware {
+        model.firmware = f.rule().map_err(|(key, reason)| invalid(Some(key), reason))?;
+    }
+    if let Some(d) = &doc.diagnostics {
+        d.check().map_err(|(key, reason)| invalid(Some(key.into()), reason))?;
+        model.diagnostics = d.clone();
+    }
     Ok(model)
 }

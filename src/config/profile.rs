@@ -16,6 +16,9 @@
 //!   Device.DeviceInfo.ModelName: SimGW          # short form: a read-only string
 //!   Device.ManagementServer.PeriodicInformInterval: {type: unsignedInt, value: 300, writable: true, min: 1}
 //!   Device.DeviceInfo.UpTime: {type: unsignedInt, dynamic: uptime, active_notify: can_deny}
+//!   Device.WiFi.Radio.1.Stats.Noise: {type: int, dynamic: {walk: {min: -95, max: -80, step: 60}}}
+//!   Device.DeviceInfo.ProcessStatus.CPUUsage: {type: unsignedInt, dynamic: {diurnal: {min: 5, max: 60, peak_hour: 20, noise: 0.2}}}
+//!   Device.IP.Interface.1.Stats.BytesReceived: {type: unsignedLong, dynamic: {bursty: {per_second: 250000, burst: 0.8}}}
 //! ```
 //!
 //! Each parameter entry is decoded on its own so an error names the exact key.
@@ -46,6 +49,63 @@ pub struct ProfileFile {
     pub objects: serde_norway::Mapping,
     #[serde(default)]
     pub parameters: serde_norway::Mapping,
+    /// What a downloaded firmware image installs.
+    pub firmware: Option<FirmwareYaml>,
+    /// The simulated network TR-143 diagnostics measure.
+    pub diagnostics: Option<crate::model::diagnostics::DiagnosticsSettings>,
+}
+
+/// The `firmware:` section: the SoftwareVersion a "1 Firmware Upgrade Image" installs.
+///
+/// ```yaml
+/// firmware:
+///   versions:                       # first match wins; `*` globs the URL or its file name
+///     - {match: "*/golden/*", version: "9.0.0"}
+///   version_from_file_name: true    # else gw-2.1.0.bin installs 2.1.0
+///   failure_share: 0.05             # bad images: 9018 File corrupted, version kept
+/// ```
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FirmwareYaml {
+    #[serde(default)]
+    pub versions: Vec<VersionYaml>,
+    #[serde(default)]
+    pub version_from_file_name: bool,
+    #[serde(default)]
+    pub failure_share: f64,
+}
+
+/// One `firmware.versions` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionYaml {
+    #[serde(rename = "match")]
+    pub pattern: String,
+    pub version: String,
+}
+
+impl FirmwareYaml {
+    /// The rule it declares.
+    ///
+    /// # Errors
+    /// A share outside 0–1, an empty pattern or version (the message names the key).
+    pub fn rule(&self) -> Result<crate::model::firmware::FirmwareRule, (String, String)> {
+        if !(0.0..=1.0).contains(&self.failure_share) {
+            return Err(("firmware.failure_share".into(), format!("{} is not a share between 0 and 1", self.failure_share)));
+        }
+        let mut versions = Vec::new();
+        for (i, v) in self.versions.iter().enumerate() {
+            if v.pattern.is_empty() || v.version.is_empty() || v.version.len() > 64 {
+                return Err((format!("firmware.versions[{i}]"), "needs a non-empty `match` and a `version` of 1 to 64 characters".into()));
+            }
+            versions.push(crate::model::firmware::VersionMatch { pattern: v.pattern.as_str().into(), version: v.version.as_str().into() });
+        }
+        Ok(crate::model::firmware::FirmwareRule {
+            versions,
+            version_from_file_name: self.version_from_file_name,
+            failure_share: self.failure_share,
+        })
+    }
 }
 
 /// The `identity:` section.
@@ -168,8 +228,101 @@ pub fn param_decl(path: &str, v: &serde_norway::Value) -> Result<ParamDecl, Stri
     })
 }
 
+/// `dynamic: {walk: …}`: a bounded random walk.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WalkYaml {
+    min: i64,
+    max: i64,
+    /// Seconds between moves.
+    #[serde(default = "default_step")]
+    step: u32,
+}
+
+/// `dynamic: {diurnal: …}`: a daily sine.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DiurnalYaml {
+    min: i64,
+    max: i64,
+    /// Hour of the day (UTC) of the peak.
+    peak_hour: u8,
+    /// Share of the range that is walk noise.
+    #[serde(default)]
+    noise: f64,
+    #[serde(default = "default_step")]
+    step: u32,
+}
+
+/// `dynamic: {bursty: …}`: a traffic counter since boot.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BurstyYaml {
+    per_second: u64,
+    /// 0 smooth … 1 very bursty.
+    #[serde(default = "default_burst")]
+    burst: f64,
+}
+
+fn default_step() -> u32 {
+    60
+}
+
+fn default_burst() -> f64 {
+    0.8
+}
+
+fn generator(kind: &str, v: &serde_norway::Value) -> Result<crate::model::generators::Generator, String> {
+    use crate::model::generators::Generator;
+    let share = |x: f64, what: &str| {
+        if (0.0..=1.0).contains(&x) {
+            Ok((x * 1000.0).round() as u16)
+        } else {
+            Err(format!("`{kind}.{what}` {x} is not a share between 0 and 1"))
+        }
+    };
+    let step = |s: u32| if (1..=86_400).contains(&s) { Ok(s) } else { Err(format!("`{kind}.step` {s} is not 1 to 86400 seconds")) };
+    let range = |min: i64, max: i64| {
+        if min <= max && max.checked_sub(min).is_some_and(|d| d <= 1 << 52) {
+            Ok(())
+        } else {
+            Err(format!("`{kind}` needs min ≤ max (min {min}, max {max}) within 2^52"))
+        }
+    };
+    let err = |e: serde_norway::Error| format!("`{kind}`: {e}");
+    match kind {
+        "walk" => {
+            let w: WalkYaml = serde_norway::from_value(v.clone()).map_err(err)?;
+            range(w.min, w.max)?;
+            Ok(Generator::Walk { min: w.min, max: w.max, step_s: step(w.step)?, salt: 0 })
+        }
+        "diurnal" => {
+            let d: DiurnalYaml = serde_norway::from_value(v.clone()).map_err(err)?;
+            range(d.min, d.max)?;
+            if d.peak_hour > 23 {
+                return Err(format!("`diurnal.peak_hour` {} is not 0 to 23", d.peak_hour));
+            }
+            Ok(Generator::Diurnal {
+                min: d.min,
+                max: d.max,
+                peak_hour: d.peak_hour,
+                noise_permille: share(d.noise, "noise")?,
+                step_s: step(d.step)?,
+                salt: 0,
+            })
+        }
+        _ => {
+            let b: BurstyYaml = serde_norway::from_value(v.clone()).map_err(err)?;
+            if b.per_second > 1 << 40 {
+                return Err(format!("`bursty.per_second` {} is above 2^40", b.per_second));
+            }
+            Ok(Generator::Bursty { per_second: b.per_second, burst_permille: share(b.burst, "burst")?, salt: 0 })
+        }
+    }
+}
+
 fn dynamic_decl(d: &serde_norway::Value) -> Result<DynamicDecl, String> {
-    const HELP: &str = "`dynamic` must be uptime, current_time, {counter: <per second>} or {entries: <table path>}";
+    const HELP: &str = "`dynamic` must be uptime, current_time, {counter: <per second>}, {entries: <table path>}, {walk: {min, max, step}}, {diurnal: {min, max, peak_hour, noise, step}} or {bursty: {per_second, burst}}";
     if let Some(s) = d.as_str() {
         return match s {
             "uptime" => Ok(DynamicDecl::Uptime),
@@ -185,6 +338,7 @@ fn dynamic_decl(d: &serde_norway::Value) -> Result<DynamicDecl, String> {
     match k.as_str() {
         Some("counter") => Ok(DynamicDecl::Counter { per_second: v.as_u64().ok_or("`counter` takes a whole number per second")? }),
         Some("entries") => Ok(DynamicDecl::EntryCount { table: v.as_str().ok_or("`entries` takes a table path")?.to_string() }),
+        Some(kind @ ("walk" | "diurnal" | "bursty")) => Ok(DynamicDecl::Generated(generator(kind, v)?)),
         _ => Err(HELP.into()),
     }
 }

@@ -78,4 +78,9 @@ pub enum DeferredAction {
     ScheduleInform { delay: Duration, command_key: Box<str> },
     /// Fetch or send a file after `delay`, then `CpeState::transfer_finished`.
     Transfer(TransferRequest),
+    /// Run a diagnostic test (replacing one of its kind that is pending); when it ends,
+    /// `CpeState::diagnostic_complete`.
+    Diagnostic(Box<super::diagnostics::DiagnosticRun>),
+    /// Stop the pending test of this kind (an input changed; TR-181 DiagnosticsState).
+    CancelDiagnostic(super::diagnostics::DiagnosticKind),
 }

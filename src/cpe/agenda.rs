@@ -2,7 +2,8 @@
 //!
 //! One small value per CPE owns every timer a CPE has: the owed session's start (first boot, a
 //! wake-up, the end of a retry back-off), the periodic Inform (PROTOCOL.md §6) and deferred work
-//! the ACS asked for (ScheduleInform, Download/Upload DelaySeconds). It is shaped like
+//! the ACS asked for (ScheduleInform, Download/Upload DelaySeconds, the end of a TR-143
+//! diagnostic test), and the next active change of a generated value (`cpe::notify`). It is shaped like
 //! quinn-proto's connection: the engine asks [`Agenda::next_deadline`], calls
 //! [`Agenda::on_timeout`] when that time comes, [`Agenda::on_wake`] when something outside asks
 //! for a session, and [`Agenda::on_session_end`] with what the session left behind. Times are
@@ -62,6 +63,11 @@ pub enum Work {
     ScheduleInform { command_key: Box<str> },
     /// A Download or Upload to perform (by the engine) before the next session.
     Transfer(Box<TransferRequest>),
+    /// A TR-143 diagnostic test that ends now: results written, `8 DIAGNOSTICS COMPLETE`.
+    Diagnostic(Box<super::diagnostics::DiagnosticRun>),
+    /// Generated values with active notification changed (`cpe::notify`): `4 VALUE CHANGE`.
+    /// `since` is when it was planned (the end of the session before).
+    ValueChange { since: u64, locs: Box<[crate::model::Loc]> },
 }
 
 /// Why a session starts (the first reason found; for logs and tests).
@@ -74,6 +80,7 @@ pub enum SessionReason {
     Periodic,
     Scheduled,
     Transfer,
+    Diagnostics,
     ConnectionRequest,
     ValueChange,
 }
@@ -197,6 +204,19 @@ impl Agenda {
                         transfers.push(*req);
                         reason.get_or_insert(SessionReason::Transfer);
                     }
+                    Work::Diagnostic(run) => {
+                        cpe.diagnostic_complete(&run, UnixMillis(now));
+                        reason.get_or_insert(SessionReason::Diagnostics);
+                        self.start = self.start.min(now);
+                    }
+                    Work::ValueChange { locs, .. } => {
+                        for loc in locs.iter() {
+                            cpe.delta.mark_changed(loc.clone());
+                        }
+                        cpe.events.add(EventCode::ValueChange);
+                        reason.get_or_insert(SessionReason::ValueChange);
+                        self.start = self.start.min(now);
+                    }
                 }
             }
             if list.is_empty() {
@@ -265,6 +285,13 @@ impl Agenda {
                     let due = at(now, req.delay).max(now + FOLLOW_UP_GAP_MS);
                     self.defer(due, Work::Transfer(Box::new(req)));
                 }
+                DeferredAction::Diagnostic(run) => {
+                    // A new request replaces a test of its kind still running (TR-143).
+                    self.cancel_diagnostic(run.kind);
+                    let due = at(now, run.duration).max(now + FOLLOW_UP_GAP_MS);
+                    self.defer(due, Work::Diagnostic(run));
+                }
+                DeferredAction::CancelDiagnostic(kind) => self.cancel_diagnostic(kind),
             }
         }
         self.start = match (end.ok, end.retry_in) {
@@ -308,6 +335,45 @@ impl Agenda {
     pub fn clear_work(&mut self) {
         self.start = NEVER;
         self.deferred = None;
+    }
+
+    /// Runs a diagnostic test from `now` (a resumed CPE's test that was running when the
+    /// simulator stopped), replacing one of its kind.
+    pub fn defer_diagnostic(&mut self, run: Box<super::diagnostics::DiagnosticRun>, now: u64) {
+        self.cancel_diagnostic(run.kind);
+        let due = at(now, run.duration).max(now + FOLLOW_UP_GAP_MS);
+        self.defer(due, Work::Diagnostic(run));
+    }
+
+    /// Plans the next active value change of generated parameters (`cpe::notify::plan` at
+    /// `now`), replacing the one planned before; `None` drops it.
+    pub fn set_value_change(&mut self, next: Option<(u64, Box<[crate::model::Loc]>)>, now: u64) {
+        if let Some(list) = self.deferred.as_mut() {
+            list.retain(|d| !matches!(d.work, Work::ValueChange { .. }));
+            if list.is_empty() {
+                self.deferred = None;
+            }
+        }
+        if let Some((due, locs)) = next {
+            self.defer(due, Work::ValueChange { since: now, locs });
+        }
+    }
+
+    /// When the value change still waiting for its throttle was planned, if one is.
+    pub fn value_change_since(&self) -> Option<u64> {
+        self.deferred().iter().find_map(|d| match d.work {
+            Work::ValueChange { since, .. } => Some(since),
+            _ => None,
+        })
+    }
+
+    /// Drops the pending diagnostic test of `kind`, if any.
+    fn cancel_diagnostic(&mut self, kind: super::diagnostics::DiagnosticKind) {
+        let Some(list) = self.deferred.as_mut() else { return };
+        list.retain(|d| !matches!(&d.work, Work::Diagnostic(r) if r.kind == kind));
+        if list.is_empty() {
+            self.deferred = None;
+        }
     }
 
     fn defer(&mut self, due: u64, work: Work) {
@@ -471,6 +537,39 @@ mod tests {
         assert!(c.events.has(EventCode::Periodic));
         assert!(a.on_timeout(&mut c, T0 + 5500, &mut t).is_some());
         assert!(c.events.has(EventCode::Periodic) && c.events.has(EventCode::Boot));
+    }
+
+    fn diagnostic(kind: crate::cpe::diagnostics::DiagnosticKind, ms: u64) -> DeferredAction {
+        DeferredAction::Diagnostic(Box::new(crate::cpe::diagnostics::DiagnosticRun {
+            kind,
+            duration: Duration::from_millis(ms),
+            state: crate::model::Loc::plain(crate::model::NodeId(1)),
+            end_state: "Complete",
+            values: Vec::new(),
+            times: Vec::new(),
+            hops: None,
+        }))
+    }
+
+    #[test]
+    fn a_diagnostic_ends_at_its_time_once_and_a_cancel_or_a_new_request_replaces_it() {
+        use crate::cpe::diagnostics::DiagnosticKind::{IpPing, TraceRoute};
+        let (mut a, mut c, mut t) = (Agenda::idle(), quiet(), vec![]);
+        a.on_session_end(&mut c, ok(vec![diagnostic(IpPing, 5000), diagnostic(TraceRoute, 9000)]), T0);
+        assert_eq!(a.next_deadline(false), Some(T0 + 5000));
+        assert_eq!(a.on_timeout(&mut c, T0 + 4999, &mut t), None, "never early");
+        assert_eq!(a.on_timeout(&mut c, T0 + 5000, &mut t), Some(SessionReason::Diagnostics));
+        assert!(c.events.has(EventCode::DiagnosticsComplete));
+        c.events = Default::default();
+        // A new TraceRoute request replaces the running one; then a cancel drops it.
+        a.on_session_end(&mut c, ok(vec![diagnostic(TraceRoute, 60_000)]), T0 + 6000);
+        assert_eq!(a.deferred().len(), 1);
+        assert_eq!(a.deferred()[0].due, T0 + 66_000);
+        assert_eq!(a.on_timeout(&mut c, T0 + 9000, &mut t), None, "the replaced test does not end");
+        a.on_session_end(&mut c, ok(vec![DeferredAction::CancelDiagnostic(TraceRoute)]), T0 + 10_000);
+        assert!(a.deferred().is_empty());
+        assert_eq!(a.on_timeout(&mut c, T0 + 66_000, &mut t), None);
+        assert!(!c.events.has(EventCode::DiagnosticsComplete));
     }
 
     #[test]

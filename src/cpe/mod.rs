@@ -7,7 +7,9 @@
 
 pub mod action;
 pub mod agenda;
+pub mod diagnostics;
 pub mod events;
+pub mod notify;
 pub mod periodic;
 pub mod retry;
 
@@ -92,6 +94,27 @@ impl CpeState {
         self.events.add(EventCode::ConnectionRequest);
     }
 
+    /// A firmware image downloaded fine: installs it by `model`'s firmware rule, setting
+    /// `DeviceInfo.SoftwareVersion` in this CPE's delta (so it survives `--state-dir` restarts).
+    ///
+    /// # Returns
+    /// The TransferComplete fault for a bad image (the version stays), else `None`.
+    pub fn install_firmware(&mut self, model: &Model, req: &TransferRequest) -> Option<(crate::cwmp::FaultCode, &'static str)> {
+        use crate::model::firmware::Install;
+        match model.firmware.install(model.identity.seed, self.id, &req.url, &req.target_file_name) {
+            Install::Rejected(code, detail) => Some((code, detail)),
+            Install::Unchanged => None,
+            Install::Version(v) => {
+                if let Some(node) = model.well_known.software_version {
+                    // Set by the CPE itself; the restart that follows drops pending value
+                    // changes, and SoftwareVersion is in every Inform anyway (forced).
+                    self.delta.set_value(crate::model::Loc::plain(node), &v, crate::model::Source::Cpe);
+                }
+                None
+            }
+        }
+    }
+
     /// A transfer finished (successfully when `fault` is `None`). A firmware image that downloaded
     /// fine is installed by rebooting: the next Inform carries `1 BOOT` too.
     pub fn transfer_finished(
@@ -118,6 +141,13 @@ impl CpeState {
             start_at,
             complete_at,
         });
+    }
+
+    /// A diagnostic test ended at `now`: its results and final DiagnosticsState are written, and
+    /// `8 DIAGNOSTICS COMPLETE` is owed (TR-069 §3.7.1.5).
+    pub fn diagnostic_complete(&mut self, run: &diagnostics::DiagnosticRun, now: UnixMillis) {
+        diagnostics::complete(&mut self.delta, run, now);
+        self.events.add(EventCode::DiagnosticsComplete);
     }
 
     /// Takes the next cwmp:ID for a CPE-originated message.

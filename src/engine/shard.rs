@@ -222,7 +222,14 @@ impl<'p> Shard<'p> {
         let shards = plan.shards as u32;
         for k in 0..self.cpes.len() as u32 {
             let rank = self.id as u32 + k * shards;
-            self.agendas[k as usize] = Agenda::boot_at(now.saturating_add(boot_offset_ms(plan.boot, rank, plan.cpes)));
+            let boot = now.saturating_add(boot_offset_ms(plan.boot, rank, plan.cpes));
+            self.agendas[k as usize] = Agenda::boot_at(boot);
+            if plan.state.is_some() {
+                // A test the CPE was running when the simulator stopped runs again after boot.
+                for run in crate::cpe::diagnostics::resume(&plan.model, &self.cpes[k as usize], UnixMillis(boot)) {
+                    self.agendas[k as usize].defer_diagnostic(run, boot);
+                }
+            }
             self.rearm(k);
         }
     }
@@ -462,6 +469,10 @@ impl<'p> Shard<'p> {
                     self.rearm(k);
                     continue;
                 }
+                if let Some(since) = self.agendas[k as usize].value_change_since() {
+                    // Another reason starts this session: changed values ride along now.
+                    crate::cpe::notify::carry_pending(&plan.model, &mut self.cpes[k as usize], since, now);
+                }
                 self.busy.set(k, true);
                 self.rearm(k);
                 let scheduled_at = plan.clock.instant_of(UnixMillis(self.unix_of(scheduled)));
@@ -490,8 +501,11 @@ impl<'p> Shard<'p> {
                             let slot = plan.transfers.slots.acquire().await;
                             let start = plan.clock.now();
                             debug!(url = %crate::transport::without_userinfo(&req.url), command_key = %req.command_key, "transfer started");
-                            let fault = super::transfer::perform(&plan.transport, &req, plan.transfers.timeout).await;
+                            let mut fault = super::transfer::perform(&plan.transport, &req, plan.transfers.timeout).await;
                             drop(slot);
+                            if fault.is_none() && req.is_firmware() {
+                                fault = cpe.install_firmware(&plan.model, &req).map(|(c, d)| (c, d.to_string()));
+                            }
                             match &fault {
                                 None => debug!(command_key = %req.command_key, "transfer completed"),
                                 Some((code, detail)) => {
@@ -845,6 +859,11 @@ impl<'p> Shard<'p> {
         {
             self.plan_periodic(k, now);
         }
+        if daemon && !plan.model.generated.is_empty() {
+            // Generated values with active notification: the next change after the throttle.
+            let next = crate::cpe::notify::plan(&plan.model, &self.cpes[k as usize], now);
+            self.agendas[k as usize].set_value_change(next, now);
+        }
         if !daemon && !ok {
             // A one-shot CPE stops at its first failure.
             self.agendas[k as usize].clear_work();
@@ -938,6 +957,15 @@ fn log_actions(actions: &[DeferredAction]) {
             DeferredAction::Transfer(req) => {
                 info!(url = %crate::transport::without_userinfo(&req.url), command_key = %req.command_key, delay_s = req.delay.as_secs(), "transfer scheduled")
             }
+            DeferredAction::Diagnostic(run) => {
+                info!(
+                    test = run.kind.name(),
+                    duration_ms = run.duration.as_millis() as u64,
+                    end_state = run.end_state,
+                    "diagnostic requested"
+                )
+            }
+            DeferredAction::CancelDiagnostic(kind) => info!(test = kind.name(), "diagnostic canceled: an input changed"),
         }
     }
 }

@@ -270,6 +270,13 @@ impl<'a> Device<'a> {
                         out.extend_from_slice(&format_datetime(self.now));
                         return;
                     }
+                    Dynamic::Generated(g) => {
+                        let key = g.key(self.model.identity.seed, self.id.0, &loc.inst);
+                        let v = g.value(key, self.boot_at.0, self.now.0);
+                        let mut b = itoa::Buffer::new();
+                        out.extend_from_slice(b.format(v).as_bytes());
+                        return;
+                    }
                     Dynamic::EntryCount(table) => {
                         let depth = self.tree().instance_depth(table);
                         let parent = &loc.inst[..depth.min(loc.inst.len())];

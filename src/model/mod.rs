@@ -6,11 +6,17 @@
 //!   (GetParameterValues, SetParameterValues, AddObject, …).
 //! - [`identity`]: per-CPE stamping of serials, MACs and secrets from the CPE index.
 //! - [`types`]: parameter types and value checks.
+//! - [`diagnostics`]: the simulated network TR-143 diagnostics measure (profile settings).
+//! - [`generators`]: random walks, daily sines and bursty counters from seed and time.
+//! - [`firmware`]: the SoftwareVersion a downloaded firmware image installs.
 //!
 //! No I/O and no clock: callers pass `now`. Built from declarations by `config`.
 
 pub mod delta;
 pub mod device;
+pub mod diagnostics;
+pub mod firmware;
+pub mod generators;
 pub mod hooks;
 pub mod identity;
 pub mod tree;
@@ -45,6 +51,7 @@ pub struct WellKnown {
     pub retry_minimum_wait_interval: Option<NodeId>,
     pub retry_interval_multiplier: Option<NodeId>,
     pub instance_wildcards_supported: Option<NodeId>,
+    pub default_active_notification_throttle: Option<NodeId>,
 }
 
 impl WellKnown {
@@ -70,6 +77,7 @@ impl WellKnown {
             retry_minimum_wait_interval: at("ManagementServer.CWMPRetryMinimumWaitInterval"),
             retry_interval_multiplier: at("ManagementServer.CWMPRetryIntervalMultiplier"),
             instance_wildcards_supported: at("ManagementServer.InstanceWildcardsSupported"),
+            default_active_notification_throttle: at("ManagementServer.DefaultActiveNotificationThrottle"),
         }
     }
 }
@@ -97,6 +105,10 @@ pub struct Model {
     pub well_known: WellKnown,
     /// Parameters sent in every Inform, in tree order.
     pub forced: Vec<Loc>,
+    /// Parameters whose values a generator computes and that can notify actively (not
+    /// `active_notify: can_deny`), at the profile's instances (tree order): `cpe::notify` plans
+    /// their value changes.
+    pub generated: Vec<Loc>,
     /// Ask the ACS for its methods (CPE-originated GetRPCMethods) after a BOOTSTRAP Inform.
     pub get_rpc_methods_on_bootstrap: bool,
     /// How Connection Requests to these CPEs authenticate.
@@ -106,6 +118,10 @@ pub struct Model {
     /// The run's ACS credentials (`--acs-username/--acs-password`) are published as
     /// ManagementServer.Username/Password's defaults, so every CPE has credentials.
     pub acs_credentials_from_run: bool,
+    /// What a downloaded "1 Firmware Upgrade Image" installs (the profile's `firmware:`).
+    pub firmware: firmware::FirmwareRule,
+    /// The simulated network TR-143 diagnostics measure (the profile's `diagnostics:`).
+    pub diagnostics: diagnostics::DiagnosticsSettings,
 }
 
 /// How a CPE checks an ACS's Connection Request (PROTOCOL.md §10.1).
@@ -156,6 +172,16 @@ impl Model {
                 default_instances(&tree, id, &mut |inst| forced.push(Loc { node: id, inst }));
             }
         }
+        let mut generated = Vec::new();
+        for id in tree.ids() {
+            // Only those that can ever notify actively (active by default, or an ACS may make
+            // them so): the rest never start a session, so a fleet pays nothing for them.
+            let notifies = |p: &tree::ParamSpec| p.notification == Notification::Active || p.active_notify != tree::ActiveNotify::CanDeny;
+            if tree.node(id).param().is_some_and(|p| matches!(p.default, ValueSource::Dynamic(tree::Dynamic::Generated(_))) && notifies(p))
+            {
+                default_instances(&tree, id, &mut |inst| generated.push(Loc { node: id, inst }));
+            }
+        }
         Ok(Model {
             name: name.to_string(),
             tree,
@@ -163,10 +189,13 @@ impl Model {
             cwmp_urn: cwmp_urn.into(),
             well_known,
             forced,
+            generated,
             get_rpc_methods_on_bootstrap: false,
             connection_request_auth: ConnRequestAuth::Digest,
             hooks: std::sync::Arc::new(crate::model::hooks::StandardCpe),
             acs_credentials_from_run: false,
+            firmware: firmware::FirmwareRule::default(),
+            diagnostics: diagnostics::DiagnosticsSettings::default(),
         })
     }
 

@@ -130,6 +130,8 @@ pub enum Dynamic {
     CurrentTime,
     /// The number of instances of a table (`…NumberOfEntries`).
     EntryCount(NodeId),
+    /// A random walk, a daily sine or a bursty counter (`model::generators`).
+    Generated(super::generators::Generator),
 }
 
 /// Everything the tree knows about one parameter.
@@ -320,6 +322,7 @@ pub enum DynamicDecl {
     Counter { per_second: u64 },
     CurrentTime,
     EntryCount { table: String },
+    Generated(super::generators::Generator),
 }
 
 /// One object as a profile declares it.
@@ -595,6 +598,7 @@ impl TreeBuilder {
                 DynamicDecl::Uptime => Dynamic::Uptime,
                 DynamicDecl::Counter { per_second } => Dynamic::Counter { per_second: *per_second },
                 DynamicDecl::CurrentTime => Dynamic::CurrentTime,
+                DynamicDecl::Generated(g) => Dynamic::Generated(g.salted(salt as u32)),
                 // Resolved in `finish`, once every table exists.
                 DynamicDecl::EntryCount { .. } => Dynamic::EntryCount(ParamTree::ROOT),
             })));

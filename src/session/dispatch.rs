@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use smallvec::SmallVec;
 
-use crate::cpe::{DeferredAction, TransferKind, TransferRequest};
+use crate::cpe::{diagnostics, DeferredAction, TransferKind, TransferRequest};
 use crate::cwmp::fault::FaultCode;
 use crate::cwmp::rpc::*;
 use crate::model::device::{SpaEntry, SpvEntry};
@@ -104,9 +104,33 @@ pub(super) fn answer(
             if let Err(f) = hooks.before_set(&dev.view(), &pairs) {
                 return fail(out, f.code, Some(&f.detail));
             }
+            // TR-143 inputs first: a malformed one starts nothing and changes nothing.
+            if let Err(f) = diagnostics::check_spv(&dev.view(), &entries) {
+                write_cpe_fault(out, urn, id, f.code, None, &f.params);
+                return Some(f.code);
+            }
+            let was_requested = diagnostics::requested(&dev.view());
             match dev.spv(&entries, &r.parameter_key) {
                 Ok(c) => {
                     changes.insert(c);
+                    let (model, id_, boot_at, now) = (dev.model, dev.id, dev.boot_at, dev.now);
+                    for effect in diagnostics::after_spv(model, dev.delta, id_, boot_at, now, &entries, was_requested) {
+                        // One pending action per kind, the last word: a hostile ACS cannot grow
+                        // the list by requesting and canceling in a loop.
+                        let kind = match &effect {
+                            diagnostics::Effect::Start(run) => run.kind,
+                            diagnostics::Effect::Cancel(k) => *k,
+                        };
+                        actions.retain(|a| match a {
+                            DeferredAction::Diagnostic(r) => r.kind != kind,
+                            DeferredAction::CancelDiagnostic(k) => *k != kind,
+                            _ => true,
+                        });
+                        actions.push(match effect {
+                            diagnostics::Effect::Start(run) => DeferredAction::Diagnostic(run),
+                            diagnostics::Effect::Cancel(k) => DeferredAction::CancelDiagnostic(k),
+                        });
+                    }
                     hooks.after_set(dev, &pairs);
                     set_parameter_values::write_response(out, urn, id, 0);
                     None
