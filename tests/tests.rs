@@ -28,3 +28,5 @@ mod persist;
 mod engine;
 // Downloads: streamed bodies, FileSize, transfer timeout vs stalls, userinfo, --max-transfers.
 mod transfers;
+// Nested multi-instance tables: AddObject/DeleteObject at any depth, against a reference model.
+mod tables;
