@@ -123,6 +123,15 @@ pub fn validate(args: &RunArgs, sweep: Option<SweepFlags<'_>>) -> Result<Checked
     if args.cr_rate == 0 {
         return Err(usage("--cr-rate", args.cr_rate, "must be at least 1 per second"));
     }
+    if let Some(a) = args.udp_cr_bind_addr {
+        let unicast = match a.ip() {
+            std::net::IpAddr::V4(v4) => !v4.is_multicast() && !v4.is_broadcast(),
+            std::net::IpAddr::V6(v6) => !v6.is_multicast(),
+        };
+        if !unicast {
+            return Err(usage("--udp-cr-bind-addr", a, "must be a unicast address (or 0.0.0.0 / [::]) and port"));
+        }
+    }
     check_fleet_size(args)?;
     if args.shards == Some(0) {
         return Err(usage("--shards", 0, format!("must be 1 … {}", u16::MAX)));

@@ -30,3 +30,5 @@ mod engine;
 mod transfers;
 // Nested multi-instance tables: AddObject/DeleteObject at any depth, against a reference model.
 mod tables;
+// UDP Connection Requests (TR-069 Annex G): signed datagrams, drop causes, floods.
+mod udp_cr;

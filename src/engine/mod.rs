@@ -17,6 +17,7 @@ pub mod shard;
 pub mod sweep;
 pub mod timer;
 pub mod transfer;
+pub mod users;
 pub mod wheel;
 
 use std::path::PathBuf;

@@ -23,6 +23,7 @@ use tracing::{debug, info, warn, Instrument};
 use super::clock::Clock;
 use super::session::{session, Probe, SessionCtx, SessionRun};
 use super::timer::PreciseTimer;
+use super::users::UserIndex;
 use super::wheel::{TimerHandle, Wheel};
 use super::{Boot, ConnectionMode, Control, Mode, Plan};
 use crate::cpe::agenda::{owes_session, Agenda, SessionEnd, Wake, NEVER};
@@ -133,6 +134,8 @@ struct Shard<'p> {
     busy_credentials: HashMap<u32, (String, String)>,
     /// CPEs woken by a Connection Request during their session.
     woken: HashSet<u32>,
+    /// ConnectionRequestUsername → CPE, built on the first UDP Connection Request.
+    users: Option<UserIndex>,
     scratch: Vec<TransferRequest>,
 }
 
@@ -188,6 +191,7 @@ impl<'p> Shard<'p> {
             multiplier: plan.periodic.multiplier,
             busy_credentials: HashMap::new(),
             woken: HashSet::new(),
+            users: None,
             scratch: Vec::new(),
         }
     }
@@ -289,6 +293,34 @@ impl<'p> Shard<'p> {
         (rel % shards == self.id as u32 && rel / shards < self.cpes.len() as u32).then_some(rel / shards)
     }
 
+    /// The global index of local CPE `k` (its state may be in a session future).
+    fn global(&self, k: u32) -> u32 {
+        self.plan.first_index + self.id as u32 + k * self.plan.shards as u32
+    }
+
+    /// CPE `k`'s ConnectionRequestUsername/Password (a CPE in a session: as it started it).
+    fn credentials(&self, k: u32) -> Option<(String, String)> {
+        match self.busy.get(k) {
+            true => self.busy_credentials.get(&k).cloned(),
+            false => {
+                let cpe = self.cpes.get(k as usize)?;
+                Some(self.plan.model.connection_request_credentials(cpe.id, &cpe.delta))
+            }
+        }
+    }
+
+    /// CPE `k`'s Connection Request username may have changed: index its current one (only once
+    /// a UDP Connection Request made the shard build its index).
+    fn reindex_user(&mut self, k: u32) {
+        if self.users.is_some() {
+            if let Some((user, _)) = self.credentials(k) {
+                if let Some(u) = self.users.as_mut() {
+                    u.insert(&user, k);
+                }
+            }
+        }
+    }
+
     /// A span naming CPE `k` for its log lines: at info for a verbose (single-CPE) run, else at
     /// debug (disabled, and free, unless debug logging is on).
     fn span(&self, cpe: &CpeState) -> tracing::Span {
@@ -309,11 +341,20 @@ impl<'p> Shard<'p> {
     fn owner_message(&mut self, msg: CpeMsg, now: u64) {
         match msg {
             CpeMsg::Lookup { index, reply } => {
-                let creds = self.local(index).and_then(|k| match self.busy.get(k) {
-                    true => self.busy_credentials.get(&k).cloned(),
-                    false => Some(self.plan.model.connection_request_credentials(self.cpes[k as usize].id, &self.cpes[k as usize].delta)),
-                });
+                let creds = self.local(index).and_then(|k| self.credentials(k));
                 let _ = reply.send(creds);
+            }
+            CpeMsg::LookupUser { username, reply } => {
+                if self.users.as_ref().is_none_or(|u| u.is_oversized(self.cpes.len())) {
+                    let usernames: Vec<(u32, String)> =
+                        (0..self.cpes.len() as u32).filter_map(|k| self.credentials(k).map(|(u, _)| (k, u))).collect();
+                    self.users = Some(UserIndex::build(usernames.iter().map(|(k, u)| (*k, u.as_str()))));
+                }
+                let found = self.users.as_ref().and_then(|u| u.candidate(&username)).and_then(|k| {
+                    let (user, pass) = self.credentials(k)?;
+                    (*user == *username).then(|| (self.global(k), pass))
+                });
+                let _ = reply.send(found);
             }
             CpeMsg::Wake { index } => {
                 let Some(k) = self.local(index) else { return };
@@ -329,7 +370,7 @@ impl<'p> Shard<'p> {
                 }
             }
             msg @ (CpeMsg::Inspect { .. } | CpeMsg::SetLocal { .. }) => {
-                let Some(k) = self.local(msg.index()) else {
+                let Some(k) = msg.index().and_then(|i| self.local(i)) else {
                     let _ = msg.refuse(crate::owners::Refusal::new(404, "no such CPE"));
                     return;
                 };
@@ -350,6 +391,9 @@ impl<'p> Shard<'p> {
                         }
                         if let Ok(n) = &result {
                             debug!(cpe_id = %cpe.id, parameters = params.len(), notification = ?n, "values changed locally");
+                        }
+                        if result.is_ok() {
+                            self.reindex_user(k);
                         }
                         if result == Ok(crate::owners::Notify::Active) {
                             self.agendas[k as usize].on_wake(&mut self.cpes[k as usize], Wake::ValueChange, now);
@@ -606,6 +650,9 @@ impl<'p> Shard<'p> {
         }
         if changes.contains(ChangeSet::ACS_URL) {
             self.follow_acs_url(k);
+        }
+        if changes.contains(ChangeSet::CONNECTION_REQUEST) || effects.factory_reset {
+            self.reindex_user(k);
         }
         if !self.woken.is_empty() && self.woken.remove(&k) {
             if plan.verbose {
