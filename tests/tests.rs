@@ -32,3 +32,5 @@ mod transfers;
 mod tables;
 // UDP Connection Requests (TR-069 Annex G): signed datagrams, drop causes, floods.
 mod udp_cr;
+// Real devices as data models: GenieACS exports and genieacs-sim files, fleets of them, the README sample.
+mod devices;
