@@ -131,8 +131,8 @@ fn hex20(s: &str) -> Option<[u8; 20]> {
     }
     let nib = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     let mut out = [0u8; 20];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = nib(b[2 * i])? << 4 | nib(b[2 * i + 1])?;
+    for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
+        *o = nib(pair[0])? << 4 | nib(pair[1])?;
     }
     Some(out)
 }
