@@ -137,9 +137,9 @@ fn empty_typed_values_and_notification_columns_of_a_genieacs_export() {
 
 #[test]
 fn a_fleet_of_an_imported_device_bootstraps_against_the_embedded_acs() {
-    // 300 CPEs of a real TR-181 device: each bootstraps, and the embedded ACS (GenieACS-like:
+    // 100 CPEs of a real TR-181 device: each bootstraps, and the embedded ACS (GenieACS-like:
     // GPN of the whole tree, GPV batches of 32, SPV of the credentials) gets no fault.
-    const CPES: u32 = 300;
+    const CPES: u32 = 100;
     let model = Arc::new(device_model("genieacs-export-EC220-G5-tr181.csv"));
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let acs = rt.block_on(AcsServer::start(([127, 0, 0, 1], 0).into(), ServerConfig::default())).unwrap();
