@@ -204,6 +204,17 @@ fn a_udp_connection_request_wakes_the_cpe_through_its_published_address() {
 }
 
 #[test]
+fn every_inform_carries_the_udp_connection_request_address() {
+    // GenieACS sends a UDP Connection Request only to an address it has a value for: the Inform
+    // carries it (TR-069 Annex G.2.1), and SupportedConnReqMethods lists STUN.
+    let (code, _, err) = cpe_sim(&["--udp-cr-bind-addr", "127.0.0.1:0", "--duration", "1s", "--log-level", "debug"]);
+    assert_eq!(code, 0, "{err}");
+    let inform = err.lines().find(|l| l.contains("<cwmp:Inform>")).expect("the Inform is logged at debug");
+    assert!(inform.contains("UDPConnectionRequestAddress</Name><Value xsi:type=\"xsd:string\">127.0.0.1:"), "{inform}");
+    assert!(err.contains("<Name>Device.ManagementServer.SupportedConnReqMethods</Name><Value xsi:type=\"xsd:string\">HTTP,STUN<"), "{err}");
+}
+
+#[test]
 fn an_unusable_state_dir_is_reported_and_the_run_goes_on() {
     // /proc refuses new directories, even to root.
     let (code, _, err) = cpe_sim(&["--state-dir", "/proc/cpe-sim-state"]);

@@ -166,7 +166,8 @@ async fn a_flood_of_garbage_is_dropped_and_a_valid_request_still_wakes() {
 #[tokio::test]
 async fn a_signed_datagram_wakes_the_cpe_after_the_acs_set_its_credentials() {
     // An ACS that, like GenieACS's `inform` provision, sets the CPE's Connection Request
-    // credentials in the bootstrap session; every Inform's events are recorded.
+    // credentials in the bootstrap session (the username is GenieACS's device id, `%` escapes
+    // and all, which it sends unencoded in the datagram); every Inform's events are recorded.
     let informs: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
     let log = informs.clone();
     let acs = RawAcs::start(move |req, _| {
@@ -177,7 +178,7 @@ async fn a_signed_datagram_wakes_the_cpe_after_the_acs_set_its_credentials() {
         }
         if body.is_empty() && log.lock().unwrap().len() == 1 {
             let spv = "<cwmp:SetParameterValues><ParameterList>\
-                <ParameterValueStruct><Name>Device.ManagementServer.ConnectionRequestUsername</Name><Value xsi:type=\"xsd:string\">genie-user</Value></ParameterValueStruct>\
+                <ParameterValueStruct><Name>Device.ManagementServer.ConnectionRequestUsername</Name><Value xsi:type=\"xsd:string\">FEFEFE-SimGW%2D181-FEFEFE000000</Value></ParameterValueStruct>\
                 <ParameterValueStruct><Name>Device.ManagementServer.ConnectionRequestPassword</Name><Value xsi:type=\"xsd:string\">genie-pass</Value></ParameterValueStruct>\
                 </ParameterList><ParameterKey>cr</ParameterKey></cwmp:SetParameterValues>";
             return RawReply::Send(http("200 OK", &[("Content-Type", "text/xml")], &acs_envelope("spv-1", spv)));
@@ -202,7 +203,7 @@ async fn a_signed_datagram_wakes_the_cpe_after_the_acs_set_its_credentials() {
         while informs.lock().unwrap().len() < 2 {
             id += 1;
             assert!(id < 100, "no UDP connection request woke the CPE: {}", server.stats());
-            let d = udp_request(to, now_s(), id, "genie-user", "genie-pass");
+            let d = udp_request(to, now_s(), id, "FEFEFE-SimGW%2D181-FEFEFE000000", "genie-pass");
             send(to, &[d.clone(), d.clone(), d]).await;
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

@@ -147,6 +147,12 @@ async fn start_udp_connection_requests(args: &RunArgs, model: &mut Model, bind: 
         args.cr_advertise_host.clone().unwrap_or_else(|| advertise_host(bind, args.acs_url.as_deref().unwrap_or("http://127.0.0.1/")));
     let address = format!("{host}:{}", server.addr.port());
     model.tree.set_default(node, ValueSource::fixed(&address));
+    // Every Inform carries the address (TR-069 Annex G.2.1: the ACS learns it from the CPE):
+    // GenieACS sends UDP requests only to an address it has a value for.
+    let loc = crate::model::Loc::plain(node);
+    if !model.forced.contains(&loc) {
+        model.forced.push(loc);
+    }
     // TR-181 ManagementServer.SupportedConnReqMethods: this CPE now takes STUN-style requests too.
     if let Some(methods) = model.tree.by_schema_path(&format!("{root}.ManagementServer.SupportedConnReqMethods")) {
         let current = model.tree.node(methods).param().and_then(|p| match &p.default {

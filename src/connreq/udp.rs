@@ -96,10 +96,12 @@ pub fn parse(datagram: &[u8]) -> Result<UdpMessage, UdpDrop> {
     };
     let query = uri.split_once('?').map(|(_, q)| q).ok_or(UdpDrop::Malformed)?;
     let mut fields: [Option<String>; 5] = Default::default();
-    // Percent-decoded, but a `+` is itself (GenieACS signs and sends the values unencoded).
-    let query = query.replace('+', "%2B");
-    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
-        let slot = match &*k {
+    // The values as sent: GenieACS signs and sends them unencoded, and its usernames (DeviceID.ID)
+    // hold `%` escapes of their own (`FEFEFE-SimGW%2D181-…`). [`UdpMessage::decoded`] is the
+    // percent-decoded reading, for an ACS that encodes.
+    for pair in query.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let slot = match k {
             "ts" => 0,
             "id" => 1,
             "un" => 2,
@@ -107,7 +109,7 @@ pub fn parse(datagram: &[u8]) -> Result<UdpMessage, UdpDrop> {
             "sig" => 4,
             _ => continue,
         };
-        if fields[slot].replace(v.into_owned()).is_some() {
+        if fields[slot].replace(v.to_string()).is_some() {
             return Err(UdpDrop::Malformed);
         }
     }
@@ -122,6 +124,22 @@ pub fn parse(datagram: &[u8]) -> Result<UdpMessage, UdpDrop> {
     let id = id_text.parse().map_err(|_| UdpDrop::Malformed)?;
     let sig = hex20(&sig_text).ok_or(UdpDrop::Malformed)?;
     Ok(UdpMessage { ts_text, ts, id_text, id, un, cn, sig })
+}
+
+impl UdpMessage {
+    /// The same message with `un` and `cn` percent-decoded, when that changes them (an ACS that
+    /// encodes the values in the URI and signs the decoded text).
+    pub fn decoded(&self) -> Option<UdpMessage> {
+        let decode = |s: &str| -> String {
+            // `+` stays itself: this is a URI query, not a form.
+            url::form_urlencoded::parse(format!("v={}", s.replace('+', "%2B")).as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        let (un, cn) = (decode(&self.un), decode(&self.cn));
+        (un != self.un || cn != self.cn).then(|| UdpMessage { un, cn, ..self.clone() })
+    }
 }
 
 fn hex20(s: &str) -> Option<[u8; 20]> {
@@ -382,6 +400,19 @@ async fn deliver(s: Arc<Shared>, msg: UdpMessage, _permit: tokio::sync::OwnedSem
 }
 
 async fn lookup_and_verify(s: &Shared, msg: &UdpMessage) -> Result<u32, UdpDrop> {
+    match (lookup_and_verify_as_sent(s, msg).await, msg.decoded()) {
+        (Err(first @ (UdpDrop::UnknownUser | UdpDrop::BadSignature)), Some(decoded)) => {
+            match lookup_and_verify_as_sent(s, &decoded).await {
+                // Neither reading names a CPE: the cause is the one of the message as sent.
+                Err(UdpDrop::UnknownUser) => Err(first),
+                other => other,
+            }
+        }
+        (result, _) => result,
+    }
+}
+
+async fn lookup_and_verify_as_sent(s: &Shared, msg: &UdpMessage) -> Result<u32, UdpDrop> {
     let mut replies = Vec::with_capacity(s.owners.senders.len());
     for sender in &s.owners.senders {
         let (tx, rx) = oneshot::channel();
@@ -434,6 +465,17 @@ mod tests {
         // Upper-case hex is the same signature.
         let upper = d.replace(&hex(&m.sig), &hex(&m.sig).to_uppercase());
         assert!(verify(&parse(upper.as_bytes()).unwrap(), "pw"));
+    }
+
+    #[test]
+    fn values_are_read_as_sent_and_decoded_on_request() {
+        // GenieACS's username is the device id, with its own `%` escapes, sent unencoded.
+        let d = datagram(5, 6, "FEFEFE-SimGW%2D181-FEFEFE000000", "ab", "pw");
+        let m = parse(d.as_bytes()).unwrap();
+        assert_eq!(m.un, "FEFEFE-SimGW%2D181-FEFEFE000000");
+        assert!(verify(&m, "pw"));
+        assert_eq!(m.decoded().unwrap().un, "FEFEFE-SimGW-181-FEFEFE000000");
+        assert!(parse(datagram(5, 6, "plain+user", "ab", "pw").as_bytes()).unwrap().decoded().is_none());
     }
 
     #[test]
