@@ -160,7 +160,7 @@ fn a_udp_connection_request_wakes_the_cpe_through_its_published_address() {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     let mut cpe = Command::new(env!("CARGO_BIN_EXE_cpe-sim"))
-        .args(["--udp-cr-bind-addr", "127.0.0.1:0", "--duration", "60s"])
+        .args(["--udp-cr-bind-addr", "127.0.0.1:0", "--api-bind-addr", "127.0.0.1:0", "--duration", "60s"])
         .current_dir(repo("."))
         .stderr(Stdio::piped())
         .spawn()
@@ -196,6 +196,20 @@ fn a_udp_connection_request_wakes_the_cpe_through_its_published_address() {
     let woken = wait_for("session started", &mut seen);
     assert!(woken.contains("event_codes=[6 CONNECTION REQUEST]"), "{woken}");
     wait_for("session completed", &mut seen);
+    // The counters by cause are in /metrics while the run goes on.
+    let api = seen.iter().find_map(|l| l.split("device state API at http://").nth(1)).expect("the API's address is logged");
+    let api = api.split('/').next().unwrap().to_string();
+    let mut conn = std::net::TcpStream::connect(&api).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    std::io::Write::write_all(&mut conn, format!("GET /metrics HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
+    let mut metrics = String::new();
+    std::io::Read::read_to_string(&mut conn, &mut metrics).unwrap();
+    for line in [
+        "cpesim_udp_connection_requests_total{outcome=\"accepted\"} 1",
+        "cpesim_udp_connection_requests_total{outcome=\"bad_signature\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
     let _ = Command::new("kill").args(["-TERM", &cpe.id().to_string()]).status();
     let stats = wait_for("UDP connection requests:", &mut seen);
     assert!(stats.contains("1 accepted") && stats.contains("1 bad signature") && stats.contains("2 replayed id"), "{stats}");

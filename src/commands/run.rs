@@ -88,7 +88,11 @@ async fn start_listeners(
     let model = Arc::new(model);
     let api = match args.api_bind_addr {
         Some(bind) => {
-            let sources = MetricsSources { connection_requests: cr.as_ref().map(|c| c.stats_handle()), sessions };
+            let sources = MetricsSources {
+                connection_requests: cr.as_ref().map(|c| c.stats_handle()),
+                udp_connection_requests: udp.as_ref().map(|u| u.stats_handle()),
+                sessions,
+            };
             let server = ApiServer::start(bind, model.clone(), owners, sources)
                 .await
                 .with_context(|| format!("--api-bind-addr {bind}: cannot listen"))?;
