@@ -97,6 +97,12 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1000)]
     pub cr_rate: u32,
 
+    /// Listen for UDP Connection Requests here (TR-069 Annex G, e.g. 0.0.0.0:7547): every CPE
+    /// publishes this host:port as ManagementServer.UDPConnectionRequestAddress; a datagram signed
+    /// with a CPE's ConnectionRequestPassword wakes it (at most --cr-rate a second)
+    #[arg(long)]
+    pub udp_cr_bind_addr: Option<SocketAddr>,
+
     /// Keep each CPE's state here across restarts: a restarted simulator resumes (1 BOOT, not
     /// 0 BOOTSTRAP), keeping what the ACS set and pending M-events
     #[arg(long)]

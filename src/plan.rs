@@ -130,6 +130,15 @@ pub fn validate(args: &RunArgs, sweep: Option<SweepFlags<'_>>) -> Result<Checked
     if args.cr_rate == 0 {
         return Err(usage("--cr-rate", args.cr_rate, "must be at least 1 per second"));
     }
+    if let Some(a) = args.udp_cr_bind_addr {
+        let unicast = match a.ip() {
+            std::net::IpAddr::V4(v4) => !v4.is_multicast() && !v4.is_broadcast(),
+            std::net::IpAddr::V6(v6) => !v6.is_multicast(),
+        };
+        if !unicast {
+            return Err(usage("--udp-cr-bind-addr", a, "must be a unicast address (or 0.0.0.0 / [::]) and port"));
+        }
+    }
     check_fleet_size(args)?;
     let slice = check_slice(args, std::env::var(crate::slice::JOB_COMPLETION_INDEX).ok().as_deref())?;
     let start_at = args.start_at.as_deref().map(|t| parse_start_at(t, UnixMillis::now())).transpose()?;

@@ -156,6 +156,79 @@ fn curl_digest_wakes_the_cpe_through_its_published_url() {
 }
 
 #[test]
+fn a_udp_connection_request_wakes_the_cpe_through_its_published_address() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut cpe = Command::new(env!("CARGO_BIN_EXE_cpe-sim"))
+        .args(["--udp-cr-bind-addr", "127.0.0.1:0", "--api-bind-addr", "127.0.0.1:0", "--duration", "60s"])
+        .current_dir(repo("."))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = cpe.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let wait_for = |needle: &str, seen: &mut Vec<String>| {
+        while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(10)) {
+            seen.push(line);
+            if seen.last().unwrap().contains(needle) {
+                return seen.last().unwrap().clone();
+            }
+        }
+        panic!("no line with `{needle}`: {seen:?}");
+    };
+    let mut seen = Vec::new();
+    let listening = wait_for("listening for UDP Connection Requests at", &mut seen);
+    let address = listening.split("address=").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    let to: std::net::SocketAddr = address.parse().unwrap();
+    // The embedded ACS provisions ConnectionRequestUsername = the serial, Password = pw-<serial>.
+    wait_for("session completed", &mut seen);
+    let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let good = crate::udp_cr::udp_request(to, ts, 7, "FEFEFE000000", "pw-FEFEFE000000");
+    for d in [crate::udp_cr::udp_request(to, ts, 6, "FEFEFE000000", "wrong"), good.clone(), good.clone(), good] {
+        sock.send_to(&d, to).unwrap();
+    }
+    let woken = wait_for("session started", &mut seen);
+    assert!(woken.contains("event_codes=[6 CONNECTION REQUEST]"), "{woken}");
+    wait_for("session completed", &mut seen);
+    // The counters by cause are in /metrics while the run goes on.
+    let api = seen.iter().find_map(|l| l.split("device state API at http://").nth(1)).expect("the API's address is logged");
+    let api = api.split('/').next().unwrap().to_string();
+    let mut conn = std::net::TcpStream::connect(&api).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    std::io::Write::write_all(&mut conn, format!("GET /metrics HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
+    let mut metrics = String::new();
+    std::io::Read::read_to_string(&mut conn, &mut metrics).unwrap();
+    for line in [
+        "cpesim_udp_connection_requests_total{outcome=\"accepted\"} 1",
+        "cpesim_udp_connection_requests_total{outcome=\"bad_signature\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+    let _ = Command::new("kill").args(["-TERM", &cpe.id().to_string()]).status();
+    let stats = wait_for("UDP connection requests:", &mut seen);
+    assert!(stats.contains("1 accepted") && stats.contains("1 bad signature") && stats.contains("2 replayed id"), "{stats}");
+    assert_eq!(cpe.wait().unwrap().code(), Some(0));
+    assert!(!seen.iter().any(|l| l.contains("pw-FEFEFE")), "the password is not logged");
+}
+
+#[test]
+fn every_inform_carries_the_udp_connection_request_address() {
+    // GenieACS sends a UDP Connection Request only to an address it has a value for: the Inform
+    // carries it (TR-069 Annex G.2.1), and SupportedConnReqMethods lists STUN.
+    let (code, _, err) = cpe_sim(&["--udp-cr-bind-addr", "127.0.0.1:0", "--duration", "1s", "--log-level", "debug"]);
+    assert_eq!(code, 0, "{err}");
+    let inform = err.lines().find(|l| l.contains("<cwmp:Inform>")).expect("the Inform is logged at debug");
+    assert!(inform.contains("UDPConnectionRequestAddress</Name><Value xsi:type=\"xsd:string\">127.0.0.1:"), "{inform}");
+    assert!(err.contains("<Name>Device.ManagementServer.SupportedConnReqMethods</Name><Value xsi:type=\"xsd:string\">HTTP,STUN<"), "{err}");
+}
+
+#[test]
 fn an_unusable_state_dir_is_reported_and_the_run_goes_on() {
     // /proc refuses new directories, even to root.
     let (code, _, err) = cpe_sim(&["--state-dir", "/proc/cpe-sim-state"]);

@@ -40,3 +40,9 @@ mod report;
 mod scenario;
 // Issue 11's realism: firmware that changes SoftwareVersion, TR-143 diagnostics, value generators.
 mod realism;
+// Nested multi-instance tables: AddObject/DeleteObject at any depth, against a reference model.
+mod tables;
+// UDP Connection Requests (TR-069 Annex G): signed datagrams, drop causes, floods.
+mod udp_cr;
+// Real devices as data models: GenieACS exports and genieacs-sim files, fleets of them, the README sample.
+mod devices;

@@ -55,6 +55,8 @@ struct Shared {
 pub struct MetricsSources {
     /// The Connection Request listener's counters.
     pub connection_requests: Option<Arc<CrStats>>,
+    /// The UDP Connection Request listener's counters (TR-069 Annex G).
+    pub udp_connection_requests: Option<Arc<crate::connreq::udp::UdpCrStats>>,
     /// A fleet's running totals (sessions by outcome, RPC latencies), refreshed each progress tick.
     pub sessions: Option<Arc<std::sync::Mutex<crate::stats::Recorder>>>,
 }
@@ -261,6 +263,24 @@ fn metrics(s: &Shared) -> Reply {
             ("bad_request", &c.bad_requests),
         ] {
             let _ = writeln!(out, "cpesim_connection_requests_total{{outcome=\"{outcome}\"}} {}", n(v));
+        }
+    }
+    if let Some(u) = &s.sources.udp_connection_requests {
+        let _ = writeln!(
+            out,
+            "# HELP cpesim_udp_connection_requests_total UDP Connection Requests by outcome (dropped ones by cause).\n# TYPE cpesim_udp_connection_requests_total counter"
+        );
+        for (outcome, v) in [
+            ("accepted", &u.accepted),
+            ("malformed", &u.malformed),
+            ("stale", &u.stale),
+            ("replayed", &u.replayed),
+            ("unknown_user", &u.unknown_user),
+            ("bad_signature", &u.bad_signature),
+            ("rate_limited", &u.rate_limited),
+            ("owner_busy", &u.owner_busy),
+        ] {
+            let _ = writeln!(out, "cpesim_udp_connection_requests_total{{outcome=\"{outcome}\"}} {}", n(v));
         }
     }
     let mut r = Response::new(Full::new(Bytes::from(out)));

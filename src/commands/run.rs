@@ -15,6 +15,7 @@ use crate::acs::server::{AcsServer, AuthMode, ServerConfig};
 use crate::acs::AcsScript;
 use crate::api::{ApiServer, MetricsSources};
 use crate::cli::RunArgs;
+use crate::connreq::udp::UdpCrServer;
 use crate::connreq::{advertise_host, CrConfig, CrServer};
 use crate::console;
 use crate::cpe::periodic::PeriodicPlan;
@@ -66,6 +67,7 @@ fn story_acs(mut cfg: ServerConfig, story: &Story) -> anyhow::Result<ServerConfi
 /// The listeners that reach into CPEs from outside, and the owners' ends of their channels.
 struct Listeners {
     cr: Option<CrServer>,
+    udp: Option<UdpCrServer>,
     api: Option<ApiServer>,
     receivers: Vec<tokio::sync::mpsc::UnboundedReceiver<CpeMsg>>,
 }
@@ -73,6 +75,10 @@ struct Listeners {
 impl Listeners {
     async fn stop(self) {
         if let Some(s) = self.cr {
+            info!("{}", s.stats());
+            s.stop().await;
+        }
+        if let Some(s) = self.udp {
             info!("{}", s.stats());
             s.stop().await;
         }
@@ -93,7 +99,7 @@ async fn start_listeners(
     sessions: Option<Arc<std::sync::Mutex<crate::stats::Recorder>>>,
 ) -> anyhow::Result<(Arc<Model>, Listeners)> {
     // Owners' channels only when a listener needs them (a shard then also snapshots credentials).
-    let (owners, receivers) = if args.cr_bind_addr.is_some() || args.api_bind_addr.is_some() {
+    let (owners, receivers) = if args.cr_bind_addr.is_some() || args.udp_cr_bind_addr.is_some() || args.api_bind_addr.is_some() {
         Owners::channels(args.first_index, args.cpes, owners as usize)
     } else {
         (Owners { first: args.first_index, count: args.cpes, senders: Vec::new() }, Vec::new())
@@ -102,10 +108,18 @@ async fn start_listeners(
         Some(bind) => Some(start_connection_requests(args, &mut model, bind, owners.clone(), single).await?),
         None => None,
     };
+    let udp = match args.udp_cr_bind_addr {
+        Some(bind) => Some(start_udp_connection_requests(args, &mut model, bind, owners.clone()).await?),
+        None => None,
+    };
     let model = Arc::new(model);
     let api = match args.api_bind_addr {
         Some(bind) => {
-            let sources = MetricsSources { connection_requests: cr.as_ref().map(|c| c.stats_handle()), sessions };
+            let sources = MetricsSources {
+                connection_requests: cr.as_ref().map(|c| c.stats_handle()),
+                udp_connection_requests: udp.as_ref().map(|u| u.stats_handle()),
+                sessions,
+            };
             let server = ApiServer::start(bind, model.clone(), owners, sources)
                 .await
                 .with_context(|| format!("--api-bind-addr {bind}: cannot listen"))?;
@@ -114,7 +128,7 @@ async fn start_listeners(
         }
         None => None,
     };
-    Ok((model, Listeners { cr, api, receivers }))
+    Ok((model, Listeners { cr, udp, api, receivers }))
 }
 
 /// Binds the Connection Request listener and publishes its URL into the model.
@@ -144,6 +158,44 @@ async fn start_connection_requests(
     let template = Template::compile(&url, 0).map_err(|e| anyhow::anyhow!("--cr-advertise-host: {e}"))?;
     model.tree.set_default(node, ValueSource::Template(template));
     info!(url = %url, auth = ?model.connection_request_auth, "listening for Connection Requests at {}", server.addr);
+    Ok(server)
+}
+
+/// Binds the UDP Connection Request listener (TR-069 Annex G) and publishes its `host:port` as
+/// every CPE's ManagementServer.UDPConnectionRequestAddress (the same for all: a datagram names
+/// its CPE by `un`, the ConnectionRequestUsername).
+async fn start_udp_connection_requests(args: &RunArgs, model: &mut Model, bind: SocketAddr, owners: Owners) -> anyhow::Result<UdpCrServer> {
+    let root = model.tree.root_name().to_string();
+    let path = format!("{root}.ManagementServer.UDPConnectionRequestAddress");
+    let node = model
+        .tree
+        .by_schema_path(&path)
+        .filter(|n| model.tree.node(*n).param().is_some())
+        .with_context(|| format!("--udp-cr-bind-addr: the profile has no `{path}` to publish the address in"))?;
+    let server =
+        UdpCrServer::start(bind, owners, args.cr_rate).await.with_context(|| format!("--udp-cr-bind-addr {bind}: cannot listen"))?;
+    let host =
+        args.cr_advertise_host.clone().unwrap_or_else(|| advertise_host(bind, args.acs_url.as_deref().unwrap_or("http://127.0.0.1/")));
+    let address = format!("{host}:{}", server.addr.port());
+    model.tree.set_default(node, ValueSource::fixed(&address));
+    // Every Inform carries the address (TR-069 Annex G.2.1: the ACS learns it from the CPE):
+    // GenieACS sends UDP requests only to an address it has a value for.
+    let loc = crate::model::Loc::plain(node);
+    if !model.forced.contains(&loc) {
+        model.forced.push(loc);
+    }
+    // TR-181 ManagementServer.SupportedConnReqMethods: this CPE now takes STUN-style requests too.
+    if let Some(methods) = model.tree.by_schema_path(&format!("{root}.ManagementServer.SupportedConnReqMethods")) {
+        let current = model.tree.node(methods).param().and_then(|p| match &p.default {
+            ValueSource::Static { raw, .. } => Some(raw.to_string()),
+            _ => None,
+        });
+        if let Some(list) = current.filter(|l| !l.split(',').any(|m| m.trim() == "STUN")) {
+            let list = if list.is_empty() { "STUN".to_string() } else { format!("{list},STUN") };
+            model.tree.set_default(methods, ValueSource::fixed(&list));
+        }
+    }
+    info!(address = %address, "listening for UDP Connection Requests at {}", server.addr);
     Ok(server)
 }
 
@@ -372,6 +424,7 @@ pub fn run(
         || story.as_ref().is_some_and(|s| s.scenario.timeline.phases.iter().any(|p| p.kind != engine::phase::PhaseKind::Boot))
         || sweep.is_some()
         || args.cr_bind_addr.is_some()
+        || args.udp_cr_bind_addr.is_some()
         || args.api_bind_addr.is_some()
         || periodic_in_profile
         || args.inform_interval.is_some();

@@ -1,9 +1,15 @@
 //! Loading profiles: a YAML file, or a directory holding `profile.yaml`, optionally importing a
-//! genieacs-sim CSV data model, into an immutable `model::Model` shared by every CPE.
+//! real device's data model (a GenieACS CSV export, a genieacs-sim CSV or JSON file), into an
+//! immutable `model::Model` shared by every CPE.
 //!
-//! Every error names the file, the key (or CSV line) and the reason.
+//! - [`profile`]: the YAML schema.
+//! - [`import`]: what an imported file's rows mean; [`csv`] and [`json`] read them.
+//!
+//! Every error names the file, the key (or CSV line) and the reason, once.
 
 pub mod csv;
+pub mod import;
+pub mod json;
 pub mod profile;
 
 use std::path::{Path, PathBuf};
@@ -46,8 +52,18 @@ pub fn parse_profile(text: &str, file: &Path, default_name: &str) -> Result<Mode
         let at = e.location().map(|l| format!(" (line {}, column {})", l.line(), l.column())).unwrap_or_default();
         invalid(None, format!("{e}{at}"))
     })?;
-    let csv_model = match &doc.csv {
-        Some(rel) => Some(csv::load(&file.parent().unwrap_or(Path::new(".")).join(rel))?),
+    let base = file.parent().unwrap_or(Path::new("."));
+    let imported = match &doc.data_model {
+        Some(rel) => {
+            let path = base.join(rel);
+            let rows = match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+                Some("json") => json::rows(&path)?,
+                _ => csv::rows(&path)?,
+            };
+            let imp =
+                import::declarations(rows).map_err(|e| ProfileError::Invalid { file: path.clone(), key: Some(e.at), reason: e.reason })?;
+            Some((path, imp))
+        }
         None => None,
     };
     let first_path = doc
@@ -56,29 +72,39 @@ pub fn parse_profile(text: &str, file: &Path, default_name: &str) -> Result<Mode
         .filter_map(|k| k.as_str())
         .next()
         .map(str::to_string)
-        .or_else(|| csv_model.as_ref().and_then(|c| c.params.first().map(|p| p.path.clone())))
+        .or_else(|| imported.as_ref().and_then(|(_, c)| c.params.first().map(|p| p.path.clone())))
         .ok_or_else(|| invalid(Some("parameters".into()), "the profile declares no parameters".into()))?;
-    let root = first_path.split('.').next().unwrap_or("Device").to_string();
+    let root = imported
+        .as_ref()
+        .and_then(|(_, c)| c.params.first().map(|p| p.path.clone()))
+        .unwrap_or(first_path)
+        .split('.')
+        .next()
+        .unwrap_or("Device")
+        .to_string();
     let mut builder = TreeBuilder::new(&root);
-    if let Some(c) = &csv_model {
-        let csv_file = file.parent().unwrap_or(Path::new(".")).join(doc.csv.as_deref().unwrap_or(""));
-        let csv_err = |key: String, reason: String| ProfileError::Invalid { file: csv_file.clone(), key: Some(key), reason };
+    if let Some((path, c)) = &imported {
+        let import_err = |key: &str, e: crate::model::tree::TreeError| ProfileError::Invalid {
+            file: path.clone(),
+            key: Some(key.to_string()),
+            reason: e.reason(),
+        };
         for o in &c.objects {
-            builder.object(o).map_err(|e| csv_err(o.path.clone(), e.to_string()))?;
+            builder.object(o).map_err(|e| import_err(&o.path, e))?;
         }
         for p in &c.params {
-            builder.param(p).map_err(|e| csv_err(p.path.clone(), e.to_string()))?;
+            builder.param(p).map_err(|e| import_err(&p.path, e))?;
         }
     }
     for (k, v) in &doc.objects {
         let key = k.as_str().ok_or_else(|| invalid(Some("objects".into()), "keys must be object paths".into()))?;
         let decl = profile::object_decl(key, v).map_err(|r| invalid(Some(format!("objects.{key}")), r))?;
-        builder.object(&decl).map_err(|e| invalid(Some(format!("objects.{key}")), e.to_string()))?;
+        builder.object(&decl).map_err(|e| invalid(Some(format!("objects.{key}")), e.reason()))?;
     }
     for (k, v) in &doc.parameters {
         let key = k.as_str().ok_or_else(|| invalid(Some("parameters".into()), "keys must be parameter paths".into()))?;
         let decl = profile::param_decl(key, v).map_err(|r| invalid(Some(format!("parameters.{key}")), r))?;
-        builder.param(&decl).map_err(|e| invalid(Some(format!("parameters.{key}")), e.to_string()))?;
+        builder.param(&decl).map_err(|e| invalid(Some(format!("parameters.{key}")), e.reason()))?;
     }
     let tree = builder.finish().map_err(|e| invalid(Some("parameters".into()), e.to_string()))?;
     let serial = Template::compile(&doc.identity.serial, 0).map_err(|e| invalid(Some("identity.serial".into()), e.to_string()))?;

@@ -7,7 +7,7 @@
 //!   oui: FEFEFE
 //!   serial: "{oui}{index:06X}"    # FEFEFE000000, FEFEFE000001, …
 //!   seed: 42                      # for {secret:N}
-//! csv: extra.csv                  # optional genieacs-sim data model, merged first
+//! data_model: device.csv         # optional: a GenieACS export or genieacs-sim CSV/JSON, merged first
 //! get_rpc_methods_on_bootstrap: false   # ask the ACS for its methods after BOOTSTRAP
 //! connection_request_auth: digest        # or basic, or none
 //! objects:
@@ -38,8 +38,10 @@ pub struct ProfileFile {
     /// `cwmp-1-0` … `cwmp-1-4` (or the full URN).
     pub cwmp_version: Option<String>,
     pub identity: IdentityYaml,
-    /// A genieacs-sim CSV data model, relative to the profile file.
-    pub csv: Option<String>,
+    /// A real device's data model, relative to the profile file: a GenieACS CSV export, a
+    /// genieacs-sim CSV, or a genieacs-sim JSON file (by extension). `csv:` is the old name.
+    #[serde(alias = "csv")]
+    pub data_model: Option<String>,
     /// Send a GetRPCMethods request to the ACS after each BOOTSTRAP Inform (default false).
     #[serde(default)]
     pub get_rpc_methods_on_bootstrap: bool,
@@ -225,6 +227,7 @@ pub fn param_decl(path: &str, v: &serde_norway::Value) -> Result<ParamDecl, Stri
         forced_inform: y.forced_inform,
         secret: y.secret,
         constraint,
+        reported: false,
     })
 }
 

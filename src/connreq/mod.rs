@@ -10,8 +10,12 @@
 //! The listener owns no CPE state: it asks the CPE's owner (the single-CPE runner, or the shard
 //! holding it) for the credentials and tells it to wake up, through [`CpeMsg`] channels. Owners
 //! answer at once, even while the CPE is in a session.
+//!
+//! - [`digest`]: server-side Digest (nonces, replays).
+//! - [`udp`]: the UDP Connection Request listener (TR-069 Annex G), on the same owner path.
 
 pub mod digest;
+pub mod udp;
 
 use std::collections::HashMap;
 use std::net::IpAddr;

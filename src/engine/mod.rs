@@ -23,6 +23,7 @@ pub mod sweep;
 pub(crate) mod ticks;
 pub mod timer;
 pub mod transfer;
+pub mod users;
 pub mod wheel;
 
 use std::path::PathBuf;
@@ -355,8 +356,10 @@ pub fn raise_nofile_limit() -> Option<u64> {
 }
 
 /// Output options of a run.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Outputs {
+    /// How often a progress tick runs (the progress line, the interval log, `/metrics`); 1 s by
+    /// default, and never less than [`MIN_TICK`] (a zero would spin the run's loop).
     pub progress_every: Duration,
     pub report_json: Option<PathBuf>,
     pub hdr_log: Option<PathBuf>,
@@ -375,6 +378,27 @@ pub struct Outputs {
     pub run_id: Option<RunId>,
     /// The ACS ran embedded in this process: the report says it shared the CPUs.
     pub embedded_acs: bool,
+}
+
+/// The shortest progress tick the engine runs, whatever `Outputs::progress_every` says.
+pub const MIN_TICK: Duration = Duration::from_millis(10);
+
+impl Default for Outputs {
+    fn default() -> Outputs {
+        Outputs {
+            progress_every: Duration::from_secs(1),
+            report_json: None,
+            hdr_log: None,
+            thresholds: Vec::new(),
+            progress: false,
+            live: None,
+            stop: None,
+            report_html: None,
+            metrics: None,
+            run_id: None,
+            embedded_acs: false,
+        }
+    }
 }
 
 /// The report's line for a run against the embedded ACS.

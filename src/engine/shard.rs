@@ -24,6 +24,7 @@ use super::clock::Clock;
 use super::phase::{self, PhaseKind};
 use super::session::{session, Probe, SessionCtx, SessionRun};
 use super::timer::PreciseTimer;
+use super::users::UserIndex;
 use super::wheel::{TimerHandle, Wheel};
 use super::{Boot, ConnectionMode, Control, Mode, Plan};
 use crate::cpe::agenda::{owes_session, Agenda, SessionEnd, Wake, NEVER};
@@ -141,6 +142,8 @@ struct Shard<'p> {
     busy_credentials: HashMap<u32, (String, String)>,
     /// CPEs woken by a Connection Request during their session.
     woken: HashSet<u32>,
+    /// ConnectionRequestUsername → CPE, built on the first UDP Connection Request.
+    users: Option<UserIndex>,
     scratch: Vec<TransferRequest>,
 }
 
@@ -211,6 +214,7 @@ impl<'p> Shard<'p> {
             multiplier: plan.periodic.multiplier,
             busy_credentials: HashMap::new(),
             woken: HashSet::new(),
+            users: None,
             scratch: Vec::new(),
         }
     }
@@ -226,7 +230,9 @@ impl<'p> Shard<'p> {
             self.agendas[k as usize] = Agenda::boot_at(boot);
             if plan.state.is_some() {
                 // A test the CPE was running when the simulator stopped runs again after boot.
-                for run in crate::cpe::diagnostics::resume(&plan.model, &self.cpes[k as usize], UnixMillis(boot)) {
+                for run in
+                    crate::cpe::diagnostics::resume(plan.model_for(self.cpes[k as usize].id), &self.cpes[k as usize], UnixMillis(boot))
+                {
                     self.agendas[k as usize].defer_diagnostic(run, boot);
                 }
             }
@@ -319,6 +325,34 @@ impl<'p> Shard<'p> {
         (rel % shards == self.id as u32 && rel / shards < self.cpes.len() as u32).then_some(rel / shards)
     }
 
+    /// The global index of local CPE `k` (its state may be in a session future).
+    fn global(&self, k: u32) -> u32 {
+        self.plan.first_index + self.id as u32 + k * self.plan.shards as u32
+    }
+
+    /// CPE `k`'s ConnectionRequestUsername/Password (a CPE in a session: as it started it).
+    fn credentials(&self, k: u32) -> Option<(String, String)> {
+        match self.busy.get(k) {
+            true => self.busy_credentials.get(&k).cloned(),
+            false => {
+                let cpe = self.cpes.get(k as usize)?;
+                Some(self.plan.model_for(cpe.id).connection_request_credentials(cpe.id, &cpe.delta))
+            }
+        }
+    }
+
+    /// CPE `k`'s Connection Request username may have changed: index its current one (only once
+    /// a UDP Connection Request made the shard build its index).
+    fn reindex_user(&mut self, k: u32) {
+        if self.users.is_some() {
+            if let Some((user, _)) = self.credentials(k) {
+                if let Some(u) = self.users.as_mut() {
+                    u.insert(&user, k);
+                }
+            }
+        }
+    }
+
     /// A span naming CPE `k` for its log lines: at info for a verbose (single-CPE) run, else at
     /// debug (disabled, and free, unless debug logging is on).
     fn span(&self, cpe: &CpeState) -> tracing::Span {
@@ -339,15 +373,20 @@ impl<'p> Shard<'p> {
     fn owner_message(&mut self, msg: CpeMsg, now: u64) {
         match msg {
             CpeMsg::Lookup { index, reply } => {
-                let creds = self.local(index).and_then(|k| match self.busy.get(k) {
-                    true => self.busy_credentials.get(&k).cloned(),
-                    false => Some(
-                        self.plan
-                            .model_for(self.cpes[k as usize].id)
-                            .connection_request_credentials(self.cpes[k as usize].id, &self.cpes[k as usize].delta),
-                    ),
-                });
+                let creds = self.local(index).and_then(|k| self.credentials(k));
                 let _ = reply.send(creds);
+            }
+            CpeMsg::LookupUser { username, reply } => {
+                if self.users.as_ref().is_none_or(|u| u.is_oversized(self.cpes.len())) {
+                    let usernames: Vec<(u32, String)> =
+                        (0..self.cpes.len() as u32).filter_map(|k| self.credentials(k).map(|(u, _)| (k, u))).collect();
+                    self.users = Some(UserIndex::build(usernames.iter().map(|(k, u)| (*k, u.as_str()))));
+                }
+                let found = self.users.as_ref().and_then(|u| u.candidate(&username)).and_then(|k| {
+                    let (user, pass) = self.credentials(k)?;
+                    (*user == *username).then(|| (self.global(k), pass))
+                });
+                let _ = reply.send(found);
             }
             CpeMsg::Wake { index } => {
                 let Some(k) = self.local(index) else { return };
@@ -367,7 +406,7 @@ impl<'p> Shard<'p> {
                 }
             }
             msg @ (CpeMsg::Inspect { .. } | CpeMsg::SetLocal { .. }) => {
-                let Some(k) = self.local(msg.index()) else {
+                let Some(k) = msg.index().and_then(|i| self.local(i)) else {
                     let _ = msg.refuse(crate::owners::Refusal::new(404, "no such CPE"));
                     return;
                 };
@@ -388,6 +427,9 @@ impl<'p> Shard<'p> {
                         }
                         if let Ok(n) = &result {
                             debug!(cpe_id = %cpe.id, parameters = params.len(), notification = ?n, "values changed locally");
+                        }
+                        if result.is_ok() {
+                            self.reindex_user(k);
                         }
                         if result == Ok(crate::owners::Notify::Active) {
                             self.agendas[k as usize].on_wake(&mut self.cpes[k as usize], Wake::ValueChange, now);
@@ -471,7 +513,8 @@ impl<'p> Shard<'p> {
                 }
                 if let Some(since) = self.agendas[k as usize].value_change_since() {
                     // Another reason starts this session: changed values ride along now.
-                    crate::cpe::notify::carry_pending(&plan.model, &mut self.cpes[k as usize], since, now);
+                    let model = plan.model_for(self.cpes[k as usize].id);
+                    crate::cpe::notify::carry_pending(model, &mut self.cpes[k as usize], since, now);
                 }
                 self.busy.set(k, true);
                 self.rearm(k);
@@ -504,7 +547,7 @@ impl<'p> Shard<'p> {
                             let mut fault = super::transfer::perform(&plan.transport, &req, plan.transfers.timeout).await;
                             drop(slot);
                             if fault.is_none() && req.is_firmware() {
-                                fault = cpe.install_firmware(&plan.model, &req).map(|(c, d)| (c, d.to_string()));
+                                fault = cpe.install_firmware(plan.model_for(cpe.id), &req).map(|(c, d)| (c, d.to_string()));
                             }
                             match &fault {
                                 None => debug!(command_key = %req.command_key, "transfer completed"),
@@ -839,6 +882,9 @@ impl<'p> Shard<'p> {
         if changes.contains(ChangeSet::ACS_URL) {
             self.follow_acs_url(k);
         }
+        if changes.contains(ChangeSet::CONNECTION_REQUEST) || effects.factory_reset {
+            self.reindex_user(k);
+        }
         if !self.woken.is_empty() && self.woken.remove(&k) {
             if plan.verbose {
                 info!("connection request during the session: another session follows");
@@ -859,9 +905,10 @@ impl<'p> Shard<'p> {
         {
             self.plan_periodic(k, now);
         }
-        if daemon && !plan.model.generated.is_empty() {
+        let model = plan.model_for(self.cpes[k as usize].id);
+        if daemon && !model.generated.is_empty() {
             // Generated values with active notification: the next change after the throttle.
-            let next = crate::cpe::notify::plan(&plan.model, &self.cpes[k as usize], now);
+            let next = crate::cpe::notify::plan(model, &self.cpes[k as usize], now);
             self.agendas[k as usize].set_value_change(next, now);
         }
         if !daemon && !ok {

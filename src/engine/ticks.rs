@@ -69,7 +69,7 @@ impl<'o> Ticks<'o> {
 
     /// When the next tick is due.
     pub(crate) fn next_at(&self) -> Instant {
-        self.last_tick + self.out.progress_every
+        self.last_tick + self.out.progress_every.max(super::MIN_TICK)
     }
 
     /// Starts a phase now.

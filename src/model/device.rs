@@ -615,14 +615,26 @@ impl<'a> DeviceMut<'a> {
                 && loc.inst[..inst_loc.inst.len()] == inst_loc.inst[..]
                 && is_descendant(tree, loc.node, inst_loc.node)
         };
+        // A table lies in the deleted subtree when its schema node is below the instance node
+        // and its parent instance path starts with the deleted instance's: the same numbers
+        // under a sibling table (`D.1.B.` beside `A.1.B.`) are another subtree.
+        let table_under = |t: NodeId, p: &Inst| -> bool {
+            p.len() >= inst_loc.inst.len() && p[..inst_loc.inst.len()] == inst_loc.inst[..] && is_descendant(tree, t, inst_loc.node)
+        };
         let d = self.delta.inner_mut();
         d.values.retain(|v| !is_under(&v.loc));
         d.attrs.retain(|a| !is_under(&a.loc));
         d.changed.retain(|l| !is_under(l));
         let before = d.added.len();
         d.added.retain(|e| !(e.table == table && e.parent == parent && e.number == number));
-        d.added.retain(|e| !(e.parent.len() > inst_loc.inst.len() && e.parent[..inst_loc.inst.len()] == inst_loc.inst[..]));
-        if d.added.len() == before {
+        let was_added = d.added.len() != before;
+        // Everything recorded inside the subtree goes with it: its instances, the profile
+        // instances it deleted, and its numbering (the deleted number is never reused, so no
+        // instance path through it can come back).
+        d.added.retain(|e| !table_under(e.table, &e.parent));
+        d.deleted.retain(|e| !table_under(e.table, &e.parent));
+        d.high_water.retain(|(t, p, _)| !table_under(*t, p));
+        if !was_added {
             d.deleted.push(InstanceEntry { table, parent: parent.clone(), number, source: Source::Acs });
         }
         self.delta.set_high_water(table, &parent, number);

@@ -313,6 +313,10 @@ pub struct ParamDecl {
     pub forced_inform: Option<bool>,
     pub secret: Option<bool>,
     pub constraint: Option<Constraint>,
+    /// The value is what a real device reported (an imported data model): kept as it is even
+    /// when it does not fit the type (an empty dateTime, a boolean `2`), as that is the answer
+    /// the device gives. Values the ACS or a profile sets are still checked.
+    pub reported: bool,
 }
 
 /// A dynamic value as declared (table paths not yet resolved).
@@ -348,14 +352,29 @@ pub enum TreeError {
     Conflict { path: String, what: &'static str },
     #[error("`{path}`: {source}")]
     Template { path: String, source: TemplateError },
-    #[error("`{path}`: value `{value}` is not a valid {ty}")]
-    BadDefault { path: String, value: String, ty: &'static str },
+    #[error("`{path}`: value `{value}` {reason}")]
+    BadDefault { path: String, value: String, reason: String },
     #[error("`{path}`: entry count refers to `{table}`, which is not a table of this profile")]
     NotATable { path: String, table: String },
     #[error("`{0}` is forced into every Inform but lies under a table the ACS may delete from")]
     ForcedInDeletable(String),
     #[error("the profile declares no parameters")]
     Empty,
+}
+
+impl TreeError {
+    /// The message without the path, for a caller whose own message already names it (a profile
+    /// key, a CSV row): the path is said once.
+    pub fn reason(&self) -> String {
+        match self {
+            TreeError::Conflict { what, .. } => format!("conflicts with an earlier declaration of the same parameter: {what}"),
+            TreeError::Template { source, .. } => source.to_string(),
+            TreeError::BadDefault { value, reason, .. } => format!("value `{value}` {reason}"),
+            TreeError::NotATable { table, .. } => format!("entry count refers to `{table}`, which is not a table of this profile"),
+            TreeError::ObjectParamClash(_) => "is declared both as an object and as a parameter".into(),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// Builds a [`ParamTree`] from declarations.
@@ -546,11 +565,32 @@ impl TreeBuilder {
                 let NodeKind::Param(spec) = &node.kind else {
                     return Err(TreeError::ObjectParamClash(path.to_string()));
                 };
-                if decl.ty.is_some_and(|t| t != spec.ty) {
+                // A real device may report one instance's parameter with another type or
+                // writability than the others: the first declaration sets the schema's.
+                if decl.ty.is_some_and(|t| t != spec.ty) && !decl.reported {
                     return Err(TreeError::Conflict { path: path.to_string(), what: "a different type" });
                 }
-                if decl.writable.is_some_and(|w| w != spec.writable) {
+                if decl.writable.is_some_and(|w| w != spec.writable) && !decl.reported {
                     return Err(TreeError::Conflict { path: path.to_string(), what: "a different writable flag" });
+                }
+                // A later declaration (a profile's YAML over an imported device) may refine the
+                // attributes; its value is then checked against them.
+                if let NodeKind::Param(spec) = &mut self.nodes[id.0 as usize].kind {
+                    if let Some(c) = &decl.constraint {
+                        spec.constraint = Some(Box::new(c.clone()));
+                    }
+                    if let Some(n) = decl.notification {
+                        spec.notification = n;
+                    }
+                    if let Some(a) = decl.active_notify {
+                        spec.active_notify = a;
+                    }
+                    if let Some(f) = decl.forced_inform {
+                        spec.forced_inform = f;
+                    }
+                    if let Some(s) = decl.secret {
+                        spec.secret = s;
+                    }
                 }
                 id
             }
@@ -575,7 +615,9 @@ impl TreeBuilder {
         };
         if let Some(src) = source {
             if let ValueSource::Static { raw, .. } = &src {
-                self.check_default(id, path, raw)?;
+                if !decl.reported {
+                    self.check_default(id, path, raw)?;
+                }
             }
             // Dynamic values are computed per instance, so they always live at schema level.
             let dynamic = matches!(src, ValueSource::Dynamic(_));
@@ -613,11 +655,10 @@ impl TreeBuilder {
 
     fn check_default(&self, id: NodeId, path: &str, raw: &str) -> Result<(), TreeError> {
         let NodeKind::Param(spec) = &self.nodes[id.0 as usize].kind else { return Ok(()) };
-        super::types::check_value(spec.ty, spec.constraint.as_deref(), None, raw).map(|_| ()).map_err(|_| TreeError::BadDefault {
-            path: path.to_string(),
-            value: raw.to_string(),
-            ty: spec.ty.xsi_type(),
-        })
+        match super::types::value_problem(spec.ty, spec.constraint.as_deref(), raw) {
+            None => Ok(()),
+            Some(reason) => Err(TreeError::BadDefault { path: path.to_string(), value: raw.to_string(), reason }),
+        }
     }
 
     /// Resolves cross-references and checks whole-tree rules.

@@ -157,6 +157,36 @@ pub fn check_value<'v>(
     Ok(canonical)
 }
 
+/// Why `value` does not fit a parameter of type `ty` with `constraint`, in words, naming the one
+/// rule it breaks (the type first, then `enum`, `max_length`, `min`, `max`); `None` when it fits.
+/// For profile errors: a default below its minimum says so, not that it is not a number.
+pub fn value_problem(ty: ParamType, constraint: Option<&Constraint>, value: &str) -> Option<String> {
+    let canonical = match check_value(ty, None, None, value) {
+        Ok(c) => c,
+        Err(_) => return Some(format!("is not a valid {}", ty.xsi_type())),
+    };
+    let c = constraint?;
+    if !c.allowed.is_empty() && !c.allowed.iter().any(|a| **a == *canonical) {
+        let list: Vec<&str> = c.allowed.iter().map(|a| &**a).collect();
+        return Some(format!("is not one of the allowed values (enum: {})", list.join(", ")));
+    }
+    if let Some(max) = c.max_length.filter(|max| canonical.len() > *max) {
+        return Some(format!("is {} bytes long, more than max_length {max}", canonical.len()));
+    }
+    if c.min.is_some() || c.max.is_some() {
+        let Ok(n) = canonical.parse::<i128>() else {
+            return Some("is not a number, and min/max apply to numbers".into());
+        };
+        if let Some(min) = c.min.filter(|min| n < *min) {
+            return Some(format!("is below the minimum {min}"));
+        }
+        if let Some(max) = c.max.filter(|max| n > *max) {
+            return Some(format!("is above the maximum {max}"));
+        }
+    }
+    None
+}
+
 fn is_integer(t: ParamType) -> bool {
     matches!(t, ParamType::Int | ParamType::UnsignedInt | ParamType::Long | ParamType::UnsignedLong)
 }

@@ -21,6 +21,10 @@ use tokio::sync::{mpsc, oneshot};
 pub enum CpeMsg {
     /// What are this CPE's ConnectionRequestUsername/Password? `None`: no such CPE.
     Lookup { index: u32, reply: oneshot::Sender<Option<(String, String)>> },
+    /// Which of your CPEs has this ConnectionRequestUsername, and what is its password? A UDP
+    /// Connection Request (TR-069 Annex G) names its CPE only by `un`, so every owner is asked;
+    /// `None`: none of this owner's CPEs.
+    LookupUser { username: Box<str>, reply: oneshot::Sender<Option<(u32, String)>> },
     /// An authenticated Connection Request: start a `6 CONNECTION REQUEST` session.
     Wake { index: u32 },
     /// The API: the CPE's state as JSON.
@@ -30,12 +34,13 @@ pub enum CpeMsg {
 }
 
 impl CpeMsg {
-    /// The CPE the message is about.
-    pub fn index(&self) -> u32 {
+    /// The CPE the message is about (`None`: a question about a username, for every owner).
+    pub fn index(&self) -> Option<u32> {
         match self {
             CpeMsg::Lookup { index, .. } | CpeMsg::Wake { index } | CpeMsg::Inspect { index, .. } | CpeMsg::SetLocal { index, .. } => {
-                *index
+                Some(*index)
             }
+            CpeMsg::LookupUser { .. } => None,
         }
     }
 
