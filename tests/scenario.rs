@@ -515,3 +515,47 @@ fn the_scenario_subcommand_parses_with_its_flags() {
     let Some(Sub::Run(r)) = a.command else { panic!("not a run") };
     assert_eq!((r.scenario, r.time_scale, r.run.cpes), (PathBuf::from("s.yaml"), 0.5, 10));
 }
+
+/// Slices of a scenario (as the pods of a Kubernetes Indexed Job run it): each slice holds its
+/// part of every fleet and of the source address pool; together they are the scenario's CPEs,
+/// each once.
+#[test]
+fn slices_of_a_scenario_hold_a_part_of_every_fleet_and_of_the_sources() {
+    let _turn = one_child_fleet();
+    let acs = Acses::start(1);
+    let yaml = format!(
+        "{TWO_FLEETS}sources: [127.0.0.2/31, 127.0.0.4/31]\nacs:\n  endpoints: [{}]\nphases:\n  - boot: {{spread: 100ms}}\n",
+        acs.urls()
+    );
+    let path = write("slices", &yaml);
+    let pools: [&[u8]; 3] = [&[2], &[3], &[4, 5]];
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut before = 0;
+    for (k, pool) in pools.iter().enumerate() {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["run", path.to_str().unwrap(), "--slices", "3"]).env("JOB_COMPLETION_INDEX", k.to_string());
+        let out = cmd.current_dir(repo(".")).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "slice {k}: {}", String::from_utf8_lossy(&out.stderr));
+        let records = acs.sessions(0);
+        let mine = &records[before..];
+        before = records.len();
+        let serials: HashSet<String> = mine.iter().filter_map(|r| r.serial.clone()).collect();
+        // ⌊k·20/3⌋… of the TR-181 fleet and ⌊k·10/3⌋… of the TR-098 fleet.
+        let (a, b) = ([6, 7, 7][k], [3, 3, 4][k]);
+        assert_eq!(serials.iter().filter(|s| s.starts_with("A0B1C2")).count(), a, "slice {k}: {serials:?}");
+        assert_eq!(serials.iter().filter(|s| s.starts_with("D0E1F2")).count(), b, "slice {k}: {serials:?}");
+        for r in mine {
+            let ip = r.peer.map(|p| p.ip().to_string()).unwrap_or_default();
+            assert!(pool.iter().any(|o| ip == format!("127.0.0.{o}")), "slice {k} bound {ip}, not one of its sources {pool:?}");
+        }
+        assert!(seen.is_disjoint(&serials), "slice {k} repeats a serial of an earlier slice");
+        seen.extend(serials);
+    }
+    assert_eq!(seen.len(), 30, "the slices together are the scenario's 30 CPEs");
+    // More slices than source addresses: refused, naming why.
+    let out = Command::new(BIN).args(["run", path.to_str().unwrap(), "--slice", "0/5"]).current_dir(repo(".")).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("4 source addresses cannot be cut into 5 disjoint parts"), "{err}");
+    acs.stop();
+}

@@ -264,11 +264,13 @@ pub fn prepare(path: &Path, time_scale: f64, args: &mut RunArgs, given: Given<'_
     if !given("interval_multiplier") {
         args.interval_multiplier *= time_scale;
     }
-    // A story runs as long as its timeline unless it says otherwise.
+    // A story runs as long as its timeline unless it says otherwise; one that only boots is
+    // one-shot (it ends when every CPE has booted, not when the last boot is due).
+    let only_boot = timeline.phases.iter().all(|p| matches!(p.kind, PhaseKind::Boot));
     if !given("duration") {
         match (r.duration, timeline.total()) {
             (Some(d), _) => args.duration = Some(scale(d)),
-            (None, t) if !t.is_zero() => args.duration = Some(t),
+            (None, t) if !t.is_zero() && !only_boot => args.duration = Some(t),
             _ => {}
         }
     }
