@@ -181,7 +181,9 @@ fn a_sweep_reads_as_steps_and_its_html_report_renders_in_chromium() {
     assert!(table.contains("failures by cause") && table.contains("lag p99") && table.contains("limited by"), "{table}");
     assert!(table.lines().any(|l| l.trim_start().starts_with("1 ") && l.contains("×0.01")), "{table}");
     assert!(table.contains("knee") || table.contains("no step kept up"), "{table}");
-    assert!(table.contains("gave out first") || table.contains("every step kept up"), "the verdict: {table}");
+    // One of the verdicts, whichever this (possibly busy) machine gave.
+    let verdict = ["gave out first", "every step kept up", "kept up, so the ACS was not pushed to its limit"];
+    assert!(verdict.iter().any(|v| table.contains(v)), "the verdict: {table}");
     let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&sweep_json).unwrap()).unwrap();
     assert_eq!(s["warm_up"]["booted"], 40, "{s}");
     let run_id = s["run_id"].as_str().unwrap();
