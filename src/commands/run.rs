@@ -181,6 +181,10 @@ pub fn run(
     thresholds: Vec<Threshold>,
     sweep: Option<(&Vec<f64>, std::time::Duration, Option<&std::path::Path>)>,
 ) -> anyhow::Result<ExitCode> {
+    // TR-369 Agents run on their own MTP tasks (issue 14); everything below is CWMP.
+    if args.protocol == "usp" {
+        return crate::mtp::run::run(args);
+    }
     let model = load(args.profile.as_deref(), args.cwmp_version.as_deref())?;
     let transport = transport_config(args)?;
     let single = args.cpes == 1 && sweep.is_none();

@@ -1,0 +1,193 @@
+//! The embedded USP Controller (the USP twin of the embedded ACS): one MQTT connection on the
+//! run's broker, subscribed to its own topic. It answers every Notify that asks for a response
+//! (NotifyResp, to the Agent's Response Topic), and after an Agent's Boot! reads its
+//! `Device.DeviceInfo.` with a Get (as an ACS's bootstrap script would), measuring the round
+//! trip. It keeps counts for the report; it is not a management server.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event};
+use rusp_lib::usp::mod_Body::OneOfmsg_body;
+use rusp_lib::usp::mod_Header::MsgType;
+use rusp_lib::usp::mod_Notify::OneOfnotification;
+use rusp_lib::usp::mod_Request::OneOfreq_type;
+use rusp_lib::usp::mod_Response::OneOfresp_type;
+use rusp_lib::usp::{Body, Get, Header, Msg, NotifyResp, Request, Response};
+use tokio::sync::{oneshot, watch};
+use tokio::time::Instant;
+
+use super::mqtt::{agent_topic, controller_topic, ClientSettings};
+use super::report::{histogram, ControllerFigures, Timed};
+use crate::usp::record;
+use crate::usp::MsgKind;
+
+/// A running embedded Controller.
+pub struct Controller {
+    pub figures: Arc<Mutex<ControllerFigures>>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Controller {
+    /// Connects to the broker as `endpoint_id` and subscribes to its topic; returns once the
+    /// subscription is acknowledged, so no Agent's Boot! is published before it listens.
+    ///
+    /// # Errors
+    /// The broker could not be reached or refused the connection within `within`.
+    pub async fn start(client: &ClientSettings, endpoint_id: &str, within: Duration) -> anyhow::Result<Controller> {
+        let figures = Arc::new(Mutex::new(ControllerFigures::default()));
+        let (stop, stop_rx) = watch::channel(false);
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let (mqtt, events) = AsyncClient::new(client.options(endpoint_id, 1024), 1 << 16);
+        let task = tokio::spawn(serve(mqtt, events, endpoint_id.to_string(), figures.clone(), stop_rx, ready_tx));
+        match tokio::time::timeout(within, ready_rx).await {
+            Ok(Ok(Ok(()))) => Ok(Controller { figures, stop, task }),
+            Ok(Ok(Err(e))) => {
+                task.abort();
+                anyhow::bail!("the embedded Controller could not connect to {}: {e}", client.target)
+            }
+            _ => {
+                task.abort();
+                anyhow::bail!("the embedded Controller could not subscribe at {} within {within:?}", client.target)
+            }
+        }
+    }
+
+    /// Disconnects and waits for the task.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.task).await;
+    }
+}
+
+async fn serve(
+    client: AsyncClient,
+    mut events: rumqttc::v5::EventLoop,
+    id: String,
+    figures: Arc<Mutex<ControllerFigures>>,
+    mut stop: watch::Receiver<bool>,
+    ready: oneshot::Sender<Result<(), String>>,
+) {
+    let topic = controller_topic(&id);
+    let mut ready = Some(ready);
+    let mut next_msg: u64 = 1;
+    // Its own requests in flight: Message ID → (kind, sent at).
+    let mut asked: HashMap<String, (MsgKind, Instant)> = HashMap::new();
+    loop {
+        let ev = tokio::select! {
+            _ = super::agent::stopped(&mut stop) => {
+                let _ = client.try_disconnect();
+                let _ = tokio::time::timeout(Duration::from_millis(200), events.poll()).await;
+                return;
+            }
+            ev = events.poll() => ev,
+        };
+        match ev {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                let _ = client.try_subscribe(topic.clone(), QoS::AtLeastOnce);
+            }
+            Ok(Event::Incoming(Packet::SubAck(_))) => {
+                if let Some(r) = ready.take() {
+                    let _ = r.send(Ok(()));
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                let Ok(opened) = record::open(&p.payload, &id) else {
+                    lock(&figures).dropped += 1;
+                    continue;
+                };
+                let reply_to =
+                    p.properties.as_ref().and_then(|pr| pr.response_topic.clone()).unwrap_or_else(|| agent_topic(&opened.from_id));
+                let header = opened.msg.header.unwrap_or_default();
+                match opened.msg.body.map(|b| b.msg_body) {
+                    Some(OneOfmsg_body::request(Request { req_type: OneOfreq_type::notify(n) })) => {
+                        let (what, boot) = match &n.notification {
+                            OneOfnotification::event(e) if e.event_name == "Boot!" => ("Boot!", true),
+                            OneOfnotification::event(e) if e.event_name == "Periodic!" => ("Periodic!", false),
+                            OneOfnotification::event(_) => ("Event", false),
+                            OneOfnotification::value_change(_) => ("ValueChange", false),
+                            OneOfnotification::obj_creation(_) => ("ObjectCreation", false),
+                            OneOfnotification::obj_deletion(_) => ("ObjectDeletion", false),
+                            OneOfnotification::oper_complete(_) => ("OperationComplete", false),
+                            _ => ("Other", false),
+                        };
+                        {
+                            let mut f = lock(&figures);
+                            *f.notifications.entry(what).or_default() += 1;
+                            if boot {
+                                f.booted.insert(opened.from_id.clone());
+                            }
+                        }
+                        if n.send_resp {
+                            let resp = Msg {
+                                header: Some(Header { msg_id: header.msg_id.clone(), msg_type: MsgType::NOTIFY_RESP }),
+                                body: Some(Body {
+                                    msg_body: OneOfmsg_body::response(Response {
+                                        resp_type: OneOfresp_type::notify_resp(NotifyResp { subscription_id: n.subscription_id.clone() }),
+                                    }),
+                                }),
+                            };
+                            publish(&client, &reply_to, &topic, record::seal(&resp, &id, &opened.from_id));
+                        }
+                        if boot {
+                            // Read DeviceInfo after Boot!, as an ACS's bootstrap script would.
+                            let msg_id = format!("ctl-{next_msg}");
+                            next_msg += 1;
+                            let get = Msg {
+                                header: Some(Header { msg_id: msg_id.clone(), msg_type: MsgType::GET }),
+                                body: Some(Body {
+                                    msg_body: OneOfmsg_body::request(Request {
+                                        req_type: OneOfreq_type::get(Get { param_paths: vec!["Device.DeviceInfo.".into()], max_depth: 0 }),
+                                    }),
+                                }),
+                            };
+                            asked.insert(msg_id, (MsgKind::Get, Instant::now()));
+                            publish(&client, &reply_to, &topic, record::seal(&get, &id, &opened.from_id));
+                        }
+                    }
+                    Some(OneOfmsg_body::response(_)) => {
+                        if let Some((kind, at)) = asked.remove(&header.msg_id) {
+                            let mut f = lock(&figures);
+                            let t = f.round_trips.entry(kind).or_insert_with(|| Timed { count: 0, latency: histogram() });
+                            t.count += 1;
+                            t.latency.saturating_record((at.elapsed().as_micros() as u64).max(1));
+                        }
+                    }
+                    Some(OneOfmsg_body::error(_)) => {
+                        asked.remove(&header.msg_id);
+                        lock(&figures).errors += 1;
+                    }
+                    _ => lock(&figures).dropped += 1,
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if let Some(r) = ready.take() {
+                    let _ = r.send(Err(e.to_string()));
+                    return;
+                }
+                tracing::warn!("embedded Controller: connection to the broker failed ({e}); reconnecting");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = super::agent::stopped(&mut stop) => return,
+                }
+            }
+        }
+    }
+}
+
+fn lock(f: &Mutex<ControllerFigures>) -> std::sync::MutexGuard<'_, ControllerFigures> {
+    f.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn publish(client: &AsyncClient, to: &str, own_topic: &str, record: Vec<u8>) {
+    let props =
+        PublishProperties { response_topic: Some(own_topic.to_string()), content_type: Some("usp.msg".into()), ..Default::default() };
+    if client.try_publish_with_properties(to, QoS::AtLeastOnce, false, record, props).is_err() {
+        tracing::warn!("embedded Controller: its MQTT request queue is full; a message was not sent");
+    }
+}
