@@ -28,3 +28,5 @@ mod persist;
 mod engine;
 // Downloads: streamed bodies, FileSize, transfer timeout vs stalls, userinfo, --max-transfers.
 mod transfers;
+// TR-369 Agents sans-IO: every Controller message, refusals and drops.
+mod usp;

@@ -59,8 +59,7 @@ pub struct Opened {
 /// The [`Drop`] cause: the caller counts it and answers nothing (there is no Message ID to
 /// answer to).
 pub fn open(bytes: &[u8], own_id: &str) -> Result<Opened, Drop> {
-    let mut reader = BytesReader::from_bytes(bytes);
-    let record = Record::from_reader(&mut reader, bytes).map_err(|_| Drop::MalformedRecord)?;
+    let record = decode::<Record>(bytes).ok_or(Drop::MalformedRecord)?;
     if record.to_id != own_id {
         return Err(Drop::WrongEndpoint);
     }
@@ -72,12 +71,26 @@ pub fn open(bytes: &[u8], own_id: &str) -> Result<Opened, Drop> {
         OneOfrecord_type::session_context(_) => return Err(Drop::SessionContext),
         _ => return Err(Drop::NotAMessage),
     };
-    let mut reader = BytesReader::from_bytes(&payload);
-    let msg = Msg::from_reader(&mut reader, &payload).map_err(|_| Drop::MalformedMsg)?;
+    let msg = decode::<Msg>(&payload).ok_or(Drop::MalformedMsg)?;
     if msg.header.is_none() || msg.body.is_none() {
         return Err(Drop::MalformedMsg);
     }
     Ok(Opened { from_id: record.from_id, msg })
+}
+
+/// Decodes one protobuf message, `None` when the bytes are not one.
+///
+/// quick-protobuf 0.8.1's `BytesReader::read_len` does not bound a nested field's length by its
+/// enclosing message: on hostile input that is an arithmetic overflow, a panic where overflow
+/// checks are on (debug and test builds) and wrapping arithmetic that ends in an error in
+/// release builds. Decoding is pure, so the unwind is caught and the input counted as malformed.
+fn decode<'a, M: MessageRead<'a>>(bytes: &'a [u8]) -> Option<M> {
+    std::panic::catch_unwind(|| {
+        let mut reader = BytesReader::from_bytes(bytes);
+        M::from_reader(&mut reader, bytes).ok()
+    })
+    .ok()
+    .flatten()
 }
 
 /// Encodes `msg` into a NoSessionContext Record from `from_id` to `to_id` (USP 1.3, plaintext).
