@@ -30,3 +30,5 @@ mod engine;
 mod transfers;
 // TR-369 Agents sans-IO: every Controller message, refusals and drops.
 mod usp;
+// TR-369 Agents over a real mosquitto: the 1,000-Agent boot, a Controller driving every message.
+mod usp_wire;

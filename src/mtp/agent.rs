@@ -123,9 +123,7 @@ pub async fn run(shared: Arc<Shared>, index: u32, start_after: Duration, mut sto
         let ended: Option<ConnFailure> = loop {
             tokio::select! {
                 _ = stopped(&mut stop) => {
-                    let _ = client.try_disconnect();
-                    // Give the DISCONNECT a moment to go out; the broker cleans up either way.
-                    let _ = tokio::time::timeout(Duration::from_millis(200), events.poll()).await;
+                    disconnect(&client, &mut events).await;
                     if connected {
                         shared.figures().disconnected();
                     }
@@ -159,8 +157,7 @@ pub async fn run(shared: Arc<Shared>, index: u32, start_after: Duration, mut sto
                         if let Some(restart) = on_record(&shared, &client, &topic, &mut agent, &mut pending, &mut async_ops, &p.payload, reply_topic) {
                             // A Reboot/FactoryReset: the Agent goes down and comes back with Boot!.
                             boot_owed = Some(restart);
-                            let _ = client.try_disconnect();
-                            let _ = tokio::time::timeout(Duration::from_millis(200), events.poll()).await;
+                            disconnect(&client, &mut events).await;
                             break None;
                         }
                     }
@@ -194,6 +191,21 @@ pub async fn run(shared: Arc<Shared>, index: u32, start_after: Duration, mut sto
             _ = stopped(&mut stop) => return,
         }
     }
+}
+
+/// Sends what is queued (an OperateResp before a reboot) and a DISCONNECT, driving the event
+/// loop until the DISCONNECT is out, the connection fails, or a second passes.
+pub async fn disconnect(client: &AsyncClient, events: &mut rumqttc::v5::EventLoop) {
+    let _ = client.try_disconnect();
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        loop {
+            match events.poll().await {
+                Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
 }
 
 /// Resolves once the run asks its Agents to stop (or the run is gone).

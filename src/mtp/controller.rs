@@ -80,8 +80,7 @@ async fn serve(
     loop {
         let ev = tokio::select! {
             _ = super::agent::stopped(&mut stop) => {
-                let _ = client.try_disconnect();
-                let _ = tokio::time::timeout(Duration::from_millis(200), events.poll()).await;
+                super::agent::disconnect(&client, &mut events).await;
                 return;
             }
             ev = events.poll() => ev,
