@@ -376,3 +376,67 @@ fn a_controller_drives_the_agents_over_mqtt() {
     assert!(r["controller"].is_null(), "no embedded Controller with --controller-id: {r}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// A Controller no one here wrote: usp-js (npm) over MQTT 3.1.1 drives an Agent through the same
+// broker; its answers and the Agent's notifications are checked here. Needs `npm ci` in
+// tests/usp-js (.ci/run runs it); fails, not skips, without it.
+#[test]
+fn usp_js_drives_an_agent_through_mosquitto() {
+    let js = repo("tests/usp-js");
+    assert!(js.join("node_modules/usp-js").is_dir(), "tests/usp-js/node_modules is missing: run `npm ci` in tests/usp-js (.ci/run does)");
+    let broker = Mosquitto::start();
+    let dir = scratch("usp-js");
+    let json = dir.join("r.json");
+    let agent = spawn(&[
+        "--protocol",
+        "usp",
+        "--usp-url",
+        &broker.url(),
+        "--controller-id",
+        "self::usp-js",
+        "--cpes",
+        "1",
+        "--duration",
+        "120s",
+        "--timeout",
+        "2s",
+        "--report-json",
+        json.to_str().unwrap(),
+    ]);
+    let pid = agent.id();
+    let node = Command::new("node")
+        .arg("drive.js")
+        .current_dir(&js)
+        .env("USP_PORT", broker.port.to_string())
+        .env("USP_AGENT", "os::FEFEFE-FEFEFE000000")
+        .env("USP_CONTROLLER", "self::usp-js")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node (Node.js 20) runs tests/usp-js/drive.js");
+    let (code, out, err) = finish(node, Duration::from_secs(90));
+    // SAFETY: signals the child we started, by its pid.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let (agent_code, agent_out, agent_err) = finish(agent, Duration::from_secs(30));
+    assert_eq!(code, 0, "usp-js: {out}\n{err}\nagent: {agent_out}\n{agent_err}");
+    let r: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(r["serial"], "FEFEFE000000", "{r}");
+    assert_eq!(r["deviceInfo"]["ModelName"], "SimGW-181", "{r}");
+    assert_eq!(r["ssid"], "from-usp-js", "{r}");
+    assert_eq!(r["added"], "Device.NAT.PortMapping.1.", "{r}");
+    assert_eq!(r["addedPort"], "8081", "{r}");
+    assert_eq!(r["instances"][0]["currInsts"][0]["uniqueKeys"]["Alias"], "js", "{r}");
+    assert_eq!(r["deleted"][0], "Device.NAT.PortMapping.1.", "{r}");
+    assert_eq!(r["operationComplete"]["message"]["Status"], "Complete", "{r}");
+    assert!(r["proto"].as_array().unwrap().iter().any(|v| v == "1.3"), "{r}");
+    assert_eq!(r["badPath"]["errCode"], 7026, "{r}");
+    assert_eq!(r["readOnly"]["errCode"], 7013, "{r}");
+    assert_eq!(r["boot"]["message"]["params"]["Cause"], "LocalReboot", "{r}");
+    // usp-js answered the Agent's Notifies: the Agent measured those round trips.
+    assert_eq!(agent_code, 0, "{agent_out}\n{agent_err}");
+    let rep = report(&json);
+    assert_eq!(rep["notify"]["Boot!"]["answered"], 1, "{rep}");
+    assert_eq!(rep["notify"]["ObjectCreation"]["answered"], 1, "{rep}");
+    assert_eq!(rep["notify"]["OperationComplete"]["answered"], 1, "{rep}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
