@@ -440,3 +440,93 @@ fn usp_js_drives_an_agent_through_mosquitto() {
     assert_eq!(rep["notify"]["OperationComplete"]["answered"], 1, "{rep}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A raw HTTP/1.1 request to the device state API; returns (status, body).
+fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string())
+}
+
+// A Controller subscribes to a parameter (Add on Device.LocalAgent.Subscription.); a local change
+// through the device state API then arrives as a ValueChange for that subscription.
+#[test]
+fn a_subscription_gets_value_change_after_a_local_change() {
+    let broker = Mosquitto::start();
+    let api_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let api = format!("127.0.0.1:{api_port}");
+    let child = spawn(&[
+        "--protocol",
+        "usp",
+        "--usp-url",
+        &broker.url(),
+        "--controller-id",
+        CTL,
+        "--cpes",
+        "1",
+        "--duration",
+        "120s",
+        "--timeout",
+        "2s",
+        "--api-bind-addr",
+        &api,
+    ]);
+    let pid = child.id();
+    let agent = "os::FEFEFE-FEFEFE000000";
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let mut ctl = TestController::connect(broker.port).await;
+        ctl.wait_for(agent, boot_cause).await;
+        let setting = |p: &str, v: &str| rusp_lib::usp::mod_Add::CreateParamSetting { param: p.into(), value: v.into(), required: true };
+        let add = rusp_lib::usp::Add {
+            allow_partial: false,
+            create_objs: vec![rusp_lib::usp::mod_Add::CreateObject {
+                obj_path: "Device.LocalAgent.Subscription.".into(),
+                param_settings: vec![
+                    setting("Enable", "true"),
+                    setting("ID", "vc-1"),
+                    setting("NotifType", "ValueChange"),
+                    setting("ReferenceList", "Device.WiFi.SSID.*.SSID"),
+                ],
+            }],
+        };
+        assert!(matches!(ctl.request(agent, OneOfreq_type::add(add)).await, OneOfmsg_body::response(_)));
+        // A parameter no subscription names: no ValueChange for it.
+        let (status, body) = tokio::task::spawn_blocking(move || {
+            http(api_port, "PUT", "/cpes/cpe-0/parameters", r#"{"Device.DeviceInfo.ProvisioningCode":"x"}"#)
+        })
+        .await
+        .unwrap();
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = tokio::task::spawn_blocking(move || {
+            http(api_port, "PUT", "/cpes/cpe-0/parameters", r#"{"Device.WiFi.SSID.2.SSID":"changed-locally"}"#)
+        })
+        .await
+        .unwrap();
+        assert_eq!(status, 200, "{body}");
+        let (sub, path, value) = ctl
+            .wait_for(agent, |m| match m.body.as_ref().map(|b| &b.msg_body) {
+                Some(OneOfmsg_body::request(Request { req_type: OneOfreq_type::notify(n) })) => match &n.notification {
+                    OneOfnotification::value_change(v) => Some((n.subscription_id.clone(), v.param_path.clone(), v.param_value.clone())),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .await;
+        assert_eq!((sub.as_str(), path.as_str(), value.as_str()), ("vc-1", "Device.WiFi.SSID.2.SSID", "changed-locally"));
+        // The subscription is data-model state: the API shows it.
+        let (status, body) = tokio::task::spawn_blocking(move || http(api_port, "GET", "/cpes/cpe-0", "")).await.unwrap();
+        assert_eq!(status, 200);
+        assert!(body.contains("Device.LocalAgent.Subscription.1.ID"), "{body}");
+    });
+    // SAFETY: signals the child we started, by its pid.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let (code, out, err) = finish(child, Duration::from_secs(30));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("ValueChange"), "{out}");
+}

@@ -13,7 +13,7 @@ use std::time::Duration;
 use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, ConnectionError, Event};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::mqtt::{agent_topic, ClientSettings};
@@ -21,10 +21,11 @@ use super::report::{AgentFigures, ConnFailure};
 use crate::cpe::CpeState;
 use crate::model::identity::mix64;
 use crate::model::{DeviceId, Model};
+use crate::owners::{answer, CpeMsg};
 use crate::time::UnixMillis;
 use crate::usp::notify::{self, BootCause};
 use crate::usp::operate::{Accepted, Command, SELF_TEST_TIME};
-use crate::usp::{Agent, EndpointTemplate};
+use crate::usp::{subscription, Agent, EndpointTemplate};
 
 /// How many times an unanswered Notify is sent again before it counts as unanswered
 /// (`Device.LocalAgent.Subscription.{i}.NotifRetry` behaviour, TR-369 §"Responses to
@@ -99,7 +100,13 @@ fn classify(e: &ConnectionError, was_connected: bool) -> ConnFailure {
 
 /// Runs Agent `index` until `stop` turns true: starts after `start_after` (the boot spread),
 /// then keeps its connection up.
-pub async fn run(shared: Arc<Shared>, index: u32, start_after: Duration, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    shared: Arc<Shared>,
+    index: u32,
+    start_after: Duration,
+    mut stop: watch::Receiver<bool>,
+    mut inbox: Option<mpsc::UnboundedReceiver<CpeMsg>>,
+) {
     tokio::select! {
         _ = tokio::time::sleep(start_after) => {}
         _ = stopped(&mut stop) => return,
@@ -164,6 +171,9 @@ pub async fn run(shared: Arc<Shared>, index: u32, start_after: Duration, mut sto
                     Ok(_) => {}
                     Err(e) => break Some(classify(&e, connected)),
                 },
+                Some(msg) = next_msg(&mut inbox) => {
+                    on_api(&shared, &client, &topic, &mut agent, &mut pending, msg);
+                }
                 _ = tick.tick() => {
                     let now = Instant::now();
                     if connected {
@@ -190,6 +200,46 @@ pub async fn run(shared: Arc<Shared>, index: u32, start_after: Duration, mut sto
             _ = tokio::time::sleep(wait) => {}
             _ = stopped(&mut stop) => return,
         }
+    }
+}
+
+/// The next message from the device state API, or never without one.
+async fn next_msg(inbox: &mut Option<mpsc::UnboundedReceiver<CpeMsg>>) -> Option<CpeMsg> {
+    match inbox {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Answers the device state API (`--api-bind-addr`): the Agent's state as JSON, and local
+/// changes, each followed by a ValueChange for every enabled subscription naming the parameter.
+fn on_api(shared: &Shared, client: &AsyncClient, own_topic: &str, agent: &mut Agent, pending: &mut HashMap<String, Pending>, msg: CpeMsg) {
+    let model = &shared.model;
+    let now = UnixMillis::now();
+    match msg {
+        CpeMsg::Inspect { reply, .. } => {
+            let _ = reply.send(Ok(answer::inspect(model, &agent.cpe, now)));
+        }
+        CpeMsg::SetLocal { params, reply, .. } => {
+            let result = answer::set_local(model, &mut agent.cpe, &params, now);
+            let ok = result.is_ok();
+            let _ = reply.send(result);
+            if !ok {
+                return;
+            }
+            for (name, _) in &params {
+                let dev = model.device(agent.cpe.id, &agent.cpe.delta, agent.cpe.boot_at, now);
+                let value = dev.get(name).unwrap_or_default();
+                for id in subscription::matching(&dev, "ValueChange", name) {
+                    send_notify(shared, client, own_topic, agent, pending, notify::value_change(id, name.clone(), value.clone()), false);
+                }
+            }
+        }
+        // Connection Requests are CWMP's; a USP Agent has no credentials to look up.
+        CpeMsg::Lookup { reply, .. } => {
+            let _ = reply.send(None);
+        }
+        CpeMsg::Wake { .. } => {}
     }
 }
 

@@ -19,6 +19,7 @@ use super::agent::{self, Shared, NOTIFY_RETRIES};
 use super::controller::Controller;
 use super::mqtt::{controller_topic, ClientSettings, MqttTarget};
 use super::report::{self, AgentFigures};
+use crate::api::{ApiServer, MetricsSources};
 use crate::cli::RunArgs;
 use crate::commands::{load, transport_config};
 use crate::console;
@@ -80,6 +81,19 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         open_files_limit = nofile.unwrap_or(0),
         "USP agents starting (MQTT 5)"
     );
+    // The device state API (--api-bind-addr): one channel per Agent, so each task owns its CPE.
+    let (owners, inboxes) = crate::owners::Owners::channels(args.first_index, args.cpes, args.cpes as usize);
+    let api = match args.api_bind_addr {
+        Some(bind) => {
+            let server = rt
+                .block_on(ApiServer::start(bind, shared.model.clone(), owners, MetricsSources::default()))
+                .with_context(|| format!("--api-bind-addr {bind}: cannot listen"))?;
+            info!("device state API at http://{}/cpes", server.addr);
+            Some(server)
+        }
+        None => None,
+    };
+    let mut inboxes: Vec<Option<_>> = inboxes.into_iter().map(|r| api.as_ref().map(|_| r)).collect();
     let (stop_tx, stop_rx) = watch::channel(false);
     let started = std::time::Instant::now();
     let boot_window = match args.boot_rate {
@@ -89,7 +103,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let tasks: Vec<_> = (0..args.cpes)
         .map(|k| {
             let start_after = boot_window.mul_f64(k as f64 / args.cpes.max(1) as f64);
-            rt.spawn(agent::run(shared.clone(), args.first_index.saturating_add(k), start_after, stop_rx.clone()))
+            let inbox = inboxes.get_mut(k as usize).and_then(Option::take);
+            rt.spawn(agent::run(shared.clone(), args.first_index.saturating_add(k), start_after, stop_rx.clone(), inbox))
         })
         .collect();
     // One-shot (no --duration): ends once every Boot! is answered, or when the last one could
@@ -124,6 +139,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             let _ = tokio::time::timeout_at(until, t).await;
         }
     });
+    if let Some(api) = api {
+        rt.block_on(api.stop());
+    }
     let controller_figures = controller.map(|c| {
         let figures = c.figures.clone();
         rt.block_on(c.stop());

@@ -20,6 +20,7 @@ pub mod objects;
 pub mod operate;
 pub mod record;
 pub mod set;
+pub mod subscription;
 pub mod supported;
 
 pub use agent::{Agent, Handled};

@@ -66,13 +66,9 @@ pub fn periodic(root: &str) -> Notify {
     event(format!("{root}.LocalAgent."), "Periodic!", HashMap::new())
 }
 
-/// A parameter's new value.
-pub fn value_change(param_path: String, param_value: String) -> Notify {
-    Notify {
-        subscription_id: SUBSCRIPTION_ID.into(),
-        send_resp: true,
-        notification: OneOfnotification::value_change(ValueChange { param_path, param_value }),
-    }
+/// A parameter's new value, for the subscription `subscription_id` that asked for it.
+pub fn value_change(subscription_id: String, param_path: String, param_value: String) -> Notify {
+    Notify { subscription_id, send_resp: true, notification: OneOfnotification::value_change(ValueChange { param_path, param_value }) }
 }
 
 /// An instance created (by an Add).
