@@ -458,6 +458,8 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
 #[test]
 fn a_subscription_gets_value_change_after_a_local_change() {
     let broker = Mosquitto::start();
+    let dir = scratch("subscription");
+    let state = dir.join("state");
     let api_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let api = format!("127.0.0.1:{api_port}");
     let child = spawn(&[
@@ -475,6 +477,8 @@ fn a_subscription_gets_value_change_after_a_local_change() {
         "2s",
         "--api-bind-addr",
         &api,
+        "--state-dir",
+        state.to_str().unwrap(),
     ]);
     let pid = child.id();
     let agent = "os::FEFEFE-FEFEFE000000";
@@ -529,4 +533,45 @@ fn a_subscription_gets_value_change_after_a_local_change() {
     let (code, out, err) = finish(child, Duration::from_secs(30));
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("ValueChange"), "{out}");
+    // --state-dir: the next run's Agent still has the subscription (it lives in the CPE's delta).
+    let api_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let api = format!("127.0.0.1:{api_port}");
+    let url = broker.url();
+    let child = spawn(&[
+        "--protocol",
+        "usp",
+        "--usp-url",
+        &url,
+        "--controller-id",
+        CTL,
+        "--cpes",
+        "1",
+        "--duration",
+        "120s",
+        "--timeout",
+        "2s",
+        "--api-bind-addr",
+        &api,
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let body = loop {
+        if std::net::TcpStream::connect(("127.0.0.1", api_port)).is_ok() {
+            let (status, body) = http(api_port, "GET", "/cpes/cpe-0", "");
+            if status == 200 {
+                break body;
+            }
+        }
+        assert!(Instant::now() < deadline, "the second run's API did not answer");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // SAFETY: signals the child we started, by its pid.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let _ = finish(child, Duration::from_secs(30));
+    let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert!(v.to_string().contains("vc-1"), "the subscription survived the restart: {v}");
+    assert!(v.to_string().contains("changed-locally"), "{v}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

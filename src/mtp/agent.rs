@@ -22,10 +22,11 @@ use crate::cpe::CpeState;
 use crate::model::identity::mix64;
 use crate::model::{DeviceId, Model};
 use crate::owners::{answer, CpeMsg};
+use crate::persist::StateSink;
 use crate::time::UnixMillis;
 use crate::usp::notify::{self, BootCause};
 use crate::usp::operate::{Accepted, Command, SELF_TEST_TIME};
-use crate::usp::{subscription, Agent, EndpointTemplate};
+use crate::usp::{subscription, Agent, EndpointTemplate, MsgKind};
 
 /// How many times an unanswered Notify is sent again before it counts as unanswered
 /// (`Device.LocalAgent.Subscription.{i}.NotifRetry` behaviour, TR-369 §"Responses to
@@ -48,6 +49,8 @@ pub struct Shared {
     /// `Periodic!` every this long (`--inform-interval`), if at all.
     pub periodic: Option<Duration>,
     pub figures: Mutex<AgentFigures>,
+    /// `--state-dir`: where an Agent's state goes after every change.
+    pub sink: Option<StateSink>,
 }
 
 impl Shared {
@@ -106,6 +109,7 @@ pub async fn run(
     start_after: Duration,
     mut stop: watch::Receiver<bool>,
     mut inbox: Option<mpsc::UnboundedReceiver<CpeMsg>>,
+    resumed: Option<CpeState>,
 ) {
     tokio::select! {
         _ = tokio::time::sleep(start_after) => {}
@@ -114,7 +118,15 @@ pub async fn run(
     let model = &shared.model;
     let endpoint = shared.endpoints.endpoint_id(model, DeviceId(index));
     let topic = agent_topic(&endpoint);
-    let mut agent = Agent::new(endpoint.clone(), shared.controller_id.clone(), CpeState::new(DeviceId(index), UnixMillis::now()));
+    // A CPE saved in --state-dir powers on again with its delta (subscriptions included).
+    let cpe = match resumed {
+        Some(mut cpe) => {
+            cpe.restart(UnixMillis::now());
+            cpe
+        }
+        None => CpeState::new(DeviceId(index), UnixMillis::now()),
+    };
+    let mut agent = Agent::new(endpoint.clone(), shared.controller_id.clone(), cpe);
     let mut boot_owed: Option<(BootCause, String)> = Some((BootCause::LocalReboot, String::new()));
     let mut first_boot = true;
     let mut pending: HashMap<String, Pending> = HashMap::new();
@@ -203,6 +215,13 @@ pub async fn run(
     }
 }
 
+/// Queues a snapshot of the Agent's CPE for `--state-dir`.
+fn save(shared: &Shared, agent: &Agent) {
+    if let Some(sink) = &shared.sink {
+        sink.save(&agent.cpe);
+    }
+}
+
 /// The next message from the device state API, or never without one.
 async fn next_msg(inbox: &mut Option<mpsc::UnboundedReceiver<CpeMsg>>) -> Option<CpeMsg> {
     match inbox {
@@ -227,6 +246,7 @@ fn on_api(shared: &Shared, client: &AsyncClient, own_topic: &str, agent: &mut Ag
             if !ok {
                 return;
             }
+            save(shared, agent);
             for (name, _) in &params {
                 let dev = model.device(agent.cpe.id, &agent.cpe.delta, agent.cpe.boot_at, now);
                 let value = dev.get(name).unwrap_or_default();
@@ -335,6 +355,9 @@ fn on_record(
         let to = reply_topic.unwrap_or_else(|| super::mqtt::controller_topic(&to_id));
         publish_to(shared, client, own_topic, &to, record);
     }
+    if matches!(handled.kind, MsgKind::Set | MsgKind::Add | MsgKind::Delete) && handled.refused.is_none() {
+        save(shared, agent);
+    }
     {
         let mut f = shared.figures();
         f.handled(handled.kind, started.elapsed());
@@ -354,7 +377,11 @@ fn on_record(
             async_ops.push((Instant::now() + SELF_TEST_TIME, accepted));
             None
         }
-        c => agent.carry_out(c, UnixMillis::now()).map(|cause| (cause, accepted.command_key)),
+        c => {
+            let restart = agent.carry_out(c, UnixMillis::now()).map(|cause| (cause, accepted.command_key));
+            save(shared, agent);
+            restart
+        }
     }
 }
 

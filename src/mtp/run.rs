@@ -51,6 +51,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         tls,
         connect_timeout: args.timeout,
     };
+    // --state-dir: Agents resume their delta (subscriptions, what Controllers set).
+    let mut store = match &args.state_dir {
+        Some(dir) => Some(crate::persist::Store::open(dir, &model).with_context(|| format!("--state-dir {}", dir.display()))?),
+        None => None,
+    };
+    let mut saved = store.as_mut().map(|s| std::mem::take(&mut s.loaded)).unwrap_or_default();
     let nofile = engine::raise_nofile_limit();
     engine::install_signal_handlers();
     let workers = args.shards.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), |s| s as usize).max(1);
@@ -70,6 +76,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         notify_timeout: args.timeout,
         periodic: args.inform_interval,
         figures: Mutex::new(AgentFigures { agents: args.cpes, ..AgentFigures::default() }),
+        sink: store.as_ref().map(|s| s.sink.clone()),
     });
     info!(
         agents = args.cpes,
@@ -104,7 +111,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         .map(|k| {
             let start_after = boot_window.mul_f64(k as f64 / args.cpes.max(1) as f64);
             let inbox = inboxes.get_mut(k as usize).and_then(Option::take);
-            rt.spawn(agent::run(shared.clone(), args.first_index.saturating_add(k), start_after, stop_rx.clone(), inbox))
+            let index = args.first_index.saturating_add(k);
+            rt.spawn(agent::run(shared.clone(), index, start_after, stop_rx.clone(), inbox, saved.remove(&index)))
         })
         .collect();
     // One-shot (no --duration): ends once every Boot! is answered, or when the last one could
@@ -166,6 +174,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     }
     drop(cf);
     rt.shutdown_timeout(Duration::from_secs(1));
+    drop(shared);
+    if let Some(s) = store {
+        if let Err(e) = s.close() {
+            error!("--state-dir: the last batch was not saved: {e}");
+            failed_output = true;
+        }
+    }
     if figures.booted < args.cpes as u64 {
         let causes: Vec<String> = figures.failures.iter().map(|(k, n)| format!("{} {n}", k.name())).collect();
         error!(
