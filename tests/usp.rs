@@ -8,7 +8,7 @@ use cpe_sim::cpe::CpeState;
 use cpe_sim::model::{DeviceId, Model};
 use cpe_sim::time::UnixMillis;
 use cpe_sim::usp::operate::Command;
-use cpe_sim::usp::record::{self, Drop};
+use cpe_sim::usp::record::{self, Dropped};
 use cpe_sim::usp::{Agent, EndpointTemplate};
 use rusp_lib::usp::mod_Add::{CreateObject, CreateParamSetting};
 use rusp_lib::usp::mod_Body::OneOfmsg_body;
@@ -275,9 +275,9 @@ fn bad_input_is_refused_or_dropped_never_a_panic() {
     let get = || OneOfreq_type::get(Get { param_paths: vec!["Device.".into()], max_depth: 0 });
     // Another endpoint's Record, garbage, an empty Msg: dropped and named.
     let other = record::seal(&request("m", get()), CTL, "os::FEFEFE-OTHER");
-    assert_eq!(a.handle(&model, &other, NOW).unwrap_err(), Drop::WrongEndpoint);
-    assert_eq!(a.handle(&model, b"\x0a\xff\xff", NOW).unwrap_err(), Drop::MalformedRecord);
-    assert_eq!(a.handle(&model, &record::seal_payload(vec![0x12, 0x00], CTL, &a.endpoint_id), NOW).unwrap_err(), Drop::MalformedMsg);
+    assert_eq!(a.handle(&model, &other, NOW).unwrap_err(), Dropped::WrongEndpoint);
+    assert_eq!(a.handle(&model, b"\x0a\xff\xff", NOW).unwrap_err(), Dropped::MalformedRecord);
+    assert_eq!(a.handle(&model, &record::seal_payload(vec![0x12, 0x00], CTL, &a.endpoint_id), NOW).unwrap_err(), Dropped::MalformedMsg);
     // Messages an Agent is not asked: 7001.
     let notify = OneOfreq_type::notify(cpe_sim::usp::notify::periodic("Device"));
     assert_eq!(ask(&model, &mut a, notify).unwrap_err().err_code, 7001);

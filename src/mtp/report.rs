@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use crate::usp::record::Drop;
+use crate::usp::record::Dropped;
 use crate::usp::MsgKind;
 
 /// A latency histogram in microseconds, 1 µs … 1 h, 3 significant digits.
@@ -100,7 +100,7 @@ pub struct AgentFigures {
     /// Errors the Agents answered with, by code.
     pub refused: BTreeMap<u32, u64>,
     /// Records dropped, by cause.
-    pub dropped: BTreeMap<Drop, u64>,
+    pub dropped: BTreeMap<Dropped, u64>,
     /// Publishes that could not be queued (the client's request queue was full).
     pub publish_failed: u64,
 }

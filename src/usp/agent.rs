@@ -16,7 +16,7 @@ use rusp_lib::usp::{Body, Error, Header, Msg, Notify, Request, Response};
 use super::notify::BootCause;
 use super::objects::{self, Changed};
 use super::operate::{self, Accepted, Command};
-use super::record::{self, Drop};
+use super::record::{self, Dropped};
 use super::{get, set, supported, MsgKind, UspErr};
 use crate::cpe::CpeState;
 use crate::model::Model;
@@ -99,9 +99,9 @@ impl Agent {
     /// Handles one Record from an MTP.
     ///
     /// # Errors
-    /// A [`Drop`] cause when the Record is not for this Agent or cannot be read: nothing is
+    /// A [`Dropped`] cause when the Record is not for this Agent or cannot be read: nothing is
     /// answered (there is no Message ID to answer to).
-    pub fn handle(&mut self, model: &Model, bytes: &[u8], now: UnixMillis) -> Result<Handled, Drop> {
+    pub fn handle(&mut self, model: &Model, bytes: &[u8], now: UnixMillis) -> Result<Handled, Dropped> {
         let opened = record::open(bytes, &self.endpoint_id)?;
         let msg = opened.msg;
         let header = msg.header.unwrap_or_default();
@@ -124,7 +124,7 @@ impl Agent {
                 return Ok(h);
             }
             OneOfmsg_body::None => {
-                return Err(Drop::MalformedMsg);
+                return Err(Dropped::MalformedMsg);
             }
         };
         let root = model.tree.root_name().to_string();

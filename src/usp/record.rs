@@ -12,7 +12,7 @@ use super::USP_VERSION;
 /// Why an incoming Record was dropped: the report's `dropped` counts, by cause.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Drop {
+pub enum Dropped {
     /// The bytes are not a protobuf `Record` (TR-369 R-E2E.? "Record could not be parsed", 7100).
     MalformedRecord,
     /// `to_id` names another endpoint (TR-369 R-MTP.2: an Agent ignores Records not for it).
@@ -27,20 +27,16 @@ pub enum Drop {
     MalformedMsg,
 }
 
-impl Drop {
-    /// Every cause, in report order.
-    pub const ALL: [Drop; 6] =
-        [Drop::MalformedRecord, Drop::WrongEndpoint, Drop::SessionContext, Drop::SecuredPayload, Drop::NotAMessage, Drop::MalformedMsg];
-
+impl Dropped {
     /// The cause as the report names it.
     pub fn name(self) -> &'static str {
         match self {
-            Drop::MalformedRecord => "malformed_record",
-            Drop::WrongEndpoint => "wrong_endpoint",
-            Drop::SessionContext => "session_context",
-            Drop::SecuredPayload => "secured_payload",
-            Drop::NotAMessage => "not_a_message",
-            Drop::MalformedMsg => "malformed_msg",
+            Dropped::MalformedRecord => "malformed_record",
+            Dropped::WrongEndpoint => "wrong_endpoint",
+            Dropped::SessionContext => "session_context",
+            Dropped::SecuredPayload => "secured_payload",
+            Dropped::NotAMessage => "not_a_message",
+            Dropped::MalformedMsg => "malformed_msg",
         }
     }
 }
@@ -56,24 +52,24 @@ pub struct Opened {
 /// Opens a Record addressed to `own_id` and decodes its Message.
 ///
 /// # Errors
-/// The [`Drop`] cause: the caller counts it and answers nothing (there is no Message ID to
+/// The [`Dropped`] cause: the caller counts it and answers nothing (there is no Message ID to
 /// answer to).
-pub fn open(bytes: &[u8], own_id: &str) -> Result<Opened, Drop> {
-    let record = decode::<Record>(bytes).ok_or(Drop::MalformedRecord)?;
+pub fn open(bytes: &[u8], own_id: &str) -> Result<Opened, Dropped> {
+    let record = decode::<Record>(bytes).ok_or(Dropped::MalformedRecord)?;
     if record.to_id != own_id {
-        return Err(Drop::WrongEndpoint);
+        return Err(Dropped::WrongEndpoint);
     }
     if record.payload_security != PayloadSecurity::PLAINTEXT || !record.mac_signature.is_empty() {
-        return Err(Drop::SecuredPayload);
+        return Err(Dropped::SecuredPayload);
     }
     let payload = match record.record_type {
         OneOfrecord_type::no_session_context(r) => r.payload,
-        OneOfrecord_type::session_context(_) => return Err(Drop::SessionContext),
-        _ => return Err(Drop::NotAMessage),
+        OneOfrecord_type::session_context(_) => return Err(Dropped::SessionContext),
+        _ => return Err(Dropped::NotAMessage),
     };
-    let msg = decode::<Msg>(&payload).ok_or(Drop::MalformedMsg)?;
+    let msg = decode::<Msg>(&payload).ok_or(Dropped::MalformedMsg)?;
     if msg.header.is_none() || msg.body.is_none() {
-        return Err(Drop::MalformedMsg);
+        return Err(Dropped::MalformedMsg);
     }
     Ok(Opened { from_id: record.from_id, msg })
 }
@@ -147,10 +143,10 @@ mod tests {
     #[test]
     fn refusals() {
         let bytes = seal(&get_msg(), "self::c", "os::A-1");
-        assert_eq!(open(&bytes, "os::A-2").unwrap_err(), Drop::WrongEndpoint);
-        assert_eq!(open(b"\xff\xff\xff", "os::A-1").unwrap_err(), Drop::MalformedRecord);
-        assert_eq!(open(&seal_payload(vec![0xff, 0x01], "c", "a"), "a").unwrap_err(), Drop::MalformedMsg);
-        assert_eq!(open(&seal_payload(Vec::new(), "c", "a"), "a").unwrap_err(), Drop::MalformedMsg);
+        assert_eq!(open(&bytes, "os::A-2").unwrap_err(), Dropped::WrongEndpoint);
+        assert_eq!(open(b"\xff\xff\xff", "os::A-1").unwrap_err(), Dropped::MalformedRecord);
+        assert_eq!(open(&seal_payload(vec![0xff, 0x01], "c", "a"), "a").unwrap_err(), Dropped::MalformedMsg);
+        assert_eq!(open(&seal_payload(Vec::new(), "c", "a"), "a").unwrap_err(), Dropped::MalformedMsg);
         // Truncated records never panic.
         for n in 0..bytes.len() {
             let _ = open(&bytes[..n], "os::A-1");
