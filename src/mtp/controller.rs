@@ -79,7 +79,7 @@ async fn serve(
     let mut asked: HashMap<String, (MsgKind, Instant)> = HashMap::new();
     loop {
         let ev = tokio::select! {
-            _ = super::agent::stopped(&mut stop) => {
+            _ = super::life::stopped(&mut stop) => {
                 super::agent::disconnect(&client, &mut events).await;
                 return;
             }
@@ -172,7 +172,7 @@ async fn serve(
                 tracing::warn!("embedded Controller: connection to the broker failed ({e}); reconnecting");
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = super::agent::stopped(&mut stop) => return,
+                    _ = super::life::stopped(&mut stop) => return,
                 }
             }
         }

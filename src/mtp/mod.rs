@@ -8,6 +8,7 @@
 
 pub mod agent;
 pub mod controller;
+pub mod life;
 pub mod mqtt;
 pub mod report;
 pub mod run;

@@ -15,8 +15,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{error, info};
 
-use super::agent::{self, Shared, NOTIFY_RETRIES};
+use super::agent;
 use super::controller::Controller;
+use super::life::{Shared, Transport, NOTIFY_RETRIES};
 use super::mqtt::{controller_topic, ClientSettings, MqttTarget};
 use super::report::{self, AgentFigures};
 use crate::api::{ApiServer, MetricsSources};
@@ -69,7 +70,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     };
     let shared = Arc::new(Shared {
         model: Arc::new(model),
-        client,
+        transport: Transport::Mqtt(client.clone()),
         endpoints,
         controller_topic: controller_topic(&controller_id),
         controller_id: controller_id.clone(),
