@@ -93,14 +93,12 @@ fn check_usp(args: &RunArgs) -> Result<(), UsageError> {
     if args.acs_url.is_some() {
         return Err(usage("--acs-url", "", "is for --protocol cwmp; USP Agents connect to --usp-url"));
     }
-    match &args.usp_url {
-        Some(u) => drop(crate::mtp::MqttTarget::parse(u).map_err(|why| usage("--usp-url", u, why))?),
-        None => {
-            return Err(usage(
-                "--usp-url",
-                "",
-                "is required with --protocol usp: mqtt://HOST:PORT of the broker (e.g. a local mosquitto) where the Agents and the Controller meet",
-            ))
+    // Without --usp-url the embedded Controller serves WebSocket on loopback; a ws:// URL is
+    // another Controller, whose endpoint ID the Records must name.
+    if let Some(u) = &args.usp_url {
+        let target = crate::mtp::UspTarget::parse(u).map_err(|why| usage("--usp-url", u, why))?;
+        if matches!(target, crate::mtp::UspTarget::WebSocket(_)) && args.controller_id.is_none() {
+            return Err(usage("--controller-id", "", "is required with a ws:// --usp-url (the Controller's endpoint ID)"));
         }
     }
     if let Some(id) = &args.controller_id {

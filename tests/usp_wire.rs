@@ -575,3 +575,70 @@ fn a_subscription_gets_value_change_after_a_local_change() {
     assert!(v.to_string().contains("changed-locally"), "{v}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// Without --usp-url the embedded Controller serves WebSocket (v1.usp) on loopback: no broker.
+#[test]
+fn agents_boot_over_websocket_without_a_broker() {
+    let dir = scratch("ws");
+    let json = dir.join("r.json");
+    let child = spawn(&["--protocol", "usp", "--cpes", "200", "--timeout", "20s", "--report-json", json.to_str().unwrap()]);
+    let (code, out, err) = finish(child, Duration::from_secs(120));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(err.contains("embedded USP Controller at ws://127.0.0.1:"), "{err}");
+    let r = report(&json);
+    assert_eq!(r["booted"], 200, "{r}");
+    assert_eq!(r["connections"]["held"], 200, "{r}");
+    assert_eq!(r["controller"]["booted_agents"], 200, "{r}");
+    assert_eq!(r["handled"]["Get"]["count"], 200, "the Controller's Get after each Boot! was answered: {r}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// A ws:// server that is not a USP Controller (no v1.usp): a counted protocol failure, exit 1.
+#[test]
+fn a_websocket_server_without_v1_usp_is_a_protocol_failure() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopping = stop.clone();
+    let server = std::thread::spawn(move || {
+        while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((mut s, _)) => {
+                    let _ = s.set_nonblocking(false);
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                    let mut buf = [0u8; 4096];
+                    let _ = s.read(&mut buf);
+                    let _ = s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    });
+    let dir = scratch("ws-refused");
+    let json = dir.join("r.json");
+    let url = format!("ws://127.0.0.1:{port}/usp");
+    let child = spawn(&[
+        "--protocol",
+        "usp",
+        "--usp-url",
+        &url,
+        "--controller-id",
+        "self::x",
+        "--cpes",
+        "2",
+        "--duration",
+        "2s",
+        "--report-json",
+        json.to_str().unwrap(),
+    ]);
+    let (code, out, err) = finish(child, Duration::from_secs(60));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = server.join();
+    assert_eq!(code, 1, "{out}\n{err}");
+    let r = report(&json);
+    assert!(r["failures"]["protocol"].as_u64().unwrap_or(0) >= 2, "{r}");
+    assert_eq!(r["booted"], 0, "{r}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,10 +1,14 @@
-//! The embedded USP Controller (the USP twin of the embedded ACS): one MQTT connection on the
-//! run's broker, subscribed to its own topic. It answers every Notify that asks for a response
-//! (NotifyResp, to the Agent's Response Topic), and after an Agent's Boot! reads its
-//! `Device.DeviceInfo.` with a Get (as an ACS's bootstrap script would), measuring the round
-//! trip. It keeps counts for the report; it is not a management server.
+//! The embedded USP Controller (the USP twin of the embedded ACS). It answers every Notify that
+//! asks for a response (NotifyResp), and after an Agent's Boot! reads its `Device.DeviceInfo.`
+//! with a Get (as an ACS's bootstrap script would), measuring the round trip. It keeps counts for
+//! the report; it is not a management server.
+//!
+//! [`Core`] is what it does with one Record, whatever the MTP; [`Controller`] is the MQTT one (one
+//! connection on the run's broker, subscribed to its own topic); `ws::WsController` serves the
+//! same over WebSocket.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,7 +29,99 @@ use super::report::{histogram, ControllerFigures, Timed};
 use crate::usp::record;
 use crate::usp::MsgKind;
 
-/// A running embedded Controller.
+fn lock(f: &Mutex<ControllerFigures>) -> std::sync::MutexGuard<'_, ControllerFigures> {
+    f.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What the embedded Controller does with Records, for one connection (MQTT: all Agents; WebSocket:
+/// one Agent).
+pub struct Core {
+    id: String,
+    figures: Arc<Mutex<ControllerFigures>>,
+    /// Message IDs unique across the Controller's connections.
+    next_msg: Arc<AtomicU64>,
+    /// Its own requests in flight: Message ID → (kind, sent at).
+    asked: HashMap<String, (MsgKind, Instant)>,
+}
+
+impl Core {
+    pub fn new(id: String, figures: Arc<Mutex<ControllerFigures>>, next_msg: Arc<AtomicU64>) -> Core {
+        Core { id, figures, next_msg, asked: HashMap::new() }
+    }
+
+    /// Handles one Record; returns its sender's endpoint ID and the Records to send it back.
+    pub fn on_record(&mut self, bytes: &[u8]) -> Option<(String, Vec<Vec<u8>>)> {
+        let Ok(opened) = record::open(bytes, &self.id) else {
+            lock(&self.figures).dropped += 1;
+            return None;
+        };
+        let from = opened.from_id;
+        let header = opened.msg.header.unwrap_or_default();
+        let mut out = Vec::new();
+        match opened.msg.body.map(|b| b.msg_body) {
+            Some(OneOfmsg_body::request(Request { req_type: OneOfreq_type::notify(n) })) => {
+                let (what, boot) = match &n.notification {
+                    OneOfnotification::event(e) if e.event_name == "Boot!" => ("Boot!", true),
+                    OneOfnotification::event(e) if e.event_name == "Periodic!" => ("Periodic!", false),
+                    OneOfnotification::event(_) => ("Event", false),
+                    OneOfnotification::value_change(_) => ("ValueChange", false),
+                    OneOfnotification::obj_creation(_) => ("ObjectCreation", false),
+                    OneOfnotification::obj_deletion(_) => ("ObjectDeletion", false),
+                    OneOfnotification::oper_complete(_) => ("OperationComplete", false),
+                    _ => ("Other", false),
+                };
+                {
+                    let mut f = lock(&self.figures);
+                    *f.notifications.entry(what).or_default() += 1;
+                    if boot {
+                        f.booted.insert(from.clone());
+                    }
+                }
+                if n.send_resp {
+                    let resp = Msg {
+                        header: Some(Header { msg_id: header.msg_id.clone(), msg_type: MsgType::NOTIFY_RESP }),
+                        body: Some(Body {
+                            msg_body: OneOfmsg_body::response(Response {
+                                resp_type: OneOfresp_type::notify_resp(NotifyResp { subscription_id: n.subscription_id.clone() }),
+                            }),
+                        }),
+                    };
+                    out.push(record::seal(&resp, &self.id, &from));
+                }
+                if boot {
+                    // Read DeviceInfo after Boot!, as an ACS's bootstrap script would.
+                    let msg_id = format!("ctl-{}", self.next_msg.fetch_add(1, Ordering::Relaxed));
+                    let get = Msg {
+                        header: Some(Header { msg_id: msg_id.clone(), msg_type: MsgType::GET }),
+                        body: Some(Body {
+                            msg_body: OneOfmsg_body::request(Request {
+                                req_type: OneOfreq_type::get(Get { param_paths: vec!["Device.DeviceInfo.".into()], max_depth: 0 }),
+                            }),
+                        }),
+                    };
+                    self.asked.insert(msg_id, (MsgKind::Get, Instant::now()));
+                    out.push(record::seal(&get, &self.id, &from));
+                }
+            }
+            Some(OneOfmsg_body::response(_)) => {
+                if let Some((kind, at)) = self.asked.remove(&header.msg_id) {
+                    let mut f = lock(&self.figures);
+                    let t = f.round_trips.entry(kind).or_insert_with(|| Timed { count: 0, latency: histogram() });
+                    t.count += 1;
+                    t.latency.saturating_record((at.elapsed().as_micros() as u64).max(1));
+                }
+            }
+            Some(OneOfmsg_body::error(_)) => {
+                self.asked.remove(&header.msg_id);
+                lock(&self.figures).errors += 1;
+            }
+            _ => lock(&self.figures).dropped += 1,
+        }
+        Some((from, out))
+    }
+}
+
+/// A running embedded Controller on an MQTT broker.
 pub struct Controller {
     pub figures: Arc<Mutex<ControllerFigures>>,
     stop: watch::Sender<bool>,
@@ -43,7 +139,8 @@ impl Controller {
         let (stop, stop_rx) = watch::channel(false);
         let (ready_tx, ready_rx) = oneshot::channel();
         let (mqtt, events) = AsyncClient::new(client.options(endpoint_id, 1024), 1 << 16);
-        let task = tokio::spawn(serve(mqtt, events, endpoint_id.to_string(), figures.clone(), stop_rx, ready_tx));
+        let core = Core::new(endpoint_id.to_string(), figures.clone(), Arc::new(AtomicU64::new(1)));
+        let task = tokio::spawn(serve(mqtt, events, core, stop_rx, ready_tx));
         match tokio::time::timeout(within, ready_rx).await {
             Ok(Ok(Ok(()))) => Ok(Controller { figures, stop, task }),
             Ok(Ok(Err(e))) => {
@@ -67,16 +164,12 @@ impl Controller {
 async fn serve(
     client: AsyncClient,
     mut events: rumqttc::v5::EventLoop,
-    id: String,
-    figures: Arc<Mutex<ControllerFigures>>,
+    mut core: Core,
     mut stop: watch::Receiver<bool>,
     ready: oneshot::Sender<Result<(), String>>,
 ) {
-    let topic = controller_topic(&id);
+    let topic = controller_topic(&core.id);
     let mut ready = Some(ready);
-    let mut next_msg: u64 = 1;
-    // Its own requests in flight: Message ID → (kind, sent at).
-    let mut asked: HashMap<String, (MsgKind, Instant)> = HashMap::new();
     loop {
         let ev = tokio::select! {
             _ = super::life::stopped(&mut stop) => {
@@ -95,72 +188,10 @@ async fn serve(
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                let Ok(opened) = record::open(&p.payload, &id) else {
-                    lock(&figures).dropped += 1;
-                    continue;
-                };
-                let reply_to =
-                    p.properties.as_ref().and_then(|pr| pr.response_topic.clone()).unwrap_or_else(|| agent_topic(&opened.from_id));
-                let header = opened.msg.header.unwrap_or_default();
-                match opened.msg.body.map(|b| b.msg_body) {
-                    Some(OneOfmsg_body::request(Request { req_type: OneOfreq_type::notify(n) })) => {
-                        let (what, boot) = match &n.notification {
-                            OneOfnotification::event(e) if e.event_name == "Boot!" => ("Boot!", true),
-                            OneOfnotification::event(e) if e.event_name == "Periodic!" => ("Periodic!", false),
-                            OneOfnotification::event(_) => ("Event", false),
-                            OneOfnotification::value_change(_) => ("ValueChange", false),
-                            OneOfnotification::obj_creation(_) => ("ObjectCreation", false),
-                            OneOfnotification::obj_deletion(_) => ("ObjectDeletion", false),
-                            OneOfnotification::oper_complete(_) => ("OperationComplete", false),
-                            _ => ("Other", false),
-                        };
-                        {
-                            let mut f = lock(&figures);
-                            *f.notifications.entry(what).or_default() += 1;
-                            if boot {
-                                f.booted.insert(opened.from_id.clone());
-                            }
-                        }
-                        if n.send_resp {
-                            let resp = Msg {
-                                header: Some(Header { msg_id: header.msg_id.clone(), msg_type: MsgType::NOTIFY_RESP }),
-                                body: Some(Body {
-                                    msg_body: OneOfmsg_body::response(Response {
-                                        resp_type: OneOfresp_type::notify_resp(NotifyResp { subscription_id: n.subscription_id.clone() }),
-                                    }),
-                                }),
-                            };
-                            publish(&client, &reply_to, &topic, record::seal(&resp, &id, &opened.from_id));
-                        }
-                        if boot {
-                            // Read DeviceInfo after Boot!, as an ACS's bootstrap script would.
-                            let msg_id = format!("ctl-{next_msg}");
-                            next_msg += 1;
-                            let get = Msg {
-                                header: Some(Header { msg_id: msg_id.clone(), msg_type: MsgType::GET }),
-                                body: Some(Body {
-                                    msg_body: OneOfmsg_body::request(Request {
-                                        req_type: OneOfreq_type::get(Get { param_paths: vec!["Device.DeviceInfo.".into()], max_depth: 0 }),
-                                    }),
-                                }),
-                            };
-                            asked.insert(msg_id, (MsgKind::Get, Instant::now()));
-                            publish(&client, &reply_to, &topic, record::seal(&get, &id, &opened.from_id));
-                        }
-                    }
-                    Some(OneOfmsg_body::response(_)) => {
-                        if let Some((kind, at)) = asked.remove(&header.msg_id) {
-                            let mut f = lock(&figures);
-                            let t = f.round_trips.entry(kind).or_insert_with(|| Timed { count: 0, latency: histogram() });
-                            t.count += 1;
-                            t.latency.saturating_record((at.elapsed().as_micros() as u64).max(1));
-                        }
-                    }
-                    Some(OneOfmsg_body::error(_)) => {
-                        asked.remove(&header.msg_id);
-                        lock(&figures).errors += 1;
-                    }
-                    _ => lock(&figures).dropped += 1,
+                let Some((from, replies)) = core.on_record(&p.payload) else { continue };
+                let reply_to = p.properties.as_ref().and_then(|pr| pr.response_topic.clone()).unwrap_or_else(|| agent_topic(&from));
+                for r in replies {
+                    publish(&client, &reply_to, &topic, r);
                 }
             }
             Ok(_) => {}
@@ -177,10 +208,6 @@ async fn serve(
             }
         }
     }
-}
-
-fn lock(f: &Mutex<ControllerFigures>) -> std::sync::MutexGuard<'_, ControllerFigures> {
-    f.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn publish(client: &AsyncClient, to: &str, own_topic: &str, record: Vec<u8>) {

@@ -30,7 +30,6 @@ impl MqttTarget {
         let tls = match u.scheme() {
             "mqtt" | "tcp" => false,
             "mqtts" | "ssl" => true,
-            "ws" | "wss" => return Err("WebSocket MTP is not supported yet: use mqtt://HOST:PORT (a broker)".into()),
             s => return Err(format!("scheme `{s}` is not one of mqtt, mqtts")),
         };
         let host = u.host_str().filter(|h| !h.is_empty()).ok_or("has no host")?;
@@ -114,6 +113,11 @@ mod tests {
         assert!(MqttTarget::parse("http://x").is_err());
         assert!(MqttTarget::parse("mqtt://u:p@x").is_err());
         assert!(MqttTarget::parse("mqtt://x/topic").is_err());
-        assert!(MqttTarget::parse("ws://x").unwrap_err().contains("WebSocket"));
+        assert!(MqttTarget::parse("ws://x").is_err());
+        assert_eq!(
+            super::super::UspTarget::parse("ws://127.0.0.1:9/usp").unwrap(),
+            super::super::UspTarget::WebSocket("ws://127.0.0.1:9/usp".into())
+        );
+        assert!(super::super::UspTarget::parse("wss://x/").unwrap_err().contains("not supported yet"));
     }
 }

@@ -33,7 +33,7 @@ pub enum ConnFailure {
     Tls,
     /// The connection dropped after it was up (I/O error, broker closed it).
     Lost,
-    /// A protocol error in the MQTT stream.
+    /// A protocol error: in the MQTT stream, or a WebSocket server that is not a USP Controller.
     Protocol,
 }
 
@@ -45,7 +45,7 @@ impl ConnFailure {
             ConnFailure::ConnackRefused => "connack_refused",
             ConnFailure::Tls => "tls",
             ConnFailure::Lost => "connection_lost",
-            ConnFailure::Protocol => "mqtt_protocol",
+            ConnFailure::Protocol => "protocol",
         }
     }
 }

@@ -18,8 +18,10 @@ use tracing::{error, info};
 use super::agent;
 use super::controller::Controller;
 use super::life::{Shared, Transport, NOTIFY_RETRIES};
-use super::mqtt::{controller_topic, ClientSettings, MqttTarget};
+use super::mqtt::{controller_topic, ClientSettings};
 use super::report::{self, AgentFigures};
+use super::ws::{self, WsController};
+use super::UspTarget;
 use crate::api::{ApiServer, MetricsSources};
 use crate::cli::RunArgs;
 use crate::commands::{load, transport_config};
@@ -27,6 +29,12 @@ use crate::console;
 use crate::engine;
 use crate::usp::endpoint::DEFAULT_CONTROLLER_ID;
 use crate::usp::EndpointTemplate;
+
+/// The embedded Controller of a run, on the broker or serving WebSocket.
+enum Embedded {
+    Mqtt(Controller),
+    Ws(WsController),
+}
 
 /// Runs `args` as USP Agents.
 ///
@@ -38,19 +46,20 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     if model.tree.root_name() != "Device" {
         anyhow::bail!("--protocol usp needs a TR-181 profile (root object Device.), not `{}.`", model.tree.root_name());
     }
-    let url = args
-        .usp_url
-        .as_deref()
-        .context("--protocol usp needs --usp-url mqtt://HOST:PORT (the broker the Agents and the Controller meet at)")?;
-    let target = MqttTarget::parse(url).map_err(|why| anyhow::anyhow!("--usp-url {url}: {why}"))?;
-    let tls = if target.tls { Some(transport_config(args)?.tls) } else { None };
+    let target = match args.usp_url.as_deref() {
+        Some(url) => Some(UspTarget::parse(url).map_err(|why| anyhow::anyhow!("--usp-url {url}: {why}"))?),
+        None => None,
+    };
     let endpoints = EndpointTemplate::compile(&args.usp_endpoint_id).map_err(|e| anyhow::anyhow!("--usp-endpoint-id: {e}"))?;
-    let client = ClientSettings {
-        target: target.clone(),
-        keep_alive: args.mqtt_keep_alive,
-        credentials: args.mqtt_username.clone().map(|u| (u, args.mqtt_password.clone().unwrap_or_default())),
-        tls,
-        connect_timeout: args.timeout,
+    let client = match &target {
+        Some(UspTarget::Mqtt(t)) => Some(ClientSettings {
+            target: t.clone(),
+            keep_alive: args.mqtt_keep_alive,
+            credentials: args.mqtt_username.clone().map(|u| (u, args.mqtt_password.clone().unwrap_or_default())),
+            tls: if t.tls { Some(transport_config(args)?.tls) } else { None },
+            connect_timeout: args.timeout,
+        }),
+        _ => None,
     };
     // --state-dir: Agents resume their delta (subscriptions, what Controllers set).
     let mut store = match &args.state_dir {
@@ -64,13 +73,33 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()?;
     let embedded = args.controller_id.is_none();
     let controller_id = args.controller_id.clone().unwrap_or_else(|| DEFAULT_CONTROLLER_ID.to_string());
-    let controller = match embedded {
-        true => Some(rt.block_on(Controller::start(&client, &controller_id, args.timeout))?),
-        false => None,
+    // Without --usp-url the embedded Controller serves WebSocket on loopback (no broker needed);
+    // with an MQTT broker it joins the broker, unless --controller-id names another Controller.
+    let (controller, transport, mtp) = match (&target, &client) {
+        (Some(UspTarget::Mqtt(_)), Some(c)) => {
+            let ctl = match embedded {
+                true => Some(Embedded::Mqtt(rt.block_on(Controller::start(c, &controller_id, args.timeout))?)),
+                false => None,
+            };
+            (ctl, Transport::Mqtt(c.clone()), "MQTT 5")
+        }
+        (Some(UspTarget::WebSocket(url)), _) => {
+            (None, Transport::WebSocket { url: url.clone(), connect_timeout: args.timeout }, "WebSocket")
+        }
+        _ => {
+            let ws = rt.block_on(WsController::start(&controller_id)).context("starting the embedded USP Controller on 127.0.0.1")?;
+            info!("no --usp-url given: started the embedded USP Controller at {} (WebSocket, v1.usp)", ws.url);
+            let url = ws.url.clone();
+            (Some(Embedded::Ws(ws)), Transport::WebSocket { url, connect_timeout: args.timeout }, "WebSocket")
+        }
+    };
+    let where_to = match &transport {
+        Transport::Mqtt(c) => c.target.to_string(),
+        Transport::WebSocket { url, .. } => url.clone(),
     };
     let shared = Arc::new(Shared {
         model: Arc::new(model),
-        transport: Transport::Mqtt(client.clone()),
+        transport,
         endpoints,
         controller_topic: controller_topic(&controller_id),
         controller_id: controller_id.clone(),
@@ -82,12 +111,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     info!(
         agents = args.cpes,
         first = %format!("cpe-{}", args.first_index),
-        broker = %target,
+        to = %where_to,
         controller = %controller_id,
         embedded_controller = embedded,
         workers,
         open_files_limit = nofile.unwrap_or(0),
-        "USP agents starting (MQTT 5)"
+        "USP agents starting ({mtp})"
     );
     // The device state API (--api-bind-addr): one channel per Agent, so each task owns its CPE.
     let (owners, inboxes) = crate::owners::Owners::channels(args.first_index, args.cpes, args.cpes as usize);
@@ -113,7 +142,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             let start_after = boot_window.mul_f64(k as f64 / args.cpes.max(1) as f64);
             let inbox = inboxes.get_mut(k as usize).and_then(Option::take);
             let index = args.first_index.saturating_add(k);
-            rt.spawn(agent::run(shared.clone(), index, start_after, stop_rx.clone(), inbox, saved.remove(&index)))
+            let resumed = saved.remove(&index);
+            match shared.transport {
+                Transport::Mqtt(_) => rt.spawn(agent::run(shared.clone(), index, start_after, stop_rx.clone(), inbox, resumed)),
+                Transport::WebSocket { .. } => rt.spawn(ws::run(shared.clone(), index, start_after, stop_rx.clone(), inbox, resumed)),
+            }
         })
         .collect();
     // One-shot (no --duration): ends once every Boot! is answered, or when the last one could
@@ -151,16 +184,23 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(api) = api {
         rt.block_on(api.stop());
     }
-    let controller_figures = controller.map(|c| {
-        let figures = c.figures.clone();
-        rt.block_on(c.stop());
-        figures
+    let controller_figures = controller.map(|c| match c {
+        Embedded::Mqtt(c) => {
+            let figures = c.figures.clone();
+            rt.block_on(c.stop());
+            figures
+        }
+        Embedded::Ws(c) => {
+            let figures = c.figures.clone();
+            rt.block_on(c.stop());
+            figures
+        }
     });
     let mut figures = std::mem::take(&mut *shared.figures.lock().unwrap_or_else(|p| p.into_inner()));
     figures.connected = held;
     let cf = controller_figures.as_ref().map(|f| f.lock().unwrap_or_else(|p| p.into_inner()));
     let header = format!(
-        "USP run: {} agents on {target} (MQTT 5), controller {controller_id}{}",
+        "USP run: {} agents on {where_to} ({mtp}), controller {controller_id}{}",
         args.cpes,
         if embedded { " (embedded)" } else { "" }
     );
