@@ -139,8 +139,12 @@ impl Controller {
         let (stop, stop_rx) = watch::channel(false);
         let (ready_tx, ready_rx) = oneshot::channel();
         let (mqtt, events) = AsyncClient::new(client.options(endpoint_id, 1024), 1 << 16);
+        // Answers go out on a connection of their own: rumqttc's event loop hands back a burst
+        // of incoming publishes before it takes the next request, so under a Boot! storm the
+        // answers on a shared connection starved (measured: 50 of 10,000 Boot! answered).
+        let (tx, tx_events) = AsyncClient::new(client.options(&format!("{endpoint_id}-tx"), 1024), 1 << 16);
         let core = Core::new(endpoint_id.to_string(), figures.clone(), Arc::new(AtomicU64::new(1)));
-        let task = tokio::spawn(serve(mqtt, events, core, stop_rx, ready_tx));
+        let task = tokio::spawn(serve(mqtt, events, tx, tx_events, core, stop_rx, ready_tx));
         match tokio::time::timeout(within, ready_rx).await {
             Ok(Ok(Ok(()))) => Ok(Controller { figures, stop, task }),
             Ok(Ok(Err(e))) => {
@@ -161,19 +165,41 @@ impl Controller {
     }
 }
 
+/// Drives the answering connection until the run stops (rumqttc reconnects on the next poll).
+async fn drive_tx(client: AsyncClient, mut events: rumqttc::v5::EventLoop, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = super::life::stopped(&mut stop) => {
+                super::agent::disconnect(&client, &mut events).await;
+                return;
+            }
+            ev = events.poll() => {
+                if let Err(e) = ev {
+                    tracing::warn!("embedded Controller: its answering connection failed ({e}); reconnecting");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+}
+
 async fn serve(
     client: AsyncClient,
     mut events: rumqttc::v5::EventLoop,
+    tx: AsyncClient,
+    tx_events: rumqttc::v5::EventLoop,
     mut core: Core,
     mut stop: watch::Receiver<bool>,
     ready: oneshot::Sender<Result<(), String>>,
 ) {
     let topic = controller_topic(&core.id);
     let mut ready = Some(ready);
+    let tx_task = tokio::spawn(drive_tx(tx.clone(), tx_events, stop.clone()));
     loop {
         let ev = tokio::select! {
             _ = super::life::stopped(&mut stop) => {
                 super::agent::disconnect(&client, &mut events).await;
+                let _ = tokio::time::timeout(Duration::from_secs(1), tx_task).await;
                 return;
             }
             ev = events.poll() => ev,
@@ -191,7 +217,7 @@ async fn serve(
                 let Some((from, replies)) = core.on_record(&p.payload) else { continue };
                 let reply_to = p.properties.as_ref().and_then(|pr| pr.response_topic.clone()).unwrap_or_else(|| agent_topic(&from));
                 for r in replies {
-                    publish(&client, &reply_to, &topic, r);
+                    publish(&tx, &reply_to, &topic, r);
                 }
             }
             Ok(_) => {}
