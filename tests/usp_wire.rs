@@ -646,3 +646,25 @@ fn a_websocket_server_without_v1_usp_is_a_protocol_failure() {
     assert_eq!(r["booted"], 0, "{r}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// The USP flags are checked before anything starts: exit 2, naming the flag.
+#[test]
+fn usp_flags_are_checked_before_anything_starts() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--usp-url", "mqtt://127.0.0.1:1883"], "--usp-url"),
+        (&["--controller-id", "self::c"], "--controller-id"),
+        (&["--protocol", "usp", "--usp-url", "http://127.0.0.1/"], "--usp-url"),
+        (&["--protocol", "usp", "--usp-url", "ws://127.0.0.1:9/usp"], "--controller-id"),
+        (&["--protocol", "usp", "--usp-url", "wss://127.0.0.1:9/usp", "--controller-id", "self::c"], "--usp-url"),
+        (&["--protocol", "usp", "--controller-id", "no colon"], "--controller-id"),
+        (&["--protocol", "usp", "--usp-endpoint-id", "os::{nope}"], "--usp-endpoint-id"),
+        (&["--protocol", "usp", "--usp-url", "mqtt://127.0.0.1:1883", "--mqtt-keep-alive", "1s"], "--mqtt-keep-alive"),
+        (&["--protocol", "usp", "--mqtt-password", "x"], "--mqtt-password"),
+        (&["--protocol", "usp", "--acs-url", "http://127.0.0.1/"], "--acs-url"),
+    ];
+    for (args, flag) in cases {
+        let (code, out, err) = finish(spawn(args), Duration::from_secs(30));
+        assert_eq!(code, 2, "{args:?}: {out}\n{err}");
+        assert!(err.contains(flag), "{args:?} should name {flag}: {err}");
+    }
+}
