@@ -209,6 +209,36 @@ pub struct RunArgs {
     /// a breach exits 99)
     #[arg(long = "threshold")]
     pub thresholds: Vec<String>,
+
+    /// Management protocol: cwmp (TR-069 to an ACS) or usp (TR-369 Agents to a Controller)
+    #[arg(long, default_value = "cwmp", value_parser = ["cwmp", "usp"])]
+    pub protocol: String,
+
+    /// USP: the MQTT broker the Agents connect to (mqtt://HOST:PORT or mqtts://HOST:PORT); needs
+    /// --protocol usp
+    #[arg(long, env = "CPE_SIM_USP_URL")]
+    pub usp_url: Option<String>,
+
+    /// USP: the Controller's endpoint ID. Without it the embedded Controller
+    /// (self::cpe-sim-controller) runs on the same broker and answers the Agents
+    #[arg(long)]
+    pub controller_id: Option<String>,
+
+    /// USP: the Agents' endpoint ID template
+    #[arg(long, default_value = "os::{oui}-{serial}")]
+    pub usp_endpoint_id: String,
+
+    /// USP: MQTT username (and --mqtt-password) for the broker
+    #[arg(long, env = "CPE_SIM_MQTT_USERNAME")]
+    pub mqtt_username: Option<String>,
+
+    /// USP: MQTT password
+    #[arg(long, env = "CPE_SIM_MQTT_PASSWORD", hide_env_values = true)]
+    pub mqtt_password: Option<String>,
+
+    /// USP: MQTT keep-alive
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub mqtt_keep_alive: Duration,
 }
 
 /// Subcommands.

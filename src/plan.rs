@@ -85,6 +85,46 @@ impl fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
+/// The USP flags (issue 14): only with `--protocol usp`, a broker URL we can use, endpoint IDs
+/// that fit an MQTT topic.
+fn check_usp(args: &RunArgs) -> Result<(), UsageError> {
+    let usp = args.protocol == "usp";
+    for (flag, given) in [("--usp-url", args.usp_url.is_some()), ("--controller-id", args.controller_id.is_some())] {
+        if given && !usp {
+            return Err(usage(flag, "", "needs --protocol usp"));
+        }
+    }
+    if !usp {
+        return Ok(());
+    }
+    if args.acs_url.is_some() {
+        return Err(usage("--acs-url", "", "is for --protocol cwmp; USP Agents connect to --usp-url"));
+    }
+    // Without --usp-url the embedded Controller serves WebSocket on loopback; a ws:// URL is
+    // another Controller, whose endpoint ID the Records must name.
+    if let Some(u) = &args.usp_url {
+        let target = crate::mtp::UspTarget::parse(u).map_err(|why| usage("--usp-url", u, why))?;
+        if matches!(target, crate::mtp::UspTarget::WebSocket(_)) && args.controller_id.is_none() {
+            return Err(usage("--controller-id", "", "is required with a ws:// --usp-url (the Controller's endpoint ID)"));
+        }
+    }
+    if let Some(id) = &args.controller_id {
+        if !crate::usp::endpoint::is_valid(id) {
+            return Err(usage("--controller-id", id, "must be a TR-369 endpoint ID (authority:…:id) without spaces, `/`, `+` or `#`"));
+        }
+    }
+    crate::usp::EndpointTemplate::compile(&args.usp_endpoint_id)
+        .map_err(|e| usage("--usp-endpoint-id", &args.usp_endpoint_id, e.to_string()))?;
+    if args.mqtt_password.is_some() && args.mqtt_username.is_none() {
+        return Err(usage("--mqtt-password", "", "needs --mqtt-username"));
+    }
+    let keep_alive = args.mqtt_keep_alive.as_secs();
+    if !(5..=u16::MAX as u64).contains(&keep_alive) {
+        return Err(usage("--mqtt-keep-alive", format!("{keep_alive}s"), "must be 5s … 65535s (MQTT's two-byte field)"));
+    }
+    Ok(())
+}
+
 fn usage(flag: &'static str, value: impl fmt::Display, rule: impl Into<String>) -> UsageError {
     UsageError { flag, value: value.to_string(), rule: rule.into() }
 }
@@ -106,6 +146,7 @@ pub fn validate(args: &RunArgs, sweep: Option<SweepFlags<'_>>) -> Result<Checked
     let acs_url = args.acs_url.as_deref().map(parse_acs_url).transpose()?;
     check_credentials(args)?;
     check_tls_files(args)?;
+    check_usp(args)?;
     if let Some(v) = &args.cwmp_version {
         if urn_minor(v).is_none() {
             return Err(usage("--cwmp-version", v, "must be one of cwmp-1-0 … cwmp-1-4"));

@@ -46,3 +46,7 @@ mod tables;
 mod udp_cr;
 // Real devices as data models: GenieACS exports and genieacs-sim files, fleets of them, the README sample.
 mod devices;
+// TR-369 Agents sans-IO: every Controller message, refusals and drops.
+mod usp;
+// TR-369 Agents over a real mosquitto: the 1,000-Agent boot, a Controller driving every message.
+mod usp_wire;

@@ -341,6 +341,11 @@ pub fn run(
         }
     }
     let args = &narrowed;
+    // TR-369 Agents run on their own MTP tasks (issue 14); everything below is CWMP. A slice
+    // applies to them as to CPEs.
+    if args.protocol == "usp" {
+        return crate::mtp::run::run(args);
+    }
     let model = match fleets.first() {
         Some(f) => f.model.clone(),
         None => load(args.profile.as_deref(), args.cwmp_version.as_deref())?,

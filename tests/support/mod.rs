@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod files;
+pub mod mosquitto;
 pub mod raw;
 
 use std::path::PathBuf;

@@ -1,0 +1,245 @@
+//! The embedded USP Controller (the USP twin of the embedded ACS). It answers every Notify that
+//! asks for a response (NotifyResp), and after an Agent's Boot! reads its `Device.DeviceInfo.`
+//! with a Get (as an ACS's bootstrap script would), measuring the round trip. It keeps counts for
+//! the report; it is not a management server.
+//!
+//! [`Core`] is what it does with one Record, whatever the MTP; [`Controller`] is the MQTT one (one
+//! connection on the run's broker, subscribed to its own topic); `ws::WsController` serves the
+//! same over WebSocket.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event};
+use rusp_lib::usp::mod_Body::OneOfmsg_body;
+use rusp_lib::usp::mod_Header::MsgType;
+use rusp_lib::usp::mod_Notify::OneOfnotification;
+use rusp_lib::usp::mod_Request::OneOfreq_type;
+use rusp_lib::usp::mod_Response::OneOfresp_type;
+use rusp_lib::usp::{Body, Get, Header, Msg, NotifyResp, Request, Response};
+use tokio::sync::{oneshot, watch};
+use tokio::time::Instant;
+
+use super::mqtt::{agent_topic, controller_topic, ClientSettings};
+use super::report::{histogram, ControllerFigures, Timed};
+use crate::usp::record;
+use crate::usp::MsgKind;
+
+fn lock(f: &Mutex<ControllerFigures>) -> std::sync::MutexGuard<'_, ControllerFigures> {
+    f.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What the embedded Controller does with Records, for one connection (MQTT: all Agents; WebSocket:
+/// one Agent).
+pub struct Core {
+    id: String,
+    figures: Arc<Mutex<ControllerFigures>>,
+    /// Message IDs unique across the Controller's connections.
+    next_msg: Arc<AtomicU64>,
+    /// Its own requests in flight: Message ID → (kind, sent at).
+    asked: HashMap<String, (MsgKind, Instant)>,
+}
+
+impl Core {
+    pub fn new(id: String, figures: Arc<Mutex<ControllerFigures>>, next_msg: Arc<AtomicU64>) -> Core {
+        Core { id, figures, next_msg, asked: HashMap::new() }
+    }
+
+    /// Handles one Record; returns its sender's endpoint ID and the Records to send it back.
+    pub fn on_record(&mut self, bytes: &[u8]) -> Option<(String, Vec<Vec<u8>>)> {
+        let Ok(opened) = record::open(bytes, &self.id) else {
+            lock(&self.figures).dropped += 1;
+            return None;
+        };
+        let from = opened.from_id;
+        let header = opened.msg.header.unwrap_or_default();
+        let mut out = Vec::new();
+        match opened.msg.body.map(|b| b.msg_body) {
+            Some(OneOfmsg_body::request(Request { req_type: OneOfreq_type::notify(n) })) => {
+                let (what, boot) = match &n.notification {
+                    OneOfnotification::event(e) if e.event_name == "Boot!" => ("Boot!", true),
+                    OneOfnotification::event(e) if e.event_name == "Periodic!" => ("Periodic!", false),
+                    OneOfnotification::event(_) => ("Event", false),
+                    OneOfnotification::value_change(_) => ("ValueChange", false),
+                    OneOfnotification::obj_creation(_) => ("ObjectCreation", false),
+                    OneOfnotification::obj_deletion(_) => ("ObjectDeletion", false),
+                    OneOfnotification::oper_complete(_) => ("OperationComplete", false),
+                    _ => ("Other", false),
+                };
+                {
+                    let mut f = lock(&self.figures);
+                    *f.notifications.entry(what).or_default() += 1;
+                    if boot {
+                        f.booted.insert(from.clone());
+                    }
+                }
+                if n.send_resp {
+                    let resp = Msg {
+                        header: Some(Header { msg_id: header.msg_id.clone(), msg_type: MsgType::NOTIFY_RESP }),
+                        body: Some(Body {
+                            msg_body: OneOfmsg_body::response(Response {
+                                resp_type: OneOfresp_type::notify_resp(NotifyResp { subscription_id: n.subscription_id.clone() }),
+                            }),
+                        }),
+                    };
+                    out.push(record::seal(&resp, &self.id, &from));
+                }
+                if boot {
+                    // Read DeviceInfo after Boot!, as an ACS's bootstrap script would.
+                    let msg_id = format!("ctl-{}", self.next_msg.fetch_add(1, Ordering::Relaxed));
+                    let get = Msg {
+                        header: Some(Header { msg_id: msg_id.clone(), msg_type: MsgType::GET }),
+                        body: Some(Body {
+                            msg_body: OneOfmsg_body::request(Request {
+                                req_type: OneOfreq_type::get(Get { param_paths: vec!["Device.DeviceInfo.".into()], max_depth: 0 }),
+                            }),
+                        }),
+                    };
+                    self.asked.insert(msg_id, (MsgKind::Get, Instant::now()));
+                    out.push(record::seal(&get, &self.id, &from));
+                }
+            }
+            Some(OneOfmsg_body::response(_)) => {
+                if let Some((kind, at)) = self.asked.remove(&header.msg_id) {
+                    let mut f = lock(&self.figures);
+                    let t = f.round_trips.entry(kind).or_insert_with(|| Timed { count: 0, latency: histogram() });
+                    t.count += 1;
+                    t.latency.saturating_record((at.elapsed().as_micros() as u64).max(1));
+                }
+            }
+            Some(OneOfmsg_body::error(_)) => {
+                self.asked.remove(&header.msg_id);
+                lock(&self.figures).errors += 1;
+            }
+            _ => lock(&self.figures).dropped += 1,
+        }
+        Some((from, out))
+    }
+}
+
+/// A running embedded Controller on an MQTT broker.
+pub struct Controller {
+    pub figures: Arc<Mutex<ControllerFigures>>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Controller {
+    /// Connects to the broker as `endpoint_id` and subscribes to its topic; returns once the
+    /// subscription is acknowledged, so no Agent's Boot! is published before it listens.
+    ///
+    /// # Errors
+    /// The broker could not be reached or refused the connection within `within`.
+    pub async fn start(client: &ClientSettings, endpoint_id: &str, within: Duration) -> anyhow::Result<Controller> {
+        let figures = Arc::new(Mutex::new(ControllerFigures::default()));
+        let (stop, stop_rx) = watch::channel(false);
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let (mqtt, events) = AsyncClient::new(client.options(endpoint_id, 1024), 1 << 16);
+        // Answers go out on a connection of their own: rumqttc's event loop hands back a burst
+        // of incoming publishes before it takes the next request, so under a Boot! storm the
+        // answers on a shared connection starved (measured: 50 of 10,000 Boot! answered).
+        let (tx, tx_events) = AsyncClient::new(client.options(&format!("{endpoint_id}-tx"), 1024), 1 << 16);
+        let core = Core::new(endpoint_id.to_string(), figures.clone(), Arc::new(AtomicU64::new(1)));
+        let task = tokio::spawn(serve(mqtt, events, tx, tx_events, core, stop_rx, ready_tx));
+        match tokio::time::timeout(within, ready_rx).await {
+            Ok(Ok(Ok(()))) => Ok(Controller { figures, stop, task }),
+            Ok(Ok(Err(e))) => {
+                task.abort();
+                anyhow::bail!("the embedded Controller could not connect to {}: {e}", client.target)
+            }
+            _ => {
+                task.abort();
+                anyhow::bail!("the embedded Controller could not subscribe at {} within {within:?}", client.target)
+            }
+        }
+    }
+
+    /// Disconnects and waits for the task.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.task).await;
+    }
+}
+
+/// Drives the answering connection until the run stops (rumqttc reconnects on the next poll).
+async fn drive_tx(client: AsyncClient, mut events: rumqttc::v5::EventLoop, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = super::life::stopped(&mut stop) => {
+                super::agent::disconnect(&client, &mut events).await;
+                return;
+            }
+            ev = events.poll() => {
+                if let Err(e) = ev {
+                    tracing::warn!("embedded Controller: its answering connection failed ({e}); reconnecting");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn serve(
+    client: AsyncClient,
+    mut events: rumqttc::v5::EventLoop,
+    tx: AsyncClient,
+    tx_events: rumqttc::v5::EventLoop,
+    mut core: Core,
+    mut stop: watch::Receiver<bool>,
+    ready: oneshot::Sender<Result<(), String>>,
+) {
+    let topic = controller_topic(&core.id);
+    let mut ready = Some(ready);
+    let tx_task = tokio::spawn(drive_tx(tx.clone(), tx_events, stop.clone()));
+    loop {
+        let ev = tokio::select! {
+            _ = super::life::stopped(&mut stop) => {
+                super::agent::disconnect(&client, &mut events).await;
+                let _ = tokio::time::timeout(Duration::from_secs(1), tx_task).await;
+                return;
+            }
+            ev = events.poll() => ev,
+        };
+        match ev {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                let _ = client.try_subscribe(topic.clone(), QoS::AtLeastOnce);
+            }
+            Ok(Event::Incoming(Packet::SubAck(_))) => {
+                if let Some(r) = ready.take() {
+                    let _ = r.send(Ok(()));
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                let Some((from, replies)) = core.on_record(&p.payload) else { continue };
+                let reply_to = p.properties.as_ref().and_then(|pr| pr.response_topic.clone()).unwrap_or_else(|| agent_topic(&from));
+                for r in replies {
+                    publish(&tx, &reply_to, &topic, r);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if let Some(r) = ready.take() {
+                    let _ = r.send(Err(e.to_string()));
+                    return;
+                }
+                tracing::warn!("embedded Controller: connection to the broker failed ({e}); reconnecting");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = super::life::stopped(&mut stop) => return,
+                }
+            }
+        }
+    }
+}
+
+fn publish(client: &AsyncClient, to: &str, own_topic: &str, record: Vec<u8>) {
+    let props =
+        PublishProperties { response_topic: Some(own_topic.to_string()), content_type: Some("usp.msg".into()), ..Default::default() };
+    if client.try_publish_with_properties(to, QoS::AtLeastOnce, false, record, props).is_err() {
+        tracing::warn!("embedded Controller: its MQTT request queue is full; a message was not sent");
+    }
+}

@@ -1,0 +1,274 @@
+//! What a USP run measures, and its report: connections held, Notify round trips per
+//! notification type, messages handled per USP message type (with the Agent's processing time),
+//! the embedded Controller's request round trips, failures by cause, dropped Records and errors
+//! answered. Shared by every Agent task of a run behind one mutex (a few updates per message).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use crate::usp::record::Dropped;
+use crate::usp::MsgKind;
+
+/// A latency histogram in microseconds, 1 µs … 1 h, 3 significant digits.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
+}
+
+fn record(h: &mut Histogram<u64>, d: Duration) {
+    h.saturating_record((d.as_micros() as u64).max(1));
+}
+
+/// Why an Agent's connection ended or never started (counted, never a string).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ConnFailure {
+    /// TCP connect refused or reset (no broker listening, broker shut down).
+    Refused,
+    /// Connect, CONNACK or keep-alive timed out.
+    Timeout,
+    /// The broker answered CONNACK with an error (bad credentials, not authorized, …).
+    ConnackRefused,
+    /// TLS handshake or certificate failure.
+    Tls,
+    /// The connection dropped after it was up (I/O error, broker closed it).
+    Lost,
+    /// A protocol error: in the MQTT stream, or a WebSocket server that is not a USP Controller.
+    Protocol,
+}
+
+impl ConnFailure {
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnFailure::Refused => "connect_refused",
+            ConnFailure::Timeout => "timeout",
+            ConnFailure::ConnackRefused => "connack_refused",
+            ConnFailure::Tls => "tls",
+            ConnFailure::Lost => "connection_lost",
+            ConnFailure::Protocol => "protocol",
+        }
+    }
+}
+
+/// One notification type's round trips (Notify sent → NotifyResp received).
+#[derive(Debug)]
+pub struct NotifyFigures {
+    pub sent: u64,
+    pub answered: u64,
+    pub retransmitted: u64,
+    /// Given up after the retries.
+    pub unanswered: u64,
+    pub rtt: Histogram<u64>,
+}
+
+impl Default for NotifyFigures {
+    fn default() -> Self {
+        NotifyFigures { sent: 0, answered: 0, retransmitted: 0, unanswered: 0, rtt: histogram() }
+    }
+}
+
+/// One message type's count and latency.
+#[derive(Debug)]
+pub struct Timed {
+    pub count: u64,
+    pub latency: Histogram<u64>,
+}
+
+impl Default for Timed {
+    fn default() -> Self {
+        Timed { count: 0, latency: histogram() }
+    }
+}
+
+/// The Agents' side of a run.
+#[derive(Debug, Default)]
+pub struct AgentFigures {
+    pub agents: u32,
+    /// Connections up now, and the most at once.
+    pub connected: u64,
+    pub peak_connected: u64,
+    /// Successful connects (CONNACK accepted) and their time from TCP connect to SUBACK.
+    pub connects: u64,
+    pub connect_time: Timed,
+    pub failures: BTreeMap<ConnFailure, u64>,
+    /// Agents whose first Boot! was answered.
+    pub booted: u64,
+    /// Notify round trips by notification (`Boot!`, `Periodic!`, `ValueChange`, …).
+    pub notify: BTreeMap<&'static str, NotifyFigures>,
+    /// Messages the Agents handled, by type, with the time to build the answer.
+    pub handled: BTreeMap<MsgKind, Timed>,
+    /// Errors the Agents answered with, by code.
+    pub refused: BTreeMap<u32, u64>,
+    /// Records dropped, by cause.
+    pub dropped: BTreeMap<Dropped, u64>,
+    /// Publishes that could not be queued (the client's request queue was full).
+    pub publish_failed: u64,
+}
+
+impl AgentFigures {
+    pub fn connected_now(&mut self, took: Duration) {
+        self.connects += 1;
+        self.connected += 1;
+        self.peak_connected = self.peak_connected.max(self.connected);
+        self.connect_time.count += 1;
+        record(&mut self.connect_time.latency, took);
+    }
+
+    pub fn disconnected(&mut self) {
+        self.connected = self.connected.saturating_sub(1);
+    }
+
+    pub fn notify_sent(&mut self, what: &'static str) {
+        self.notify.entry(what).or_default().sent += 1;
+    }
+
+    pub fn notify_answered(&mut self, what: &'static str, rtt: Duration) {
+        let n = self.notify.entry(what).or_default();
+        n.answered += 1;
+        record(&mut n.rtt, rtt);
+    }
+
+    pub fn handled(&mut self, kind: MsgKind, took: Duration) {
+        let t = self.handled.entry(kind).or_default();
+        t.count += 1;
+        record(&mut t.latency, took);
+    }
+}
+
+/// The embedded Controller's side of a run.
+#[derive(Debug, Default)]
+pub struct ControllerFigures {
+    /// Notifications received, by notification type.
+    pub notifications: BTreeMap<&'static str, u64>,
+    /// Endpoint IDs whose Boot! arrived.
+    pub booted: BTreeSet<String>,
+    /// Its own requests' round trips (request sent → response received), by message type.
+    pub round_trips: BTreeMap<MsgKind, Timed>,
+    /// Error messages the Agents answered its requests with.
+    pub errors: u64,
+    /// Records it could not read or that were not for it.
+    pub dropped: u64,
+}
+
+fn ms(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1000.0
+}
+
+fn line(h: &Histogram<u64>) -> String {
+    if h.is_empty() {
+        return "-".into();
+    }
+    format!("p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms", ms(h, 0.5), ms(h, 0.9), ms(h, 0.99), h.max() as f64 / 1000.0)
+}
+
+fn json_latency(h: &Histogram<u64>) -> serde_json::Value {
+    serde_json::json!({
+        "p50_ms": ms(h, 0.5), "p90_ms": ms(h, 0.9), "p99_ms": ms(h, 0.99), "max_ms": h.max() as f64 / 1000.0,
+    })
+}
+
+/// The report as text.
+pub fn to_text(header: &str, a: &AgentFigures, c: Option<&ControllerFigures>, elapsed: Duration) -> String {
+    let mut s = String::new();
+    s.push_str(&format!("{header}\nelapsed {:.1} s\n", elapsed.as_secs_f64()));
+    s.push_str(&format!(
+        "connections: {} held at the end, peak {}, {} connects ({})\n",
+        a.connected,
+        a.peak_connected,
+        a.connects,
+        line(&a.connect_time.latency)
+    ));
+    s.push_str(&format!("agents booted (Boot! answered): {} of {}\n", a.booted, a.agents));
+    s.push_str("notify round trips (Notify -> NotifyResp):\n");
+    for (what, n) in &a.notify {
+        s.push_str(&format!(
+            "  {what:<18} sent {:>7}  answered {:>7}  retransmitted {:>5}  unanswered {:>5}  {}\n",
+            n.sent,
+            n.answered,
+            n.retransmitted,
+            n.unanswered,
+            line(&n.rtt)
+        ));
+    }
+    if !a.handled.is_empty() {
+        s.push_str("messages handled by the agents (time to answer):\n");
+        for (k, t) in &a.handled {
+            s.push_str(&format!("  {:<20} {:>7}  {}\n", k.name(), t.count, line(&t.latency)));
+        }
+    }
+    if let Some(c) = c {
+        s.push_str(&format!("controller: Boot! from {} agents; notifications:", c.booted.len()));
+        for (what, n) in &c.notifications {
+            s.push_str(&format!(" {what} {n}"));
+        }
+        s.push('\n');
+        for (k, t) in &c.round_trips {
+            s.push_str(&format!("  controller {:<9} round trips {:>7}  {}\n", k.name(), t.count, line(&t.latency)));
+        }
+        if c.errors > 0 || c.dropped > 0 {
+            s.push_str(&format!("  controller: {} errors answered, {} records dropped\n", c.errors, c.dropped));
+        }
+    }
+    let failures: Vec<String> = a.failures.iter().map(|(k, n)| format!("{} {n}", k.name())).collect();
+    s.push_str(&format!("failures by cause: {}\n", if failures.is_empty() { "none".into() } else { failures.join(", ") }));
+    if !a.dropped.is_empty() {
+        let d: Vec<String> = a.dropped.iter().map(|(k, n)| format!("{} {n}", k.name())).collect();
+        s.push_str(&format!("records dropped: {}\n", d.join(", ")));
+    }
+    if !a.refused.is_empty() {
+        let r: Vec<String> = a.refused.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        s.push_str(&format!("errors answered: {}\n", r.join(", ")));
+    }
+    if a.publish_failed > 0 {
+        s.push_str(&format!("publishes not queued: {}\n", a.publish_failed));
+    }
+    s
+}
+
+/// The report as JSON (`--report-json`).
+pub fn to_json(a: &AgentFigures, c: Option<&ControllerFigures>, elapsed: Duration) -> serde_json::Value {
+    let notify: serde_json::Map<String, serde_json::Value> = a
+        .notify
+        .iter()
+        .map(|(k, n)| {
+            (
+                k.to_string(),
+                serde_json::json!({
+                    "sent": n.sent, "answered": n.answered, "retransmitted": n.retransmitted,
+                    "unanswered": n.unanswered, "round_trip": json_latency(&n.rtt),
+                }),
+            )
+        })
+        .collect();
+    let handled: serde_json::Map<String, serde_json::Value> = a
+        .handled
+        .iter()
+        .map(|(k, t)| (k.name().to_string(), serde_json::json!({"count": t.count, "latency": json_latency(&t.latency)})))
+        .collect();
+    let controller = c.map(|c| {
+        serde_json::json!({
+            "booted_agents": c.booted.len(),
+            "notifications": c.notifications,
+            "round_trips": c.round_trips.iter().map(|(k, t)| (k.name().to_string(), serde_json::json!({"count": t.count, "latency": json_latency(&t.latency)}))).collect::<serde_json::Map<_, _>>(),
+            "errors": c.errors,
+            "dropped": c.dropped,
+        })
+    });
+    serde_json::json!({
+        "protocol": "usp",
+        "elapsed_s": elapsed.as_secs_f64(),
+        "agents": a.agents,
+        "connections": {
+            "held": a.connected, "peak": a.peak_connected, "connects": a.connects,
+            "connect_time": json_latency(&a.connect_time.latency),
+        },
+        "booted": a.booted,
+        "notify": notify,
+        "handled": handled,
+        "failures": a.failures.iter().map(|(k, n)| (k.name().to_string(), *n)).collect::<BTreeMap<_, _>>(),
+        "dropped": a.dropped.iter().map(|(k, n)| (k.name().to_string(), *n)).collect::<BTreeMap<_, _>>(),
+        "errors_answered": a.refused.iter().map(|(k, n)| (k.to_string(), *n)).collect::<BTreeMap<_, _>>(),
+        "publish_failed": a.publish_failed,
+        "controller": controller,
+    })
+}

@@ -1,0 +1,236 @@
+//! A USP run (`--protocol usp`): the fleet as TR-369 Agents on an MQTT broker, the embedded
+//! Controller unless `--controller-id` names another, progress lines, the report and the exit
+//! code (0 every Agent's Boot! answered, 1 otherwise).
+//!
+//! Each Agent is a task on one multi-threaded tokio runtime (`--shards` worker threads) holding
+//! its own MQTT connection; the boot spread (`--boot-spread`/`--boot-rate`) and `Periodic!`
+//! (`--inform-interval`) follow the CWMP flags.
+
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::{error, info};
+
+use super::agent;
+use super::controller::Controller;
+use super::life::{Shared, Transport, NOTIFY_RETRIES};
+use super::mqtt::{controller_topic, ClientSettings};
+use super::report::{self, AgentFigures};
+use super::ws::{self, WsController};
+use super::UspTarget;
+use crate::api::{ApiServer, MetricsSources};
+use crate::cli::RunArgs;
+use crate::commands::{load, transport_config};
+use crate::console;
+use crate::engine;
+use crate::usp::endpoint::DEFAULT_CONTROLLER_ID;
+use crate::usp::EndpointTemplate;
+
+/// The embedded Controller of a run, on the broker or serving WebSocket.
+enum Embedded {
+    Mqtt(Controller),
+    Ws(WsController),
+}
+
+/// Runs `args` as USP Agents.
+///
+/// # Errors
+/// A profile that is not TR-181 (`Device.`), unusable TLS files, or an embedded Controller that
+/// cannot reach the broker.
+pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let model = load(args.profile.as_deref(), args.cwmp_version.as_deref())?;
+    if model.tree.root_name() != "Device" {
+        anyhow::bail!("--protocol usp needs a TR-181 profile (root object Device.), not `{}.`", model.tree.root_name());
+    }
+    let target = match args.usp_url.as_deref() {
+        Some(url) => Some(UspTarget::parse(url).map_err(|why| anyhow::anyhow!("--usp-url {url}: {why}"))?),
+        None => None,
+    };
+    let endpoints = EndpointTemplate::compile(&args.usp_endpoint_id).map_err(|e| anyhow::anyhow!("--usp-endpoint-id: {e}"))?;
+    let client = match &target {
+        Some(UspTarget::Mqtt(t)) => Some(ClientSettings {
+            target: t.clone(),
+            keep_alive: args.mqtt_keep_alive,
+            credentials: args.mqtt_username.clone().map(|u| (u, args.mqtt_password.clone().unwrap_or_default())),
+            tls: if t.tls { Some(transport_config(args)?.tls) } else { None },
+            connect_timeout: args.timeout,
+        }),
+        _ => None,
+    };
+    // --state-dir: Agents resume their delta (subscriptions, what Controllers set).
+    let mut store = match &args.state_dir {
+        Some(dir) => Some(crate::persist::Store::open(dir, &model).with_context(|| format!("--state-dir {}", dir.display()))?),
+        None => None,
+    };
+    let mut saved = store.as_mut().map(|s| std::mem::take(&mut s.loaded)).unwrap_or_default();
+    let nofile = engine::raise_nofile_limit();
+    engine::install_signal_handlers();
+    let workers = args.shards.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), |s| s as usize).max(1);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()?;
+    let embedded = args.controller_id.is_none();
+    let controller_id = args.controller_id.clone().unwrap_or_else(|| DEFAULT_CONTROLLER_ID.to_string());
+    // Without --usp-url the embedded Controller serves WebSocket on loopback (no broker needed);
+    // with an MQTT broker it joins the broker, unless --controller-id names another Controller.
+    let (controller, transport, mtp) = match (&target, &client) {
+        (Some(UspTarget::Mqtt(_)), Some(c)) => {
+            let ctl = match embedded {
+                true => Some(Embedded::Mqtt(rt.block_on(Controller::start(c, &controller_id, args.timeout))?)),
+                false => None,
+            };
+            (ctl, Transport::Mqtt(c.clone()), "MQTT 5")
+        }
+        (Some(UspTarget::WebSocket(url)), _) => {
+            (None, Transport::WebSocket { url: url.clone(), connect_timeout: args.timeout }, "WebSocket")
+        }
+        _ => {
+            let ws = rt.block_on(WsController::start(&controller_id)).context("starting the embedded USP Controller on 127.0.0.1")?;
+            info!("no --usp-url given: started the embedded USP Controller at {} (WebSocket, v1.usp)", ws.url);
+            let url = ws.url.clone();
+            (Some(Embedded::Ws(ws)), Transport::WebSocket { url, connect_timeout: args.timeout }, "WebSocket")
+        }
+    };
+    let where_to = match &transport {
+        Transport::Mqtt(c) => c.target.to_string(),
+        Transport::WebSocket { url, .. } => url.clone(),
+    };
+    let shared = Arc::new(Shared {
+        model: Arc::new(model),
+        transport,
+        endpoints,
+        controller_topic: controller_topic(&controller_id),
+        controller_id: controller_id.clone(),
+        notify_timeout: args.timeout,
+        periodic: args.inform_interval,
+        figures: Mutex::new(AgentFigures { agents: args.cpes, ..AgentFigures::default() }),
+        sink: store.as_ref().map(|s| s.sink.clone()),
+    });
+    info!(
+        agents = args.cpes,
+        first = %format!("cpe-{}", args.first_index),
+        to = %where_to,
+        controller = %controller_id,
+        embedded_controller = embedded,
+        workers,
+        open_files_limit = nofile.unwrap_or(0),
+        "USP agents starting ({mtp})"
+    );
+    // The device state API (--api-bind-addr): one channel per Agent, so each task owns its CPE.
+    let (owners, inboxes) = crate::owners::Owners::channels(args.first_index, args.cpes, args.cpes as usize);
+    let api = match args.api_bind_addr {
+        Some(bind) => {
+            let server = rt
+                .block_on(ApiServer::start(bind, shared.model.clone(), owners, MetricsSources::default()))
+                .with_context(|| format!("--api-bind-addr {bind}: cannot listen"))?;
+            info!("device state API at http://{}/cpes", server.addr);
+            Some(server)
+        }
+        None => None,
+    };
+    let mut inboxes: Vec<Option<_>> = inboxes.into_iter().map(|r| api.as_ref().map(|_| r)).collect();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let started = std::time::Instant::now();
+    let boot_window = match args.boot_rate {
+        Some(r) => Duration::from_secs_f64(args.cpes as f64 / r),
+        None => args.boot_spread,
+    };
+    let tasks: Vec<_> = (0..args.cpes)
+        .map(|k| {
+            let start_after = boot_window.mul_f64(k as f64 / args.cpes.max(1) as f64);
+            let inbox = inboxes.get_mut(k as usize).and_then(Option::take);
+            let index = args.first_index.saturating_add(k);
+            let resumed = saved.remove(&index);
+            match shared.transport {
+                Transport::Mqtt(_) => rt.spawn(agent::run(shared.clone(), index, start_after, stop_rx.clone(), inbox, resumed)),
+                Transport::WebSocket { .. } => rt.spawn(ws::run(shared.clone(), index, start_after, stop_rx.clone(), inbox, resumed)),
+            }
+        })
+        .collect();
+    // One-shot (no --duration): ends once every Boot! is answered, or when the last one could
+    // not have been answered any more (boot window + every retry's timeout + a reconnect).
+    let deadline = match args.duration {
+        Some(d) => started + d,
+        None => started + boot_window + args.timeout * (NOTIFY_RETRIES as u32 + 1) + Duration::from_secs(10),
+    };
+    let mut next_progress = started + args.progress_interval;
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = std::time::Instant::now();
+        let (booted, connected) = {
+            let f = shared.figures.lock().unwrap_or_else(|p| p.into_inner());
+            (f.booted, f.connected)
+        };
+        if now >= next_progress {
+            info!(connected, booted, elapsed_s = started.elapsed().as_secs(), "usp progress");
+            next_progress = now + args.progress_interval;
+        }
+        if now >= deadline || engine::stop_requested() || (args.duration.is_none() && booted >= args.cpes as u64) {
+            break;
+        }
+    }
+    let elapsed = started.elapsed();
+    // The report's "held" figure is taken before the Agents disconnect.
+    let held = shared.figures.lock().unwrap_or_else(|p| p.into_inner()).connected;
+    let _ = stop_tx.send(true);
+    rt.block_on(async {
+        let until = Instant::now() + args.drain_timeout.max(Duration::from_secs(1));
+        for t in tasks {
+            let _ = tokio::time::timeout_at(until, t).await;
+        }
+    });
+    if let Some(api) = api {
+        rt.block_on(api.stop());
+    }
+    let controller_figures = controller.map(|c| match c {
+        Embedded::Mqtt(c) => {
+            let figures = c.figures.clone();
+            rt.block_on(c.stop());
+            figures
+        }
+        Embedded::Ws(c) => {
+            let figures = c.figures.clone();
+            rt.block_on(c.stop());
+            figures
+        }
+    });
+    let mut figures = std::mem::take(&mut *shared.figures.lock().unwrap_or_else(|p| p.into_inner()));
+    figures.connected = held;
+    let cf = controller_figures.as_ref().map(|f| f.lock().unwrap_or_else(|p| p.into_inner()));
+    let header = format!(
+        "USP run: {} agents on {where_to} ({mtp}), controller {controller_id}{}",
+        args.cpes,
+        if embedded { " (embedded)" } else { "" }
+    );
+    let text = report::to_text(&header, &figures, cf.as_deref(), elapsed);
+    let mut failed_output = console::out(&text).is_err();
+    if let Some(p) = &args.report_json {
+        let json = report::to_json(&figures, cf.as_deref(), elapsed);
+        if let Err(e) = std::fs::write(p, serde_json::to_vec_pretty(&json).unwrap_or_default()) {
+            error!("--report-json {}: {e}", p.display());
+            failed_output = true;
+        }
+    }
+    drop(cf);
+    rt.shutdown_timeout(Duration::from_secs(1));
+    drop(shared);
+    if let Some(s) = store {
+        if let Err(e) = s.close() {
+            error!("--state-dir: the last batch was not saved: {e}");
+            failed_output = true;
+        }
+    }
+    if figures.booted < args.cpes as u64 {
+        let causes: Vec<String> = figures.failures.iter().map(|(k, n)| format!("{} {n}", k.name())).collect();
+        error!(
+            booted = figures.booted,
+            agents = args.cpes,
+            "not every Agent's Boot! was answered{}",
+            if causes.is_empty() { String::new() } else { format!(" (connection failures: {})", causes.join(", ")) }
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(if failed_output { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}

@@ -1,0 +1,235 @@
+//! One USP Agent: its endpoint ID, its CPE state (the same `cpe::CpeState` and data-model delta
+//! a CWMP CPE has), and its answer to each Record a Controller sends.
+//!
+//! `Agent::handle(model, record, now)` opens the Record, dispatches the Message to the file that
+//! owns its semantics, and returns the sealed answer (a response, or an Error message with a
+//! 7000-series code for a refusal) plus what the caller must do after sending it (a reboot, an
+//! async command, notifications). No I/O, no clock.
+
+use rusp_lib::usp::mod_Body::OneOfmsg_body;
+use rusp_lib::usp::mod_Error::ParamError;
+use rusp_lib::usp::mod_Header::MsgType;
+use rusp_lib::usp::mod_Request::OneOfreq_type;
+use rusp_lib::usp::mod_Response::OneOfresp_type;
+use rusp_lib::usp::{Body, Error, Header, Msg, Notify, Request, Response};
+
+use super::notify::BootCause;
+use super::objects::{self, Changed};
+use super::operate::{self, Accepted, Command};
+use super::record::{self, Dropped};
+use super::{get, set, supported, MsgKind, UspErr};
+use crate::cpe::CpeState;
+use crate::model::Model;
+use crate::time::UnixMillis;
+
+/// One simulated USP Agent.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    /// This Agent's endpoint ID (`os::<OUI>-<serial>`).
+    pub endpoint_id: String,
+    /// The Controller it reports to (Boot!, Periodic!, notifications).
+    pub controller_id: String,
+    /// The CPE behind it: boot time and data-model delta.
+    pub cpe: CpeState,
+    /// The next number for this Agent's own Message IDs.
+    next_msg: u64,
+    /// The next `Device.LocalAgent.Request.{i}` number for asynchronous commands.
+    next_request: u32,
+}
+
+/// What handling one Record produced.
+#[derive(Debug)]
+pub struct Handled {
+    /// The kind of Message that came in.
+    pub kind: MsgKind,
+    /// The sealed answer and the endpoint it goes to (none for responses and for requests that
+    /// asked for none, e.g. an Operate with `send_resp` false).
+    pub reply: Option<(String, Vec<u8>)>,
+    /// The error code when the answer was an Error message.
+    pub refused: Option<UspErr>,
+    /// For a response from the Controller: the Message ID of this Agent's request it answers,
+    /// and the Controller's error code if it answered with an Error.
+    pub answered: Option<(String, Option<u32>)>,
+    /// A command to carry out once the answer is sent.
+    pub accepted: Option<Accepted>,
+    /// Instances an Add/Delete created or deleted (for ObjectCreation/ObjectDeletion).
+    pub changed: Changed,
+}
+
+impl Agent {
+    /// A fresh Agent for `cpe`.
+    pub fn new(endpoint_id: String, controller_id: String, cpe: CpeState) -> Agent {
+        Agent { endpoint_id, controller_id, cpe, next_msg: 1, next_request: 1 }
+    }
+
+    fn next_msg_id(&mut self) -> String {
+        let id = format!("cpe-sim-{}", self.next_msg);
+        self.next_msg += 1;
+        id
+    }
+
+    /// Seals a Notify to the Controller; returns its Message ID (the NotifyResp carries it back)
+    /// and the Record.
+    pub fn notify(&mut self, n: Notify) -> (String, Vec<u8>) {
+        let msg_id = self.next_msg_id();
+        let msg = Msg {
+            header: Some(Header { msg_id: msg_id.clone(), msg_type: MsgType::NOTIFY }),
+            body: Some(Body { msg_body: OneOfmsg_body::request(Request { req_type: OneOfreq_type::notify(n) }) }),
+        };
+        let bytes = record::seal(&msg, &self.endpoint_id, &self.controller_id);
+        (msg_id, bytes)
+    }
+
+    /// Carries out a synchronous command after its OperateResp went out: `Reboot()` restarts the
+    /// CPE, `FactoryReset()` forgets every change. Returns the Boot! cause to announce.
+    pub fn carry_out(&mut self, command: Command, now: UnixMillis) -> Option<BootCause> {
+        match command {
+            Command::Reboot => {
+                self.cpe.restart(now);
+                Some(BootCause::RemoteReboot)
+            }
+            Command::FactoryReset => {
+                self.cpe.factory_reset(now);
+                Some(BootCause::RemoteFactoryReset)
+            }
+            Command::SelfTest => None,
+        }
+    }
+
+    /// Handles one Record from an MTP.
+    ///
+    /// # Errors
+    /// A [`Dropped`] cause when the Record is not for this Agent or cannot be read: nothing is
+    /// answered (there is no Message ID to answer to).
+    pub fn handle(&mut self, model: &Model, bytes: &[u8], now: UnixMillis) -> Result<Handled, Dropped> {
+        let opened = record::open(bytes, &self.endpoint_id)?;
+        let msg = opened.msg;
+        let header = msg.header.unwrap_or_default();
+        let body = msg.body.unwrap_or_default();
+        let mut h =
+            Handled { kind: MsgKind::Unknown, reply: None, refused: None, answered: None, accepted: None, changed: Changed::default() };
+        let request = match body.msg_body {
+            OneOfmsg_body::request(r) => r,
+            OneOfmsg_body::response(r) => {
+                h.kind = MsgKind::Response;
+                h.answered = match r.resp_type {
+                    OneOfresp_type::None => None,
+                    _ => Some((header.msg_id, None)),
+                };
+                return Ok(h);
+            }
+            OneOfmsg_body::error(e) => {
+                h.kind = MsgKind::Response;
+                h.answered = Some((header.msg_id, Some(e.err_code)));
+                return Ok(h);
+            }
+            OneOfmsg_body::None => {
+                return Err(Dropped::MalformedMsg);
+            }
+        };
+        let root = model.tree.root_name().to_string();
+        let answer: Result<Option<OneOfresp_type>, (UspErr, Vec<ParamError>)> = match request.req_type {
+            OneOfreq_type::get(g) => {
+                h.kind = MsgKind::Get;
+                let dev = model.device(self.cpe.id, &self.cpe.delta, self.cpe.boot_at, now);
+                Ok(Some(OneOfresp_type::get_resp(get::get(&dev, &g))))
+            }
+            OneOfreq_type::set(s) => {
+                h.kind = MsgKind::Set;
+                match set::set(model, &mut self.cpe, &s, now) {
+                    Ok(r) => Ok(Some(OneOfresp_type::set_resp(r))),
+                    Err(f) => Err((
+                        f.err,
+                        f.param_errs
+                            .into_iter()
+                            .map(|(param_path, e)| ParamError { param_path, err_code: e.0, err_msg: e.message().into() })
+                            .collect(),
+                    )),
+                }
+            }
+            OneOfreq_type::add(a) => {
+                h.kind = MsgKind::Add;
+                objects::add(model, &mut self.cpe, &a, now, &mut h.changed)
+                    .map(|r| Some(OneOfresp_type::add_resp(r)))
+                    .map_err(|e| (e, Vec::new()))
+            }
+            OneOfreq_type::delete(d) => {
+                h.kind = MsgKind::Delete;
+                objects::delete(model, &mut self.cpe, &d, now, &mut h.changed)
+                    .map(|r| Some(OneOfresp_type::delete_resp(r)))
+                    .map_err(|e| (e, Vec::new()))
+            }
+            OneOfreq_type::operate(o) => {
+                h.kind = MsgKind::Operate;
+                match operate::operate(&root, &o, self.next_request) {
+                    Ok((resp, accepted)) => {
+                        if accepted.request_path.is_some() {
+                            self.next_request = self.next_request.wrapping_add(1).max(1);
+                        }
+                        let send = accepted.send_resp;
+                        h.accepted = Some(accepted);
+                        Ok(send.then_some(OneOfresp_type::operate_resp(resp)))
+                    }
+                    Err(e) => Err((e, Vec::new())),
+                }
+            }
+            OneOfreq_type::get_supported_dm(g) => {
+                h.kind = MsgKind::GetSupportedDm;
+                Ok(Some(OneOfresp_type::get_supported_dm_resp(supported::get_supported_dm(&model.tree, &g))))
+            }
+            OneOfreq_type::get_instances(g) => {
+                h.kind = MsgKind::GetInstances;
+                let dev = model.device(self.cpe.id, &self.cpe.delta, self.cpe.boot_at, now);
+                Ok(Some(OneOfresp_type::get_instances_resp(supported::get_instances(&dev, &g))))
+            }
+            OneOfreq_type::get_supported_protocol(_) => {
+                h.kind = MsgKind::GetSupportedProtocol;
+                Ok(Some(OneOfresp_type::get_supported_protocol_resp(supported::get_supported_protocol())))
+            }
+            // A Controller does not notify an Agent, and Register/Deregister are what Agents send
+            // (USP 1.3): 7001 Message not supported.
+            OneOfreq_type::notify(_) => {
+                h.kind = MsgKind::Notify;
+                Err((UspErr::MESSAGE_NOT_SUPPORTED, Vec::new()))
+            }
+            OneOfreq_type::register(_) => {
+                h.kind = MsgKind::Register;
+                Err((UspErr::MESSAGE_NOT_SUPPORTED, Vec::new()))
+            }
+            OneOfreq_type::deregister(_) => {
+                h.kind = MsgKind::Deregister;
+                Err((UspErr::MESSAGE_NOT_SUPPORTED, Vec::new()))
+            }
+            OneOfreq_type::None => Err((UspErr::MESSAGE_NOT_SUPPORTED, Vec::new())),
+        };
+        let (msg_type, body) = match answer {
+            Ok(None) => return Ok(h),
+            Ok(Some(resp)) => (response_type(&resp), OneOfmsg_body::response(Response { resp_type: resp })),
+            Err((e, param_errs)) => {
+                h.refused = Some(e);
+                (MsgType::ERROR, OneOfmsg_body::error(Error { err_code: e.0, err_msg: e.message().into(), param_errs }))
+            }
+        };
+        // TR-369 R-MSG.4 (roughly): a response carries the request's Message ID.
+        let reply = Msg { header: Some(Header { msg_id: header.msg_id, msg_type }), body: Some(Body { msg_body: body }) };
+        h.reply = Some((opened.from_id.clone(), record::seal(&reply, &self.endpoint_id, &opened.from_id)));
+        Ok(h)
+    }
+}
+
+fn response_type(r: &OneOfresp_type) -> MsgType {
+    match r {
+        OneOfresp_type::get_resp(_) => MsgType::GET_RESP,
+        OneOfresp_type::get_supported_dm_resp(_) => MsgType::GET_SUPPORTED_DM_RESP,
+        OneOfresp_type::get_instances_resp(_) => MsgType::GET_INSTANCES_RESP,
+        OneOfresp_type::set_resp(_) => MsgType::SET_RESP,
+        OneOfresp_type::add_resp(_) => MsgType::ADD_RESP,
+        OneOfresp_type::delete_resp(_) => MsgType::DELETE_RESP,
+        OneOfresp_type::operate_resp(_) => MsgType::OPERATE_RESP,
+        OneOfresp_type::notify_resp(_) => MsgType::NOTIFY_RESP,
+        OneOfresp_type::get_supported_protocol_resp(_) => MsgType::GET_SUPPORTED_PROTO_RESP,
+        OneOfresp_type::register_resp(_) => MsgType::REGISTER_RESP,
+        OneOfresp_type::deregister_resp(_) => MsgType::DEREGISTER_RESP,
+        OneOfresp_type::None => MsgType::ERROR,
+    }
+}

@@ -1,0 +1,150 @@
+//! Get (TR-369 §"The Get Message"): values of parameters named by full, partial (object) and
+//! wildcard paths, limited by `max_depth`, answered per requested path.
+
+use std::collections::BTreeMap;
+
+use rusp_lib::usp::mod_GetResp::{RequestedPathResult, ResolvedPathResult};
+use rusp_lib::usp::{Get, GetResp};
+
+use super::UspErr;
+use crate::model::device::{ReadFor, Target};
+use crate::model::tree::{Loc, NodeKind};
+use crate::model::Device;
+
+/// Answers a Get: one `RequestedPathResult` per requested path, in order. A path the data model
+/// does not have is 7026 for that path alone (the others are still answered).
+pub fn get(dev: &Device<'_>, req: &Get) -> GetResp {
+    let tree = &dev.model.tree;
+    let mut results = Vec::with_capacity(req.param_paths.len());
+    for path in &req.param_paths {
+        let targets = match resolve(dev, path) {
+            Ok(t) => t,
+            Err(e) => {
+                results.push(failed(path, e));
+                continue;
+            }
+        };
+        // One ResolvedPathResult per object holding parameters, keyed by the object's path, with
+        // parameter names relative to it (as obuspa and the TR-369 examples answer).
+        let mut by_object: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+        let mut order: Vec<String> = Vec::new();
+        let mut put = |obj: String, name: String, value: String| {
+            if !by_object.contains_key(&obj) {
+                order.push(obj.clone());
+            }
+            by_object.entry(obj).or_default().push((name, value));
+        };
+        for t in targets {
+            match t {
+                Target::Param(loc) => {
+                    let full = tree.path_string(&loc);
+                    let (obj, name) = split_param(&full);
+                    put(obj.to_string(), name.to_string(), dev.value_string(&loc, ReadFor::Acs));
+                }
+                Target::Object(obj) => {
+                    let base_depth = object_depth(&tree.path_string(&obj));
+                    dev.walk_below(&obj, &mut |loc: &Loc, node| {
+                        if !matches!(node.kind, NodeKind::Param(_)) {
+                            return;
+                        }
+                        let full = tree.path_string(loc);
+                        let (o, name) = split_param(&full);
+                        // max_depth 0 is unlimited; 1 is the requested object's own parameters.
+                        if req.max_depth != 0 && object_depth(o) - base_depth >= req.max_depth as usize {
+                            return;
+                        }
+                        put(o.to_string(), name.to_string(), dev.value_string(loc, ReadFor::Acs));
+                    });
+                }
+            }
+        }
+        let resolved = order
+            .into_iter()
+            .map(|obj| {
+                let params = by_object.remove(&obj).unwrap_or_default();
+                ResolvedPathResult { resolved_path: obj, result_params: params.into_iter().collect() }
+            })
+            .collect();
+        results.push(RequestedPathResult {
+            requested_path: path.clone(),
+            err_code: 0,
+            err_msg: String::new(),
+            resolved_path_results: resolved,
+        });
+    }
+    GetResp { req_path_results: results }
+}
+
+/// Resolves a Controller's path: USP paths always allow `*` (TR-369 §"Path Names"), whatever
+/// the CWMP side's InstanceWildcardsSupported says.
+///
+/// # Errors
+/// 7008 for an empty or badly formed path, 7026 for one the data model does not have.
+pub fn resolve(dev: &Device<'_>, path: &str) -> Result<smallvec::SmallVec<[Target; 1]>, UspErr> {
+    if path.is_empty() || path.contains("..") || path.starts_with('.') || path.contains('[') {
+        // Search expressions (`[Alias=="x"]`) are not supported: 7008 rather than a wrong answer.
+        return Err(UspErr::INVALID_PATH_SYNTAX);
+    }
+    if path.contains('*') {
+        return expand_wildcards(dev, path);
+    }
+    dev.resolve(path).map_err(|_| UspErr::INVALID_PATH)
+}
+
+/// Expands `*` segments over instance numbers by hand, so USP wildcards work even where the
+/// CWMP profile turns InstanceWildcardsSupported off.
+fn expand_wildcards(dev: &Device<'_>, path: &str) -> Result<smallvec::SmallVec<[Target; 1]>, UspErr> {
+    let Some(star) = path.find(".*") else { return Err(UspErr::INVALID_PATH_SYNTAX) };
+    let table_path = &path[..star + 1];
+    let rest = &path[star + 2..];
+    if !(rest.is_empty() || rest.starts_with('.')) {
+        return Err(UspErr::INVALID_PATH_SYNTAX);
+    }
+    let table = match dev.resolve(table_path).map_err(|_| UspErr::INVALID_PATH)?.as_slice() {
+        [Target::Object(loc)] if matches!(dev.model.tree.node(loc.node).kind, NodeKind::Table(_)) => loc.clone(),
+        _ => return Err(UspErr::INVALID_PATH),
+    };
+    let mut out = smallvec::SmallVec::new();
+    for n in dev.instances(table.node, &table.inst) {
+        let concrete = format!("{table_path}{n}{rest}");
+        // An instance lacking what the rest names is skipped, as a wildcard matching nothing is
+        // not an error; a rest no instance could have is (checked below).
+        if let Ok(t) = resolve(dev, &concrete) {
+            out.extend(t);
+        }
+    }
+    if out.is_empty() && !schema_has(dev, path) {
+        return Err(UspErr::INVALID_PATH);
+    }
+    Ok(out)
+}
+
+/// Whether a wildcard path names something in the schema (for wildcards matching no instance).
+pub(super) fn schema_has(dev: &Device<'_>, path: &str) -> bool {
+    // Schema paths name every instance `{i}` (objects keep their trailing dot).
+    let generic: Vec<&str> =
+        path.split('.').map(|s| if s == "*" || (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())) { "{i}" } else { s }).collect();
+    dev.model.tree.by_schema_path(&generic.join(".")).is_some()
+}
+
+/// `Device.DeviceInfo.SerialNumber` → (`Device.DeviceInfo.`, `SerialNumber`).
+fn split_param(full: &str) -> (&str, &str) {
+    match full.rfind('.') {
+        Some(i) => (&full[..=i], &full[i + 1..]),
+        None => ("", full),
+    }
+}
+
+/// How many segments an object path has (`Device.` is 1, `Device.IP.Interface.1.` is 4).
+fn object_depth(obj: &str) -> usize {
+    obj.matches('.').count()
+}
+
+fn failed(path: &str, e: UspErr) -> RequestedPathResult {
+    RequestedPathResult {
+        requested_path: path.to_string(),
+        err_code: e.0,
+        err_msg: e.message().to_string(),
+        resolved_path_results: Vec::new(),
+    }
+}

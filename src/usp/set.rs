@@ -1,0 +1,139 @@
+//! Set (TR-369 §"The Set Message"): parameter writes per object, `allow_partial` and `required`
+//! semantics, per-parameter errors.
+//!
+//! Each parameter is checked and written through the same `model::DeviceMut::spv` the CWMP side
+//! uses (type, range, writability); the all-or-nothing rules of USP are kept by restoring the
+//! CPE's delta when an object (or, without `allow_partial`, the whole Set) fails.
+
+use rusp_lib::usp::mod_SetResp::mod_UpdatedObjectResult::mod_OperationStatus::{OneOfoper_status, OperationFailure, OperationSuccess};
+use rusp_lib::usp::mod_SetResp::mod_UpdatedObjectResult::OperationStatus;
+use rusp_lib::usp::mod_SetResp::{ParameterError, UpdatedInstanceFailure, UpdatedInstanceResult, UpdatedObjectResult};
+use rusp_lib::usp::{Set, SetResp};
+
+use super::get::resolve;
+use super::UspErr;
+use crate::cpe::CpeState;
+use crate::model::device::{ReadFor, SpvEntry, Target};
+use crate::model::tree::Loc;
+use crate::model::Model;
+use crate::time::UnixMillis;
+
+/// A Set that failed as a whole (no `allow_partial`): the Error message's code and its
+/// per-parameter errors (`param_path`, code, message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetFailure {
+    pub err: UspErr,
+    pub param_errs: Vec<(String, UspErr)>,
+}
+
+/// Applies a Set to `cpe`.
+///
+/// # Errors
+/// [`SetFailure`] when `allow_partial` is false and an object failed (an unknown object path, or a
+/// required parameter refused): nothing was changed.
+pub fn set(model: &Model, cpe: &mut CpeState, req: &Set, now: UnixMillis) -> Result<SetResp, SetFailure> {
+    let before_all = cpe.delta.clone();
+    let mut results = Vec::with_capacity(req.update_objs.len());
+    for obj in &req.update_objs {
+        let before_obj = cpe.delta.clone();
+        match set_object(model, cpe, obj, now) {
+            Ok(success) => results.push(UpdatedObjectResult {
+                requested_path: obj.obj_path.clone(),
+                oper_status: Some(OperationStatus { oper_status: OneOfoper_status::oper_success(success) }),
+            }),
+            Err((err, failures)) => {
+                if !req.allow_partial {
+                    cpe.delta = before_all;
+                    let param_errs = failures
+                        .iter()
+                        .flat_map(|f| f.param_errs.iter().map(|p| (format!("{}{}", f.affected_path, p.param), UspErr(p.err_code))))
+                        .collect();
+                    return Err(SetFailure { err, param_errs });
+                }
+                cpe.delta = before_obj;
+                results.push(UpdatedObjectResult {
+                    requested_path: obj.obj_path.clone(),
+                    oper_status: Some(OperationStatus {
+                        oper_status: OneOfoper_status::oper_failure(OperationFailure {
+                            err_code: err.0,
+                            err_msg: err.message().to_string(),
+                            updated_inst_failures: failures,
+                        }),
+                    }),
+                });
+            }
+        }
+    }
+    Ok(SetResp { updated_obj_results: results })
+}
+
+type ObjectFailure = (UspErr, Vec<UpdatedInstanceFailure>);
+
+fn set_object(
+    model: &Model,
+    cpe: &mut CpeState,
+    obj: &rusp_lib::usp::mod_Set::UpdateObject,
+    now: UnixMillis,
+) -> Result<OperationSuccess, ObjectFailure> {
+    let tree = &model.tree;
+    let instances: Vec<Loc> = {
+        let dev = model.device(cpe.id, &cpe.delta, cpe.boot_at, now);
+        match resolve(&dev, &obj.obj_path) {
+            Ok(t) => t
+                .into_iter()
+                .filter_map(|t| match t {
+                    Target::Object(loc) => Some(loc),
+                    Target::Param(_) => None,
+                })
+                .collect(),
+            Err(e) => return Err((e, Vec::new())),
+        }
+    };
+    if instances.is_empty() && !obj.obj_path.contains('*') {
+        return Err((UspErr::OBJECT_DOES_NOT_EXIST, Vec::new()));
+    }
+    // TR-69-style ParameterKey is a CWMP notion: a USP Set keeps the current one.
+    let key = model
+        .well_known
+        .parameter_key
+        .map(|n| model.device(cpe.id, &cpe.delta, cpe.boot_at, now).value_string(&Loc::plain(n), ReadFor::Local))
+        .unwrap_or_default();
+    let mut results = Vec::with_capacity(instances.len());
+    for inst in instances {
+        let affected_path = tree.path_string(&inst);
+        let mut updated_params = std::collections::HashMap::new();
+        let mut param_errs = Vec::new();
+        let mut required_failed: Option<UspErr> = None;
+        for p in &obj.param_settings {
+            let full = format!("{affected_path}{}", p.param);
+            let entry = SpvEntry { name: &full, value: &p.value, xsi_type: None };
+            let outcome = cpe.device_mut(model, now).spv(std::slice::from_ref(&entry), &key);
+            match outcome {
+                Ok(_) => {
+                    let v = model.device(cpe.id, &cpe.delta, cpe.boot_at, now).get(&full).unwrap_or_default();
+                    updated_params.insert(p.param.clone(), v);
+                }
+                Err(fault) => {
+                    let code = fault.params.first().map_or(fault.code, |(_, c)| *c);
+                    let mut err = UspErr::from_fault(code);
+                    if err == UspErr::INVALID_PATH {
+                        // A parameter the object does not have (TR-369: 7010 Unsupported Parameter).
+                        err = UspErr::UNSUPPORTED_PARAMETER;
+                    }
+                    if p.required && required_failed.is_none() {
+                        required_failed = Some(err);
+                    }
+                    param_errs.push(ParameterError { param: p.param.clone(), err_code: err.0, err_msg: err.message().to_string() });
+                }
+            }
+        }
+        if let Some(err) = required_failed {
+            let failure = UpdatedInstanceFailure { affected_path, param_errs };
+            // The first required parameter's error names the failure when it is the only one.
+            let code = if failure.param_errs.len() == 1 { err } else { UspErr::REQUIRED_PARAMETER_FAILED };
+            return Err((code, vec![failure]));
+        }
+        results.push(UpdatedInstanceResult { affected_path, param_errs, updated_params });
+    }
+    Ok(OperationSuccess { updated_inst_results: results })
+}

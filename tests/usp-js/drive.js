@@ -1,0 +1,90 @@
+// A USP Controller no one here wrote: usp-js (npm, iopsys) over MQTT 3.1.1 (mqtt.js) drives one
+// cpe-sim Agent through mosquitto. Run by tests/usp_wire.rs:
+//   USP_PORT=1883 USP_AGENT=os::FEFEFE-FEFEFE000000 USP_CONTROLLER=self::usp-js node drive.js
+// Prints one JSON object with what each message returned; exits 1 on the first unexpected answer.
+"use strict";
+const connect = require("usp-js").default;
+
+const port = Number(process.env.USP_PORT);
+const agent = process.env.USP_AGENT;
+const controller = process.env.USP_CONTROLLER;
+const out = { notifications: [] };
+
+const within = (ms, p, what) =>
+  Promise.race([p, new Promise((_, reject) => setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms))]);
+
+// Resolves with the first notification `pick` accepts (polled; bounded by the caller).
+const notified = (pick) =>
+  new Promise((resolve) => {
+    const look = () => {
+      const n = out.notifications.find(pick);
+      if (n) resolve(n);
+      else setTimeout(look, 20);
+    };
+    look();
+  });
+
+async function main() {
+  const usp = await within(
+    20000,
+    connect({
+      host: "127.0.0.1",
+      port,
+      protocol: "mqtt",
+      toId: agent,
+      fromId: controller,
+      // TR-369 MQTT binding as cpe-sim's Agents use it: the Agent's topic and the Controller's.
+      publishEndpoint: `usp/agent/${agent}`,
+      subscribeEndpoint: `usp/controller/${controller}`,
+      reconnectPeriod: 0,
+    }),
+    "connect"
+  );
+  // Notifications the Agents send carry subscription ID "cpe-sim"; usp-js routes them here.
+  usp.on("cpe-sim", (message, raw) => {
+    const msgId = raw && raw.header && raw.header.msgId;
+    out.notifications.push({ msgId, message });
+    if (msgId) usp._notifyResp("cpe-sim", msgId).catch(() => {});
+  });
+  const t = (what, p) => within(15000, p, what);
+  out.serial = await t("get", usp.get("Device.DeviceInfo.SerialNumber"));
+  out.deviceInfo = await t("get partial", usp.get("Device.DeviceInfo.", { max_depth: 1 }));
+  out.set = await t("set", usp.set("Device.WiFi.SSID.1.SSID", "from-usp-js"));
+  out.ssid = await t("get after set", usp.get("Device.WiFi.SSID.1.SSID"));
+  out.added = await t("add", usp.add("Device.NAT.PortMapping.", { ExternalPort: "8081", Alias: "js" }));
+  const added = Array.isArray(out.added) ? out.added[0] : out.added;
+  out.addedPort = await t("get added", usp.get(`${added}ExternalPort`));
+  out.instances = await t("instances", usp.instances("Device.NAT.PortMapping."));
+  out.deleted = await t("del", usp.del(added));
+  // usp-js routes an asynchronous command's result by subscription; the Agent's
+  // OperationComplete arrives as a "cpe-sim" notification.
+  usp._operate("Device.SelfTestDiagnostics()", "js-1", true).catch(() => {});
+  out.operationComplete = await t("OperationComplete", notified((n) => n.message && n.message.Status === "Complete"));
+  out.proto = await t("supportedProto", usp.supportedProto("1.3"));
+  out.supportedDM = await t("supportedDM", usp.supportedDM("Device.NAT.", { firstLevelOnly: false, returnParams: true }));
+  try {
+    await t("bad get", usp.get("Device.Nope."));
+    out.badPath = "accepted";
+  } catch (e) {
+    out.badPath = e;
+  }
+  try {
+    await t("bad set", usp.set("Device.DeviceInfo.ModelName", "x"));
+    out.readOnly = "accepted";
+  } catch (e) {
+    out.readOnly = e;
+  }
+  out.boot = await t("Boot!", notified((n) => n.message && n.message.eventName === "Boot!"));
+  await usp.disconnect();
+}
+
+main()
+  .then(() => {
+    console.log(JSON.stringify(out));
+    process.exit(0);
+  })
+  .catch((e) => {
+    console.log(JSON.stringify(out));
+    console.error("usp-js controller failed:", e && (e.stack || JSON.stringify(e)));
+    process.exit(1);
+  });

@@ -1,0 +1,304 @@
+//! TR-369 Agents, sans-IO: every Controller message against the example TR-181 profile through
+//! `usp::Agent::handle` (Records in, Records out), with the refusals and drops of bad input.
+//! The same Agents over a real broker are in `usp_wire`.
+
+use std::collections::HashMap;
+
+use cpe_sim::cpe::CpeState;
+use cpe_sim::model::{DeviceId, Model};
+use cpe_sim::time::UnixMillis;
+use cpe_sim::usp::operate::Command;
+use cpe_sim::usp::record::{self, Dropped};
+use cpe_sim::usp::{Agent, EndpointTemplate};
+use rusp_lib::usp::mod_Add::{CreateObject, CreateParamSetting};
+use rusp_lib::usp::mod_Body::OneOfmsg_body;
+use rusp_lib::usp::mod_Header::MsgType;
+use rusp_lib::usp::mod_Request::OneOfreq_type;
+use rusp_lib::usp::mod_Response::OneOfresp_type;
+use rusp_lib::usp::mod_Set::{UpdateObject, UpdateParamSetting};
+use rusp_lib::usp::{Add, Body, Delete, Get, GetInstances, GetSupportedDM, GetSupportedProtocol, Header, Msg, Operate, Request, Set};
+
+use crate::support;
+
+const CTL: &str = "self::test-controller";
+const NOW: UnixMillis = UnixMillis(1_700_000_000_000);
+
+fn agent() -> (Model, Agent) {
+    let model = support::profile("profiles/example-tr181-gateway");
+    let id = EndpointTemplate::compile("os::{oui}-{serial}").unwrap().endpoint_id(&model, DeviceId(0));
+    assert_eq!(id, "os::FEFEFE-FEFEFE000000", "endpoint IDs follow the identity template");
+    let agent = Agent::new(id, CTL.into(), CpeState::new(DeviceId(0), NOW));
+    (model, agent)
+}
+
+fn request(id: &str, req: OneOfreq_type) -> Msg {
+    Msg {
+        header: Some(Header { msg_id: id.into(), msg_type: MsgType::GET }),
+        body: Some(Body { msg_body: OneOfmsg_body::request(Request { req_type: req }) }),
+    }
+}
+
+/// Sends `req` to the Agent and returns its answer: Ok(response) or Err(Error message).
+fn ask(model: &Model, agent: &mut Agent, req: OneOfreq_type) -> Result<OneOfresp_type, rusp_lib::usp::Error> {
+    let bytes = record::seal(&request("m-1", req), CTL, &agent.endpoint_id);
+    let handled = agent.handle(model, &bytes, NOW).expect("a Record for this Agent");
+    let (to, reply) = handled.reply.expect("an answer");
+    assert_eq!(to, CTL);
+    let opened = record::open(&reply, CTL).expect("a Record for the Controller");
+    assert_eq!(opened.from_id, agent.endpoint_id);
+    assert_eq!(opened.msg.header.as_ref().unwrap().msg_id, "m-1", "the answer carries the request's Message ID");
+    match opened.msg.body.unwrap().msg_body {
+        OneOfmsg_body::response(r) => Ok(r.resp_type),
+        OneOfmsg_body::error(e) => Err(e),
+        other => panic!("not an answer: {other:?}"),
+    }
+}
+
+fn get(model: &Model, agent: &mut Agent, paths: &[&str], max_depth: u32) -> rusp_lib::usp::GetResp {
+    match ask(model, agent, OneOfreq_type::get(Get { param_paths: paths.iter().map(|s| s.to_string()).collect(), max_depth })) {
+        Ok(OneOfresp_type::get_resp(r)) => r,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn value(model: &Model, agent: &mut Agent, path: &str) -> String {
+    let r = get(model, agent, &[path], 0);
+    let res = &r.req_path_results[0];
+    assert_eq!(res.err_code, 0, "{path}: {}", res.err_msg);
+    let (obj, name) = path.rsplit_once('.').unwrap();
+    let rp = res.resolved_path_results.iter().find(|r| r.resolved_path == format!("{obj}.")).unwrap();
+    rp.result_params[name].clone()
+}
+
+#[test]
+fn get_full_partial_wildcard_and_depth() {
+    let (model, mut a) = agent();
+    assert_eq!(value(&model, &mut a, "Device.DeviceInfo.SerialNumber"), "FEFEFE000000");
+    // A partial path: every object below, one result per object, names relative to it.
+    let all = get(&model, &mut a, &["Device.DeviceInfo."], 0);
+    let objs: Vec<&str> = all.req_path_results[0].resolved_path_results.iter().map(|r| r.resolved_path.as_str()).collect();
+    assert!(objs.contains(&"Device.DeviceInfo.") && objs.contains(&"Device.DeviceInfo.MemoryStatus."), "{objs:?}");
+    // max_depth 1: only the object's own parameters.
+    let one = get(&model, &mut a, &["Device.DeviceInfo."], 1);
+    let objs: Vec<&str> = one.req_path_results[0].resolved_path_results.iter().map(|r| r.resolved_path.as_str()).collect();
+    assert_eq!(objs, ["Device.DeviceInfo."]);
+    // A wildcard over both SSIDs; a secret reads back empty.
+    let w = get(&model, &mut a, &["Device.WiFi.SSID.*.Alias", "Device.ManagementServer.Password"], 0);
+    let aliases: Vec<&String> = w.req_path_results[0].resolved_path_results.iter().map(|r| &r.result_params["Alias"]).collect();
+    assert_eq!(aliases, ["cpe-ssid1", "cpe-ssid2"]);
+    assert_eq!(w.req_path_results[1].resolved_path_results[0].result_params["Password"], "");
+    // An unknown path fails alone with 7026; a malformed one with 7008.
+    let bad = get(&model, &mut a, &["Device.Nope.", "Device.DeviceInfo.ModelName", "Device..X", "Device.WiFi.SSID.9.Alias"], 0);
+    let codes: Vec<u32> = bad.req_path_results.iter().map(|r| r.err_code).collect();
+    assert_eq!(codes, [7026, 0, 7008, 7026]);
+}
+
+/// (parameter, value, required)
+type Setting<'a> = (&'a str, &'a str, bool);
+
+fn set(objs: &[(&str, &[Setting<'_>])], allow_partial: bool) -> OneOfreq_type {
+    OneOfreq_type::set(Set {
+        allow_partial,
+        update_objs: objs
+            .iter()
+            .map(|(path, params)| UpdateObject {
+                obj_path: path.to_string(),
+                param_settings: params
+                    .iter()
+                    .map(|(p, v, r)| UpdateParamSetting { param: p.to_string(), value: v.to_string(), required: *r })
+                    .collect(),
+            })
+            .collect(),
+    })
+}
+
+#[test]
+fn set_allow_partial_required_and_per_parameter_errors() {
+    let (model, mut a) = agent();
+    // Without allow_partial a required failure fails the whole Set: nothing changes.
+    let err = ask(
+        &model,
+        &mut a,
+        set(&[("Device.WiFi.SSID.1.", &[("SSID", "new", true)]), ("Device.Time.", &[("Enable", "maybe", true)])], false),
+    )
+    .unwrap_err();
+    // The model reads a non-boolean for a boolean as a bad value (CWMP 9007): 7012.
+    assert_eq!(err.err_code, 7012, "{err:?}");
+    assert_eq!(err.param_errs[0].param_path, "Device.Time.Enable");
+    assert_eq!(value(&model, &mut a, "Device.WiFi.SSID.1.SSID"), "cpe-sim-FEFEFE000000");
+    // With allow_partial the good object is written and the bad one reported.
+    let Ok(OneOfresp_type::set_resp(r)) = ask(
+        &model,
+        &mut a,
+        set(&[("Device.WiFi.SSID.1.", &[("SSID", "new", true)]), ("Device.DeviceInfo.", &[("ModelName", "x", true)])], true),
+    ) else {
+        panic!()
+    };
+    use rusp_lib::usp::mod_SetResp::mod_UpdatedObjectResult::mod_OperationStatus::OneOfoper_status as S;
+    let statuses: Vec<&S> = r.updated_obj_results.iter().map(|o| &o.oper_status.as_ref().unwrap().oper_status).collect();
+    assert!(matches!(statuses[0], S::oper_success(s) if s.updated_inst_results[0].updated_params["SSID"] == "new"));
+    assert!(matches!(statuses[1], S::oper_failure(f) if f.err_code == 7013));
+    assert_eq!(value(&model, &mut a, "Device.WiFi.SSID.1.SSID"), "new");
+    // A non-required failure is a per-parameter error of a successful object.
+    let Ok(OneOfresp_type::set_resp(r)) =
+        ask(&model, &mut a, set(&[("Device.WiFi.SSID.*.", &[("Enable", "false", true), ("Bogus", "1", false)])], false))
+    else {
+        panic!()
+    };
+    let S::oper_success(s) = &r.updated_obj_results[0].oper_status.as_ref().unwrap().oper_status else { panic!() };
+    assert_eq!(s.updated_inst_results.len(), 2, "the wildcard updated both SSIDs");
+    assert_eq!(s.updated_inst_results[0].param_errs[0].err_code, 7010);
+    // An unknown object: 7026.
+    assert_eq!(ask(&model, &mut a, set(&[("Device.Nope.", &[("X", "1", true)])], false)).unwrap_err().err_code, 7026);
+    // An out-of-range value: 7012.
+    assert_eq!(
+        ask(&model, &mut a, set(&[("Device.ManagementServer.", &[("PeriodicInformInterval", "0", true)])], false)).unwrap_err().err_code,
+        7012
+    );
+}
+
+fn add(path: &str, params: &[(&str, &str, bool)], allow_partial: bool) -> OneOfreq_type {
+    OneOfreq_type::add(Add {
+        allow_partial,
+        create_objs: vec![CreateObject {
+            obj_path: path.into(),
+            param_settings: params
+                .iter()
+                .map(|(p, v, r)| CreateParamSetting { param: p.to_string(), value: v.to_string(), required: *r })
+                .collect(),
+        }],
+    })
+}
+
+#[test]
+fn add_and_delete_instances() {
+    let (model, mut a) = agent();
+    let bytes = record::seal(
+        &request("m-1", add("Device.NAT.PortMapping.", &[("ExternalPort", "8080", true), ("Alias", "web", true)], false)),
+        CTL,
+        &a.endpoint_id,
+    );
+    let h = a.handle(&model, &bytes, NOW).unwrap();
+    assert_eq!(h.changed.created, ["Device.NAT.PortMapping.1."], "an ObjectCreation is owed");
+    let opened = record::open(&h.reply.unwrap().1, CTL).unwrap();
+    let OneOfmsg_body::response(r) = opened.msg.body.unwrap().msg_body else { panic!() };
+    let OneOfresp_type::add_resp(r) = r.resp_type else { panic!() };
+    use rusp_lib::usp::mod_AddResp::mod_CreatedObjectResult::mod_OperationStatus::OneOfoper_status as A;
+    let A::oper_success(s) = &r.created_obj_results[0].oper_status.as_ref().unwrap().oper_status else { panic!() };
+    assert_eq!(s.instantiated_path, "Device.NAT.PortMapping.1.");
+    assert_eq!(s.unique_keys["Alias"], "web");
+    assert_eq!(value(&model, &mut a, "Device.NAT.PortMapping.1.ExternalPort"), "8080");
+    // A required parameter that fails undoes the creation.
+    assert_eq!(ask(&model, &mut a, add("Device.NAT.PortMapping.", &[("ExternalPort", "70000", true)], false)).unwrap_err().err_code, 7012);
+    let inst = ask(
+        &model,
+        &mut a,
+        OneOfreq_type::get_instances(GetInstances { obj_paths: vec!["Device.NAT.PortMapping.".into()], first_level_only: true }),
+    );
+    let Ok(OneOfresp_type::get_instances_resp(inst)) = inst else { panic!() };
+    assert_eq!(inst.req_path_results[0].curr_insts.len(), 1);
+    // Refusals: not a table, not creatable, unknown.
+    assert_eq!(ask(&model, &mut a, add("Device.DeviceInfo.", &[], false)).unwrap_err().err_code, 7018);
+    assert_eq!(ask(&model, &mut a, add("Device.WiFi.SSID.", &[], false)).unwrap_err().err_code, 7019);
+    assert_eq!(ask(&model, &mut a, add("Device.Nope.", &[], false)).unwrap_err().err_code, 7026);
+    // Delete: the instance goes; deleting it again succeeds with nothing affected.
+    let del =
+        |paths: &[&str]| OneOfreq_type::delete(Delete { allow_partial: false, obj_paths: paths.iter().map(|s| s.to_string()).collect() });
+    let bytes = record::seal(&request("m-1", del(&["Device.NAT.PortMapping.1."])), CTL, &a.endpoint_id);
+    let h = a.handle(&model, &bytes, NOW).unwrap();
+    assert_eq!(h.changed.deleted, ["Device.NAT.PortMapping.1."]);
+    let Ok(OneOfresp_type::delete_resp(r)) = ask(&model, &mut a, del(&["Device.NAT.PortMapping.1."])) else { panic!() };
+    use rusp_lib::usp::mod_DeleteResp::mod_DeletedObjectResult::mod_OperationStatus::OneOfoper_status as D;
+    assert!(
+        matches!(&r.deleted_obj_results[0].oper_status.as_ref().unwrap().oper_status, D::oper_success(s) if s.affected_paths.is_empty())
+    );
+    assert_eq!(ask(&model, &mut a, del(&["Device.Nope.1."])).unwrap_err().err_code, 7026);
+    assert_eq!(ask(&model, &mut a, del(&["Device.WiFi.SSID.1."])).unwrap_err().err_code, 7024);
+}
+
+#[test]
+fn operate_discovery_and_protocol() {
+    let (model, mut a) = agent();
+    let op = |cmd: &str| {
+        OneOfreq_type::operate(Operate { command: cmd.into(), command_key: "ck".into(), send_resp: true, input_args: HashMap::new() })
+    };
+    let bytes = record::seal(&request("m-1", op("Device.Reboot()")), CTL, &a.endpoint_id);
+    let h = a.handle(&model, &bytes, NOW).unwrap();
+    assert_eq!(h.accepted.as_ref().map(|x| x.command), Some(Command::Reboot));
+    assert!(h.reply.is_some());
+    let Ok(OneOfresp_type::operate_resp(r)) = ask(&model, &mut a, op("Device.SelfTestDiagnostics()")) else { panic!() };
+    use rusp_lib::usp::mod_OperateResp::mod_OperationResult::OneOfoperation_resp as O;
+    assert!(matches!(&r.operation_results[0].operation_resp, O::req_obj_path(p) if p.starts_with("Device.LocalAgent.Request.")));
+    assert_eq!(ask(&model, &mut a, op("Device.Explode()")).unwrap_err().err_code, 7026);
+    // Operate without send_resp: carried out, not answered.
+    let quiet = OneOfreq_type::operate(Operate {
+        command: "Device.FactoryReset()".into(),
+        command_key: String::new(),
+        send_resp: false,
+        input_args: HashMap::new(),
+    });
+    let h = a.handle(&model, &record::seal(&request("m-2", quiet), CTL, &a.endpoint_id), NOW).unwrap();
+    assert!(h.reply.is_none());
+    assert_eq!(h.accepted.map(|x| x.command), Some(Command::FactoryReset));
+
+    let gsdm = OneOfreq_type::get_supported_dm(GetSupportedDM {
+        obj_paths: vec!["Device.".into(), "Device.NAT.".into(), "Device.Nope.".into()],
+        first_level_only: false,
+        return_commands: true,
+        return_events: true,
+        return_params: true,
+        return_unique_key_sets: false,
+    });
+    let Ok(OneOfresp_type::get_supported_dm_resp(r)) = ask(&model, &mut a, gsdm) else { panic!() };
+    let root = &r.req_obj_results[0].supported_objs[0];
+    assert_eq!(root.supported_obj_path, "Device.");
+    assert!(root.supported_commands.iter().any(|c| c.command_name == "Reboot()"));
+    assert!(root.supported_events.iter().any(|e| e.event_name == "Boot!"));
+    let pm = r.req_obj_results[1].supported_objs.iter().find(|o| o.supported_obj_path == "Device.NAT.PortMapping.{i}.").unwrap();
+    assert!(pm.is_multi_instance);
+    assert!(pm.supported_params.iter().any(|p| p.param_name == "ExternalPort"));
+    assert_eq!(r.req_obj_results[2].err_code, 7026);
+
+    let Ok(OneOfresp_type::get_supported_protocol_resp(p)) = ask(
+        &model,
+        &mut a,
+        OneOfreq_type::get_supported_protocol(GetSupportedProtocol { controller_supported_protocol_versions: "1.3".into() }),
+    ) else {
+        panic!()
+    };
+    assert!(p.agent_supported_protocol_versions.contains("1.3"));
+}
+
+#[test]
+fn bad_input_is_refused_or_dropped_never_a_panic() {
+    let (model, mut a) = agent();
+    let get = || OneOfreq_type::get(Get { param_paths: vec!["Device.".into()], max_depth: 0 });
+    // Another endpoint's Record, garbage, an empty Msg: dropped and named.
+    let other = record::seal(&request("m", get()), CTL, "os::FEFEFE-OTHER");
+    assert_eq!(a.handle(&model, &other, NOW).unwrap_err(), Dropped::WrongEndpoint);
+    assert_eq!(a.handle(&model, b"\x0a\xff\xff", NOW).unwrap_err(), Dropped::MalformedRecord);
+    assert_eq!(a.handle(&model, &record::seal_payload(vec![0x12, 0x00], CTL, &a.endpoint_id), NOW).unwrap_err(), Dropped::MalformedMsg);
+    // Messages an Agent is not asked: 7001.
+    let notify = OneOfreq_type::notify(cpe_sim::usp::notify::periodic("Device"));
+    assert_eq!(ask(&model, &mut a, notify).unwrap_err().err_code, 7001);
+    // Every prefix and a spread of mutations of a real Record: never a panic.
+    let good = record::seal(&request("m", get()), CTL, &a.endpoint_id);
+    for n in 0..good.len() {
+        let _ = a.handle(&model, &good[..n], NOW);
+        let mut m = good.clone();
+        m[n] ^= 0xa5;
+        let _ = a.handle(&model, &m, NOW);
+    }
+    // A NotifyResp from the Controller answers the Agent's own Notify.
+    let (id, _) = a.notify(cpe_sim::usp::notify::periodic("Device"));
+    let resp = Msg {
+        header: Some(Header { msg_id: id.clone(), msg_type: MsgType::NOTIFY_RESP }),
+        body: Some(Body {
+            msg_body: OneOfmsg_body::response(rusp_lib::usp::Response {
+                resp_type: OneOfresp_type::notify_resp(rusp_lib::usp::NotifyResp { subscription_id: "cpe-sim".into() }),
+            }),
+        }),
+    };
+    let h = a.handle(&model, &record::seal(&resp, CTL, &a.endpoint_id), NOW).unwrap();
+    assert_eq!(h.answered, Some((id, None)));
+}
