@@ -196,7 +196,11 @@ pub fn validate(args: &RunArgs, sweep: Option<SweepFlags<'_>>) -> Result<Checked
             return Err(usage(
                 "--boot-rate",
                 r,
-                format!("boots the last of {} CPEs after {}; must be at least {least:.6} CPEs per second", args.cpes, show(MAX_DURATION)),
+                format!(
+                    "boots the last of {} CPEs after {last:.3e} s, beyond {}; must be at least {least:.3e} CPEs per second",
+                    args.cpes,
+                    show(MAX_DURATION)
+                ),
             ));
         }
     }
@@ -302,10 +306,14 @@ fn parse_start_at(text: &str, now: UnixMillis) -> Result<UnixMillis, UsageError>
     Ok(UnixMillis(ms))
 }
 
-/// The flags of one slice's run: `--first-index` and `--cpes` narrowed to the slice's range.
+/// The flags of one slice's run: `--first-index` and `--cpes` narrowed to the slice's range, and
+/// `--boot-rate` to the slice's share of it.
 pub fn sliced(args: &RunArgs, slice: Slice) -> RunArgs {
     let r = slice.of(args.first_index, args.cpes);
-    RunArgs { first_index: r.start, cpes: r.end - r.start, ..args.clone() }
+    let cpes = r.end - r.start;
+    // A fleet-wide boot rate is shared: N slices together boot at the rate asked for.
+    let boot_rate = args.boot_rate.map(|b| Slice::rate_share(b, cpes, args.cpes));
+    RunArgs { first_index: r.start, cpes, boot_rate, ..args.clone() }
 }
 
 /// Largest `--time-scale`.
@@ -556,6 +564,9 @@ mod tests {
         assert!(refused(&["--transfer-timeout", "0"]).starts_with("--transfer-timeout 0s: must be greater than 0s"));
         assert!(refused(&["--transfer-timeout", "9000h"]).starts_with("--transfer-timeout 9000h: must be greater than 0s and at most"));
         assert!(refused(&["--boot-rate", "0.00000001", "--cpes", "2"]).starts_with("--boot-rate 0.00000001: boots the last of 2 CPEs"));
+        // The time and the floor are shown as they are, not rounded to 8760h and 0.000000.
+        let e = refused(&["--boot-rate", "1e-9", "--cpes", "5"]);
+        assert!(e.contains("after 4.000e9 s, beyond 8760h") && e.contains("at least 1.268e-7 CPEs per second"), "{e}");
         assert!(refused(&["--boot-rate", "1e-300", "--cpes", "3"]).starts_with("--boot-rate"));
         assert!(refused(&["--duration", "0s"]).starts_with("--duration 0s:"));
         assert!(refused(&["--inform-interval", "0s"]).starts_with("--inform-interval 0s: must be 1s"));
@@ -667,6 +678,9 @@ mod tests {
         let slice = check_slice(&args, None).unwrap();
         let one = sliced(&args, slice);
         assert_eq!((one.first_index, one.cpes), (106, 4));
+        // A fleet-wide boot rate is shared by the slices.
+        let args = run_args(&["--cpes", "40", "--boot-rate", "10", "--slice", "0/2"]);
+        assert_eq!(sliced(&args, check_slice(&args, None).unwrap()).boot_rate, Some(5.0));
         // The flag wins over the Job's index.
         let args = run_args(&["--cpes", "10", "--slice", "0/2", "--slices", "5"]);
         assert_eq!(check_slice(&args, Some("4")).unwrap(), Slice::new(0, 2).unwrap());

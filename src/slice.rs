@@ -106,6 +106,16 @@ impl Slice {
         &items[r.start as usize..r.end as usize]
     }
 
+    /// This slice's share of a fleet-wide rate (`--boot-rate`, CPEs per second): `rate` × the
+    /// slice's `part` of `whole` CPEs, so N slices together boot at the rate asked for, not N
+    /// times it (`whole` 0: the rate unchanged).
+    pub fn rate_share(rate: f64, part: u32, whole: u32) -> f64 {
+        if whole == 0 {
+            return rate;
+        }
+        rate * f64::from(part) / f64::from(whole)
+    }
+
     /// Whether this is the whole fleet (`0/1`).
     pub fn is_whole(self) -> bool {
         self.count == 1
@@ -150,6 +160,15 @@ mod tests {
         assert!(sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1);
         assert_eq!(Slice::new(0, 3).unwrap().of(10, 10), 10..13);
         assert_eq!(Slice::new(2, 3).unwrap().of(10, 10), 16..20);
+    }
+
+    #[test]
+    fn slices_share_a_fleet_wide_rate() {
+        // 40 CPEs at 10/s in two slices of 20: each boots at 5/s, together 10/s.
+        assert_eq!(Slice::rate_share(10.0, 20, 40), 5.0);
+        let parts: f64 = (0..3).map(|k| Slice::rate_share(9.0, Slice::new(k, 3).unwrap().of(0, 31).len() as u32, 31)).sum();
+        assert!((parts - 9.0).abs() < 1e-9, "{parts}");
+        assert_eq!(Slice::rate_share(7.0, 0, 0), 7.0);
     }
 
     #[test]

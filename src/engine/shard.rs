@@ -230,11 +230,7 @@ impl<'p> Shard<'p> {
             self.agendas[k as usize] = Agenda::boot_at(boot);
             if plan.state.is_some() {
                 // A test the CPE was running when the simulator stopped runs again after boot.
-                for run in
-                    crate::cpe::diagnostics::resume(plan.model_for(self.cpes[k as usize].id), &self.cpes[k as usize], UnixMillis(boot))
-                {
-                    self.agendas[k as usize].defer_diagnostic(run, boot);
-                }
+                self.rerun_diagnostics(k, boot);
             }
             self.rearm(k);
         }
@@ -391,7 +387,7 @@ impl<'p> Shard<'p> {
             CpeMsg::Wake { index } => {
                 let Some(k) = self.local(index) else { return };
                 if self.phases.dark {
-                    // Dark in an outage: nothing reaches it.
+                    // Dark in an outage: nothing reaches it (see `wake`).
                     return;
                 }
                 if self.busy.get(k) {
@@ -401,7 +397,7 @@ impl<'p> Shard<'p> {
                         let _g = self.span(&self.cpes[k as usize]).entered();
                         info!("connection request: starting a session");
                     }
-                    self.agendas[k as usize].on_wake(&mut self.cpes[k as usize], Wake::ConnectionRequest, now);
+                    self.wake(k, Wake::ConnectionRequest, now);
                     self.rearm(k);
                 }
             }
@@ -412,6 +408,11 @@ impl<'p> Shard<'p> {
                 };
                 if self.busy.get(k) {
                     let _ = msg.refuse_busy();
+                    return;
+                }
+                if self.phases.dark && matches!(msg, CpeMsg::SetLocal { .. }) {
+                    // Powered off in a scenario's outage: nothing changes on it, nothing informs.
+                    let _ = msg.refuse(crate::owners::Refusal::new(503, "the CPE is dark (a scenario's outage); retry after it"));
                     return;
                 }
                 let model = self.plan.model_for(self.cpes[k as usize].id).clone();
@@ -432,7 +433,7 @@ impl<'p> Shard<'p> {
                             self.reindex_user(k);
                         }
                         if result == Ok(crate::owners::Notify::Active) {
-                            self.agendas[k as usize].on_wake(&mut self.cpes[k as usize], Wake::ValueChange, now);
+                            self.wake(k, Wake::ValueChange, now);
                             self.rearm(k);
                         }
                         let _ = reply.send(result);
@@ -761,6 +762,32 @@ impl<'p> Shard<'p> {
         next
     }
 
+    /// After CPE `k` boots at `at` (a resumed `--state-dir`, or a power cycle in a scenario): a
+    /// diagnostic test it had requested or running runs again (a restart loses the test, not
+    /// the request). The one rule for every restart.
+    fn rerun_diagnostics(&mut self, k: u32, at: u64) {
+        let plan = self.plan;
+        let cpe = &self.cpes[k as usize];
+        for run in crate::cpe::diagnostics::resume(plan.model_for(cpe.id), cpe, UnixMillis(at)) {
+            self.agendas[k as usize].defer_diagnostic(run, at);
+        }
+    }
+
+    /// Wakes CPE `k` at `at` (a Connection Request, an active notification): the one place a
+    /// wake reaches an agenda, so a CPE dark in a scenario's outage is never woken.
+    fn wake(&mut self, k: u32, kind: Wake, at: u64) {
+        if self.phases.dark {
+            return;
+        }
+        self.agendas[k as usize].on_wake(&mut self.cpes[k as usize], kind, at);
+    }
+
+    /// CPE `k` powers on at `now` and informs at `at` (`1 BOOT`).
+    fn power_on(&mut self, k: u32, now: u64, at: u64) {
+        self.agendas[k as usize].power_on(&mut self.cpes[k as usize], now, at);
+        self.rerun_diagnostics(k, at.max(now));
+    }
+
     /// An outage begins: no session starts (queued ones are dropped), idle CPEs plan nothing;
     /// CPEs in a session finish it and then go dark.
     fn go_dark(&mut self) {
@@ -788,7 +815,7 @@ impl<'p> Shard<'p> {
                 continue;
             }
             let at = now.saturating_add(phase::wave_offset_ms(spread, self.rank(k), self.plan.cpes));
-            self.agendas[k as usize].power_on(&mut self.cpes[k as usize], now, at);
+            self.power_on(k, now, at);
             self.rearm(k);
         }
     }
@@ -802,13 +829,13 @@ impl<'p> Shard<'p> {
         match &plan.timeline.phases[phase].kind {
             PhaseKind::Outage { .. } | PhaseKind::RebootWave { .. } => {
                 debug!(cpe_id = %cpe.id, phase = %plan.timeline.phases[phase].name, "power cycle (1 BOOT)");
-                self.agendas[k as usize].power_on(cpe, now, now);
+                self.power_on(k, now, now);
             }
             PhaseKind::ValueChangeWave { parameter, value, .. } => {
                 let model = plan.model_for(cpe.id).clone();
                 let path = phase::under_root(parameter, model.tree.root_name()).into_owned();
                 match crate::owners::answer::set_local(&model, cpe, &[(path, value.clone())], UnixMillis(now)) {
-                    Ok(crate::owners::Notify::Active) => self.agendas[k as usize].on_wake(cpe, Wake::ValueChange, now),
+                    Ok(crate::owners::Notify::Active) => self.wake(k, Wake::ValueChange, now),
                     Ok(_) => {}
                     Err(r) => debug!(cpe_id = %cpe.id, parameter = %parameter, "value-change wave refused: {}", r.reason),
                 }
@@ -889,11 +916,7 @@ impl<'p> Shard<'p> {
             if plan.verbose {
                 info!("connection request during the session: another session follows");
             }
-            self.agendas[k as usize].on_wake(
-                &mut self.cpes[k as usize],
-                Wake::ConnectionRequest,
-                now + crate::cpe::agenda::FOLLOW_UP_GAP_MS,
-            );
+            self.wake(k, Wake::ConnectionRequest, now + crate::cpe::agenda::FOLLOW_UP_GAP_MS);
         }
         let replan = self.replan.get(k);
         self.replan.set(k, false);
