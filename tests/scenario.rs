@@ -559,3 +559,65 @@ fn slices_of_a_scenario_hold_a_part_of_every_fleet_and_of_the_sources() {
     assert!(err.contains("4 source addresses cannot be cut into 5 disjoint parts"), "{err}");
     acs.stop();
 }
+
+/// A power cycle (here a reboot wave right after the bootstrap session that requested an IPPing)
+/// loses the running test, not the request: after its `1 BOOT` the CPE runs the test again and
+/// reports `8 DIAGNOSTICS COMPLETE`, as a CPE resumed from `--state-dir` does.
+#[test]
+fn a_power_cycle_reruns_a_requested_diagnostic() {
+    let _turn = one_child_fleet();
+    let ipping = "<cwmp:SetParameterValues><ParameterList soap-enc:arrayType=\"cwmp:ParameterValueStruct[3]\">\
+        <ParameterValueStruct><Name>Device.IP.Diagnostics.IPPing.Host</Name><Value xsi:type=\"xsd:string\">127.0.0.1</Value></ParameterValueStruct>\
+        <ParameterValueStruct><Name>Device.IP.Diagnostics.IPPing.NumberOfRepetitions</Name><Value xsi:type=\"xsd:unsignedInt\">2</Value></ParameterValueStruct>\
+        <ParameterValueStruct><Name>Device.IP.Diagnostics.IPPing.DiagnosticsState</Name><Value xsi:type=\"xsd:string\">Requested</Value></ParameterValueStruct>\
+        </ParameterList><ParameterKey>diag</ParameterKey></cwmp:SetParameterValues>";
+    let acs = Acs::start(crate::engine::scripted(move |s| match s.n {
+        0 => crate::engine::ok(s, vec![crate::engine::rpc("spv", ipping)]),
+        _ => crate::engine::ok(s, vec![]),
+    }));
+    let yaml = "fleets:\n  - name: a\n    profile: {repo}/profiles/example-tr181-gateway\n    count: 1\nrun:\n  duration: 1h\nphases:\n  - boot: {spread: 1ms}\n  - reboot_wave: {share: 1, over: 1ms}\n  - periodic: {multiplier: 1, duration: 1h}\n";
+    let (plan, hand, _) = scenario_plan("diag-power-cycle", &yaml.replace("{repo}", &repo(".").display().to_string()), acs.url());
+    let run = start(plan, None, Vec::new());
+    // The bootstrap (which requests the test), then the power cycle's 1 BOOT once the wave's
+    // millisecond has passed.
+    settle(&run, &acs, 1, "the bootstrap");
+    hand.advance(Duration::from_millis(5));
+    settle(&run, &acs, 2, "the power cycle");
+    assert_eq!(acs.informs()[1].1, ["1 BOOT"]);
+    // The rerun test ends at its own time on the virtual clock.
+    hand.advance(Duration::from_secs(120));
+    settle(&run, &acs, 3, "the rerun test's report");
+    assert_eq!(acs.informs()[2].1, ["8 DIAGNOSTICS COMPLETE"]);
+    run.finish();
+}
+
+/// During an outage a CPE is dark: a Connection Request wakes nothing and a local change is
+/// refused (503), so no `6 CONNECTION REQUEST` or `4 VALUE CHANGE` session reaches the ACS
+/// before the power comes back.
+#[test]
+fn a_dark_cpe_is_woken_by_nothing() {
+    use cpe_sim::owners::{CpeMsg, Owners};
+    let _turn = one_child_fleet();
+    let acs = Acs::start(|req, _| cpe_sim_test_reply(req));
+    let yaml = "run:\n  cpes: 1\n  duration: 1h\nphases:\n  - boot: {spread: 1ms}\n  - outage: {duration: 10m}\n  - periodic: {multiplier: 1, duration: 1h}\n";
+    let (plan, hand, _) = scenario_plan("dark", yaml, acs.url());
+    let (owners, receivers) = Owners::channels(0, 1, 2);
+    let run = start(plan, None, receivers);
+    settle(&run, &acs, 1, "the bootstrap");
+    hand.advance(Duration::from_secs(1));
+    std::thread::sleep(GRACE);
+    let owner = owners.owner(0).unwrap();
+    owner.send(CpeMsg::Wake { index: 0 }).unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let params = vec![("Device.DeviceInfo.ProvisioningCode".to_string(), "lab-7".to_string())];
+    owner.send(CpeMsg::SetLocal { index: 0, params, reply: tx }).unwrap();
+    let refused = rx.blocking_recv().expect("the owner answers").expect_err("a dark CPE refuses local changes");
+    assert_eq!(refused.status, 503, "{}", refused.reason);
+    std::thread::sleep(GRACE);
+    assert_eq!(acs.informs().len(), 1, "nothing informed while dark: {:?}", acs.informs());
+    // The power comes back: 1 BOOT.
+    hand.advance(Duration::from_secs(600));
+    settle(&run, &acs, 2, "the power coming back");
+    assert!(acs.informs()[1].1.contains(&"1 BOOT".to_string()), "{:?}", acs.informs());
+    run.finish();
+}
