@@ -85,6 +85,26 @@ const FORCED_INFORM: &[&str] = &[
     "ManagementServer.AliasBasedAddressing",
 ];
 
+/// Longest parameter or object path a file may hold, in characters: CWMP carries parameter names
+/// as string(256) (TR-069 Amd 6, A.3.2.1). Longer paths are refused as the rows are read, which
+/// also bounds the work per row (every prefix of a path is looked at).
+pub const MAX_PATH_CHARS: usize = 256;
+
+/// Refuses a path longer than [`MAX_PATH_CHARS`]; the reason shows its start only.
+///
+/// # Errors
+/// The reason, naming the limit.
+pub fn check_path_len(path: &str) -> Result<(), String> {
+    let len = path.trim().chars().count();
+    if len <= MAX_PATH_CHARS {
+        return Ok(());
+    }
+    let start: String = path.trim().chars().take(60).collect();
+    Err(format!(
+        "the path `{start}…` is {len} characters long; parameter and object paths are at most {MAX_PATH_CHARS} characters (CWMP string(256))"
+    ))
+}
+
 fn is_number(seg: &str) -> bool {
     !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit())
 }
