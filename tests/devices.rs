@@ -270,3 +270,19 @@ fn a_path_longer_than_cwmp_allows_is_refused_as_the_row_is_read() {
     std::fs::remove_dir_all(&dir).ok();
     m.unwrap_or_else(|e| panic!("{e}"));
 }
+
+#[test]
+fn a_named_object_under_a_table_is_refused_naming_the_rule_and_both_rows() {
+    for (tag, rows) in [
+        ("named-after", "Device.A.1.Q,false,false,1,xsd:string\nDevice.A.B,false,false,1,xsd:string\n"),
+        ("named-first", "Device.A.B,false,false,1,xsd:string\nDevice.A.1.Q,false,false,1,xsd:string\n"),
+    ] {
+        let (file, e) = import_error(tag, "model.csv", &format!("Parameter,Object,Writable,Value,Value type\n{rows}"));
+        let (table_line, named_line) = if tag == "named-after" { (2, 3) } else { (3, 2) };
+        let want = format!(
+            "key `line {named_line}`: `Device.A` is a table (line {table_line} has `Device.A.1.Q`): `Device.A.B` must be under an instance"
+        );
+        assert!(e.contains(&file.display().to_string()) && e.contains(&want), "{tag}: {e}");
+        assert!(!e.contains("no empty segments"), "{e}");
+    }
+}
