@@ -163,6 +163,16 @@ fn every_error_names_file_line_key_and_what_is_allowed() {
     assert!(line == Some(4) && key == "thresholds[1]" && m.contains("`<1` is not a number"), "{m}");
     let (_, key, m) = refused("sources-bad", "sources: 10.0.0.0/8\n");
     assert!(key == "sources" && m.contains("more than 1024"), "{m}");
+    // A phase of no time (it used to be refused as "phases need a run that lasts").
+    for (kind, phase) in [
+        ("periodic", "periodic: {multiplier: 0.1, duration: 0s}"),
+        ("ramp", "ramp: {from: 1, to: 2, duration: 0s}"),
+        ("outage", "outage: {duration: 0ms}"),
+    ] {
+        let (line, key, m) = refused(&format!("zero-{kind}"), &format!("name: z\nphases:\n  - {phase}\n"));
+        assert_eq!((line, key.as_str()), (Some(3), format!("phases[0].{kind}.duration").as_str()), "{m}");
+        assert!(m.contains("must be greater than 0") && !m.contains("run that lasts"), "{m}");
+    }
     // A phase with no kind or two kinds, and a boot phase that is not first.
     let (line, key, m) = refused("two-kinds", "phases:\n  - outage: {duration: 1s}\n    reboot_wave: {share: 0.1, over: 1s}\n");
     assert_eq!((line, key.as_str()), (Some(2), "phases"), "{m}");

@@ -110,7 +110,10 @@ pub fn prepare(path: &Path, time_scale: f64, args: &mut RunArgs, given: Given<'_
         match msg.split_once(": ") {
             Some((key, reason)) if !key.contains(' ') => {
                 // A value check names its field first ("share `1.5` must …"): the key gets it too.
-                let field = reason.split_once(" `").map(|(f, _)| f).filter(|f| ["share", "oui", "serial", "rate", "backlog"].contains(f));
+                let field = reason
+                    .split_once(" `")
+                    .map(|(f, _)| f)
+                    .filter(|f| ["share", "oui", "serial", "rate", "backlog", "duration"].contains(f));
                 let key = match field {
                     Some(f) if !key.ends_with(f) => format!("{key}.{f}"),
                     _ => key.to_string(),

@@ -227,7 +227,7 @@ struct BootYaml {
 struct PeriodicYaml {
     #[serde(deserialize_with = "multiplier_req")]
     multiplier: f64,
-    #[serde(deserialize_with = "duration_req")]
+    #[serde(deserialize_with = "phase_duration")]
     duration: Duration,
 }
 
@@ -238,14 +238,14 @@ struct RampYaml {
     from: f64,
     #[serde(deserialize_with = "multiplier_req")]
     to: f64,
-    #[serde(deserialize_with = "duration_req")]
+    #[serde(deserialize_with = "phase_duration")]
     duration: Duration,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct OutageYaml {
-    #[serde(deserialize_with = "duration_req")]
+    #[serde(deserialize_with = "phase_duration")]
     duration: Duration,
     /// The power-on storm's spread (default 0s: every CPE at once).
     #[serde(default, deserialize_with = "duration")]
@@ -341,6 +341,16 @@ fn duration_req<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let v = crate::cli::parse_duration(&t).map_err(de::Error::custom)?;
     if v > crate::plan::MAX_DURATION {
         return Err(de::Error::custom(format!("`{t}` is longer than 8760h")));
+    }
+    Ok(v)
+}
+
+/// A phase's `duration`: a phase of no time would end before it began.
+fn phase_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let t = text(d)?;
+    let v = crate::cli::parse_duration(&t).map_err(de::Error::custom)?;
+    if v.is_zero() || v > crate::plan::MAX_DURATION {
+        return Err(de::Error::custom(format!("duration `{t}` must be greater than 0 and at most 8760h")));
     }
     Ok(v)
 }
