@@ -163,6 +163,11 @@ fn every_error_names_file_line_key_and_what_is_allowed() {
     assert!(line == Some(4) && key == "thresholds[1]" && m.contains("`<1` is not a number"), "{m}");
     let (_, key, m) = refused("sources-bad", "sources: 10.0.0.0/8\n");
     assert!(key == "sources" && m.contains("more than 1024"), "{m}");
+    // Settings for an embedded ACS that does not run (the file gives endpoints).
+    let (line, key, m) =
+        refused("embedded-and-endpoints", "name: e\nacs:\n  endpoints: [http://127.0.0.1:1/]\nembedded_acs:\n  push: [\"Reboot r1\"]\n");
+    assert_eq!((line, key.as_str()), (Some(4), "embedded_acs"), "{m}");
+    assert!(m.contains("does not run when acs.endpoints is given"), "{m}");
     // A phase of no time (it used to be refused as "phases need a run that lasts").
     for (kind, phase) in [
         ("periodic", "periodic: {multiplier: 0.1, duration: 0s}"),

@@ -171,6 +171,15 @@ pub fn prepare(path: &Path, time_scale: f64, args: &mut RunArgs, given: Given<'_
         }
     }
 
+    // The embedded ACS runs only without endpoints: its settings beside them would be ignored.
+    if doc.acs.is_some() && doc.embedded_acs.is_some() {
+        return Err(err(
+            key_line(&text, "embedded_acs"),
+            Some("embedded_acs".into()),
+            "configures the embedded ACS, which does not run when acs.endpoints is given; remove one of embedded_acs and acs".into(),
+        ));
+    }
+
     // Fleets: every count or every share.
     let counts = doc.fleets.iter().filter(|f| f.count.is_some()).count();
     let shares = doc.fleets.iter().filter(|f| f.share.is_some()).count();
@@ -370,7 +379,8 @@ pub fn prepare(path: &Path, time_scale: f64, args: &mut RunArgs, given: Given<'_
             return Err(err(None, Some("sources".into()), format!("{ip} is not an address of this host (it cannot be bound)")));
         }
     }
-    let e = &doc.embedded_acs;
+    let default_acs = schema::EmbeddedAcsYaml::default();
+    let e = doc.embedded_acs.as_ref().unwrap_or(&default_acs);
     Ok(Scenario {
         file: path.to_path_buf(),
         name: doc.name.clone().unwrap_or_else(|| path.file_stem().and_then(|s| s.to_str()).unwrap_or("scenario").to_string()),

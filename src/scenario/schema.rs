@@ -37,9 +37,8 @@ pub struct ScenarioFile {
     /// Local addresses bound per CPE (rank mod n): addresses and CIDR blocks.
     #[serde(default, deserialize_with = "sources")]
     pub sources: Vec<IpAddr>,
-    /// The embedded ACS (used when `acs.endpoints` is absent).
-    #[serde(default)]
-    pub embedded_acs: EmbeddedAcsYaml,
+    /// The embedded ACS (only without `acs:`; both is refused by `super::prepare`).
+    pub embedded_acs: Option<EmbeddedAcsYaml>,
     /// Run settings by their flag names (a flag on the command line wins).
     #[serde(default)]
     pub run: RunYaml,
