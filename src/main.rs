@@ -46,6 +46,8 @@ fn main() -> ExitCode {
     let checked = match validate_flags(&args) {
         Ok(c) => c,
         Err(e) => {
+            // A value the scenario file gave is the file's error (file, line, key), by the same rule.
+            let e = scenario.as_ref().and_then(|s| s.explain(&e)).map_or_else(|| e.to_string(), |s| s.to_string());
             console::err_line(&format!("error: {e}"));
             return ExitCode::from(2);
         }

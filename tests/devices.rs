@@ -228,3 +228,61 @@ fn a_profile_error_names_the_real_cause_once() {
     std::fs::remove_dir_all(&dir).ok();
     assert!(err.contains("m.csv, key `line 2`: `Device.X` has the unknown value type `xsd:float`"), "{err}");
 }
+
+/// A profile directory holding `data` as `file` and a profile importing it; the load's error.
+fn import_error(tag: &str, file: &str, data: &str) -> (PathBuf, String) {
+    let dir = std::env::temp_dir().join(format!("cpe-sim-devices-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(file), data).unwrap();
+    std::fs::write(dir.join("profile.yaml"), format!("identity: {{oui: 0A1B2C}}\ndata_model: {file}\n")).unwrap();
+    let started = std::time::Instant::now();
+    let e = match load_profile(&dir) {
+        Ok(_) => panic!("{tag}: accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(started.elapsed() < Duration::from_secs(2), "{tag}: refused at once, not after {:?}", started.elapsed());
+    std::fs::remove_dir_all(&dir).ok();
+    (dir.join(file), e)
+}
+
+#[test]
+fn a_path_longer_than_cwmp_allows_is_refused_as_the_row_is_read() {
+    // One 20,000-segment path (40 KB): every prefix of it would be built and kept.
+    let long = format!("Device{}", ".A".repeat(20_000));
+    let csv = format!("Parameter,Object,Writable,Value,Value type\nDevice.X,false,false,1,xsd:string\n{long},false,false,1,xsd:string\n");
+    let (file, e) = import_error("long-csv", "model.csv", &csv);
+    assert!(e.contains(&file.display().to_string()) && e.contains("line 3") && e.contains("at most 256 characters"), "{e}");
+    assert!(e.len() < 600, "the message does not carry the whole path: {e}");
+    let json = format!("{{\"Device.X\": [false, \"1\", \"xsd:string\"], \"{long}\": [false, \"1\", \"xsd:string\"]}}");
+    let (file, e) = import_error("long-json", "model.json", &json);
+    assert!(e.contains(&file.display().to_string()) && e.contains("key \"Device.A.A") && e.contains("at most 256 characters"), "{e}");
+    assert!(e.len() < 600, "{e}");
+    // 256 characters are allowed.
+    let fits = format!("Device.{}", "B".repeat(256 - 7));
+    let dir = std::env::temp_dir().join(format!("cpe-sim-devices-fits-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("model.csv"), format!(
+            "Parameter,Object,Writable,Value,Value type\nDevice.DeviceInfo.Manufacturer,false,false,Acme,xsd:string\nDevice.DeviceInfo.ProductClass,false,false,X,xsd:string\n{fits},false,false,1,xsd:string\n"
+        ))
+        .unwrap();
+    std::fs::write(dir.join("profile.yaml"), "identity: {oui: 0A1B2C}\ndata_model: model.csv\n").unwrap();
+    let m = load_profile(&dir);
+    std::fs::remove_dir_all(&dir).ok();
+    m.unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn a_named_object_under_a_table_is_refused_naming_the_rule_and_both_rows() {
+    for (tag, rows) in [
+        ("named-after", "Device.A.1.Q,false,false,1,xsd:string\nDevice.A.B,false,false,1,xsd:string\n"),
+        ("named-first", "Device.A.B,false,false,1,xsd:string\nDevice.A.1.Q,false,false,1,xsd:string\n"),
+    ] {
+        let (file, e) = import_error(tag, "model.csv", &format!("Parameter,Object,Writable,Value,Value type\n{rows}"));
+        let (table_line, named_line) = if tag == "named-after" { (2, 3) } else { (3, 2) };
+        let want = format!(
+            "key `line {named_line}`: `Device.A` is a table (line {table_line} has `Device.A.1.Q`): `Device.A.B` must be under an instance"
+        );
+        assert!(e.contains(&file.display().to_string()) && e.contains(&want), "{tag}: {e}");
+        assert!(!e.contains("no empty segments"), "{e}");
+    }
+}

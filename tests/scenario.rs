@@ -106,6 +106,34 @@ fleets:
 // Parsing and errors.
 
 #[test]
+fn the_binary_names_the_file_line_and_run_key_of_a_run_setting_plan_refuses() {
+    // plan::validate's rules, reported against the file when the file gave the value.
+    for (key, value, rule) in [
+        ("shards", "0", "`0` must be 1 … 65535"),
+        ("max-connections", "0", "`0` must be at least 1"),
+        ("timeout", "0s", "`0s` must be greater than 0s"),
+        ("progress-interval", "1ms", "`1ms` must be 100ms"),
+    ] {
+        let path = write(&format!("run-{key}"), &format!("name: r\nrun:\n  cpes: 1\n  {key}: {value}\n"));
+        let out = cpe_sim(&["run", path.to_str().unwrap()], Duration::from_secs(30));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        let want = format!("error: scenario {}:4:3: key `run.{key}`: {rule}", path.display());
+        assert!(err.contains(&want), "{key}: want {want}, got {err}");
+        assert!(!err.contains(&format!("--{key}")), "{key}: no flag was given: {err}");
+    }
+    // Flow style finds the key's column; a flag given on the command line is still the flag's error.
+    let path = write("run-flow", "run: {shards: 0}\n");
+    let out = cpe_sim(&["run", path.to_str().unwrap()], Duration::from_secs(30));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.code() == Some(2) && err.contains(&format!("{}:1:7: key `run.shards`", path.display())), "{err}");
+    let out = cpe_sim(&["run", path.to_str().unwrap(), "--shards", "0"], Duration::from_secs(30));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.code() == Some(2) && err.contains("error: --shards 0: must be 1 … 65535"), "{err}");
+    assert!(!err.contains("scenario"), "the flag's value, not the file's: {err}");
+}
+
+#[test]
 fn a_scenario_fills_the_flags_not_given_and_flags_win() {
     let yaml = format!(
         "{TWO_FLEETS}run:\n  max-connections: 77\n  timeout: 2s\n  connection-mode: per-session\nphases:\n  - boot: {{spread: 10s}}\n  - periodic: {{multiplier: 0.5, duration: 1m}}\n  - outage: {{duration: 30s}}\n  - name: wave\n    reboot_wave: {{share: 0.5, over: 20s}}\nthresholds: [\"Inform.p99<500ms\"]\n"
@@ -163,6 +191,21 @@ fn every_error_names_file_line_key_and_what_is_allowed() {
     assert!(line == Some(4) && key == "thresholds[1]" && m.contains("`<1` is not a number"), "{m}");
     let (_, key, m) = refused("sources-bad", "sources: 10.0.0.0/8\n");
     assert!(key == "sources" && m.contains("more than 1024"), "{m}");
+    // Settings for an embedded ACS that does not run (the file gives endpoints).
+    let (line, key, m) =
+        refused("embedded-and-endpoints", "name: e\nacs:\n  endpoints: [http://127.0.0.1:1/]\nembedded_acs:\n  push: [\"Reboot r1\"]\n");
+    assert_eq!((line, key.as_str()), (Some(4), "embedded_acs"), "{m}");
+    assert!(m.contains("does not run when acs.endpoints is given"), "{m}");
+    // A phase of no time (it used to be refused as "phases need a run that lasts").
+    for (kind, phase) in [
+        ("periodic", "periodic: {multiplier: 0.1, duration: 0s}"),
+        ("ramp", "ramp: {from: 1, to: 2, duration: 0s}"),
+        ("outage", "outage: {duration: 0ms}"),
+    ] {
+        let (line, key, m) = refused(&format!("zero-{kind}"), &format!("name: z\nphases:\n  - {phase}\n"));
+        assert_eq!((line, key.as_str()), (Some(3), format!("phases[0].{kind}.duration").as_str()), "{m}");
+        assert!(m.contains("must be greater than 0") && !m.contains("run that lasts"), "{m}");
+    }
     // A phase with no kind or two kinds, and a boot phase that is not first.
     let (line, key, m) = refused("two-kinds", "phases:\n  - outage: {duration: 1s}\n    reboot_wave: {share: 0.1, over: 1s}\n");
     assert_eq!((line, key.as_str()), (Some(2), "phases"), "{m}");

@@ -20,7 +20,8 @@ fn truthy(s: &str) -> Option<bool> {
 ///
 /// # Errors
 /// The file cannot be read, lacks the `Parameter`, `Object` and `Writable` columns, or has a row
-/// the CSV reader refuses (named by line).
+/// the CSV reader refuses or a path longer than
+/// [`MAX_PATH_CHARS`](super::import::MAX_PATH_CHARS) (named by line).
 pub fn rows(path: &Path) -> Result<Vec<Row>, ProfileError> {
     let err = |key: Option<String>, reason: String| ProfileError::Invalid { file: path.to_path_buf(), key, reason };
     let mut rdr = csv::ReaderBuilder::new().flexible(true).from_path(path).map_err(|e| err(None, e.to_string()))?;
@@ -42,6 +43,7 @@ pub fn rows(path: &Path) -> Result<Vec<Row>, ProfileError> {
         if path.trim().is_empty() {
             continue;
         }
+        super::import::check_path_len(&path).map_err(|r| err(Some(format!("line {line}")), r))?;
         out.push(Row {
             at: format!("line {line}"),
             object: truthy(&get(Some(c_obj))).unwrap_or(false),

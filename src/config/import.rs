@@ -85,6 +85,26 @@ const FORCED_INFORM: &[&str] = &[
     "ManagementServer.AliasBasedAddressing",
 ];
 
+/// Longest parameter or object path a file may hold, in characters: CWMP carries parameter names
+/// as string(256) (TR-069 Amd 6, A.3.2.1). Longer paths are refused as the rows are read, which
+/// also bounds the work per row (every prefix of a path is looked at).
+pub const MAX_PATH_CHARS: usize = 256;
+
+/// Refuses a path longer than [`MAX_PATH_CHARS`]; the reason shows its start only.
+///
+/// # Errors
+/// The reason, naming the limit.
+pub fn check_path_len(path: &str) -> Result<(), String> {
+    let len = path.trim().chars().count();
+    if len <= MAX_PATH_CHARS {
+        return Ok(());
+    }
+    let start: String = path.trim().chars().take(60).collect();
+    Err(format!(
+        "the path `{start}…` is {len} characters long; parameter and object paths are at most {MAX_PATH_CHARS} characters (CWMP string(256))"
+    ))
+}
+
 fn is_number(seg: &str) -> bool {
     !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit())
 }
@@ -102,7 +122,8 @@ pub fn declarations(rows: Vec<Row>) -> Result<Imported, ImportError> {
         .find(|r| *r == "Device" || *r == "InternetGatewayDevice")
         .ok_or_else(|| ImportError { at: "the file".into(), reason: "no row under `Device.` or `InternetGatewayDevice.`".into() })?
         .to_string();
-    let mut objects: BTreeMap<String, Option<bool>> = BTreeMap::new();
+    // Object paths, with whether they are writable and the row that named them.
+    let mut objects: BTreeMap<String, (Option<bool>, String)> = BTreeMap::new();
     let mut params: Vec<Row> = Vec::new();
     for mut row in rows {
         let path = row.path.trim().trim_end_matches('.').to_string();
@@ -127,35 +148,53 @@ pub fn declarations(rows: Vec<Row>) -> Result<Imported, ImportError> {
         }
         row.path = path;
         if row.object || row.path.ends_with('.') {
-            objects.insert(row.path.clone(), row.writable);
+            objects.insert(row.path.clone(), (row.writable, row.at.clone()));
         } else {
             params.push(row);
         }
     }
-    // Every prefix that holds something, and the tables: objects with numbered children.
+    // Every prefix that holds something, and the tables: objects with numbered children (each
+    // with the first row that shows an instance of it). Below a table come instances only.
     let mut has_children: BTreeSet<String> = BTreeSet::new();
-    let mut tables: BTreeSet<String> = BTreeSet::new();
+    let mut tables: BTreeMap<String, (String, String)> = BTreeMap::new();
+    let mut named_children: BTreeMap<String, (String, String)> = BTreeMap::new();
     let mut instance_writable: BTreeMap<String, bool> = BTreeMap::new();
-    for path in objects.keys().chain(params.iter().map(|r| &r.path)) {
-        let segs: Vec<&str> = path.split('.').collect();
-        for i in 1..segs.len() {
-            let prefix = segs[..i].join(".");
-            if is_number(segs[i]) {
-                tables.insert(prefix.clone());
+    let entries = objects.iter().map(|(p, (_, at))| (p, at)).chain(params.iter().map(|r| (&r.path, &r.at)));
+    for (path, at) in entries {
+        let mut segs = path.split('.');
+        let mut end = segs.next().map_or(0, str::len);
+        for seg in segs {
+            let prefix = &path[..end];
+            let seen = if is_number(seg) { &mut tables } else { &mut named_children };
+            if !seen.contains_key(prefix) {
+                seen.insert(prefix.to_string(), (path.clone(), at.clone()));
             }
-            has_children.insert(prefix);
+            if !has_children.contains(prefix) {
+                has_children.insert(prefix.to_string());
+            }
+            end += 1 + seg.len();
         }
     }
-    for (path, writable) in &objects {
+    for (table, (instance_path, instance_at)) in &tables {
+        if let Some((path, at)) = named_children.get(table) {
+            return Err(ImportError {
+                at: at.clone(),
+                reason: format!(
+                    "`{table}` is a table ({instance_at} has `{instance_path}`): `{path}` must be under an instance (`{table}.1.…`)"
+                ),
+            });
+        }
+    }
+    for (path, (writable, _)) in &objects {
         if let Some((table, last)) = path.rsplit_once('.') {
             if is_number(last) && writable.unwrap_or(false) {
                 instance_writable.insert(table.to_string(), true);
             }
         }
     }
-    for table in &tables {
+    for table in tables.keys() {
         let writable = match objects.get(table) {
-            Some(w) => w.unwrap_or(false),
+            Some((w, _)) => w.unwrap_or(false),
             None => instance_writable.contains_key(table),
         };
         out.objects.push(ObjectDecl { path: format!("{table}."), writable: Some(writable), max_instances: None });
@@ -163,7 +202,7 @@ pub fn declarations(rows: Vec<Row>) -> Result<Imported, ImportError> {
     // Objects with nothing below them still exist (an instance with no parameters, an empty
     // single object).
     for path in objects.keys() {
-        if !has_children.contains(path) && !tables.contains(path) {
+        if !has_children.contains(path) && !tables.contains_key(path) {
             out.objects.push(ObjectDecl { path: format!("{path}."), writable: None, max_instances: None });
         }
     }
@@ -220,7 +259,7 @@ pub fn declarations(rows: Vec<Row>) -> Result<Imported, ImportError> {
             decl.dynamic = Some(DynamicDecl::Uptime);
         }
         if let Some(table) = leaf.strip_suffix("NumberOfEntries").map(|t| format!("{parent}{t}")) {
-            if tables.contains(&table) {
+            if tables.contains_key(&table) {
                 decl.value = None;
                 decl.dynamic = Some(DynamicDecl::EntryCount { table: format!("{table}.") });
             }

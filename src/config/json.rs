@@ -11,7 +11,7 @@ use super::ProfileError;
 ///
 /// # Errors
 /// The file cannot be read or parsed, or an entry is not `[bool]` / `[bool, value, type]`
-/// (named by key).
+/// (named by key), or a key longer than [`MAX_PATH_CHARS`](super::import::MAX_PATH_CHARS).
 pub fn rows(path: &Path) -> Result<Vec<Row>, ProfileError> {
     let err = |key: Option<String>, reason: String| ProfileError::Invalid { file: path.to_path_buf(), key, reason };
     let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read { file: path.to_path_buf(), source })?;
@@ -20,6 +20,7 @@ pub fn rows(path: &Path) -> Result<Vec<Row>, ProfileError> {
     let doc: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).map_err(|e| err(None, e.to_string()))?;
     let mut out = Vec::with_capacity(doc.len());
     for (key, v) in doc {
+        super::import::check_path_len(&key).map_err(|r| err(Some(format!("key \"{}…\"", key.chars().take(60).collect::<String>())), r))?;
         let bad = || err(Some(key.clone()), "expected [writable] for an object or [writable, value, type] for a parameter".into());
         let list = v.as_array().ok_or_else(bad)?;
         let writable = list.first().and_then(|w| w.as_bool()).ok_or_else(bad)?;

@@ -4,7 +4,8 @@
 //!
 //! It owns reading and checking the file, not the rules of a run: the file's run settings are
 //! written into the same `RunArgs` the flags fill (a flag given on the command line or in the
-//! environment wins), and `plan::validate` then checks those as it checks flags. What only a
+//! environment wins), and `plan::validate` then checks those as it checks flags (a refused value
+//! the file gave is reported as the file's, by [`Scenario::explain`]). What only a
 //! file can say (fleets, endpoints, sources, phases) is checked here, and every error names the
 //! file, the line, the key and what is allowed, before anything starts. The result, a
 //! [`Scenario`], is what `commands::run` builds the engine's `Plan` from.
@@ -77,12 +78,35 @@ pub struct FleetSpec {
 /// A checked scenario, ready to become the engine's plan.
 pub struct Scenario {
     pub file: PathBuf,
+    /// The run settings the file gave (and no flag overrode), for [`Scenario::explain`].
+    pub settings: Vec<FileSetting>,
     pub name: String,
     /// In rank order; empty: the run's `--profile` for every CPE.
     pub fleets: Vec<FleetSpec>,
     pub routes: Routes,
     pub timeline: Timeline,
     pub embedded_acs: EmbeddedAcs,
+}
+
+/// A run setting the file filled in: which flag it stands for, and where the file says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSetting {
+    /// The flag `plan::validate` names, e.g. `--max-connections`.
+    pub flag: String,
+    /// The key in the file, e.g. `run.max-connections`.
+    pub key: String,
+    /// 1-based line and column of the key, when found.
+    pub line: Option<(usize, usize)>,
+}
+
+impl Scenario {
+    /// A flag refused by `plan::validate` whose value came from this file, as the file's error:
+    /// `scenario FILE:LINE:COL: key `run.shards`: `0` must be 1 … 65535`. `None`: the flag was
+    /// given (command line or environment) or is not one the file sets.
+    pub fn explain(&self, e: &crate::plan::UsageError) -> Option<ScenarioError> {
+        let s = self.settings.iter().find(|s| s.flag == e.flag)?;
+        Some(ScenarioError { file: self.file.clone(), line: s.line, key: Some(s.key.clone()), reason: format!("`{}` {}", e.value, e.rule) })
+    }
 }
 
 /// Which flags were given on the command line or in the environment (by clap id, e.g.
@@ -110,7 +134,10 @@ pub fn prepare(path: &Path, time_scale: f64, args: &mut RunArgs, given: Given<'_
         match msg.split_once(": ") {
             Some((key, reason)) if !key.contains(' ') => {
                 // A value check names its field first ("share `1.5` must …"): the key gets it too.
-                let field = reason.split_once(" `").map(|(f, _)| f).filter(|f| ["share", "oui", "serial", "rate", "backlog"].contains(f));
+                let field = reason
+                    .split_once(" `")
+                    .map(|(f, _)| f)
+                    .filter(|f| ["share", "oui", "serial", "rate", "backlog", "duration"].contains(f));
                 let key = match field {
                     Some(f) if !key.ends_with(f) => format!("{key}.{f}"),
                     _ => key.to_string(),
@@ -125,11 +152,17 @@ pub fn prepare(path: &Path, time_scale: f64, args: &mut RunArgs, given: Given<'_
 
     // Run settings: the file's, unless a flag says otherwise.
     let r = &doc.run;
+    let mut settings = Vec::new();
+    let mut from_file = |field: &str| {
+        let name = field.replace('_', "-");
+        settings.push(FileSetting { flag: format!("--{name}"), line: run_key_line(&text, &name), key: format!("run.{name}") });
+    };
     macro_rules! setting {
         ($field:ident, $value:expr) => {
             if let Some(v) = $value {
                 if !given(stringify!($field)) {
                     args.$field = v;
+                    from_file(stringify!($field));
                 }
             }
         };
@@ -166,6 +199,15 @@ pub fn prepare(path: &Path, time_scale: f64, args: &mut RunArgs, given: Given<'_
         if !given("acs_url") {
             args.acs_url = acs.endpoints.first().cloned();
         }
+    }
+
+    // The embedded ACS runs only without endpoints: its settings beside them would be ignored.
+    if doc.acs.is_some() && doc.embedded_acs.is_some() {
+        return Err(err(
+            key_line(&text, "embedded_acs"),
+            Some("embedded_acs".into()),
+            "configures the embedded ACS, which does not run when acs.endpoints is given; remove one of embedded_acs and acs".into(),
+        ));
     }
 
     // Fleets: every count or every share.
@@ -269,7 +311,10 @@ pub fn prepare(path: &Path, time_scale: f64, args: &mut RunArgs, given: Given<'_
     let only_boot = timeline.phases.iter().all(|p| matches!(p.kind, PhaseKind::Boot));
     if !given("duration") {
         match (r.duration, timeline.total()) {
-            (Some(d), _) => args.duration = Some(scale(d)),
+            (Some(d), _) => {
+                args.duration = Some(scale(d));
+                from_file("duration");
+            }
             (None, t) if !t.is_zero() && !only_boot => args.duration = Some(t),
             _ => {}
         }
@@ -367,9 +412,11 @@ pub fn prepare(path: &Path, time_scale: f64, args: &mut RunArgs, given: Given<'_
             return Err(err(None, Some("sources".into()), format!("{ip} is not an address of this host (it cannot be bound)")));
         }
     }
-    let e = &doc.embedded_acs;
+    let default_acs = schema::EmbeddedAcsYaml::default();
+    let e = doc.embedded_acs.as_ref().unwrap_or(&default_acs);
     Ok(Scenario {
         file: path.to_path_buf(),
+        settings,
         name: doc.name.clone().unwrap_or_else(|| path.file_stem().and_then(|s| s.to_str()).unwrap_or("scenario").to_string()),
         fleets,
         routes: Routes { endpoints, mapping, sources: doc.sources.clone() },
@@ -443,6 +490,26 @@ fn item_line(text: &str, section: &str, i: usize) -> Option<(usize, usize)> {
     None
 }
 
+/// The line and column of `key` in the top-level `run:` section (block or flow style).
+fn run_key_line(text: &str, key: &str) -> Option<(usize, usize)> {
+    let start = text.lines().position(|l| l.starts_with("run:"))?;
+    for (no, l) in text.lines().enumerate().skip(start) {
+        if no > start && !l.starts_with([' ', '\t', '#']) && !l.trim().is_empty() {
+            return None;
+        }
+        let from = if no == start { 4 } else { 0 };
+        let mut at = from;
+        while let Some(i) = l.get(at..).and_then(|rest| rest.find(&format!("{key}:"))) {
+            let col = at + i;
+            if col == 0 || l[..col].ends_with([' ', '\t', '{', ',']) {
+                return Some((no + 1, col + 1));
+            }
+            at = col + key.len();
+        }
+    }
+    None
+}
+
 /// The line of the top-level key `key`.
 fn key_line(text: &str, key: &str) -> Option<(usize, usize)> {
     text.lines().position(|l| l.starts_with(&format!("{key}:"))).map(|i| (i + 1, 1))
@@ -465,6 +532,11 @@ mod tests {
         assert_eq!(item_line(text, "fleets", 1), Some((5, 3)));
         assert_eq!(item_line(text, "fleets", 2), None);
         assert_eq!(item_line(text, "phases", 0), Some((7, 3)));
+        let run = "name: x\nrun:\n  timeout: 1s\n  # shards: 2\n  max-connections: 0\nphases: []\nshards: 1\n";
+        assert_eq!(run_key_line(run, "timeout"), Some((3, 3)));
+        assert_eq!(run_key_line(run, "max-connections"), Some((5, 3)));
+        assert_eq!(run_key_line(run, "connections"), None);
+        assert_eq!(run_key_line("run: {cpes: 1, shards: 0}\n", "shards"), Some((1, 16)));
         assert_eq!(schema_path("Device.IP.Interface.1.IPv4Address.2.IPAddress"), "Device.IP.Interface.{i}.IPv4Address.{i}.IPAddress");
     }
 }

@@ -37,9 +37,8 @@ pub struct ScenarioFile {
     /// Local addresses bound per CPE (rank mod n): addresses and CIDR blocks.
     #[serde(default, deserialize_with = "sources")]
     pub sources: Vec<IpAddr>,
-    /// The embedded ACS (used when `acs.endpoints` is absent).
-    #[serde(default)]
-    pub embedded_acs: EmbeddedAcsYaml,
+    /// The embedded ACS (only without `acs:`; both is refused by `super::prepare`).
+    pub embedded_acs: Option<EmbeddedAcsYaml>,
     /// Run settings by their flag names (a flag on the command line wins).
     #[serde(default)]
     pub run: RunYaml,
@@ -227,7 +226,7 @@ struct BootYaml {
 struct PeriodicYaml {
     #[serde(deserialize_with = "multiplier_req")]
     multiplier: f64,
-    #[serde(deserialize_with = "duration_req")]
+    #[serde(deserialize_with = "phase_duration")]
     duration: Duration,
 }
 
@@ -238,14 +237,14 @@ struct RampYaml {
     from: f64,
     #[serde(deserialize_with = "multiplier_req")]
     to: f64,
-    #[serde(deserialize_with = "duration_req")]
+    #[serde(deserialize_with = "phase_duration")]
     duration: Duration,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct OutageYaml {
-    #[serde(deserialize_with = "duration_req")]
+    #[serde(deserialize_with = "phase_duration")]
     duration: Duration,
     /// The power-on storm's spread (default 0s: every CPE at once).
     #[serde(default, deserialize_with = "duration")]
@@ -341,6 +340,16 @@ fn duration_req<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let v = crate::cli::parse_duration(&t).map_err(de::Error::custom)?;
     if v > crate::plan::MAX_DURATION {
         return Err(de::Error::custom(format!("`{t}` is longer than 8760h")));
+    }
+    Ok(v)
+}
+
+/// A phase's `duration`: a phase of no time would end before it began.
+fn phase_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let t = text(d)?;
+    let v = crate::cli::parse_duration(&t).map_err(de::Error::custom)?;
+    if v.is_zero() || v > crate::plan::MAX_DURATION {
+        return Err(de::Error::custom(format!("duration `{t}` must be greater than 0 and at most 8760h")));
     }
     Ok(v)
 }
