@@ -83,6 +83,12 @@ fn metrics_are_scraped_over_a_socket_during_a_run() {
     let deadline = Instant::now() + Duration::from_secs(90);
     let body = loop {
         let (status, body) = get(&addr, "/metrics");
+        assert!(Instant::now() < deadline, "no completed session in /metrics: {status} {body}");
+        // Before the first progress tick: 503 with Retry-After, never an empty 200.
+        if status == "HTTP/1.1 503 Service Unavailable" {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
         assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
         let completed = body
             .lines()
