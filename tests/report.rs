@@ -264,3 +264,54 @@ fn merge_counts_the_real_fleet_and_refuses_the_same_run_twice() {
     assert_eq!(code, Some(2), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `report merge` over `args`: (exit code, stdout, stderr).
+fn merge_cmd(args: &[&Path]) -> (Option<i32>, String, String) {
+    let out = Command::new(bin()).args(["report", "merge"]).args(args).output().unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// A JSON report as a run writes it, with the given `run` fields and session counts.
+fn report_json(run: serde_json::Value, completed: u64) -> String {
+    serde_json::json!({"schema": "cpe-sim/report/v1", "run": run,
+        "sessions": {"started": completed, "completed": completed, "late": completed},
+        "failures": {"timeout": completed, "http_status_codes": {"503": completed}},
+        "events": {"0 BOOTSTRAP": {"completed": completed, "failed": completed}},
+        "endpoints": [{"index": 0, "completed": completed, "failed": completed}]})
+    .to_string()
+}
+
+#[test]
+fn merge_saturates_huge_counts_and_refuses_impossible_slices_and_shards() {
+    let dir = temp_dir("merge-huge");
+    let (a, b) = (dir.join("a.json"), dir.join("b.json"));
+    let run = |id: &str, first: u64, cpes: u64, shards: u64| serde_json::json!({"id": id, "cpes": cpes, "first_index": first, "shards": shards, "duration_s": 1.0, "multiplier": 1.0});
+    // Counts at u64::MAX in two runs, the largest slice a run can have and the most shards.
+    std::fs::write(&a, report_json(run("00000000000000a1", 0, u64::from(u32::MAX), 65_535), u64::MAX)).unwrap();
+    std::fs::write(&b, report_json(run("00000000000000b2", 0, u64::from(u32::MAX), 65_535), u64::MAX)).unwrap();
+    let (code, text, err) = merge_cmd(&[&a, &b]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(text.contains(&format!("sessions: {} completed", u64::MAX)), "{text}");
+    assert!(text.contains(&format!("covers {} CPEs", u32::MAX)), "{text}");
+    // first_index + cpes past u32::MAX: refused, naming the file.
+    std::fs::write(&b, report_json(run("00000000000000b2", u64::from(u32::MAX), 10, 1), 1)).unwrap();
+    let (code, _, err) = merge_cmd(&[&a, &b]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("b.json: first_index 4294967295 + cpes 10 passes 4294967295"), "{err}");
+    std::fs::write(&b, report_json(run("00000000000000b2", u64::MAX, u64::MAX, 1), 1)).unwrap();
+    let (code, _, err) = merge_cmd(&[&a, &b]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("b.json: first_index"), "{err}");
+    // Shards past u16::MAX (a u64 that would truncate as u32 too): refused.
+    std::fs::write(&b, report_json(run("00000000000000b2", 0, 10, (1 << 32) + 1), 1)).unwrap();
+    let (code, _, err) = merge_cmd(&[&a, &b]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("b.json: shards 4294967297 is more than 65535"), "{err}");
+    // An interval log's header with an impossible slice: refused too.
+    let log = dir.join("c.hlog");
+    std::fs::write(&log, "#cpe-sim run id=00000000000000c3 cpes=18446744073709551615 first_index=5 shards=1\n#[StartTime: 1 ]\n").unwrap();
+    let (code, _, err) = merge_cmd(&[&a, &log]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("c.hlog: first_index 5 + cpes 18446744073709551615"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

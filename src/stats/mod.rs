@@ -151,8 +151,8 @@ pub struct Tally {
 
 impl Tally {
     fn add(&mut self, o: &Tally) {
-        self.completed += o.completed;
-        self.failed += o.failed;
+        self.completed = self.completed.saturating_add(o.completed);
+        self.failed = self.failed.saturating_add(o.failed);
     }
 }
 
@@ -188,7 +188,8 @@ pub struct Outcomes {
 impl Outcomes {
     /// Failed sessions (late Informs are not sessions).
     pub fn failed_sessions(&self) -> u64 {
-        self.failed.iter().sum::<u64>() - self.failed[Cause::Late as usize]
+        let all = self.failed.iter().fold(0u64, |a, n| a.saturating_add(*n));
+        all.saturating_sub(self.failed[Cause::Late as usize])
     }
 
     pub fn late(&self) -> u64 {
@@ -249,20 +250,20 @@ impl Outcomes {
         for (a, b) in self.by_endpoint.iter_mut().zip(o.by_endpoint.iter()) {
             a.add(b);
         }
-        self.started += o.started;
-        self.completed += o.completed;
-        self.interrupted += o.interrupted;
-        self.shard_cpu_us += o.shard_cpu_us;
-        self.periodic_due += o.periodic_due;
+        self.started = self.started.saturating_add(o.started);
+        self.completed = self.completed.saturating_add(o.completed);
+        self.interrupted = self.interrupted.saturating_add(o.interrupted);
+        self.shard_cpu_us = self.shard_cpu_us.saturating_add(o.shard_cpu_us);
+        self.periodic_due = self.periodic_due.saturating_add(o.periodic_due);
         if o.last_failure.is_some() {
             self.last_failure.clone_from(&o.last_failure);
         }
         for (a, b) in self.failed.iter_mut().zip(o.failed.iter()) {
-            *a += b;
+            *a = a.saturating_add(*b);
         }
         for (s, n) in &o.http_status {
             match self.http_status.iter_mut().find(|(x, _)| x == s) {
-                Some((_, m)) => *m += n,
+                Some((_, m)) => *m = m.saturating_add(*n),
                 None => self.http_status.push((*s, *n)),
             }
         }
