@@ -315,3 +315,43 @@ fn merge_saturates_huge_counts_and_refuses_impossible_slices_and_shards() {
     assert!(err.contains("c.hlog: first_index 5 + cpes 18446744073709551615"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn merging_a_directory_takes_logs_and_reports_by_content() {
+    let dir = temp_dir("merge-dir");
+    let slices = dir.join("slices");
+    std::fs::create_dir_all(&slices).unwrap();
+    // Two slices at ×0.5, from index 30 and 60, their logs named *.hlog as the README writes them.
+    for (first, name) in [("30", "a"), ("60", "b")] {
+        let out = Command::new(bin())
+            .args(["--cpes", "30", "--first-index", first, "--shards", "1", "--interval-multiplier", "0.5"])
+            .args(["--progress-interval", "1h", "--hdr-log"])
+            .arg(slices.join(format!("{name}.hlog")))
+            .arg("--report-json")
+            .arg(slices.join(format!("{name}.json")))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    // Run b as its log only; a sweep's JSON, a stray text file and an earlier merge alongside.
+    std::fs::remove_file(slices.join("b.json")).unwrap();
+    std::fs::write(slices.join("sweep.json"), r#"{"schema": "cpe-sim/sweep/v2", "steps": []}"#).unwrap();
+    std::fs::write(slices.join("notes.txt"), "run on the lab ACS\n").unwrap();
+    std::fs::write(slices.join("old.json"), r#"{"schema": "cpe-sim/report/v1", "run": {}, "merged_from": []}"#).unwrap();
+    let out_json = dir.join("merged.json");
+    let out = Command::new(bin()).args(["report", "merge"]).arg(&slices).arg("--report-json").arg(&out_json).output().unwrap();
+    let (text, err) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(text.starts_with("merged 2 run(s):\n"), "{text}");
+    assert!(text.contains("covers 60 CPEs on 2 shard(s) in all"), "{text}");
+    for (file, why) in [
+        ("notes.txt", "neither an interval log nor a cpe-sim JSON report"),
+        ("sweep.json", "not a cpe-sim report (schema cpe-sim/sweep/v2)"),
+        ("old.json", "a merged report"),
+    ] {
+        assert!(err.contains(&format!("report merge: skipping {}: {why}", slices.join(file).display())), "{file}: {err}");
+    }
+    assert!(!err.contains("a.hlog") && !err.contains("b.hlog") && !err.contains("a.json"), "{err}");
+    assert!(out_json.exists());
+    std::fs::remove_dir_all(&dir).ok();
+}

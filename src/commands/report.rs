@@ -1,6 +1,8 @@
 //! `cpe-sim report merge`: interval logs and JSON reports from several runs or machines merged
 //! into one report ([`crate::stats::merge`]): the real CPE count, shards and duration first, the
-//! same run twice refused (exit 2).
+//! same run twice refused (exit 2). A directory given stands for the interval logs and cpe-sim
+//! JSON reports in it, told apart by content whatever their names; anything else there is
+//! skipped with a line naming it and why.
 
 use std::fmt::Write;
 use std::process::ExitCode;
@@ -81,10 +83,12 @@ pub fn merge(files: &[std::path::PathBuf], json_path: Option<&std::path::Path>) 
     Ok(ExitCode::SUCCESS)
 }
 
-/// `paths` with each directory replaced by the interval logs (`*.hdr`) and JSON reports
-/// (`*.json`) in it, in name order, so a container with no shell can merge a volume of slices.
-/// A merged report found there (one with `merged_from`, say the output of an earlier merge into
-/// the same directory) is left out and said so: its runs are already among the inputs.
+/// `paths` with each directory replaced by the interval logs and cpe-sim JSON reports in it, in
+/// name order, so a container with no shell can merge a volume of slices. Files are told apart by
+/// content, as [`crate::stats::merge`] does, whatever their names (`.hlog`, `.hdr`, `.json`).
+/// Anything else there (a sweep's JSON, a stray text file) and a merged report (one with
+/// `merged_from`, say the output of an earlier merge into the same directory: its runs are
+/// already among the inputs) is skipped with a line on stderr naming it and why.
 ///
 /// # Errors
 /// A directory that cannot be read, or that holds nothing to merge.
@@ -99,26 +103,55 @@ fn expand(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<std::path::PathBuf
             .with_context(|| format!("{}: cannot list the directory", p.display()))?
             .filter_map(Result::ok)
             .map(|e| e.path())
-            .filter(|f| f.is_file() && f.extension().is_some_and(|x| x == "hdr" || x == "json"))
-            .filter(|f| {
-                let merged = f.extension().is_some_and(|x| x == "json") && is_merged_report(f);
-                if merged {
-                    tracing::info!(file = %f.display(), "report merge: leaving out a merged report found in the directory");
-                }
-                !merged
-            })
+            .filter(|f| f.is_file())
             .collect();
-        anyhow::ensure!(!found.is_empty(), "{}: no interval logs (*.hdr) or JSON reports (*.json) in this directory", p.display());
         found.sort();
+        found.retain(|f| match kind(f) {
+            Ok(()) => true,
+            Err(why) => {
+                console::err_line(&format!("report merge: skipping {}: {why}", f.display()));
+                false
+            }
+        });
+        anyhow::ensure!(!found.is_empty(), "{}: no interval logs or cpe-sim JSON reports in this directory", p.display());
         out.extend(found);
     }
     Ok(out)
 }
 
-/// Whether `path` is a JSON report written by `report merge` (it lists what it was merged from).
-fn is_merged_report(path: &std::path::Path) -> bool {
-    std::fs::read(path)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .is_some_and(|v| v.get("merged_from").is_some())
+/// Most bytes read to tell a file's kind: an interval log's header comes first; a JSON report is
+/// a few kilobytes (a bigger JSON file is read whole by the merge, which refuses what it is not).
+const SNIFF_BYTES: u64 = 64 << 20;
+
+/// `Ok` when `path` is an interval log or a cpe-sim JSON report that is not a merged one; else
+/// why it is left out.
+fn kind(path: &std::path::Path) -> Result<(), String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path).and_then(|f| f.take(SNIFF_BYTES).read_to_end(&mut bytes)).map_err(|e| format!("cannot be read ({e})"))?;
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {
+            let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| "JSON but not a cpe-sim report".to_string())?;
+            if v["schema"] != "cpe-sim/report/v1" {
+                return Err(match v["schema"].as_str() {
+                    Some(s) => format!("not a cpe-sim report (schema {s})"),
+                    None => "JSON but not a cpe-sim report".into(),
+                });
+            }
+            if v.get("merged_from").is_some() {
+                return Err("a merged report (its runs are already among the inputs)".into());
+            }
+            Ok(())
+        }
+        Some(b'#') if is_interval_log(&bytes) => Ok(()),
+        _ => Err("neither an interval log nor a cpe-sim JSON report".into()),
+    }
+}
+
+/// Whether `bytes` begin like an HdrHistogram interval log: comment lines, then a
+/// `#[StartTime:`/`#[BaseTime:` line or the `"StartTimestamp"` legend.
+fn is_interval_log(bytes: &[u8]) -> bool {
+    let head = &bytes[..bytes.len().min(4096)];
+    let text = String::from_utf8_lossy(head);
+    text.lines().any(|l| l.starts_with("#[StartTime:") || l.starts_with("#[BaseTime:") || l.starts_with("\"StartTimestamp\""))
 }
