@@ -317,7 +317,7 @@ fn merge_saturates_huge_counts_and_refuses_impossible_slices_and_shards() {
 }
 
 #[test]
-fn merging_a_directory_takes_logs_and_reports_by_content() {
+fn merging_a_directory_takes_logs_and_reports_by_content_and_keeps_multiplier_and_first_index() {
     let dir = temp_dir("merge-dir");
     let slices = dir.join("slices");
     std::fs::create_dir_all(&slices).unwrap();
@@ -333,6 +333,9 @@ fn merging_a_directory_takes_logs_and_reports_by_content() {
             .unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     }
+    // The log's header says the multiplier, for a run merged from its log alone.
+    let log = std::fs::read(slices.join("b.hlog")).unwrap();
+    assert!(String::from_utf8_lossy(&log).contains(" first_index=60 shards=1 multiplier=0.5\n"));
     // Run b as its log only; a sweep's JSON, a stray text file and an earlier merge alongside.
     std::fs::remove_file(slices.join("b.json")).unwrap();
     std::fs::write(slices.join("sweep.json"), r#"{"schema": "cpe-sim/sweep/v2", "steps": []}"#).unwrap();
@@ -344,6 +347,7 @@ fn merging_a_directory_takes_logs_and_reports_by_content() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(text.starts_with("merged 2 run(s):\n"), "{text}");
     assert!(text.contains("covers 60 CPEs on 2 shard(s) in all"), "{text}");
+    assert!(text.contains("interval multiplier 0.5,"), "{text}");
     for (file, why) in [
         ("notes.txt", "neither an interval log nor a cpe-sim JSON report"),
         ("sweep.json", "not a cpe-sim report (schema cpe-sim/sweep/v2)"),
@@ -352,6 +356,23 @@ fn merging_a_directory_takes_logs_and_reports_by_content() {
         assert!(err.contains(&format!("report merge: skipping {}: {why}", slices.join(file).display())), "{file}: {err}");
     }
     assert!(!err.contains("a.hlog") && !err.contains("b.hlog") && !err.contains("a.json"), "{err}");
-    assert!(out_json.exists());
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&out_json).unwrap()).unwrap();
+    assert_eq!(j["run"]["first_index"], 30, "{j}");
+    assert_eq!(j["run"]["multiplier"], 0.5, "{j}");
+    // A run at another multiplier: mixed, in the text and the JSON.
+    std::fs::write(
+        slices.join("c.json"),
+        report_json(
+            serde_json::json!({"id": "00000000000000c3", "cpes": 5, "first_index": 200, "shards": 1, "duration_s": 1.0, "multiplier": 1.0}),
+            5,
+        ),
+    )
+    .unwrap();
+    let out = Command::new(bin()).args(["report", "merge"]).arg(&slices).arg("--report-json").arg(&out_json).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("interval multiplier mixed,") && text.contains("interval multiplier: mixed (the runs ran at 0.5, 1)"), "{text}");
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&out_json).unwrap()).unwrap();
+    assert_eq!((&j["run"]["multiplier"], &j["run"]["first_index"]), (&serde_json::json!("mixed"), &serde_json::json!(30)), "{j}");
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -1,8 +1,9 @@
 //! `cpe-sim report merge`: interval logs and JSON reports from several runs or machines merged
 //! into one report ([`crate::stats::merge`]): the real CPE count, shards and duration first, the
-//! same run twice refused (exit 2). A directory given stands for the interval logs and cpe-sim
-//! JSON reports in it, told apart by content whatever their names; anything else there is
-//! skipped with a line naming it and why.
+//! same run twice refused (exit 2). The merged report's interval multiplier is the runs' own
+//! (`mixed` when they differ, `unknown` when no input said it) and its first index the smallest of their slices'. A directory
+//! given stands for the interval logs and cpe-sim JSON reports in it, told apart by content
+//! whatever their names; anything else there is skipped with a line naming it and why.
 
 use std::fmt::Write;
 use std::process::ExitCode;
@@ -11,7 +12,7 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::console;
-use crate::stats::merge::Merged;
+use crate::stats::merge::{Merged, Multiplier};
 use crate::stats::report::{self, ProcessFigures, RunFacts};
 use crate::stats::run_id::RunId;
 
@@ -28,6 +29,13 @@ fn header(m: &Merged) -> String {
         };
         let slice = r.slice.map_or("CPEs unknown".to_string(), |(f, n)| format!("{n} CPEs (cpe-{f} … cpe-{})", (f + n).saturating_sub(1)));
         let _ = writeln!(out, "  run {}: {slice}, {} shard(s), {:.1}s: {what}", r.id, r.shards, r.duration.as_secs_f64());
+    }
+    if m.multiplier == Multiplier::Mixed {
+        let mut said: Vec<f64> = m.runs.iter().filter_map(|r| r.multiplier).collect();
+        said.sort_by(f64::total_cmp);
+        said.dedup();
+        let said: Vec<String> = said.iter().map(f64::to_string).collect();
+        let _ = writeln!(out, "interval multiplier: mixed (the runs ran at {})", said.join(", "));
     }
     let _ = writeln!(
         out,
@@ -60,11 +68,29 @@ pub fn merge(files: &[std::path::PathBuf], json_path: Option<&std::path::Path>) 
             return Ok(ExitCode::from(2));
         }
     };
-    let facts = RunFacts { run_id: RunId::fresh(), duration: m.duration, cpes: m.cpes, first_index: 0, shards: m.shards, multiplier: 1.0 };
+    // The text and JSON say `mixed` or `unknown` (null) for the two others.
+    let multiplier = match m.multiplier {
+        Multiplier::Same(x) => x,
+        Multiplier::Unknown | Multiplier::Mixed => 0.0,
+    };
+    let facts =
+        RunFacts { run_id: RunId::fresh(), duration: m.duration, cpes: m.cpes, first_index: m.first_index, shards: m.shards, multiplier };
     let process = ProcessFigures::default();
-    console::out(&format!("{}{}", header(&m), report::to_text(&m.total, &facts, &process))).context("writing the report to stdout")?;
+    let mut text = report::to_text(&m.total, &facts, &process);
+    let named = match m.multiplier {
+        Multiplier::Same(_) => None,
+        Multiplier::Unknown => Some(("unknown", serde_json::Value::Null)),
+        Multiplier::Mixed => Some(("mixed", json!("mixed"))),
+    };
+    if let Some((word, _)) = &named {
+        text = text.replacen("interval multiplier 0,", &format!("interval multiplier {word},"), 1);
+    }
+    console::out(&format!("{}{text}", header(&m))).context("writing the report to stdout")?;
     if let Some(p) = json_path {
         let mut json = report::to_json(&m.total, &facts, &process);
+        if let Some((_, value)) = named {
+            json["run"]["multiplier"] = value;
+        }
         json["merged_from"] = json!(m
             .runs
             .iter()
@@ -75,6 +101,7 @@ pub fn merge(files: &[std::path::PathBuf], json_path: Option<&std::path::Path>) 
                 "first_index": r.slice.map(|s| s.0),
                 "cpes": r.slice.map(|s| s.1),
                 "shards": r.shards,
+                "multiplier": r.multiplier,
             }))
             .collect::<Vec<_>>());
         json["run"]["overlapping_slices"] = json!(m.overlapping);
