@@ -2,7 +2,10 @@
 //! without the device state API (which can change CPEs and so is not for a monitoring network).
 //!
 //! It serves the text the engine renders at each progress tick ([`crate::stats::exposition`]);
-//! a scrape never reaches a shard. Any other path is 404, any other method 405.
+//! a scrape never reaches a shard. Until the first tick has rendered it (the listener serves
+//! before the engine starts), `/metrics` answers 503 with `Retry-After: 1` rather than an empty
+//! 200 a scraper would take for a target without series. Any other path is 404, any other
+//! method 405.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -47,7 +50,13 @@ impl MetricsServer {
                 Ok(match (req.method(), req.uri().path()) {
                     (&Method::GET, "/metrics") => {
                         let body = text.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                        reply(StatusCode::OK, body, "text/plain; version=0.0.4; charset=utf-8")
+                        if body.is_empty() {
+                            let mut r = reply(StatusCode::SERVICE_UNAVAILABLE, "no progress tick yet: retry\n".into(), "text/plain");
+                            r.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+                            r
+                        } else {
+                            reply(StatusCode::OK, body, "text/plain; version=0.0.4; charset=utf-8")
+                        }
                     }
                     (_, "/metrics") => reply(StatusCode::METHOD_NOT_ALLOWED, "GET only\n".into(), "text/plain"),
                     _ => reply(StatusCode::NOT_FOUND, "only /metrics is served here\n".into(), "text/plain"),
@@ -61,5 +70,34 @@ impl MetricsServer {
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    fn get(addr: SocketAddr) -> String {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+        write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        raw
+    }
+
+    #[test]
+    fn before_the_first_tick_metrics_answers_503_with_retry_after() {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let text = Exposition::default();
+        let server = rt.block_on(MetricsServer::start(([127, 0, 0, 1], 0).into(), text.clone())).unwrap();
+        let raw = get(server.addr);
+        assert!(raw.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{raw}");
+        assert!(raw.to_ascii_lowercase().contains("\r\nretry-after: 1\r\n"), "{raw}");
+        *text.lock().unwrap() = "cpesim_cpes 1\n".into();
+        let raw = get(server.addr);
+        assert!(raw.starts_with("HTTP/1.1 200 OK\r\n") && raw.ends_with("\r\n\r\ncpesim_cpes 1\n"), "{raw}");
+        rt.block_on(server.stop());
     }
 }

@@ -15,6 +15,7 @@ use crate::cli::RunArgs;
 use crate::cwmp::envelope::urn_minor;
 use crate::slice::Slice;
 use crate::stats::threshold::Threshold;
+use crate::stats::timeline::MAX_PHASES;
 use crate::time::UnixMillis;
 
 /// Shortest `--progress-interval`: below it, progress lines would be most of the run's work.
@@ -233,6 +234,14 @@ pub fn validate(args: &RunArgs, sweep: Option<SweepFlags<'_>>) -> Result<Checked
     if let Some(s) = &sweep {
         if s.multipliers.is_empty() {
             return Err(usage("--multipliers", "", "must list at least one multiplier, e.g. 1,0.5,0.25"));
+        }
+        if s.multipliers.len() > MAX_PHASES {
+            let n = s.multipliers.len();
+            return Err(usage(
+                "--multipliers",
+                format!("{n} values"),
+                format!("must list 1 … {MAX_PHASES} multipliers (each step keeps its own latency histograms)"),
+            ));
         }
         for &m in s.multipliers {
             positive_number("--multipliers", m, MAX_MULTIPLIER, "")?;
@@ -665,6 +674,13 @@ mod tests {
         assert!(e.to_string().starts_with("--multipliers NaN: must be a number greater than 0"), "{e}");
         assert!(validate(&s.run, Some(flags(&[1.0, 0.0], Duration::from_secs(1), None))).is_err());
         assert!(validate(&s.run, Some(flags(&[], Duration::from_secs(1), None))).is_err());
+        let many: &'static [f64] = Box::leak(vec![0.5; MAX_PHASES + 1].into_boxed_slice());
+        let e = validate(&s.run, Some(flags(many, Duration::from_secs(1), None))).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--multipliers \"257 values\": must list 1 … 256 multipliers (each step keeps its own latency histograms)"
+        );
+        assert!(validate(&s.run, Some(flags(&many[..MAX_PHASES], Duration::from_secs(1), None))).is_ok());
         let e = validate(&s.run, Some(flags(&[1.0], Duration::ZERO, None))).unwrap_err();
         assert!(e.to_string().starts_with("--step-duration 0s:"), "{e}");
         let e = validate(&s.run, Some(flags(&[1.0], Duration::from_secs(1), Some(Path::new("/nonexistent-dir/s.json"))))).unwrap_err();

@@ -83,6 +83,12 @@ fn metrics_are_scraped_over_a_socket_during_a_run() {
     let deadline = Instant::now() + Duration::from_secs(90);
     let body = loop {
         let (status, body) = get(&addr, "/metrics");
+        assert!(Instant::now() < deadline, "no completed session in /metrics: {status} {body}");
+        // Before the first progress tick: 503 with Retry-After, never an empty 200.
+        if status == "HTTP/1.1 503 Service Unavailable" {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
         assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
         let completed = body
             .lines()
@@ -256,5 +262,117 @@ fn merge_counts_the_real_fleet_and_refuses_the_same_run_twice() {
     assert!(err.contains(&format!("the same run twice: run {} is in ", ids[0])) && err.contains("a.json"), "{err}");
     let (code, _, err) = merge(&["b.hlog", "b.hlog"]);
     assert_eq!(code, Some(2), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `report merge` over `args`: (exit code, stdout, stderr).
+fn merge_cmd(args: &[&Path]) -> (Option<i32>, String, String) {
+    let out = Command::new(bin()).args(["report", "merge"]).args(args).output().unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// A JSON report as a run writes it, with the given `run` fields and session counts.
+fn report_json(run: serde_json::Value, completed: u64) -> String {
+    serde_json::json!({"schema": "cpe-sim/report/v1", "run": run,
+        "sessions": {"started": completed, "completed": completed, "late": completed},
+        "failures": {"timeout": completed, "http_status_codes": {"503": completed}},
+        "events": {"0 BOOTSTRAP": {"completed": completed, "failed": completed}},
+        "endpoints": [{"index": 0, "completed": completed, "failed": completed}]})
+    .to_string()
+}
+
+#[test]
+fn merge_saturates_huge_counts_and_refuses_impossible_slices_and_shards() {
+    let dir = temp_dir("merge-huge");
+    let (a, b) = (dir.join("a.json"), dir.join("b.json"));
+    let run = |id: &str, first: u64, cpes: u64, shards: u64| serde_json::json!({"id": id, "cpes": cpes, "first_index": first, "shards": shards, "duration_s": 1.0, "multiplier": 1.0});
+    // Counts at u64::MAX in two runs, the largest slice a run can have and the most shards.
+    std::fs::write(&a, report_json(run("00000000000000a1", 0, u64::from(u32::MAX), 65_535), u64::MAX)).unwrap();
+    std::fs::write(&b, report_json(run("00000000000000b2", 0, u64::from(u32::MAX), 65_535), u64::MAX)).unwrap();
+    let (code, text, err) = merge_cmd(&[&a, &b]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(text.contains(&format!("sessions: {} completed", u64::MAX)), "{text}");
+    assert!(text.contains(&format!("covers {} CPEs", u32::MAX)), "{text}");
+    // first_index + cpes past u32::MAX: refused, naming the file.
+    std::fs::write(&b, report_json(run("00000000000000b2", u64::from(u32::MAX), 10, 1), 1)).unwrap();
+    let (code, _, err) = merge_cmd(&[&a, &b]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("b.json: first_index 4294967295 + cpes 10 passes 4294967295"), "{err}");
+    std::fs::write(&b, report_json(run("00000000000000b2", u64::MAX, u64::MAX, 1), 1)).unwrap();
+    let (code, _, err) = merge_cmd(&[&a, &b]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("b.json: first_index"), "{err}");
+    // Shards past u16::MAX (a u64 that would truncate as u32 too): refused.
+    std::fs::write(&b, report_json(run("00000000000000b2", 0, 10, (1 << 32) + 1), 1)).unwrap();
+    let (code, _, err) = merge_cmd(&[&a, &b]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("b.json: shards 4294967297 is more than 65535"), "{err}");
+    // An interval log's header with an impossible slice: refused too.
+    let log = dir.join("c.hlog");
+    std::fs::write(&log, "#cpe-sim run id=00000000000000c3 cpes=18446744073709551615 first_index=5 shards=1\n#[StartTime: 1 ]\n").unwrap();
+    let (code, _, err) = merge_cmd(&[&a, &log]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("c.hlog: first_index 5 + cpes 18446744073709551615"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn merging_a_directory_takes_logs_and_reports_by_content_and_keeps_multiplier_and_first_index() {
+    let dir = temp_dir("merge-dir");
+    let slices = dir.join("slices");
+    std::fs::create_dir_all(&slices).unwrap();
+    // Two slices at ×0.5, from index 30 and 60, their logs named *.hlog as the README writes them.
+    for (first, name) in [("30", "a"), ("60", "b")] {
+        let out = Command::new(bin())
+            .args(["--cpes", "30", "--first-index", first, "--shards", "1", "--interval-multiplier", "0.5"])
+            .args(["--progress-interval", "1h", "--hdr-log"])
+            .arg(slices.join(format!("{name}.hlog")))
+            .arg("--report-json")
+            .arg(slices.join(format!("{name}.json")))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    // The log's header says the multiplier, for a run merged from its log alone.
+    let log = std::fs::read(slices.join("b.hlog")).unwrap();
+    assert!(String::from_utf8_lossy(&log).contains(" first_index=60 shards=1 multiplier=0.5\n"));
+    // Run b as its log only; a sweep's JSON, a stray text file and an earlier merge alongside.
+    std::fs::remove_file(slices.join("b.json")).unwrap();
+    std::fs::write(slices.join("sweep.json"), r#"{"schema": "cpe-sim/sweep/v2", "steps": []}"#).unwrap();
+    std::fs::write(slices.join("notes.txt"), "run on the lab ACS\n").unwrap();
+    std::fs::write(slices.join("old.json"), r#"{"schema": "cpe-sim/report/v1", "run": {}, "merged_from": []}"#).unwrap();
+    let out_json = dir.join("merged.json");
+    let out = Command::new(bin()).args(["report", "merge"]).arg(&slices).arg("--report-json").arg(&out_json).output().unwrap();
+    let (text, err) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(text.starts_with("merged 2 run(s):\n"), "{text}");
+    assert!(text.contains("covers 60 CPEs on 2 shard(s) in all"), "{text}");
+    assert!(text.contains("interval multiplier 0.5,"), "{text}");
+    for (file, why) in [
+        ("notes.txt", "neither an interval log nor a cpe-sim JSON report"),
+        ("sweep.json", "not a cpe-sim report (schema cpe-sim/sweep/v2)"),
+        ("old.json", "a merged report"),
+    ] {
+        assert!(err.contains(&format!("report merge: skipping {}: {why}", slices.join(file).display())), "{file}: {err}");
+    }
+    assert!(!err.contains("a.hlog") && !err.contains("b.hlog") && !err.contains("a.json"), "{err}");
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&out_json).unwrap()).unwrap();
+    assert_eq!(j["run"]["first_index"], 30, "{j}");
+    assert_eq!(j["run"]["multiplier"], 0.5, "{j}");
+    // A run at another multiplier: mixed, in the text and the JSON.
+    std::fs::write(
+        slices.join("c.json"),
+        report_json(
+            serde_json::json!({"id": "00000000000000c3", "cpes": 5, "first_index": 200, "shards": 1, "duration_s": 1.0, "multiplier": 1.0}),
+            5,
+        ),
+    )
+    .unwrap();
+    let out = Command::new(bin()).args(["report", "merge"]).arg(&slices).arg("--report-json").arg(&out_json).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("interval multiplier mixed,") && text.contains("interval multiplier: mixed (the runs ran at 0.5, 1)"), "{text}");
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&out_json).unwrap()).unwrap();
+    assert_eq!((&j["run"]["multiplier"], &j["run"]["first_index"]), (&serde_json::json!("mixed"), &serde_json::json!(30)), "{j}");
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -664,3 +664,15 @@ fn a_dark_cpe_is_woken_by_nothing() {
     assert!(acs.informs()[1].1.contains(&"1 BOOT".to_string()), "{:?}", acs.informs());
     run.finish();
 }
+
+#[test]
+fn a_scenario_lists_at_most_max_phases_phases() {
+    use cpe_sim::stats::timeline::MAX_PHASES;
+    let file = |n: usize| format!("run:\n  duration: 1h\nphases:\n{}", "  - outage: {duration: 1ms}\n".repeat(n));
+    let (r, _, _) = prepare("phases-max", &file(MAX_PHASES));
+    assert_eq!(r.expect("the most phases a scenario may list").timeline.phases.len(), MAX_PHASES);
+    // One more: refused before anything starts, at the first phase past the limit.
+    let (line, key, m) = refused("phases-too-many", &file(3000));
+    assert_eq!((line, key.as_str()), (Some(4 + MAX_PHASES), "phases"), "{m}");
+    assert!(m.contains("at most 256 phases") && m.contains("this file lists 3000"), "{m}");
+}

@@ -1,6 +1,9 @@
 //! `cpe-sim report merge`: interval logs and JSON reports from several runs or machines merged
 //! into one report ([`crate::stats::merge`]): the real CPE count, shards and duration first, the
-//! same run twice refused (exit 2).
+//! same run twice refused (exit 2). The merged report's interval multiplier is the runs' own
+//! (`mixed` when they differ, `unknown` when no input said it) and its first index the smallest of their slices'. A directory
+//! given stands for the interval logs and cpe-sim JSON reports in it, told apart by content
+//! whatever their names; anything else there is skipped with a line naming it and why.
 
 use std::fmt::Write;
 use std::process::ExitCode;
@@ -9,7 +12,7 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::console;
-use crate::stats::merge::Merged;
+use crate::stats::merge::{Merged, Multiplier};
 use crate::stats::report::{self, ProcessFigures, RunFacts};
 use crate::stats::run_id::RunId;
 
@@ -26,6 +29,13 @@ fn header(m: &Merged) -> String {
         };
         let slice = r.slice.map_or("CPEs unknown".to_string(), |(f, n)| format!("{n} CPEs (cpe-{f} … cpe-{})", (f + n).saturating_sub(1)));
         let _ = writeln!(out, "  run {}: {slice}, {} shard(s), {:.1}s: {what}", r.id, r.shards, r.duration.as_secs_f64());
+    }
+    if m.multiplier == Multiplier::Mixed {
+        let mut said: Vec<f64> = m.runs.iter().filter_map(|r| r.multiplier).collect();
+        said.sort_by(f64::total_cmp);
+        said.dedup();
+        let said: Vec<String> = said.iter().map(f64::to_string).collect();
+        let _ = writeln!(out, "interval multiplier: mixed (the runs ran at {})", said.join(", "));
     }
     let _ = writeln!(
         out,
@@ -58,11 +68,29 @@ pub fn merge(files: &[std::path::PathBuf], json_path: Option<&std::path::Path>) 
             return Ok(ExitCode::from(2));
         }
     };
-    let facts = RunFacts { run_id: RunId::fresh(), duration: m.duration, cpes: m.cpes, first_index: 0, shards: m.shards, multiplier: 1.0 };
+    // The text and JSON say `mixed` or `unknown` (null) for the two others.
+    let multiplier = match m.multiplier {
+        Multiplier::Same(x) => x,
+        Multiplier::Unknown | Multiplier::Mixed => 0.0,
+    };
+    let facts =
+        RunFacts { run_id: RunId::fresh(), duration: m.duration, cpes: m.cpes, first_index: m.first_index, shards: m.shards, multiplier };
     let process = ProcessFigures::default();
-    console::out(&format!("{}{}", header(&m), report::to_text(&m.total, &facts, &process))).context("writing the report to stdout")?;
+    let mut text = report::to_text(&m.total, &facts, &process);
+    let named = match m.multiplier {
+        Multiplier::Same(_) => None,
+        Multiplier::Unknown => Some(("unknown", serde_json::Value::Null)),
+        Multiplier::Mixed => Some(("mixed", json!("mixed"))),
+    };
+    if let Some((word, _)) = &named {
+        text = text.replacen("interval multiplier 0,", &format!("interval multiplier {word},"), 1);
+    }
+    console::out(&format!("{}{text}", header(&m))).context("writing the report to stdout")?;
     if let Some(p) = json_path {
         let mut json = report::to_json(&m.total, &facts, &process);
+        if let Some((_, value)) = named {
+            json["run"]["multiplier"] = value;
+        }
         json["merged_from"] = json!(m
             .runs
             .iter()
@@ -73,6 +101,7 @@ pub fn merge(files: &[std::path::PathBuf], json_path: Option<&std::path::Path>) 
                 "first_index": r.slice.map(|s| s.0),
                 "cpes": r.slice.map(|s| s.1),
                 "shards": r.shards,
+                "multiplier": r.multiplier,
             }))
             .collect::<Vec<_>>());
         json["run"]["overlapping_slices"] = json!(m.overlapping);
@@ -81,10 +110,12 @@ pub fn merge(files: &[std::path::PathBuf], json_path: Option<&std::path::Path>) 
     Ok(ExitCode::SUCCESS)
 }
 
-/// `paths` with each directory replaced by the interval logs (`*.hdr`) and JSON reports
-/// (`*.json`) in it, in name order, so a container with no shell can merge a volume of slices.
-/// A merged report found there (one with `merged_from`, say the output of an earlier merge into
-/// the same directory) is left out and said so: its runs are already among the inputs.
+/// `paths` with each directory replaced by the interval logs and cpe-sim JSON reports in it, in
+/// name order, so a container with no shell can merge a volume of slices. Files are told apart by
+/// content, as [`crate::stats::merge`] does, whatever their names (`.hlog`, `.hdr`, `.json`).
+/// Anything else there (a sweep's JSON, a stray text file) and a merged report (one with
+/// `merged_from`, say the output of an earlier merge into the same directory: its runs are
+/// already among the inputs) is skipped with a line on stderr naming it and why.
 ///
 /// # Errors
 /// A directory that cannot be read, or that holds nothing to merge.
@@ -99,26 +130,55 @@ fn expand(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<std::path::PathBuf
             .with_context(|| format!("{}: cannot list the directory", p.display()))?
             .filter_map(Result::ok)
             .map(|e| e.path())
-            .filter(|f| f.is_file() && f.extension().is_some_and(|x| x == "hdr" || x == "json"))
-            .filter(|f| {
-                let merged = f.extension().is_some_and(|x| x == "json") && is_merged_report(f);
-                if merged {
-                    tracing::info!(file = %f.display(), "report merge: leaving out a merged report found in the directory");
-                }
-                !merged
-            })
+            .filter(|f| f.is_file())
             .collect();
-        anyhow::ensure!(!found.is_empty(), "{}: no interval logs (*.hdr) or JSON reports (*.json) in this directory", p.display());
         found.sort();
+        found.retain(|f| match kind(f) {
+            Ok(()) => true,
+            Err(why) => {
+                console::err_line(&format!("report merge: skipping {}: {why}", f.display()));
+                false
+            }
+        });
+        anyhow::ensure!(!found.is_empty(), "{}: no interval logs or cpe-sim JSON reports in this directory", p.display());
         out.extend(found);
     }
     Ok(out)
 }
 
-/// Whether `path` is a JSON report written by `report merge` (it lists what it was merged from).
-fn is_merged_report(path: &std::path::Path) -> bool {
-    std::fs::read(path)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .is_some_and(|v| v.get("merged_from").is_some())
+/// Most bytes read to tell a file's kind: an interval log's header comes first; a JSON report is
+/// a few kilobytes (a bigger JSON file is read whole by the merge, which refuses what it is not).
+const SNIFF_BYTES: u64 = 64 << 20;
+
+/// `Ok` when `path` is an interval log or a cpe-sim JSON report that is not a merged one; else
+/// why it is left out.
+fn kind(path: &std::path::Path) -> Result<(), String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path).and_then(|f| f.take(SNIFF_BYTES).read_to_end(&mut bytes)).map_err(|e| format!("cannot be read ({e})"))?;
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {
+            let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| "JSON but not a cpe-sim report".to_string())?;
+            if v["schema"] != "cpe-sim/report/v1" {
+                return Err(match v["schema"].as_str() {
+                    Some(s) => format!("not a cpe-sim report (schema {s})"),
+                    None => "JSON but not a cpe-sim report".into(),
+                });
+            }
+            if v.get("merged_from").is_some() {
+                return Err("a merged report (its runs are already among the inputs)".into());
+            }
+            Ok(())
+        }
+        Some(b'#') if is_interval_log(&bytes) => Ok(()),
+        _ => Err("neither an interval log nor a cpe-sim JSON report".into()),
+    }
+}
+
+/// Whether `bytes` begin like an HdrHistogram interval log: comment lines, then a
+/// `#[StartTime:`/`#[BaseTime:` line or the `"StartTimestamp"` legend.
+fn is_interval_log(bytes: &[u8]) -> bool {
+    let head = &bytes[..bytes.len().min(4096)];
+    let text = String::from_utf8_lossy(head);
+    text.lines().any(|l| l.starts_with("#[StartTime:") || l.starts_with("#[BaseTime:") || l.starts_with("\"StartTimestamp\""))
 }

@@ -24,6 +24,7 @@ use crate::engine::phase::{Phase, PhaseKind, Timeline};
 use crate::engine::route::{Mapping, Routes};
 use crate::model::tree::Notification;
 use crate::model::{DeviceId, Model};
+use crate::stats::timeline::MAX_PHASES;
 use schema::{PhaseYamlKind, PushModeYaml, ScenarioFile};
 
 /// Fleets whose serials are checked one by one for collisions (beyond, disjoint index ranges
@@ -148,6 +149,10 @@ pub fn prepare(path: &Path, time_scale: f64, args: &mut RunArgs, given: Given<'_
         }
     })?;
     let at = |section: &str, i: usize| item_line(&text, section, i);
+    if doc.phases.len() > MAX_PHASES {
+        let reason = format!("at most {MAX_PHASES} phases (each keeps its own latency histograms); this file lists {}", doc.phases.len());
+        return Err(err(at("phases", MAX_PHASES).or_else(|| key_line(&text, "phases")), Some("phases".into()), reason));
+    }
     let scale = |d: Duration| d.mul_f64(time_scale);
 
     // Run settings: the file's, unless a flag says otherwise.

@@ -27,7 +27,8 @@ pub struct HdrLog {
 
 impl HdrLog {
     /// Creates `path` and writes the header: a comment naming the run ([`RUN_COMMENT`] `id=…
-    /// cpes=… first_index=… shards=…`, which `report merge` reads back), then the standard lines.
+    /// cpes=… first_index=… shards=… multiplier=…`, which `report merge` reads back), then the
+    /// standard lines.
     ///
     /// # Errors
     /// The file cannot be created or written.
@@ -40,8 +41,8 @@ impl HdrLog {
                 "cpe-sim latency log (microseconds); tags: <Rpc> (service time), <Rpc>.scheduled (from the scheduled start), SchedulerLag",
             )
             .add_comment(&format!(
-                "{RUN_COMMENT} id={} cpes={} first_index={} shards={}",
-                facts.run_id, facts.cpes, facts.first_index, facts.shards
+                "{RUN_COMMENT} id={} cpes={} first_index={} shards={} multiplier={}",
+                facts.run_id, facts.cpes, facts.first_index, facts.shards, facts.multiplier
             ))
             .with_start_time(started)
             .with_base_time(started)

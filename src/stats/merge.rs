@@ -11,6 +11,12 @@
 //! The CPE count is the union of the runs' slices (`first_index..first_index+cpes`): two runs
 //! of the same slice are the same CPEs, counted once. Shards add up; the duration is the longest
 //! run's (slices run side by side). No I/O but reading the named files.
+//!
+//! Counts from outside add up saturating (a report claiming `u64::MAX` sessions merges, it does
+//! not overflow); a run whose `first_index + cpes` passes `u32::MAX` or whose shards pass
+//! `u16::MAX` (neither a run can have) is refused, naming the file. The merged run's interval
+//! multiplier is the runs' own when they agree (`None`: they differ, or none said it) and its
+//! first index the smallest of the runs' slices.
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
@@ -34,6 +40,8 @@ pub struct RunPart {
     pub slice: Option<(u64, u64)>,
     pub shards: u32,
     pub duration: Duration,
+    /// The run's interval multiplier, when its JSON report or log header said it.
+    pub multiplier: Option<f64>,
 }
 
 /// The merged report's inputs and result.
@@ -48,21 +56,63 @@ pub struct Merged {
     pub shards: u32,
     /// The longest run's duration.
     pub duration: Duration,
+    /// The smallest first CPE index of the runs' slices (0 when none said one).
+    pub first_index: u32,
+    /// The runs' interval multiplier: `Some` when every run that said one said the same.
+    pub multiplier: Multiplier,
+}
+
+/// The interval multiplier the merged runs ran at.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Multiplier {
+    /// No input said it (older logs and reports).
+    Unknown,
+    /// Every input that said one said this.
+    Same(f64),
+    /// The inputs ran at different multipliers.
+    Mixed,
+}
+
+/// Most shards a run can have (`--shards` is at most this).
+const MAX_RUN_SHARDS: u64 = u16::MAX as u64;
+
+/// Checks a run's slice and shards as read from `path`.
+fn check_run(path: &Path, slice: Option<(u64, u64)>, shards: u64) -> Result<(), String> {
+    if let Some((first, cpes)) = slice {
+        if first.checked_add(cpes).is_none_or(|end| end > u64::from(u32::MAX)) {
+            return Err(format!(
+                "{}: first_index {first} + cpes {cpes} passes {} (CPE indices are 32-bit): not a report a run wrote",
+                path.display(),
+                u32::MAX
+            ));
+        }
+    }
+    if shards > MAX_RUN_SHARDS {
+        return Err(format!("{}: shards {shards} is more than {MAX_RUN_SHARDS}: not a report a run wrote", path.display()));
+    }
+    Ok(())
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// The run header of an interval log: (id, cpes, first_index, shards).
-fn log_header(bytes: &[u8]) -> Option<(String, u64, u64, u32)> {
+/// The run header of an interval log: (id, cpes, first_index, shards, multiplier if said).
+fn log_header(bytes: &[u8]) -> Option<(String, u64, u64, u64, Option<f64>)> {
     let text = std::str::from_utf8(bytes.get(..bytes.len().min(4096))?).ok().or_else(|| {
         // A cut in the middle of a UTF-8 sequence: the header lines are ASCII and come first.
         std::str::from_utf8(&bytes[..bytes.iter().take(4096).position(|b| *b >= 0x80).unwrap_or(0)]).ok()
     })?;
     let line = text.lines().find_map(|l| l.strip_prefix('#')?.strip_prefix(RUN_COMMENT))?;
     let field = |k: &str| line.split_whitespace().find_map(|kv| kv.strip_prefix(k)?.strip_prefix('='));
-    Some((field("id")?.to_string(), field("cpes")?.parse().ok()?, field("first_index")?.parse().ok()?, field("shards")?.parse().ok()?))
+    let multiplier = field("multiplier").and_then(|m| m.parse::<f64>().ok()).filter(|m| m.is_finite());
+    Some((
+        field("id")?.to_string(),
+        field("cpes")?.parse().ok()?,
+        field("first_index")?.parse().ok()?,
+        field("shards")?.parse().ok()?,
+        multiplier,
+    ))
 }
 
 fn content_key(bytes: &[u8]) -> String {
@@ -75,17 +125,18 @@ fn content_key(bytes: &[u8]) -> String {
 fn add_counts(o: &mut super::Outcomes, j: &Value) {
     let n = |v: &Value| v.as_u64().unwrap_or(0);
     let s = &j["sessions"];
-    o.started += n(&s["started"]);
-    o.completed += n(&s["completed"]);
-    o.interrupted += n(&s["interrupted"]);
-    o.failed[Cause::Late as usize] += n(&s["late"]);
+    let add = |a: &mut u64, b: u64| *a = a.saturating_add(b);
+    add(&mut o.started, n(&s["started"]));
+    add(&mut o.completed, n(&s["completed"]));
+    add(&mut o.interrupted, n(&s["interrupted"]));
+    add(&mut o.failed[Cause::Late as usize], n(&s["late"]));
     for c in Cause::ALL {
-        o.failed[c as usize] += n(&j["failures"][c.name()]);
+        add(&mut o.failed[c as usize], n(&j["failures"][c.name()]));
     }
     for (status, count) in j["failures"]["http_status_codes"].as_object().into_iter().flatten() {
         if let Ok(st) = status.parse::<u16>() {
             match o.http_status.iter_mut().find(|(x, _)| *x == st) {
-                Some((_, m)) => *m += n(count),
+                Some((_, m)) => add(m, n(count)),
                 None => o.http_status.push((st, n(count))),
             }
         }
@@ -93,17 +144,17 @@ fn add_counts(o: &mut super::Outcomes, j: &Value) {
     for code in EventCode::ALL {
         let e = &j["events"][code.as_str()];
         let t = &mut o.by_event[code as usize];
-        t.completed += n(&e["completed"]);
-        t.failed += n(&e["failed"]);
+        add(&mut t.completed, n(&e["completed"]));
+        add(&mut t.failed, n(&e["failed"]));
     }
     for e in j["endpoints"].as_array().into_iter().flatten() {
-        let i = n(&e["index"]) as usize;
+        let i = usize::try_from(n(&e["index"])).unwrap_or(usize::MAX);
         if i < 1 << 16 {
             if o.by_endpoint.len() <= i {
                 o.by_endpoint.resize(i + 1, Tally::default());
             }
-            o.by_endpoint[i].completed += n(&e["completed"]);
-            o.by_endpoint[i].failed += n(&e["failed"]);
+            add(&mut o.by_endpoint[i].completed, n(&e["completed"]));
+            add(&mut o.by_endpoint[i].failed, n(&e["failed"]));
         }
     }
 }
@@ -111,7 +162,8 @@ fn add_counts(o: &mut super::Outcomes, j: &Value) {
 /// Merges `files` (each an interval log or a JSON report, told apart by content).
 ///
 /// # Errors
-/// A file that cannot be read or is neither; the same run twice (naming both files).
+/// A file that cannot be read or is neither; the same run twice (naming both files); a run whose
+/// slice passes the 32-bit CPE indices or whose shards pass `u16::MAX`.
 pub fn merge(files: &[PathBuf]) -> Result<Merged, String> {
     let mut runs: BTreeMap<String, RunPart> = BTreeMap::new();
     let mut total = Recorder::new();
@@ -136,10 +188,16 @@ pub fn merge(files: &[PathBuf]) -> Result<Merged, String> {
             }
             part.json = Some(path.clone());
             let r = &j["run"];
-            if let (Some(cpes), Some(first)) = (r["cpes"].as_u64(), r["first_index"].as_u64()) {
-                part.slice = Some((first, cpes));
+            let slice = r["cpes"].as_u64().zip(r["first_index"].as_u64()).map(|(cpes, first)| (first, cpes));
+            let shards = r["shards"].as_u64().unwrap_or(0);
+            check_run(path, slice, shards)?;
+            if slice.is_some() {
+                part.slice = slice;
             }
-            part.shards = r["shards"].as_u64().unwrap_or(0) as u32;
+            part.shards = u32::try_from(shards).unwrap_or(u32::MAX);
+            if let Some(m) = r["multiplier"].as_f64().filter(|m| m.is_finite()) {
+                part.multiplier = Some(m);
+            }
             part.duration = part.duration.max(Duration::from_secs_f64(r["duration_s"].as_f64().unwrap_or(0.0).clamp(0.0, 1e9)));
             add_counts(&mut total.outcomes, &j);
         } else {
@@ -155,9 +213,11 @@ pub fn merge(files: &[PathBuf]) -> Result<Merged, String> {
             }
             part.log = Some(path.clone());
             let (log, span) = super::interval::merge(std::slice::from_ref(path))?;
-            if let Some((_, cpes, first, shards)) = header {
+            if let Some((_, cpes, first, shards, multiplier)) = header {
+                check_run(path, Some((first, cpes)), shards)?;
                 part.slice = Some((first, cpes));
-                part.shards = shards;
+                part.shards = u32::try_from(shards).unwrap_or(u32::MAX);
+                part.multiplier = part.multiplier.or(multiplier);
             }
             part.duration = part.duration.max(span);
             log_completed.insert(id, log.outcomes.completed);
@@ -168,12 +228,12 @@ pub fn merge(files: &[PathBuf]) -> Result<Merged, String> {
     }
     for (id, n) in &log_completed {
         if runs.get(id).is_some_and(|r| r.json.is_none()) {
-            total.outcomes.completed += n;
+            total.outcomes.completed = total.outcomes.completed.saturating_add(*n);
         }
     }
     let runs: Vec<RunPart> = runs.into_values().collect();
     // The union of the slices.
-    let mut slices: Vec<(u64, u64)> = runs.iter().filter_map(|r| r.slice).map(|(f, n)| (f, f + n)).collect();
+    let mut slices: Vec<(u64, u64)> = runs.iter().filter_map(|r| r.slice).map(|(f, n)| (f, f.saturating_add(n))).collect();
     slices.sort_unstable();
     let (mut cpes, mut overlapping, mut end) = (0u64, false, 0u64);
     for (i, (a, b)) in slices.iter().enumerate() {
@@ -181,12 +241,22 @@ pub fn merge(files: &[PathBuf]) -> Result<Merged, String> {
             overlapping = true;
         }
         let from = if i == 0 { *a } else { (*a).max(end) };
-        cpes += b.saturating_sub(from);
+        cpes = cpes.saturating_add(b.saturating_sub(from));
         end = if i == 0 { *b } else { end.max(*b) };
     }
+    // Checked by `check_run`: every slice's first index fits in a u32.
+    let first_index = slices.first().map_or(0, |s| u32::try_from(s.0).unwrap_or(u32::MAX));
+    let mut said = runs.iter().filter_map(|r| r.multiplier);
+    let multiplier = match said.next() {
+        None => Multiplier::Unknown,
+        Some(m) if said.all(|o| o == m) => Multiplier::Same(m),
+        Some(_) => Multiplier::Mixed,
+    };
     Ok(Merged {
         total,
-        shards: runs.iter().map(|r| r.shards).sum(),
+        shards: runs.iter().fold(0u32, |a, r| a.saturating_add(r.shards)),
+        first_index,
+        multiplier,
         duration: runs.iter().map(|r| r.duration).max().unwrap_or_default(),
         runs,
         cpes,
@@ -201,7 +271,9 @@ mod tests {
     #[test]
     fn log_headers_are_read_back() {
         let h = b"#cpe-sim latency log\n#cpe-sim run id=00000000000000ab cpes=500 first_index=1000 shards=2\n#[StartTime: 1 ]\n";
-        assert_eq!(log_header(h), Some(("00000000000000ab".into(), 500, 1000, 2)));
+        assert_eq!(log_header(h), Some(("00000000000000ab".into(), 500, 1000, 2, None)));
+        let h = b"#cpe-sim run id=00000000000000ab cpes=500 first_index=1000 shards=2 multiplier=0.5\n";
+        assert_eq!(log_header(h), Some(("00000000000000ab".into(), 500, 1000, 2, Some(0.5))));
         assert_eq!(log_header(b"#[StartTime: 1 ]\n"), None);
     }
 

@@ -74,7 +74,7 @@ fn quantiles(h: &Histogram<u64>) -> Value {
 pub fn to_json(r: &Recorder, facts: &RunFacts, process: &ProcessFigures) -> Value {
     let o = &r.outcomes;
     let secs = facts.duration.as_secs_f64().max(1e-9);
-    let finished = o.completed + o.failed_sessions();
+    let finished = o.completed.saturating_add(o.failed_sessions());
     let mut rpc = Map::new();
     for (i, name) in METRICS.iter().enumerate() {
         if r.service[i].is_empty() {
@@ -112,7 +112,7 @@ pub fn to_json(r: &Recorder, facts: &RunFacts, process: &ProcessFigures) -> Valu
     let events: Map<String, Value> = EventCode::ALL
         .iter()
         .map(|c| (c, o.by_event[*c as usize]))
-        .filter(|(_, t)| t.completed + t.failed > 0)
+        .filter(|(_, t)| t.completed > 0 || t.failed > 0)
         .map(|(c, t)| (c.as_str().to_string(), json!({"completed": t.completed, "failed": t.failed})))
         .collect();
     let endpoints: Vec<Value> =

@@ -12,6 +12,12 @@
 //! What the engine calls: [`Timeline::new`] at start, [`Timeline::begin_phase`] when a phase
 //! starts (a plain run has one phase, `run`; a sweep `warm-up` then one per step; a scenario its
 //! timeline's phases), [`Timeline::record`] at each tick and once after the stop.
+//!
+//! Each phase keeps its own totals (a [`Recorder::sparse`]: its histograms grow only for the
+//! RPCs the phase saw, from ~0.7 MB to a few MB), so the phases a run may have are bounded: a
+//! scenario lists at most [`MAX_PHASES`] and a sweep steps through at most as many multipliers
+//! (checked before anything starts), so a timeline holds at most `MAX_PHASES + 1` phases with
+//! the first (`run` or `warm-up`).
 
 use std::time::Duration;
 
@@ -23,6 +29,10 @@ use super::{Cause, Recorder, METRICS};
 
 /// Most points the series keeps (halved by merging neighbours beyond).
 pub const MAX_SAMPLES: usize = 1024;
+
+/// Most phases a scenario may list, and most steps (`--multipliers`) a sweep may take: each
+/// costs a [`Recorder`] of its own for the whole run.
+pub const MAX_PHASES: usize = 256;
 
 /// One named phase of a run and what happened in it.
 #[derive(Debug, Clone)]
@@ -106,7 +116,7 @@ impl Timeline {
         if let Some(last) = self.phases.last_mut() {
             last.ended = at;
         }
-        self.phases.push(Phase { name: name.into(), started: at, ended: at, totals: Recorder::new() });
+        self.phases.push(Phase { name: name.into(), started: at, ended: at, totals: Recorder::sparse() });
     }
 
     /// The current phase's name (`run` before any began).
