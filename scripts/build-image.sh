@@ -59,6 +59,8 @@ trap cleanup EXIT
 
 # The root filesystem: binary, the libraries ldd names (with their paths), CA bundle, data.
 install -D -m 0755 "$binary" "$root/usr/local/bin/cpe-sim"
+# Debug symbols stay with the build (the release profile keeps line tables for profiling).
+command -v strip >/dev/null 2>&1 && strip --strip-debug "$root/usr/local/bin/cpe-sim"
 ldd "$binary" | awk '/=> \// { print $3 } /^\t\// { print $1 }' | while read -r lib; do
   install -D -m 0755 "$(readlink -f "$lib")" "$root$lib"
 done
