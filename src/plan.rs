@@ -90,10 +90,27 @@ impl std::error::Error for UsageError {}
 /// that fit an MQTT topic.
 fn check_usp(args: &RunArgs) -> Result<(), UsageError> {
     let usp = args.protocol == "usp";
-    for (flag, given) in [("--usp-url", args.usp_url.is_some()), ("--controller-id", args.controller_id.is_some())] {
-        if given && !usp {
-            return Err(usage(flag, "", "needs --protocol usp"));
-        }
+    // One table of the flags only one protocol reads: given for the other, they would be
+    // silently ignored (a threshold that never fails a CI gate, a listener that never opens).
+    let usp_only = [
+        ("--usp-url", args.usp_url.is_some()),
+        ("--controller-id", args.controller_id.is_some()),
+        ("--mqtt-username", args.mqtt_username.is_some()),
+        ("--mqtt-password", args.mqtt_password.is_some()),
+        ("--usp-endpoint-id", args.usp_endpoint_id != crate::usp::endpoint::DEFAULT_TEMPLATE),
+        ("--mqtt-keep-alive", args.mqtt_keep_alive != DEFAULT_MQTT_KEEP_ALIVE),
+    ];
+    let cwmp_only = [
+        ("--threshold", !args.thresholds.is_empty()),
+        ("--metrics-bind-addr", args.metrics_bind_addr.is_some()),
+        ("--cr-bind-addr", args.cr_bind_addr.is_some()),
+        ("--udp-cr-bind-addr", args.udp_cr_bind_addr.is_some()),
+        ("--hdr-log", args.hdr_log.is_some()),
+        ("--report-html", args.report_html.is_some()),
+    ];
+    let (other, needs) = if usp { (&cwmp_only, "--protocol cwmp (USP runs do not read it yet)") } else { (&usp_only, "--protocol usp") };
+    if let Some((flag, _)) = other.iter().find(|(_, given)| *given) {
+        return Err(usage(flag, "", format!("needs {needs}")));
     }
     if !usp {
         return Ok(());
@@ -104,7 +121,8 @@ fn check_usp(args: &RunArgs) -> Result<(), UsageError> {
     // Without --usp-url the embedded Controller serves WebSocket on loopback; a ws:// URL is
     // another Controller, whose endpoint ID the Records must name.
     if let Some(u) = &args.usp_url {
-        let target = crate::mtp::UspTarget::parse(u).map_err(|why| usage("--usp-url", u, why))?;
+        let shown = crate::transport::without_userinfo(u);
+        let target = crate::mtp::UspTarget::parse(u).map_err(|why| usage("--usp-url", &shown, why))?;
         if matches!(target, crate::mtp::UspTarget::WebSocket(_)) && args.controller_id.is_none() {
             return Err(usage("--controller-id", "", "is required with a ws:// --usp-url (the Controller's endpoint ID)"));
         }
@@ -125,6 +143,9 @@ fn check_usp(args: &RunArgs) -> Result<(), UsageError> {
     }
     Ok(())
 }
+
+/// `--mqtt-keep-alive`'s default (the one in `cli.rs`), to tell it from a value given.
+const DEFAULT_MQTT_KEEP_ALIVE: Duration = Duration::from_secs(60);
 
 fn usage(flag: &'static str, value: impl fmt::Display, rule: impl Into<String>) -> UsageError {
     UsageError { flag, value: value.to_string(), rule: rule.into() }

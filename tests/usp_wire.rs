@@ -664,10 +664,29 @@ fn usp_flags_are_checked_before_anything_starts() {
         (&["--protocol", "usp", "--usp-url", "mqtt://127.0.0.1:1883", "--mqtt-keep-alive", "1s"], "--mqtt-keep-alive"),
         (&["--protocol", "usp", "--mqtt-password", "x"], "--mqtt-password"),
         (&["--protocol", "usp", "--acs-url", "http://127.0.0.1/"], "--acs-url"),
+        // A flag of the other protocol is refused, not silently ignored.
+        (&["--mqtt-username", "u"], "--mqtt-username"),
+        (&["--usp-endpoint-id", "os::{serial}"], "--usp-endpoint-id"),
+        (&["--protocol", "usp", "--threshold", "Inform.p99<1ms"], "--threshold"),
+        (&["--protocol", "usp", "--metrics-bind-addr", "127.0.0.1:0"], "--metrics-bind-addr"),
+        // Every Agent's ID must be an endpoint ID (it names topics).
+        (&["--protocol", "usp", "--usp-endpoint-id", "os::#{index}"], "--usp-endpoint-id"),
+        (&["--protocol", "usp", "--usp-endpoint-id", "agent {index}"], "--usp-endpoint-id"),
+        // Credentials in a ws:// URL are refused, and never echoed.
+        (&["--protocol", "usp", "--usp-url", "ws://bob:S3cr3tPW@127.0.0.1:9/usp", "--controller-id", "self::c"], "--usp-url"),
     ];
     for (args, flag) in cases {
         let (code, out, err) = finish(spawn(args), Duration::from_secs(30));
         assert_eq!(code, 2, "{args:?}: {out}\n{err}");
         assert!(err.contains(flag), "{args:?} should name {flag}: {err}");
+        assert!(!err.contains("S3cr3tPW") && !out.contains("S3cr3tPW"), "a password was shown: {err}");
     }
+}
+
+/// A boot rate too slow to matter is the engine's boot rule for Agents too: no panic (it
+/// computed cpes ÷ rate as a Duration), the one Agent boots at once.
+#[test]
+fn a_tiny_boot_rate_does_not_panic_an_agent_run() {
+    let (code, out, err) = finish(spawn(&["--protocol", "usp", "--cpes", "1", "--boot-rate", "1e-300"]), Duration::from_secs(60));
+    assert_eq!(code, 0, "{out}\n{err}");
 }

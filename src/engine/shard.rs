@@ -1097,8 +1097,9 @@ fn thread_cpu_us() -> u64 {
     ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
 }
 
-/// When the CPE of rank `rank` (of `cpes`) first informs, in ms after the start.
-fn boot_offset_ms(boot: Boot, rank: u32, cpes: u32) -> u64 {
+/// When the CPE (or USP Agent) of rank `rank` (of `cpes`) first contacts its ACS or Controller,
+/// in ms after the start: the one boot rule for both protocols. Saturates, never panics.
+pub(crate) fn boot_offset_ms(boot: Boot, rank: u32, cpes: u32) -> u64 {
     match boot {
         Boot::Spread(d) => ((d.as_millis().min(u64::MAX as u128) as u64) as u128 * rank as u128 / cpes.max(1) as u128) as u64,
         // Float to integer casts saturate.

@@ -36,6 +36,10 @@ impl UspTarget {
                 if u.host_str().is_none_or(str::is_empty) {
                     return Err("has no host".into());
                 }
+                if !u.username().is_empty() || u.password().is_some() {
+                    // Never sent (the Controller is not asked to authenticate) and never shown.
+                    return Err("must not carry credentials".into());
+                }
                 Ok(UspTarget::WebSocket(url.to_string()))
             }
             Some(s) if s == "wss" => Err("wss:// (WebSocket over TLS) is not supported yet: use ws:// or mqtts://".into()),

@@ -47,10 +47,22 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--protocol usp needs a TR-181 profile (root object Device.), not `{}.`", model.tree.root_name());
     }
     let target = match args.usp_url.as_deref() {
-        Some(url) => Some(UspTarget::parse(url).map_err(|why| anyhow::anyhow!("--usp-url {url}: {why}"))?),
+        Some(url) => {
+            Some(UspTarget::parse(url).map_err(|why| anyhow::anyhow!("--usp-url {}: {why}", crate::transport::without_userinfo(url)))?)
+        }
         None => None,
     };
     let endpoints = EndpointTemplate::compile(&args.usp_endpoint_id).map_err(|e| anyhow::anyhow!("--usp-endpoint-id: {e}"))?;
+    // Every Agent's ID must be an endpoint ID (it names MQTT topics): the first and the last
+    // Agent's show what the template makes of this profile's identity.
+    for index in [args.first_index, args.first_index.saturating_add(args.cpes.saturating_sub(1))] {
+        let id = endpoints.endpoint_id(&model, crate::model::DeviceId(index));
+        anyhow::ensure!(
+            crate::usp::endpoint::is_valid(&id),
+            "--usp-endpoint-id {}: makes `{id}`, not a TR-369 endpoint ID (authority:…:id, at most 256 printable characters without `/`, `+` or `#`)",
+            args.usp_endpoint_id
+        );
+    }
     let client = match &target {
         Some(UspTarget::Mqtt(t)) => Some(ClientSettings {
             target: t.clone(),
@@ -93,9 +105,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             (Some(Embedded::Ws(ws)), Transport::WebSocket { url, connect_timeout: args.timeout }, "WebSocket")
         }
     };
+    // For logs and the report: never a URL's userinfo.
     let where_to = match &transport {
-        Transport::Mqtt(c) => c.target.to_string(),
-        Transport::WebSocket { url, .. } => url.clone(),
+        Transport::Mqtt(c) => crate::transport::without_userinfo(&c.target.to_string()).into_owned(),
+        Transport::WebSocket { url, .. } => crate::transport::without_userinfo(url).into_owned(),
     };
     let shared = Arc::new(Shared {
         model: Arc::new(model),
@@ -133,13 +146,15 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let mut inboxes: Vec<Option<_>> = inboxes.into_iter().map(|r| api.as_ref().map(|_| r)).collect();
     let (stop_tx, stop_rx) = watch::channel(false);
     let started = std::time::Instant::now();
-    let boot_window = match args.boot_rate {
-        Some(r) => Duration::from_secs_f64(args.cpes as f64 / r),
-        None => args.boot_spread,
+    // The engine's boot rule (spread or rate), so both protocols boot alike and saturate alike.
+    let boot = match args.boot_rate {
+        Some(r) => crate::engine::Boot::Rate(r),
+        None => crate::engine::Boot::Spread(args.boot_spread),
     };
+    let boot_window = Duration::from_millis(crate::engine::shard::boot_offset_ms(boot, args.cpes.saturating_sub(1), args.cpes));
     let tasks: Vec<_> = (0..args.cpes)
         .map(|k| {
-            let start_after = boot_window.mul_f64(k as f64 / args.cpes.max(1) as f64);
+            let start_after = Duration::from_millis(crate::engine::shard::boot_offset_ms(boot, k, args.cpes));
             let inbox = inboxes.get_mut(k as usize).and_then(Option::take);
             let index = args.first_index.saturating_add(k);
             let resumed = saved.remove(&index);

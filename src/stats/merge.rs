@@ -174,6 +174,9 @@ pub fn merge(files: &[PathBuf]) -> Result<Merged, String> {
         let is_json = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
         if is_json {
             let j: Value = serde_json::from_slice(&bytes).map_err(|e| format!("{}: not a cpe-sim JSON report ({e})", path.display()))?;
+            if j["schema"] == "cpe-sim/usp-report/v1" {
+                return Err(format!("{}: a USP run's report: merging USP runs is not supported yet", path.display()));
+            }
             if j["schema"] != "cpe-sim/report/v1" {
                 return Err(format!("{}: not a cpe-sim JSON report (schema {})", path.display(), j["schema"]));
             }
