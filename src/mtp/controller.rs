@@ -24,7 +24,7 @@ use rusp_lib::usp::{Body, Get, Header, Msg, NotifyResp, Request, Response};
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
-use super::mqtt::{agent_topic, controller_topic, ClientSettings};
+use super::mqtt::{agent_topic, controller_topic, reply_topic_ok, ClientSettings};
 use super::report::{histogram, ControllerFigures, Timed};
 use crate::usp::record;
 use crate::usp::MsgKind;
@@ -215,7 +215,12 @@ async fn serve(
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 let Some((from, replies)) = core.on_record(&p.payload) else { continue };
-                let reply_to = p.properties.as_ref().and_then(|pr| pr.response_topic.clone()).unwrap_or_else(|| agent_topic(&from));
+                let reply_to = p
+                    .properties
+                    .as_ref()
+                    .and_then(|pr| pr.response_topic.clone())
+                    .filter(|t| reply_topic_ok(t))
+                    .unwrap_or_else(|| agent_topic(&from));
                 for r in replies {
                     publish(&tx, &reply_to, &topic, r);
                 }

@@ -110,6 +110,11 @@ impl Agent {
             Handled { kind: MsgKind::Unknown, reply: None, refused: None, answered: None, accepted: None, changed: Changed::default() };
         let request = match body.msg_body {
             OneOfmsg_body::request(r) => r,
+            // Only the Controller this Agent notifies answers its Notifies: anyone else on the
+            // broker could otherwise settle them (Message IDs are predictable, `cpe-sim-N`).
+            OneOfmsg_body::response(_) | OneOfmsg_body::error(_) if opened.from_id != self.controller_id => {
+                return Err(Dropped::BadSender);
+            }
             OneOfmsg_body::response(r) => {
                 h.kind = MsgKind::Response;
                 h.answered = match r.resp_type {
