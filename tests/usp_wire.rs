@@ -125,6 +125,23 @@ fn no_broker_is_a_counted_failure_and_exit_1() {
     assert!(err.contains("could not connect"), "{err}");
 }
 
+#[test]
+fn a_stop_signal_while_the_controller_connects_ends_the_run_promptly() {
+    // A "broker" that accepts the TCP connection and never answers CONNACK: the embedded
+    // Controller would wait out --timeout (120 s) for it; SIGTERM must end that wait at once.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let child = spawn(&["--protocol", "usp", "--usp-url", &format!("mqtt://127.0.0.1:{port}"), "--cpes", "2", "--timeout", "120s"]);
+    // Wait for the Controller's connection before signalling.
+    let (_held, _) = silent.accept().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    // SAFETY: signals the child we started, by its pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let (_code, _, err) = finish(child, Duration::from_secs(60));
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?} to stop: {err}", started.elapsed());
+}
+
 /// A Controller written here (rumqttc + rusp-lib), on the broker as `self::wire-ctl`.
 struct TestController {
     client: AsyncClient,

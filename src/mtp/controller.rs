@@ -33,6 +33,9 @@ fn lock(f: &Mutex<ControllerFigures>) -> std::sync::MutexGuard<'_, ControllerFig
     f.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// How often [`Controller::start`] looks for a stop signal while it connects.
+const STOP_POLL: Duration = Duration::from_millis(100);
+
 /// What the embedded Controller does with Records, for one connection (MQTT: all Agents; WebSocket:
 /// one Agent).
 pub struct Core {
@@ -145,9 +148,24 @@ impl Controller {
         let (tx, tx_events) = AsyncClient::new(client.options(&format!("{endpoint_id}-tx"), 1024), 1 << 16);
         let core = Core::new(endpoint_id.to_string(), figures.clone(), Arc::new(AtomicU64::new(1)));
         let task = tokio::spawn(serve(mqtt, events, tx, tx_events, core, stop_rx, ready_tx));
-        match tokio::time::timeout(within, ready_rx).await {
-            Ok(Ok(Ok(()))) => Ok(Controller { figures, stop, task }),
-            Ok(Ok(Err(e))) => {
+        // A stop signal (SIGINT/SIGTERM) while connecting ends the wait at once rather than
+        // after `within` (the run's --timeout).
+        let stop_signal = async {
+            while !crate::engine::stop_requested() {
+                tokio::time::sleep(STOP_POLL).await;
+            }
+        };
+        let ready = tokio::select! {
+            r = ready_rx => Some(r),
+            _ = tokio::time::sleep(within) => None,
+            _ = stop_signal => {
+                task.abort();
+                anyhow::bail!("stopped while the embedded Controller was connecting to {}", client.target)
+            }
+        };
+        match ready {
+            Some(Ok(Ok(()))) => Ok(Controller { figures, stop, task }),
+            Some(Ok(Err(e))) => {
                 task.abort();
                 anyhow::bail!("the embedded Controller could not connect to {}: {e}", client.target)
             }
