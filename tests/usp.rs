@@ -299,6 +299,20 @@ fn bad_input_is_refused_or_dropped_never_a_panic() {
             }),
         }),
     };
+    // The same NotifyResp or an Error from anyone else on the broker settles nothing: dropped.
+    let forged = record::seal(&resp, "self::someone-else", &a.endpoint_id);
+    assert_eq!(a.handle(&model, &forged, NOW).unwrap_err(), Dropped::BadSender);
+    let err = Msg {
+        header: Some(Header { msg_id: id.clone(), msg_type: MsgType::ERROR }),
+        body: Some(Body { msg_body: OneOfmsg_body::error(rusp_lib::usp::Error { err_code: 7000, ..Default::default() }) }),
+    };
+    assert_eq!(a.handle(&model, &record::seal(&err, "self::someone-else", &a.endpoint_id), NOW).unwrap_err(), Dropped::BadSender);
     let h = a.handle(&model, &record::seal(&resp, CTL, &a.endpoint_id), NOW).unwrap();
     assert_eq!(h.answered, Some((id, None)));
+    // A sender ID no topic can be built from (empty, longer than an MQTT topic, wildcards):
+    // dropped before anything is answered.
+    for bad in [String::new(), "x".repeat(70_000), "self::#".into(), "self::a/b".into()] {
+        let r = record::seal(&request("m", get()), &bad, &a.endpoint_id);
+        assert_eq!(a.handle(&model, &r, NOW).unwrap_err(), Dropped::BadSender, "{}", &bad[..bad.len().min(20)]);
+    }
 }

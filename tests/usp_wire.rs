@@ -125,6 +125,23 @@ fn no_broker_is_a_counted_failure_and_exit_1() {
     assert!(err.contains("could not connect"), "{err}");
 }
 
+#[test]
+fn a_stop_signal_while_the_controller_connects_ends_the_run_promptly() {
+    // A "broker" that accepts the TCP connection and never answers CONNACK: the embedded
+    // Controller would wait out --timeout (120 s) for it; SIGTERM must end that wait at once.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let child = spawn(&["--protocol", "usp", "--usp-url", &format!("mqtt://127.0.0.1:{port}"), "--cpes", "2", "--timeout", "120s"]);
+    // Wait for the Controller's connection before signalling.
+    let (_held, _) = silent.accept().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    // SAFETY: signals the child we started, by its pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let (_code, _, err) = finish(child, Duration::from_secs(60));
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?} to stop: {err}", started.elapsed());
+}
+
 /// A Controller written here (rumqttc + rusp-lib), on the broker as `self::wire-ctl`.
 struct TestController {
     client: AsyncClient,
@@ -222,6 +239,42 @@ impl TestController {
         self.send_raw(agent, record::seal(&msg, CTL, agent)).await;
         self.wait_for(agent, |m| (m.header.as_ref().unwrap().msg_id == id).then(|| m.body.clone().unwrap().msg_body)).await
     }
+}
+
+/// Publishes Gets to `agent` from a throwaway client: (sender ID, Message ID, Response Topic).
+async fn hostile_publish(port: u16, agent: &str, records: &[(String, &str, Option<String>)]) {
+    let mut o = MqttOptions::new("self::hostile", "127.0.0.1", port);
+    o.set_max_packet_size(Some(1 << 20));
+    let (client, mut events) = AsyncClient::new(o, 16);
+    for (from, id, reply) in records {
+        let msg = Msg {
+            header: Some(Header { msg_id: id.to_string(), msg_type: MsgType::GET }),
+            body: Some(Body {
+                msg_body: OneOfmsg_body::request(Request {
+                    req_type: OneOfreq_type::get(Get { param_paths: vec!["Device.DeviceInfo.SerialNumber".into()], max_depth: 0 }),
+                }),
+            }),
+        };
+        let props = PublishProperties { response_topic: reply.clone(), ..Default::default() };
+        client
+            .publish_with_properties(format!("usp/agent/{agent}"), QoS::AtLeastOnce, false, record::seal(&msg, from, agent), props)
+            .await
+            .unwrap();
+    }
+    // Drive the connection until every publish is acknowledged (or the broker closed it).
+    let mut acked = 0;
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(ev) = events.poll().await {
+            if let Event::Incoming(Packet::PubAck(_)) = ev {
+                acked += 1;
+                if acked == records.len() {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    assert_eq!(acked, records.len(), "the broker took every hostile publish");
 }
 
 fn boot_cause(m: &Msg) -> Option<String> {
@@ -349,6 +402,15 @@ fn a_controller_drives_the_agents_over_mqtt() {
             }),
         };
         ctl.send_raw(agent, record::seal(&other, CTL, "os::FEFEFE-SOMEONE-ELSE")).await;
+        // Hostile reply addressing, from a client of its own: a request with an empty Response
+        // Topic (answered on the Controller's configured topic instead: publishing to "" is a
+        // protocol error the broker disconnects for), and one whose sender ID is 70,000 bytes
+        // (dropped as bad_sender: its topic would not fit an MQTT packet).
+        hostile_publish(broker.port, agent, &[(CTL.to_string(), "empty-rt", Some(String::new())), ("x".repeat(70_000), "long-from", None)])
+            .await;
+        let answered =
+            ctl.wait_for(agent, |m| (m.header.as_ref().unwrap().msg_id == "empty-rt").then(|| m.body.clone().unwrap().msg_body)).await;
+        assert!(matches!(answered, OneOfmsg_body::response(_)), "{answered:?}");
         let unsupported = ctl.request(agent, OneOfreq_type::notify(cpe_sim::usp::notify::periodic("Device"))).await;
         assert!(matches!(unsupported, OneOfmsg_body::error(e) if e.err_code == 7001));
         // Reboot: answered, then the Agent reconnects and sends Boot! with Cause RemoteReboot.
@@ -370,6 +432,8 @@ fn a_controller_drives_the_agents_over_mqtt() {
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(r["dropped"]["malformed_record"], 1, "{r}");
     assert_eq!(r["dropped"]["wrong_endpoint"], 1, "{r}");
+    assert_eq!(r["dropped"]["bad_sender"], 1, "{r}");
+    assert!(r["failures"]["connection_lost"].is_null(), "no Agent was knocked off the broker: {r}");
     assert_eq!(r["errors_answered"]["7001"], 1, "{r}");
     assert!(r["handled"]["Get"]["count"].as_u64().unwrap() >= 4, "{r}");
     assert_eq!(r["notify"]["OperationComplete"]["answered"], 1, "{r}");

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::life::{next_msg, stopped, Life, Outbox, Shared, To, Transport};
-use super::mqtt::{agent_topic, controller_topic};
+use super::mqtt::{agent_topic, controller_topic, reply_topic_ok};
 use super::report::ConnFailure;
 use crate::cpe::CpeState;
 use crate::owners::CpeMsg;
@@ -33,8 +33,9 @@ impl Outbox for MqttOut<'_> {
         // The Controller's Response Topic if it gave one (MQTT 5), else its configured topic.
         let topic = match to {
             To::Controller => self.controller_topic.to_string(),
-            To::Reply { reply_topic: Some(t), .. } => t.to_string(),
-            To::Reply { to_id, reply_topic: None } => controller_topic(to_id),
+            // Unless it is one no broker takes (empty, too long, wildcards): the sender's own.
+            To::Reply { reply_topic: Some(t), .. } if reply_topic_ok(t) => t.to_string(),
+            To::Reply { to_id, .. } => controller_topic(to_id),
         };
         // TR-369 MQTT binding: an Agent names its own topic as the Response Topic of what it
         // publishes.

@@ -7,9 +7,9 @@
 //! connection on the run's broker, subscribed to its own topic); `ws::WsController` serves the
 //! same over WebSocket.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
@@ -24,7 +24,7 @@ use rusp_lib::usp::{Body, Get, Header, Msg, NotifyResp, Request, Response};
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
-use super::mqtt::{agent_topic, controller_topic, ClientSettings};
+use super::mqtt::{agent_topic, controller_topic, reply_topic_ok, ClientSettings};
 use super::report::{histogram, ControllerFigures, Timed};
 use crate::usp::record;
 use crate::usp::MsgKind;
@@ -33,6 +33,19 @@ fn lock(f: &Mutex<ControllerFigures>) -> std::sync::MutexGuard<'_, ControllerFig
     f.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// How often [`Controller::start`] looks for a stop signal while it connects.
+const STOP_POLL: Duration = Duration::from_millis(100);
+
+/// Most of its own requests the Controller keeps waiting for an answer at once: past it, a
+/// Boot! is still answered but DeviceInfo is not read.
+pub const MAX_ASKED: usize = 65_536;
+
+/// How long a request waits for its answer unless the run says (its --timeout).
+const DEFAULT_ASK_TTL: Duration = Duration::from_secs(30);
+
+/// The run's Agents' endpoint IDs, once known: only their Boot! counts.
+pub type AgentIds = Arc<OnceLock<HashSet<String>>>;
+
 /// What the embedded Controller does with Records, for one connection (MQTT: all Agents; WebSocket:
 /// one Agent).
 pub struct Core {
@@ -40,22 +53,82 @@ pub struct Core {
     figures: Arc<Mutex<ControllerFigures>>,
     /// Message IDs unique across the Controller's connections.
     next_msg: Arc<AtomicU64>,
-    /// Its own requests in flight: Message ID → (kind, sent at).
+    /// Its own requests in flight: Message ID → (kind, sent at); at most [`MAX_ASKED`], each for
+    /// at most `ask_ttl`.
     asked: HashMap<String, (MsgKind, Instant)>,
+    ask_ttl: Duration,
+    /// When `asked` is next swept for requests past `ask_ttl`.
+    next_sweep: Instant,
+    /// Requests given up unanswered (past `ask_ttl`).
+    pub unanswered: Arc<AtomicU64>,
+    /// The run's Agents; until set, every sender's Boot! counts.
+    agents: AgentIds,
 }
 
 impl Core {
     pub fn new(id: String, figures: Arc<Mutex<ControllerFigures>>, next_msg: Arc<AtomicU64>) -> Core {
-        Core { id, figures, next_msg, asked: HashMap::new() }
+        Core {
+            id,
+            figures,
+            next_msg,
+            asked: HashMap::new(),
+            ask_ttl: DEFAULT_ASK_TTL,
+            next_sweep: Instant::now() + DEFAULT_ASK_TTL,
+            unanswered: Arc::new(AtomicU64::new(0)),
+            agents: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// Requests unanswered after `ttl` are given up (counted in `unanswered`); only the Agents in
+    /// `agents` (once set) are counted as booted.
+    pub fn with_limits(mut self, ttl: Duration, agents: AgentIds, unanswered: Arc<AtomicU64>) -> Core {
+        self.ask_ttl = ttl.max(Duration::from_millis(1));
+        self.next_sweep = Instant::now() + self.ask_ttl;
+        self.agents = agents;
+        self.unanswered = unanswered;
+        self
+    }
+
+    /// Drops requests waiting longer than `ask_ttl` (at most once per `ask_ttl`, or when the map
+    /// is full).
+    fn expire(&mut self, now: Instant) {
+        if now < self.next_sweep && self.asked.len() < MAX_ASKED {
+            return;
+        }
+        self.next_sweep = now + self.ask_ttl;
+        let ttl = self.ask_ttl;
+        let before = self.asked.len();
+        self.asked.retain(|_, (_, at)| now.saturating_duration_since(*at) < ttl);
+        let gone = before - self.asked.len();
+        if gone > 0 {
+            self.unanswered.fetch_add(gone as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// How many of its requests wait for an answer.
+    pub fn asked_len(&self) -> usize {
+        self.asked.len()
     }
 
     /// Handles one Record; returns its sender's endpoint ID and the Records to send it back.
     pub fn on_record(&mut self, bytes: &[u8]) -> Option<(String, Vec<Vec<u8>>)> {
+        self.expire(Instant::now());
         let Ok(opened) = record::open(bytes, &self.id) else {
             lock(&self.figures).dropped += 1;
             return None;
         };
         let from = opened.from_id;
+        // A Boot! from an endpoint that is none of the run's Agents (anyone can publish to the
+        // Controller's topic): not counted as booted, not answered, no state kept for it.
+        let forged_boot = matches!(
+            opened.msg.body.as_ref().map(|b| &b.msg_body),
+            Some(OneOfmsg_body::request(Request { req_type: OneOfreq_type::notify(rusp_lib::usp::Notify {
+                notification: OneOfnotification::event(e), .. }) })) if e.event_name == "Boot!"
+        ) && self.agents.get().is_some_and(|ids| !ids.contains(&from));
+        if forged_boot {
+            lock(&self.figures).dropped += 1;
+            return None;
+        }
         let header = opened.msg.header.unwrap_or_default();
         let mut out = Vec::new();
         match opened.msg.body.map(|b| b.msg_body) {
@@ -88,7 +161,7 @@ impl Core {
                     };
                     out.push(record::seal(&resp, &self.id, &from));
                 }
-                if boot {
+                if boot && self.asked.len() < MAX_ASKED {
                     // Read DeviceInfo after Boot!, as an ACS's bootstrap script would.
                     let msg_id = format!("ctl-{}", self.next_msg.fetch_add(1, Ordering::Relaxed));
                     let get = Msg {
@@ -124,6 +197,10 @@ impl Core {
 /// A running embedded Controller on an MQTT broker.
 pub struct Controller {
     pub figures: Arc<Mutex<ControllerFigures>>,
+    /// Its requests given up unanswered after the run's timeout.
+    pub unanswered: Arc<AtomicU64>,
+    /// The run's Agents' endpoint IDs ([`Controller::expect_agents`]).
+    agents: AgentIds,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -143,11 +220,33 @@ impl Controller {
         // of incoming publishes before it takes the next request, so under a Boot! storm the
         // answers on a shared connection starved (measured: 50 of 10,000 Boot! answered).
         let (tx, tx_events) = AsyncClient::new(client.options(&format!("{endpoint_id}-tx"), 1024), 1 << 16);
-        let core = Core::new(endpoint_id.to_string(), figures.clone(), Arc::new(AtomicU64::new(1)));
+        let agents: AgentIds = Arc::new(OnceLock::new());
+        let unanswered = Arc::new(AtomicU64::new(0));
+        // Its requests wait as long as the run waits for anything (--timeout).
+        let core = Core::new(endpoint_id.to_string(), figures.clone(), Arc::new(AtomicU64::new(1))).with_limits(
+            within,
+            agents.clone(),
+            unanswered.clone(),
+        );
         let task = tokio::spawn(serve(mqtt, events, tx, tx_events, core, stop_rx, ready_tx));
-        match tokio::time::timeout(within, ready_rx).await {
-            Ok(Ok(Ok(()))) => Ok(Controller { figures, stop, task }),
-            Ok(Ok(Err(e))) => {
+        // A stop signal (SIGINT/SIGTERM) while connecting ends the wait at once rather than
+        // after `within` (the run's --timeout).
+        let stop_signal = async {
+            while !crate::engine::stop_requested() {
+                tokio::time::sleep(STOP_POLL).await;
+            }
+        };
+        let ready = tokio::select! {
+            r = ready_rx => Some(r),
+            _ = tokio::time::sleep(within) => None,
+            _ = stop_signal => {
+                task.abort();
+                anyhow::bail!("stopped while the embedded Controller was connecting to {}", client.target)
+            }
+        };
+        match ready {
+            Some(Ok(Ok(()))) => Ok(Controller { figures, unanswered, agents, stop, task }),
+            Some(Ok(Err(e))) => {
                 task.abort();
                 anyhow::bail!("the embedded Controller could not connect to {}: {e}", client.target)
             }
@@ -156,6 +255,12 @@ impl Controller {
                 anyhow::bail!("the embedded Controller could not subscribe at {} within {within:?}", client.target)
             }
         }
+    }
+
+    /// Counts Boot! only from these endpoint IDs (the run's Agents) from now on; a Boot! from
+    /// anyone else is dropped (counted in `dropped`). Set once; later calls are ignored.
+    pub fn expect_agents(&self, ids: impl IntoIterator<Item = String>) {
+        let _ = self.agents.set(ids.into_iter().collect());
     }
 
     /// Disconnects and waits for the task.
@@ -215,7 +320,12 @@ async fn serve(
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 let Some((from, replies)) = core.on_record(&p.payload) else { continue };
-                let reply_to = p.properties.as_ref().and_then(|pr| pr.response_topic.clone()).unwrap_or_else(|| agent_topic(&from));
+                let reply_to = p
+                    .properties
+                    .as_ref()
+                    .and_then(|pr| pr.response_topic.clone())
+                    .filter(|t| reply_topic_ok(t))
+                    .unwrap_or_else(|| agent_topic(&from));
                 for r in replies {
                     publish(&tx, &reply_to, &topic, r);
                 }
@@ -241,5 +351,83 @@ fn publish(client: &AsyncClient, to: &str, own_topic: &str, record: Vec<u8>) {
         PublishProperties { response_topic: Some(own_topic.to_string()), content_type: Some("usp.msg".into()), ..Default::default() };
     if client.try_publish_with_properties(to, QoS::AtLeastOnce, false, record, props).is_err() {
         tracing::warn!("embedded Controller: its MQTT request queue is full; a message was not sent");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusp_lib::usp::mod_Notify::Event;
+    use rusp_lib::usp::Notify;
+
+    const CTL: &str = "self::ctl";
+
+    fn boot_from(from: &str, n: u32) -> Vec<u8> {
+        let msg = Msg {
+            header: Some(Header { msg_id: format!("b{n}"), msg_type: MsgType::NOTIFY }),
+            body: Some(Body {
+                msg_body: OneOfmsg_body::request(Request {
+                    req_type: OneOfreq_type::notify(Notify {
+                        subscription_id: "boot".into(),
+                        send_resp: true,
+                        notification: OneOfnotification::event(Event {
+                            obj_path: "Device.".into(),
+                            event_name: "Boot!".into(),
+                            params: HashMap::new(),
+                        }),
+                    }),
+                }),
+            }),
+        };
+        record::seal(&msg, from, CTL)
+    }
+
+    fn core() -> (Core, Arc<Mutex<ControllerFigures>>, AgentIds) {
+        let figures = Arc::new(Mutex::new(ControllerFigures::default()));
+        let agents: AgentIds = Arc::new(OnceLock::new());
+        let c = Core::new(CTL.into(), figures.clone(), Arc::new(AtomicU64::new(1))).with_limits(
+            Duration::from_millis(20),
+            agents.clone(),
+            Arc::new(AtomicU64::new(0)),
+        );
+        (c, figures, agents)
+    }
+
+    #[test]
+    fn boot_counts_only_from_the_runs_agents() {
+        let (mut c, figures, agents) = core();
+        agents.set(["os::A-0".to_string(), "os::A-1".to_string()].into()).unwrap();
+        let (_, replies) = c.on_record(&boot_from("os::A-0", 1)).unwrap();
+        assert_eq!(replies.len(), 2, "NotifyResp and the DeviceInfo Get");
+        for i in 0..1000 {
+            assert!(c.on_record(&boot_from(&format!("os::FORGED-{i}"), i)).is_none());
+        }
+        let f = lock(&figures);
+        assert_eq!(f.booted.len(), 1);
+        assert_eq!(f.dropped, 1000);
+        assert_eq!(c.asked_len(), 1, "no state kept for forged senders");
+    }
+
+    #[test]
+    fn unanswered_requests_expire_and_the_map_is_capped() {
+        let (mut c, _, _) = core();
+        for i in 0..10 {
+            c.on_record(&boot_from(&format!("os::A-{i}"), i)).unwrap();
+        }
+        assert_eq!(c.asked_len(), 10);
+        std::thread::sleep(Duration::from_millis(40));
+        c.on_record(&boot_from("os::A-x", 99)).unwrap();
+        assert_eq!(c.asked_len(), 1, "the ten older Gets expired");
+        assert_eq!(c.unanswered.load(Ordering::Relaxed), 10);
+        // Full: Boot! is answered, DeviceInfo not read, the map does not grow.
+        let (mut c, _, _) = core();
+        c.ask_ttl = Duration::from_secs(3600);
+        c.next_sweep = Instant::now() + c.ask_ttl;
+        for i in 0..MAX_ASKED {
+            c.asked.insert(format!("x{i}"), (MsgKind::Get, Instant::now()));
+        }
+        let (_, replies) = c.on_record(&boot_from("os::A-0", 1)).unwrap();
+        assert_eq!(replies.len(), 1, "only the NotifyResp");
+        assert_eq!(c.asked_len(), MAX_ASKED);
     }
 }

@@ -66,6 +66,15 @@ pub fn controller_topic(endpoint_id: &str) -> String {
     format!("usp/controller/{endpoint_id}")
 }
 
+/// Whether a Response Topic from the network may be published to: non-empty (an empty topic
+/// is a protocol error: the broker disconnects the publisher), at most 65,535 bytes (the MQTT
+/// length prefix; rumqttc would truncate it into a malformed packet) and free of the wildcards
+/// `+` and `#` (MQTT 5 §4.7: not allowed in a PUBLISH topic). Otherwise the configured topic is
+/// used.
+pub fn reply_topic_ok(topic: &str) -> bool {
+    !topic.is_empty() && topic.len() <= usize::from(u16::MAX) && !topic.contains(['+', '#']) && !topic.contains('\0')
+}
+
 /// How to reach and log in to the broker, shared by every connection of a run.
 #[derive(Clone)]
 pub struct ClientSettings {
@@ -104,6 +113,16 @@ impl ClientSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reply_topics() {
+        assert!(reply_topic_ok("usp/controller/self::c"));
+        assert!(!reply_topic_ok(""));
+        assert!(!reply_topic_ok("usp/+/x"));
+        assert!(!reply_topic_ok("usp/#"));
+        assert!(!reply_topic_ok(&"a".repeat(65_536)));
+        assert!(reply_topic_ok(&"a".repeat(65_535)));
+    }
 
     #[test]
     fn urls() {

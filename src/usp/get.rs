@@ -6,21 +6,29 @@ use std::collections::BTreeMap;
 use rusp_lib::usp::mod_GetResp::{RequestedPathResult, ResolvedPathResult};
 use rusp_lib::usp::{Get, GetResp};
 
-use super::UspErr;
+use quick_protobuf::MessageWrite;
+
+use super::{Budget, UspErr};
 use crate::model::device::{ReadFor, Target};
 use crate::model::tree::{Loc, NodeKind};
 use crate::model::Device;
 
 /// Answers a Get: one `RequestedPathResult` per requested path, in order. A path the data model
 /// does not have is 7026 for that path alone (the others are still answered).
-pub fn get(dev: &Device<'_>, req: &Get) -> GetResp {
+///
+/// # Errors
+/// 7000 when the answer outgrows `budget` (checked after each requested path, so no more than
+/// one path's result is built past it).
+pub fn get(dev: &Device<'_>, req: &Get, mut budget: Budget) -> Result<GetResp, UspErr> {
     let tree = &dev.model.tree;
     let mut results = Vec::with_capacity(req.param_paths.len());
     for path in &req.param_paths {
         let targets = match resolve(dev, path) {
             Ok(t) => t,
             Err(e) => {
-                results.push(failed(path, e));
+                let r = failed(path, e);
+                budget.take(r.get_size())?;
+                results.push(r);
                 continue;
             }
         };
@@ -65,14 +73,11 @@ pub fn get(dev: &Device<'_>, req: &Get) -> GetResp {
                 ResolvedPathResult { resolved_path: obj, result_params: params.into_iter().collect() }
             })
             .collect();
-        results.push(RequestedPathResult {
-            requested_path: path.clone(),
-            err_code: 0,
-            err_msg: String::new(),
-            resolved_path_results: resolved,
-        });
+        let r = RequestedPathResult { requested_path: path.clone(), err_code: 0, err_msg: String::new(), resolved_path_results: resolved };
+        budget.take(r.get_size())?;
+        results.push(r);
     }
-    GetResp { req_path_results: results }
+    Ok(GetResp { req_path_results: results })
 }
 
 /// Resolves a Controller's path: USP paths always allow `*` (TR-369 §"Path Names"), whatever

@@ -31,6 +31,37 @@ pub use error::UspErr;
 /// (TR-369 Issue 1 Amendment 3).
 pub const USP_VERSION: &str = "1.3";
 
+/// The largest Record an Agent sends: both MTPs here take at most 1 MiB (`mtp::mqtt::MAX_PACKET`,
+/// the WebSocket's maximum message size), so a larger answer could not be delivered anyway.
+pub const MAX_RECORD: usize = 1 << 20;
+
+/// Most paths one Get, GetInstances or GetSupportedDM may name (or objects a Set, Add or Delete
+/// may): beyond, the request is refused with 7005 Resources Exceeded before any is resolved.
+pub const MAX_PATHS: usize = 1024;
+
+/// What a read answer (GetResp, GetInstancesResp, GetSupportedDMResp) may grow to before it is
+/// given up: 7000 "response too large" is sent instead of building it further.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    left: usize,
+}
+
+impl Budget {
+    /// A budget of `bytes` encoded bytes.
+    pub fn new(bytes: usize) -> Budget {
+        Budget { left: bytes }
+    }
+
+    /// Takes `bytes` (one requested path's encoded result, plus its field header).
+    ///
+    /// # Errors
+    /// 7000 when the answer would outgrow the budget.
+    pub fn take(&mut self, bytes: usize) -> Result<(), UspErr> {
+        self.left = self.left.checked_sub(bytes.saturating_add(8)).ok_or(UspErr::MESSAGE_FAILED)?;
+        Ok(())
+    }
+}
+
 /// What kind of USP Message one was: the key of the report's latency and count tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -25,6 +25,10 @@ pub enum Dropped {
     NotAMessage,
     /// The payload is not a protobuf `Msg`, or a Msg with no header/body.
     MalformedMsg,
+    /// `from_id` is not a valid endpoint ID ([`super::endpoint::is_valid`]): an answer would go
+    /// to a topic built from it (empty, too long for MQTT, or holding wildcards), or a response
+    /// came from someone other than the Controller the Agent reports to.
+    BadSender,
 }
 
 impl Dropped {
@@ -37,6 +41,7 @@ impl Dropped {
             Dropped::SecuredPayload => "secured_payload",
             Dropped::NotAMessage => "not_a_message",
             Dropped::MalformedMsg => "malformed_msg",
+            Dropped::BadSender => "bad_sender",
         }
     }
 }
@@ -58,6 +63,11 @@ pub fn open(bytes: &[u8], own_id: &str) -> Result<Opened, Dropped> {
     let record = decode::<Record>(bytes).ok_or(Dropped::MalformedRecord)?;
     if record.to_id != own_id {
         return Err(Dropped::WrongEndpoint);
+    }
+    // The answer goes to `usp/agent/<from_id>` or `usp/controller/<from_id>`: an ID that is not
+    // one (empty, 70,000 bytes, `+`/`#`) would knock the publisher off the broker.
+    if !super::endpoint::is_valid(&record.from_id) {
+        return Err(Dropped::BadSender);
     }
     if record.payload_security != PayloadSecurity::PLAINTEXT || !record.mac_signature.is_empty() {
         return Err(Dropped::SecuredPayload);
@@ -145,8 +155,13 @@ mod tests {
         let bytes = seal(&get_msg(), "self::c", "os::A-1");
         assert_eq!(open(&bytes, "os::A-2").unwrap_err(), Dropped::WrongEndpoint);
         assert_eq!(open(b"\xff\xff\xff", "os::A-1").unwrap_err(), Dropped::MalformedRecord);
-        assert_eq!(open(&seal_payload(vec![0xff, 0x01], "c", "a"), "a").unwrap_err(), Dropped::MalformedMsg);
-        assert_eq!(open(&seal_payload(Vec::new(), "c", "a"), "a").unwrap_err(), Dropped::MalformedMsg);
+        assert_eq!(open(&seal_payload(vec![0xff, 0x01], "self::c", "os::a"), "os::a").unwrap_err(), Dropped::MalformedMsg);
+        assert_eq!(open(&seal_payload(Vec::new(), "self::c", "os::a"), "os::a").unwrap_err(), Dropped::MalformedMsg);
+        // A sender whose ID cannot name a topic is dropped before anything is answered.
+        assert_eq!(open(&seal(&get_msg(), "", "os::A-1"), "os::A-1").unwrap_err(), Dropped::BadSender);
+        assert_eq!(open(&seal(&get_msg(), &"x".repeat(70_000), "os::A-1"), "os::A-1").unwrap_err(), Dropped::BadSender);
+        assert_eq!(open(&seal(&get_msg(), "self::c/#", "os::A-1"), "os::A-1").unwrap_err(), Dropped::BadSender);
+        assert_eq!(open(&seal(&get_msg(), "self::+", "os::A-1"), "os::A-1").unwrap_err(), Dropped::BadSender);
         // Truncated records never panic.
         for n in 0..bytes.len() {
             let _ = open(&bytes[..n], "os::A-1");

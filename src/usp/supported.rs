@@ -13,7 +13,9 @@ use rusp_lib::usp::{GetInstances, GetInstancesResp, GetSupportedDM, GetSupported
 
 use super::get::resolve;
 use super::operate::Command;
-use super::UspErr;
+use quick_protobuf::MessageWrite;
+
+use super::{Budget, UspErr};
 use crate::model::device::Target;
 use crate::model::tree::{NodeId, NodeKind, ParamTree};
 use crate::model::types::ParamType;
@@ -32,19 +34,24 @@ pub fn get_supported_protocol() -> GetSupportedProtocolResp {
 
 /// Answers GetInstances: the instances of the tables at or below each path (only the first
 /// level with `first_level_only`), with their Alias as unique key when they have one.
-pub fn get_instances(dev: &Device<'_>, req: &GetInstances) -> GetInstancesResp {
+///
+/// # Errors
+/// 7000 when the answer outgrows `budget` (checked after each requested path).
+pub fn get_instances(dev: &Device<'_>, req: &GetInstances, mut budget: Budget) -> Result<GetInstancesResp, UspErr> {
     let tree = &dev.model.tree;
     let mut results = Vec::with_capacity(req.obj_paths.len());
     for path in &req.obj_paths {
         let targets = match resolve(dev, path) {
             Ok(t) => t,
             Err(e) => {
-                results.push(RequestedPathResult {
+                let r = RequestedPathResult {
                     requested_path: path.clone(),
                     err_code: e.0,
                     err_msg: e.message().into(),
                     curr_insts: Vec::new(),
-                });
+                };
+                budget.take(r.get_size())?;
+                results.push(r);
                 continue;
             }
         };
@@ -68,19 +75,24 @@ pub fn get_instances(dev: &Device<'_>, req: &GetInstances) -> GetInstancesResp {
                 curr_insts.push(CurrInstance { instantiated_obj_path: p, unique_keys });
             });
         }
-        results.push(match error {
+        let r = match error {
             Some(e) => {
                 RequestedPathResult { requested_path: path.clone(), err_code: e.0, err_msg: e.message().into(), curr_insts: Vec::new() }
             }
             None => RequestedPathResult { requested_path: path.clone(), err_code: 0, err_msg: String::new(), curr_insts },
-        });
+        };
+        budget.take(r.get_size())?;
+        results.push(r);
     }
-    GetInstancesResp { req_path_results: results }
+    Ok(GetInstancesResp { req_path_results: results })
 }
 
 /// Answers GetSupportedDM from the schema: objects (multi-instance ones as `….{i}.`), their
 /// parameters with access and type, and at the root the commands and the Boot! event.
-pub fn get_supported_dm(tree: &ParamTree, req: &GetSupportedDM) -> GetSupportedDMResp {
+///
+/// # Errors
+/// 7000 when the answer outgrows `budget` (checked after each requested path).
+pub fn get_supported_dm(tree: &ParamTree, req: &GetSupportedDM, mut budget: Budget) -> Result<GetSupportedDMResp, UspErr> {
     let mut results = Vec::with_capacity(req.obj_paths.len());
     for path in &req.obj_paths {
         // Supported paths name instances `{i}`; a concrete number is read the same way.
@@ -88,26 +100,30 @@ pub fn get_supported_dm(tree: &ParamTree, req: &GetSupportedDM) -> GetSupportedD
             path.split('.').map(|s| if s == "*" || (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())) { "{i}" } else { s }).collect();
         let Some(node) = tree.by_schema_path(&generic.join(".")).filter(|&n| tree.node(n).is_object() && path.ends_with('.')) else {
             let e = UspErr::INVALID_PATH;
-            results.push(RequestedObjectResult {
+            let r = RequestedObjectResult {
                 req_obj_path: path.clone(),
                 err_code: e.0,
                 err_msg: e.message().into(),
                 data_model_inst_uri: String::new(),
                 supported_objs: Vec::new(),
-            });
+            };
+            budget.take(r.get_size())?;
+            results.push(r);
             continue;
         };
         let mut objs = Vec::new();
         collect(tree, node, req, true, &mut objs);
-        results.push(RequestedObjectResult {
+        let r = RequestedObjectResult {
             req_obj_path: path.clone(),
             err_code: 0,
             err_msg: String::new(),
             data_model_inst_uri: DATA_MODEL_URI.into(),
             supported_objs: objs,
-        });
+        };
+        budget.take(r.get_size())?;
+        results.push(r);
     }
-    GetSupportedDMResp { req_obj_results: results }
+    Ok(GetSupportedDMResp { req_obj_results: results })
 }
 
 fn collect(tree: &ParamTree, node: NodeId, req: &GetSupportedDM, top: bool, out: &mut Vec<SupportedObjectResult>) {
