@@ -90,7 +90,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let (controller, transport, mtp) = match (&target, &client) {
         (Some(UspTarget::Mqtt(_)), Some(c)) => {
             let ctl = match embedded {
-                true => Some(Embedded::Mqtt(rt.block_on(Controller::start(c, &controller_id, args.timeout))?)),
+                true => {
+                    let ctl = rt.block_on(Controller::start(c, &controller_id, args.timeout))?;
+                    // Boot! counts only from the run's Agents; anyone else's is dropped.
+                    ctl.expect_agents(
+                        (0..args.cpes).map(|k| endpoints.endpoint_id(&model, crate::model::DeviceId(args.first_index.saturating_add(k)))),
+                    );
+                    Some(Embedded::Mqtt(ctl))
+                }
                 false => None,
             };
             (ctl, Transport::Mqtt(c.clone()), "MQTT 5")
