@@ -159,15 +159,7 @@ fn kind(path: &std::path::Path) -> Result<(), String> {
     match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') => {
             let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| "JSON but not a cpe-sim report".to_string())?;
-            if v["schema"] == "cpe-sim/usp-report/v1" {
-                return Err("a USP run's report (merging USP runs is not supported yet)".into());
-            }
-            if v["schema"] != "cpe-sim/report/v1" {
-                return Err(match v["schema"].as_str() {
-                    Some(s) => format!("not a cpe-sim report (schema {s})"),
-                    None => "JSON but not a cpe-sim report".into(),
-                });
-            }
+            crate::stats::merge::check_schema(&v)?;
             if v.get("merged_from").is_some() {
                 return Err("a merged report (its runs are already among the inputs)".into());
             }

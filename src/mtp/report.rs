@@ -225,10 +225,6 @@ pub fn to_text(header: &str, a: &AgentFigures, c: Option<&ControllerFigures>, el
     s
 }
 
-/// The `schema` of a USP run's `--report-json` (`report merge` names it and refuses it: merging
-/// USP runs is not built yet).
-pub const USP_REPORT_SCHEMA: &str = "cpe-sim/usp-report/v1";
-
 /// The report as JSON (`--report-json`).
 pub fn to_json(a: &AgentFigures, c: Option<&ControllerFigures>, elapsed: Duration) -> serde_json::Value {
     let notify: serde_json::Map<String, serde_json::Value> = a
@@ -259,7 +255,7 @@ pub fn to_json(a: &AgentFigures, c: Option<&ControllerFigures>, elapsed: Duratio
         })
     });
     serde_json::json!({
-        "schema": USP_REPORT_SCHEMA,
+        "schema": crate::stats::report::USP_SCHEMA,
         "protocol": "usp",
         "elapsed_s": elapsed.as_secs_f64(),
         "agents": a.agents,

@@ -159,6 +159,20 @@ fn add_counts(o: &mut super::Outcomes, j: &Value) {
     }
 }
 
+/// Whether `j` is a JSON report `merge` takes: a run's (not a USP run's, a sweep's or anything
+/// else's); else why not. The one rule for `merge` and for what `report merge DIR` picks up.
+///
+/// # Errors
+/// The reason, worded to follow a file name.
+pub fn check_schema(j: &Value) -> Result<(), String> {
+    match j["schema"].as_str() {
+        Some(super::report::SCHEMA) => Ok(()),
+        Some(super::report::USP_SCHEMA) => Err("a USP run's report: merging USP runs is not supported yet".into()),
+        Some(s) => Err(format!("not a cpe-sim report (schema {s}): so not a cpe-sim JSON report of a run")),
+        None => Err("JSON but not a cpe-sim JSON report".into()),
+    }
+}
+
 /// Merges `files` (each an interval log or a JSON report, told apart by content).
 ///
 /// # Errors
@@ -174,12 +188,7 @@ pub fn merge(files: &[PathBuf]) -> Result<Merged, String> {
         let is_json = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
         if is_json {
             let j: Value = serde_json::from_slice(&bytes).map_err(|e| format!("{}: not a cpe-sim JSON report ({e})", path.display()))?;
-            if j["schema"] == "cpe-sim/usp-report/v1" {
-                return Err(format!("{}: a USP run's report: merging USP runs is not supported yet", path.display()));
-            }
-            if j["schema"] != "cpe-sim/report/v1" {
-                return Err(format!("{}: not a cpe-sim JSON report (schema {})", path.display(), j["schema"]));
-            }
+            check_schema(&j).map_err(|why| format!("{}: {why}", path.display()))?;
             let id = j["run"]["id"].as_str().map_or_else(|| content_key(&bytes), str::to_string);
             let part = runs.entry(id.clone()).or_insert_with(|| RunPart { id: id.clone(), ..RunPart::default() });
             if let Some(other) = &part.json {

@@ -20,6 +20,13 @@ use super::run_id::RunId;
 use super::{Cause, Recorder, METRICS};
 use crate::cwmp::rpc::inform::EventCode;
 
+/// The `schema` of a run's JSON report (`--report-json`).
+pub const SCHEMA: &str = "cpe-sim/report/v1";
+
+/// The `schema` of a USP run's JSON report (`report merge` names it and refuses it: merging USP
+/// runs is not built yet).
+pub const USP_SCHEMA: &str = "cpe-sim/usp-report/v1";
+
 /// Facts about the run the report describes.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RunFacts {
@@ -118,7 +125,7 @@ pub fn to_json(r: &Recorder, facts: &RunFacts, process: &ProcessFigures) -> Valu
     let endpoints: Vec<Value> =
         o.by_endpoint.iter().enumerate().map(|(i, t)| json!({"index": i, "completed": t.completed, "failed": t.failed})).collect();
     json!({
-        "schema": "cpe-sim/report/v1",
+        "schema": SCHEMA,
         "run": {
             "id": facts.run_id.to_string(),
             "duration_s": (secs * 1000.0).round() / 1000.0,
