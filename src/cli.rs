@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+/// `--mqtt-keep-alive`'s default (`plan` tells a value given from it).
+pub const MQTT_KEEP_ALIVE_DEFAULT: &str = "60s";
+
 /// A TR-069 (CWMP) CPE simulator and ACS load generator.
 ///
 /// Without --acs-url, cpe-sim starts its embedded ACS on a free loopback port and runs one CPE's
@@ -225,7 +228,7 @@ pub struct RunArgs {
     pub controller_id: Option<String>,
 
     /// USP: the Agents' endpoint ID template
-    #[arg(long, default_value = "os::{oui}-{serial}")]
+    #[arg(long, default_value = crate::usp::endpoint::DEFAULT_TEMPLATE)]
     pub usp_endpoint_id: String,
 
     /// USP: MQTT username (and --mqtt-password) for the broker
@@ -237,7 +240,7 @@ pub struct RunArgs {
     pub mqtt_password: Option<String>,
 
     /// USP: MQTT keep-alive
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, default_value = MQTT_KEEP_ALIVE_DEFAULT, value_parser = parse_duration)]
     pub mqtt_keep_alive: Duration,
 }
 

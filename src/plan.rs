@@ -98,7 +98,7 @@ fn check_usp(args: &RunArgs) -> Result<(), UsageError> {
         ("--mqtt-username", args.mqtt_username.is_some()),
         ("--mqtt-password", args.mqtt_password.is_some()),
         ("--usp-endpoint-id", args.usp_endpoint_id != crate::usp::endpoint::DEFAULT_TEMPLATE),
-        ("--mqtt-keep-alive", args.mqtt_keep_alive != DEFAULT_MQTT_KEEP_ALIVE),
+        ("--mqtt-keep-alive", Ok(args.mqtt_keep_alive) != crate::cli::parse_duration(crate::cli::MQTT_KEEP_ALIVE_DEFAULT)),
     ];
     let cwmp_only = [
         ("--threshold", !args.thresholds.is_empty()),
@@ -143,9 +143,6 @@ fn check_usp(args: &RunArgs) -> Result<(), UsageError> {
     }
     Ok(())
 }
-
-/// `--mqtt-keep-alive`'s default (the one in `cli.rs`), to tell it from a value given.
-const DEFAULT_MQTT_KEEP_ALIVE: Duration = Duration::from_secs(60);
 
 fn usage(flag: &'static str, value: impl fmt::Display, rule: impl Into<String>) -> UsageError {
     UsageError { flag, value: value.to_string(), rule: rule.into() }
@@ -340,10 +337,15 @@ fn parse_start_at(text: &str, now: UnixMillis) -> Result<UnixMillis, UsageError>
 /// `--boot-rate` to the slice's share of it.
 pub fn sliced(args: &RunArgs, slice: Slice) -> RunArgs {
     let r = slice.of(args.first_index, args.cpes);
-    let cpes = r.end - r.start;
-    // A fleet-wide boot rate is shared: N slices together boot at the rate asked for.
+    narrowed(args, r.start, r.end - r.start)
+}
+
+/// The flags of a part of the run: `cpes` CPEs from `first_index`, with its share of a
+/// fleet-wide `--boot-rate` (N parts together boot at the rate asked for). The one rule for a
+/// slice of flags and of a scenario's fleets.
+pub fn narrowed(args: &RunArgs, first_index: u32, cpes: u32) -> RunArgs {
     let boot_rate = args.boot_rate.map(|b| Slice::rate_share(b, cpes, args.cpes));
-    RunArgs { first_index: r.start, cpes, boot_rate, ..args.clone() }
+    RunArgs { first_index, cpes, boot_rate, ..args.clone() }
 }
 
 /// Largest `--time-scale`.

@@ -279,8 +279,7 @@ fn slice_scenario(
         *sources = slice.of_items(sources).to_vec();
     }
     anyhow::ensure!(mine > 0, "--slice {slice}: this slice holds no CPE of the scenario's fleets");
-    let boot_rate = whole.boot_rate.map(|b| crate::slice::Slice::rate_share(b, mine, whole.cpes));
-    Ok(RunArgs { first_index: whole.first_index + before, cpes: mine, boot_rate, ..whole.clone() })
+    Ok(crate::plan::narrowed(whole, whole.first_index + before, mine))
 }
 
 /// Waits for `--start-at` (a stop signal ends the wait), so that slices started apart begin their
