@@ -158,7 +158,9 @@ fn line(h: &Histogram<u64>) -> String {
     if h.is_empty() {
         return "-".into();
     }
-    format!("p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms", ms(h, 0.5), ms(h, 0.9), ms(h, 0.99), h.max() as f64 / 1000.0)
+    // The time style of every cpe-sim output (`850µs`, `12.3ms`, `1.25s`).
+    let t = |q: f64| crate::stats::report::fmt_us(h.value_at_quantile(q));
+    format!("p50 {}  p90 {}  p99 {}  max {}", t(0.5), t(0.9), t(0.99), crate::stats::report::fmt_us(h.max()))
 }
 
 fn json_latency(h: &Histogram<u64>) -> serde_json::Value {
