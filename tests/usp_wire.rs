@@ -411,7 +411,7 @@ fn a_controller_drives_the_agents_over_mqtt() {
         let answered =
             ctl.wait_for(agent, |m| (m.header.as_ref().unwrap().msg_id == "empty-rt").then(|| m.body.clone().unwrap().msg_body)).await;
         assert!(matches!(answered, OneOfmsg_body::response(_)), "{answered:?}");
-        let unsupported = ctl.request(agent, OneOfreq_type::notify(cpe_sim::usp::notify::periodic("Device"))).await;
+        let unsupported = ctl.request(agent, OneOfreq_type::notify(cpe_sim::usp::notify::periodic("Device", "s".into(), true))).await;
         assert!(matches!(unsupported, OneOfmsg_body::error(e) if e.err_code == 7001));
         // Reboot: answered, then the Agent reconnects and sends Boot! with Cause RemoteReboot.
         assert!(matches!(ctl.request(agent, op("Device.Reboot()")).await, OneOfmsg_body::response(_)));

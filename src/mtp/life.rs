@@ -1,6 +1,7 @@
 //! One Agent's life across connections, whatever the MTP: its `usp::Agent`, the Boot! it owes,
-//! the Notifies waiting for their NotifyResp (retransmitted after `--timeout`, given up after
-//! [`NOTIFY_RETRIES`]), asynchronous commands, `Periodic!`, the device state API's messages and
+//! the Notifies its subscriptions ask for (`usp::subscription::notifies` decides; those with
+//! NotifRetry wait for their NotifyResp, retransmitted after `--timeout`, given up after
+//! [`NOTIFY_RETRIES`] or at NotifExpiration), asynchronous commands, `Periodic!`, the device state API's messages and
 //! `--state-dir` snapshots. The MTP loops (`agent` for MQTT, `ws` for WebSocket) own the socket
 //! and hand Records in; Records go out through an [`Outbox`].
 
@@ -19,9 +20,10 @@ use crate::model::{DeviceId, Model};
 use crate::owners::{answer, CpeMsg};
 use crate::persist::StateSink;
 use crate::time::UnixMillis;
-use crate::usp::notify::{self, BootCause};
+use crate::usp::notify::BootCause;
 use crate::usp::operate::{Accepted, Command, SELF_TEST_TIME};
-use crate::usp::{subscription, Agent, EndpointTemplate, MsgKind};
+use crate::usp::subscription::{self, Event};
+use crate::usp::{Agent, EndpointTemplate, MsgKind};
 
 /// How many times an unanswered Notify is sent again before it counts as unanswered
 /// (`Device.LocalAgent.Subscription.{i}.NotifRetry` behaviour, TR-369 §"Responses to
@@ -83,6 +85,8 @@ struct Pending {
     first_sent_at: Instant,
     last_sent_at: Instant,
     retries: u8,
+    /// NotifExpiration: no resend after this.
+    expires_at: Option<Instant>,
     /// The Agent's first Boot! (counts the Agent as booted when answered).
     first_boot: bool,
 }
@@ -121,6 +125,7 @@ pub struct Life {
 impl Life {
     /// Agent `index`, new or resumed from `--state-dir` (it powers on again).
     pub fn new(shared: Arc<Shared>, index: u32, resumed: Option<CpeState>) -> Life {
+        let fresh = resumed.is_none();
         let cpe = match resumed {
             Some(mut cpe) => {
                 cpe.restart(UnixMillis::now());
@@ -129,7 +134,11 @@ impl Life {
             None => CpeState::new(DeviceId(index), UnixMillis::now()),
         };
         let endpoint = shared.endpoints.endpoint_id(&shared.model, DeviceId(index));
-        let agent = Agent::new(endpoint, shared.controller_id.clone(), cpe);
+        let mut agent = Agent::new(endpoint, shared.controller_id.clone(), cpe);
+        agent.factory.periodic = shared.periodic;
+        if fresh {
+            agent.factory_defaults(&shared.model, UnixMillis::now());
+        }
         let periodic_at = shared.periodic.map(|p| Instant::now() + p);
         Life {
             shared,
@@ -157,23 +166,44 @@ impl Life {
             }
         }
         if let Some((cause, key)) = self.boot_owed.take() {
-            let now = UnixMillis::now();
-            let cpe = &self.agent.cpe;
-            let boot = notify::boot(&self.shared.model.device(cpe.id, &cpe.delta, cpe.boot_at, now), cause, &key);
             let first = std::mem::replace(&mut self.first_boot, false);
-            self.send_notify(out, boot, first);
+            self.emit(out, &Event::Boot { cause, command_key: &key }, first);
         }
     }
 
-    fn send_notify(&mut self, out: &mut dyn Outbox, n: rusp_lib::usp::Notify, first_boot: bool) {
-        let what = notify_name(&n);
-        let (msg_id, record) = self.agent.notify(n);
-        let now = Instant::now();
-        if !out.send(record.clone(), To::Controller) {
-            self.shared.figures().publish_failed += 1;
+    /// Sends the Notifies `event` causes (one per matching subscription). Only the run's
+    /// Controller is reachable over this Agent's MTP: a Notify for another Recipient is counted
+    /// as `no_route` and dropped. Without NotifRetry a Notify is sent once and not awaited; the
+    /// first Boot! then counts the Agent as booted when sent.
+    fn emit(&mut self, out: &mut dyn Outbox, event: &Event<'_>, first_boot: bool) {
+        let shared = self.shared.clone();
+        let outgoing = {
+            let cpe = &self.agent.cpe;
+            let dev = shared.model.device(cpe.id, &cpe.delta, cpe.boot_at, UnixMillis::now());
+            subscription::notifies(&dev, event, &shared.controller_id)
+        };
+        for o in outgoing {
+            if o.to != shared.controller_id {
+                shared.figures().notify_no_route += 1;
+                continue;
+            }
+            let what = notify_name(&o.notify);
+            let (msg_id, record) = self.agent.notify(o.notify);
+            let now = Instant::now();
+            if !out.send(record.clone(), To::Controller) {
+                shared.figures().publish_failed += 1;
+            }
+            shared.figures().notify_sent(what);
+            if !o.retry {
+                if first_boot && what == "Boot!" {
+                    shared.figures().booted += 1;
+                }
+                continue;
+            }
+            let expires_at = o.expires_after.map(|d| now + d);
+            self.pending
+                .insert(msg_id, Pending { what, record, first_sent_at: now, last_sent_at: now, retries: 0, expires_at, first_boot });
         }
-        self.shared.figures().notify_sent(what);
-        self.pending.insert(msg_id, Pending { what, record, first_sent_at: now, last_sent_at: now, retries: 0, first_boot });
     }
 
     fn save(&self) {
@@ -225,11 +255,11 @@ impl Life {
                 *f.refused.entry(e.0).or_default() += 1;
             }
         }
-        for path in handled.changed.created {
-            self.send_notify(out, notify::object_creation(path, HashMap::new()), false);
+        for path in &handled.changed.created {
+            self.emit(out, &Event::ObjectCreation { path }, false);
         }
-        for path in handled.changed.deleted {
-            self.send_notify(out, notify::object_deletion(path), false);
+        for path in &handled.changed.deleted {
+            self.emit(out, &Event::ObjectDeletion { path }, false);
         }
         let Some(accepted) = handled.accepted else { return false };
         match accepted.command {
@@ -238,7 +268,7 @@ impl Life {
                 false
             }
             c => {
-                let restart = self.agent.carry_out(c, UnixMillis::now());
+                let restart = self.agent.carry_out(&shared.model, c, UnixMillis::now());
                 self.save();
                 match restart {
                     Some(cause) => {
@@ -262,7 +292,7 @@ impl Life {
             if now.duration_since(p.last_sent_at) < shared.notify_timeout {
                 continue;
             }
-            if p.retries >= NOTIFY_RETRIES {
+            if p.retries >= NOTIFY_RETRIES || p.expires_at.is_some_and(|e| now >= e) {
                 gave_up.push(id.clone());
                 continue;
             }
@@ -283,7 +313,7 @@ impl Life {
             if self.async_ops[i].0 <= now {
                 let (_, accepted) = self.async_ops.swap_remove(i);
                 let output = HashMap::from([("Status".to_string(), "Complete".to_string()), ("Results".to_string(), String::new())]);
-                self.send_notify(out, notify::operation_complete(&accepted, output), false);
+                self.emit(out, &Event::OperationComplete { accepted: &accepted, output: &output }, false);
             } else {
                 i += 1;
             }
@@ -291,7 +321,7 @@ impl Life {
         if let (Some(at), Some(every)) = (self.periodic_at, shared.periodic) {
             if at <= now {
                 self.periodic_at = Some(now + every);
-                self.send_notify(out, notify::periodic(shared.model.tree.root_name()), false);
+                self.emit(out, &Event::Periodic { controller: &shared.controller_id }, false);
             }
         }
     }
@@ -316,12 +346,7 @@ impl Life {
                 }
                 self.save();
                 for (name, _) in &params {
-                    let cpe = &self.agent.cpe;
-                    let dev = model.device(cpe.id, &cpe.delta, cpe.boot_at, now);
-                    let value = dev.get(name).unwrap_or_default();
-                    for id in subscription::matching(&dev, "ValueChange", name) {
-                        self.send_notify(out, notify::value_change(id, name.clone(), value.clone()), false);
-                    }
+                    self.emit(out, &Event::ValueChange { path: name }, false);
                 }
             }
             // Connection Requests are CWMP's; a USP Agent has no credentials to look up.
@@ -368,7 +393,8 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(notify_name(&notify::periodic("Device")), "Periodic!");
-        assert_eq!(notify_name(&notify::object_deletion("Device.X.1.".into())), "ObjectDeletion");
+        use crate::usp::notify;
+        assert_eq!(notify_name(&notify::periodic("Device", "s".into(), true)), "Periodic!");
+        assert_eq!(notify_name(&notify::object_deletion("s".into(), false, "Device.X.1.".into())), "ObjectDeletion");
     }
 }

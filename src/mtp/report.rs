@@ -103,6 +103,9 @@ pub struct AgentFigures {
     pub dropped: BTreeMap<Dropped, u64>,
     /// Publishes that could not be queued (the client's request queue was full).
     pub publish_failed: u64,
+    /// Notifies a subscription asked for whose Recipient is not the run's Controller (the only
+    /// Controller an Agent's MTP reaches): not sent.
+    pub notify_no_route: u64,
 }
 
 impl AgentFigures {
@@ -221,6 +224,9 @@ pub fn to_text(header: &str, a: &AgentFigures, c: Option<&ControllerFigures>, el
         let r: Vec<String> = a.refused.iter().map(|(k, n)| format!("{k} {n}")).collect();
         s.push_str(&format!("errors answered: {}\n", r.join(", ")));
     }
+    if a.notify_no_route > 0 {
+        s.push_str(&format!("notifies for another Controller (not sent): {}\n", a.notify_no_route));
+    }
     if a.publish_failed > 0 {
         s.push_str(&format!("publishes not queued: {}\n", a.publish_failed));
     }
@@ -272,6 +278,7 @@ pub fn to_json(a: &AgentFigures, c: Option<&ControllerFigures>, elapsed: Duratio
         "dropped": a.dropped.iter().map(|(k, n)| (k.name().to_string(), *n)).collect::<BTreeMap<_, _>>(),
         "errors_answered": a.refused.iter().map(|(k, n)| (k.to_string(), *n)).collect::<BTreeMap<_, _>>(),
         "publish_failed": a.publish_failed,
+        "notify_no_route": a.notify_no_route,
         "controller": controller,
     })
 }

@@ -13,6 +13,7 @@ use rusp_lib::usp::mod_Request::OneOfreq_type;
 use rusp_lib::usp::mod_Response::OneOfresp_type;
 use rusp_lib::usp::{Body, Error, Header, Msg, Notify, Request, Response};
 
+use super::defaults::{self, Factory};
 use super::notify::BootCause;
 use super::objects::{self, Changed};
 use super::operate::{self, Accepted, Command};
@@ -38,6 +39,8 @@ pub struct Agent {
     /// The largest Record this Agent's MTP carries ([`MAX_RECORD`] unless set): a read answer
     /// that would outgrow it is refused with 7000 instead of built.
     pub max_record: usize,
+    /// What the factory defaults depend on (the run's Controller, `--inform-interval`).
+    pub factory: Factory,
 }
 
 /// What a Record and Msg around a response take besides the response itself (version, endpoint
@@ -66,7 +69,14 @@ pub struct Handled {
 impl Agent {
     /// A fresh Agent for `cpe`.
     pub fn new(endpoint_id: String, controller_id: String, cpe: CpeState) -> Agent {
-        Agent { endpoint_id, controller_id, cpe, next_msg: 1, next_request: 1, max_record: MAX_RECORD }
+        let factory = Factory { controller_id: controller_id.clone(), periodic: None };
+        Agent { endpoint_id, controller_id, cpe, next_msg: 1, next_request: 1, max_record: MAX_RECORD, factory }
+    }
+
+    /// Writes the factory-default Controller entry and subscriptions ([`super::defaults`]) into
+    /// a fresh CPE.
+    pub fn factory_defaults(&mut self, model: &Model, now: UnixMillis) {
+        defaults::apply(model, &mut self.cpe, &self.factory, now);
     }
 
     fn next_msg_id(&mut self) -> String {
@@ -88,8 +98,9 @@ impl Agent {
     }
 
     /// Carries out a synchronous command after its OperateResp went out: `Reboot()` restarts the
-    /// CPE, `FactoryReset()` forgets every change. Returns the Boot! cause to announce.
-    pub fn carry_out(&mut self, command: Command, now: UnixMillis) -> Option<BootCause> {
+    /// CPE, `FactoryReset()` forgets every change and writes the factory defaults again. Returns
+    /// the Boot! cause to announce.
+    pub fn carry_out(&mut self, model: &Model, command: Command, now: UnixMillis) -> Option<BootCause> {
         match command {
             Command::Reboot => {
                 self.cpe.restart(now);
@@ -97,6 +108,7 @@ impl Agent {
             }
             Command::FactoryReset => {
                 self.cpe.factory_reset(now);
+                self.factory_defaults(model, now);
                 Some(BootCause::RemoteFactoryReset)
             }
             Command::SelfTest => None,
@@ -190,7 +202,7 @@ impl Agent {
             }
             OneOfreq_type::add(a) => {
                 h.kind = MsgKind::Add;
-                objects::add(model, &mut self.cpe, &a, now, &mut h.changed)
+                objects::add(model, &mut self.cpe, &a, &opened.from_id, now, &mut h.changed)
                     .map(|r| Some(OneOfresp_type::add_resp(r)))
                     .map_err(|e| (e, Vec::new()))
             }

@@ -8,6 +8,7 @@ use rusp_lib::usp::{Get, GetResp};
 
 use quick_protobuf::MessageWrite;
 
+use super::path::resolve;
 use super::{Budget, UspErr};
 use crate::model::device::{ReadFor, Target};
 use crate::model::tree::{Loc, NodeKind};
@@ -78,58 +79,6 @@ pub fn get(dev: &Device<'_>, req: &Get, mut budget: Budget) -> Result<GetResp, U
         results.push(r);
     }
     Ok(GetResp { req_path_results: results })
-}
-
-/// Resolves a Controller's path: USP paths always allow `*` (TR-369 §"Path Names"), whatever
-/// the CWMP side's InstanceWildcardsSupported says.
-///
-/// # Errors
-/// 7008 for an empty or badly formed path, 7026 for one the data model does not have.
-pub fn resolve(dev: &Device<'_>, path: &str) -> Result<smallvec::SmallVec<[Target; 1]>, UspErr> {
-    if path.is_empty() || path.contains("..") || path.starts_with('.') || path.contains('[') {
-        // Search expressions (`[Alias=="x"]`) are not supported: 7008 rather than a wrong answer.
-        return Err(UspErr::INVALID_PATH_SYNTAX);
-    }
-    if path.contains('*') {
-        return expand_wildcards(dev, path);
-    }
-    dev.resolve(path).map_err(|_| UspErr::INVALID_PATH)
-}
-
-/// Expands `*` segments over instance numbers by hand, so USP wildcards work even where the
-/// CWMP profile turns InstanceWildcardsSupported off.
-fn expand_wildcards(dev: &Device<'_>, path: &str) -> Result<smallvec::SmallVec<[Target; 1]>, UspErr> {
-    let Some(star) = path.find(".*") else { return Err(UspErr::INVALID_PATH_SYNTAX) };
-    let table_path = &path[..star + 1];
-    let rest = &path[star + 2..];
-    if !(rest.is_empty() || rest.starts_with('.')) {
-        return Err(UspErr::INVALID_PATH_SYNTAX);
-    }
-    let table = match dev.resolve(table_path).map_err(|_| UspErr::INVALID_PATH)?.as_slice() {
-        [Target::Object(loc)] if matches!(dev.model.tree.node(loc.node).kind, NodeKind::Table(_)) => loc.clone(),
-        _ => return Err(UspErr::INVALID_PATH),
-    };
-    let mut out = smallvec::SmallVec::new();
-    for n in dev.instances(table.node, &table.inst) {
-        let concrete = format!("{table_path}{n}{rest}");
-        // An instance lacking what the rest names is skipped, as a wildcard matching nothing is
-        // not an error; a rest no instance could have is (checked below).
-        if let Ok(t) = resolve(dev, &concrete) {
-            out.extend(t);
-        }
-    }
-    if out.is_empty() && !schema_has(dev, path) {
-        return Err(UspErr::INVALID_PATH);
-    }
-    Ok(out)
-}
-
-/// Whether a wildcard path names something in the schema (for wildcards matching no instance).
-pub(super) fn schema_has(dev: &Device<'_>, path: &str) -> bool {
-    // Schema paths name every instance `{i}` (objects keep their trailing dot).
-    let generic: Vec<&str> =
-        path.split('.').map(|s| if s == "*" || (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())) { "{i}" } else { s }).collect();
-    dev.model.tree.by_schema_path(&generic.join(".")).is_some()
 }
 
 /// `Device.DeviceInfo.SerialNumber` → (`Device.DeviceInfo.`, `SerialNumber`).

@@ -12,12 +12,15 @@
 //! its report (`mtp::run`). No I/O, no clock: the same split as `session` for CWMP.
 
 pub mod agent;
+pub mod defaults;
 pub mod endpoint;
 pub mod error;
 pub mod get;
+pub mod keys;
 pub mod notify;
 pub mod objects;
 pub mod operate;
+pub mod path;
 pub mod record;
 pub mod set;
 pub mod subscription;

@@ -10,7 +10,7 @@ use rusp_lib::usp::mod_DeleteResp::mod_DeletedObjectResult::mod_OperationStatus 
 use rusp_lib::usp::mod_DeleteResp::DeletedObjectResult;
 use rusp_lib::usp::{Add, AddResp, Delete, DeleteResp};
 
-use super::get::resolve;
+use super::path::resolve;
 use super::UspErr;
 use crate::cpe::CpeState;
 use crate::model::device::{SpvEntry, Target};
@@ -31,14 +31,23 @@ pub struct Changed {
 ///
 /// # Errors
 /// Without `allow_partial`, the first failure (7026 unknown path, 7018 not a table, 7019 not
-/// creatable, 7005 table full, or a required parameter's error); nothing was created.
-pub fn add(model: &Model, cpe: &mut CpeState, req: &Add, now: UnixMillis, changed: &mut Changed) -> Result<AddResp, UspErr> {
+/// creatable, 7005 table full, 7025 a unique key another instance has, or a required parameter's
+/// error); nothing was created.
+/// `originator` is the requesting Controller's endpoint ID (a new subscription's Recipient).
+pub fn add(
+    model: &Model,
+    cpe: &mut CpeState,
+    req: &Add,
+    originator: &str,
+    now: UnixMillis,
+    changed: &mut Changed,
+) -> Result<AddResp, UspErr> {
     let before_all = cpe.delta.clone();
     let mut results = Vec::with_capacity(req.create_objs.len());
     let mut created = Vec::new();
     for obj in &req.create_objs {
         let before = cpe.delta.clone();
-        let status = match add_one(model, cpe, obj, now) {
+        let status = match add_one(model, cpe, obj, originator, now) {
             Ok(success) => {
                 created.push(success.instantiated_path.clone());
                 add_status::OneOfoper_status::oper_success(success)
@@ -68,6 +77,7 @@ fn add_one(
     model: &Model,
     cpe: &mut CpeState,
     obj: &rusp_lib::usp::mod_Add::CreateObject,
+    originator: &str,
     now: UnixMillis,
 ) -> Result<add_status::OperationSuccess, UspErr> {
     let table = {
@@ -83,11 +93,13 @@ fn add_one(
         NodeKind::Table(_) => return Err(UspErr::NOT_CREATABLE),
         _ => return Err(UspErr::NOT_A_TABLE),
     }
-    let number = cpe.device_mut(model, now).add_object(&obj.obj_path, "").map_err(|f| match UspErr::from_fault(f) {
+    // The table's concrete path (the request may name it through a search expression).
+    let table_path = model.tree.path_string(&table);
+    let number = cpe.device_mut(model, now).add_object(&table_path, "").map_err(|f| match UspErr::from_fault(f) {
         UspErr::REQUEST_DENIED => UspErr::NOT_CREATABLE,
         e => e,
     })?;
-    let instantiated_path = format!("{}{number}.", obj.obj_path);
+    let instantiated_path = format!("{table_path}{number}.");
     let mut param_errs = Vec::new();
     for p in &obj.param_settings {
         let full = format!("{instantiated_path}{}", p.param);
@@ -103,6 +115,12 @@ fn add_one(
             }
             param_errs.push(ParameterError { param: p.param.clone(), err_code: err.0, err_msg: err.message().to_string() });
         }
+    }
+    // TR-369 7025: no two instances share a unique key; an Alias left empty gets one.
+    super::keys::pick_alias(model, cpe, &instantiated_path, now);
+    super::subscription::adopt(model, cpe, &instantiated_path, originator, now);
+    if super::keys::clash(model, cpe.id, &cpe.delta, cpe.boot_at, &instantiated_path).is_some() {
+        return Err(super::keys::DUPLICATE_KEY);
     }
     // The unique key TR-181 gives nearly every table is Alias; report it when the table has one.
     let mut unique_keys = HashMap::new();
@@ -161,7 +179,7 @@ fn delete_one(model: &Model, cpe: &mut CpeState, path: &str, now: UnixMillis) ->
         match resolve(&dev, path) {
             Ok(t) => t,
             // A well-formed instance path of a table the schema has, whose instance is gone.
-            Err(UspErr::INVALID_PATH) if super::get::schema_has(&dev, path) => return Ok(Vec::new()),
+            Err(UspErr::INVALID_PATH) if super::path::schema_has(&dev, path) => return Ok(Vec::new()),
             Err(e) => return Err(e),
         }
     };

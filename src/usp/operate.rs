@@ -69,8 +69,15 @@ pub struct Accepted {
 /// Checks an Operate against the commands known under `root` (`Device`).
 ///
 /// # Errors
-/// 7008 for a path that is not a command (`…()`), 7026 for a command this Agent does not have.
+/// 7008 for a path that is not a command (`…()`) or a malformed search path, 7026 for a command
+/// this Agent does not have.
 pub fn operate(root: &str, req: &Operate, request_number: u32) -> Result<(OperateResp, Accepted), UspErr> {
+    if super::path::is_search(&req.command) {
+        // Every command here is on the root object, so a wildcard or search path names none of
+        // them: 7026 once its syntax is sound.
+        super::path::check_syntax(&req.command)?;
+        return Err(UspErr::INVALID_PATH);
+    }
     let Some(name) = req.command.strip_prefix(root).and_then(|r| r.strip_prefix('.')) else {
         return Err(if req.command.ends_with("()") { UspErr::INVALID_PATH } else { UspErr::INVALID_PATH_SYNTAX });
     };

@@ -10,7 +10,7 @@ use rusp_lib::usp::mod_SetResp::mod_UpdatedObjectResult::OperationStatus;
 use rusp_lib::usp::mod_SetResp::{ParameterError, UpdatedInstanceFailure, UpdatedInstanceResult, UpdatedObjectResult};
 use rusp_lib::usp::{Set, SetResp};
 
-use super::get::resolve;
+use super::path::resolve;
 use super::UspErr;
 use crate::cpe::CpeState;
 use crate::model::device::{ReadFor, SpvEntry, Target};
@@ -89,7 +89,7 @@ fn set_object(
             Err(e) => return Err((e, Vec::new())),
         }
     };
-    if instances.is_empty() && !obj.obj_path.contains('*') {
+    if instances.is_empty() && !super::path::is_search(&obj.obj_path) {
         return Err((UspErr::OBJECT_DOES_NOT_EXIST, Vec::new()));
     }
     // TR-69-style ParameterKey is a CWMP notion: a USP Set keeps the current one.
@@ -125,6 +125,20 @@ fn set_object(
                     }
                     param_errs.push(ParameterError { param: p.param.clone(), err_code: err.0, err_msg: err.message().to_string() });
                 }
+            }
+        }
+        // TR-369 7025: a Set that gives a unique key another instance's value fails the object.
+        if required_failed.is_none() && !updated_params.is_empty() {
+            if let Some(key) = super::keys::clash(model, cpe.id, &cpe.delta, cpe.boot_at, &affected_path)
+                .filter(|key| key.iter().any(|k| updated_params.contains_key(*k)))
+            {
+                let err = super::keys::DUPLICATE_KEY;
+                let param_errs = key
+                    .iter()
+                    .filter(|k| updated_params.contains_key(**k))
+                    .map(|k| ParameterError { param: k.to_string(), err_code: err.0, err_msg: err.message().to_string() })
+                    .collect();
+                return Err((err, vec![UpdatedInstanceFailure { affected_path, param_errs }]));
             }
         }
         if let Some(err) = required_failed {

@@ -11,8 +11,8 @@ use rusp_lib::usp::mod_GetSupportedDMResp::{
 };
 use rusp_lib::usp::{GetInstances, GetInstancesResp, GetSupportedDM, GetSupportedDMResp, GetSupportedProtocolResp};
 
-use super::get::resolve;
 use super::operate::Command;
+use super::path::resolve;
 use quick_protobuf::MessageWrite;
 
 use super::{Budget, UspErr};
@@ -63,16 +63,27 @@ pub fn get_instances(dev: &Device<'_>, req: &GetInstances, mut budget: Budget) -
                 break;
             };
             let depth = obj.inst.len();
-            dev.walk_below(&obj, &mut |loc, node| {
-                if !matches!(node.kind, NodeKind::Instance) || (req.first_level_only && loc.inst.len() != depth + 1) {
-                    return;
-                }
-                let p = tree.path_string(loc);
+            let mut push = |p: String| {
                 let mut unique_keys = HashMap::new();
                 if let Some(alias) = dev.get(&format!("{p}Alias")) {
                     unique_keys.insert("Alias".to_string(), alias);
                 }
                 curr_insts.push(CurrInstance { instantiated_obj_path: p, unique_keys });
+            };
+            // A search or instance path names instances themselves (TR-369 §"GetInstances"):
+            // they are in the answer, with what is below them unless first_level_only.
+            let own = matches!(tree.node(obj.node).kind, NodeKind::Instance);
+            if own {
+                push(tree.path_string(&obj));
+                if req.first_level_only {
+                    continue;
+                }
+            }
+            dev.walk_below(&obj, &mut |loc, node| {
+                if !matches!(node.kind, NodeKind::Instance) || (req.first_level_only && loc.inst.len() != depth + 1) {
+                    return;
+                }
+                push(tree.path_string(loc));
             });
         }
         let r = match error {
