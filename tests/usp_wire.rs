@@ -229,6 +229,51 @@ impl TestController {
         }
     }
 
+    /// Subscribes this Controller on `agent` (an Add on `Device.LocalAgent.Subscription.`, with
+    /// NotifRetry so every Notify is answered and measured).
+    async fn subscribe(&mut self, agent: &str, id: &str, notif_type: &str, refs: &str) {
+        let setting = |p: &str, v: &str| rusp_lib::usp::mod_Add::CreateParamSetting { param: p.into(), value: v.into(), required: true };
+        let add = rusp_lib::usp::Add {
+            allow_partial: false,
+            create_objs: vec![rusp_lib::usp::mod_Add::CreateObject {
+                obj_path: "Device.LocalAgent.Subscription.".into(),
+                param_settings: vec![
+                    setting("Enable", "true"),
+                    setting("ID", id),
+                    setting("NotifType", notif_type),
+                    setting("ReferenceList", refs),
+                    setting("NotifRetry", "true"),
+                ],
+            }],
+        };
+        let answer = self.request(agent, OneOfreq_type::add(add)).await;
+        assert!(matches!(answer, OneOfmsg_body::response(_)), "{answer:?}");
+    }
+
+    /// Sends a Get to `agent` until one is answered (each attempt waits `each`), so a Controller
+    /// can tell an Agent is back after a reboot without a Boot!.
+    async fn until_answered(&mut self, agent: &str, each: Duration, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let id = format!("wire-{}", self.next);
+            self.next += 1;
+            let get = Get { param_paths: vec!["Device.DeviceInfo.SerialNumber".into()], max_depth: 0 };
+            let msg = Msg {
+                header: Some(Header { msg_id: id.clone(), msg_type: MsgType::GET }),
+                body: Some(Body { msg_body: OneOfmsg_body::request(Request { req_type: OneOfreq_type::get(get) }) }),
+            };
+            self.send_raw(agent, record::seal(&msg, CTL, agent)).await;
+            let until = (tokio::time::Instant::now() + each).min(deadline);
+            while let Ok(Some((from, _, m))) = tokio::time::timeout_at(until, self.inbox.recv()).await {
+                if from == agent && m.header.as_ref().is_some_and(|h| h.msg_id == id) {
+                    return;
+                }
+                self.backlog.push((from, m));
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{agent} did not answer within {within:?}");
+        }
+    }
+
     async fn request(&mut self, agent: &str, req: OneOfreq_type) -> OneOfmsg_body {
         let id = format!("wire-{}", self.next);
         self.next += 1;
@@ -349,7 +394,10 @@ fn a_controller_drives_the_agents_over_mqtt() {
             panic!()
         };
         assert_eq!(g.req_path_results[0].resolved_path_results[0].result_params["SSID"], "wired");
-        // Add → ObjectCreation; Delete → ObjectDeletion.
+        // Add → ObjectCreation; Delete → ObjectDeletion; each because this Controller subscribed.
+        ctl.subscribe(agent, "oc", "ObjectCreation", "Device.NAT.PortMapping.").await;
+        ctl.subscribe(agent, "od", "ObjectDeletion", "Device.NAT.PortMapping.").await;
+        ctl.subscribe(agent, "op", "OperationComplete", "Device.SelfTestDiagnostics()").await;
         let add = rusp_lib::usp::Add {
             allow_partial: false,
             create_objs: vec![rusp_lib::usp::mod_Add::CreateObject { obj_path: "Device.NAT.PortMapping.".into(), param_settings: vec![] }],
@@ -416,6 +464,26 @@ fn a_controller_drives_the_agents_over_mqtt() {
         // Reboot: answered, then the Agent reconnects and sends Boot! with Cause RemoteReboot.
         assert!(matches!(ctl.request(agent, op("Device.Reboot()")).await, OneOfmsg_body::response(_)));
         assert_eq!(ctl.wait_for(agent, boot_cause).await, "RemoteReboot");
+        // The Controller deletes the factory-default Boot! subscription (addressed by its unique
+        // key) and reboots the Agent: it comes back (answers a Get) and sends no Boot!. A Boot!
+        // would precede the Get's answer on the same connection.
+        let del = rusp_lib::usp::Delete {
+            allow_partial: false,
+            obj_paths: vec!["Device.LocalAgent.Subscription.[ID==\"cpe-sim-boot\"].".into()],
+        };
+        let OneOfmsg_body::response(Response { resp_type: OneOfresp_type::delete_resp(d) }) =
+            ctl.request(agent, OneOfreq_type::delete(del)).await
+        else {
+            panic!()
+        };
+        assert_eq!(format!("{d:?}").matches("Device.LocalAgent.Subscription.1.").count(), 1, "{d:?}");
+        ctl.backlog.clear();
+        assert!(matches!(ctl.request(agent, op("Device.Reboot()")).await, OneOfmsg_body::response(_)));
+        ctl.until_answered(agent, Duration::from_secs(2), Duration::from_secs(30)).await;
+        assert!(!ctl.backlog.iter().any(|(from, m)| from == agent && boot_cause(m).is_some()), "no Boot! subscription, no Boot!");
+        // FactoryReset() brings the factory defaults back: Boot! again.
+        assert!(matches!(ctl.request(agent, op("Device.FactoryReset()")).await, OneOfmsg_body::response(_)));
+        assert_eq!(ctl.wait_for(agent, boot_cause).await, "RemoteFactoryReset");
         // The other Agent booted too (answered by wait_for on the way, or now).
         let _ = ctl
             .request(
@@ -491,6 +559,9 @@ fn usp_js_drives_an_agent_through_mosquitto() {
     assert_eq!(r["deviceInfo"]["ModelName"], "SimGW-181", "{r}");
     assert_eq!(r["ssid"], "from-usp-js", "{r}");
     assert_eq!(r["added"], "Device.NAT.PortMapping.1.", "{r}");
+    // usp-js's own subscription (its subscribe recipe) brought the Add's ObjectCreation back.
+    assert_eq!(r["objectCreation"]["objPath"], "Device.NAT.PortMapping.1.", "{r}");
+    assert_eq!(r["objectCreation"]["uniqueKeys"]["Alias"], "js", "{r}");
     assert_eq!(r["addedPort"], "8081", "{r}");
     assert_eq!(r["instances"][0]["currInsts"][0]["uniqueKeys"]["Alias"], "js", "{r}");
     assert_eq!(r["deleted"][0], "Device.NAT.PortMapping.1.", "{r}");
@@ -593,7 +664,8 @@ fn a_subscription_gets_value_change_after_a_local_change() {
         // The subscription is data-model state: the API shows it.
         let (status, body) = tokio::task::spawn_blocking(move || http(api_port, "GET", "/cpes/cpe-0", "")).await.unwrap();
         assert_eq!(status, 200);
-        assert!(body.contains("Device.LocalAgent.Subscription.1.ID"), "{body}");
+        // (Instances 1 and 2 are the factory-default Boot! and Periodic! subscriptions.)
+        assert!(body.contains("Device.LocalAgent.Subscription.3.ID"), "{body}");
     });
     // SAFETY: signals the child we started, by its pid.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };

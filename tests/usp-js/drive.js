@@ -8,21 +8,22 @@ const connect = require("usp-js").default;
 const port = Number(process.env.USP_PORT);
 const agent = process.env.USP_AGENT;
 const controller = process.env.USP_CONTROLLER;
-const out = { notifications: [] };
+const out = { notifications: [], objectCreations: [], completions: [] };
 
 const within = (ms, p, what) =>
   Promise.race([p, new Promise((_, reject) => setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms))]);
 
-// Resolves with the first notification `pick` accepts (polled; bounded by the caller).
-const notified = (pick) =>
+// Resolves with the first item of `list` that `pick` accepts (polled; bounded by the caller).
+const arrived = (list, pick) =>
   new Promise((resolve) => {
     const look = () => {
-      const n = out.notifications.find(pick);
+      const n = list.find(pick);
       if (n) resolve(n);
       else setTimeout(look, 20);
     };
     look();
   });
+const notified = (pick) => arrived(out.notifications, pick);
 
 async function main() {
   const usp = await within(
@@ -40,26 +41,40 @@ async function main() {
     }),
     "connect"
   );
-  // Notifications the Agents send carry subscription ID "cpe-sim"; usp-js routes them here.
-  usp.on("cpe-sim", (message, raw) => {
+  // The Agent's factory-default Boot! subscription has ID "cpe-sim-boot" (NotifRetry on): usp-js
+  // routes its Notifies here and answers them.
+  usp.on("cpe-sim-boot", (message, raw) => {
     const msgId = raw && raw.header && raw.header.msgId;
     out.notifications.push({ msgId, message });
-    if (msgId) usp._notifyResp("cpe-sim", msgId).catch(() => {});
+    if (msgId) usp._notifyResp("cpe-sim-boot", msgId).catch(() => {});
   });
   const t = (what, p) => within(15000, p, what);
   out.serial = await t("get", usp.get("Device.DeviceInfo.SerialNumber"));
   out.deviceInfo = await t("get partial", usp.get("Device.DeviceInfo.", { max_depth: 1 }));
   out.set = await t("set", usp.set("Device.WiFi.SSID.1.SSID", "from-usp-js"));
   out.ssid = await t("get after set", usp.get("Device.WiFi.SSID.1.SSID"));
+  // usp-js's own subscribe recipe: an Add on Device.LocalAgent.Subscription. (NotifRetry on),
+  // then every ObjectCreation for that subscription's ID comes to this callback (answered).
+  out.subscribed = await t(
+    "subscribe",
+    usp.subscribe({ id: "oc", notif: "ObjectCreation", reference: "Device.NAT.PortMapping." }, (message) => out.objectCreations.push(message))
+  );
+  out.subscribed = typeof out.subscribed;
   out.added = await t("add", usp.add("Device.NAT.PortMapping.", { ExternalPort: "8081", Alias: "js" }));
+  out.objectCreation = await t("ObjectCreation", arrived(out.objectCreations, () => true));
   const added = Array.isArray(out.added) ? out.added[0] : out.added;
   out.addedPort = await t("get added", usp.get(`${added}ExternalPort`));
   out.instances = await t("instances", usp.instances("Device.NAT.PortMapping."));
   out.deleted = await t("del", usp.del(added));
-  // usp-js routes an asynchronous command's result by subscription; the Agent's
-  // OperationComplete arrives as a "cpe-sim" notification.
+  // An asynchronous command's result comes through an OperationComplete subscription.
+  await t(
+    "subscribe OperationComplete",
+    usp.subscribe({ id: "op", notif: "OperationComplete", reference: "Device.SelfTestDiagnostics()" }, (message) =>
+      out.completions.push({ message })
+    )
+  );
   usp._operate("Device.SelfTestDiagnostics()", "js-1", true).catch(() => {});
-  out.operationComplete = await t("OperationComplete", notified((n) => n.message && n.message.Status === "Complete"));
+  out.operationComplete = await t("OperationComplete", arrived(out.completions, (n) => n.message && n.message.Status === "Complete"));
   out.proto = await t("supportedProto", usp.supportedProto("1.3"));
   out.supportedDM = await t("supportedDM", usp.supportedDM("Device.NAT.", { firstLevelOnly: false, returnParams: true }));
   try {
