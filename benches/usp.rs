@@ -7,7 +7,8 @@ use cpe_sim::config::load_profile;
 use cpe_sim::cpe::CpeState;
 use cpe_sim::model::{DeviceId, Model};
 use cpe_sim::time::UnixMillis;
-use cpe_sim::usp::notify::{self, BootCause};
+use cpe_sim::usp::notify::BootCause;
+use cpe_sim::usp::subscription::{self, Event};
 use cpe_sim::usp::{record, Agent};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rusp_lib::usp::mod_Body::OneOfmsg_body;
@@ -57,13 +58,17 @@ fn agent_get(c: &mut Criterion) {
 fn boot_notify(c: &mut Criterion) {
     let model = model();
     let mut agent = Agent::new("os::FEFEFE-FEFEFE01E240".into(), CTL.into(), CpeState::new(DeviceId(123_456), NOW));
+    agent.factory_defaults(&model, NOW);
     let mut g = c.benchmark_group("usp_notify");
     g.throughput(Throughput::Elements(1));
+    // The whole Boot!: which subscriptions hear it (the factory-default one), the Notify, the Record.
     g.bench_function("tr181/boot", |b| {
         b.iter(|| {
             let dev = model.device(agent.cpe.id, &agent.cpe.delta, agent.cpe.boot_at, NOW);
-            let n = notify::boot(&dev, BootCause::LocalReboot, "");
-            black_box(agent.notify(n));
+            let out = subscription::notifies(&dev, &Event::Boot { cause: BootCause::LocalReboot, command_key: "" }, CTL);
+            for o in out {
+                black_box(agent.notify(o.notify));
+            }
         })
     });
     g.finish();

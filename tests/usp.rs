@@ -382,6 +382,9 @@ fn notifies_come_from_subscriptions() {
     assert_eq!(periodic.len(), 1);
     assert_eq!(periodic[0].notify.subscription_id, "cpe-sim-periodic");
     assert!(notifies(&d, &Event::Periodic { controller: "self::another" }, CTL).is_empty(), "Periodic! is per Controller");
+    let every = cpe_sim::usp::subscription::periodic_interval;
+    assert_eq!(every(&d, CTL), Some(std::time::Duration::from_secs(300)));
+    assert_eq!(every(&d, "self::another"), None);
     // Nothing else is subscribed: an Add, a value change, a command's end notify no one.
     assert!(notifies(&d, &Event::ObjectCreation { path: "Device.NAT.PortMapping.1." }, CTL).is_empty());
     assert!(notifies(&d, &Event::ValueChange { path: "Device.DeviceInfo.ProvisioningCode" }, CTL).is_empty());
@@ -427,6 +430,13 @@ fn notifies_come_from_subscriptions() {
     handle(&model, &mut a, set(&[(&created[0], &[("Alias", "other", true)])], false));
     assert!(notifies(&dev(&model, &a), &Event::ValueChange { path: &desc }, CTL).is_empty(), "the search no longer matches");
 
+    // The Controller sets its own period.
+    handle(
+        &model,
+        &mut a,
+        set(&[("Device.LocalAgent.Controller.[EndpointID==\"self::test-controller\"].", &[("PeriodicNotifInterval", "60", true)])], false),
+    );
+    assert_eq!(every(&dev(&model, &a), CTL), Some(std::time::Duration::from_secs(60)));
     // A subscription whose Recipient is another Controller row notifies that Controller.
     let ctl2 = handle(&model, &mut a, add("Device.LocalAgent.Controller.", &[("EndpointID", "self::other", true)], false)).created;
     let vc2 = subscribe(&model, &mut a, "vc2", "ValueChange", "Device.DeviceInfo.ProvisioningCode", false);

@@ -320,7 +320,11 @@ impl Life {
         }
         if let (Some(at), Some(every)) = (self.periodic_at, shared.periodic) {
             if at <= now {
-                self.periodic_at = Some(now + every);
+                // The next one after the run Controller's PeriodicNotifInterval (the factory
+                // default is --inform-interval; a Controller may Set another).
+                let cpe = &self.agent.cpe;
+                let dev = shared.model.device(cpe.id, &cpe.delta, cpe.boot_at, UnixMillis::now());
+                self.periodic_at = Some(now + subscription::periodic_interval(&dev, &shared.controller_id).unwrap_or(every));
                 self.emit(out, &Event::Periodic { controller: &shared.controller_id }, false);
             }
         }

@@ -46,6 +46,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     if model.tree.root_name() != "Device" {
         anyhow::bail!("--protocol usp needs a TR-181 profile (root object Device.), not `{}.`", model.tree.root_name());
     }
+    // Every Notify comes from a subscription (the factory defaults add Boot! and Periodic!): a
+    // profile without the table gives Agents that answer but never notify.
+    if model.tree.by_schema_path(&format!("Device.{}", crate::usp::subscription::TABLE)).is_none() {
+        tracing::warn!(
+            "this profile has no Device.LocalAgent.Subscription. table: the Agents will send no Notify (no Boot!, no Periodic!)"
+        );
+    }
     let target = match args.usp_url.as_deref() {
         Some(url) => {
             Some(UspTarget::parse(url).map_err(|why| anyhow::anyhow!("--usp-url {}: {why}", crate::transport::without_userinfo(url)))?)

@@ -172,6 +172,17 @@ pub fn controller_row(dev: &Device<'_>, endpoint_id: &str) -> Option<String> {
         .find(|row| dev.get(&format!("{row}.EndpointID")).as_deref() == Some(endpoint_id))
 }
 
+/// The PeriodicNotifInterval (seconds, ≥ 1) of the enabled Controller row whose EndpointID is
+/// `endpoint_id`: how often that Controller's Periodic! subscriptions fire. `None` without one.
+pub fn periodic_interval(dev: &Device<'_>, endpoint_id: &str) -> Option<Duration> {
+    let row = controller_row(dev, endpoint_id)?;
+    if dev.get(&format!("{row}.Enable")).as_deref() != Some("true") {
+        return None;
+    }
+    let secs = dev.get(&format!("{row}.PeriodicNotifInterval"))?.parse::<u64>().ok().filter(|s| *s > 0)?;
+    Some(Duration::from_secs(secs))
+}
+
 /// A subscription a Controller just Added without a Recipient gets that Controller's row (TR-181:
 /// the Recipient is the Controller that created it), so its Notifies go back to it.
 pub fn adopt(model: &crate::model::Model, cpe: &mut crate::cpe::CpeState, inst: &str, originator: &str, now: crate::time::UnixMillis) {
