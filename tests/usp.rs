@@ -611,7 +611,7 @@ proptest::proptest! {
                 proptest::strategy::Just("*".to_string()), proptest::strategy::Just("%".to_string()),
                 proptest::strategy::Just("Alias".to_string()), proptest::strategy::Just("ExternalPort".to_string()),
                 proptest::strategy::Just("Enable".to_string()), proptest::strategy::Just("1".to_string()),
-                proptest::strategy::Just("true".to_string()), "[<>=!~ %0-9a-zA-Z.\"\\[\\]&*{}]{0,4}",
+                proptest::strategy::Just("true".to_string()), "[<>=!~ %0-9a-zA-Z.\"\\[\\]&*{}éü€]{0,4}",
             ],
             0..24,
         )

@@ -219,7 +219,7 @@ fn split_outside_quotes<'a>(s: &'a str, sep: &str) -> Vec<&'a str> {
     while i < b.len() {
         if b[i] == b'"' {
             quoted = !quoted;
-        } else if !quoted && s[i..].starts_with(sep) {
+        } else if !quoted && b[i..].starts_with(sep.as_bytes()) {
             parts.push(&s[start..i]);
             i += sep.len();
             start = i;
@@ -418,6 +418,11 @@ mod tests {
         let Seg::Search(e) = &segs[3] else { panic!() };
         assert_eq!(e[1].constant, Constant::Quoted("a\"b".into()));
         assert_eq!(parse("Device.X.[ A == 1 ].Y").unwrap().0.len(), 4);
+        // Multi-byte characters anywhere: an answer, never a slice off a char boundary.
+        assert!(parse("Device.X.[A==\"é&&ü\"&&B==1].").is_ok());
+        for odd in ["Device.X.[é&&é].", "Device.X.[A==é&&&é].", "Device.X.[€].", "Device.X.[A==\"%é\"]."] {
+            assert_eq!(parse(odd).map(|_| ()), Err(UspErr::INVALID_PATH_SYNTAX), "{odd}");
+        }
         for bad in [
             "Device.X.[].",
             "Device.X.[A].",
