@@ -395,6 +395,88 @@ pub async fn stopped(stop: &mut watch::Receiver<bool>) {
 mod tests {
     use super::*;
 
+    /// Records what a Life sends.
+    #[derive(Default)]
+    struct Sent(Vec<Vec<u8>>);
+
+    impl Outbox for Sent {
+        fn send(&mut self, record: Vec<u8>, _to: To<'_>) -> bool {
+            self.0.push(record);
+            true
+        }
+    }
+
+    const CTL: &str = "self::ctl";
+
+    fn life() -> Life {
+        let model =
+            crate::config::load_profile(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/example-tr181-gateway")).unwrap();
+        let shared = Arc::new(Shared {
+            model: Arc::new(model),
+            transport: Transport::WebSocket { url: "ws://127.0.0.1:1/".into(), connect_timeout: Duration::from_secs(1) },
+            endpoints: EndpointTemplate::compile("os::{oui}-{serial}").unwrap(),
+            controller_id: CTL.into(),
+            controller_topic: String::new(),
+            notify_timeout: Duration::from_secs(1),
+            periodic: None,
+            figures: Mutex::new(AgentFigures::default()),
+            sink: None,
+        });
+        Life::new(shared, 0, None)
+    }
+
+    /// Sets a parameter of the factory-default Boot! subscription (`Subscription.1`).
+    fn boot_subscription(l: &mut Life, name: &str, value: &str) {
+        let model = l.shared.model.clone();
+        l.agent.cpe.device_mut(&model, UnixMillis::now()).set_local(&format!("Device.LocalAgent.Subscription.1.{name}"), value).unwrap();
+    }
+
+    // The retry settings are the subscription's: NotifRetry resends after --timeout (here 1 s)
+    // until answered; NotifExpiration ends that; without NotifRetry the Notify goes once, is not
+    // awaited, and a first Boot! counts the Agent as booted when sent. Timers are driven by the
+    // `now` given to on_tick: no sleeping.
+    #[test]
+    fn retries_follow_notif_retry_and_notif_expiration() {
+        let t0 = Instant::now();
+        // NotifRetry (the factory default): resent after the timeout.
+        let mut l = life();
+        let mut out = Sent::default();
+        l.on_connected(&mut out, Duration::ZERO);
+        assert_eq!((out.0.len(), l.pending.len()), (1, 1));
+        l.on_tick(&mut out, t0 + Duration::from_millis(1500));
+        assert_eq!(out.0.len(), 2, "resent after --timeout");
+        assert_eq!(l.shared.figures().notify["Boot!"].retransmitted, 1);
+        // NotifExpiration 1 s: given up at the first resend past it instead.
+        let mut l = life();
+        boot_subscription(&mut l, "NotifExpiration", "1");
+        let mut out = Sent::default();
+        l.on_connected(&mut out, Duration::ZERO);
+        l.on_tick(&mut out, Instant::now() + Duration::from_millis(1500));
+        assert_eq!(out.0.len(), 1, "expired, not resent");
+        assert!(l.pending.is_empty());
+        assert_eq!(l.shared.figures().notify["Boot!"].unanswered, 1);
+        // No NotifRetry: once, send_resp false, nothing pending, booted on send.
+        let mut l = life();
+        boot_subscription(&mut l, "NotifRetry", "false");
+        let mut out = Sent::default();
+        l.on_connected(&mut out, Duration::ZERO);
+        assert_eq!((out.0.len(), l.pending.len(), l.shared.figures().booted), (1, 0, 1));
+        let opened = crate::usp::record::open(&out.0[0], CTL).unwrap();
+        let body = opened.msg.body.unwrap().msg_body;
+        use rusp_lib::usp::mod_Body::OneOfmsg_body;
+        use rusp_lib::usp::mod_Request::OneOfreq_type;
+        let OneOfmsg_body::request(rusp_lib::usp::Request { req_type: OneOfreq_type::notify(n) }) = body else { panic!() };
+        assert_eq!((n.subscription_id.as_str(), n.send_resp), ("cpe-sim-boot", false));
+        l.on_tick(&mut out, Instant::now() + Duration::from_secs(10));
+        assert_eq!(out.0.len(), 1, "never resent");
+        // Disabled: no Boot! at all.
+        let mut l = life();
+        boot_subscription(&mut l, "Enable", "false");
+        let mut out = Sent::default();
+        l.on_connected(&mut out, Duration::ZERO);
+        assert!(out.0.is_empty());
+    }
+
     #[test]
     fn names() {
         use crate::usp::notify;
