@@ -33,6 +33,18 @@ pub fn keys_of(table: &str, has_alias: bool) -> Vec<&'static [&'static str]> {
     keys
 }
 
+/// The unique key values of instance `inst` (`Device.X.3.`), by parameter name: what AddResp,
+/// ObjectCreation and GetInstances report (TR-369 `unique_keys`).
+pub fn values(dev: &crate::model::Device<'_>, inst: &str) -> std::collections::HashMap<String, String> {
+    let Some((table, _)) = split_instance(inst) else { return Default::default() };
+    let has_alias = dev.get(&format!("{inst}Alias")).is_some();
+    keys_of(&super::path::schema_of(table), has_alias)
+        .into_iter()
+        .flat_map(|k| k.iter())
+        .filter_map(|k| dev.get(&format!("{inst}{k}")).map(|v| (k.to_string(), v)))
+        .collect()
+}
+
 /// The instance path's table path and number: `Device.X.3.` → (`Device.X.`, 3).
 fn split_instance(inst: &str) -> Option<(&str, &str)> {
     let body = inst.strip_suffix('.')?;

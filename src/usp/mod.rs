@@ -4,7 +4,9 @@
 //! Owns: endpoint IDs ([`endpoint`]), Record framing ([`record`], USP 1.3 NoSessionContext only),
 //! the 7000-series error codes ([`error`]), and one Agent's answer to each Controller message
 //! ([`agent`], with one file per message family: [`get`], [`set`], [`objects`], [`operate`],
-//! [`supported`], [`notify`]). Records and Messages are encoded and decoded by the `rusp-lib`
+//! [`supported`], [`notify`]), Controller paths with `*` and search expressions ([`path`]),
+//! unique keys ([`keys`]), which Notifies an event causes ([`subscription`]) and the factory
+//! defaults that subscribe the run's Controller to Boot! and Periodic! ([`defaults`]). Records and Messages are encoded and decoded by the `rusp-lib`
 //! crate (Axiros; quick-protobuf bindings generated from the Broadband Forum's `usp-record` and
 //! `usp-msg` proto files, vendored in the crate, so no `protoc` at build time).
 //!

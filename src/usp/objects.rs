@@ -2,8 +2,6 @@
 //! with their parameter settings and deleted, through the same `model::DeviceMut` AddObject and
 //! DeleteObject the CWMP side uses, with `allow_partial` and `required` semantics.
 
-use std::collections::HashMap;
-
 use rusp_lib::usp::mod_AddResp::mod_CreatedObjectResult::mod_OperationStatus as add_status;
 use rusp_lib::usp::mod_AddResp::{CreatedObjectResult, ParameterError};
 use rusp_lib::usp::mod_DeleteResp::mod_DeletedObjectResult::mod_OperationStatus as del_status;
@@ -122,11 +120,7 @@ fn add_one(
     if super::keys::clash(model, cpe.id, &cpe.delta, cpe.boot_at, &instantiated_path).is_some() {
         return Err(super::keys::DUPLICATE_KEY);
     }
-    // The unique key TR-181 gives nearly every table is Alias; report it when the table has one.
-    let mut unique_keys = HashMap::new();
-    if let Some(alias) = model.device(cpe.id, &cpe.delta, cpe.boot_at, now).get(&format!("{instantiated_path}Alias")) {
-        unique_keys.insert("Alias".to_string(), alias);
-    }
+    let unique_keys = super::keys::values(&model.device(cpe.id, &cpe.delta, cpe.boot_at, now), &instantiated_path);
     Ok(add_status::OperationSuccess { instantiated_path, param_errs, unique_keys })
 }
 

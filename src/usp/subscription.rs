@@ -123,23 +123,10 @@ fn build(dev: &Device<'_>, event: &Event<'_>, id: String, send_resp: bool) -> No
         Event::Boot { cause, command_key } => notify::boot(dev, *cause, command_key, id, send_resp),
         Event::Periodic { .. } => notify::periodic(dev.model.tree.root_name(), id, send_resp),
         Event::ValueChange { path } => notify::value_change(id, send_resp, path.to_string(), dev.get(path).unwrap_or_default()),
-        Event::ObjectCreation { path } => notify::object_creation(id, send_resp, path.to_string(), unique_keys(dev, path)),
+        Event::ObjectCreation { path } => notify::object_creation(id, send_resp, path.to_string(), super::keys::values(dev, path)),
         Event::ObjectDeletion { path } => notify::object_deletion(id, send_resp, path.to_string()),
         Event::OperationComplete { accepted, output } => notify::operation_complete(id, send_resp, accepted, (*output).clone()),
     }
-}
-
-/// The unique key values of a new instance (TR-369 ObjectCreation `unique_keys`).
-fn unique_keys(dev: &Device<'_>, inst: &str) -> HashMap<String, String> {
-    let body = inst.strip_suffix('.').unwrap_or(inst);
-    let table = body.rfind('.').map_or(body, |i| &body[..=i]);
-    let schema = super::path::schema_of(table);
-    let has_alias = dev.get(&format!("{inst}Alias")).is_some();
-    super::keys::keys_of(&schema, has_alias)
-        .into_iter()
-        .flat_map(|k| k.iter())
-        .filter_map(|k| dev.get(&format!("{inst}{k}")).map(|v| (k.to_string(), v)))
-        .collect()
 }
 
 /// The endpoint ID a Recipient (`Device.LocalAgent.Controller.1`, with or without the trailing
@@ -198,18 +185,6 @@ pub fn adopt(model: &crate::model::Model, cpe: &mut crate::cpe::CpeState, inst: 
     if let Some(row) = controller_row(&dev, originator) {
         let _ = cpe.device_mut(model, now).set_local(&path, &row);
     }
-}
-
-/// The IDs of the enabled `notif_type` subscriptions whose ReferenceList names `path`, in
-/// instance order (whatever their Recipient).
-pub fn matching(dev: &Device<'_>, notif_type: &str, path: &str) -> Vec<String> {
-    let event = match notif_type {
-        "ValueChange" => Event::ValueChange { path },
-        "ObjectCreation" => Event::ObjectCreation { path },
-        "ObjectDeletion" => Event::ObjectDeletion { path },
-        _ => return Vec::new(),
-    };
-    notifies(dev, &event, "").into_iter().map(|o| o.notify.subscription_id).collect()
 }
 
 /// Whether reference `r` names `path`: the same path, or an object at or above it (search

@@ -2,8 +2,6 @@
 //! §"GetSupportedProtocol"): what the schema supports, which instances exist, which USP
 //! versions the Agent speaks.
 
-use std::collections::HashMap;
-
 use rusp_lib::usp::mod_GetInstancesResp::{CurrInstance, RequestedPathResult};
 use rusp_lib::usp::mod_GetSupportedDMResp::{
     CmdType, ObjAccessType, ParamAccessType, ParamValueType, RequestedObjectResult, SupportedCommandResult, SupportedEventResult,
@@ -64,10 +62,7 @@ pub fn get_instances(dev: &Device<'_>, req: &GetInstances, mut budget: Budget) -
             };
             let depth = obj.inst.len();
             let mut push = |p: String| {
-                let mut unique_keys = HashMap::new();
-                if let Some(alias) = dev.get(&format!("{p}Alias")) {
-                    unique_keys.insert("Alias".to_string(), alias);
-                }
+                let unique_keys = super::keys::values(dev, &p);
                 curr_insts.push(CurrInstance { instantiated_obj_path: p, unique_keys });
             };
             // A search or instance path names instances themselves (TR-369 §"GetInstances"):
