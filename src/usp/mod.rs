@@ -11,6 +11,7 @@
 //! Does not own: sockets, MQTT or WebSocket (`mtp`), clocks (callers pass `now`), or the run and
 //! its report (`mtp::run`). No I/O, no clock: the same split as `session` for CWMP.
 
+pub mod agenda;
 pub mod agent;
 pub mod endpoint;
 pub mod error;
