@@ -6,6 +6,8 @@
 //! one-shot run, when no CPE owes anything. A shard that panics fails the run.
 //!
 //! - [`shard`]: a thread with a current-thread runtime, its CPEs, wheel, pool and recorder.
+//! - [`thread`]: a shard's thread for both protocols (the USP run's shards use it too), its
+//!   panic caught and named.
 //! - [`session`]: one CWMP session over HTTP, measured.
 //! - [`wheel`], [`timer`], [`clock`]: when things happen.
 //! - [`transfer`]: Downloads and Uploads, and their TransferComplete faults.
@@ -20,6 +22,7 @@ pub mod route;
 pub mod session;
 pub mod shard;
 pub mod sweep;
+pub mod thread;
 pub(crate) mod ticks;
 pub mod timer;
 pub mod transfer;
@@ -507,12 +510,9 @@ impl Running {
                     }
                     self.in_flight[r.shard as usize] = r.in_flight;
                     if let Some(message) = r.panic {
-                        tracing::error!(
-                            shard = r.shard,
-                            "shard {} panicked: {message}; the run fails and its report is incomplete",
-                            r.shard
-                        );
-                        self.panics.push(format!("shard {} panicked: {message}", r.shard));
+                        let line = thread::panic_line(r.shard, &message);
+                        tracing::error!(shard = r.shard, "{line}; the run fails and its report is incomplete");
+                        self.panics.push(line);
                         self.live -= 1;
                         return;
                     }

@@ -3,30 +3,33 @@
 //! [`NOTIFY_RETRIES`]), asynchronous commands, `Periodic!`, the device state API's messages and
 //! `--state-dir` snapshots. The MTP loops (`agent` for MQTT, `ws` for WebSocket) own the socket
 //! and hand Records in; Records go out through an [`Outbox`].
+//!
+//! Every timer (when to connect, retransmissions, operations, `Periodic!`) is the Agent's
+//! [`Agenda`]'s; the loops sleep until its next deadline on the run's [`Clock`]
+//! ([`Life::wait_to_connect`], [`Life::sleep_until_due`]), so a run in virtual time
+//! (`Clock::manual`) schedules exactly as a real one. Life reads the time only from that clock;
+//! the latencies it reports (round trips, time to answer) are measured on the monotonic
+//! stopwatch, since the I/O is real even when the schedule is virtual.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
 
 use super::mqtt::ClientSettings;
 use super::report::AgentFigures;
 use crate::cpe::CpeState;
-use crate::model::identity::mix64;
+use crate::engine::clock::Clock;
 use crate::model::{DeviceId, Model};
 use crate::owners::{answer, CpeMsg};
 use crate::persist::StateSink;
 use crate::time::UnixMillis;
+pub use crate::usp::agenda::NOTIFY_RETRIES;
+use crate::usp::agenda::{Agenda, Due};
 use crate::usp::notify::{self, BootCause};
 use crate::usp::operate::{Accepted, Command, SELF_TEST_TIME};
 use crate::usp::{subscription, Agent, EndpointTemplate, MsgKind};
-
-/// How many times an unanswered Notify is sent again before it counts as unanswered
-/// (`Device.LocalAgent.Subscription.{i}.NotifRetry` behaviour, TR-369 §"Responses to
-/// Notifications and Notification Retry").
-pub const NOTIFY_RETRIES: u8 = 3;
 
 /// Where the run's Agents connect.
 #[derive(Clone)]
@@ -52,6 +55,8 @@ pub struct Shared {
     pub figures: Mutex<AgentFigures>,
     /// `--state-dir`: where an Agent's state goes after every change.
     pub sink: Option<StateSink>,
+    /// The run's clock: every Agent's timers and the times it tells the Controller.
+    pub clock: Clock,
 }
 
 impl Shared {
@@ -76,13 +81,12 @@ pub trait Outbox {
     fn send(&mut self, record: Vec<u8>, to: To<'_>) -> bool;
 }
 
-/// A Notify waiting for its NotifyResp.
+/// A Notify waiting for its NotifyResp (its timers are the agenda's).
 struct Pending {
     what: &'static str,
     record: Vec<u8>,
+    /// The round trip's stopwatch.
     first_sent_at: Instant,
-    last_sent_at: Instant,
-    retries: u8,
     /// The Agent's first Boot! (counts the Agent as booted when answered).
     first_boot: bool,
 }
@@ -112,25 +116,27 @@ pub struct Life {
     boot_owed: Option<(BootCause, String)>,
     first_boot: bool,
     pending: HashMap<String, Pending>,
-    async_ops: Vec<(Instant, Accepted)>,
-    periodic_at: Option<Instant>,
-    /// Consecutive failed connections (the reconnect back-off's attempt).
-    attempt: u32,
+    /// Asynchronous operations by their agenda token.
+    operations: HashMap<u64, Accepted>,
+    agenda: Agenda,
 }
 
 impl Life {
-    /// Agent `index`, new or resumed from `--state-dir` (it powers on again).
-    pub fn new(shared: Arc<Shared>, index: u32, resumed: Option<CpeState>) -> Life {
+    /// Agent `index`, new or resumed from `--state-dir` (it powers on again), that connects
+    /// first `start_after` from now (the boot spread).
+    pub fn new(shared: Arc<Shared>, index: u32, start_after: Duration, resumed: Option<CpeState>) -> Life {
+        let now = shared.clock.now();
+        let boot_at = now.plus(start_after);
         let cpe = match resumed {
             Some(mut cpe) => {
-                cpe.restart(UnixMillis::now());
+                cpe.restart(boot_at);
                 cpe
             }
-            None => CpeState::new(DeviceId(index), UnixMillis::now()),
+            None => CpeState::new(DeviceId(index), boot_at),
         };
         let endpoint = shared.endpoints.endpoint_id(&shared.model, DeviceId(index));
         let agent = Agent::new(endpoint, shared.controller_id.clone(), cpe);
-        let periodic_at = shared.periodic.map(|p| Instant::now() + p);
+        let agenda = Agenda::new(index, boot_at.0, shared.notify_timeout, shared.periodic);
         Life {
             shared,
             index,
@@ -138,26 +144,62 @@ impl Life {
             boot_owed: Some((BootCause::LocalReboot, String::new())),
             first_boot: true,
             pending: HashMap::new(),
-            async_ops: Vec::new(),
-            periodic_at,
-            attempt: 0,
+            operations: HashMap::new(),
+            agenda,
         }
+    }
+
+    fn now(&self) -> UnixMillis {
+        self.shared.clock.now()
+    }
+
+    /// The Agent's timers (read-only: for logs and tests).
+    pub fn agenda(&self) -> &Agenda {
+        &self.agenda
+    }
+
+    /// Sleeps on the run's clock until the agenda says to connect. False when the run stops
+    /// first.
+    pub async fn wait_to_connect(&mut self, stop: &mut watch::Receiver<bool>) -> bool {
+        let clock = self.shared.clock.clone();
+        loop {
+            tokio::select! {
+                _ = sleep_until(&clock, self.agenda.next_deadline()) => {}
+                _ = stopped(stop) => return false,
+            }
+            if self.agenda.on_timeout(clock.now().0) == Some(Due::Connect) {
+                return true;
+            }
+        }
+    }
+
+    /// Resolves when the agenda's next timer is due (never while nothing is planned); then call
+    /// [`Life::on_timers`]. Owns nothing, so it can race the connection in a `select!`.
+    pub fn sleep_until_due(&self) -> impl std::future::Future<Output = ()> + 'static {
+        let clock = self.shared.clock.clone();
+        let at = self.agenda.next_deadline();
+        async move { sleep_until(&clock, at).await }
+    }
+
+    /// The connection ended (`failed`: it failed or could not be opened; else the Agent closed
+    /// it to restart): the agenda plans the next connection.
+    pub fn on_lost(&mut self, failed: bool) {
+        let now = self.now().0;
+        self.agenda.on_lost(now, failed);
     }
 
     /// The connection is up (subscribed, or the WebSocket open): counted, then the Notifies still
     /// owed from a lost connection go again, then the Boot! if one is owed.
     pub fn on_connected(&mut self, out: &mut dyn Outbox, took: Duration) {
-        self.attempt = 0;
+        self.agenda.on_connected(self.now().0);
         self.shared.figures().connected_now(took);
-        let now = Instant::now();
         for p in self.pending.values_mut() {
-            p.last_sent_at = now;
             if !out.send(p.record.clone(), To::Controller) {
                 self.shared.figures().publish_failed += 1;
             }
         }
         if let Some((cause, key)) = self.boot_owed.take() {
-            let now = UnixMillis::now();
+            let now = self.now();
             let cpe = &self.agent.cpe;
             let boot = notify::boot(&self.shared.model.device(cpe.id, &cpe.delta, cpe.boot_at, now), cause, &key);
             let first = std::mem::replace(&mut self.first_boot, false);
@@ -168,12 +210,12 @@ impl Life {
     fn send_notify(&mut self, out: &mut dyn Outbox, n: rusp_lib::usp::Notify, first_boot: bool) {
         let what = notify_name(&n);
         let (msg_id, record) = self.agent.notify(n);
-        let now = Instant::now();
         if !out.send(record.clone(), To::Controller) {
             self.shared.figures().publish_failed += 1;
         }
         self.shared.figures().notify_sent(what);
-        self.pending.insert(msg_id, Pending { what, record, first_sent_at: now, last_sent_at: now, retries: 0, first_boot });
+        self.agenda.on_notify_sent(&msg_id, self.now().0);
+        self.pending.insert(msg_id, Pending { what, record, first_sent_at: Instant::now(), first_boot });
     }
 
     fn save(&self) {
@@ -188,7 +230,7 @@ impl Life {
     pub fn on_record(&mut self, out: &mut dyn Outbox, bytes: &[u8], reply_topic: Option<&str>) -> bool {
         let shared = self.shared.clone();
         let started = Instant::now();
-        let handled = match self.agent.handle(&shared.model, bytes, UnixMillis::now()) {
+        let handled = match self.agent.handle(&shared.model, bytes, self.now()) {
             Ok(h) => h,
             Err(cause) => {
                 tracing::debug!(agent = %self.agent.endpoint_id, cause = cause.name(), "record dropped");
@@ -198,6 +240,7 @@ impl Life {
         };
         if let Some((msg_id, err)) = &handled.answered {
             if let Some(p) = self.pending.remove(msg_id) {
+                self.agenda.on_notify_answered(msg_id);
                 let mut f = shared.figures();
                 if err.is_none() {
                     f.notify_answered(p.what, p.first_sent_at.elapsed());
@@ -234,11 +277,12 @@ impl Life {
         let Some(accepted) = handled.accepted else { return false };
         match accepted.command {
             Command::SelfTest => {
-                self.async_ops.push((Instant::now() + SELF_TEST_TIME, accepted));
+                let token = self.agenda.on_operation(self.now().0, SELF_TEST_TIME);
+                self.operations.insert(token, accepted);
                 false
             }
             c => {
-                let restart = self.agent.carry_out(c, UnixMillis::now());
+                let restart = self.agent.carry_out(c, self.now());
                 self.save();
                 match restart {
                     Some(cause) => {
@@ -251,47 +295,33 @@ impl Life {
         }
     }
 
-    /// Timers, every quarter second while connected: retransmissions, async commands that are
-    /// done, `Periodic!`.
-    pub fn on_tick(&mut self, out: &mut dyn Outbox, now: Instant) {
+    /// Acts on every timer the agenda has due now (while connected): retransmissions (same
+    /// Message ID) and give-ups, asynchronous commands that are done, `Periodic!`.
+    pub fn on_timers(&mut self, out: &mut dyn Outbox) {
         let shared = self.shared.clone();
-        // Unanswered Notifies: sent again (same Message ID) after the timeout, given up after
-        // the retries.
-        let mut gave_up = Vec::new();
-        for (id, p) in self.pending.iter_mut() {
-            if now.duration_since(p.last_sent_at) < shared.notify_timeout {
-                continue;
-            }
-            if p.retries >= NOTIFY_RETRIES {
-                gave_up.push(id.clone());
-                continue;
-            }
-            p.retries += 1;
-            p.last_sent_at = now;
-            shared.figures().notify.entry(p.what).or_default().retransmitted += 1;
-            if !out.send(p.record.clone(), To::Controller) {
-                shared.figures().publish_failed += 1;
-            }
-        }
-        for id in gave_up {
-            if let Some(p) = self.pending.remove(&id) {
-                shared.figures().notify.entry(p.what).or_default().unanswered += 1;
-            }
-        }
-        let mut i = 0;
-        while i < self.async_ops.len() {
-            if self.async_ops[i].0 <= now {
-                let (_, accepted) = self.async_ops.swap_remove(i);
-                let output = HashMap::from([("Status".to_string(), "Complete".to_string()), ("Results".to_string(), String::new())]);
-                self.send_notify(out, notify::operation_complete(&accepted, output), false);
-            } else {
-                i += 1;
-            }
-        }
-        if let (Some(at), Some(every)) = (self.periodic_at, shared.periodic) {
-            if at <= now {
-                self.periodic_at = Some(now + every);
-                self.send_notify(out, notify::periodic(shared.model.tree.root_name()), false);
+        let now = self.now().0;
+        while let Some(due) = self.agenda.on_timeout(now) {
+            match due {
+                Due::Resend(id) => {
+                    let Some(p) = self.pending.get(&*id) else { continue };
+                    shared.figures().notify.entry(p.what).or_default().retransmitted += 1;
+                    if !out.send(p.record.clone(), To::Controller) {
+                        shared.figures().publish_failed += 1;
+                    }
+                }
+                Due::GiveUp(id) => {
+                    if let Some(p) = self.pending.remove(&*id) {
+                        shared.figures().notify.entry(p.what).or_default().unanswered += 1;
+                    }
+                }
+                Due::OperationDone(token) => {
+                    let Some(accepted) = self.operations.remove(&token) else { continue };
+                    let output = HashMap::from([("Status".to_string(), "Complete".to_string()), ("Results".to_string(), String::new())]);
+                    self.send_notify(out, notify::operation_complete(&accepted, output), false);
+                }
+                Due::Periodic => self.send_notify(out, notify::periodic(shared.model.tree.root_name()), false),
+                // Only while waiting to connect (`wait_to_connect`).
+                Due::Connect => {}
             }
         }
     }
@@ -302,7 +332,7 @@ impl Life {
     pub fn on_api(&mut self, out: &mut dyn Outbox, msg: CpeMsg) {
         let shared = self.shared.clone();
         let model = &shared.model;
-        let now = UnixMillis::now();
+        let now = self.now();
         match msg {
             CpeMsg::Inspect { reply, .. } => {
                 let _ = reply.send(Ok(answer::inspect(model, &self.agent.cpe, now)));
@@ -334,17 +364,13 @@ impl Life {
             CpeMsg::Wake { .. } => {}
         }
     }
+}
 
-    /// How long to wait before the next connection: at once after a restart the Agent chose,
-    /// else TR-369's ConnectRetryTime 5 s × ConnectRetryIntervalMultiplier 2000 (the law of
-    /// CWMP's retries, `cpe::retry`), spread per Agent and attempt, at most a minute.
-    pub fn reconnect_wait(&mut self, failed: bool) -> Duration {
-        if !failed {
-            return Duration::from_millis(100);
-        }
-        self.attempt = self.attempt.saturating_add(1);
-        let unit = (mix64(((self.index as u64) << 32) | self.attempt as u64) >> 11) as f64 / (1u64 << 53) as f64;
-        crate::cpe::retry::retry_wait(Duration::from_secs(5), 2000, self.attempt, unit).min(Duration::from_secs(60))
+/// Sleeps on `clock` until `at` (ms since the epoch), or forever when `at` is `None`.
+async fn sleep_until(clock: &Clock, at: Option<u64>) {
+    match at {
+        Some(t) => clock.sleep_until(UnixMillis(t), None).await,
+        None => std::future::pending().await,
     }
 }
 

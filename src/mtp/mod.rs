@@ -12,6 +12,7 @@ pub mod life;
 pub mod mqtt;
 pub mod report;
 pub mod run;
+pub mod shards;
 pub mod ws;
 
 pub use mqtt::MqttTarget;
