@@ -543,21 +543,17 @@ impl Running {
     pub(crate) fn stop(&mut self, into: &mut [&mut Recorder]) {
         let m = self.control.borrow().multiplier;
         let _ = self.control.send(Control { stop: true, multiplier: m });
-        self.collect(Instant::now() + self.drain_timeout + Duration::from_secs(5), into, &|| false);
+        self.collect(Instant::now() + self.drain_timeout + thread::STOP_MARGIN, into, &|| false);
         // A panic report ends `collect` early: keep collecting the others.
         while self.live > 0 && !self.panics.is_empty() {
             let before = self.live;
-            self.collect(Instant::now() + self.drain_timeout + Duration::from_secs(5), into, &|| false);
+            self.collect(Instant::now() + self.drain_timeout + thread::STOP_MARGIN, into, &|| false);
             if self.live == before {
                 break;
             }
         }
-        for t in self.threads.drain(..) {
-            // A shard that did not end in time is left behind; the process exits anyway.
-            if t.is_finished() {
-                let _ = t.join();
-            }
-        }
+        // A shard that did not end in time is left behind; the process exits anyway.
+        thread::join_finished(std::mem::take(&mut self.threads));
     }
 }
 

@@ -31,6 +31,19 @@ where
     })
 }
 
+/// How long past `--drain-timeout` a stopping run waits for its shards to notice the stop and
+/// report their end; a shard still running then is left behind (the process exits anyway).
+pub const STOP_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Joins the shard threads that have ended; the others are left behind.
+pub fn join_finished(threads: Vec<std::thread::JoinHandle<()>>) {
+    for t in threads {
+        if t.is_finished() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// The message a panic carried (`panic!` with a literal or a formatted string).
 pub fn panic_message(payload: &(dyn Any + Send)) -> String {
     payload

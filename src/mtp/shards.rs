@@ -14,7 +14,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::watch;
 
 use super::life::stopped;
-use crate::engine::thread::{panic_line, spawn_shard};
+use crate::engine::thread::{join_finished, panic_line, spawn_shard, STOP_MARGIN};
 
 /// A shard that ended: on its own (its Agents done, or drained after a stop), or by a panic.
 struct Ended {
@@ -109,11 +109,11 @@ impl Shards {
     }
 
     /// Tells every Agent to stop and waits for the shards: each drains within the drain time;
-    /// a shard that did not end by then plus a margin to notice is left behind (the process
-    /// exits anyway).
+    /// a shard that did not end by then plus `engine::thread::STOP_MARGIN` is left behind (the
+    /// process exits anyway), as the CWMP engine's stop does.
     pub fn stop(&mut self) {
         let _ = self.stop.send(true);
-        let until = Instant::now() + self.drain + Duration::from_secs(2);
+        let until = Instant::now() + self.drain + STOP_MARGIN;
         while self.live > 0 {
             let left = until.saturating_duration_since(Instant::now());
             match self.ended.recv_timeout(left) {
@@ -121,11 +121,7 @@ impl Shards {
                 Err(_) => break,
             }
         }
-        for t in self.threads.drain(..) {
-            if t.is_finished() {
-                let _ = t.join();
-            }
-        }
+        join_finished(std::mem::take(&mut self.threads));
     }
 
     /// Whether every shard ran to its end (no panic).
