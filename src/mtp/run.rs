@@ -29,6 +29,7 @@ use crate::cli::RunArgs;
 use crate::commands::{load, transport_config};
 use crate::console;
 use crate::engine;
+use crate::stats::threshold::{self, Threshold};
 use crate::usp::endpoint::DEFAULT_CONTROLLER_ID;
 use crate::usp::EndpointTemplate;
 
@@ -38,12 +39,14 @@ enum Embedded {
     Ws(WsController),
 }
 
-/// Runs `args` as USP Agents.
+/// Runs `args` as USP Agents, checking `thresholds` (`Threshold::parse_usp`) against the report:
+/// exit 1 when a shard panicked, an output could not be written or an Agent's Boot! went
+/// unanswered, 99 when a threshold was breached (the CWMP run's codes), else 0.
 ///
 /// # Errors
 /// A profile that is not TR-181 (`Device.`), unusable TLS files, or an embedded Controller that
 /// cannot reach the broker.
-pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &RunArgs, thresholds: &[Threshold]) -> anyhow::Result<ExitCode> {
     let model = load(args.profile.as_deref(), args.cwmp_version.as_deref())?;
     if model.tree.root_name() != "Device" {
         anyhow::bail!("--protocol usp needs a TR-181 profile (root object Device.), not `{}.`", model.tree.root_name());
@@ -223,17 +226,23 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         args.cpes,
         if embedded { " (embedded)" } else { "" }
     );
+    let mut json = report::to_json(&figures, cf.as_deref(), elapsed);
+    json["complete"] = serde_json::json!(shards.complete());
+    if !shards.complete() {
+        json["panics"] = serde_json::json!(shards.panics);
+    }
+    let verdicts: Vec<_> = thresholds.iter().map(|t| t.evaluate(&json)).collect();
+    json["thresholds"] = serde_json::json!(verdicts
+        .iter()
+        .map(|v| serde_json::json!({"rule": v.rule, "passed": v.passed, "actual": v.actual, "actual_text": v.actual_text}))
+        .collect::<Vec<_>>());
     let mut text = report::to_text(&header, &figures, cf.as_deref(), elapsed);
+    text.push_str(&threshold::to_text(&verdicts));
     for line in &shards.panics {
         text.push_str(&format!("incomplete: {line}\n"));
     }
     let mut failed_output = console::out(&text).is_err();
     if let Some(p) = &args.report_json {
-        let mut json = report::to_json(&figures, cf.as_deref(), elapsed);
-        json["complete"] = serde_json::json!(shards.complete());
-        if !shards.complete() {
-            json["panics"] = serde_json::json!(shards.panics);
-        }
         if let Err(e) = std::fs::write(p, serde_json::to_vec_pretty(&json).unwrap_or_default()) {
             error!("--report-json {}: {e}", p.display());
             failed_output = true;
@@ -248,8 +257,15 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             failed_output = true;
         }
     }
-    if !shards.complete() {
+    if !shards.complete() || failed_output {
         return Ok(ExitCode::from(1));
+    }
+    let breaches: Vec<_> = verdicts.iter().filter(|v| !v.passed).collect();
+    for b in &breaches {
+        error!("{b}");
+    }
+    if !breaches.is_empty() {
+        return Ok(ExitCode::from(99));
     }
     if figures.booted < args.cpes as u64 {
         let causes: Vec<String> = figures.failures.iter().map(|(k, n)| format!("{} {n}", k.name())).collect();
@@ -261,7 +277,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(1));
     }
-    Ok(if failed_output { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(ExitCode::SUCCESS)
 }
 
 /// What one Agent of the run starts with.

@@ -85,6 +85,23 @@ pub enum MsgKind {
 }
 
 impl MsgKind {
+    /// Every kind, in the report's order.
+    pub const ALL: [MsgKind; 13] = [
+        MsgKind::Get,
+        MsgKind::Set,
+        MsgKind::Add,
+        MsgKind::Delete,
+        MsgKind::Operate,
+        MsgKind::Notify,
+        MsgKind::GetSupportedDm,
+        MsgKind::GetInstances,
+        MsgKind::GetSupportedProtocol,
+        MsgKind::Register,
+        MsgKind::Deregister,
+        MsgKind::Response,
+        MsgKind::Unknown,
+    ];
+
     /// The name TR-369 gives the message (`GetSupportedDM`, …).
     pub fn name(self) -> &'static str {
         match self {
