@@ -4,7 +4,7 @@
 //! Owns: endpoint IDs ([`endpoint`]), Record framing ([`record`], USP 1.3 NoSessionContext only),
 //! the 7000-series error codes ([`error`]), and one Agent's answer to each Controller message
 //! ([`agent`], with one file per message family: [`get`], [`set`], [`objects`], [`operate`],
-//! [`supported`], [`notify`]). Records and Messages are encoded and decoded by the `rusp-lib`
+//! [`supported`], [`notify`]), and one Agent's timers ([`agenda`]). Records and Messages are encoded and decoded by the `rusp-lib`
 //! crate (Axiros; quick-protobuf bindings generated from the Broadband Forum's `usp-record` and
 //! `usp-msg` proto files, vendored in the crate, so no `protoc` at build time).
 //!
