@@ -2,11 +2,12 @@
 //! spoken as USP Records and Messages instead of SOAP.
 //!
 //! Owns: endpoint IDs ([`endpoint`]), Record framing ([`record`], USP 1.3 NoSessionContext only),
-//! the 7000-series error codes ([`error`]), and one Agent's answer to each Controller message
+//! the 7000-series error codes ([`error`]), one Agent's answer to each Controller message
 //! ([`agent`], with one file per message family: [`get`], [`set`], [`objects`], [`operate`],
-//! [`supported`], [`notify`]), and one Agent's timers ([`agenda`]). Records and Messages are encoded and decoded by the `rusp-lib`
-//! crate (Axiros; quick-protobuf bindings generated from the Broadband Forum's `usp-record` and
-//! `usp-msg` proto files, vendored in the crate, so no `protoc` at build time).
+//! [`supported`], [`notify`]), and one Agent's timers ([`agenda`]). Records and Messages are
+//! encoded and decoded by the `rusp-lib` crate (Axiros; quick-protobuf bindings generated from
+//! the Broadband Forum's `usp-record` and `usp-msg` proto files, vendored in the crate, so no
+//! `protoc` at build time).
 //!
 //! Does not own: sockets, MQTT or WebSocket (`mtp`), clocks (callers pass `now`), or the run and
 //! its report (`mtp::run`). No I/O, no clock: the same split as `session` for CWMP.
