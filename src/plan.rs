@@ -101,14 +101,14 @@ fn check_usp(args: &RunArgs) -> Result<(), UsageError> {
         ("--mqtt-keep-alive", Ok(args.mqtt_keep_alive) != crate::cli::parse_duration(crate::cli::MQTT_KEEP_ALIVE_DEFAULT)),
     ];
     let cwmp_only = [
-        ("--threshold", !args.thresholds.is_empty()),
         ("--metrics-bind-addr", args.metrics_bind_addr.is_some()),
         ("--cr-bind-addr", args.cr_bind_addr.is_some()),
         ("--udp-cr-bind-addr", args.udp_cr_bind_addr.is_some()),
         ("--hdr-log", args.hdr_log.is_some()),
         ("--report-html", args.report_html.is_some()),
     ];
-    let (other, needs) = if usp { (&cwmp_only, "--protocol cwmp (USP runs do not read it yet)") } else { (&usp_only, "--protocol usp") };
+    let (other, needs): (&[(&str, bool)], &str) =
+        if usp { (&cwmp_only, "--protocol cwmp (USP runs do not read it yet)") } else { (&usp_only, "--protocol usp") };
     if let Some((flag, _)) = other.iter().find(|(_, given)| *given) {
         return Err(usage(flag, "", format!("needs {needs}")));
     }
@@ -247,7 +247,11 @@ pub fn validate(args: &RunArgs, sweep: Option<SweepFlags<'_>>) -> Result<Checked
     let thresholds = args
         .thresholds
         .iter()
-        .map(|t| Threshold::parse(t).map_err(|e| usage("--threshold", t, e.strip_prefix(&format!("`{t}`: ")).unwrap_or(&e).to_string())))
+        .map(|t| {
+            // A USP run's rules name the USP report's figures.
+            let parsed = if args.protocol == "usp" { Threshold::parse_usp(t) } else { Threshold::parse(t) };
+            parsed.map_err(|e| usage("--threshold", t, e.strip_prefix(&format!("`{t}`: ")).unwrap_or(&e).to_string()))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(s) = &sweep {
         if s.multipliers.is_empty() {

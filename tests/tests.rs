@@ -50,3 +50,5 @@ mod devices;
 mod usp;
 // TR-369 Agents over a real mosquitto: the 1,000-Agent boot, a Controller driving every message.
 mod usp_wire;
+// TR-369 Agents in virtual time: Periodic! and Notify retries on a manual clock, real sockets.
+mod usp_clock;

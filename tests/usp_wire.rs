@@ -803,7 +803,9 @@ fn usp_flags_are_checked_before_anything_starts() {
         // A flag of the other protocol is refused, not silently ignored.
         (&["--mqtt-username", "u"], "--mqtt-username"),
         (&["--usp-endpoint-id", "os::{serial}"], "--usp-endpoint-id"),
+        // A USP run's thresholds name the USP report's figures, not CWMP's.
         (&["--protocol", "usp", "--threshold", "Inform.p99<1ms"], "--threshold"),
+        (&["--protocol", "usp", "--threshold", "Boot!.p99<1"], "--threshold"),
         (&["--protocol", "usp", "--metrics-bind-addr", "127.0.0.1:0"], "--metrics-bind-addr"),
         // Every Agent's ID must be an endpoint ID (it names topics).
         (&["--protocol", "usp", "--usp-endpoint-id", "os::#{index}"], "--usp-endpoint-id"),
@@ -825,4 +827,31 @@ fn usp_flags_are_checked_before_anything_starts() {
 fn a_tiny_boot_rate_does_not_panic_an_agent_run() {
     let (code, out, err) = finish(spawn(&["--protocol", "usp", "--cpes", "1", "--boot-rate", "1e-300"]), Duration::from_secs(60));
     assert_eq!(code, 0, "{out}\n{err}");
+}
+
+// --threshold reads a USP run's report: rules that hold exit 0, a breach exits 99 (CWMP's code),
+// every verdict in the text and JSON reports.
+#[test]
+fn usp_thresholds_pass_or_fail_the_run() {
+    let dir = scratch("thresholds");
+    let json = dir.join("r.json");
+    let j = json.to_str().unwrap();
+    let rules = ["booted>=3", "Boot!.unanswered<1", "Boot!.p99<20s", "connections.held>=3"];
+    let mut args = vec!["--protocol", "usp", "--cpes", "3", "--timeout", "20s", "--report-json", j];
+    for r in &rules {
+        args.extend(["--threshold", r]);
+    }
+    let (code, out, err) = finish(spawn(&args), Duration::from_secs(120));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("thresholds: 4 of 4 passed"), "{out}");
+    let r = report(&json);
+    assert_eq!(r["thresholds"].as_array().map(Vec::len), Some(4), "{r}");
+    assert!(r["thresholds"].as_array().unwrap().iter().all(|v| v["passed"] == true), "{r}");
+    assert_eq!(r["complete"], true, "{r}");
+    let (code, out, err) =
+        finish(spawn(&["--protocol", "usp", "--cpes", "3", "--timeout", "20s", "--threshold", "booted>=4"]), Duration::from_secs(120));
+    assert_eq!(code, 99, "{out}\n{err}");
+    assert!(out.contains("BREACHED booted>=4 (actual 3)"), "{out}");
+    assert!(err.contains("threshold breached: booted>=4 (actual 3)"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

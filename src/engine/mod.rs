@@ -6,6 +6,8 @@
 //! one-shot run, when no CPE owes anything. A shard that panics fails the run.
 //!
 //! - [`shard`]: a thread with a current-thread runtime, its CPEs, wheel, pool and recorder.
+//! - [`thread`]: a shard's thread for both protocols (the USP run's shards use it too), its
+//!   panic caught and named.
 //! - [`session`]: one CWMP session over HTTP, measured.
 //! - [`wheel`], [`timer`], [`clock`]: when things happen.
 //! - [`transfer`]: Downloads and Uploads, and their TransferComplete faults.
@@ -20,6 +22,7 @@ pub mod route;
 pub mod session;
 pub mod shard;
 pub mod sweep;
+pub mod thread;
 pub(crate) mod ticks;
 pub mod timer;
 pub mod transfer;
@@ -507,12 +510,9 @@ impl Running {
                     }
                     self.in_flight[r.shard as usize] = r.in_flight;
                     if let Some(message) = r.panic {
-                        tracing::error!(
-                            shard = r.shard,
-                            "shard {} panicked: {message}; the run fails and its report is incomplete",
-                            r.shard
-                        );
-                        self.panics.push(format!("shard {} panicked: {message}", r.shard));
+                        let line = thread::panic_line(r.shard, &message);
+                        tracing::error!(shard = r.shard, "{line}; the run fails and its report is incomplete");
+                        self.panics.push(line);
                         self.live -= 1;
                         return;
                     }
@@ -543,21 +543,17 @@ impl Running {
     pub(crate) fn stop(&mut self, into: &mut [&mut Recorder]) {
         let m = self.control.borrow().multiplier;
         let _ = self.control.send(Control { stop: true, multiplier: m });
-        self.collect(Instant::now() + self.drain_timeout + Duration::from_secs(5), into, &|| false);
+        self.collect(Instant::now() + self.drain_timeout + thread::STOP_MARGIN, into, &|| false);
         // A panic report ends `collect` early: keep collecting the others.
         while self.live > 0 && !self.panics.is_empty() {
             let before = self.live;
-            self.collect(Instant::now() + self.drain_timeout + Duration::from_secs(5), into, &|| false);
+            self.collect(Instant::now() + self.drain_timeout + thread::STOP_MARGIN, into, &|| false);
             if self.live == before {
                 break;
             }
         }
-        for t in self.threads.drain(..) {
-            // A shard that did not end in time is left behind; the process exits anyway.
-            if t.is_finished() {
-                let _ = t.join();
-            }
-        }
+        // A shard that did not end in time is left behind; the process exits anyway.
+        thread::join_finished(std::mem::take(&mut self.threads));
     }
 }
 

@@ -73,30 +73,23 @@ pub fn spawn(
     control: watch::Receiver<Control>,
     owner: Option<tokio::sync::mpsc::UnboundedReceiver<CpeMsg>>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new().name(format!("shard-{id}")).spawn(move || {
-        let run = std::panic::AssertUnwindSafe(|| {
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(rt) => rt,
-                Err(e) => panic!("cannot start the shard's runtime: {e}"),
-            };
-            let span = tracing::info_span!("shard", id);
-            let _g = span.enter();
-            let shard = Shard::new(&plan, id);
-            rt.block_on(shard.run(&reports, spares, control, owner));
-        });
-        if let Err(payload) = std::panic::catch_unwind(run) {
-            let message = payload
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| payload.downcast_ref::<&str>().copied())
-                .unwrap_or("a panic without a message")
-                .to_string();
+    let on_panic = {
+        let reports = reports.clone();
+        move |message: String| {
             let mut last = ShardReport::new(id, Recorder::new());
             last.last = true;
             last.panic = Some(message);
             let _ = reports.send(last);
         }
-    })
+    };
+    super::thread::spawn_shard(
+        id,
+        move |rt| {
+            let shard = Shard::new(&plan, id);
+            rt.block_on(shard.run(&reports, spares, control, owner));
+        },
+        on_panic,
+    )
 }
 
 type SessionFuture<'a> = Pin<Box<dyn std::future::Future<Output = (u32, CpeState, AuthState, SessionRun)> + 'a>>;

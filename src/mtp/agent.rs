@@ -71,13 +71,12 @@ pub async fn run(
     mut inbox: Option<mpsc::UnboundedReceiver<CpeMsg>>,
     resumed: Option<CpeState>,
 ) {
-    tokio::select! {
-        _ = tokio::time::sleep(start_after) => {}
-        _ = stopped(&mut stop) => return,
-    }
     let Transport::Mqtt(settings) = &shared.transport else { return };
     let settings = settings.clone();
-    let mut life = Life::new(shared.clone(), index, resumed);
+    let mut life = Life::new(shared.clone(), index, start_after, resumed);
+    if !life.wait_to_connect(&mut stop).await {
+        return;
+    }
     let endpoint = life.agent.endpoint_id.clone();
     let topic = agent_topic(&endpoint);
     loop {
@@ -85,7 +84,6 @@ pub async fn run(
         let mut out = MqttOut { client: &client, own_topic: &topic, controller_topic: &shared.controller_topic };
         let started = Instant::now();
         let mut connected = false;
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
         // Why this connection ended: None when the Agent restarts itself (Reboot, FactoryReset).
         let ended: Option<ConnFailure> = loop {
             tokio::select! {
@@ -119,11 +117,7 @@ pub async fn run(
                     Err(e) => break Some(classify(&e, connected)),
                 },
                 Some(msg) = next_msg(&mut inbox) => life.on_api(&mut out, msg),
-                _ = tick.tick() => {
-                    if connected {
-                        life.on_tick(&mut out, Instant::now());
-                    }
-                }
+                _ = life.sleep_until_due() => life.on_timers(&mut out),
             }
         };
         if connected {
@@ -132,10 +126,9 @@ pub async fn run(
         if let Some(cause) = ended {
             *shared.figures().failures.entry(cause).or_default() += 1;
         }
-        let wait = life.reconnect_wait(ended.is_some());
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = stopped(&mut stop) => return,
+        life.on_lost(ended.is_some());
+        if !life.wait_to_connect(&mut stop).await {
+            return;
         }
     }
 }

@@ -4,31 +4,35 @@
 //! [`NOTIFY_RETRIES`] or at NotifExpiration), asynchronous commands, `Periodic!`, the device state API's messages and
 //! `--state-dir` snapshots. The MTP loops (`agent` for MQTT, `ws` for WebSocket) own the socket
 //! and hand Records in; Records go out through an [`Outbox`].
+//!
+//! Every timer (when to connect, retransmissions, operations, `Periodic!`) is the Agent's
+//! [`Agenda`]'s; the loops sleep until its next deadline on the run's [`Clock`]
+//! ([`Life::wait_to_connect`], [`Life::sleep_until_due`]), so a run in virtual time
+//! (`Clock::manual`) schedules exactly as a real one. Life reads the time only from that clock;
+//! the latencies it reports (round trips, time to answer) are measured on the monotonic
+//! stopwatch, since the I/O is real even when the schedule is virtual.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
 
 use super::mqtt::ClientSettings;
 use super::report::AgentFigures;
 use crate::cpe::CpeState;
-use crate::model::identity::mix64;
+use crate::engine::clock::Clock;
 use crate::model::{DeviceId, Model};
 use crate::owners::{answer, CpeMsg};
 use crate::persist::StateSink;
 use crate::time::UnixMillis;
+pub use crate::usp::agenda::NOTIFY_RETRIES;
+use crate::usp::agenda::{Agenda, Due};
+use crate::usp::defaults;
 use crate::usp::notify::BootCause;
 use crate::usp::operate::{Accepted, Command, SELF_TEST_TIME};
 use crate::usp::subscription::{self, Event};
 use crate::usp::{Agent, EndpointTemplate, MsgKind};
-
-/// How many times an unanswered Notify is sent again before it counts as unanswered
-/// (`Device.LocalAgent.Subscription.{i}.NotifRetry` behaviour, TR-369 §"Responses to
-/// Notifications and Notification Retry").
-pub const NOTIFY_RETRIES: u8 = 3;
 
 /// Where the run's Agents connect.
 #[derive(Clone)]
@@ -54,6 +58,8 @@ pub struct Shared {
     pub figures: Mutex<AgentFigures>,
     /// `--state-dir`: where an Agent's state goes after every change.
     pub sink: Option<StateSink>,
+    /// The run's clock: every Agent's timers and the times it tells the Controller.
+    pub clock: Clock,
 }
 
 impl Shared {
@@ -78,15 +84,12 @@ pub trait Outbox {
     fn send(&mut self, record: Vec<u8>, to: To<'_>) -> bool;
 }
 
-/// A Notify waiting for its NotifyResp.
+/// A Notify waiting for its NotifyResp (its timers are the agenda's).
 struct Pending {
     what: &'static str,
     record: Vec<u8>,
+    /// The round trip's stopwatch.
     first_sent_at: Instant,
-    last_sent_at: Instant,
-    retries: u8,
-    /// NotifExpiration: no resend after this.
-    expires_at: Option<Instant>,
     /// The Agent's first Boot! (counts the Agent as booted when answered).
     first_boot: bool,
 }
@@ -116,30 +119,39 @@ pub struct Life {
     boot_owed: Option<(BootCause, String)>,
     first_boot: bool,
     pending: HashMap<String, Pending>,
-    async_ops: Vec<(Instant, Accepted)>,
-    periodic_at: Option<Instant>,
-    /// Consecutive failed connections (the reconnect back-off's attempt).
-    attempt: u32,
+    /// Asynchronous operations by their agenda token.
+    operations: HashMap<u64, Accepted>,
+    agenda: Agenda,
 }
 
 impl Life {
-    /// Agent `index`, new or resumed from `--state-dir` (it powers on again).
-    pub fn new(shared: Arc<Shared>, index: u32, resumed: Option<CpeState>) -> Life {
+    /// Agent `index`, new or resumed from `--state-dir` (it powers on again), that connects
+    /// first `start_after` from now (the boot spread).
+    pub fn new(shared: Arc<Shared>, index: u32, start_after: Duration, resumed: Option<CpeState>) -> Life {
         let fresh = resumed.is_none();
+        let now = shared.clock.now();
+        let boot_at = now.plus(start_after);
         let cpe = match resumed {
             Some(mut cpe) => {
-                cpe.restart(UnixMillis::now());
+                cpe.restart(boot_at);
                 cpe
             }
-            None => CpeState::new(DeviceId(index), UnixMillis::now()),
+            None => CpeState::new(DeviceId(index), boot_at),
         };
         let endpoint = shared.endpoints.endpoint_id(&shared.model, DeviceId(index));
         let mut agent = Agent::new(endpoint, shared.controller_id.clone(), cpe);
         agent.factory.periodic = shared.periodic;
         if fresh {
-            agent.factory_defaults(&shared.model, UnixMillis::now());
+            agent.factory_defaults(&shared.model, boot_at);
         }
-        let periodic_at = shared.periodic.map(|p| Instant::now() + p);
+        // Periodic! (with --inform-interval) every the run Controller's PeriodicNotifInterval: the
+        // factory default is --inform-interval; a resumed Agent keeps what a Controller Set.
+        let periodic = shared.periodic.map(|every| {
+            let cpe = &agent.cpe;
+            let dev = shared.model.device(cpe.id, &cpe.delta, cpe.boot_at, boot_at);
+            defaults::periodic_period(subscription::periodic_interval(&dev, &shared.controller_id), every)
+        });
+        let agenda = Agenda::new(index, boot_at.0, shared.notify_timeout, periodic);
         Life {
             shared,
             index,
@@ -147,20 +159,56 @@ impl Life {
             boot_owed: Some((BootCause::LocalReboot, String::new())),
             first_boot: true,
             pending: HashMap::new(),
-            async_ops: Vec::new(),
-            periodic_at,
-            attempt: 0,
+            operations: HashMap::new(),
+            agenda,
         }
+    }
+
+    fn now(&self) -> UnixMillis {
+        self.shared.clock.now()
+    }
+
+    /// The Agent's timers (read-only: for logs and tests).
+    pub fn agenda(&self) -> &Agenda {
+        &self.agenda
+    }
+
+    /// Sleeps on the run's clock until the agenda says to connect. False when the run stops
+    /// first.
+    pub async fn wait_to_connect(&mut self, stop: &mut watch::Receiver<bool>) -> bool {
+        let clock = self.shared.clock.clone();
+        loop {
+            tokio::select! {
+                _ = sleep_until(&clock, self.agenda.next_deadline()) => {}
+                _ = stopped(stop) => return false,
+            }
+            if self.agenda.on_timeout(clock.now().0) == Some(Due::Connect) {
+                return true;
+            }
+        }
+    }
+
+    /// Resolves when the agenda's next timer is due (never while nothing is planned); then call
+    /// [`Life::on_timers`]. Owns nothing, so it can race the connection in a `select!`.
+    pub fn sleep_until_due(&self) -> impl std::future::Future<Output = ()> + 'static {
+        let clock = self.shared.clock.clone();
+        let at = self.agenda.next_deadline();
+        async move { sleep_until(&clock, at).await }
+    }
+
+    /// The connection ended (`failed`: it failed or could not be opened; else the Agent closed
+    /// it to restart): the agenda plans the next connection.
+    pub fn on_lost(&mut self, failed: bool) {
+        let now = self.now().0;
+        self.agenda.on_lost(now, failed);
     }
 
     /// The connection is up (subscribed, or the WebSocket open): counted, then the Notifies still
     /// owed from a lost connection go again, then the Boot! if one is owed.
     pub fn on_connected(&mut self, out: &mut dyn Outbox, took: Duration) {
-        self.attempt = 0;
+        self.agenda.on_connected(self.now().0);
         self.shared.figures().connected_now(took);
-        let now = Instant::now();
         for p in self.pending.values_mut() {
-            p.last_sent_at = now;
             if !out.send(p.record.clone(), To::Controller) {
                 self.shared.figures().publish_failed += 1;
             }
@@ -177,9 +225,10 @@ impl Life {
     /// first Boot! then counts the Agent as booted when sent.
     fn emit(&mut self, out: &mut dyn Outbox, event: &Event<'_>, first_boot: bool) {
         let shared = self.shared.clone();
+        let now = self.now();
         let outgoing = {
             let cpe = &self.agent.cpe;
-            let dev = shared.model.device(cpe.id, &cpe.delta, cpe.boot_at, UnixMillis::now());
+            let dev = shared.model.device(cpe.id, &cpe.delta, cpe.boot_at, now);
             subscription::notifies(&dev, event, &shared.controller_id)
         };
         for o in outgoing {
@@ -189,7 +238,6 @@ impl Life {
             }
             let what = notify_name(&o.notify);
             let (msg_id, record) = self.agent.notify(o.notify);
-            let now = Instant::now();
             if !out.send(record.clone(), To::Controller) {
                 shared.figures().publish_failed += 1;
             }
@@ -200,9 +248,9 @@ impl Life {
                 }
                 continue;
             }
-            let expires_at = o.expires_after.map(|d| now + d);
-            self.pending
-                .insert(msg_id, Pending { what, record, first_sent_at: now, last_sent_at: now, retries: 0, expires_at, first_boot });
+            let expires_at = o.expires_after.map(|d| now.plus(d).0);
+            self.agenda.on_notify_sent(&msg_id, now.0, expires_at);
+            self.pending.insert(msg_id, Pending { what, record, first_sent_at: Instant::now(), first_boot });
         }
     }
 
@@ -218,7 +266,7 @@ impl Life {
     pub fn on_record(&mut self, out: &mut dyn Outbox, bytes: &[u8], reply_topic: Option<&str>) -> bool {
         let shared = self.shared.clone();
         let started = Instant::now();
-        let handled = match self.agent.handle(&shared.model, bytes, UnixMillis::now()) {
+        let handled = match self.agent.handle(&shared.model, bytes, self.now()) {
             Ok(h) => h,
             Err(cause) => {
                 tracing::debug!(agent = %self.agent.endpoint_id, cause = cause.name(), "record dropped");
@@ -228,6 +276,7 @@ impl Life {
         };
         if let Some((msg_id, err)) = &handled.answered {
             if let Some(p) = self.pending.remove(msg_id) {
+                self.agenda.on_notify_answered(msg_id);
                 let mut f = shared.figures();
                 if err.is_none() {
                     f.notify_answered(p.what, p.first_sent_at.elapsed());
@@ -264,11 +313,12 @@ impl Life {
         let Some(accepted) = handled.accepted else { return false };
         match accepted.command {
             Command::SelfTest => {
-                self.async_ops.push((Instant::now() + SELF_TEST_TIME, accepted));
+                let token = self.agenda.on_operation(self.now().0, SELF_TEST_TIME);
+                self.operations.insert(token, accepted);
                 false
             }
             c => {
-                let restart = self.agent.carry_out(&shared.model, c, UnixMillis::now());
+                let restart = self.agent.carry_out(&shared.model, c, self.now());
                 self.save();
                 match restart {
                     Some(cause) => {
@@ -281,51 +331,43 @@ impl Life {
         }
     }
 
-    /// Timers, every quarter second while connected: retransmissions, async commands that are
-    /// done, `Periodic!`.
-    pub fn on_tick(&mut self, out: &mut dyn Outbox, now: Instant) {
+    /// Acts on every timer the agenda has due now (while connected): retransmissions (same
+    /// Message ID) and give-ups, asynchronous commands that are done, `Periodic!`.
+    pub fn on_timers(&mut self, out: &mut dyn Outbox) {
         let shared = self.shared.clone();
-        // Unanswered Notifies: sent again (same Message ID) after the timeout, given up after
-        // the retries.
-        let mut gave_up = Vec::new();
-        for (id, p) in self.pending.iter_mut() {
-            if now.duration_since(p.last_sent_at) < shared.notify_timeout {
-                continue;
-            }
-            if p.retries >= NOTIFY_RETRIES || p.expires_at.is_some_and(|e| now >= e) {
-                gave_up.push(id.clone());
-                continue;
-            }
-            p.retries += 1;
-            p.last_sent_at = now;
-            shared.figures().notify.entry(p.what).or_default().retransmitted += 1;
-            if !out.send(p.record.clone(), To::Controller) {
-                shared.figures().publish_failed += 1;
-            }
-        }
-        for id in gave_up {
-            if let Some(p) = self.pending.remove(&id) {
-                shared.figures().notify.entry(p.what).or_default().unanswered += 1;
-            }
-        }
-        let mut i = 0;
-        while i < self.async_ops.len() {
-            if self.async_ops[i].0 <= now {
-                let (_, accepted) = self.async_ops.swap_remove(i);
-                let output = HashMap::from([("Status".to_string(), "Complete".to_string()), ("Results".to_string(), String::new())]);
-                self.emit(out, &Event::OperationComplete { accepted: &accepted, output: &output }, false);
-            } else {
-                i += 1;
-            }
-        }
-        if let (Some(at), Some(every)) = (self.periodic_at, shared.periodic) {
-            if at <= now {
-                // The next one after the run Controller's PeriodicNotifInterval (the factory
-                // default is --inform-interval; a Controller may Set another).
-                let cpe = &self.agent.cpe;
-                let dev = shared.model.device(cpe.id, &cpe.delta, cpe.boot_at, UnixMillis::now());
-                self.periodic_at = Some(now + subscription::periodic_interval(&dev, &shared.controller_id).unwrap_or(every));
-                self.emit(out, &Event::Periodic { controller: &shared.controller_id }, false);
+        let now = self.now().0;
+        while let Some(due) = self.agenda.on_timeout(now) {
+            match due {
+                Due::Resend(id) => {
+                    let Some(p) = self.pending.get(&*id) else { continue };
+                    shared.figures().notify.entry(p.what).or_default().retransmitted += 1;
+                    if !out.send(p.record.clone(), To::Controller) {
+                        shared.figures().publish_failed += 1;
+                    }
+                }
+                Due::GiveUp(id) => {
+                    if let Some(p) = self.pending.remove(&*id) {
+                        shared.figures().notify.entry(p.what).or_default().unanswered += 1;
+                    }
+                }
+                Due::OperationDone(token) => {
+                    let Some(accepted) = self.operations.remove(&token) else { continue };
+                    let output = HashMap::from([("Status".to_string(), "Complete".to_string()), ("Results".to_string(), String::new())]);
+                    self.emit(out, &Event::OperationComplete { accepted: &accepted, output: &output }, false);
+                }
+                Due::Periodic => {
+                    self.emit(out, &Event::Periodic { controller: &shared.controller_id }, false);
+                    // The next one after the run Controller's PeriodicNotifInterval as it is now
+                    // (the factory default is --inform-interval; a Controller may Set another).
+                    if let Some(every) = shared.periodic {
+                        let cpe = &self.agent.cpe;
+                        let dev = shared.model.device(cpe.id, &cpe.delta, cpe.boot_at, self.shared.clock.now());
+                        let period = defaults::periodic_period(subscription::periodic_interval(&dev, &shared.controller_id), every);
+                        self.agenda.set_period(period, now);
+                    }
+                }
+                // Only while waiting to connect (`wait_to_connect`).
+                Due::Connect => {}
             }
         }
     }
@@ -336,7 +378,7 @@ impl Life {
     pub fn on_api(&mut self, out: &mut dyn Outbox, msg: CpeMsg) {
         let shared = self.shared.clone();
         let model = &shared.model;
-        let now = UnixMillis::now();
+        let now = self.now();
         match msg {
             CpeMsg::Inspect { reply, .. } => {
                 let _ = reply.send(Ok(answer::inspect(model, &self.agent.cpe, now)));
@@ -363,17 +405,13 @@ impl Life {
             CpeMsg::Wake { .. } => {}
         }
     }
+}
 
-    /// How long to wait before the next connection: at once after a restart the Agent chose,
-    /// else TR-369's ConnectRetryTime 5 s × ConnectRetryIntervalMultiplier 2000 (the law of
-    /// CWMP's retries, `cpe::retry`), spread per Agent and attempt, at most a minute.
-    pub fn reconnect_wait(&mut self, failed: bool) -> Duration {
-        if !failed {
-            return Duration::from_millis(100);
-        }
-        self.attempt = self.attempt.saturating_add(1);
-        let unit = (mix64(((self.index as u64) << 32) | self.attempt as u64) >> 11) as f64 / (1u64 << 53) as f64;
-        crate::cpe::retry::retry_wait(Duration::from_secs(5), 2000, self.attempt, unit).min(Duration::from_secs(60))
+/// Sleeps on `clock` until `at` (ms since the epoch), or forever when `at` is `None`.
+async fn sleep_until(clock: &Clock, at: Option<u64>) {
+    match at {
+        Some(t) => clock.sleep_until(UnixMillis(t), None).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -408,9 +446,11 @@ mod tests {
 
     const CTL: &str = "self::ctl";
 
-    fn life() -> Life {
+    /// An Agent on a manual clock, connected at once (no boot spread).
+    fn life() -> (Life, Arc<crate::engine::clock::ManualClock>) {
         let model =
             crate::config::load_profile(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/example-tr181-gateway")).unwrap();
+        let (clock, manual) = Clock::manual(UnixMillis(1_800_000_000_000));
         let shared = Arc::new(Shared {
             model: Arc::new(model),
             transport: Transport::WebSocket { url: "ws://127.0.0.1:1/".into(), connect_timeout: Duration::from_secs(1) },
@@ -421,42 +461,50 @@ mod tests {
             periodic: None,
             figures: Mutex::new(AgentFigures::default()),
             sink: None,
+            clock,
         });
-        Life::new(shared, 0, None)
+        let mut l = Life::new(shared, 0, Duration::ZERO, None);
+        assert_eq!(l.agenda.on_timeout(l.now().0), Some(Due::Connect));
+        (l, manual)
     }
 
     /// Sets a parameter of the factory-default Boot! subscription (`Subscription.1`).
     fn boot_subscription(l: &mut Life, name: &str, value: &str) {
         let model = l.shared.model.clone();
-        l.agent.cpe.device_mut(&model, UnixMillis::now()).set_local(&format!("Device.LocalAgent.Subscription.1.{name}"), value).unwrap();
+        let now = l.now();
+        l.agent.cpe.device_mut(&model, now).set_local(&format!("Device.LocalAgent.Subscription.1.{name}"), value).unwrap();
     }
 
     // The retry settings are the subscription's: NotifRetry resends after --timeout (here 1 s)
     // until answered; NotifExpiration ends that; without NotifRetry the Notify goes once, is not
-    // awaited, and a first Boot! counts the Agent as booted when sent. Timers are driven by the
-    // `now` given to on_tick: no sleeping.
+    // awaited, and a first Boot! counts the Agent as booted when sent. Time is the manual
+    // clock's: no sleeping.
     #[test]
     fn retries_follow_notif_retry_and_notif_expiration() {
-        let t0 = Instant::now();
         // NotifRetry (the factory default): resent after the timeout.
-        let mut l = life();
+        let (mut l, clock) = life();
         let mut out = Sent::default();
         l.on_connected(&mut out, Duration::ZERO);
         assert_eq!((out.0.len(), l.pending.len()), (1, 1));
-        l.on_tick(&mut out, t0 + Duration::from_millis(1500));
+        clock.advance(Duration::from_millis(999));
+        l.on_timers(&mut out);
+        assert_eq!(out.0.len(), 1, "not before --timeout");
+        clock.advance(Duration::from_millis(1));
+        l.on_timers(&mut out);
         assert_eq!(out.0.len(), 2, "resent after --timeout");
         assert_eq!(l.shared.figures().notify["Boot!"].retransmitted, 1);
-        // NotifExpiration 1 s: given up at the first resend past it instead.
-        let mut l = life();
+        // NotifExpiration 1 s: given up at the first resend instead.
+        let (mut l, clock) = life();
         boot_subscription(&mut l, "NotifExpiration", "1");
         let mut out = Sent::default();
         l.on_connected(&mut out, Duration::ZERO);
-        l.on_tick(&mut out, Instant::now() + Duration::from_millis(1500));
+        clock.advance(Duration::from_millis(1500));
+        l.on_timers(&mut out);
         assert_eq!(out.0.len(), 1, "expired, not resent");
         assert!(l.pending.is_empty());
         assert_eq!(l.shared.figures().notify["Boot!"].unanswered, 1);
         // No NotifRetry: once, send_resp false, nothing pending, booted on send.
-        let mut l = life();
+        let (mut l, clock) = life();
         boot_subscription(&mut l, "NotifRetry", "false");
         let mut out = Sent::default();
         l.on_connected(&mut out, Duration::ZERO);
@@ -467,10 +515,12 @@ mod tests {
         use rusp_lib::usp::mod_Request::OneOfreq_type;
         let OneOfmsg_body::request(rusp_lib::usp::Request { req_type: OneOfreq_type::notify(n) }) = body else { panic!() };
         assert_eq!((n.subscription_id.as_str(), n.send_resp), ("cpe-sim-boot", false));
-        l.on_tick(&mut out, Instant::now() + Duration::from_secs(10));
+        clock.advance(Duration::from_secs(10));
+        l.on_timers(&mut out);
         assert_eq!(out.0.len(), 1, "never resent");
+        assert_eq!(l.agenda.next_deadline(), None, "nothing left to wake for");
         // Disabled: no Boot! at all.
-        let mut l = life();
+        let (mut l, _clock) = life();
         boot_subscription(&mut l, "Enable", "false");
         let mut out = Sent::default();
         l.on_connected(&mut out, Duration::ZERO);

@@ -100,6 +100,11 @@ impl ClientSettings {
         o.set_clean_start(true);
         o.set_max_packet_size(Some(MAX_PACKET));
         o.set_connection_timeout(self.connect_timeout.as_secs().max(1));
+        // Records are small and each waits for an answer: without TCP_NODELAY a Notify written
+        // right after a PUBACK sits behind Nagle until the broker's delayed ACK (~40 ms).
+        let mut net = o.network_options();
+        net.set_tcp_nodelay(true);
+        o.set_network_options(net);
         if let Some((u, p)) = &self.credentials {
             o.set_credentials(u.clone(), p.clone());
         }

@@ -2,9 +2,11 @@
 //! Controller unless `--controller-id` names another, progress lines, the report and the exit
 //! code (0 every Agent's Boot! answered, 1 otherwise).
 //!
-//! Each Agent is a task on one multi-threaded tokio runtime (`--shards` worker threads) holding
-//! its own MQTT connection; the boot spread (`--boot-spread`/`--boot-rate`) and `Periodic!`
-//! (`--inform-interval`) follow the CWMP flags.
+//! The Agents run on the engine's shard threads ([`Shards`]: `--shards` current-thread runtimes,
+//! a strided slice of the Agents each), every Agent's timers on its agenda and the run's clock;
+//! the embedded Controller and the device state API run on a small runtime of their own. The boot
+//! spread (`--boot-spread`/`--boot-rate`) and `Periodic!` (`--inform-interval`) follow the CWMP
+//! flags. A shard that panics fails the run (exit 1, the report marked incomplete).
 
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -12,7 +14,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::watch;
-use tokio::time::Instant;
 use tracing::{error, info};
 
 use super::agent;
@@ -20,6 +21,7 @@ use super::controller::Controller;
 use super::life::{Shared, Transport, NOTIFY_RETRIES};
 use super::mqtt::{controller_topic, ClientSettings};
 use super::report::{self, AgentFigures};
+use super::shards::Shards;
 use super::ws::{self, WsController};
 use super::UspTarget;
 use crate::api::{ApiServer, MetricsSources};
@@ -27,6 +29,7 @@ use crate::cli::RunArgs;
 use crate::commands::{load, transport_config};
 use crate::console;
 use crate::engine;
+use crate::stats::threshold::{self, Threshold};
 use crate::usp::endpoint::DEFAULT_CONTROLLER_ID;
 use crate::usp::EndpointTemplate;
 
@@ -36,12 +39,14 @@ enum Embedded {
     Ws(WsController),
 }
 
-/// Runs `args` as USP Agents.
+/// Runs `args` as USP Agents, checking `thresholds` (`Threshold::parse_usp`) against the report:
+/// exit 1 when a shard panicked, an output could not be written or an Agent's Boot! went
+/// unanswered, 99 when a threshold was breached (the CWMP run's codes), else 0.
 ///
 /// # Errors
 /// A profile that is not TR-181 (`Device.`), unusable TLS files, or an embedded Controller that
 /// cannot reach the broker.
-pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &RunArgs, thresholds: &[Threshold]) -> anyhow::Result<ExitCode> {
     let model = load(args.profile.as_deref(), args.cwmp_version.as_deref())?;
     if model.tree.root_name() != "Device" {
         anyhow::bail!("--protocol usp needs a TR-181 profile (root object Device.), not `{}.`", model.tree.root_name());
@@ -89,7 +94,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let nofile = engine::raise_nofile_limit();
     engine::install_signal_handlers();
     let workers = args.shards.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), |s| s as usize).max(1);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()?;
+    // The Controller's and the API's runtime; the Agents are on the shards.
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     let embedded = args.controller_id.is_none();
     let controller_id = args.controller_id.clone().unwrap_or_else(|| DEFAULT_CONTROLLER_ID.to_string());
     // Without --usp-url the embedded Controller serves WebSocket on loopback (no broker needed);
@@ -134,6 +140,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         periodic: args.inform_interval,
         figures: Mutex::new(AgentFigures { agents: args.cpes, ..AgentFigures::default() }),
         sink: store.as_ref().map(|s| s.sink.clone()),
+        clock: engine::clock::Clock::system(),
     });
     info!(
         agents = args.cpes,
@@ -141,7 +148,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         to = %where_to,
         controller = %controller_id,
         embedded_controller = embedded,
-        workers,
+        shards = workers,
         open_files_limit = nofile.unwrap_or(0),
         "USP agents starting ({mtp})"
     );
@@ -158,7 +165,6 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let mut inboxes: Vec<Option<_>> = inboxes.into_iter().map(|r| api.as_ref().map(|_| r)).collect();
-    let (stop_tx, stop_rx) = watch::channel(false);
     let started = std::time::Instant::now();
     // The engine's boot rule (spread or rate), so both protocols boot alike and saturate alike.
     let boot = match args.boot_rate {
@@ -166,18 +172,18 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         None => crate::engine::Boot::Spread(args.boot_spread),
     };
     let boot_window = Duration::from_millis(crate::engine::shard::boot_offset_ms(boot, args.cpes.saturating_sub(1), args.cpes));
-    let tasks: Vec<_> = (0..args.cpes)
+    let agents: Vec<_> = (0..args.cpes)
         .map(|k| {
             let start_after = Duration::from_millis(crate::engine::shard::boot_offset_ms(boot, k, args.cpes));
             let inbox = inboxes.get_mut(k as usize).and_then(Option::take);
             let index = args.first_index.saturating_add(k);
-            let resumed = saved.remove(&index);
-            match shared.transport {
-                Transport::Mqtt(_) => rt.spawn(agent::run(shared.clone(), index, start_after, stop_rx.clone(), inbox, resumed)),
-                Transport::WebSocket { .. } => rt.spawn(ws::run(shared.clone(), index, start_after, stop_rx.clone(), inbox, resumed)),
-            }
+            AgentStart { index, start_after, inbox, resumed: saved.remove(&index) }
         })
         .collect();
+    let mut shards = Shards::start(u16::try_from(workers).unwrap_or(u16::MAX), agents, args.drain_timeout, {
+        let shared = shared.clone();
+        move |a, stop| run_agent(shared.clone(), a, stop)
+    })?;
     // One-shot (no --duration): ends once every Boot! is answered, or when the last one could
     // not have been answered any more (boot window + every retry's timeout + a reconnect).
     let deadline = match args.duration {
@@ -196,20 +202,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             info!(connected, booted, elapsed_s = started.elapsed().as_secs(), "usp progress");
             next_progress = now + args.progress_interval;
         }
-        if now >= deadline || engine::stop_requested() || (args.duration.is_none() && booted >= args.cpes as u64) {
+        if shards.poll() || now >= deadline || engine::stop_requested() || (args.duration.is_none() && booted >= args.cpes as u64) {
             break;
         }
     }
     let elapsed = started.elapsed();
     // The report's "held" figure is taken before the Agents disconnect.
     let held = shared.figures.lock().unwrap_or_else(|p| p.into_inner()).connected;
-    let _ = stop_tx.send(true);
-    rt.block_on(async {
-        let until = Instant::now() + args.drain_timeout.max(Duration::from_secs(1));
-        for t in tasks {
-            let _ = tokio::time::timeout_at(until, t).await;
-        }
-    });
+    shards.stop();
     if let Some(api) = api {
         rt.block_on(api.stop());
     }
@@ -233,10 +233,23 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         args.cpes,
         if embedded { " (embedded)" } else { "" }
     );
-    let text = report::to_text(&header, &figures, cf.as_deref(), elapsed);
+    let mut json = report::to_json(&figures, cf.as_deref(), elapsed);
+    json["complete"] = serde_json::json!(shards.complete());
+    if !shards.complete() {
+        json["panics"] = serde_json::json!(shards.panics);
+    }
+    let verdicts: Vec<_> = thresholds.iter().map(|t| t.evaluate(&json)).collect();
+    json["thresholds"] = serde_json::json!(verdicts
+        .iter()
+        .map(|v| serde_json::json!({"rule": v.rule, "passed": v.passed, "actual": v.actual, "actual_text": v.actual_text}))
+        .collect::<Vec<_>>());
+    let mut text = report::to_text(&header, &figures, cf.as_deref(), elapsed);
+    text.push_str(&threshold::to_text(&verdicts));
+    for line in &shards.panics {
+        text.push_str(&format!("incomplete: {line}\n"));
+    }
     let mut failed_output = console::out(&text).is_err();
     if let Some(p) = &args.report_json {
-        let json = report::to_json(&figures, cf.as_deref(), elapsed);
         if let Err(e) = std::fs::write(p, serde_json::to_vec_pretty(&json).unwrap_or_default()) {
             error!("--report-json {}: {e}", p.display());
             failed_output = true;
@@ -251,6 +264,16 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             failed_output = true;
         }
     }
+    if !shards.complete() || failed_output {
+        return Ok(ExitCode::from(1));
+    }
+    let breaches: Vec<_> = verdicts.iter().filter(|v| !v.passed).collect();
+    for b in &breaches {
+        error!("{b}");
+    }
+    if !breaches.is_empty() {
+        return Ok(ExitCode::from(99));
+    }
     if figures.booted < args.cpes as u64 {
         let causes: Vec<String> = figures.failures.iter().map(|(k, n)| format!("{} {n}", k.name())).collect();
         error!(
@@ -261,5 +284,21 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(1));
     }
-    Ok(if failed_output { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What one Agent of the run starts with.
+struct AgentStart {
+    index: u32,
+    start_after: Duration,
+    inbox: Option<tokio::sync::mpsc::UnboundedReceiver<crate::owners::CpeMsg>>,
+    resumed: Option<crate::cpe::CpeState>,
+}
+
+/// One Agent's whole life on its shard, over the run's MTP.
+async fn run_agent(shared: Arc<Shared>, a: AgentStart, stop: watch::Receiver<bool>) {
+    match shared.transport {
+        Transport::Mqtt(_) => agent::run(shared.clone(), a.index, a.start_after, stop, a.inbox, a.resumed).await,
+        Transport::WebSocket { .. } => ws::run(shared.clone(), a.index, a.start_after, stop, a.inbox, a.resumed).await,
+    }
 }

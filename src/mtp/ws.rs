@@ -61,13 +61,12 @@ pub async fn run(
     mut inbox: Option<mpsc::UnboundedReceiver<CpeMsg>>,
     resumed: Option<CpeState>,
 ) {
-    tokio::select! {
-        _ = tokio::time::sleep(start_after) => {}
-        _ = stopped(&mut stop) => return,
-    }
     let Transport::WebSocket { url, connect_timeout } = &shared.transport else { return };
     let (url, connect_timeout) = (url.clone(), *connect_timeout);
-    let mut life = Life::new(shared.clone(), index, resumed);
+    let mut life = Life::new(shared.clone(), index, start_after, resumed);
+    if !life.wait_to_connect(&mut stop).await {
+        return;
+    }
     loop {
         let started = Instant::now();
         let ended: Option<ConnFailure> = 'conn: {
@@ -90,24 +89,10 @@ pub async fn run(
             let (mut sink, mut stream) = ws.split();
             let mut out = Queue::default();
             life.on_connected(&mut out, started.elapsed());
-            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            let mut restart = false;
             let ended = loop {
-                let mut restart = false;
-                tokio::select! {
-                    _ = stopped(&mut stop) => {
-                        let _ = sink.send(Message::Close(None)).await;
-                        shared.figures().disconnected();
-                        return;
-                    }
-                    msg = stream.next() => match msg {
-                        Some(Ok(Message::Binary(b))) => restart = life.on_record(&mut out, &b, None),
-                        Some(Ok(Message::Close(_))) | None => break Some(ConnFailure::Lost),
-                        Some(Ok(_)) => {}
-                        Some(Err(_)) => break Some(ConnFailure::Lost),
-                    },
-                    Some(msg) = next_msg(&mut inbox) => life.on_api(&mut out, msg),
-                    _ = tick.tick() => life.on_tick(&mut out, Instant::now()),
-                }
+                // What the last event queued goes out first (on a new connection: the Notifies
+                // still owed and the Boot!).
                 let mut failed = false;
                 for r in out.0.drain(..) {
                     if sink.send(Message::Binary(r.into())).await.is_err() {
@@ -123,6 +108,21 @@ pub async fn run(
                     let _ = sink.send(Message::Close(None)).await;
                     break None;
                 }
+                tokio::select! {
+                    _ = stopped(&mut stop) => {
+                        let _ = sink.send(Message::Close(None)).await;
+                        shared.figures().disconnected();
+                        return;
+                    }
+                    msg = stream.next() => match msg {
+                        Some(Ok(Message::Binary(b))) => restart = life.on_record(&mut out, &b, None),
+                        Some(Ok(Message::Close(_))) | None => break Some(ConnFailure::Lost),
+                        Some(Ok(_)) => {}
+                        Some(Err(_)) => break Some(ConnFailure::Lost),
+                    },
+                    Some(msg) = next_msg(&mut inbox) => life.on_api(&mut out, msg),
+                    _ = life.sleep_until_due() => life.on_timers(&mut out),
+                }
             };
             shared.figures().disconnected();
             ended
@@ -130,10 +130,9 @@ pub async fn run(
         if let Some(cause) = ended {
             *shared.figures().failures.entry(cause).or_default() += 1;
         }
-        let wait = life.reconnect_wait(ended.is_some());
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = stopped(&mut stop) => return,
+        life.on_lost(ended.is_some());
+        if !life.wait_to_connect(&mut stop).await {
+            return;
         }
     }
 }

@@ -8,6 +8,12 @@
 //! Time values need a unit, `us`, `ms` or `s` (`Inform.p99<500` is refused: 500 what?); counts and
 //! ratios take none (a ratio may end in `%`). Every rule is checked, passed or not
 //! ([`Threshold::evaluate`]), and its actual value is shown in the rule's unit.
+//!
+//! A USP run (`--protocol usp`) has its own paths into its report ([`Threshold::parse_usp`]):
+//! `<Notification>.<p50|p90|p99|max>` (Notify → NotifyResp round trip, e.g. `Boot!.p99`),
+//! `<Notification>.<sent|answered|retransmitted|unanswered>`, `<Message>.<p50|p90|p99|max|count>`
+//! (time to answer, e.g. `Get.p99`), `connect.<p50|p90|p99|max>`, `connections.<held|peak|
+//! connects>`, `booted`, `failures.<cause>`, `dropped.<cause>`. The same operators and units.
 
 use serde_json::Value;
 
@@ -21,6 +27,9 @@ pub struct Threshold {
     op: Op,
     /// In report units (µs for times).
     limit: f64,
+    /// What a report value is multiplied by to be in report units (1, or 1000 for the USP
+    /// report's milliseconds).
+    scale: f64,
     /// The unit the rule was written in, for showing actual values (`ms`); empty for counts.
     unit: &'static str,
 }
@@ -85,17 +94,100 @@ fn stat_field(stat: &str) -> Option<&'static str> {
     })
 }
 
+/// Where a rule's value is in the report.
+struct Metric {
+    pointer: String,
+    /// A time (needs a unit).
+    timed: bool,
+    scale: f64,
+}
+
+fn cwmp_metric(parts: &[&str]) -> Option<Metric> {
+    let (pointer, timed) = match parts {
+        ["sessions", f @ ("completed" | "failed" | "failed_ratio" | "per_second" | "late" | "started")] => {
+            (format!("/sessions/{f}"), false)
+        }
+        ["scheduler_lag", s] => (format!("/scheduler_lag/{}", stat_field(s).filter(|f| *f != "count" && *f != "mean_us")?), true),
+        ["failures", cause] => (format!("/failures/{cause}"), false),
+        [rpc, "scheduled", s] => {
+            let name = crate::stats::METRICS.iter().find(|m| m.eq_ignore_ascii_case(rpc))?;
+            let f = stat_field(s)?;
+            (format!("/rpc/{name}/from_scheduled/{f}"), f != "count")
+        }
+        [rpc, s] => {
+            let name = crate::stats::METRICS.iter().find(|m| m.eq_ignore_ascii_case(rpc))?;
+            let f = stat_field(s)?;
+            (format!("/rpc/{name}/{f}"), f != "count")
+        }
+        _ => return None,
+    };
+    Some(Metric { pointer, timed, scale: 1.0 })
+}
+
+/// The notification types a USP report names (`mtp::life::notify_name`).
+const USP_NOTIFICATIONS: [&str; 7] =
+    ["Boot!", "Periodic!", "Event", "ValueChange", "ObjectCreation", "ObjectDeletion", "OperationComplete"];
+
+/// A latency field of the USP report (milliseconds).
+fn usp_stat(stat: &str) -> Option<&'static str> {
+    Some(match stat {
+        "p50" => "p50_ms",
+        "p90" => "p90_ms",
+        "p99" => "p99_ms",
+        "max" => "max_ms",
+        _ => return None,
+    })
+}
+
+fn usp_metric(parts: &[&str]) -> Option<Metric> {
+    let count = |pointer: String| Some(Metric { pointer, timed: false, scale: 1.0 });
+    let time = |pointer: String| Some(Metric { pointer, timed: true, scale: 1000.0 });
+    // A notification name ends in `!` or not, and has no dot: split as `Boot!` `.` `p99`.
+    match parts {
+        ["booted"] => count("/booted".into()),
+        ["connections", f @ ("held" | "peak" | "connects")] => count(format!("/connections/{f}")),
+        ["connect", s] => time(format!("/connections/connect_time/{}", usp_stat(s)?)),
+        [group @ ("failures" | "dropped"), cause] => count(format!("/{group}/{cause}")),
+        [name, s] => {
+            if let Some(n) = USP_NOTIFICATIONS.iter().find(|n| n.eq_ignore_ascii_case(name)) {
+                return match *s {
+                    "sent" | "answered" | "retransmitted" | "unanswered" => count(format!("/notify/{n}/{s}")),
+                    _ => time(format!("/notify/{n}/round_trip/{}", usp_stat(s)?)),
+                };
+            }
+            let kind = crate::usp::MsgKind::ALL.iter().map(|k| k.name()).find(|k| k.eq_ignore_ascii_case(name))?;
+            match *s {
+                "count" => count(format!("/handled/{kind}/count")),
+                _ => time(format!("/handled/{kind}/latency/{}", usp_stat(s)?)),
+            }
+        }
+        _ => None,
+    }
+}
+
 impl Threshold {
     /// Parses a rule.
     ///
     /// # Errors
     /// A message naming what is wrong and the accepted forms.
     pub fn parse(text: &str) -> Result<Threshold, String> {
+        Threshold::parse_with(text, "Inform.p99<500ms", cwmp_metric)
+    }
+
+    /// Parses a rule of a USP run (paths into the USP report; see the module's doc).
+    ///
+    /// # Errors
+    /// A message naming what is wrong and the accepted forms.
+    pub fn parse_usp(text: &str) -> Result<Threshold, String> {
+        Threshold::parse_with(text, "Boot!.p99<500ms", usp_metric)
+    }
+
+    fn parse_with(text: &str, example: &str, metric: fn(&[&str]) -> Option<Metric>) -> Result<Threshold, String> {
         let t = text.trim();
         let (pos, op, len) = ["<=", ">=", "<", ">"]
             .iter()
             .find_map(|o| t.find(o).map(|p| (p, *o, o.len())))
-            .ok_or_else(|| format!("`{text}`: expected <path><op><value>, e.g. Inform.p99<500ms"))?;
+            .ok_or_else(|| format!("`{text}`: expected <path><op><value>, e.g. {example}"))?;
         let op = match op {
             "<=" => Op::Le,
             ">=" => Op::Ge,
@@ -104,28 +196,13 @@ impl Threshold {
         };
         let (path, value) = (t[..pos].trim(), t[pos + len..].trim());
         let parts: Vec<&str> = path.split('.').collect();
-        let bad = || {
-            format!("`{text}`: unknown metric `{path}` (e.g. Inform.p99, Session.scheduled.p99, sessions.failed_ratio, scheduler_lag.p99, failures.timeout)")
-        };
-        let (pointer, timed) = match parts.as_slice() {
-            ["sessions", f @ ("completed" | "failed" | "failed_ratio" | "per_second" | "late" | "started")] => {
-                (format!("/sessions/{f}"), false)
-            }
-            ["scheduler_lag", s] => {
-                (format!("/scheduler_lag/{}", stat_field(s).filter(|f| *f != "count" && *f != "mean_us").ok_or_else(bad)?), true)
-            }
-            ["failures", cause] => (format!("/failures/{cause}"), false),
-            [rpc, "scheduled", s] => {
-                let name = crate::stats::METRICS.iter().find(|m| m.eq_ignore_ascii_case(rpc)).ok_or_else(bad)?;
-                let f = stat_field(s).ok_or_else(bad)?;
-                (format!("/rpc/{name}/from_scheduled/{f}"), f != "count")
-            }
-            [rpc, s] => {
-                let name = crate::stats::METRICS.iter().find(|m| m.eq_ignore_ascii_case(rpc)).ok_or_else(bad)?;
-                let f = stat_field(s).ok_or_else(bad)?;
-                (format!("/rpc/{name}/{f}"), f != "count")
-            }
-            _ => return Err(bad()),
+        let Some(Metric { pointer, timed, scale }) = metric(&parts) else {
+            let examples = if example.starts_with("Inform") {
+                "Inform.p99, Session.scheduled.p99, sessions.failed_ratio, scheduler_lag.p99, failures.timeout"
+            } else {
+                "Boot!.p99, Periodic!.unanswered, Get.p99, connect.p99, connections.held, booted, failures.timeout"
+            };
+            return Err(format!("`{text}`: unknown metric `{path}` (e.g. {examples})"));
         };
         let (num, unit) =
             value.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-')).map_or((value, ""), |i| (&value[..i], &value[i..]));
@@ -141,12 +218,12 @@ impl Threshold {
             (true, _) => return Err(format!("`{text}`: unit `{unit}` does not fit `{path}` (a time: us, ms or s)")),
             (false, _) => return Err(format!("`{text}`: unit `{unit}` does not fit `{path}` (a count or ratio: no unit, or %)")),
         };
-        Ok(Threshold { text: text.to_string(), pointer, op, limit, unit })
+        Ok(Threshold { text: text.to_string(), pointer, op, limit, unit, scale })
     }
 
     /// Checks the rule against a JSON report; a missing metric counts as 0.
     pub fn evaluate(&self, report: &Value) -> Verdict {
-        let actual = report.pointer(&self.pointer).and_then(Value::as_f64).unwrap_or(0.0);
+        let actual = report.pointer(&self.pointer).and_then(Value::as_f64).unwrap_or(0.0) * self.scale;
         let passed = match self.op {
             Op::Lt => actual < self.limit,
             Op::Le => actual <= self.limit,
@@ -198,6 +275,7 @@ mod tests {
         assert!(Threshold::parse("sessions.failed_ratio<0.01%").unwrap().check(&report).is_some());
         assert!(Threshold::parse("failures.timeout<1").unwrap().check(&report).is_none(), "missing counts as 0");
         assert!(Threshold::parse("Inform.p99").is_err());
+        assert!(Threshold::parse("Boot!.p99<1s").is_err(), "a USP path is not a CWMP one");
         assert!(Threshold::parse("Nope.p99<1ms").is_err());
         assert!(Threshold::parse("Inform.p42<1ms").is_err());
         assert!(Threshold::parse("sessions.failed_ratio<5ms").is_err());
@@ -219,5 +297,32 @@ mod tests {
         assert!(text.starts_with("thresholds: 1 of 2 passed\n"), "{text}");
         assert!(text.contains("  BREACHED Inform.p99<500ms (actual 612.345ms)"), "{text}");
         assert!(text.contains("  passed   sessions.completed>10 (actual 17)"), "{text}");
+    }
+
+    #[test]
+    fn usp_rules_read_the_usp_report() {
+        let report = json!({
+            "booted": 998, "connections": {"held": 1000, "connect_time": {"p99_ms": 12.5}},
+            "notify": {"Boot!": {"unanswered": 2, "round_trip": {"p99_ms": 480.0}}},
+            "handled": {"Get": {"count": 7, "latency": {"p99_ms": 0.25}}},
+        });
+        let check = |rule: &str| Threshold::parse_usp(rule).unwrap_or_else(|e| panic!("{e}")).evaluate(&report);
+        assert!(check("Boot!.p99<500ms").passed);
+        assert!(!check("boot!.p99<0.4s").passed);
+        assert_eq!(check("Boot!.p99<0.4s").actual_text, "0.48s");
+        assert!(check("Boot!.unanswered<=2").passed);
+        assert!(!check("booted>=1000").passed);
+        assert!(check("connections.held>=1000").passed);
+        assert!(check("connect.p99<20ms").passed);
+        assert!(check("Get.p99<=250us").passed);
+        assert!(check("Get.count>=7").passed);
+        assert!(check("Periodic!.unanswered<1").passed, "missing counts as 0");
+        assert!(check("failures.timeout<1").passed);
+        let e = Threshold::parse_usp("Boot!.p99<500").unwrap_err();
+        assert!(e.contains("a time needs a unit"), "{e}");
+        let e = Threshold::parse_usp("Inform.p99<1ms").unwrap_err();
+        assert!(e.contains("unknown metric `Inform.p99` (e.g. Boot!.p99"), "{e}");
+        assert!(Threshold::parse_usp("Boot!.p999<1s").is_err());
+        assert!(Threshold::parse_usp("booted>=5ms").is_err(), "a count takes no time unit");
     }
 }

@@ -41,7 +41,7 @@ pub fn apply(model: &Model, cpe: &mut CpeState, factory: &Factory, now: UnixMill
             let _ = dm.set_local(&format!("{row}.Enable"), "true");
             let _ = dm.set_local(&format!("{row}.Alias"), &format!("cpe-{n}"));
             if let Some(every) = factory.periodic {
-                let _ = dm.set_local(&format!("{row}.PeriodicNotifInterval"), &every.as_secs().max(1).to_string());
+                let _ = dm.set_local(&format!("{row}.PeriodicNotifInterval"), &interval_secs(every).to_string());
             }
             row
         }
@@ -63,5 +63,35 @@ pub fn apply(model: &Model, cpe: &mut CpeState, factory: &Factory, now: UnixMill
         ] {
             let _ = dm.set_local(&format!("{row}{name}"), value);
         }
+    }
+}
+
+/// `PeriodicNotifInterval` (whole seconds, ≥ 1, TR-181) for a `--inform-interval` of `every`.
+pub fn interval_secs(every: Duration) -> u64 {
+    every.as_secs().max(1)
+}
+
+/// The `Periodic!` period: the Controller's `PeriodicNotifInterval` (`interval`, as read from
+/// the data model), except while it still holds the factory default written for `every`
+/// (`--inform-interval`), when `every` itself counts, to the millisecond.
+pub fn periodic_period(interval: Option<Duration>, every: Duration) -> Duration {
+    match interval {
+        Some(i) if i != Duration::from_secs(interval_secs(every)) => i,
+        _ => every,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_period_is_the_controllers_unless_it_is_the_factory_default() {
+        let every = Duration::from_millis(60_250);
+        assert_eq!(interval_secs(every), 60);
+        assert_eq!(interval_secs(Duration::from_millis(300)), 1, "never 0");
+        assert_eq!(periodic_period(Some(Duration::from_secs(60)), every), every, "the factory value keeps the milliseconds");
+        assert_eq!(periodic_period(Some(Duration::from_secs(10)), every), Duration::from_secs(10), "a Controller's Set counts");
+        assert_eq!(periodic_period(None, every), every);
     }
 }

@@ -2,17 +2,19 @@
 //! spoken as USP Records and Messages instead of SOAP.
 //!
 //! Owns: endpoint IDs ([`endpoint`]), Record framing ([`record`], USP 1.3 NoSessionContext only),
-//! the 7000-series error codes ([`error`]), and one Agent's answer to each Controller message
+//! the 7000-series error codes ([`error`]), one Agent's answer to each Controller message
 //! ([`agent`], with one file per message family: [`get`], [`set`], [`objects`], [`operate`],
 //! [`supported`], [`notify`]), Controller paths with `*` and search expressions ([`path`]),
-//! unique keys ([`keys`]), which Notifies an event causes ([`subscription`]) and the factory
-//! defaults that subscribe the run's Controller to Boot! and Periodic! ([`defaults`]). Records and Messages are encoded and decoded by the `rusp-lib`
+//! unique keys ([`keys`]), which Notifies an event causes ([`subscription`]), the factory
+//! defaults that subscribe the run's Controller to Boot! and Periodic! ([`defaults`]) and one
+//! Agent's timers ([`agenda`]). Records and Messages are encoded and decoded by the `rusp-lib`
 //! crate (Axiros; quick-protobuf bindings generated from the Broadband Forum's `usp-record` and
 //! `usp-msg` proto files, vendored in the crate, so no `protoc` at build time).
 //!
 //! Does not own: sockets, MQTT or WebSocket (`mtp`), clocks (callers pass `now`), or the run and
 //! its report (`mtp::run`). No I/O, no clock: the same split as `session` for CWMP.
 
+pub mod agenda;
 pub mod agent;
 pub mod defaults;
 pub mod endpoint;
@@ -89,6 +91,23 @@ pub enum MsgKind {
 }
 
 impl MsgKind {
+    /// Every kind, in the report's order.
+    pub const ALL: [MsgKind; 13] = [
+        MsgKind::Get,
+        MsgKind::Set,
+        MsgKind::Add,
+        MsgKind::Delete,
+        MsgKind::Operate,
+        MsgKind::Notify,
+        MsgKind::GetSupportedDm,
+        MsgKind::GetInstances,
+        MsgKind::GetSupportedProtocol,
+        MsgKind::Register,
+        MsgKind::Deregister,
+        MsgKind::Response,
+        MsgKind::Unknown,
+    ];
+
     /// The name TR-369 gives the message (`GetSupportedDM`, …).
     pub fn name(self) -> &'static str {
         match self {
