@@ -141,7 +141,15 @@ impl Life {
         let endpoint = shared.endpoints.endpoint_id(&shared.model, DeviceId(index));
         let mut agent = Agent::new(endpoint, shared.controller_id.clone(), cpe);
         agent.factory.periodic = shared.periodic;
-        if fresh {
+        // A new Agent gets the factory defaults; so does a resumed one that has no row for the
+        // run's Controller (a `--state-dir` saved before the defaults existed, or by a run with
+        // another `--controller-id`): without one it could never send a Boot!.
+        let knows_controller = || {
+            let cpe = &agent.cpe;
+            let dev = shared.model.device(cpe.id, &cpe.delta, cpe.boot_at, boot_at);
+            subscription::controller_row(&dev, &shared.controller_id).is_some()
+        };
+        if fresh || !knows_controller() {
             agent.factory_defaults(&shared.model, boot_at);
         }
         // Periodic! (with --inform-interval) every the run Controller's PeriodicNotifInterval: the
@@ -525,6 +533,27 @@ mod tests {
         let mut out = Sent::default();
         l.on_connected(&mut out, Duration::ZERO);
         assert!(out.0.is_empty());
+    }
+
+    // A resumed Agent keeps what Controllers did to its subscriptions, but one saved without a
+    // row for the run's Controller (an older --state-dir) gets the factory defaults, so it still
+    // sends Boot!.
+    #[test]
+    fn a_resumed_agent_without_the_runs_controller_gets_the_defaults() {
+        let (l, _clock) = life();
+        let shared = l.shared.clone();
+        let old = CpeState::new(DeviceId(0), l.now());
+        let mut resumed = Life::new(shared.clone(), 0, Duration::ZERO, Some(old));
+        let mut out = Sent::default();
+        resumed.on_connected(&mut out, Duration::ZERO);
+        assert_eq!(out.0.len(), 1, "Boot! from the restored defaults");
+        // One whose Controller disabled the Boot! subscription stays as the Controller left it.
+        let (mut l, _clock) = life();
+        boot_subscription(&mut l, "Enable", "false");
+        let mut resumed = Life::new(shared, 0, Duration::ZERO, Some(l.agent.cpe.clone()));
+        let mut out = Sent::default();
+        resumed.on_connected(&mut out, Duration::ZERO);
+        assert!(out.0.is_empty(), "no Boot!: the defaults were not written again");
     }
 
     #[test]
