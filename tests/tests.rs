@@ -50,3 +50,6 @@ mod devices;
 mod usp;
 // TR-369 Agents over a real mosquitto: the 1,000-Agent boot, a Controller driving every message.
 mod usp_wire;
+// TR-369 MTPs beyond MQTT 5 and ws://: MQTT 3.1.1 (reply-to in the Topic Name), wss://, the
+// WebSocket Controller's Agent filter.
+mod usp_mtp;

@@ -33,8 +33,9 @@ pub const NOTIFY_RETRIES: u8 = 3;
 pub enum Transport {
     /// An MQTT broker (one connection per Agent).
     Mqtt(ClientSettings),
-    /// A Controller's WebSocket URL (`v1.usp` subprotocol), with the connect timeout.
-    WebSocket { url: String, connect_timeout: Duration },
+    /// A Controller's WebSocket URL (`v1.usp` subprotocol), with the connect timeout and, for
+    /// `wss://`, the rustls configuration (the CWMP side's: CA file, skip-verify, mTLS).
+    WebSocket { url: String, connect_timeout: Duration, tls: Option<Arc<rustls::ClientConfig>> },
 }
 
 /// What every Agent task of a run shares.
