@@ -296,3 +296,78 @@ fn the_websocket_controller_drops_strangers_and_counts_expired_requests() {
         ctl.stop().await;
     });
 }
+
+/// A TCP proxy to `upstream` on 127.0.0.1 that holds every new connection for `delay` before it
+/// connects upstream (a broker slow to accept, as under a connection storm); counts connections.
+struct SlowProxy {
+    port: u16,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SlowProxy {
+    fn start(upstream: u16, delay: Duration) -> SlowProxy {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (count, stopping) = (accepted.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !stopping.load(Ordering::Relaxed) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                count.fetch_add(1, Ordering::Relaxed);
+                std::thread::spawn(move || {
+                    std::thread::sleep(delay);
+                    let _ = client.set_nonblocking(false);
+                    let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else { return };
+                    let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                    let up = std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut c2, &mut s2);
+                        let _ = s2.shutdown(std::net::Shutdown::Write);
+                    });
+                    let (mut s, mut c) = (server, client);
+                    let _ = std::io::copy(&mut s, &mut c);
+                    let _ = c.shutdown(std::net::Shutdown::Write);
+                    let _ = up.join();
+                });
+            }
+        });
+        SlowProxy { port, accepted, stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for SlowProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+// Issue 14's 10,000-at-once collapse: a connect slower than the Agents' 250 ms tick was abandoned
+// half-open and started again, forever. Behind a broker that takes 800 ms to accept, each Agent
+// connects once (one TCP connection each, plus the Controller's two) and boots.
+#[test]
+fn a_slow_broker_connect_is_waited_for_not_restarted() {
+    let broker = Mosquitto::start();
+    let proxy = SlowProxy::start(broker.port, Duration::from_millis(800));
+    let dir = scratch("slow-connect");
+    let json = dir.join("r.json");
+    let url = format!("mqtt://127.0.0.1:{}", proxy.port);
+    let child = spawn(&["--protocol", "usp", "--usp-url", &url, "--cpes", "5", "--timeout", "5s", "--report-json", json.to_str().unwrap()]);
+    // Before the fix no Agent ever connected; the run gave up after 5 s × 4 + 10 s, exit 1.
+    let (code, out, err) = finish(child, Duration::from_secs(60));
+    assert_eq!(code, 0, "{out}\n{err}");
+    let r = report(&json);
+    assert_eq!(r["booted"], 5, "{r}");
+    assert_eq!(r["connections"]["connects"], 5, "{r}");
+    assert_eq!(proxy.accepted.load(std::sync::atomic::Ordering::Relaxed), 7, "one TCP connection per Agent and two for the Controller");
+    let _ = std::fs::remove_dir_all(&dir);
+}
