@@ -1,7 +1,7 @@
 //! The embedded USP Controller (the USP twin of the embedded ACS). It answers every Notify that
 //! asks for a response (NotifyResp), and after an Agent's Boot! reads its `Device.DeviceInfo.`
-//! with a Get (as an ACS's bootstrap script would), measuring the round trip. It keeps counts for
-//! the report; it is not a management server.
+//! with a Get (as an ACS's bootstrap script would; once per Boot!, not per retransmission of it),
+//! measuring the round trip. It keeps counts for the report; it is not a management server.
 //!
 //! [`Core`] is what it does with one Record, whatever the MTP; [`Controller`] is the MQTT one (one
 //! connection on the run's broker, subscribed to its own topic); `ws::WsController` serves the
@@ -60,6 +60,9 @@ pub struct Core {
     next_sweep: Instant,
     /// The run's Agents; until set, every sender's Boot! counts.
     agents: AgentIds,
+    /// Each Agent's last Boot! Message ID (at most [`MAX_ASKED`] Agents): a Boot! sent again
+    /// because its NotifyResp was late is answered again, but DeviceInfo is not read again.
+    last_boot: HashMap<String, String>,
 }
 
 impl Core {
@@ -72,6 +75,7 @@ impl Core {
             ask_ttl: DEFAULT_ASK_TTL,
             next_sweep: Instant::now() + DEFAULT_ASK_TTL,
             agents: Arc::new(OnceLock::new()),
+            last_boot: HashMap::new(),
         }
     }
 
@@ -158,7 +162,13 @@ impl Core {
                     };
                     out.push(record::seal(&resp, &self.id, &from));
                 }
-                if boot && self.asked.len() < MAX_ASKED {
+                // A retransmitted Boot! (same Message ID) would ask again for every retry: under a
+                // storm, that multiplies the Controller's load just when it is behind.
+                let again = boot && self.last_boot.get(&from) == Some(&header.msg_id);
+                if boot && !again && self.last_boot.len() < MAX_ASKED {
+                    self.last_boot.insert(from.clone(), header.msg_id.clone());
+                }
+                if boot && !again && self.asked.len() < MAX_ASKED {
                     // Read DeviceInfo after Boot!, as an ACS's bootstrap script would.
                     let msg_id = format!("ctl-{}", self.next_msg.fetch_add(1, Ordering::Relaxed));
                     let get = Msg {
@@ -380,6 +390,17 @@ mod tests {
         assert_eq!(f.booted.len(), 1);
         assert_eq!(f.dropped, 1000);
         assert_eq!(c.asked_len(), 1, "no state kept for forged senders");
+    }
+
+    #[test]
+    fn a_retransmitted_boot_is_answered_without_a_second_get() {
+        let (mut c, figures, _) = core();
+        assert_eq!(c.on_record(&boot_from("os::A-0", 1)).unwrap().1.len(), 2, "NotifyResp and the Get");
+        assert_eq!(c.on_record(&boot_from("os::A-0", 1)).unwrap().1.len(), 1, "the same Boot! again: NotifyResp only");
+        assert_eq!(c.asked_len(), 1);
+        // A new Boot! (the Agent rebooted): DeviceInfo is read again.
+        assert_eq!(c.on_record(&boot_from("os::A-0", 2)).unwrap().1.len(), 2);
+        assert_eq!(lock(&figures).notifications["Boot!"], 3);
     }
 
     #[test]
