@@ -126,7 +126,7 @@ fn check_usp(args: &RunArgs) -> Result<(), UsageError> {
         let shown = crate::transport::without_userinfo(u);
         let target = crate::mtp::UspTarget::parse(u).map_err(|why| usage("--usp-url", &shown, why))?;
         if matches!(target, crate::mtp::UspTarget::WebSocket(_)) && args.controller_id.is_none() {
-            return Err(usage("--controller-id", "", "is required with a ws:// --usp-url (the Controller's endpoint ID)"));
+            return Err(usage("--controller-id", "", "is required with a ws:// or wss:// --usp-url (the Controller's endpoint ID)"));
         }
     }
     let mqtt = matches!(args.usp_url.as_deref().map(crate::mtp::UspTarget::parse), Some(Ok(crate::mtp::UspTarget::Mqtt(_))));

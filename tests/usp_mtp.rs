@@ -371,3 +371,52 @@ fn a_slow_broker_connect_is_waited_for_not_restarted() {
     assert_eq!(proxy.accepted.load(std::sync::atomic::Ordering::Relaxed), 7, "one TCP connection per Agent and two for the Controller");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// R-MQTT.13: an MQTT 5 Agent names its endpoint ID in a CONNECT User Property `usp-endpoint-id`
+// (a broker that authorizes by endpoint reads it there). A listener here reads the first CONNECT.
+#[test]
+fn an_mqtt5_connect_names_the_endpoint_id() {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let child = spawn(&[
+        "--protocol",
+        "usp",
+        "--usp-url",
+        &format!("mqtt://127.0.0.1:{port}"),
+        "--controller-id",
+        "self::elsewhere",
+        "--cpes",
+        "1",
+        "--duration",
+        "3s",
+    ]);
+    let (mut s, _) = listener.accept().unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut connect = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The whole CONNECT: the fixed header's type byte, the remaining length (a varint), then that
+    // many bytes.
+    let whole = |p: &[u8]| {
+        let (mut len, mut shift) = (0usize, 0);
+        for (i, b) in p.iter().enumerate().skip(1).take(4) {
+            len |= usize::from(b & 0x7f) << shift;
+            shift += 7;
+            if b & 0x80 == 0 {
+                return p.len() >= 1 + i + len;
+            }
+        }
+        false
+    };
+    while !whole(&connect) {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "the connection closed before a whole CONNECT");
+        connect.extend_from_slice(&buf[..n]);
+    }
+    let (code, out, err) = finish(child, Duration::from_secs(60));
+    assert_eq!(connect[0], 0x10, "a CONNECT packet");
+    let text = String::from_utf8_lossy(&connect);
+    assert!(text.contains("usp-endpoint-id"), "{text:?}");
+    assert_eq!(text.matches("os::FEFEFE-FEFEFE000000").count(), 2, "client ID and the property's value: {text:?}");
+    assert_eq!(code, 1, "no broker answered: {out}\n{err}");
+}

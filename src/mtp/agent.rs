@@ -62,7 +62,7 @@ pub async fn run(
     let endpoint = life.agent.endpoint_id.clone();
     let topic = agent_topic(&endpoint);
     loop {
-        let mut conn = Conn::new(&settings, &endpoint, AGENT_INFLIGHT, 64);
+        let mut conn = Conn::new(&settings, &endpoint, &endpoint, AGENT_INFLIGHT, 64);
         let client = conn.publisher.clone();
         let mut out = MqttOut { client: &client, own_topic: &topic, controller_topic: &shared.controller_topic };
         let started = Instant::now();

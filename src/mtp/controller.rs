@@ -220,11 +220,11 @@ impl Controller {
         let figures = Arc::new(Mutex::new(ControllerFigures::default()));
         let (stop, stop_rx) = watch::channel(false);
         let (ready_tx, ready_rx) = oneshot::channel();
-        let conn = Conn::new(client, endpoint_id, 1024, 1 << 16);
+        let conn = Conn::new(client, endpoint_id, endpoint_id, 1024, 1 << 16);
         // Answers go out on a connection of their own: rumqttc's event loop hands back a burst
         // of incoming publishes before it takes the next request, so under a Boot! storm the
         // answers on a shared connection starved (measured: 50 of 10,000 Boot! answered).
-        let tx = Conn::new(client, &format!("{endpoint_id}-tx"), 1024, 1 << 16);
+        let tx = Conn::new(client, &format!("{endpoint_id}-tx"), endpoint_id, 1024, 1 << 16);
         let agents: AgentIds = Arc::new(OnceLock::new());
         // Its requests wait as long as the run waits for anything (--timeout).
         let core = Core::new(endpoint_id.to_string(), figures.clone(), Arc::new(AtomicU64::new(1))).with_limits(within, agents.clone());

@@ -170,10 +170,12 @@ impl ClientSettings {
     }
 
     /// MQTT 5 options for a client whose ID is `client_id` (an endpoint ID: TR-369 recommends
-    /// the Client Identifier be the endpoint ID), with at most `inflight` unacknowledged QoS 1
-    /// publishes.
-    pub fn options(&self, client_id: &str, inflight: u16) -> MqttOptions {
+    /// the Client Identifier be the endpoint ID) on behalf of USP endpoint `endpoint_id` (sent as
+    /// the CONNECT User Property `usp-endpoint-id`, R-MQTT.13), with at most `inflight`
+    /// unacknowledged QoS 1 publishes.
+    pub fn options(&self, client_id: &str, endpoint_id: &str, inflight: u16) -> MqttOptions {
         let mut o = MqttOptions::new(client_id, self.target.host.clone(), self.target.port);
+        o.set_user_properties(vec![("usp-endpoint-id".to_string(), endpoint_id.to_string())]);
         // rumqttc sizes a per-connection table by this limit (u16::MAX by default: ~6 MiB per
         // Agent, 14 GiB RSS for 1,000 Agents, measured); an Agent has a few messages in flight.
         o.set_outgoing_inflight_upper_limit(inflight);

@@ -179,13 +179,13 @@ async fn drive(mut events: Events, to: tokio::sync::mpsc::Sender<Result<Incoming
 }
 
 impl Conn {
-    /// A client with ID `client_id` speaking `settings.version`, with at most `inflight`
-    /// unacknowledged QoS 1 publishes and `cap` requests queued. Spawns its driver on the current
-    /// tokio runtime; it connects at once.
-    pub fn new(settings: &ClientSettings, client_id: &str, inflight: u16, cap: usize) -> Conn {
+    /// A client with ID `client_id` for USP endpoint `endpoint_id` speaking `settings.version`,
+    /// with at most `inflight` unacknowledged QoS 1 publishes and `cap` requests queued. Spawns
+    /// its driver on the current tokio runtime; it connects at once.
+    pub fn new(settings: &ClientSettings, client_id: &str, endpoint_id: &str, inflight: u16, cap: usize) -> Conn {
         let (publisher, events) = match settings.version {
             MqttVersion::V5 => {
-                let (c, e) = rumqttc::v5::AsyncClient::new(settings.options(client_id, inflight), cap);
+                let (c, e) = rumqttc::v5::AsyncClient::new(settings.options(client_id, endpoint_id, inflight), cap);
                 (Publisher::V5(c), Events::V5(e))
             }
             MqttVersion::V311 => {
