@@ -3,10 +3,10 @@
 # once; Boot! answered by the embedded Controller per second of the run), memory per connected
 # Agent (RSS slope between two fleet sizes started at a steady rate), and how many Agents one
 # broker holds here (bounded by the open-files limit: one descriptor per Agent on each side).
-# Usage: scripts/bench-usp.sh [storm=5000] [small=1000] [large=10000] [most=19000] [rate=2000]
+# Usage: scripts/bench-usp.sh [storm=10000] [small=1000] [large=10000] [most=19000] [rate=2000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-storm=${1:-5000}
+storm=${1:-10000}
 small=${2:-1000}
 large=${3:-10000}
 most=${4:-19000}
@@ -21,6 +21,7 @@ cat > "$dir/m.conf" <<CONF
 listener $port 127.0.0.1
 allow_anonymous true
 persistence false
+# The Controller gets every Boot! on one connection: mosquitto's default of 1,000 queued drops a storm.
 max_queued_messages 1000000
 max_connections -1
 CONF

@@ -242,6 +242,11 @@ pub struct RunArgs {
     /// USP: MQTT keep-alive
     #[arg(long, default_value = MQTT_KEEP_ALIVE_DEFAULT, value_parser = parse_duration)]
     pub mqtt_keep_alive: Duration,
+
+    /// USP: the MQTT version the Agents and the embedded Controller speak: 5, or 3.1.1 (the
+    /// reply-to Topic travels in the Topic Name, TR-369 R-MQTT.24)
+    #[arg(long, default_value = "5", value_parser = ["5", "3.1.1"])]
+    pub mqtt_version: String,
 }
 
 /// Subcommands.

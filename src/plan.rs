@@ -99,6 +99,7 @@ fn check_usp(args: &RunArgs) -> Result<(), UsageError> {
         ("--mqtt-password", args.mqtt_password.is_some()),
         ("--usp-endpoint-id", args.usp_endpoint_id != crate::usp::endpoint::DEFAULT_TEMPLATE),
         ("--mqtt-keep-alive", Ok(args.mqtt_keep_alive) != crate::cli::parse_duration(crate::cli::MQTT_KEEP_ALIVE_DEFAULT)),
+        ("--mqtt-version", args.mqtt_version != "5"),
     ];
     let cwmp_only = [
         ("--metrics-bind-addr", args.metrics_bind_addr.is_some()),
@@ -124,8 +125,13 @@ fn check_usp(args: &RunArgs) -> Result<(), UsageError> {
         let shown = crate::transport::without_userinfo(u);
         let target = crate::mtp::UspTarget::parse(u).map_err(|why| usage("--usp-url", &shown, why))?;
         if matches!(target, crate::mtp::UspTarget::WebSocket(_)) && args.controller_id.is_none() {
-            return Err(usage("--controller-id", "", "is required with a ws:// --usp-url (the Controller's endpoint ID)"));
+            return Err(usage("--controller-id", "", "is required with a ws:// or wss:// --usp-url (the Controller's endpoint ID)"));
         }
+    }
+    let mqtt = matches!(args.usp_url.as_deref().map(crate::mtp::UspTarget::parse), Some(Ok(crate::mtp::UspTarget::Mqtt(_))));
+    crate::mtp::mqtt::MqttVersion::parse(&args.mqtt_version).map_err(|why| usage("--mqtt-version", &args.mqtt_version, why))?;
+    if args.mqtt_version != "5" && !mqtt {
+        return Err(usage("--mqtt-version", &args.mqtt_version, "needs an mqtt:// or mqtts:// --usp-url (WebSocket has no MQTT version)"));
     }
     if let Some(id) = &args.controller_id {
         if !crate::usp::endpoint::is_valid(id) {

@@ -52,3 +52,6 @@ mod usp;
 mod usp_wire;
 // TR-369 Agents in virtual time: Periodic! and Notify retries on a manual clock, real sockets.
 mod usp_clock;
+// TR-369 MTPs beyond MQTT 5 and ws://: MQTT 3.1.1 (reply-to in the Topic Name), wss://, the
+// WebSocket Controller's Agent filter.
+mod usp_mtp;

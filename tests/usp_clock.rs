@@ -18,7 +18,7 @@ use cpe_sim::engine::clock::{Clock, ManualClock};
 use cpe_sim::mtp::life::{notify_name, Shared, Transport, NOTIFY_RETRIES};
 use cpe_sim::mtp::report::AgentFigures;
 use cpe_sim::mtp::shards::Shards;
-use cpe_sim::mtp::ws::{self, WsController};
+use cpe_sim::mtp::ws::{self, WsController, WsServe};
 use cpe_sim::usp::endpoint::{DEFAULT_CONTROLLER_ID, DEFAULT_TEMPLATE};
 use cpe_sim::usp::EndpointTemplate;
 
@@ -28,7 +28,7 @@ fn shared(url: String, clock: Clock, periodic: Option<Duration>) -> Arc<Shared> 
     let model = Arc::new(profile(TR181));
     Arc::new(Shared {
         model,
-        transport: Transport::WebSocket { url, connect_timeout: Duration::from_secs(10) },
+        transport: Transport::WebSocket { url, connect_timeout: Duration::from_secs(10), tls: None },
         endpoints: EndpointTemplate::compile(DEFAULT_TEMPLATE).unwrap(),
         controller_id: DEFAULT_CONTROLLER_ID.into(),
         controller_topic: String::new(),
@@ -54,7 +54,7 @@ fn advance(hand: &ManualClock, ms: u64) {
 #[test]
 fn periodic_arrives_at_its_planned_times_in_virtual_time() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let ctl = rt.block_on(WsController::start(DEFAULT_CONTROLLER_ID)).unwrap();
+    let ctl = rt.block_on(WsController::start(DEFAULT_CONTROLLER_ID, WsServe { ask_ttl: None, tls: None })).unwrap();
     let (clock, hand) = Clock::manual(T0);
     let shared = shared(ctl.url.clone(), clock, Some(Duration::from_millis(60_250)));
     let mut shards = start(&shared, 3);

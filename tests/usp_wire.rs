@@ -21,13 +21,13 @@ use crate::support::mosquitto::Mosquitto;
 use crate::support::repo;
 use cpe_sim::usp::record;
 
-fn scratch(tag: &str) -> std::path::PathBuf {
+pub(crate) fn scratch(tag: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("cpe-sim-usp-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
-fn spawn(args: &[&str]) -> Child {
+pub(crate) fn spawn(args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_cpe-sim"))
         .args(args)
         .current_dir(repo("."))
@@ -38,7 +38,7 @@ fn spawn(args: &[&str]) -> Child {
 }
 
 /// Waits (bounded) for the child and returns (exit code, stdout, stderr); kills it on timeout.
-fn finish(mut child: Child, within: Duration) -> (i32, String, String) {
+pub(crate) fn finish(mut child: Child, within: Duration) -> (i32, String, String) {
     let deadline = Instant::now() + within;
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
@@ -52,7 +52,7 @@ fn finish(mut child: Child, within: Duration) -> (i32, String, String) {
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-fn report(path: &std::path::Path) -> Value {
+pub(crate) fn report(path: &std::path::Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).expect("the report file")).unwrap()
 }
 
@@ -322,7 +322,7 @@ async fn hostile_publish(port: u16, agent: &str, records: &[(String, &str, Optio
     assert_eq!(acked, records.len(), "the broker took every hostile publish");
 }
 
-fn boot_cause(m: &Msg) -> Option<String> {
+pub(crate) fn boot_cause(m: &Msg) -> Option<String> {
     match m.body.as_ref().map(|b| &b.msg_body) {
         Some(OneOfmsg_body::request(Request { req_type: OneOfreq_type::notify(n) })) => match &n.notification {
             OneOfnotification::event(e) if e.event_name == "Boot!" => Some(e.params.get("Cause").cloned().unwrap_or_default()),
@@ -794,7 +794,15 @@ fn usp_flags_are_checked_before_anything_starts() {
         (&["--controller-id", "self::c"], "--controller-id"),
         (&["--protocol", "usp", "--usp-url", "http://127.0.0.1/"], "--usp-url"),
         (&["--protocol", "usp", "--usp-url", "ws://127.0.0.1:9/usp"], "--controller-id"),
-        (&["--protocol", "usp", "--usp-url", "wss://127.0.0.1:9/usp", "--controller-id", "self::c"], "--usp-url"),
+        (&["--protocol", "usp", "--usp-url", "wss://127.0.0.1:9/usp"], "--controller-id"),
+        // WebSocket has no MQTT version; 3.1.1 is for a broker.
+        (
+            &["--protocol", "usp", "--usp-url", "ws://127.0.0.1:9/usp", "--controller-id", "self::c", "--mqtt-version", "3.1.1"],
+            "--mqtt-version",
+        ),
+        (&["--protocol", "usp", "--mqtt-version", "3.1.1"], "--mqtt-version"),
+        (&["--mqtt-version", "3.1.1"], "--mqtt-version"),
+        (&["--protocol", "usp", "--usp-url", "mqtt://127.0.0.1:1883", "--mqtt-version", "4"], "--mqtt-version"),
         (&["--protocol", "usp", "--controller-id", "no colon"], "--controller-id"),
         (&["--protocol", "usp", "--usp-endpoint-id", "os::{nope}"], "--usp-endpoint-id"),
         (&["--protocol", "usp", "--usp-url", "mqtt://127.0.0.1:1883", "--mqtt-keep-alive", "1s"], "--mqtt-keep-alive"),

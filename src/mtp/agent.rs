@@ -1,19 +1,18 @@
-//! One USP Agent's MQTT connection, for the whole run: connect (client ID = endpoint ID, MQTT 5),
-//! subscribe to `usp/agent/<endpoint-id>`, then hand every Record to the Agent's [`Life`] and
-//! publish what it sends (to the Controller's topic, or to a request's Response Topic, always
-//! naming its own topic as Response Topic); reconnect with the back-off when the connection fails.
+//! One USP Agent's MQTT connection, for the whole run: connect (client ID = endpoint ID, MQTT 5 or
+//! 3.1.1), subscribe to `usp/agent/<endpoint-id>`, then hand every Record to the Agent's [`Life`]
+//! and publish what it sends (to the Controller's topic, or to a request's reply-to Topic, always
+//! naming its own topic as its reply-to Topic); reconnect with the back-off when the connection
+//! fails.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
-use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, ConnectionError, Event};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::life::{next_msg, stopped, Life, Outbox, Shared, To, Transport};
 use super::mqtt::{agent_topic, controller_topic, reply_topic_ok};
+use super::mqtt_conn::{Conn, Incoming, Publisher};
 use super::report::ConnFailure;
 use crate::cpe::CpeState;
 use crate::owners::CpeMsg;
@@ -23,41 +22,23 @@ const AGENT_INFLIGHT: u16 = 16;
 
 /// Publishes through the connection's client.
 struct MqttOut<'a> {
-    client: &'a AsyncClient,
+    client: &'a Publisher,
     own_topic: &'a str,
     controller_topic: &'a str,
 }
 
 impl Outbox for MqttOut<'_> {
     fn send(&mut self, record: Vec<u8>, to: To<'_>) -> bool {
-        // The Controller's Response Topic if it gave one (MQTT 5), else its configured topic.
+        // The reply-to Topic the Controller gave if it gave one, else its configured topic.
         let topic = match to {
             To::Controller => self.controller_topic.to_string(),
             // Unless it is one no broker takes (empty, too long, wildcards): the sender's own.
             To::Reply { reply_topic: Some(t), .. } if reply_topic_ok(t) => t.to_string(),
             To::Reply { to_id, .. } => controller_topic(to_id),
         };
-        // TR-369 MQTT binding: an Agent names its own topic as the Response Topic of what it
-        // publishes.
-        let props = PublishProperties {
-            response_topic: Some(self.own_topic.to_string()),
-            content_type: Some("usp.msg".into()),
-            ..Default::default()
-        };
-        self.client.try_publish_with_properties(topic, QoS::AtLeastOnce, false, record, props).is_ok()
-    }
-}
-
-fn classify(e: &ConnectionError, was_connected: bool) -> ConnFailure {
-    match e {
-        ConnectionError::Timeout(_) => ConnFailure::Timeout,
-        ConnectionError::ConnectionRefused(_) => ConnFailure::ConnackRefused,
-        ConnectionError::Tls(_) => ConnFailure::Tls,
-        ConnectionError::Io(_) if !was_connected => ConnFailure::Refused,
-        ConnectionError::Io(_) => ConnFailure::Lost,
-        ConnectionError::MqttState(rumqttc::v5::StateError::Io(_)) if was_connected => ConnFailure::Lost,
-        _ if !was_connected => ConnFailure::Protocol,
-        _ => ConnFailure::Lost,
+        // TR-369 MQTT binding: an Agent names its own topic as the reply-to Topic of what it
+        // publishes (R-MQTT.22).
+        self.client.publish(&topic, record, self.own_topic)
     }
 }
 
@@ -80,7 +61,8 @@ pub async fn run(
     let endpoint = life.agent.endpoint_id.clone();
     let topic = agent_topic(&endpoint);
     loop {
-        let (client, mut events) = AsyncClient::new(settings.options(&endpoint, AGENT_INFLIGHT), 64);
+        let mut conn = Conn::new(&settings, &endpoint, &endpoint, AGENT_INFLIGHT, 64);
+        let client = conn.publisher.clone();
         let mut out = MqttOut { client: &client, own_topic: &topic, controller_topic: &shared.controller_topic };
         let started = Instant::now();
         let mut connected = false;
@@ -88,33 +70,32 @@ pub async fn run(
         let ended: Option<ConnFailure> = loop {
             tokio::select! {
                 _ = stopped(&mut stop) => {
-                    disconnect(&client, &mut events).await;
+                    conn.disconnect().await;
                     if connected {
                         shared.figures().disconnected();
                     }
                     return;
                 }
-                ev = events.poll() => match ev {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        if client.try_subscribe(topic.clone(), QoS::AtLeastOnce).is_err() {
+                ev = conn.poll() => match ev {
+                    Ok(Incoming::Connected) => {
+                        if !client.subscribe(&topic) {
                             shared.figures().publish_failed += 1;
                         }
                     }
-                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    Ok(Incoming::Subscribed) => {
                         connected = true;
                         life.on_connected(&mut out, started.elapsed());
                     }
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
-                        let reply_topic = p.properties.as_ref().and_then(|pr| pr.response_topic.clone());
-                        if life.on_record(&mut out, &p.payload, reply_topic.as_deref()) {
+                    Ok(Incoming::Publish { payload, reply_to }) => {
+                        if life.on_record(&mut out, &payload, reply_to.as_deref()) {
                             // A Reboot/FactoryReset: the answer goes out, then the Agent goes
                             // down and comes back with Boot!.
-                            disconnect(&client, &mut events).await;
+                            conn.disconnect().await;
                             break None;
                         }
                     }
                     Ok(_) => {}
-                    Err(e) => break Some(classify(&e, connected)),
+                    Err(e) => break Some(e.cause(connected)),
                 },
                 Some(msg) = next_msg(&mut inbox) => life.on_api(&mut out, msg),
                 _ = life.sleep_until_due() => life.on_timers(&mut out),
@@ -131,19 +112,4 @@ pub async fn run(
             return;
         }
     }
-}
-
-/// Sends what is queued (an OperateResp before a reboot) and a DISCONNECT, driving the event
-/// loop until the DISCONNECT is out, the connection fails, or a second passes.
-pub async fn disconnect(client: &AsyncClient, events: &mut rumqttc::v5::EventLoop) {
-    let _ = client.try_disconnect();
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        loop {
-            match events.poll().await {
-                Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await;
 }

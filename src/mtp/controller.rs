@@ -1,7 +1,7 @@
 //! The embedded USP Controller (the USP twin of the embedded ACS). It answers every Notify that
 //! asks for a response (NotifyResp), and after an Agent's Boot! reads its `Device.DeviceInfo.`
-//! with a Get (as an ACS's bootstrap script would), measuring the round trip. It keeps counts for
-//! the report; it is not a management server.
+//! with a Get (as an ACS's bootstrap script would; once per Boot!, not per retransmission of it),
+//! measuring the round trip. It keeps counts for the report; it is not a management server.
 //!
 //! [`Core`] is what it does with one Record, whatever the MTP; [`Controller`] is the MQTT one (one
 //! connection on the run's broker, subscribed to its own topic); `ws::WsController` serves the
@@ -12,9 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
-use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, Event};
 use rusp_lib::usp::mod_Body::OneOfmsg_body;
 use rusp_lib::usp::mod_Header::MsgType;
 use rusp_lib::usp::mod_Notify::OneOfnotification;
@@ -25,6 +22,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use super::mqtt::{agent_topic, controller_topic, reply_topic_ok, ClientSettings};
+use super::mqtt_conn::{Conn, Incoming, Publisher};
 use super::report::{histogram, ControllerFigures, Timed};
 use crate::usp::record;
 use crate::usp::MsgKind;
@@ -41,7 +39,7 @@ const STOP_POLL: Duration = Duration::from_millis(100);
 pub const MAX_ASKED: usize = 65_536;
 
 /// How long a request waits for its answer unless the run says (its --timeout).
-const DEFAULT_ASK_TTL: Duration = Duration::from_secs(30);
+pub const DEFAULT_ASK_TTL: Duration = Duration::from_secs(30);
 
 /// The run's Agents' endpoint IDs, once known: only their Boot! counts.
 pub type AgentIds = Arc<OnceLock<HashSet<String>>>;
@@ -57,12 +55,14 @@ pub struct Core {
     /// at most `ask_ttl`.
     asked: HashMap<String, (MsgKind, Instant)>,
     ask_ttl: Duration,
-    /// When `asked` is next swept for requests past `ask_ttl`.
+    /// When `asked` is next swept for requests past `ask_ttl` (counted in
+    /// `ControllerFigures::expired`).
     next_sweep: Instant,
-    /// Requests given up unanswered (past `ask_ttl`).
-    pub unanswered: Arc<AtomicU64>,
     /// The run's Agents; until set, every sender's Boot! counts.
     agents: AgentIds,
+    /// Each Agent's last Boot! Message ID (at most [`MAX_ASKED`] Agents): a Boot! sent again
+    /// because its NotifyResp was late is answered again, but DeviceInfo is not read again.
+    last_boot: HashMap<String, String>,
 }
 
 impl Core {
@@ -74,25 +74,26 @@ impl Core {
             asked: HashMap::new(),
             ask_ttl: DEFAULT_ASK_TTL,
             next_sweep: Instant::now() + DEFAULT_ASK_TTL,
-            unanswered: Arc::new(AtomicU64::new(0)),
             agents: Arc::new(OnceLock::new()),
+            last_boot: HashMap::new(),
         }
     }
 
-    /// Requests unanswered after `ttl` are given up (counted in `unanswered`); only the Agents in
-    /// `agents` (once set) are counted as booted.
-    pub fn with_limits(mut self, ttl: Duration, agents: AgentIds, unanswered: Arc<AtomicU64>) -> Core {
+    /// Requests unanswered after `ttl` are given up (counted in `ControllerFigures::expired`);
+    /// only the Agents in `agents` (once set) are counted as booted, anyone else's Boot! is
+    /// dropped.
+    pub fn with_limits(mut self, ttl: Duration, agents: AgentIds) -> Core {
         self.ask_ttl = ttl.max(Duration::from_millis(1));
         self.next_sweep = Instant::now() + self.ask_ttl;
         self.agents = agents;
-        self.unanswered = unanswered;
         self
     }
 
-    /// Drops requests waiting longer than `ask_ttl` (at most once per `ask_ttl`, or when the map
-    /// is full).
-    fn expire(&mut self, now: Instant) {
-        if now < self.next_sweep && self.asked.len() < MAX_ASKED {
+    /// Drops requests waiting longer than `ask_ttl`, counted in `ControllerFigures::expired`: at
+    /// most once per `ask_ttl` or when the map is full, unless `now_anyway` (the connection or the
+    /// run ends; requests younger than `ask_ttl` are in flight, not counted).
+    pub fn expire(&mut self, now: Instant, now_anyway: bool) {
+        if !now_anyway && now < self.next_sweep && self.asked.len() < MAX_ASKED {
             return;
         }
         self.next_sweep = now + self.ask_ttl;
@@ -101,7 +102,7 @@ impl Core {
         self.asked.retain(|_, (_, at)| now.saturating_duration_since(*at) < ttl);
         let gone = before - self.asked.len();
         if gone > 0 {
-            self.unanswered.fetch_add(gone as u64, Ordering::Relaxed);
+            lock(&self.figures).expired += gone as u64;
         }
     }
 
@@ -112,7 +113,7 @@ impl Core {
 
     /// Handles one Record; returns its sender's endpoint ID and the Records to send it back.
     pub fn on_record(&mut self, bytes: &[u8]) -> Option<(String, Vec<Vec<u8>>)> {
-        self.expire(Instant::now());
+        self.expire(Instant::now(), false);
         let Ok(opened) = record::open(bytes, &self.id) else {
             lock(&self.figures).dropped += 1;
             return None;
@@ -161,7 +162,13 @@ impl Core {
                     };
                     out.push(record::seal(&resp, &self.id, &from));
                 }
-                if boot && self.asked.len() < MAX_ASKED {
+                // A retransmitted Boot! (same Message ID) would ask again for every retry: under a
+                // storm, that multiplies the Controller's load just when it is behind.
+                let again = boot && self.last_boot.get(&from) == Some(&header.msg_id);
+                if boot && !again && self.last_boot.len() < MAX_ASKED {
+                    self.last_boot.insert(from.clone(), header.msg_id.clone());
+                }
+                if boot && !again && self.asked.len() < MAX_ASKED {
                     // Read DeviceInfo after Boot!, as an ACS's bootstrap script would.
                     let msg_id = format!("ctl-{}", self.next_msg.fetch_add(1, Ordering::Relaxed));
                     let get = Msg {
@@ -197,8 +204,6 @@ impl Core {
 /// A running embedded Controller on an MQTT broker.
 pub struct Controller {
     pub figures: Arc<Mutex<ControllerFigures>>,
-    /// Its requests given up unanswered after the run's timeout.
-    pub unanswered: Arc<AtomicU64>,
     /// The run's Agents' endpoint IDs ([`Controller::expect_agents`]).
     agents: AgentIds,
     stop: watch::Sender<bool>,
@@ -215,20 +220,15 @@ impl Controller {
         let figures = Arc::new(Mutex::new(ControllerFigures::default()));
         let (stop, stop_rx) = watch::channel(false);
         let (ready_tx, ready_rx) = oneshot::channel();
-        let (mqtt, events) = AsyncClient::new(client.options(endpoint_id, 1024), 1 << 16);
+        let conn = Conn::new(client, endpoint_id, endpoint_id, 1024, 1 << 16);
         // Answers go out on a connection of their own: rumqttc's event loop hands back a burst
         // of incoming publishes before it takes the next request, so under a Boot! storm the
         // answers on a shared connection starved (measured: 50 of 10,000 Boot! answered).
-        let (tx, tx_events) = AsyncClient::new(client.options(&format!("{endpoint_id}-tx"), 1024), 1 << 16);
+        let tx = Conn::new(client, &format!("{endpoint_id}-tx"), endpoint_id, 1024, 1 << 16);
         let agents: AgentIds = Arc::new(OnceLock::new());
-        let unanswered = Arc::new(AtomicU64::new(0));
         // Its requests wait as long as the run waits for anything (--timeout).
-        let core = Core::new(endpoint_id.to_string(), figures.clone(), Arc::new(AtomicU64::new(1))).with_limits(
-            within,
-            agents.clone(),
-            unanswered.clone(),
-        );
-        let task = tokio::spawn(serve(mqtt, events, tx, tx_events, core, stop_rx, ready_tx));
+        let core = Core::new(endpoint_id.to_string(), figures.clone(), Arc::new(AtomicU64::new(1))).with_limits(within, agents.clone());
+        let task = tokio::spawn(serve(conn, tx, core, stop_rx, ready_tx));
         // A stop signal (SIGINT/SIGTERM) while connecting ends the wait at once rather than
         // after `within` (the run's --timeout).
         let stop_signal = async {
@@ -245,7 +245,7 @@ impl Controller {
             }
         };
         match ready {
-            Some(Ok(Ok(()))) => Ok(Controller { figures, unanswered, agents, stop, task }),
+            Some(Ok(Ok(()))) => Ok(Controller { figures, agents, stop, task }),
             Some(Ok(Err(e))) => {
                 task.abort();
                 anyhow::bail!("the embedded Controller could not connect to {}: {e}", client.target)
@@ -271,14 +271,14 @@ impl Controller {
 }
 
 /// Drives the answering connection until the run stops (rumqttc reconnects on the next poll).
-async fn drive_tx(client: AsyncClient, mut events: rumqttc::v5::EventLoop, mut stop: watch::Receiver<bool>) {
+async fn drive_tx(mut conn: Conn, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = super::life::stopped(&mut stop) => {
-                super::agent::disconnect(&client, &mut events).await;
+                conn.disconnect().await;
                 return;
             }
-            ev = events.poll() => {
+            ev = conn.poll() => {
                 if let Err(e) = ev {
                     tracing::warn!("embedded Controller: its answering connection failed ({e}); reconnecting");
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -288,44 +288,34 @@ async fn drive_tx(client: AsyncClient, mut events: rumqttc::v5::EventLoop, mut s
     }
 }
 
-async fn serve(
-    client: AsyncClient,
-    mut events: rumqttc::v5::EventLoop,
-    tx: AsyncClient,
-    tx_events: rumqttc::v5::EventLoop,
-    mut core: Core,
-    mut stop: watch::Receiver<bool>,
-    ready: oneshot::Sender<Result<(), String>>,
-) {
+async fn serve(mut conn: Conn, tx_conn: Conn, mut core: Core, mut stop: watch::Receiver<bool>, ready: oneshot::Sender<Result<(), String>>) {
     let topic = controller_topic(&core.id);
     let mut ready = Some(ready);
-    let tx_task = tokio::spawn(drive_tx(tx.clone(), tx_events, stop.clone()));
+    let client = conn.publisher.clone();
+    let tx = tx_conn.publisher.clone();
+    let tx_task = tokio::spawn(drive_tx(tx_conn, stop.clone()));
     loop {
         let ev = tokio::select! {
             _ = super::life::stopped(&mut stop) => {
-                super::agent::disconnect(&client, &mut events).await;
+                core.expire(Instant::now(), true);
+                conn.disconnect().await;
                 let _ = tokio::time::timeout(Duration::from_secs(1), tx_task).await;
                 return;
             }
-            ev = events.poll() => ev,
+            ev = conn.poll() => ev,
         };
         match ev {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                let _ = client.try_subscribe(topic.clone(), QoS::AtLeastOnce);
+            Ok(Incoming::Connected) => {
+                let _ = client.subscribe(&topic);
             }
-            Ok(Event::Incoming(Packet::SubAck(_))) => {
+            Ok(Incoming::Subscribed) => {
                 if let Some(r) = ready.take() {
                     let _ = r.send(Ok(()));
                 }
             }
-            Ok(Event::Incoming(Packet::Publish(p))) => {
-                let Some((from, replies)) = core.on_record(&p.payload) else { continue };
-                let reply_to = p
-                    .properties
-                    .as_ref()
-                    .and_then(|pr| pr.response_topic.clone())
-                    .filter(|t| reply_topic_ok(t))
-                    .unwrap_or_else(|| agent_topic(&from));
+            Ok(Incoming::Publish { payload, reply_to }) => {
+                let Some((from, replies)) = core.on_record(&payload) else { continue };
+                let reply_to = reply_to.filter(|t| reply_topic_ok(t)).unwrap_or_else(|| agent_topic(&from));
                 for r in replies {
                     publish(&tx, &reply_to, &topic, r);
                 }
@@ -346,10 +336,8 @@ async fn serve(
     }
 }
 
-fn publish(client: &AsyncClient, to: &str, own_topic: &str, record: Vec<u8>) {
-    let props =
-        PublishProperties { response_topic: Some(own_topic.to_string()), content_type: Some("usp.msg".into()), ..Default::default() };
-    if client.try_publish_with_properties(to, QoS::AtLeastOnce, false, record, props).is_err() {
+fn publish(client: &Publisher, to: &str, own_topic: &str, record: Vec<u8>) {
+    if !client.publish(to, record, own_topic) {
         tracing::warn!("embedded Controller: its MQTT request queue is full; a message was not sent");
     }
 }
@@ -385,11 +373,7 @@ mod tests {
     fn core() -> (Core, Arc<Mutex<ControllerFigures>>, AgentIds) {
         let figures = Arc::new(Mutex::new(ControllerFigures::default()));
         let agents: AgentIds = Arc::new(OnceLock::new());
-        let c = Core::new(CTL.into(), figures.clone(), Arc::new(AtomicU64::new(1))).with_limits(
-            Duration::from_millis(20),
-            agents.clone(),
-            Arc::new(AtomicU64::new(0)),
-        );
+        let c = Core::new(CTL.into(), figures.clone(), Arc::new(AtomicU64::new(1))).with_limits(Duration::from_millis(20), agents.clone());
         (c, figures, agents)
     }
 
@@ -409,8 +393,19 @@ mod tests {
     }
 
     #[test]
+    fn a_retransmitted_boot_is_answered_without_a_second_get() {
+        let (mut c, figures, _) = core();
+        assert_eq!(c.on_record(&boot_from("os::A-0", 1)).unwrap().1.len(), 2, "NotifyResp and the Get");
+        assert_eq!(c.on_record(&boot_from("os::A-0", 1)).unwrap().1.len(), 1, "the same Boot! again: NotifyResp only");
+        assert_eq!(c.asked_len(), 1);
+        // A new Boot! (the Agent rebooted): DeviceInfo is read again.
+        assert_eq!(c.on_record(&boot_from("os::A-0", 2)).unwrap().1.len(), 2);
+        assert_eq!(lock(&figures).notifications["Boot!"], 3);
+    }
+
+    #[test]
     fn unanswered_requests_expire_and_the_map_is_capped() {
-        let (mut c, _, _) = core();
+        let (mut c, figures, _) = core();
         for i in 0..10 {
             c.on_record(&boot_from(&format!("os::A-{i}"), i)).unwrap();
         }
@@ -418,7 +413,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(40));
         c.on_record(&boot_from("os::A-x", 99)).unwrap();
         assert_eq!(c.asked_len(), 1, "the ten older Gets expired");
-        assert_eq!(c.unanswered.load(Ordering::Relaxed), 10);
+        assert_eq!(lock(&figures).expired, 10);
         // Full: Boot! is answered, DeviceInfo not read, the map does not grow.
         let (mut c, _, _) = core();
         c.ask_ttl = Duration::from_secs(3600);

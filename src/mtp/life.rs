@@ -39,8 +39,9 @@ use crate::usp::{Agent, EndpointTemplate, MsgKind};
 pub enum Transport {
     /// An MQTT broker (one connection per Agent).
     Mqtt(ClientSettings),
-    /// A Controller's WebSocket URL (`v1.usp` subprotocol), with the connect timeout.
-    WebSocket { url: String, connect_timeout: Duration },
+    /// A Controller's WebSocket URL (`v1.usp` subprotocol), with the connect timeout and, for
+    /// `wss://`, the rustls configuration (the CWMP side's: CA file, skip-verify, mTLS).
+    WebSocket { url: String, connect_timeout: Duration, tls: Option<Arc<rustls::ClientConfig>> },
 }
 
 /// What every Agent task of a run shares.
@@ -461,7 +462,7 @@ mod tests {
         let (clock, manual) = Clock::manual(UnixMillis(1_800_000_000_000));
         let shared = Arc::new(Shared {
             model: Arc::new(model),
-            transport: Transport::WebSocket { url: "ws://127.0.0.1:1/".into(), connect_timeout: Duration::from_secs(1) },
+            transport: Transport::WebSocket { url: "ws://127.0.0.1:1/".into(), connect_timeout: Duration::from_secs(1), tls: None },
             endpoints: EndpointTemplate::compile("os::{oui}-{serial}").unwrap(),
             controller_id: CTL.into(),
             controller_topic: String::new(),

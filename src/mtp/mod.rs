@@ -1,7 +1,7 @@
 //! USP Message Transfer Protocols: the I/O beside the engine for TR-369 Agents.
 //!
-//! Owns the MQTT connections (`rumqttc`, MQTT 5, one connection per Agent), the TR-369 MQTT
-//! binding's topics and Response Topic handling ([`mqtt`]), one Agent's connection loop with
+//! Owns the MQTT connections (`rumqttc`, MQTT 5 or 3.1.1, one connection per Agent, [`mqtt_conn`]),
+//! the TR-369 MQTT binding's topics and reply-to Topic handling ([`mqtt`]), one Agent's connection loop with
 //! keep-alive, reconnect back-off and Notify retries ([`agent`]), the embedded Controller
 //! ([`controller`]), what a USP run measures ([`report`]), the shard threads the Agents run on
 //! ([`shards`]) and the run itself ([`run`]). What the Agent answers and when its timers are due
@@ -12,6 +12,7 @@ pub mod agent;
 pub mod controller;
 pub mod life;
 pub mod mqtt;
+pub mod mqtt_conn;
 pub mod report;
 pub mod run;
 pub mod shards;
@@ -23,18 +24,18 @@ pub use mqtt::MqttTarget;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UspTarget {
     Mqtt(MqttTarget),
-    /// `ws://HOST:PORT/PATH` of a Controller (the Agents connect to it, `v1.usp`).
+    /// `ws://HOST:PORT/PATH` or `wss://…` of a Controller (the Agents connect to it, `v1.usp`).
     WebSocket(String),
 }
 
 impl UspTarget {
-    /// Parses `--usp-url`: `mqtt://`/`mqtts://` (a broker) or `ws://` (a Controller).
+    /// Parses `--usp-url`: `mqtt://`/`mqtts://` (a broker) or `ws://`/`wss://` (a Controller).
     ///
     /// # Errors
     /// What is wrong with the URL, worded for a usage error.
     pub fn parse(url: &str) -> Result<UspTarget, String> {
         match url.split_once("://").map(|(s, _)| s.to_ascii_lowercase()) {
-            Some(s) if s == "ws" => {
+            Some(s) if s == "ws" || s == "wss" => {
                 let u = url::Url::parse(url).map_err(|e| format!("is not a URL ({e})"))?;
                 if u.host_str().is_none_or(str::is_empty) {
                     return Err("has no host".into());
@@ -45,7 +46,6 @@ impl UspTarget {
                 }
                 Ok(UspTarget::WebSocket(url.to_string()))
             }
-            Some(s) if s == "wss" => Err("wss:// (WebSocket over TLS) is not supported yet: use ws:// or mqtts://".into()),
             _ => MqttTarget::parse(url).map(UspTarget::Mqtt),
         }
     }

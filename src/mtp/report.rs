@@ -149,8 +149,12 @@ pub struct ControllerFigures {
     pub round_trips: BTreeMap<MsgKind, Timed>,
     /// Error messages the Agents answered its requests with.
     pub errors: u64,
-    /// Records it could not read or that were not for it.
+    /// Records it could not read or that were not for it, and Boot! from endpoints that are not
+    /// the run's Agents.
     pub dropped: u64,
+    /// Its requests given up unanswered after the run's `--timeout` (the ones still in flight
+    /// when the run ends are not counted).
+    pub expired: u64,
 }
 
 fn ms(h: &Histogram<u64>, q: f64) -> f64 {
@@ -210,8 +214,11 @@ pub fn to_text(header: &str, a: &AgentFigures, c: Option<&ControllerFigures>, el
         for (k, t) in &c.round_trips {
             s.push_str(&format!("  controller {:<9} round trips {:>7}  {}\n", k.name(), t.count, line(&t.latency)));
         }
-        if c.errors > 0 || c.dropped > 0 {
-            s.push_str(&format!("  controller: {} errors answered, {} records dropped\n", c.errors, c.dropped));
+        if c.errors > 0 || c.dropped > 0 || c.expired > 0 {
+            s.push_str(&format!(
+                "  controller: {} errors answered, {} records dropped, {} requests expired unanswered\n",
+                c.errors, c.dropped, c.expired
+            ));
         }
     }
     let failures: Vec<String> = a.failures.iter().map(|(k, n)| format!("{} {n}", k.name())).collect();
@@ -260,6 +267,7 @@ pub fn to_json(a: &AgentFigures, c: Option<&ControllerFigures>, elapsed: Duratio
             "round_trips": c.round_trips.iter().map(|(k, t)| (k.name().to_string(), serde_json::json!({"count": t.count, "latency": json_latency(&t.latency)}))).collect::<serde_json::Map<_, _>>(),
             "errors": c.errors,
             "dropped": c.dropped,
+            "expired": c.expired,
         })
     });
     serde_json::json!({

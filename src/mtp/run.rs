@@ -19,10 +19,10 @@ use tracing::{error, info};
 use super::agent;
 use super::controller::Controller;
 use super::life::{Shared, Transport, NOTIFY_RETRIES};
-use super::mqtt::{controller_topic, ClientSettings};
+use super::mqtt::{controller_topic, ClientSettings, MqttVersion};
 use super::report::{self, AgentFigures};
 use super::shards::Shards;
-use super::ws::{self, WsController};
+use super::ws::{self, WsController, WsServe};
 use super::UspTarget;
 use crate::api::{ApiServer, MetricsSources};
 use crate::cli::RunArgs;
@@ -78,6 +78,8 @@ pub fn run(args: &RunArgs, thresholds: &[Threshold]) -> anyhow::Result<ExitCode>
     let client = match &target {
         Some(UspTarget::Mqtt(t)) => Some(ClientSettings {
             target: t.clone(),
+            // Checked by plan::validate; the default is MQTT 5.
+            version: MqttVersion::parse(&args.mqtt_version).unwrap_or_default(),
             keep_alive: args.mqtt_keep_alive,
             credentials: args.mqtt_username.clone().map(|u| (u, args.mqtt_password.clone().unwrap_or_default())),
             tls: if t.tls { Some(transport_config(args)?.tls) } else { None },
@@ -113,16 +115,28 @@ pub fn run(args: &RunArgs, thresholds: &[Threshold]) -> anyhow::Result<ExitCode>
                 }
                 false => None,
             };
-            (ctl, Transport::Mqtt(c.clone()), "MQTT 5")
+            (ctl, Transport::Mqtt(c.clone()), c.version.name())
         }
         (Some(UspTarget::WebSocket(url)), _) => {
-            (None, Transport::WebSocket { url: url.clone(), connect_timeout: args.timeout }, "WebSocket")
+            // wss://: the CWMP side's TLS settings (--ca-cert-file, --tls-skip-verify, client cert).
+            let secure = url.get(..6).is_some_and(|s| s.eq_ignore_ascii_case("wss://"));
+            let tls = if secure { Some(transport_config(args)?.tls) } else { None };
+            (
+                None,
+                Transport::WebSocket { url: url.clone(), connect_timeout: args.timeout, tls },
+                if secure { "WebSocket over TLS" } else { "WebSocket" },
+            )
         }
         _ => {
-            let ws = rt.block_on(WsController::start(&controller_id)).context("starting the embedded USP Controller on 127.0.0.1")?;
+            let how = WsServe { ask_ttl: Some(args.timeout), tls: None };
+            let ws = rt.block_on(WsController::start(&controller_id, how)).context("starting the embedded USP Controller on 127.0.0.1")?;
+            // Boot! counts only from the run's Agents; anyone else's is dropped.
+            ws.expect_agents(
+                (0..args.cpes).map(|k| endpoints.endpoint_id(&model, crate::model::DeviceId(args.first_index.saturating_add(k)))),
+            );
             info!("no --usp-url given: started the embedded USP Controller at {} (WebSocket, v1.usp)", ws.url);
             let url = ws.url.clone();
-            (Some(Embedded::Ws(ws)), Transport::WebSocket { url, connect_timeout: args.timeout }, "WebSocket")
+            (Some(Embedded::Ws(ws)), Transport::WebSocket { url, connect_timeout: args.timeout, tls: None }, "WebSocket")
         }
     };
     // For logs and the report: never a URL's userinfo.

@@ -4,6 +4,7 @@
 
 pub mod files;
 pub mod mosquitto;
+pub mod pki;
 pub mod raw;
 
 use std::path::PathBuf;
