@@ -489,6 +489,8 @@ fn the_shipped_scenarios_run_against_the_embedded_acs() {
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        // USP scenarios run Agents, not CPEs against an ACS: the_shipped_usp_scenario_runs.
+        .filter(|p| !std::fs::read_to_string(p).unwrap().contains("\nusp:"))
         .collect();
     names.sort();
     assert_eq!(names.len(), 3, "{names:?}");
@@ -675,4 +677,89 @@ fn a_scenario_lists_at_most_max_phases_phases() {
     let (line, key, m) = refused("phases-too-many", &file(3000));
     assert_eq!((line, key.as_str()), (Some(4 + MAX_PHASES), "phases"), "{m}");
     assert!(m.contains("at most 256 phases") && m.contains("this file lists 3000"), "{m}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// TR-369: `usp:` runs the scenario's fleet as USP Agents.
+
+#[test]
+fn a_usp_section_sets_the_usp_flags_and_flags_win() {
+    let yaml = "usp:\n  url: mqtt://127.0.0.1:1883\n  controller-id: self::ctl\n  mqtt-version: \"3.1.1\"\n  mqtt-keep-alive: 20s\nthresholds: [\"Boot!.p99<1s\"]\n";
+    let (r, args, _) = prepare("usp-section", yaml);
+    let s = r.unwrap();
+    assert_eq!(args.protocol, "usp");
+    assert_eq!(args.usp_url.as_deref(), Some("mqtt://127.0.0.1:1883"));
+    assert_eq!(args.controller_id.as_deref(), Some("self::ctl"));
+    assert_eq!((args.mqtt_version.as_str(), args.mqtt_keep_alive), ("3.1.1", Duration::from_secs(20)));
+    assert_eq!(args.thresholds, vec!["Boot!.p99<1s".to_string()]);
+    // A refused value is reported against the usp: key it came from.
+    let e = cpe_sim::plan::UsageError { flag: "--usp-url".into(), value: "x".into(), rule: "is bad".into() };
+    let explained = s.explain(&e).unwrap();
+    assert_eq!((explained.key.as_deref(), explained.line.map(|l| l.0)), (Some("usp.url"), Some(2)));
+    // A flag wins over the file.
+    let path = write("usp-section-flags", yaml);
+    let mut args = run_args(&["--usp-url", "mqtt://127.0.0.2:1883"]);
+    scenario::prepare(&path, 1.0, &mut args, &|id| id == "usp_url").unwrap();
+    assert_eq!(args.usp_url.as_deref(), Some("mqtt://127.0.0.2:1883"));
+}
+
+#[test]
+fn a_usp_scenario_refuses_what_only_drives_cwmp() {
+    for (name, yaml, line, key, says) in [
+        ("usp-fleets", format!("usp: {{}}\n{TWO_FLEETS}"), 3, "fleets", "is for CWMP runs"),
+        ("usp-acs", "usp: {}\nacs:\n  endpoints: [http://127.0.0.1:1/]\n".to_string(), 2, "acs", "is for CWMP runs"),
+        (
+            "usp-outage",
+            "usp: {}\nrun: {duration: 10s}\nphases:\n  - boot: {rate: 10}\n  - outage: {duration: 1s}\n".to_string(),
+            5,
+            "phases[1].outage",
+            "takes only a boot phase",
+        ),
+        (
+            "usp-cwmp-threshold",
+            "usp: {}\nthresholds:\n  - sessions.failed_ratio<0.01\n".to_string(),
+            3,
+            "thresholds[0]",
+            "sessions.failed_ratio",
+        ),
+        ("usp-bad-version", "usp: {mqtt-version: 4}\n".to_string(), 1, "usp.mqtt-version", "unknown variant"),
+        ("usp-unknown-key", "usp: {broker: x}\n".to_string(), 1, "usp", "unknown field `broker`"),
+    ] {
+        let (l, k, text) = refused(name, &yaml);
+        assert_eq!((l, k.as_str()), (Some(line), key), "{name}: {text}");
+        assert!(text.contains(says), "{name}: {text}");
+    }
+    // --protocol cwmp given beside a usp: section is a contradiction, not a silent choice.
+    let path = write("usp-vs-flag", "usp: {}\n");
+    let mut args = run_args(&["--protocol", "cwmp"]);
+    let Err(e) = scenario::prepare(&path, 1.0, &mut args, &|id| id == "protocol") else { panic!("accepted") };
+    assert_eq!(e.key.as_deref(), Some("usp"), "{e}");
+}
+
+#[test]
+fn the_shipped_usp_scenario_runs_its_agents_against_the_embedded_controller() {
+    let _turn = one_child_fleet();
+    let dir = scratch("usp-shipped");
+    let json = dir.join("report.json");
+    let path = repo("scenarios/usp-boot-storm.yaml");
+    let args = [
+        "run",
+        path.to_str().unwrap(),
+        "--cpes",
+        "6",
+        "--duration",
+        "3s",
+        "--inform-interval",
+        "1s",
+        "--report-json",
+        json.to_str().unwrap(),
+        "--threshold",
+        "booted>=6",
+    ];
+    let out = cpe_sim(&args, Duration::from_secs(60));
+    let (stdout, err) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(stdout.contains("USP run: 6 agents"), "{stdout}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!((&report["agents"], &report["booted"]), (&serde_json::json!(6), &serde_json::json!(6)), "{report}");
 }

@@ -158,16 +158,17 @@ pub fn prepare(path: &Path, time_scale: f64, args: &mut RunArgs, given: Given<'_
     // Run settings: the file's, unless a flag says otherwise.
     let r = &doc.run;
     let mut settings = Vec::new();
-    let mut from_file = |field: &str| {
-        let name = field.replace('_', "-");
-        settings.push(FileSetting { flag: format!("--{name}"), line: run_key_line(&text, &name), key: format!("run.{name}") });
+    // A setting taken from the file: the flag it stands for, and its section and key there.
+    let mut from_file = |flag: &str, section: &str, key: &str| {
+        settings.push(FileSetting { flag: flag.into(), line: section_key_line(&text, section, key), key: format!("{section}.{key}") });
     };
     macro_rules! setting {
         ($field:ident, $value:expr) => {
             if let Some(v) = $value {
                 if !given(stringify!($field)) {
                     args.$field = v;
-                    from_file(stringify!($field));
+                    let name = stringify!($field).replace('_', "-");
+                    from_file(&format!("--{name}"), "run", &name);
                 }
             }
         };
@@ -192,8 +193,57 @@ pub fn prepare(path: &Path, time_scale: f64, args: &mut RunArgs, given: Given<'_
     if doc.fleets.iter().all(|f| f.share.is_some()) {
         setting!(cpes, r.cpes);
     }
+    if let Some(u) = &doc.usp {
+        // `usp:` makes the run TR-369 Agents; what only drives CWMP's engine is refused by name.
+        if given("protocol") && args.protocol != "usp" {
+            return Err(err(
+                key_line(&text, "usp"),
+                Some("usp".into()),
+                format!("runs USP Agents, but --protocol {} was given", args.protocol),
+            ));
+        }
+        for (key, set) in [
+            ("acs", doc.acs.is_some()),
+            ("embedded_acs", doc.embedded_acs.is_some()),
+            ("fleets", !doc.fleets.is_empty()),
+            ("sources", !doc.sources.is_empty()),
+        ] {
+            if set {
+                let reason = format!("is for CWMP runs; a scenario with `usp:` runs USP Agents (run:, usp:, a boot phase and thresholds: apply): remove `{key}` or `usp`");
+                return Err(err(key_line(&text, key), Some(key.into()), reason));
+            }
+        }
+        // The Agents' boot (spread or rate) is a boot phase's, as for CPEs; the other phases
+        // drive CWMP's engine.
+        if let Some(i) = doc.phases.iter().position(|p| !matches!(p.kind, PhaseYamlKind::Boot { .. })) {
+            let kind = doc.phases[i].kind.name();
+            let reason = format!("a {kind} phase is for CWMP runs; a scenario with `usp:` takes only a boot phase");
+            return Err(err(at("phases", i), Some(format!("phases[{i}].{kind}")), reason));
+        }
+        args.protocol = "usp".into();
+        macro_rules! usp_setting {
+            ($field:ident, $key:literal, $value:expr) => {
+                if let Some(v) = $value {
+                    if !given(stringify!($field)) {
+                        args.$field = v;
+                        from_file(&format!("--{}", stringify!($field).replace('_', "-")), "usp", $key);
+                    }
+                }
+            };
+        }
+        usp_setting!(usp_url, "url", u.url.clone().map(Some));
+        usp_setting!(controller_id, "controller-id", u.controller_id.clone().map(Some));
+        usp_setting!(usp_endpoint_id, "endpoint-id", u.endpoint_id.clone());
+        usp_setting!(mqtt_version, "mqtt-version", u.mqtt_version.map(|v| v.flag_value().to_string()));
+        usp_setting!(mqtt_username, "mqtt-username", u.mqtt_username.clone().map(Some));
+        usp_setting!(mqtt_password, "mqtt-password", u.mqtt_password.clone().map(Some));
+        usp_setting!(mqtt_keep_alive, "mqtt-keep-alive", u.mqtt_keep_alive);
+    }
+    let usp = args.protocol == "usp";
     for (i, t) in doc.thresholds.iter().enumerate() {
-        if let Err(e) = crate::stats::threshold::Threshold::parse(t) {
+        // A USP run's rules name the USP report's figures (as plan::validate parses them).
+        let parsed = if usp { crate::stats::threshold::Threshold::parse_usp(t) } else { crate::stats::threshold::Threshold::parse(t) };
+        if let Err(e) = parsed {
             return Err(err(at("thresholds", i).or_else(|| key_line(&text, "thresholds")), Some(format!("thresholds[{i}]")), e));
         }
     }
@@ -318,7 +368,7 @@ pub fn prepare(path: &Path, time_scale: f64, args: &mut RunArgs, given: Given<'_
         match (r.duration, timeline.total()) {
             (Some(d), _) => {
                 args.duration = Some(scale(d));
-                from_file("duration");
+                from_file("--duration", "run", "duration");
             }
             (None, t) if !t.is_zero() && !only_boot => args.duration = Some(t),
             _ => {}
@@ -495,14 +545,14 @@ fn item_line(text: &str, section: &str, i: usize) -> Option<(usize, usize)> {
     None
 }
 
-/// The line and column of `key` in the top-level `run:` section (block or flow style).
-fn run_key_line(text: &str, key: &str) -> Option<(usize, usize)> {
-    let start = text.lines().position(|l| l.starts_with("run:"))?;
+/// The line and column of `key` in the top-level `section:` (`run:`, `usp:`; block or flow style).
+fn section_key_line(text: &str, section: &str, key: &str) -> Option<(usize, usize)> {
+    let start = text.lines().position(|l| l.starts_with(&format!("{section}:")))?;
     for (no, l) in text.lines().enumerate().skip(start) {
         if no > start && !l.starts_with([' ', '\t', '#']) && !l.trim().is_empty() {
             return None;
         }
-        let from = if no == start { 4 } else { 0 };
+        let from = if no == start { section.len() + 1 } else { 0 };
         let mut at = from;
         while let Some(i) = l.get(at..).and_then(|rest| rest.find(&format!("{key}:"))) {
             let col = at + i;
@@ -538,10 +588,11 @@ mod tests {
         assert_eq!(item_line(text, "fleets", 2), None);
         assert_eq!(item_line(text, "phases", 0), Some((7, 3)));
         let run = "name: x\nrun:\n  timeout: 1s\n  # shards: 2\n  max-connections: 0\nphases: []\nshards: 1\n";
-        assert_eq!(run_key_line(run, "timeout"), Some((3, 3)));
-        assert_eq!(run_key_line(run, "max-connections"), Some((5, 3)));
-        assert_eq!(run_key_line(run, "connections"), None);
-        assert_eq!(run_key_line("run: {cpes: 1, shards: 0}\n", "shards"), Some((1, 16)));
+        assert_eq!(section_key_line(run, "run", "timeout"), Some((3, 3)));
+        assert_eq!(section_key_line(run, "run", "max-connections"), Some((5, 3)));
+        assert_eq!(section_key_line(run, "run", "connections"), None);
+        assert_eq!(section_key_line("run: {cpes: 1, shards: 0}\n", "run", "shards"), Some((1, 16)));
+        assert_eq!(section_key_line("usp: {url: x}\nrun: {url: y}\n", "usp", "url"), Some((1, 7)));
         assert_eq!(schema_path("Device.IP.Interface.1.IPv4Address.2.IPAddress"), "Device.IP.Interface.{i}.IPv4Address.{i}.IPAddress");
     }
 }

@@ -39,6 +39,8 @@ pub struct ScenarioFile {
     pub sources: Vec<IpAddr>,
     /// The embedded ACS (only without `acs:`; both is refused by `super::prepare`).
     pub embedded_acs: Option<EmbeddedAcsYaml>,
+    /// TR-369: the fleet runs as USP Agents (`--protocol usp`) with these MTP settings.
+    pub usp: Option<UspYaml>,
     /// Run settings by their flag names (a flag on the command line wins).
     #[serde(default)]
     pub run: RunYaml,
@@ -87,6 +89,41 @@ pub struct AcsYaml {
     /// round-robin (by rank) or serial-hash; sticky across sessions either way.
     #[serde(default)]
     pub mapping: MappingYaml,
+}
+
+/// `usp:`: the run's Agents and where they connect, by their flag names without the `usp-` or
+/// leading `--` (`url` is `--usp-url`, `endpoint-id` `--usp-endpoint-id`); every key optional
+/// (no `url`: the embedded Controller over WebSocket, as without `--usp-url`).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct UspYaml {
+    pub url: Option<String>,
+    pub controller_id: Option<String>,
+    pub endpoint_id: Option<String>,
+    pub mqtt_version: Option<MqttVersionYaml>,
+    pub mqtt_username: Option<String>,
+    pub mqtt_password: Option<String>,
+    #[serde(default, deserialize_with = "duration")]
+    pub mqtt_keep_alive: Option<Duration>,
+}
+
+/// `usp.mqtt-version`: `5` or `3.1.1` (a number or a string in the file).
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+pub enum MqttVersionYaml {
+    #[serde(rename = "5", alias = "5.0")]
+    V5,
+    #[serde(rename = "3.1.1")]
+    V311,
+}
+
+impl MqttVersionYaml {
+    /// The `--mqtt-version` value.
+    pub fn flag_value(self) -> &'static str {
+        match self {
+            MqttVersionYaml::V5 => "5",
+            MqttVersionYaml::V311 => "3.1.1",
+        }
+    }
 }
 
 /// `acs.mapping`.
