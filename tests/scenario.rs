@@ -693,7 +693,7 @@ fn a_usp_section_sets_the_usp_flags_and_flags_win() {
     assert_eq!((args.mqtt_version.as_str(), args.mqtt_keep_alive), ("3.1.1", Duration::from_secs(20)));
     assert_eq!(args.thresholds, vec!["Boot!.p99<1s".to_string()]);
     // A refused value is reported against the usp: key it came from.
-    let e = cpe_sim::plan::UsageError { flag: "--usp-url".into(), value: "x".into(), rule: "is bad".into() };
+    let e = cpe_sim::plan::UsageError { flag: "--usp-url", value: "x".into(), rule: "is bad".into() };
     let explained = s.explain(&e).unwrap();
     assert_eq!((explained.key.as_deref(), explained.line.map(|l| l.0)), (Some("usp.url"), Some(2)));
     // A flag wins over the file.
