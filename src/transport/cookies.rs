@@ -72,29 +72,37 @@ impl Jar {
     /// The `Cookie` header for a request to `url`, if any live cookie matches: longer paths
     /// first (RFC 6265 §5.4), then by name. A Secure cookie goes over https only.
     pub fn header(&self, url: &url::Url) -> Option<HeaderValue> {
-        let https = url.scheme() == "https";
-        let sent = |c: &&Cookie<'static>| (https || c.secure() != Some(true)) && c.matches(url) && live(c);
-        // One allocation, handed to the header without a copy.
-        let len: usize = self.cookies.iter().filter(sent).map(|c| c.name().len() + 1 + c.value().len() + 2).sum();
+        // The same walk sizes the buffer exactly, so it becomes the header's bytes with one
+        // allocation and no copy.
+        let len = self.each_sent(url, |_, _| {});
         if len == 0 {
             return None;
         }
-        let mut out = Vec::with_capacity(len.min(MAX_COOKIE_HEADER));
-        for c in self.cookies.iter().filter(sent) {
-            if out.len() + 2 + c.name().len() + 1 + c.value().len() > MAX_COOKIE_HEADER {
-                continue;
-            }
-            if !out.is_empty() {
+        let mut out = Vec::with_capacity(len);
+        self.each_sent(url, |at, c| {
+            if at > 0 {
                 out.extend_from_slice(b"; ");
             }
             out.extend_from_slice(c.name().as_bytes());
             out.push(b'=');
             out.extend_from_slice(c.value().as_bytes());
-        }
-        if out.is_empty() {
-            return None;
-        }
+        });
         HeaderValue::from_maybe_shared(bytes::Bytes::from(out)).ok()
+    }
+
+    /// Calls `f(offset in the header, cookie)` for each live cookie sent to `url` that still fits
+    /// in [`MAX_COOKIE_HEADER`], in order; returns the header's length.
+    fn each_sent(&self, url: &url::Url, mut f: impl FnMut(usize, &Cookie<'static>)) -> usize {
+        let https = url.scheme() == "https";
+        let mut len = 0;
+        for c in self.cookies.iter().filter(|c| (https || c.secure() != Some(true)) && c.matches(url) && live(c)) {
+            let add = if len == 0 { 0 } else { 2 } + c.name().len() + 1 + c.value().len();
+            if len + add <= MAX_COOKIE_HEADER {
+                f(len, c);
+                len += add;
+            }
+        }
+        len
     }
 
     /// Forgets every cookie (a redirect to another origin).
