@@ -16,11 +16,11 @@
 # With ANNOTATE=DIR, the runs' callgrind files are kept in DIR (callgrind.TOOL.MODE.LOAD) and
 # DIR/TOOL.MODE.txt lists the functions by their own instructions per session, high load minus
 # low over the extra sessions (inlined code counted in the function it was inlined into).
-# Usage: scripts/bench-instructions.sh [seconds=6] [low=50] [connections=32]
+# Usage: scripts/bench-instructions.sh [seconds=8] [low=25] [connections=32]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-secs=${1:-6}
-low=${2:-50}
+secs=${1:-8}
+low=${2:-25}
 conns=${3:-32}
 command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)"; exit 1; }
 cargo build --release -q
