@@ -131,10 +131,14 @@ fn hot_path_allocations_and_cpe_size() {
     //    difference between a long and a short run (same start-up) per extra session.
     let per_session = engine_allocations_per_session();
     println!("periodic session through the engine (HTTP over loopback): {per_session:.1} allocations");
-    // Not zero (hyper's request and response heads, its dispatch channel and read buffers; the
-    // cookie jar of a session whose ACS sets a cookie; the session future and its body buffer):
-    // this bound catches regressions of what is ours; the target is 0.
-    assert!(per_session < 40.0, "{per_session:.1} allocations per engine session");
+    // Not zero: 22 today (callgrind's callers of the allocator, scripts/bench-instructions.sh):
+    // hyper's ~11 (per POST: the response's HeaderMap, the dispatch oneshot, its read buffer's
+    // growth and split, Content-Length; examples/bare_client.rs makes the same), the request
+    // HeaderMap of each POST (2), the session future's Box and its FuturesUnordered task (2), the
+    // Cookie header's bytes (1), and cookie_store's parse of the ACS's session cookie (4: host,
+    // path, the cookie itself, the jar's list). This bound catches regressions of what is ours;
+    // the target is 0, which hyper's client API does not allow.
+    assert!(per_session < 25.0, "{per_session:.1} allocations per engine session");
 }
 
 /// Runs 200 CPEs informing every 100 ms against `cpe-sim acs` twice (1 s and 3 s) and returns

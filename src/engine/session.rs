@@ -84,6 +84,33 @@ pub struct SessionCtx<'a> {
     pub clock: &'a Clock,
     /// Log the session at info (a single CPE) rather than debug (a fleet).
     pub verbose: bool,
+    /// The shard's message buffers.
+    pub buffers: &'a Buffers,
+}
+
+/// Message buffers a shard's sessions reuse: a session takes one for the messages it renders
+/// and gives it back at its end, so a session costs no buffer allocation once the shard has as
+/// many as it runs sessions at once. A buffer grown past [`Buffers::KEEP`] (a large answer) is
+/// dropped rather than kept.
+#[derive(Default)]
+pub struct Buffers(RefCell<Vec<BytesMut>>);
+
+impl Buffers {
+    /// A new buffer's capacity: a periodic Inform and most answers fit.
+    pub const INITIAL: usize = 8192;
+    /// Largest buffer kept for reuse, in bytes.
+    pub const KEEP: usize = 64 * 1024;
+
+    fn take(&self) -> BytesMut {
+        self.0.borrow_mut().pop().unwrap_or_else(|| BytesMut::with_capacity(Self::INITIAL))
+    }
+
+    fn give(&self, mut buf: BytesMut) {
+        buf.clear();
+        if buf.capacity() <= Self::KEEP {
+            self.0.borrow_mut().push(buf);
+        }
+    }
 }
 
 /// One CWMP session over HTTP. `conn` is an open connection to reuse, if any; `probe` records
@@ -96,9 +123,24 @@ pub async fn session(
     conn: Option<Connection>,
     probe: Option<Probe<'_>>,
 ) -> SessionRun {
-    let SessionCtx { model, template, transport: cfg, clock, verbose } = *ctx;
+    let mut out = ctx.buffers.take();
+    let run = session_with(ctx, &mut out, cpe, auth, destination, conn, probe).await;
+    ctx.buffers.give(out);
+    run
+}
+
+/// [`session`], rendering messages into `out`.
+async fn session_with(
+    ctx: &SessionCtx<'_>,
+    out: &mut BytesMut,
+    cpe: &mut CpeState,
+    auth: &mut AuthState,
+    destination: Destination<'_>,
+    conn: Option<Connection>,
+    probe: Option<Probe<'_>>,
+) -> SessionRun {
+    let SessionCtx { model, template, transport: cfg, clock, verbose, .. } = *ctx;
     let started = Instant::now();
-    let mut out = BytesMut::with_capacity(8192);
     // The values the ACS had set before, to log what this session sets (one CPE only).
     let mut before = if verbose { acs_values(model, cpe) } else { Vec::new() };
     if verbose {
@@ -109,7 +151,7 @@ pub async fn session(
     let woken = cpe.events.has(EventCode::ConnectionRequest);
     // The Inform's event codes, for the by-event-code table.
     let events = cpe.events.codes_for_inform(cpe.delta.changed().len());
-    let mut session = Session::start(model, template, cpe, clock.now(), &mut out);
+    let mut session = Session::start(model, template, cpe, clock.now(), out);
     if let Some(p) = &probe {
         let mut r = p.recorder.borrow_mut();
         r.outcomes.started += 1;
@@ -171,7 +213,7 @@ pub async fn session(
         );
         let reply = if resp.status == 204 || resp.body.is_empty() { AcsReply::Empty } else { AcsReply::Body(&resp.body) };
         session.last_rpc = None;
-        let step = session.handle(model, cpe, reply, clock.now(), &mut out);
+        let step = session.handle(model, cpe, reply, clock.now(), out);
         if verbose {
             log_new_values(model, cpe, &mut before);
         }

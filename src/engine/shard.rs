@@ -22,7 +22,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use super::clock::Clock;
 use super::phase::{self, PhaseKind};
-use super::session::{session, Probe, SessionCtx, SessionRun};
+use super::session::{session, Buffers, Probe, SessionCtx, SessionRun};
 use super::timer::PreciseTimer;
 use super::users::UserIndex;
 use super::wheel::{TimerHandle, Wheel};
@@ -447,8 +447,15 @@ impl<'p> Shard<'p> {
         let with_listener = owner.is_some();
         let plan = self.plan;
         // One context per fleet (the run's one model without fleets).
-        let ctx_of =
-            |model, template| SessionCtx { model, template, transport: &plan.transport, clock: &plan.clock, verbose: plan.verbose };
+        let buffers = Buffers::default();
+        let ctx_of = |model, template| SessionCtx {
+            model,
+            template,
+            transport: &plan.transport,
+            clock: &plan.clock,
+            verbose: plan.verbose,
+            buffers: &buffers,
+        };
         let ctxs: Vec<SessionCtx<'_>> = match plan.fleets.is_empty() {
             true => vec![ctx_of(&plan.model, &plan.template)],
             false => plan.fleets.iter().map(|f| ctx_of(&f.model, &f.template)).collect(),

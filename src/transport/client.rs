@@ -87,6 +87,9 @@ pub struct HttpSession<'a> {
 }
 
 const USER_AGENT_VALUE: &str = concat!("cpe-sim/", env!("CARGO_PKG_VERSION"));
+/// `SOAPAction` (header names are case-insensitive; hyper writes them in lower case), made once
+/// rather than parsed from a string at every request.
+const SOAP_ACTION: http::HeaderName = http::HeaderName::from_static("soapaction");
 
 impl<'a> HttpSession<'a> {
     /// A session toward `destination`, using `auth` (the CPE's cached challenge) and the
@@ -347,7 +350,7 @@ impl<'a> HttpSession<'a> {
         }
         if method == Method::POST && !body.is_empty() {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/xml; charset=\"utf-8\""));
-            headers.insert("SOAPAction", HeaderValue::from_static(""));
+            headers.insert(SOAP_ACTION, HeaderValue::from_static(""));
         }
         if let (Some(jar), Some(url)) = (&self.cookies, &self.target.cookie_url) {
             if let Some(v) = jar.header(url) {

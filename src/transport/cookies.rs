@@ -8,7 +8,7 @@
 //! jar belongs to one session and one origin: the session drops it at its end, and on a redirect
 //! to another origin (see [`super::client`]).
 
-use cookie_store::{Cookie, CookieStore};
+use cookie_store::{Cookie, CookieExpiration};
 use http::HeaderValue;
 
 /// Most cookies a session keeps (RFC 6265 §6.1 asks for at least 50 per domain; an ACS needs
@@ -17,63 +17,97 @@ pub const MAX_COOKIES: usize = 50;
 /// Largest `Cookie` header sent; cookies that would make it longer are left out.
 pub const MAX_COOKIE_HEADER: usize = 8192;
 
-/// A session's cookies.
+/// A session's cookies: `cookie_store`'s parsed [`Cookie`]s (its RFC 6265 rules for Domain,
+/// Path and expiry), kept in a short list in the order they are sent (longer paths first, then
+/// by name) rather than in `cookie_store`'s map of maps, which costs three keys, three maps and
+/// an IDNA pass per cookie and per request: a session holds one or two cookies.
 #[derive(Debug, Default)]
 pub struct Jar {
-    store: CookieStore,
-    count: usize,
+    cookies: Vec<Cookie<'static>>,
+}
+
+/// Whether `c` has not expired (a session cookie never does; no clock read for it).
+fn live(c: &Cookie<'_>) -> bool {
+    matches!(c.expires, CookieExpiration::SessionEnd) || !c.is_expired()
+}
+
+/// Whether two cookies are the same one (RFC 6265 §5.3 step 11: name, domain and path).
+fn same(a: &Cookie<'_>, b: &Cookie<'_>) -> bool {
+    a.name() == b.name() && a.domain.as_cow() == b.domain.as_cow() && a.path.as_ref() == b.path.as_ref()
 }
 
 impl Jar {
     /// Takes one `Set-Cookie` value received from `url`; what RFC 6265 says to ignore is ignored.
+    /// A cookie replaces the one of the same name, domain and path; an expired one removes it.
     pub fn set(&mut self, set_cookie: &str, url: &url::Url) {
+        // `Cookie::parse` applies RFC 6265 §5.3: Domain must domain-match the host (else the
+        // cookie is ignored), a missing one makes a host-only cookie, the default path.
         let Ok(c) = Cookie::parse(set_cookie, url) else { return };
         if c.secure() == Some(true) && url.scheme() != "https" {
             return;
         }
-        let domain =
-            c.domain().map(|d| d.trim_start_matches('.').to_string()).or_else(|| url.host_str().map(str::to_string)).unwrap_or_default();
-        let path: &str = c.path.as_ref();
-        let known = self.store.contains_any(&domain, path, c.name());
-        if !known && self.count >= MAX_COOKIES {
+        let old = self.cookies.iter().position(|o| same(o, &c));
+        if !live(&c) {
+            if let Some(i) = old {
+                self.cookies.remove(i);
+            }
             return;
         }
-        if self.store.insert(c.into_owned(), url).is_ok() && !known {
-            self.count += 1;
+        match old {
+            Some(i) => self.cookies[i] = c.into_owned(),
+            None => {
+                if self.cookies.len() >= MAX_COOKIES {
+                    self.cookies.retain(live);
+                    if self.cookies.len() >= MAX_COOKIES {
+                        return;
+                    }
+                }
+                self.cookies.push(c.into_owned());
+                // RFC 6265 §5.4: longer paths first; then by name, so the header is stable.
+                self.cookies.sort_by(|a, b| b.path.as_ref().len().cmp(&a.path.as_ref().len()).then_with(|| a.name().cmp(b.name())));
+            }
         }
     }
 
-    /// The `Cookie` header for a request to `url`, if any cookie matches: longer paths first
-    /// (RFC 6265 §5.4), then by name.
+    /// The `Cookie` header for a request to `url`, if any live cookie matches: longer paths
+    /// first (RFC 6265 §5.4), then by name. A Secure cookie goes over https only.
     pub fn header(&self, url: &url::Url) -> Option<HeaderValue> {
-        let https = url.scheme() == "https";
-        let mut matched: Vec<&Cookie<'static>> =
-            self.store.matches(url).into_iter().filter(|c| https || c.secure() != Some(true)).collect();
-        if matched.is_empty() {
+        // The same walk sizes the buffer exactly, so it becomes the header's bytes with one
+        // allocation and no copy.
+        let len = self.each_sent(url, |_, _| {});
+        if len == 0 {
             return None;
         }
-        matched.sort_by(|a, b| b.path.len().cmp(&a.path.len()).then_with(|| a.name().cmp(b.name())));
-        // One allocation, handed to the header without a copy.
-        let len = matched.iter().map(|c| c.name().len() + 1 + c.value().len() + 2).sum::<usize>() - 2;
-        let mut out = Vec::with_capacity(len.min(MAX_COOKIE_HEADER));
-        for c in matched {
-            if out.len() + 2 + c.name().len() + 1 + c.value().len() > MAX_COOKIE_HEADER {
-                continue;
-            }
-            if !out.is_empty() {
+        let mut out = Vec::with_capacity(len);
+        self.each_sent(url, |at, c| {
+            if at > 0 {
                 out.extend_from_slice(b"; ");
             }
             out.extend_from_slice(c.name().as_bytes());
             out.push(b'=');
             out.extend_from_slice(c.value().as_bytes());
-        }
+        });
         HeaderValue::from_maybe_shared(bytes::Bytes::from(out)).ok()
+    }
+
+    /// Calls `f(offset in the header, cookie)` for each live cookie sent to `url` that still fits
+    /// in [`MAX_COOKIE_HEADER`], in order; returns the header's length.
+    fn each_sent(&self, url: &url::Url, mut f: impl FnMut(usize, &Cookie<'static>)) -> usize {
+        let https = url.scheme() == "https";
+        let mut len = 0;
+        for c in self.cookies.iter().filter(|c| (https || c.secure() != Some(true)) && c.matches(url) && live(c)) {
+            let add = if len == 0 { 0 } else { 2 } + c.name().len() + 1 + c.value().len();
+            if len + add <= MAX_COOKIE_HEADER {
+                f(len, c);
+                len += add;
+            }
+        }
+        len
     }
 
     /// Forgets every cookie (a redirect to another origin).
     pub fn clear(&mut self) {
-        self.store.clear();
-        self.count = 0;
+        self.cookies.clear();
     }
 }
 
