@@ -52,3 +52,5 @@ mod usp;
 mod usp_wire;
 // TR-369 Agents in virtual time: Periodic! and Notify retries on a manual clock, real sockets.
 mod usp_clock;
+// USP runs' reports: slices merged into one USP report, a mix of protocols refused.
+mod usp_report;

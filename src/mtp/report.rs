@@ -2,6 +2,10 @@
 //! notification type, messages handled per USP message type (with the Agent's processing time),
 //! the embedded Controller's request round trips, failures by cause, dropped Records and errors
 //! answered. Shared by every Agent task of a run behind one mutex (a few updates per message).
+//!
+//! The JSON report keeps every histogram whole (`"hdr"`: base64 of the HdrHistogram V2 deflate
+//! encoding, the `--hdr-log` one) beside its quantiles, so `report merge` ([`super::merge`])
+//! merges slices' latencies exactly.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -19,6 +23,22 @@ pub fn histogram() -> Histogram<u64> {
 fn record(h: &mut Histogram<u64>, d: Duration) {
     h.saturating_record((d.as_micros() as u64).max(1));
 }
+
+/// The histogram as the JSON report keeps it: base64 of its V2 deflate encoding (empty when
+/// it cannot be encoded, which a histogram of these bounds never fails).
+pub fn encode(h: &Histogram<u64>) -> String {
+    use base64::Engine as _;
+    use hdrhistogram::serialization::Serializer as _;
+    let mut raw = Vec::new();
+    match hdrhistogram::serialization::V2DeflateSerializer::new().serialize(h, &mut raw) {
+        Ok(_) => base64::engine::general_purpose::STANDARD.encode(raw),
+        Err(_) => String::new(),
+    }
+}
+
+/// The notification names the report counts Notifies by (`life::notify_name`'s names).
+pub const NOTIFY_NAMES: [&str; 9] =
+    ["Boot!", "Periodic!", "Event", "ValueChange", "ObjectCreation", "ObjectDeletion", "OperationComplete", "OnBoardRequest", "None"];
 
 /// Why an Agent's connection ended or never started (counted, never a string).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -38,6 +58,16 @@ pub enum ConnFailure {
 }
 
 impl ConnFailure {
+    /// Every cause, in the report's order.
+    pub const ALL: [ConnFailure; 6] = [
+        ConnFailure::Refused,
+        ConnFailure::Timeout,
+        ConnFailure::ConnackRefused,
+        ConnFailure::Tls,
+        ConnFailure::Lost,
+        ConnFailure::Protocol,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             ConnFailure::Refused => "connect_refused",
@@ -145,12 +175,21 @@ pub struct ControllerFigures {
     pub notifications: BTreeMap<&'static str, u64>,
     /// Endpoint IDs whose Boot! arrived.
     pub booted: BTreeSet<String>,
+    /// Agents booted in merged reports (`report merge`), whose endpoint IDs are not kept.
+    pub booted_merged: u64,
     /// Its own requests' round trips (request sent → response received), by message type.
     pub round_trips: BTreeMap<MsgKind, Timed>,
     /// Error messages the Agents answered its requests with.
     pub errors: u64,
     /// Records it could not read or that were not for it.
     pub dropped: u64,
+}
+
+impl ControllerFigures {
+    /// Agents whose Boot! the Controller received.
+    pub fn booted_agents(&self) -> u64 {
+        (self.booted.len() as u64).saturating_add(self.booted_merged)
+    }
 }
 
 fn ms(h: &Histogram<u64>, q: f64) -> f64 {
@@ -169,6 +208,7 @@ fn line(h: &Histogram<u64>) -> String {
 fn json_latency(h: &Histogram<u64>) -> serde_json::Value {
     serde_json::json!({
         "p50_ms": ms(h, 0.5), "p90_ms": ms(h, 0.9), "p99_ms": ms(h, 0.99), "max_ms": h.max() as f64 / 1000.0,
+        "hdr": encode(h),
     })
 }
 
@@ -202,7 +242,7 @@ pub fn to_text(header: &str, a: &AgentFigures, c: Option<&ControllerFigures>, el
         }
     }
     if let Some(c) = c {
-        s.push_str(&format!("controller: Boot! from {} agents; notifications:", c.booted.len()));
+        s.push_str(&format!("controller: Boot! from {} agents; notifications:", c.booted_agents()));
         for (what, n) in &c.notifications {
             s.push_str(&format!(" {what} {n}"));
         }
@@ -233,6 +273,12 @@ pub fn to_text(header: &str, a: &AgentFigures, c: Option<&ControllerFigures>, el
     s
 }
 
+/// The report's `"run"` section: the run id and the Agents' slice (`first_index..first_index+cpes`)
+/// and shards, which `report merge` reads back ([`super::merge`]).
+pub fn run_json(id: &str, cpes: u64, first_index: u32, shards: u32) -> serde_json::Value {
+    serde_json::json!({"id": id, "cpes": cpes, "first_index": first_index, "shards": shards})
+}
+
 /// The report as JSON (`--report-json`).
 pub fn to_json(a: &AgentFigures, c: Option<&ControllerFigures>, elapsed: Duration) -> serde_json::Value {
     let notify: serde_json::Map<String, serde_json::Value> = a
@@ -255,7 +301,7 @@ pub fn to_json(a: &AgentFigures, c: Option<&ControllerFigures>, elapsed: Duratio
         .collect();
     let controller = c.map(|c| {
         serde_json::json!({
-            "booted_agents": c.booted.len(),
+            "booted_agents": c.booted_agents(),
             "notifications": c.notifications,
             "round_trips": c.round_trips.iter().map(|(k, t)| (k.name().to_string(), serde_json::json!({"count": t.count, "latency": json_latency(&t.latency)}))).collect::<serde_json::Map<_, _>>(),
             "errors": c.errors,

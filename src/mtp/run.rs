@@ -166,6 +166,7 @@ pub fn run(args: &RunArgs, thresholds: &[Threshold]) -> anyhow::Result<ExitCode>
     };
     let mut inboxes: Vec<Option<_>> = inboxes.into_iter().map(|r| api.as_ref().map(|_| r)).collect();
     let started = std::time::Instant::now();
+    let run_id = crate::stats::run_id::RunId::fresh();
     // The engine's boot rule (spread or rate), so both protocols boot alike and saturate alike.
     let boot = match args.boot_rate {
         Some(r) => crate::engine::Boot::Rate(r),
@@ -229,11 +230,13 @@ pub fn run(args: &RunArgs, thresholds: &[Threshold]) -> anyhow::Result<ExitCode>
     figures.connected = held;
     let cf = controller_figures.as_ref().map(|f| f.lock().unwrap_or_else(|p| p.into_inner()));
     let header = format!(
-        "USP run: {} agents on {where_to} ({mtp}), controller {controller_id}{}",
+        "USP run {run_id}: {} agents (cpe-{} …) on {where_to} ({mtp}), controller {controller_id}{}",
         args.cpes,
+        args.first_index,
         if embedded { " (embedded)" } else { "" }
     );
     let mut json = report::to_json(&figures, cf.as_deref(), elapsed);
+    json["run"] = report::run_json(&run_id.to_string(), u64::from(args.cpes), args.first_index, u32::try_from(workers).unwrap_or(u32::MAX));
     json["complete"] = serde_json::json!(shards.complete());
     if !shards.complete() {
         json["panics"] = serde_json::json!(shards.panics);

@@ -1,0 +1,140 @@
+//! USP runs get the CWMP runs' reports (issue 14, "same engine, same reports"): slices of a USP
+//! fleet (`--slice K/N`, each against its own embedded Controller over WebSocket on 127.0.0.1)
+//! merged by `report merge` into one USP report whose histograms are the exact union of the
+//! slices', and a mix of USP and CWMP reports refused.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use hdrhistogram::Histogram;
+use serde_json::Value;
+
+fn scratch(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cpe-sim-uspreport-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A child process, killed by its id however the test ends.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs cpe-sim with `args` to its end (bounded): (exit code, stdout, stderr).
+fn cpe_sim(args: &[&str], within: Duration) -> (i32, String, String) {
+    let child = Command::new(env!("CARGO_BIN_EXE_cpe-sim")).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut p = Proc(child);
+    let end = Instant::now() + within;
+    while p.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < end, "cpe-sim {args:?} did not finish within {within:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut out = String::new();
+    let mut err = String::new();
+    use std::io::Read;
+    p.0.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    p.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    (p.0.wait().unwrap().code().unwrap_or(-1), out, err)
+}
+
+fn report(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+}
+
+fn hdr(latency: &Value) -> Histogram<u64> {
+    let raw = base64::engine::general_purpose::STANDARD.decode(latency["hdr"].as_str().expect("an hdr histogram")).unwrap();
+    hdrhistogram::serialization::Deserializer::new().deserialize(&mut std::io::Cursor::new(raw)).unwrap()
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn usp_slices_merge_into_one_usp_report_and_a_mix_is_refused() {
+    let dir = scratch("merge");
+    let (a, b) = (dir.join("a.json"), dir.join("b.json"));
+    for (slice, out) in [("0/2", &a), ("1/2", &b)] {
+        let (code, text, err) = cpe_sim(
+            &["--protocol", "usp", "--cpes", "30", "--slice", slice, "--timeout", "20s", "--report-json", p(out)],
+            Duration::from_secs(120),
+        );
+        assert_eq!(code, 0, "{text}\n{err}");
+    }
+    let (ra, rb) = (report(&a), report(&b));
+    assert_eq!(ra["run"]["cpes"], 15, "{ra}");
+    assert_eq!(rb["run"]["first_index"], 15, "{rb}");
+    assert_ne!(ra["run"]["id"], rb["run"]["id"]);
+
+    let merged = dir.join("merged.json");
+    let (code, text, err) = cpe_sim(&["report", "merge", p(&a), p(&b), "--report-json", p(&merged)], Duration::from_secs(30));
+    assert_eq!(code, 0, "{text}\n{err}");
+    assert!(text.starts_with("merged 2 USP run(s):\n"), "{text}");
+    assert!(text.contains("covers 30 agents on "), "{text}");
+    assert!(text.contains("agents booted (Boot! answered): 30 of 30"), "{text}");
+    let m = report(&merged);
+    assert_eq!(m["schema"], "cpe-sim/usp-report/v1", "{m}");
+    assert_eq!((m["agents"].as_u64(), m["booted"].as_u64()), (Some(30), Some(30)), "{m}");
+    assert_eq!(m["run"]["cpes"], 30);
+    assert_eq!(m["controller"]["booted_agents"], 30, "{m}");
+    assert_eq!(m["merged_from"].as_array().map(Vec::len), Some(2));
+    // Counts add up and the histograms are the exact union of the slices'.
+    let sum = |f: &dyn Fn(&Value) -> &Value| f(&ra).as_u64().unwrap() + f(&rb).as_u64().unwrap();
+    assert_eq!(m["connections"]["connects"].as_u64().unwrap(), sum(&|r| &r["connections"]["connects"]));
+    assert_eq!(m["notify"]["Boot!"]["sent"].as_u64().unwrap(), sum(&|r| &r["notify"]["Boot!"]["sent"]));
+    for path in [&["connections", "connect_time"][..], &["notify", "Boot!", "round_trip"][..]] {
+        let at = |r: &Value| path.iter().fold(r.clone(), |v, k| v[*k].clone());
+        let mut both = hdr(&at(&ra));
+        both.add(hdr(&at(&rb))).unwrap();
+        let got = hdr(&at(&m));
+        assert_eq!(got.len(), both.len(), "{path:?}");
+        for q in [0.5, 0.9, 0.99, 1.0] {
+            assert_eq!(got.value_at_quantile(q), both.value_at_quantile(q), "{path:?} q{q}");
+        }
+        assert_eq!(at(&m)["p99_ms"].as_f64().unwrap(), both.value_at_quantile(0.99) as f64 / 1000.0, "{path:?}");
+        assert!(got.len() >= 30, "{path:?}: {}", got.len());
+    }
+
+    // The same run twice, a CWMP report among USP ones, a merged report: exit 2, named.
+    let (code, _, err) = cpe_sim(&["report", "merge", p(&a), p(&b), p(&a)], Duration::from_secs(30));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("the same run twice") && err.contains("a.json"), "{err}");
+    let cwmp = dir.join("cwmp.json");
+    std::fs::write(
+        &cwmp,
+        serde_json::json!({"schema": "cpe-sim/report/v1", "run": {"id": "00000000000000aa", "cpes": 10, "first_index": 0, "shards": 1},
+            "sessions": {"completed": 10}})
+        .to_string(),
+    )
+    .unwrap();
+    for order in [[p(&a), p(&cwmp)], [p(&cwmp), p(&a)]] {
+        let (code, out, err) = cpe_sim(&["report", "merge", order[0], order[1]], Duration::from_secs(30));
+        assert_eq!(code, 2, "{out}\n{err}");
+        assert!(err.contains("a.json is a USP run's report") && err.contains("cwmp.json a CWMP run's"), "{err}");
+    }
+    let (code, _, err) = cpe_sim(&["report", "merge", p(&merged), p(&a)], Duration::from_secs(30));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("merged report"), "{err}");
+    // A tampered histogram (values past the report's range) is refused, not merged or a panic.
+    let mut bad = ra.clone();
+    let mut big = Histogram::<u64>::new(3).unwrap();
+    big.record(u64::MAX / 4).unwrap();
+    let mut raw = Vec::new();
+    hdrhistogram::serialization::Serializer::serialize(&mut hdrhistogram::serialization::V2Serializer::new(), &big, &mut raw).unwrap();
+    bad["connections"]["connect_time"]["hdr"] = base64::engine::general_purpose::STANDARD.encode(raw).into();
+    bad["run"]["id"] = "00000000000000bb".into();
+    let badp = dir.join("bad.json");
+    std::fs::write(&badp, bad.to_string()).unwrap();
+    let (code, _, err) = cpe_sim(&["report", "merge", p(&badp), p(&b)], Duration::from_secs(30));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("bad.json") && err.contains("connect_time"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
