@@ -101,7 +101,6 @@ fn check_usp(args: &RunArgs) -> Result<(), UsageError> {
         ("--mqtt-keep-alive", Ok(args.mqtt_keep_alive) != crate::cli::parse_duration(crate::cli::MQTT_KEEP_ALIVE_DEFAULT)),
     ];
     let cwmp_only = [
-        ("--metrics-bind-addr", args.metrics_bind_addr.is_some()),
         ("--cr-bind-addr", args.cr_bind_addr.is_some()),
         ("--udp-cr-bind-addr", args.udp_cr_bind_addr.is_some()),
         ("--hdr-log", args.hdr_log.is_some()),

@@ -1,8 +1,10 @@
 //! USP runs get the CWMP runs' reports (issue 14, "same engine, same reports"): slices of a USP
 //! fleet (`--slice K/N`, each against its own embedded Controller over WebSocket on 127.0.0.1)
 //! merged by `report merge` into one USP report whose histograms are the exact union of the
-//! slices', and a mix of USP and CWMP reports refused.
+//! slices', and a mix of USP and CWMP reports refused; `/metrics` of a USP run scraped over a
+//! socket during the run; the progress lines, the last agreeing with the report.
 
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -39,7 +41,6 @@ fn cpe_sim(args: &[&str], within: Duration) -> (i32, String, String) {
     }
     let mut out = String::new();
     let mut err = String::new();
-    use std::io::Read;
     p.0.stdout.take().unwrap().read_to_string(&mut out).unwrap();
     p.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     (p.0.wait().unwrap().code().unwrap_or(-1), out, err)
@@ -136,5 +137,107 @@ fn usp_slices_merge_into_one_usp_report_and_a_mix_is_refused() {
     let (code, _, err) = cpe_sim(&["report", "merge", p(&badp), p(&b)], Duration::from_secs(30));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("bad.json") && err.contains("connect_time"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One HTTP/1.1 GET over a plain socket: (status line, body).
+fn get(addr: &str, path: &str) -> (String, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    (head.lines().next().unwrap_or("").to_string(), body.to_string())
+}
+
+/// The value of the sample line `name` (labels included) exactly.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn usp_metrics_are_scraped_during_the_run_and_the_last_progress_line_agrees_with_the_report() {
+    let dir = scratch("metrics");
+    let json = dir.join("r.json");
+    let child = Command::new(env!("CARGO_BIN_EXE_cpe-sim"))
+        .args(["--protocol", "usp", "--cpes", "20", "--shards", "2", "--duration", "6s", "--inform-interval", "1s"])
+        .args(["--progress-interval", "200ms", "--metrics-bind-addr", "127.0.0.1:0", "--report-json"])
+        .arg(&json)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut p = Proc(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = p.0.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("Prometheus metrics at http://").nth(1) {
+                let _ = tx.send(rest.trim_end_matches("/metrics").to_string());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("the metrics address is logged");
+    // Scrape (bounded) until every Agent booted and a Periodic! was answered, during the run.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let body = loop {
+        let (status, body) = get(&addr, "/metrics");
+        assert!(Instant::now() < deadline, "not every Agent booted in /metrics: {status} {body}");
+        // Before the first progress tick: 503 (Retry-After), never an empty 200.
+        if status == "HTTP/1.1 503 Service Unavailable" {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+        let periodic = sample(&body, "cpesim_usp_notifies_total{notification=\"Periodic!\",outcome=\"answered\"}").unwrap_or(0.0);
+        if sample(&body, "cpesim_cpes_booted") == Some(20.0) && periodic > 0.0 {
+            break body;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(p.0.try_wait().unwrap().is_none(), "scraped during the run, not after");
+    assert_eq!(sample(&body, "cpesim_cpes"), Some(20.0), "{body}");
+    assert_eq!(sample(&body, "cpesim_usp_connections"), Some(20.0), "{body}");
+    assert!(body.lines().any(|l| l.starts_with("cpesim_run_info{run_id=\"") && l.ends_with(",protocol=\"usp\"} 1")), "{body}");
+    assert!(body.contains("# TYPE cpesim_usp_notify_round_trip_seconds summary"), "{body}");
+    assert!(sample(&body, "cpesim_usp_notify_round_trip_seconds_count{notification=\"Boot!\"}").is_some_and(|n| n >= 20.0), "{body}");
+    assert!(sample(&body, "cpesim_usp_notifies_total{notification=\"Boot!\",outcome=\"sent\"}").is_some_and(|n| n >= 20.0), "{body}");
+    assert_eq!(sample(&body, "cpesim_usp_connection_failures_total{cause=\"timeout\"}"), Some(0.0), "{body}");
+    assert_eq!(sample(&body, "cpesim_usp_records_dropped_total{cause=\"malformed_record\"}"), Some(0.0), "{body}");
+    // The embedded Controller's Get after each Boot!: handled by the Agents, timed at both ends.
+    assert!(sample(&body, "cpesim_usp_message_seconds_count{msg_type=\"Get\"}").is_some_and(|n| n >= 1.0), "{body}");
+    assert!(body.contains("cpesim_usp_controller_round_trip_seconds{msg_type=\"Get\",quantile=\"0.99\"}"), "{body}");
+    assert!(!body.contains("os::"), "no per-Agent label: {body}");
+    for l in body.lines().filter(|l| !l.starts_with('#')) {
+        assert!(l.rsplit(' ').next().unwrap().parse::<f64>().is_ok(), "{l}");
+    }
+    let (status, _) = get(&addr, "/cpes");
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+
+    let end = Instant::now() + Duration::from_secs(60);
+    while p.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < end, "the run did not end");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let err = reader.join().unwrap();
+    let r = report(&json);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with('[') && l.contains("s] ")).collect();
+    assert!(lines.len() >= 5, "a progress line per 200 ms tick: {err}");
+    assert!(lines[..lines.len() - 1].iter().all(|l| l.contains("s] run | booted ")), "{err}");
+    let last = lines.last().unwrap();
+    let want = format!(
+        "s] whole run | booted {} of 20 | connected {} (peak {}) | ",
+        r["booted"], r["connections"]["held"], r["connections"]["peak"]
+    );
+    assert!(last.contains(&want), "the last line agrees with the report: {last} vs {want}");
+    let sent: u64 = r["notify"].as_object().unwrap().values().map(|n| n["sent"].as_u64().unwrap()).sum();
+    let rate = sent as f64 / r["elapsed_s"].as_f64().unwrap();
+    assert!(last.contains(&format!("| {rate:.1} notifies/s |")), "{last} vs {rate:.1}");
+    assert!(last.contains("| failed 0 | unanswered 0 | Notify p50 "), "{last}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -273,6 +273,123 @@ pub fn to_text(header: &str, a: &AgentFigures, c: Option<&ControllerFigures>, el
     s
 }
 
+impl AgentFigures {
+    /// Notifies sent so far, every notification type.
+    pub fn notifies_sent(&self) -> u64 {
+        self.notify.values().map(|n| n.sent).sum()
+    }
+}
+
+/// One progress line of a USP run (stderr, every `--progress-interval`), in the CWMP line's
+/// style ([`crate::stats::progress`]):
+///
+/// ```text
+/// [  12.0s] run | booted 1000 of 1000 | connected 1000 (peak 1000) | 83.3 notifies/s | failed 2 (timeout 2) | unanswered 0 | Notify p50 1.2ms p99 3.4ms
+/// ```
+///
+/// Counts are run totals; `notifies_per_s` is the caller's rate (of the interval, or of the whole
+/// run on the last line); the Notify round trips are the run's so far, every notification type.
+pub fn progress_line(elapsed: Duration, phase: &str, a: &AgentFigures, notifies_per_s: f64) -> String {
+    let mut rtt = histogram();
+    for n in a.notify.values() {
+        let _ = rtt.add(&n.rtt);
+    }
+    let q = |x: f64| if rtt.is_empty() { "-".to_string() } else { crate::stats::report::fmt_us(rtt.value_at_quantile(x)) };
+    let mut causes: Vec<(ConnFailure, u64)> = a.failures.iter().map(|(c, n)| (*c, *n)).filter(|(_, n)| *n > 0).collect();
+    causes.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+    let failed: u64 = causes.iter().map(|(_, n)| n).sum();
+    let top: Vec<String> = causes.iter().take(2).map(|(c, n)| format!("{} {n}", c.name())).collect();
+    let failed = match top.is_empty() {
+        true => format!("failed {failed}"),
+        false => format!("failed {failed} ({})", top.join(", ")),
+    };
+    format!(
+        "[{:>6.1}s] {phase} | booted {} of {} | connected {} (peak {}) | {notifies_per_s:.1} notifies/s | {failed} | unanswered {} | Notify p50 {} p99 {}",
+        elapsed.as_secs_f64(),
+        a.booted,
+        a.agents,
+        a.connected,
+        a.peak_connected,
+        a.notify.values().map(|n| n.unanswered).sum::<u64>(),
+        q(0.5),
+        q(0.99),
+    )
+}
+
+/// The figures as Prometheus text (`--metrics-bind-addr`, refreshed each progress tick), in
+/// [`crate::stats::exposition`]'s format. Labels are the run id, notification, message type and
+/// cause, never an Agent: the series count stays fixed however large the fleet. Families:
+/// `cpesim_run_info{run_id,protocol="usp"}`, `cpesim_cpes`, `cpesim_cpes_booted` (Boot! answered),
+/// `cpesim_usp_connections` (held now), `cpesim_usp_connections_peak`,
+/// `cpesim_usp_connects_total`, `cpesim_usp_connect_seconds` (summary, TCP connect to ready),
+/// `cpesim_usp_connection_failures_total{cause}`, `cpesim_usp_notifies_total{notification,outcome}`
+/// (outcome `sent`, `answered`, `retransmitted`, `unanswered`),
+/// `cpesim_usp_notify_round_trip_seconds{notification}` (summary),
+/// `cpesim_usp_message_seconds{msg_type}` (summary of the Agents' time to answer; `_count` is
+/// the messages handled), `cpesim_usp_records_dropped_total{cause}`,
+/// `cpesim_usp_errors_answered_total{code}`, `cpesim_usp_publish_failed_total`,
+/// `cpesim_usp_notify_no_route_total`, and with the embedded Controller
+/// `cpesim_usp_controller_notifications_total{notification}` and
+/// `cpesim_usp_controller_round_trip_seconds{msg_type}` (summary).
+pub fn to_exposition(run_id: &str, a: &AgentFigures, c: Option<&ControllerFigures>) -> String {
+    let mut f = crate::stats::exposition::Families::default();
+    f.head("cpesim_run_info", "gauge", "The run (its id) and its protocol.");
+    f.sample("cpesim_run_info", &[("run_id", run_id), ("protocol", "usp")], 1);
+    f.head("cpesim_cpes", "gauge", "USP Agents simulated by this run.");
+    f.sample("cpesim_cpes", &[], a.agents);
+    f.head("cpesim_cpes_booted", "gauge", "Agents whose first Boot! Notify was answered.");
+    f.sample("cpesim_cpes_booted", &[], a.booted);
+    f.head("cpesim_usp_connections", "gauge", "Agents' MTP connections up now.");
+    f.sample("cpesim_usp_connections", &[], a.connected);
+    f.head("cpesim_usp_connections_peak", "gauge", "Most MTP connections up at once.");
+    f.sample("cpesim_usp_connections_peak", &[], a.peak_connected);
+    f.head("cpesim_usp_connects_total", "counter", "Successful MTP connects (reconnects count again).");
+    f.sample("cpesim_usp_connects_total", &[], a.connects);
+    f.head("cpesim_usp_connect_seconds", "summary", "Time from TCP connect to a connection ready for Records.");
+    f.summary("cpesim_usp_connect_seconds", &[], &a.connect_time.latency);
+    f.head("cpesim_usp_connection_failures_total", "counter", "Connections that failed or ended, by cause.");
+    for cause in ConnFailure::ALL {
+        f.sample("cpesim_usp_connection_failures_total", &[("cause", cause.name())], a.failures.get(&cause).copied().unwrap_or(0));
+    }
+    f.head("cpesim_usp_notifies_total", "counter", "Notify messages by notification and outcome.");
+    for (what, n) in &a.notify {
+        for (outcome, v) in [("sent", n.sent), ("answered", n.answered), ("retransmitted", n.retransmitted), ("unanswered", n.unanswered)] {
+            f.sample("cpesim_usp_notifies_total", &[("notification", what), ("outcome", outcome)], v);
+        }
+    }
+    f.head("cpesim_usp_notify_round_trip_seconds", "summary", "Notify sent to NotifyResp received, by notification.");
+    for (what, n) in &a.notify {
+        f.summary("cpesim_usp_notify_round_trip_seconds", &[("notification", what)], &n.rtt);
+    }
+    f.head("cpesim_usp_message_seconds", "summary", "Messages the Agents handled by type, and their time to answer.");
+    for (k, t) in &a.handled {
+        f.summary("cpesim_usp_message_seconds", &[("msg_type", k.name())], &t.latency);
+    }
+    f.head("cpesim_usp_records_dropped_total", "counter", "Records the Agents dropped, by cause.");
+    for cause in Dropped::ALL {
+        f.sample("cpesim_usp_records_dropped_total", &[("cause", cause.name())], a.dropped.get(&cause).copied().unwrap_or(0));
+    }
+    f.head("cpesim_usp_errors_answered_total", "counter", "USP Error messages the Agents answered with, by error code.");
+    for (code, n) in &a.refused {
+        f.sample("cpesim_usp_errors_answered_total", &[("code", &code.to_string())], n);
+    }
+    f.head("cpesim_usp_publish_failed_total", "counter", "Records that could not be queued for sending.");
+    f.sample("cpesim_usp_publish_failed_total", &[], a.publish_failed);
+    f.head("cpesim_usp_notify_no_route_total", "counter", "Notifies for a Controller other than the run's (not sent).");
+    f.sample("cpesim_usp_notify_no_route_total", &[], a.notify_no_route);
+    if let Some(c) = c {
+        f.head("cpesim_usp_controller_notifications_total", "counter", "Notifications the embedded Controller received.");
+        for (what, n) in &c.notifications {
+            f.sample("cpesim_usp_controller_notifications_total", &[("notification", what)], n);
+        }
+        f.head("cpesim_usp_controller_round_trip_seconds", "summary", "The embedded Controller's requests, sent to answered, by type.");
+        for (k, t) in &c.round_trips {
+            f.summary("cpesim_usp_controller_round_trip_seconds", &[("msg_type", k.name())], &t.latency);
+        }
+    }
+    f.out
+}
+
 /// The report's `"run"` section: the run id and the Agents' slice (`first_index..first_index+cpes`)
 /// and shards, which `report merge` reads back ([`super::merge`]).
 pub fn run_json(id: &str, cpes: u64, first_index: u32, shards: u32) -> serde_json::Value {
