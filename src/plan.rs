@@ -104,7 +104,6 @@ fn check_usp(args: &RunArgs) -> Result<(), UsageError> {
         ("--cr-bind-addr", args.cr_bind_addr.is_some()),
         ("--udp-cr-bind-addr", args.udp_cr_bind_addr.is_some()),
         ("--hdr-log", args.hdr_log.is_some()),
-        ("--report-html", args.report_html.is_some()),
     ];
     let (other, needs): (&[(&str, bool)], &str) =
         if usp { (&cwmp_only, "--protocol cwmp (USP runs do not read it yet)") } else { (&usp_only, "--protocol usp") };

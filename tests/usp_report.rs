@@ -2,7 +2,8 @@
 //! fleet (`--slice K/N`, each against its own embedded Controller over WebSocket on 127.0.0.1)
 //! merged by `report merge` into one USP report whose histograms are the exact union of the
 //! slices', and a mix of USP and CWMP reports refused; `/metrics` of a USP run scraped over a
-//! socket during the run; the progress lines, the last agreeing with the report.
+//! socket during the run; the progress lines, the last agreeing with the report; the HTML report
+//! opened in headless Chromium.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -239,5 +240,62 @@ fn usp_metrics_are_scraped_during_the_run_and_the_last_progress_line_agrees_with
     let rate = sent as f64 / r["elapsed_s"].as_f64().unwrap();
     assert!(last.contains(&format!("| {rate:.1} notifies/s |")), "{last} vs {rate:.1}");
     assert!(last.contains("| failed 0 | unanswered 0 | Notify p50 "), "{last}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_usp_html_report_renders_in_chromium() {
+    let dir = scratch("html");
+    let (html, json) = (dir.join("report.html"), dir.join("r.json"));
+    let (code, out, err) = cpe_sim(
+        &[
+            "--protocol",
+            "usp",
+            "--cpes",
+            "20",
+            "--duration",
+            "3s",
+            "--inform-interval",
+            "1s",
+            "--progress-interval",
+            "200ms",
+            "--threshold",
+            "booted>=20",
+            "--report-json",
+            p(&json),
+            "--report-html",
+            p(&html),
+        ],
+        Duration::from_secs(120),
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let r = report(&json);
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(!page.contains("src=\"http") && !page.contains("href=\"http"), "nothing from the network");
+    assert!(page.contains(&format!("run <code>{}</code>", r["run"]["id"].as_str().unwrap())), "the run id");
+    for section in [
+        "cpe-sim report (USP)",
+        "Connections held and Agents booted",
+        "Notify round trips",
+        "<td>Boot!</td><td>20</td><td>20</td>",
+        "<td>Periodic!</td>",
+        "Messages handled by the Agents",
+        "<td>Get</td>",
+        "Embedded Controller",
+        "<code>booted&gt;=20</code>",
+    ] {
+        assert!(page.contains(section), "{section} missing");
+    }
+    let (dom, log) = crate::report::chromium(&dir.join("profile-dom"), &["--dump-dom"], &html);
+    assert!(dom.contains("data-charts=\"3\""), "every chart drawn: {}", &dom[dom.len().saturating_sub(2000)..]);
+    assert!(dom.contains("<pre id=\"console-errors\"></pre>"), "script errors: {}", dom.split("console-errors").nth(1).unwrap_or(""));
+    assert!(dom.contains("class=\"uplot"), "uPlot drew its charts");
+    assert!(!log.contains("CONSOLE"), "console messages: {log}");
+    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("usp-report-html.png");
+    let _ = std::fs::remove_file(&shot);
+    let (_, log) = crate::report::chromium(&dir.join("profile-shot"), &[&format!("--screenshot={}", shot.display())], &html);
+    assert!(!log.contains("CONSOLE"), "console messages: {log}");
+    let png = std::fs::read(&shot).unwrap();
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 20_000, "a screenshot ({} bytes) at {}", png.len(), shot.display());
     let _ = std::fs::remove_dir_all(&dir);
 }

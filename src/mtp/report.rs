@@ -280,6 +280,93 @@ impl AgentFigures {
     }
 }
 
+/// One progress tick of a USP run, for the HTML report's charts.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Tick {
+    /// Since the run started, and the span since the tick before.
+    at: Duration,
+    span: Duration,
+    connected: u64,
+    booted: u64,
+    /// Notifies sent and answered in the span.
+    sent: u64,
+    answered: u64,
+    /// Connection failures so far.
+    failures: u64,
+}
+
+/// The progress ticks of a USP run (`--report-html`'s time series): at most
+/// [`crate::stats::timeline::MAX_SAMPLES`] points, neighbours merged pairwise beyond (gauges
+/// the later one's, counts summed, so a rate is over the merged span), whatever the run's length.
+#[derive(Debug, Default)]
+pub struct Ticks {
+    ticks: Vec<Tick>,
+    /// Notifies sent and answered at the last tick.
+    sent: u64,
+    answered: u64,
+}
+
+impl Ticks {
+    /// Records the figures `a` at `at` since the run started.
+    pub fn record(&mut self, a: &AgentFigures, at: Duration) {
+        let (sent, answered) = (a.notifies_sent(), a.notify.values().map(|n| n.answered).sum::<u64>());
+        let span = at.saturating_sub(self.ticks.last().map_or(Duration::ZERO, |t| t.at));
+        self.ticks.push(Tick {
+            at,
+            span,
+            connected: a.connected,
+            booted: a.booted,
+            sent: sent.saturating_sub(self.sent),
+            answered: answered.saturating_sub(self.answered),
+            failures: a.failures.values().sum(),
+        });
+        (self.sent, self.answered) = (sent, answered);
+        if self.ticks.len() > crate::stats::timeline::MAX_SAMPLES {
+            let old = std::mem::take(&mut self.ticks);
+            self.ticks = old
+                .chunks(2)
+                .map(|p| match p {
+                    [a, b] => Tick { span: a.span + b.span, sent: a.sent + b.sent, answered: a.answered + b.answered, ..*b },
+                    [a] => *a,
+                    _ => unreachable!("chunks of at most 2"),
+                })
+                .collect();
+        }
+    }
+
+    /// Like [`Ticks::record`] for the run's end: a last sliver shorter than `short` is merged
+    /// into the tick before (a rate over a sliver would be a spike or a dip).
+    pub fn record_last(&mut self, a: &AgentFigures, at: Duration, short: Duration) {
+        self.record(a, at);
+        if self.ticks.len() >= 2 && self.ticks.last().is_some_and(|t| t.span < short) {
+            if let (Some(b), Some(prev)) = (self.ticks.pop(), self.ticks.pop()) {
+                self.ticks.push(Tick { span: prev.span + b.span, sent: prev.sent + b.sent, answered: prev.answered + b.answered, ..b });
+            }
+        }
+    }
+
+    /// The series as `stats::html::render_usp` reads them.
+    pub fn to_json(&self) -> serde_json::Value {
+        let rate = |n: u64, span: Duration| (n as f64 / span.as_secs_f64().max(1e-3) * 10.0).round() / 10.0;
+        serde_json::json!({
+            "t_s": self.ticks.iter().map(|t| (t.at.as_secs_f64() * 10.0).round() / 10.0).collect::<Vec<_>>(),
+            "connected": self.ticks.iter().map(|t| t.connected).collect::<Vec<_>>(),
+            "booted": self.ticks.iter().map(|t| t.booted).collect::<Vec<_>>(),
+            "sent_per_s": self.ticks.iter().map(|t| rate(t.sent, t.span)).collect::<Vec<_>>(),
+            "answered_per_s": self.ticks.iter().map(|t| rate(t.answered, t.span)).collect::<Vec<_>>(),
+            "failures": self.ticks.iter().map(|t| t.failures).collect::<Vec<_>>(),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.ticks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ticks.is_empty()
+    }
+}
+
 /// One progress line of a USP run (stderr, every `--progress-interval`), in the CWMP line's
 /// style ([`crate::stats::progress`]):
 ///
@@ -444,4 +531,26 @@ pub fn to_json(a: &AgentFigures, c: Option<&ControllerFigures>, elapsed: Duratio
         "notify_no_route": a.notify_no_route,
         "controller": controller,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_stay_bounded_and_keep_their_counts() {
+        let mut t = Ticks::default();
+        let mut a = AgentFigures { agents: 10, ..AgentFigures::default() };
+        for i in 1..=5000u64 {
+            a.notify_sent("Periodic!");
+            a.connected = i % 10;
+            t.record(&a, Duration::from_secs(i));
+        }
+        assert!(t.len() <= crate::stats::timeline::MAX_SAMPLES && t.len() > 100, "{}", t.len());
+        let j = t.to_json();
+        // One Notify a second, whatever the merging.
+        assert!(j["sent_per_s"].as_array().unwrap().iter().all(|r| r.as_f64() == Some(1.0)), "{j}");
+        assert_eq!(j["t_s"].as_array().unwrap().last().unwrap().as_f64(), Some(5000.0));
+        assert_eq!(j["connected"].as_array().unwrap().last().unwrap().as_u64(), Some(0));
+    }
 }

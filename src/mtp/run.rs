@@ -214,6 +214,7 @@ pub fn run(args: &RunArgs, thresholds: &[Threshold]) -> anyhow::Result<ExitCode>
         report::to_exposition(&run_id.to_string(), a, c.as_deref())
     };
     let (mut last_tick, mut last_sent) = (started, 0u64);
+    let mut ticks = report::Ticks::default();
     loop {
         std::thread::sleep(Duration::from_millis(50));
         let now = std::time::Instant::now();
@@ -223,6 +224,7 @@ pub fn run(args: &RunArgs, thresholds: &[Threshold]) -> anyhow::Result<ExitCode>
                 let sent = f.notifies_sent();
                 let rate = sent.saturating_sub(last_sent) as f64 / now.duration_since(last_tick).as_secs_f64().max(1e-3);
                 last_sent = sent;
+                ticks.record(&f, now.duration_since(started));
                 (report::progress_line(now.duration_since(started), "run", &f, rate), metrics_text.as_ref().map(|_| exposition(&f)))
             });
             (f.booted, tick)
@@ -267,16 +269,13 @@ pub fn run(args: &RunArgs, thresholds: &[Threshold]) -> anyhow::Result<ExitCode>
         &figures,
         figures.notifies_sent() as f64 / elapsed.as_secs_f64().max(1e-3),
     ));
+    ticks.record_last(&figures, elapsed, args.progress_interval / 2);
     if let (Some(m), Some(server)) = (&metrics_text, metrics) {
         *m.lock().unwrap_or_else(|p| p.into_inner()) = report::to_exposition(&run_id.to_string(), &figures, cf.as_deref());
         rt.block_on(server.stop());
     }
-    let header = format!(
-        "USP run {run_id}: {} agents (cpe-{} …) on {where_to} ({mtp}), controller {controller_id}{}",
-        args.cpes,
-        args.first_index,
-        if embedded { " (embedded)" } else { "" }
-    );
+    let peer = format!("{where_to} ({mtp}), controller {controller_id}{}", if embedded { " (embedded)" } else { "" });
+    let header = format!("USP run {run_id}: {} agents (cpe-{} …) on {peer}", args.cpes, args.first_index);
     let mut json = report::to_json(&figures, cf.as_deref(), elapsed);
     json["run"] = report::run_json(&run_id.to_string(), u64::from(args.cpes), args.first_index, u32::try_from(workers).unwrap_or(u32::MAX));
     json["complete"] = serde_json::json!(shards.complete());
@@ -297,6 +296,12 @@ pub fn run(args: &RunArgs, thresholds: &[Threshold]) -> anyhow::Result<ExitCode>
     if let Some(p) = &args.report_json {
         if let Err(e) = std::fs::write(p, serde_json::to_vec_pretty(&json).unwrap_or_default()) {
             error!("--report-json {}: {e}", p.display());
+            failed_output = true;
+        }
+    }
+    if let Some(p) = &args.report_html {
+        if let Err(e) = std::fs::write(p, crate::stats::html::render_usp(&peer, &json, &ticks.to_json())) {
+            error!("--report-html {}: {e}", p.display());
             failed_output = true;
         }
     }
