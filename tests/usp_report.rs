@@ -105,6 +105,11 @@ fn usp_slices_merge_into_one_usp_report_and_a_mix_is_refused() {
         assert!(got.len() >= 30, "{path:?}: {}", got.len());
     }
 
+    // A directory of them (the merged report in it skipped, named) merges the same.
+    let (code, text, err) = cpe_sim(&["report", "merge", p(&dir)], Duration::from_secs(30));
+    assert_eq!(code, 0, "{text}\n{err}");
+    assert!(err.contains("skipping") && err.contains("merged.json"), "{err}");
+    assert!(text.contains("covers 30 agents on ") && text.contains("agents booted (Boot! answered): 30 of 30"), "{text}");
     // The same run twice, a CWMP report among USP ones, a merged report: exit 2, named.
     let (code, _, err) = cpe_sim(&["report", "merge", p(&a), p(&b), p(&a)], Duration::from_secs(30));
     assert_eq!(code, 2, "{err}");

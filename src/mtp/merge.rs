@@ -83,6 +83,7 @@ fn add_report(a: &mut AgentFigures, c: &mut Option<ControllerFigures>, j: &Value
         add(&mut f.retransmitted, n(&v["retransmitted"]));
         add(&mut f.unanswered, n(&v["unanswered"]));
         add_hdr(&mut f.rtt, &v["round_trip"], &format!("notify.{name}"))?;
+        add_hdr(&mut a.notify_rtt.latency, &v["round_trip"], &format!("notify.{name}"))?;
     }
     let kind = |name: &str, section: &str| {
         MsgKind::ALL.into_iter().find(|k| k.name() == name).ok_or_else(|| format!("{section}: unknown USP message type `{name}`"))

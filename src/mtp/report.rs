@@ -125,6 +125,9 @@ pub struct AgentFigures {
     pub booted: u64,
     /// Notify round trips by notification (`Boot!`, `Periodic!`, `ValueChange`, …).
     pub notify: BTreeMap<&'static str, NotifyFigures>,
+    /// Every notification's round trips in one histogram (the progress line's, read under the
+    /// lock without merging the per-type ones each tick).
+    pub notify_rtt: Timed,
     /// Messages the Agents handled, by type, with the time to build the answer.
     pub handled: BTreeMap<MsgKind, Timed>,
     /// Errors the Agents answered with, by code.
@@ -159,6 +162,8 @@ impl AgentFigures {
         let n = self.notify.entry(what).or_default();
         n.answered += 1;
         record(&mut n.rtt, rtt);
+        self.notify_rtt.count += 1;
+        record(&mut self.notify_rtt.latency, rtt);
     }
 
     pub fn handled(&mut self, kind: MsgKind, took: Duration) {
@@ -377,10 +382,7 @@ impl Ticks {
 /// Counts are run totals; `notifies_per_s` is the caller's rate (of the interval, or of the whole
 /// run on the last line); the Notify round trips are the run's so far, every notification type.
 pub fn progress_line(elapsed: Duration, phase: &str, a: &AgentFigures, notifies_per_s: f64) -> String {
-    let mut rtt = histogram();
-    for n in a.notify.values() {
-        let _ = rtt.add(&n.rtt);
-    }
+    let rtt = &a.notify_rtt.latency;
     let q = |x: f64| if rtt.is_empty() { "-".to_string() } else { crate::stats::report::fmt_us(rtt.value_at_quantile(x)) };
     let mut causes: Vec<(ConnFailure, u64)> = a.failures.iter().map(|(c, n)| (*c, *n)).filter(|(_, n)| *n > 0).collect();
     causes.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
