@@ -17,6 +17,10 @@
 //! `u16::MAX` (neither a run can have) is refused, naming the file. The merged run's interval
 //! multiplier is the runs' own when they agree (`None`: they differ, or none said it) and its
 //! first index the smallest of the runs' slices.
+//!
+//! USP runs' JSON reports are merged by `mtp::merge` with this module's rules ([`check_run`],
+//! [`cover`]); [`check_schema`] tells the two kinds apart, and a mix is refused
+//! ([`mixed_protocols`]).
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
