@@ -102,11 +102,9 @@ fn check_usp(args: &RunArgs) -> Result<(), UsageError> {
         ("--mqtt-version", args.mqtt_version != "5"),
     ];
     let cwmp_only = [
-        ("--metrics-bind-addr", args.metrics_bind_addr.is_some()),
         ("--cr-bind-addr", args.cr_bind_addr.is_some()),
         ("--udp-cr-bind-addr", args.udp_cr_bind_addr.is_some()),
         ("--hdr-log", args.hdr_log.is_some()),
-        ("--report-html", args.report_html.is_some()),
     ];
     let (other, needs): (&[(&str, bool)], &str) =
         if usp { (&cwmp_only, "--protocol cwmp (USP runs do not read it yet)") } else { (&usp_only, "--protocol usp") };

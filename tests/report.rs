@@ -131,7 +131,7 @@ fn metrics_are_scraped_over_a_socket_during_a_run() {
 }
 
 /// Runs headless Chromium on `page` with the flags the brief sets, fresh profile each time.
-fn chromium(profile: &Path, extra: &[&str], page: &Path) -> (String, String) {
+pub(crate) fn chromium(profile: &Path, extra: &[&str], page: &Path) -> (String, String) {
     let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().find(|p| Path::new(p).exists()).unwrap_or_else(|| {
         panic!("headless Chromium is needed for the HTML report test: apt-get install -y --no-install-recommends chromium (scripts/test.sh does)")
     });

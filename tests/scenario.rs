@@ -759,7 +759,7 @@ fn the_shipped_usp_scenario_runs_its_agents_against_the_embedded_controller() {
     let out = cpe_sim(&args, Duration::from_secs(60));
     let (stdout, err) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{err}");
-    assert!(stdout.contains("USP run: 6 agents"), "{stdout}");
+    assert!(stdout.contains("USP run") && stdout.contains(": 6 agents") && stdout.contains("booted (Boot! answered): 6 of 6"), "{stdout}");
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!((&report["agents"], &report["booted"]), (&serde_json::json!(6), &serde_json::json!(6)), "{report}");
 }

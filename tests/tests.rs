@@ -55,3 +55,5 @@ mod usp_clock;
 // TR-369 MTPs beyond MQTT 5 and ws://: MQTT 3.1.1 (reply-to in the Topic Name), wss://, the
 // WebSocket Controller's Agent filter.
 mod usp_mtp;
+// USP runs' reports: slices merged into one USP report, a mix of protocols refused.
+mod usp_report;

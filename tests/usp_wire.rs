@@ -814,7 +814,7 @@ fn usp_flags_are_checked_before_anything_starts() {
         // A USP run's thresholds name the USP report's figures, not CWMP's.
         (&["--protocol", "usp", "--threshold", "Inform.p99<1ms"], "--threshold"),
         (&["--protocol", "usp", "--threshold", "Boot!.p99<1"], "--threshold"),
-        (&["--protocol", "usp", "--metrics-bind-addr", "127.0.0.1:0"], "--metrics-bind-addr"),
+        (&["--protocol", "usp", "--cr-bind-addr", "127.0.0.1:0"], "--cr-bind-addr"),
         // Every Agent's ID must be an endpoint ID (it names topics).
         (&["--protocol", "usp", "--usp-endpoint-id", "os::#{index}"], "--usp-endpoint-id"),
         (&["--protocol", "usp", "--usp-endpoint-id", "agent {index}"], "--usp-endpoint-id"),

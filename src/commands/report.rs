@@ -3,7 +3,9 @@
 //! same run twice refused (exit 2). The merged report's interval multiplier is the runs' own
 //! (`mixed` when they differ, `unknown` when no input said it) and its first index the smallest of their slices'. A directory
 //! given stands for the interval logs and cpe-sim JSON reports in it, told apart by content
-//! whatever their names; anything else there is skipped with a line naming it and why.
+//! whatever their names; anything else there is skipped with a line naming it and why. USP runs'
+//! JSON reports merge into a USP report ([`crate::mtp::merge`]); a mix of USP and CWMP inputs is
+//! refused (exit 2).
 
 use std::fmt::Write;
 use std::process::ExitCode;
@@ -12,7 +14,7 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::console;
-use crate::stats::merge::{Merged, Multiplier};
+use crate::stats::merge::{Merged, Multiplier, ReportKind};
 use crate::stats::report::{self, ProcessFigures, RunFacts};
 use crate::stats::run_id::RunId;
 
@@ -61,6 +63,14 @@ pub fn merge(files: &[std::path::PathBuf], json_path: Option<&std::path::Path>) 
             return Ok(ExitCode::from(2));
         }
     };
+    let usp: Vec<_> = files.iter().filter(|f| matches!(json_kind(f), Some(ReportKind::Usp))).collect();
+    if let Some(u) = usp.first() {
+        if let Some(c) = files.iter().find(|f| !usp.contains(f)) {
+            tracing::error!("report merge: {}", crate::stats::merge::mixed_protocols(c, u));
+            return Ok(ExitCode::from(2));
+        }
+        return merge_usp(&files, json_path);
+    }
     let m = match crate::stats::merge::merge(&files) {
         Ok(m) => m,
         Err(e) => {
@@ -108,6 +118,79 @@ pub fn merge(files: &[std::path::PathBuf], json_path: Option<&std::path::Path>) 
         std::fs::write(p, serde_json::to_vec_pretty(&json)?).with_context(|| format!("--report-json {}", p.display()))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The merged header's lines for USP runs (the CWMP one's, without interval multipliers).
+fn usp_header(m: &crate::mtp::merge::Merged) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "merged {} USP run(s):", m.runs.len());
+    for r in &m.runs {
+        let slice =
+            r.slice.map_or("agents unknown".to_string(), |(f, n)| format!("{n} agents (cpe-{f} … cpe-{})", (f + n).saturating_sub(1)));
+        let file = r.json.as_ref().map_or_else(String::new, |p| p.display().to_string());
+        let _ = writeln!(out, "  run {}: {slice}, {} shard(s), {:.1}s: {file}", r.id, r.shards, r.duration.as_secs_f64());
+    }
+    let _ = writeln!(
+        out,
+        "covers {} agents{} on {} shard(s) in all, {:.1}s (the longest run)",
+        m.cpes,
+        if m.overlapping { " (some runs simulated the same agents: each counted once)" } else { "" },
+        m.shards,
+        m.duration.as_secs_f64()
+    );
+    out
+}
+
+/// `report merge` of USP runs' JSON reports: the USP report of them all (text, and JSON with
+/// `merged_from`), exit 2 when they cannot be merged.
+fn merge_usp(files: &[std::path::PathBuf], json_path: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    use crate::mtp::report as usp;
+    let m = match crate::mtp::merge::merge(files) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!("report merge: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let run_id = RunId::fresh();
+    let title = format!("USP run {run_id}: {} agents (cpe-{} …), merged", m.cpes, m.first_index);
+    let mut text = usp::to_text(&title, &m.agents, m.controller.as_ref(), m.duration);
+    if !m.complete {
+        text.push_str("incomplete: some runs' shards panicked (see their reports)\n");
+    }
+    console::out(&format!("{}{text}", usp_header(&m))).context("writing the report to stdout")?;
+    if let Some(p) = json_path {
+        let mut json = usp::to_json(&m.agents, m.controller.as_ref(), m.duration);
+        json["run"] = usp::run_json(&run_id.to_string(), m.cpes, m.first_index, m.shards);
+        json["run"]["overlapping_slices"] = json!(m.overlapping);
+        json["complete"] = json!(m.complete);
+        json["merged_from"] = json!(m
+            .runs
+            .iter()
+            .map(|r| json!({
+                "run_id": r.id,
+                "report": r.json.as_ref().map(|p| p.display().to_string()),
+                "first_index": r.slice.map(|s| s.0),
+                "cpes": r.slice.map(|s| s.1),
+                "shards": r.shards,
+            }))
+            .collect::<Vec<_>>());
+        std::fs::write(p, serde_json::to_vec_pretty(&json)?).with_context(|| format!("--report-json {}", p.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Which protocol's JSON report `path` is, when it is one (`None`: an interval log, or anything
+/// the merge will name and refuse itself).
+fn json_kind(path: &std::path::Path) -> Option<ReportKind> {
+    use std::io::Read;
+    let mut first = [0u8; 256];
+    let got = std::fs::File::open(path).and_then(|mut f| f.read(&mut first)).ok()?;
+    if first[..got].iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    crate::stats::merge::check_schema(&v).ok()
 }
 
 /// `paths` with each directory replaced by the interval logs and cpe-sim JSON reports in it, in

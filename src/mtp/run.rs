@@ -1,6 +1,7 @@
 //! A USP run (`--protocol usp`): the fleet as TR-369 Agents on an MQTT broker, the embedded
-//! Controller unless `--controller-id` names another, progress lines, the report and the exit
-//! code (0 every Agent's Boot! answered, 1 otherwise).
+//! Controller unless `--controller-id` names another, progress lines and `/metrics`
+//! (`--metrics-bind-addr`) each `--progress-interval`, the report and the exit code (0 every
+//! Agent's Boot! answered, 1 otherwise).
 //!
 //! The Agents run on the engine's shard threads ([`Shards`]: `--shards` current-thread runtimes,
 //! a strided slice of the Agents each), every Agent's timers on its agenda and the run's clock;
@@ -178,8 +179,21 @@ pub fn run(args: &RunArgs, thresholds: &[Threshold]) -> anyhow::Result<ExitCode>
         }
         None => None,
     };
+    // --metrics-bind-addr: the figures as Prometheus text, 503 until the first progress tick.
+    let metrics_text = args.metrics_bind_addr.map(|_| crate::metrics::Exposition::default());
+    let metrics = match (args.metrics_bind_addr, &metrics_text) {
+        (Some(bind), Some(text)) => {
+            let server = rt
+                .block_on(crate::metrics::MetricsServer::start(bind, text.clone()))
+                .with_context(|| format!("--metrics-bind-addr {bind}: cannot listen"))?;
+            info!("Prometheus metrics at http://{}/metrics", server.addr);
+            Some(server)
+        }
+        _ => None,
+    };
     let mut inboxes: Vec<Option<_>> = inboxes.into_iter().map(|r| api.as_ref().map(|_| r)).collect();
     let started = std::time::Instant::now();
+    let run_id = crate::stats::run_id::RunId::fresh();
     // The engine's boot rule (spread or rate), so both protocols boot alike and saturate alike.
     let boot = match args.boot_rate {
         Some(r) => crate::engine::Boot::Rate(r),
@@ -204,17 +218,37 @@ pub fn run(args: &RunArgs, thresholds: &[Threshold]) -> anyhow::Result<ExitCode>
         Some(d) => started + d,
         None => started + boot_window + args.timeout * (NOTIFY_RETRIES as u32 + 1) + Duration::from_secs(10),
     };
-    let mut next_progress = started + args.progress_interval;
+    // Progress ticks: the line on stderr and the `/metrics` text, from the same figures.
+    let ctl_figures = controller.as_ref().map(|c| match c {
+        Embedded::Mqtt(c) => c.figures.clone(),
+        Embedded::Ws(c) => c.figures.clone(),
+    });
+    let exposition = |a: &AgentFigures| {
+        let c = ctl_figures.as_ref().map(|f| f.lock().unwrap_or_else(|p| p.into_inner()));
+        report::to_exposition(&run_id.to_string(), a, c.as_deref())
+    };
+    let (mut last_tick, mut last_sent) = (started, 0u64);
+    let mut ticks = report::Ticks::default();
     loop {
         std::thread::sleep(Duration::from_millis(50));
         let now = std::time::Instant::now();
-        let (booted, connected) = {
+        let (booted, tick) = {
             let f = shared.figures.lock().unwrap_or_else(|p| p.into_inner());
-            (f.booted, f.connected)
+            let tick = (now >= last_tick + args.progress_interval).then(|| {
+                let sent = f.notifies_sent();
+                let rate = sent.saturating_sub(last_sent) as f64 / now.duration_since(last_tick).as_secs_f64().max(1e-3);
+                last_sent = sent;
+                ticks.record(&f, now.duration_since(started));
+                (report::progress_line(now.duration_since(started), "run", &f, rate), metrics_text.as_ref().map(|_| exposition(&f)))
+            });
+            (f.booted, tick)
         };
-        if now >= next_progress {
-            info!(connected, booted, elapsed_s = started.elapsed().as_secs(), "usp progress");
-            next_progress = now + args.progress_interval;
+        if let Some((line, text)) = tick {
+            console::err_line(&line);
+            if let (Some(m), Some(text)) = (&metrics_text, text) {
+                *m.lock().unwrap_or_else(|p| p.into_inner()) = text;
+            }
+            last_tick = now;
         }
         if shards.poll() || now >= deadline || engine::stop_requested() || (args.duration.is_none() && booted >= args.cpes as u64) {
             break;
@@ -242,12 +276,22 @@ pub fn run(args: &RunArgs, thresholds: &[Threshold]) -> anyhow::Result<ExitCode>
     let mut figures = std::mem::take(&mut *shared.figures.lock().unwrap_or_else(|p| p.into_inner()));
     figures.connected = held;
     let cf = controller_figures.as_ref().map(|f| f.lock().unwrap_or_else(|p| p.into_inner()));
-    let header = format!(
-        "USP run: {} agents on {where_to} ({mtp}), controller {controller_id}{}",
-        args.cpes,
-        if embedded { " (embedded)" } else { "" }
-    );
+    // The last tick: over the whole run, the report's own figures (so the two agree).
+    console::err_line(&report::progress_line(
+        elapsed,
+        "whole run",
+        &figures,
+        figures.notifies_sent() as f64 / elapsed.as_secs_f64().max(1e-3),
+    ));
+    ticks.record_last(&figures, elapsed, args.progress_interval / 2);
+    if let (Some(m), Some(server)) = (&metrics_text, metrics) {
+        *m.lock().unwrap_or_else(|p| p.into_inner()) = report::to_exposition(&run_id.to_string(), &figures, cf.as_deref());
+        rt.block_on(server.stop());
+    }
+    let peer = format!("{where_to} ({mtp}), controller {controller_id}{}", if embedded { " (embedded)" } else { "" });
+    let header = format!("USP run {run_id}: {} agents (cpe-{} …) on {peer}", args.cpes, args.first_index);
     let mut json = report::to_json(&figures, cf.as_deref(), elapsed);
+    json["run"] = report::run_json(&run_id.to_string(), u64::from(args.cpes), args.first_index, u32::try_from(workers).unwrap_or(u32::MAX));
     json["complete"] = serde_json::json!(shards.complete());
     if !shards.complete() {
         json["panics"] = serde_json::json!(shards.panics);
@@ -266,6 +310,12 @@ pub fn run(args: &RunArgs, thresholds: &[Threshold]) -> anyhow::Result<ExitCode>
     if let Some(p) = &args.report_json {
         if let Err(e) = std::fs::write(p, serde_json::to_vec_pretty(&json).unwrap_or_default()) {
             error!("--report-json {}: {e}", p.display());
+            failed_output = true;
+        }
+    }
+    if let Some(p) = &args.report_html {
+        if let Err(e) = std::fs::write(p, crate::stats::html::render_usp(&peer, &json, &ticks.to_json())) {
+            error!("--report-html {}: {e}", p.display());
             failed_output = true;
         }
     }

@@ -10,6 +10,10 @@
 //! `cpesim_late_informs_total{phase}`, `cpesim_sessions_by_event_total{phase,event,outcome}`,
 //! `cpesim_rpc_seconds{phase,rpc,quantile}` (summary of service time) and
 //! `cpesim_scheduler_lag_seconds{phase,quantile}`.
+//!
+//! The format's rules (`# HELP`/`# TYPE` heads, label escaping, a histogram as a summary in
+//! seconds) are [`Families`]'; a USP run's families (`mtp::report::to_exposition`) are written
+//! with it too.
 
 use std::fmt::Write;
 
@@ -18,8 +22,51 @@ use super::{Cause, METRICS};
 use crate::cwmp::rpc::inform::EventCode;
 
 /// Escapes a label value (backslash, double quote, newline), as the format requires.
-fn label(v: &str) -> String {
+pub fn label(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// A family's head: its help and type lines.
+fn head(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// An exposition being written: family heads, samples, and histograms as summaries.
+#[derive(Debug, Default)]
+pub struct Families {
+    pub out: String,
+}
+
+impl Families {
+    /// Starts family `name` (`kind`: `gauge`, `counter` or `summary`) with its help line.
+    pub fn head(&mut self, name: &str, kind: &str, help: &str) {
+        head(&mut self.out, name, kind, help);
+    }
+
+    /// One sample: `labels` as (name, value) pairs, values escaped here.
+    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        self.out.push_str(name);
+        if !labels.is_empty() {
+            let l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", label(v))).collect();
+            let _ = write!(self.out, "{{{}}}", l.join(","));
+        }
+        let _ = writeln!(self.out, " {value}");
+    }
+
+    /// A histogram of microseconds as a summary in seconds: p50, p90, p99, p99.9, `_sum` and
+    /// `_count`. Nothing for an empty histogram.
+    pub fn summary(&mut self, name: &str, labels: &[(&str, &str)], h: &hdrhistogram::Histogram<u64>) {
+        if h.is_empty() {
+            return;
+        }
+        for q in ["0.5", "0.9", "0.99", "0.999"] {
+            let mut with = labels.to_vec();
+            with.push(("quantile", q));
+            self.sample(name, &with, h.value_at_quantile(q.parse().unwrap_or(0.5)) as f64 / 1e6);
+        }
+        self.sample(&format!("{name}_sum"), labels, h.mean() * h.len() as f64 / 1e6);
+        self.sample(&format!("{name}_count"), labels, h.len());
+    }
 }
 
 /// Renders the exposition: `in_flight` sessions are open now, of at most `limit`.
@@ -27,9 +74,6 @@ pub fn render(t: &Timeline, in_flight: usize, limit: usize) -> String {
     let mut out = String::new();
     let phase_now = label(t.phase());
     let booted: u64 = t.phases.iter().map(|p| p.totals.outcomes.booted()).sum();
-    let head = |out: &mut String, name: &str, kind: &str, help: &str| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    };
     head(&mut out, "cpesim_run_info", "gauge", "The run (its id) and the phase it is in.");
     let _ = writeln!(out, "cpesim_run_info{{run_id=\"{}\",phase=\"{phase_now}\"}} 1", t.run_id);
     head(&mut out, "cpesim_cpes", "gauge", "CPEs simulated by this run.");
@@ -84,20 +128,13 @@ pub fn render(t: &Timeline, in_flight: usize, limit: usize) -> String {
         }
     }
     head(&mut out, "cpesim_rpc_seconds", "summary", "Service time per RPC (from sending a message to its answer).");
+    let mut f = Families { out };
     for ph in &t.phases {
-        let name = label(&ph.name);
-        for (rpc, h) in METRICS.iter().zip(&ph.totals.service).filter(|(_, h)| !h.is_empty()) {
-            for q in [0.5, 0.9, 0.99, 0.999] {
-                let _ = writeln!(
-                    out,
-                    "cpesim_rpc_seconds{{phase=\"{name}\",rpc=\"{rpc}\",quantile=\"{q}\"}} {}",
-                    h.value_at_quantile(q) as f64 / 1e6
-                );
-            }
-            let _ = writeln!(out, "cpesim_rpc_seconds_sum{{phase=\"{name}\",rpc=\"{rpc}\"}} {}", h.mean() * h.len() as f64 / 1e6);
-            let _ = writeln!(out, "cpesim_rpc_seconds_count{{phase=\"{name}\",rpc=\"{rpc}\"}} {}", h.len());
+        for (rpc, h) in METRICS.iter().zip(&ph.totals.service) {
+            f.summary("cpesim_rpc_seconds", &[("phase", &ph.name), ("rpc", rpc)], h);
         }
     }
+    let mut out = f.out;
     head(&mut out, "cpesim_scheduler_lag_seconds", "gauge", "The simulator's own lateness handling due timers, by phase.");
     for ph in t.phases.iter().filter(|p| !p.totals.lag.is_empty()) {
         for q in [0.5, 0.99] {

@@ -8,6 +8,9 @@
 //! code, by ACS endpoint, and RPC latencies. The size is bounded by the timeline's
 //! [`super::timeline::MAX_SAMPLES`], not by the run's length or fleet.
 //!
+//! A USP run's page ([`render_usp`]) is the same shell (uPlot, CSS, error capture) over the USP
+//! report's figures and its progress ticks.
+//!
 //! The page records its own script errors into `#console-errors` and sets `data-charts` on
 //! `<body>` once every chart is drawn, so a headless browser can check it (`tests/report_html.rs`).
 
@@ -78,6 +81,44 @@ fn summary_row(out: &mut String, name: &str, span: &str, r: &Value) {
 
 const SUMMARY_HEAD: &str = "<tr><th>phase</th><th>time</th><th>completed</th><th>failed</th><th>failures by cause</th><th>late</th><th>sessions/s</th><th>Inform p50</th><th>Inform p99</th><th>scheduler lag p99</th><th>limited by</th></tr>";
 
+/// The page up to `<body>`: title, uPlot and its CSS inline, the error capture.
+fn page_head(h: &mut String, run_id: &str) {
+    let _ = write!(
+        h,
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>cpe-sim report, run {id}</title>\n<style>{UPLOT_CSS}\n{CSS}</style>\n<script>{CAPTURE}</script>\n<script>{UPLOT_JS}</script>\n</head><body>\n",
+        id = esc(run_id)
+    );
+}
+
+/// The page's end: the error box, the credits, `data` as `DATA` and the drawing script
+/// (`DRAW_LIB`, then `charts`, then `DRAW_END`).
+fn page_end(h: &mut String, data: &Value, charts: &str) {
+    let _ = writeln!(
+        h,
+        "</table>\n<pre id=\"console-errors\"></pre>\n<p class=\"note\">cpe-sim · charts by uPlot 1.6.32 (MIT, © Leon Sorokin), inlined.</p>\n<script>const DATA = {};\n{DRAW_LIB}{charts}{DRAW_END}</script>\n</body></html>",
+        script_json(data)
+    );
+}
+
+/// The thresholds table, when the report has rules.
+fn thresholds(h: &mut String, report: &Value) {
+    if let Some(rules) = report["thresholds"].as_array().filter(|r| !r.is_empty()) {
+        let _ = writeln!(h, "<h3>Thresholds</h3>\n<table><tr><th>rule</th><th>actual</th><th>result</th></tr>");
+        for r in rules {
+            let passed = r["passed"].as_bool().unwrap_or(false);
+            let _ = writeln!(
+                h,
+                "<tr class=\"{}\"><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+                if passed { "ok" } else { "bad" },
+                esc(r["rule"].as_str().unwrap_or("")),
+                esc(r["actual_text"].as_str().unwrap_or("")),
+                if passed { "passed" } else { "BREACHED" }
+            );
+        }
+        let _ = writeln!(h, "</table>");
+    }
+}
+
 /// Renders the report. `report` is the run's JSON report (with `thresholds` and the endpoints'
 /// `url`s), `sweep` the sweep table's JSON if this was a sweep.
 pub fn render(t: &Timeline, report: &Value, sweep: Option<&Value>) -> String {
@@ -86,11 +127,7 @@ pub fn render(t: &Timeline, report: &Value, sweep: Option<&Value>) -> String {
     let phases = t.phases_json(shards, multiplier);
     let mut h = String::new();
     let run = &report["run"];
-    let _ = write!(
-        h,
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>cpe-sim report, run {id}</title>\n<style>{UPLOT_CSS}\n{CSS}</style>\n<script>{CAPTURE}</script>\n<script>{UPLOT_JS}</script>\n</head><body>\n",
-        id = esc(&t.run_id.to_string())
-    );
+    page_head(&mut h, &t.run_id.to_string());
     let _ = writeln!(h, "<h1>cpe-sim report</h1>");
     let _ = writeln!(
         h,
@@ -107,21 +144,7 @@ pub fn render(t: &Timeline, report: &Value, sweep: Option<&Value>) -> String {
     let _ = writeln!(h, "<h2>Summary</h2>\n<table>{SUMMARY_HEAD}");
     summary_row(&mut h, "whole run", &format!("0–{}s", num(&run["duration_s"])), report);
     let _ = writeln!(h, "</table>");
-    if let Some(rules) = report["thresholds"].as_array().filter(|r| !r.is_empty()) {
-        let _ = writeln!(h, "<h3>Thresholds</h3>\n<table><tr><th>rule</th><th>actual</th><th>result</th></tr>");
-        for r in rules {
-            let passed = r["passed"].as_bool().unwrap_or(false);
-            let _ = writeln!(
-                h,
-                "<tr class=\"{}\"><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
-                if passed { "ok" } else { "bad" },
-                esc(r["rule"].as_str().unwrap_or("")),
-                esc(r["actual_text"].as_str().unwrap_or("")),
-                if passed { "passed" } else { "BREACHED" }
-            );
-        }
-        let _ = writeln!(h, "</table>");
-    }
+    thresholds(&mut h, report);
     let _ = writeln!(
         h,
         "<h2>Over time</h2>\n<p class=\"note\">Dashed lines mark where a phase begins. Rates and percentiles are per progress tick{}.</p>",
@@ -212,13 +235,135 @@ pub fn render(t: &Timeline, report: &Value, sweep: Option<&Value>) -> String {
         "phases": phases.as_array().map(|p| p.iter().map(|x| json!({"name": x["name"], "start_s": x["start_s"]})).collect::<Vec<_>>()),
         "sweep": sweep,
     });
-    let _ = writeln!(
-        h,
-        "</table>\n<pre id=\"console-errors\"></pre>\n<p class=\"note\">cpe-sim · charts by uPlot 1.6.32 (MIT, © Leon Sorokin), inlined.</p>\n<script>const DATA = {};\n{DRAW}</script>\n</body></html>",
-        script_json(&data)
-    );
+    page_end(&mut h, &data, DRAW_CWMP);
     h
 }
+
+/// A latency in the USP report's milliseconds, in the reports' time style.
+fn ms(v: &Value) -> String {
+    v.as_f64().map_or_else(|| "-".into(), |ms| super::report::fmt_us((ms * 1000.0).round() as u64))
+}
+
+/// One latency table row: name, count and the latency object's quantiles.
+fn latency_row(h: &mut String, name: &str, cells: &[String], l: &Value) {
+    let _ = write!(h, "<tr><td>{}</td>", esc(name));
+    for c in cells {
+        let _ = write!(h, "<td>{c}</td>");
+    }
+    let _ = writeln!(
+        h,
+        "<td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        ms(&l["p50_ms"]),
+        ms(&l["p90_ms"]),
+        ms(&l["p99_ms"]),
+        ms(&l["max_ms"])
+    );
+}
+
+/// `name count, …` of a JSON object of counts, `-` for none.
+fn counts(v: &Value) -> String {
+    let c: Vec<String> = v.as_object().into_iter().flatten().map(|(k, n)| format!("{k} {n}")).collect();
+    if c.is_empty() {
+        "-".into()
+    } else {
+        c.join(", ")
+    }
+}
+
+/// Renders a USP run's page (`--protocol usp --report-html`): `title` says where the Agents
+/// connected (URL, MTP, Controller); `report` is the USP JSON report (`mtp::report::to_json`, with `run` and
+/// `thresholds`); `series` the progress ticks (`{"t_s": […], "connected": […], "booted": […],
+/// "sent_per_s": […], "answered_per_s": […], "failures": […]}`, as `mtp::report::Ticks` keeps
+/// them, bounded). Charts over time: connections held and Agents booted, Notifies per second
+/// sent and answered, connection failures so far; tables: the summary, thresholds, Notify round
+/// trips per notification, messages handled per USP message type, the embedded Controller's
+/// round trips, failures, drops and errors by cause.
+pub fn render_usp(title: &str, report: &Value, series: &Value) -> String {
+    let run = &report["run"];
+    let id = run["id"].as_str().unwrap_or("");
+    let mut h = String::new();
+    page_head(&mut h, id);
+    let _ = writeln!(h, "<h1>cpe-sim report (USP)</h1>");
+    let _ = writeln!(
+        h,
+        "<p class=\"facts\">run <code>{}</code> · {} agents (cpe-{} …) on {} shard(s) · {:.1}s · to {}{}</p>",
+        esc(id),
+        num(&report["agents"]),
+        num(&run["first_index"]),
+        num(&run["shards"]),
+        report["elapsed_s"].as_f64().unwrap_or(0.0),
+        esc(title),
+        if report["complete"] == Value::Bool(false) { " · <b>incomplete: a shard panicked</b>" } else { "" },
+    );
+    let c = &report["connections"];
+    let notified = |k: &str| report["notify"].as_object().into_iter().flatten().map(|(_, n)| n[k].as_u64().unwrap_or(0)).sum::<u64>();
+    let _ = writeln!(h, "<h2>Summary</h2>\n<table><tr><th>agents</th><th>booted (Boot! answered)</th><th>connections held</th><th>peak</th><th>connects</th><th>connect p99</th><th>Notifies sent</th><th>answered</th><th>unanswered</th><th>connection failures</th></tr>");
+    let _ = writeln!(
+        h,
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n</table>",
+        num(&report["agents"]),
+        num(&report["booted"]),
+        num(&c["held"]),
+        num(&c["peak"]),
+        num(&c["connects"]),
+        ms(&c["connect_time"]["p99_ms"]),
+        notified("sent"),
+        notified("answered"),
+        notified("unanswered"),
+        esc(&counts(&report["failures"])),
+    );
+    thresholds(&mut h, report);
+    let _ = writeln!(h, "<h2>Over time</h2>\n<p class=\"note\">One point per progress tick (neighbouring ticks merged pairwise past {} points, rates over the merged span).</p>", super::timeline::MAX_SAMPLES);
+    for (id, title) in [
+        ("connections", "Connections held and Agents booted"),
+        ("notifies", "Notifies per second, sent and answered"),
+        ("failures", "Connection failures so far"),
+    ] {
+        let _ = writeln!(h, "<h3>{title}</h3><div class=\"chart\" id=\"chart-{id}\"></div>");
+    }
+    let _ = writeln!(h, "<h2>Notify round trips (Notify → NotifyResp)</h2>\n<table><tr><th>notification</th><th>sent</th><th>answered</th><th>retransmitted</th><th>unanswered</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr>");
+    for (name, n) in report["notify"].as_object().into_iter().flatten() {
+        let cells = [num(&n["sent"]), num(&n["answered"]), num(&n["retransmitted"]), num(&n["unanswered"])];
+        latency_row(&mut h, name, &cells, &n["round_trip"]);
+    }
+    let _ = writeln!(h, "</table>\n<h2>Messages handled by the Agents (time to answer)</h2>\n<table><tr><th>message type</th><th>count</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr>");
+    for (name, t) in report["handled"].as_object().into_iter().flatten() {
+        latency_row(&mut h, name, &[num(&t["count"])], &t["latency"]);
+    }
+    let ctl = &report["controller"];
+    if ctl.is_object() {
+        let _ = writeln!(
+            h,
+            "</table>\n<h2>Embedded Controller</h2>\n<p>Boot! from {} agents; notifications: {}; {} errors answered, {} records dropped.</p>\n<table><tr><th>request</th><th>round trips</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr>",
+            num(&ctl["booted_agents"]),
+            esc(&counts(&ctl["notifications"])),
+            num(&ctl["errors"]),
+            num(&ctl["dropped"]),
+        );
+        for (name, t) in ctl["round_trips"].as_object().into_iter().flatten() {
+            latency_row(&mut h, name, &[num(&t["count"])], &t["latency"]);
+        }
+    }
+    let _ = writeln!(h, "</table>\n<h2>Failures, drops and errors</h2>\n<table><tr><th>what</th><th>by cause</th></tr>");
+    for (what, v) in [
+        ("connection failures", &report["failures"]),
+        ("records dropped", &report["dropped"]),
+        ("errors answered (code)", &report["errors_answered"]),
+    ] {
+        let _ = writeln!(h, "<tr><td>{what}</td><td>{}</td></tr>", esc(&counts(v)));
+    }
+    let _ = writeln!(h, "<tr><td>publishes not queued</td><td>{}</td></tr>", num(&report["publish_failed"]));
+    let _ = writeln!(h, "<tr><td>notifies for another Controller (not sent)</td><td>{}</td></tr>", num(&report["notify_no_route"]));
+    page_end(&mut h, &json!({ "series": series }), DRAW_USP);
+    h
+}
+
+/// Draws a USP run's charts from `DATA`.
+const DRAW_USP: &str = r#"
+  chart('connections', ['connected', 'booted'], [S.connected, S.booted], { yLabel: 'agents' });
+  chart('notifies', ['sent/s', 'answered/s'], [S.sent_per_s, S.answered_per_s], { yLabel: 'per second' });
+  chart('failures', ['connection failures'], [S.failures], { yLabel: 'so far' });
+"#;
 
 const CSS: &str = r#"
 body { font: 14px/1.4 system-ui, sans-serif; margin: 20px 28px; color: #222; max-width: 1200px; }
@@ -237,8 +382,9 @@ window.addEventListener('error', function (e) { window.__errors.push(String(e.me
 (function () { var ce = console.error; console.error = function () { window.__errors.push(Array.prototype.join.call(arguments, ' ')); ce.apply(console, arguments); }; })();
 "#;
 
-/// Draws the charts from `DATA`.
-const DRAW: &str = r#"
+/// The chart helpers every page's drawing script starts with (`chart(id, names, cols, opts)`
+/// draws one uPlot chart into `#chart-<id>` from `DATA.series`, counting it).
+const DRAW_LIB: &str = r#"
 (function () {
   var S = DATA.series, charts = 0;
   var palette = ['#1f77b4','#d62728','#2ca02c','#ff7f0e','#9467bd','#8c564b','#e377c2','#17becf','#7f7f7f','#bcbd22'];
@@ -271,6 +417,10 @@ const DRAW: &str = r#"
                 hooks: opts.noPhases ? {} : { draw: [phaseLines] } }, [opts.x || S.t_s].concat(cols), el);
     charts++;
   }
+"#;
+
+/// Draws a CWMP run's charts from `DATA`.
+const DRAW_CWMP: &str = r#"
   chart('sessions', ['sessions/s'], [S.sessions_per_s], { yLabel: 'sessions/s' });
   chart('inflight', ['in flight'], [S.in_flight], { yLabel: 'sessions' });
   var ln = [], lc = [];
@@ -287,6 +437,10 @@ const DRAW: &str = r#"
            st.map(function (s, i) { return i === knee ? s.achieved_per_second : null; })],
           { x: x, xLabel: 'step (multiplier: ' + st.map(function (s) { return s.multiplier; }).join(', ') + ')', yLabel: 'Informs/s', points: true, noPhases: true });
   }
+"#;
+
+/// Ends every page's drawing script: says how many charts were drawn, shows script errors.
+const DRAW_END: &str = r#"
   document.body.setAttribute('data-charts', String(charts));
 })();
 window.addEventListener('load', function () { document.getElementById('console-errors').textContent = window.__errors.join('\n'); });

@@ -17,6 +17,10 @@
 //! `u16::MAX` (neither a run can have) is refused, naming the file. The merged run's interval
 //! multiplier is the runs' own when they agree (`None`: they differ, or none said it) and its
 //! first index the smallest of the runs' slices.
+//!
+//! USP runs' JSON reports are merged by `mtp::merge` with this module's rules ([`check_run`],
+//! [`cover`]); [`check_schema`] tells the two kinds apart, and a mix is refused
+//! ([`mixed_protocols`]).
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
@@ -77,7 +81,10 @@ pub enum Multiplier {
 const MAX_RUN_SHARDS: u64 = u16::MAX as u64;
 
 /// Checks a run's slice and shards as read from `path`.
-fn check_run(path: &Path, slice: Option<(u64, u64)>, shards: u64) -> Result<(), String> {
+///
+/// # Errors
+/// A slice past the 32-bit CPE indices or more shards than a run can have, naming `path`.
+pub fn check_run(path: &Path, slice: Option<(u64, u64)>, shards: u64) -> Result<(), String> {
     if let Some((first, cpes)) = slice {
         if first.checked_add(cpes).is_none_or(|end| end > u64::from(u32::MAX)) {
             return Err(format!(
@@ -159,18 +166,56 @@ fn add_counts(o: &mut super::Outcomes, j: &Value) {
     }
 }
 
-/// Whether `j` is a JSON report `merge` takes: a run's (not a USP run's, a sweep's or anything
-/// else's); else why not. The one rule for `merge` and for what `report merge DIR` picks up.
+/// Which protocol's run a JSON report describes: their reports merge only with their own kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportKind {
+    /// A CWMP run's (`cpe-sim/report/v1`, merged here).
+    Cwmp,
+    /// A USP run's (`cpe-sim/usp-report/v1`, merged by [`crate::mtp::merge`]).
+    Usp,
+}
+
+/// Whether `j` is a JSON report `report merge` takes (a CWMP or a USP run's, not a sweep's or
+/// anything else's), and which; else why not. The one rule for `merge` and for what `report merge
+/// DIR` picks up.
 ///
 /// # Errors
 /// The reason, worded to follow a file name.
-pub fn check_schema(j: &Value) -> Result<(), String> {
+pub fn check_schema(j: &Value) -> Result<ReportKind, String> {
     match j["schema"].as_str() {
-        Some(super::report::SCHEMA) => Ok(()),
-        Some(super::report::USP_SCHEMA) => Err("a USP run's report: merging USP runs is not supported yet".into()),
+        Some(super::report::SCHEMA) => Ok(ReportKind::Cwmp),
+        Some(super::report::USP_SCHEMA) => Ok(ReportKind::Usp),
         Some(s) => Err(format!("not a cpe-sim report (schema {s}): so not a cpe-sim JSON report of a run")),
         None => Err("JSON but not a cpe-sim JSON report".into()),
     }
+}
+
+/// The refusal of a mix of CWMP and USP inputs, naming one file of each.
+pub fn mixed_protocols(cwmp: &Path, usp: &Path) -> String {
+    format!(
+        "{} is a USP run's report and {} a CWMP run's: reports merge only with reports of the same protocol (merge each protocol's runs on their own)",
+        usp.display(),
+        cwmp.display()
+    )
+}
+
+/// The CPEs the runs' slices cover, each counted once (the union of `first_index..first_index+cpes`),
+/// whether some slices overlapped, and the smallest first index (0 when none said one).
+pub fn cover(runs: &[RunPart]) -> (u64, bool, u32) {
+    let mut slices: Vec<(u64, u64)> = runs.iter().filter_map(|r| r.slice).map(|(f, n)| (f, f.saturating_add(n))).collect();
+    slices.sort_unstable();
+    let (mut cpes, mut overlapping, mut end) = (0u64, false, 0u64);
+    for (i, (a, b)) in slices.iter().enumerate() {
+        if i > 0 && *a < end {
+            overlapping = true;
+        }
+        let from = if i == 0 { *a } else { (*a).max(end) };
+        cpes = cpes.saturating_add(b.saturating_sub(from));
+        end = if i == 0 { *b } else { end.max(*b) };
+    }
+    // Checked by `check_run`: every slice's first index fits in a u32.
+    let first_index = slices.first().map_or(0, |s| u32::try_from(s.0).unwrap_or(u32::MAX));
+    (cpes, overlapping, first_index)
 }
 
 /// Merges `files` (each an interval log or a JSON report, told apart by content).
@@ -188,7 +233,13 @@ pub fn merge(files: &[PathBuf]) -> Result<Merged, String> {
         let is_json = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
         if is_json {
             let j: Value = serde_json::from_slice(&bytes).map_err(|e| format!("{}: not a cpe-sim JSON report ({e})", path.display()))?;
-            check_schema(&j).map_err(|why| format!("{}: {why}", path.display()))?;
+            if check_schema(&j).map_err(|why| format!("{}: {why}", path.display()))? == ReportKind::Usp {
+                // `report merge` sends USP reports to `mtp::merge`; here among CWMP inputs.
+                return Err(format!(
+                    "{}: a USP run's report among CWMP inputs: reports merge only with reports of the same protocol",
+                    path.display()
+                ));
+            }
             let id = j["run"]["id"].as_str().map_or_else(|| content_key(&bytes), str::to_string);
             let part = runs.entry(id.clone()).or_insert_with(|| RunPart { id: id.clone(), ..RunPart::default() });
             if let Some(other) = &part.json {
@@ -244,20 +295,7 @@ pub fn merge(files: &[PathBuf]) -> Result<Merged, String> {
         }
     }
     let runs: Vec<RunPart> = runs.into_values().collect();
-    // The union of the slices.
-    let mut slices: Vec<(u64, u64)> = runs.iter().filter_map(|r| r.slice).map(|(f, n)| (f, f.saturating_add(n))).collect();
-    slices.sort_unstable();
-    let (mut cpes, mut overlapping, mut end) = (0u64, false, 0u64);
-    for (i, (a, b)) in slices.iter().enumerate() {
-        if i > 0 && *a < end {
-            overlapping = true;
-        }
-        let from = if i == 0 { *a } else { (*a).max(end) };
-        cpes = cpes.saturating_add(b.saturating_sub(from));
-        end = if i == 0 { *b } else { end.max(*b) };
-    }
-    // Checked by `check_run`: every slice's first index fits in a u32.
-    let first_index = slices.first().map_or(0, |s| u32::try_from(s.0).unwrap_or(u32::MAX));
+    let (cpes, overlapping, first_index) = cover(&runs);
     let mut said = runs.iter().filter_map(|r| r.multiplier);
     let multiplier = match said.next() {
         None => Multiplier::Unknown,

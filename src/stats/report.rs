@@ -23,8 +23,8 @@ use crate::cwmp::rpc::inform::EventCode;
 /// The `schema` of a run's JSON report (`--report-json`).
 pub const SCHEMA: &str = "cpe-sim/report/v1";
 
-/// The `schema` of a USP run's JSON report (`report merge` names it and refuses it: merging USP
-/// runs is not built yet).
+/// The `schema` of a USP run's JSON report (`report merge` merges these only with each other,
+/// in `mtp::merge`).
 pub const USP_SCHEMA: &str = "cpe-sim/usp-report/v1";
 
 /// Facts about the run the report describes.

@@ -32,6 +32,17 @@ pub enum Dropped {
 }
 
 impl Dropped {
+    /// Every cause, in the report's order.
+    pub const ALL: [Dropped; 7] = [
+        Dropped::MalformedRecord,
+        Dropped::WrongEndpoint,
+        Dropped::SessionContext,
+        Dropped::SecuredPayload,
+        Dropped::NotAMessage,
+        Dropped::MalformedMsg,
+        Dropped::BadSender,
+    ];
+
     /// The cause as the report names it.
     pub fn name(self) -> &'static str {
         match self {
