@@ -863,3 +863,54 @@ fn usp_thresholds_pass_or_fail_the_run() {
     assert!(err.contains("threshold breached: booted>=4 (actual 3)"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// Slices side by side on one broker, each with the embedded Controller: each slice's Controller
+// has an endpoint ID (and MQTT client ID) of its own, so neither is closed for the other and
+// every Boot! is answered the first time, then the reports merge.
+#[test]
+fn slices_on_one_broker_each_have_their_own_embedded_controller() {
+    let broker = Mosquitto::start();
+    let dir = scratch("slices");
+    let url = broker.url();
+    let jsons: Vec<_> = (0..2).map(|k| dir.join(format!("s{k}.json"))).collect();
+    let children: Vec<_> = (0..2)
+        .map(|k| {
+            let slice = format!("{k}/2");
+            spawn(&[
+                "--protocol",
+                "usp",
+                "--usp-url",
+                &url,
+                "--cpes",
+                "100",
+                "--slice",
+                &slice,
+                // Both slices' Agents boot over the same 2 s, while both Controllers are up.
+                "--boot-spread",
+                "2s",
+                "--timeout",
+                "20s",
+                "--report-json",
+                jsons[k].to_str().unwrap(),
+            ])
+        })
+        .collect();
+    for child in children {
+        let (code, out, err) = finish(child, Duration::from_secs(90));
+        assert_eq!(code, 0, "{out}\n{err}");
+    }
+    for (k, path) in jsons.iter().enumerate() {
+        let r = report(path);
+        assert_eq!(r["booted"], 50, "slice {k}: {r}");
+        assert_eq!(r["notify"]["Boot!"]["retransmitted"], 0, "slice {k}: no Boot! waited for a closed Controller: {r}");
+        assert_eq!(r["controller"]["booted_agents"], 50, "slice {k}: {r}");
+    }
+    let merged = dir.join("fleet.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_cpe-sim"))
+        .args(["report", "merge", jsons[0].to_str().unwrap(), jsons[1].to_str().unwrap(), "--report-json", merged.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(report(&merged)["booted"], 100);
+    let _ = std::fs::remove_dir_all(&dir);
+}

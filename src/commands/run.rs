@@ -344,7 +344,7 @@ pub fn run(
     // TR-369 Agents run on their own MTP tasks (issue 14); everything below is CWMP. A slice
     // applies to them as to CPEs.
     if args.protocol == "usp" {
-        return crate::mtp::run::run(args, &thresholds);
+        return crate::mtp::run::run(args, &thresholds, slice);
     }
     let model = match fleets.first() {
         Some(f) => f.model.clone(),

@@ -47,7 +47,7 @@ enum Embedded {
 /// # Errors
 /// A profile that is not TR-181 (`Device.`), unusable TLS files, or an embedded Controller that
 /// cannot reach the broker.
-pub fn run(args: &RunArgs, thresholds: &[Threshold]) -> anyhow::Result<ExitCode> {
+pub fn run(args: &RunArgs, thresholds: &[Threshold], slice: crate::slice::Slice) -> anyhow::Result<ExitCode> {
     let model = load(args.profile.as_deref(), args.cwmp_version.as_deref())?;
     if model.tree.root_name() != "Device" {
         anyhow::bail!("--protocol usp needs a TR-181 profile (root object Device.), not `{}.`", model.tree.root_name());
@@ -100,7 +100,7 @@ pub fn run(args: &RunArgs, thresholds: &[Threshold]) -> anyhow::Result<ExitCode>
     // The Controller's and the API's runtime; the Agents are on the shards.
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     let embedded = args.controller_id.is_none();
-    let controller_id = args.controller_id.clone().unwrap_or_else(|| DEFAULT_CONTROLLER_ID.to_string());
+    let controller_id = args.controller_id.clone().unwrap_or_else(|| embedded_controller_id(slice));
     // Without --usp-url the embedded Controller serves WebSocket on loopback (no broker needed);
     // with an MQTT broker it joins the broker, unless --controller-id names another Controller.
     let (controller, transport, mtp) = match (&target, &client) {
@@ -364,5 +364,17 @@ async fn run_agent(shared: Arc<Shared>, a: AgentStart, stop: watch::Receiver<boo
     match shared.transport {
         Transport::Mqtt(_) => agent::run(shared.clone(), a.index, a.start_after, stop, a.inbox, a.resumed).await,
         Transport::WebSocket { .. } => ws::run(shared.clone(), a.index, a.start_after, stop, a.inbox, a.resumed).await,
+    }
+}
+
+/// The embedded Controller's endpoint ID: [`DEFAULT_CONTROLLER_ID`], with the slice's index
+/// appended when the fleet is cut into slices (`…-K`), so slices side by side on one broker each
+/// have a Controller of their own (one endpoint ID and MQTT client ID each: a broker closes a
+/// client whose ID another takes).
+pub fn embedded_controller_id(slice: crate::slice::Slice) -> String {
+    if slice.count > 1 {
+        format!("{DEFAULT_CONTROLLER_ID}-{}", slice.index)
+    } else {
+        DEFAULT_CONTROLLER_ID.to_string()
     }
 }
