@@ -21,6 +21,8 @@ cat > "$dir/m.conf" <<CONF
 listener $port 127.0.0.1
 allow_anonymous true
 persistence false
+# Without it a small publish waits ~40 ms behind the ACK of the one before (Nagle).
+set_tcp_nodelay true
 # The Controller gets every Boot! on one connection: mosquitto's default of 1,000 queued drops a storm.
 max_queued_messages 1000000
 max_connections -1

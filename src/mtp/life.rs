@@ -119,6 +119,8 @@ pub struct Life {
     /// The Boot! to send once connected, with its cause and command key.
     boot_owed: Option<(BootCause, String)>,
     first_boot: bool,
+    /// The Agent has been counted as booted (once, whatever number of Boot! subscriptions).
+    counted_booted: bool,
     pending: HashMap<String, Pending>,
     /// Asynchronous operations by their agenda token.
     operations: HashMap<u64, Accepted>,
@@ -152,9 +154,12 @@ impl Life {
         };
         if fresh || !knows_controller() {
             agent.factory_defaults(&shared.model, boot_at);
+        } else {
+            // A resumed Agent powers on with this run's --inform-interval.
+            defaults::apply_interval(&shared.model, &mut agent.cpe, &agent.factory, boot_at);
         }
         // Periodic! (with --inform-interval) every the run Controller's PeriodicNotifInterval: the
-        // factory default is --inform-interval; a resumed Agent keeps what a Controller Set.
+        // factory default is --inform-interval (to the millisecond); a Controller may Set another.
         let periodic = shared.periodic.map(|every| {
             let cpe = &agent.cpe;
             let dev = shared.model.device(cpe.id, &cpe.delta, cpe.boot_at, boot_at);
@@ -167,6 +172,7 @@ impl Life {
             agent,
             boot_owed: Some((BootCause::LocalReboot, String::new())),
             first_boot: true,
+            counted_booted: false,
             pending: HashMap::new(),
             operations: HashMap::new(),
             agenda,
@@ -253,13 +259,33 @@ impl Life {
             shared.figures().notify_sent(what);
             if !o.retry {
                 if first_boot && what == "Boot!" {
-                    shared.figures().booted += 1;
+                    self.count_booted();
                 }
                 continue;
             }
             let expires_at = o.expires_after.map(|d| now.plus(d).0);
             self.agenda.on_notify_sent(&msg_id, now.0, expires_at);
             self.pending.insert(msg_id, Pending { what, record, first_sent_at: Instant::now(), first_boot });
+        }
+    }
+
+    /// `Periodic!` (with `--inform-interval`) every the run Controller's PeriodicNotifInterval as
+    /// it is now: an unchanged period keeps its grid, another starts one now
+    /// ([`Agenda::set_period`]).
+    fn follow_periodic_interval(&mut self) {
+        let Some(every) = self.shared.periodic else { return };
+        let now = self.now();
+        let cpe = &self.agent.cpe;
+        let dev = self.shared.model.device(cpe.id, &cpe.delta, cpe.boot_at, now);
+        let period = defaults::periodic_period(subscription::periodic_interval(&dev, &self.shared.controller_id), every);
+        self.agenda.set_period(period, now.0);
+    }
+
+    /// Counts this Agent as booted: its first Boot! was answered (or sent, without NotifRetry).
+    /// Once per Agent, however many subscriptions name `Device.Boot!`.
+    fn count_booted(&mut self) {
+        if !std::mem::replace(&mut self.counted_booted, true) {
+            self.shared.figures().booted += 1;
         }
     }
 
@@ -286,14 +312,13 @@ impl Life {
         if let Some((msg_id, err)) = &handled.answered {
             if let Some(p) = self.pending.remove(msg_id) {
                 self.agenda.on_notify_answered(msg_id);
-                let mut f = shared.figures();
                 if err.is_none() {
-                    f.notify_answered(p.what, p.first_sent_at.elapsed());
+                    shared.figures().notify_answered(p.what, p.first_sent_at.elapsed());
                     if p.first_boot {
-                        f.booted += 1;
+                        self.count_booted();
                     }
                 } else {
-                    f.notify.entry(p.what).or_default().unanswered += 1;
+                    shared.figures().notify.entry(p.what).or_default().unanswered += 1;
                 }
             }
             return false;
@@ -305,6 +330,9 @@ impl Life {
         }
         if matches!(handled.kind, MsgKind::Set | MsgKind::Add | MsgKind::Delete) && handled.refused.is_none() {
             self.save();
+            // A Controller that Sets its PeriodicNotifInterval (or disables its row) gets the
+            // new period from now, not after the next Periodic! at the old one.
+            self.follow_periodic_interval();
         }
         {
             let mut f = shared.figures();
@@ -364,17 +392,7 @@ impl Life {
                     let output = HashMap::from([("Status".to_string(), "Complete".to_string()), ("Results".to_string(), String::new())]);
                     self.emit(out, &Event::OperationComplete { accepted: &accepted, output: &output }, false);
                 }
-                Due::Periodic => {
-                    self.emit(out, &Event::Periodic { controller: &shared.controller_id }, false);
-                    // The next one after the run Controller's PeriodicNotifInterval as it is now
-                    // (the factory default is --inform-interval; a Controller may Set another).
-                    if let Some(every) = shared.periodic {
-                        let cpe = &self.agent.cpe;
-                        let dev = shared.model.device(cpe.id, &cpe.delta, cpe.boot_at, self.shared.clock.now());
-                        let period = defaults::periodic_period(subscription::periodic_interval(&dev, &shared.controller_id), every);
-                        self.agenda.set_period(period, now);
-                    }
-                }
+                Due::Periodic => self.emit(out, &Event::Periodic { controller: &shared.controller_id }, false),
                 // Only while waiting to connect (`wait_to_connect`).
                 Due::Connect => {}
             }
@@ -457,6 +475,11 @@ mod tests {
 
     /// An Agent on a manual clock, connected at once (no boot spread).
     fn life() -> (Life, Arc<crate::engine::clock::ManualClock>) {
+        life_with(None, None)
+    }
+
+    /// The same with `--inform-interval` `periodic`, resumed from `resumed`.
+    fn life_with(periodic: Option<Duration>, resumed: Option<CpeState>) -> (Life, Arc<crate::engine::clock::ManualClock>) {
         let model =
             crate::config::load_profile(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/example-tr181-gateway")).unwrap();
         let (clock, manual) = Clock::manual(UnixMillis(1_800_000_000_000));
@@ -467,12 +490,12 @@ mod tests {
             controller_id: CTL.into(),
             controller_topic: String::new(),
             notify_timeout: Duration::from_secs(1),
-            periodic: None,
+            periodic,
             figures: Mutex::new(AgentFigures::default()),
             sink: None,
             clock,
         });
-        let mut l = Life::new(shared, 0, Duration::ZERO, None);
+        let mut l = Life::new(shared, 0, Duration::ZERO, resumed);
         assert_eq!(l.agenda.on_timeout(l.now().0), Some(Due::Connect));
         (l, manual)
     }
@@ -555,6 +578,75 @@ mod tests {
         let mut out = Sent::default();
         resumed.on_connected(&mut out, Duration::ZERO);
         assert!(out.0.is_empty(), "no Boot!: the defaults were not written again");
+    }
+
+    // Two subscriptions naming Device.Boot! send two Boot! Notifies, but the Agent boots once.
+    #[test]
+    fn an_agent_counts_as_booted_once_whatever_its_boot_subscriptions() {
+        let (mut l, _clock) = life();
+        boot_subscription(&mut l, "NotifRetry", "false");
+        let model = l.shared.model.clone();
+        let now = l.now();
+        let mut dm = l.agent.cpe.device_mut(&model, now);
+        let n = dm.add_object("Device.LocalAgent.Subscription.", "").unwrap();
+        for (k, v) in
+            [("Enable", "true"), ("ID", "mine"), ("NotifType", "Event"), ("ReferenceList", "Device.Boot!"), ("NotifRetry", "false")]
+        {
+            dm.set_local(&format!("Device.LocalAgent.Subscription.{n}.{k}"), v).unwrap();
+        }
+        let mut out = Sent::default();
+        l.on_connected(&mut out, Duration::ZERO);
+        assert_eq!(out.0.len(), 2, "one Boot! per subscription");
+        assert_eq!(l.shared.figures().booted, 1, "booted once");
+    }
+
+    /// A Set of `path` to `value` from the run's Controller, as a Record for the Agent.
+    fn set_record(l: &Life, path: &str, value: &str) -> Vec<u8> {
+        use rusp_lib::usp::mod_Body::OneOfmsg_body;
+        use rusp_lib::usp::mod_Header::MsgType;
+        use rusp_lib::usp::mod_Request::OneOfreq_type;
+        use rusp_lib::usp::mod_Set::{UpdateObject, UpdateParamSetting};
+        use rusp_lib::usp::{Body, Header, Msg, Request, Set};
+        let (obj, param) = path.rsplit_once('.').unwrap();
+        let set = Set {
+            allow_partial: false,
+            update_objs: vec![UpdateObject {
+                obj_path: format!("{obj}."),
+                param_settings: vec![UpdateParamSetting { param: param.into(), value: value.into(), required: true }],
+            }],
+        };
+        let msg = Msg {
+            header: Some(Header { msg_id: "set-1".into(), msg_type: MsgType::SET }),
+            body: Some(Body { msg_body: OneOfmsg_body::request(Request { req_type: OneOfreq_type::set(set) }) }),
+        };
+        crate::usp::record::seal(&msg, CTL, &l.agent.endpoint_id)
+    }
+
+    // A Controller's Set of its PeriodicNotifInterval takes effect at once: the next Periodic!
+    // comes one new period after the Set, not after the next one at the old period.
+    #[test]
+    fn a_controllers_periodic_notif_interval_applies_from_its_set() {
+        let (mut l, clock) = life_with(Some(Duration::from_secs(3600)), None);
+        let mut out = Sent::default();
+        l.on_connected(&mut out, Duration::ZERO);
+        assert_eq!(l.agenda.periodic().1, 3_600_000);
+        clock.advance(Duration::from_secs(5));
+        let set = set_record(&l, "Device.LocalAgent.Controller.1.PeriodicNotifInterval", "60");
+        assert!(!l.on_record(&mut out, &set, None));
+        let now = l.now().0;
+        assert_eq!(l.agenda.periodic(), (now + 60_000, 60_000), "the new period from the Set on");
+    }
+
+    // A resumed Agent powers on with this run's --inform-interval (a run with another interval
+    // is not stuck on the last run's factory value).
+    #[test]
+    fn a_resumed_agent_takes_this_runs_inform_interval() {
+        let (old, _clock) = life_with(Some(Duration::from_secs(60)), None);
+        let saved = old.agent.cpe.clone();
+        let (resumed, _clock) = life_with(Some(Duration::from_secs(2)), Some(saved));
+        assert_eq!(resumed.agenda.periodic().1, 2_000);
+        let (resumed, _clock) = life_with(Some(Duration::from_millis(2_500)), Some(old.agent.cpe.clone()));
+        assert_eq!(resumed.agenda.periodic().1, 2_500, "to the millisecond");
     }
 
     #[test]

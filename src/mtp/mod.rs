@@ -1,12 +1,14 @@
 //! USP Message Transfer Protocols: the I/O beside the engine for TR-369 Agents.
 //!
-//! Owns the MQTT connections (`rumqttc`, MQTT 5 or 3.1.1, one connection per Agent, [`mqtt_conn`]),
-//! the TR-369 MQTT binding's topics and reply-to Topic handling ([`mqtt`]), one Agent's connection loop with
-//! keep-alive, reconnect back-off and Notify retries ([`agent`]), the embedded Controller
-//! ([`controller`]), what a USP run measures ([`report`]) and merging runs' reports
-//! ([`merge`]), the shard threads the Agents run on ([`shards`]) and the run itself ([`run`]). What the Agent answers and when its timers are due
-//! is `usp`'s (sans-IO: `usp::agent`, `usp::agenda`); this module moves bytes and sleeps on the
-//! run's clock.
+//! Owns the MQTT connections (`rumqttc`, MQTT 5 or 3.1.1, one connection per Agent,
+//! [`mqtt_conn`]), the TR-369 MQTT binding's topics and reply-to handling ([`mqtt`]), one Agent's
+//! MQTT connection loop ([`agent`]) and WebSocket connection loop with the embedded WebSocket
+//! Controller ([`ws`]), one Agent's life across connections whatever the MTP: Boot! owed, what
+//! its agenda says is due, the state API, `--state-dir` ([`life`]), the embedded MQTT Controller
+//! ([`controller`]), what a USP run measures ([`report`]) and merging runs' reports ([`merge`]),
+//! the shard threads the Agents run on ([`shards`]) and the run itself ([`run`]). What the Agent
+//! answers and when its timers are due is `usp`'s (sans-IO: `usp::agent`, `usp::agenda`); this
+//! module moves bytes and sleeps on the run's clock.
 
 pub mod agent;
 pub mod controller;

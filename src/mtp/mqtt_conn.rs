@@ -191,6 +191,8 @@ impl Conn {
             MqttVersion::V311 => {
                 let (c, mut e) = rumqttc::AsyncClient::new(settings.options_v311(client_id, inflight), cap);
                 e.network_options.set_connection_timeout(settings.connect_timeout.as_secs().max(1));
+                // As for MQTT 5 (`ClientSettings::options`): a Record is not held back by Nagle.
+                e.network_options.set_tcp_nodelay(true);
                 (Publisher::V311(c), Events::V311(e))
             }
         };

@@ -1,4 +1,5 @@
-//! A USP run (`--protocol usp`): the fleet as TR-369 Agents on an MQTT broker, the embedded
+//! A USP run (`--protocol usp`): the fleet as TR-369 Agents on an MQTT broker or towards a
+//! WebSocket Controller (the embedded one on loopback without `--usp-url`), the embedded
 //! Controller unless `--controller-id` names another, progress lines and `/metrics`
 //! (`--metrics-bind-addr`) each `--progress-interval`, the report and the exit code (0 every
 //! Agent's Boot! answered, 1 otherwise).

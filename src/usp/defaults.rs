@@ -32,14 +32,16 @@ pub struct Factory {
 /// Agent sends no Notify.
 pub fn apply(model: &Model, cpe: &mut CpeState, factory: &Factory, now: UnixMillis) {
     let root = model.tree.root_name().to_string();
+    // The new instances, whose Alias is then picked by the unique-key rule (`keys::pick_alias`).
+    let mut added = Vec::new();
     let mut dm = cpe.device_mut(model, now);
     let controllers = format!("{root}.{}", super::subscription::CONTROLLERS);
     let recipient = match dm.add_object(&controllers, "") {
         Ok(n) => {
             let row = format!("{controllers}{n}");
+            added.push(format!("{row}."));
             let _ = dm.set_local(&format!("{row}.EndpointID"), &factory.controller_id);
             let _ = dm.set_local(&format!("{row}.Enable"), "true");
-            let _ = dm.set_local(&format!("{row}.Alias"), &format!("cpe-{n}"));
             if let Some(every) = factory.periodic {
                 let _ = dm.set_local(&format!("{row}.PeriodicNotifInterval"), &interval_secs(every).to_string());
             }
@@ -49,10 +51,10 @@ pub fn apply(model: &Model, cpe: &mut CpeState, factory: &Factory, now: UnixMill
     };
     let subscriptions = format!("{root}.{}", super::subscription::TABLE);
     for (id, reference) in [(BOOT_ID, format!("{root}.Boot!")), (PERIODIC_ID, format!("{root}.LocalAgent.Periodic!"))] {
-        let Ok(n) = dm.add_object(&subscriptions, "") else { return };
+        let Ok(n) = dm.add_object(&subscriptions, "") else { break };
         let row = format!("{subscriptions}{n}.");
+        added.push(row.clone());
         for (name, value) in [
-            ("Alias", format!("cpe-{n}").as_str()),
             ("ID", id),
             ("Recipient", &recipient),
             ("NotifType", "Event"),
@@ -63,6 +65,24 @@ pub fn apply(model: &Model, cpe: &mut CpeState, factory: &Factory, now: UnixMill
         ] {
             let _ = dm.set_local(&format!("{row}{name}"), value);
         }
+    }
+    for inst in added {
+        super::keys::pick_alias(model, cpe, &inst, now);
+    }
+}
+
+/// `--inform-interval` (`factory.periodic`) written again into the run Controller's
+/// `PeriodicNotifInterval` of a resumed Agent: the run's flag is the setting it powers on with
+/// (a Controller's Set lasts until the next start with `--inform-interval`). Nothing without the
+/// flag or the row.
+pub fn apply_interval(model: &Model, cpe: &mut CpeState, factory: &Factory, now: UnixMillis) {
+    let Some(every) = factory.periodic else { return };
+    let row = {
+        let dev = model.device(cpe.id, &cpe.delta, cpe.boot_at, now);
+        super::subscription::controller_row(&dev, &factory.controller_id)
+    };
+    if let Some(row) = row {
+        let _ = cpe.device_mut(model, now).set_local(&format!("{row}.PeriodicNotifInterval"), &interval_secs(every).to_string());
     }
 }
 
@@ -93,5 +113,27 @@ mod tests {
         assert_eq!(periodic_period(Some(Duration::from_secs(60)), every), every, "the factory value keeps the milliseconds");
         assert_eq!(periodic_period(Some(Duration::from_secs(10)), every), Duration::from_secs(10), "a Controller's Set counts");
         assert_eq!(periodic_period(None, every), every);
+    }
+
+    // Defaults written over a resumed delta pick Aliases by the unique-key rule: one a Controller
+    // already gave another instance is not given again.
+    #[test]
+    fn defaults_never_duplicate_an_alias() {
+        let model =
+            crate::config::load_profile(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/example-tr181-gateway")).unwrap();
+        let now = UnixMillis(1_800_000_000_000);
+        let mut cpe = CpeState::new(crate::model::DeviceId(0), now);
+        let mut dm = cpe.device_mut(&model, now);
+        let n = dm.add_object("Device.LocalAgent.Subscription.", "").unwrap();
+        dm.set_local(&format!("Device.LocalAgent.Subscription.{n}.Alias"), &format!("cpe-{}", n + 1)).unwrap();
+        apply(&model, &mut cpe, &Factory { controller_id: "self::c".into(), periodic: None }, now);
+        let dev = model.device(cpe.id, &cpe.delta, cpe.boot_at, now);
+        let aliases: Vec<String> =
+            (n..n + 3).map(|i| dev.get(&format!("Device.LocalAgent.Subscription.{i}.Alias")).unwrap_or_default()).collect();
+        let mut unique = aliases.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), 3, "{aliases:?}");
+        assert!(aliases.iter().all(|a| !a.is_empty()), "{aliases:?}");
     }
 }
