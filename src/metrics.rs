@@ -29,6 +29,22 @@ pub struct MetricsServer {
 }
 
 impl MetricsServer {
+    /// `--metrics-bind-addr`, for either protocol's run: when `bind` is given, a fresh (empty:
+    /// 503 until the first progress tick) exposition and the server for it, started on `rt`
+    /// and announced in the log; `(None, None)` without it.
+    ///
+    /// # Errors
+    /// The address cannot be bound (the message names the flag).
+    pub fn for_flag(bind: Option<SocketAddr>, rt: &tokio::runtime::Runtime) -> anyhow::Result<(Option<Exposition>, Option<MetricsServer>)> {
+        let Some(bind) = bind else { return Ok((None, None)) };
+        let text = Exposition::default();
+        let server = rt
+            .block_on(MetricsServer::start(bind, text.clone()))
+            .map_err(|e| anyhow::anyhow!("--metrics-bind-addr {bind}: cannot listen: {e}"))?;
+        tracing::info!("Prometheus metrics at http://{}/metrics", server.addr);
+        Ok((Some(text), Some(server)))
+    }
+
     /// Binds `bind` and serves `text` at `/metrics`.
     ///
     /// # Errors

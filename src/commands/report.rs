@@ -29,8 +29,7 @@ fn header(m: &Merged) -> String {
             (None, Some(j)) => format!("{} (counts; its latencies are not in the merged histograms)", j.display()),
             (None, None) => String::new(),
         };
-        let slice = r.slice.map_or("CPEs unknown".to_string(), |(f, n)| format!("{n} CPEs (cpe-{f} … cpe-{})", (f + n).saturating_sub(1)));
-        let _ = writeln!(out, "  run {}: {slice}, {} shard(s), {:.1}s: {what}", r.id, r.shards, r.duration.as_secs_f64());
+        run_line(&mut out, &r.id, r.slice, "CPEs", r.shards, r.duration, &what);
     }
     if m.multiplier == Multiplier::Mixed {
         let mut said: Vec<f64> = m.runs.iter().filter_map(|r| r.multiplier).collect();
@@ -39,15 +38,29 @@ fn header(m: &Merged) -> String {
         let said: Vec<String> = said.iter().map(f64::to_string).collect();
         let _ = writeln!(out, "interval multiplier: mixed (the runs ran at {})", said.join(", "));
     }
-    let _ = writeln!(
-        out,
-        "covers {} CPEs{} on {} shard(s) in all, {:.1}s (the longest run)",
-        m.cpes,
-        if m.overlapping { " (some runs simulated the same CPEs: each counted once)" } else { "" },
-        m.shards,
-        m.duration.as_secs_f64()
-    );
+    covers_line(&mut out, m.cpes, "CPEs", m.overlapping, m.shards, m.duration);
     out
+}
+
+/// One merged run's line: its id, the devices it covered (`noun`: CPEs or agents), shards,
+/// length and files.
+fn run_line(
+    out: &mut String,
+    id: &impl std::fmt::Display,
+    slice: Option<(u64, u64)>,
+    noun: &str,
+    shards: u32,
+    duration: std::time::Duration,
+    what: &str,
+) {
+    let slice = slice.map_or(format!("{noun} unknown"), |(f, n)| format!("{n} {noun} (cpe-{f} … cpe-{})", (f + n).saturating_sub(1)));
+    let _ = writeln!(out, "  run {id}: {slice}, {shards} shard(s), {:.1}s: {what}", duration.as_secs_f64());
+}
+
+/// The merged header's last line: how many devices (`noun`) the runs covered in all.
+fn covers_line(out: &mut String, devices: u64, noun: &str, overlapping: bool, shards: u32, duration: std::time::Duration) {
+    let overlap = if overlapping { format!(" (some runs simulated the same {noun}: each counted once)") } else { String::new() };
+    let _ = writeln!(out, "covers {devices} {noun}{overlap} on {shards} shard(s) in all, {:.1}s (the longest run)", duration.as_secs_f64());
 }
 
 /// Merges the files and prints (and writes) the report.
@@ -125,19 +138,10 @@ fn usp_header(m: &crate::mtp::merge::Merged) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "merged {} USP run(s):", m.runs.len());
     for r in &m.runs {
-        let slice =
-            r.slice.map_or("agents unknown".to_string(), |(f, n)| format!("{n} agents (cpe-{f} … cpe-{})", (f + n).saturating_sub(1)));
         let file = r.json.as_ref().map_or_else(String::new, |p| p.display().to_string());
-        let _ = writeln!(out, "  run {}: {slice}, {} shard(s), {:.1}s: {file}", r.id, r.shards, r.duration.as_secs_f64());
+        run_line(&mut out, &r.id, r.slice, "agents", r.shards, r.duration, &file);
     }
-    let _ = writeln!(
-        out,
-        "covers {} agents{} on {} shard(s) in all, {:.1}s (the longest run)",
-        m.cpes,
-        if m.overlapping { " (some runs simulated the same agents: each counted once)" } else { "" },
-        m.shards,
-        m.duration.as_secs_f64()
-    );
+    covers_line(&mut out, m.cpes, "agents", m.overlapping, m.shards, m.duration);
     out
 }
 

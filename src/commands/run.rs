@@ -399,17 +399,7 @@ pub fn run(
     }
     let (model, mut listeners) = side_rt.block_on(start_listeners(args, model, shards, single, live.clone()))?;
     let receivers = std::mem::take(&mut listeners.receivers);
-    let metrics_text = args.metrics_bind_addr.map(|_| crate::metrics::Exposition::default());
-    let metrics = match (args.metrics_bind_addr, &metrics_text) {
-        (Some(bind), Some(text)) => {
-            let server = side_rt
-                .block_on(crate::metrics::MetricsServer::start(bind, text.clone()))
-                .with_context(|| format!("--metrics-bind-addr {bind}: cannot listen"))?;
-            info!("Prometheus metrics at http://{}/metrics", server.addr);
-            Some(server)
-        }
-        _ => None,
-    };
+    let (metrics_text, metrics) = crate::metrics::MetricsServer::for_flag(args.metrics_bind_addr, &side_rt)?;
     let mut store = open_store(args, &model)?;
     // A second Ctrl-C skips the drain, not the last batch of device state.
     if let Some(sink) = store.as_ref().map(|s| s.sink.clone()) {

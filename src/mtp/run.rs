@@ -181,17 +181,7 @@ pub fn run(args: &RunArgs, thresholds: &[Threshold], slice: crate::slice::Slice)
         None => None,
     };
     // --metrics-bind-addr: the figures as Prometheus text, 503 until the first progress tick.
-    let metrics_text = args.metrics_bind_addr.map(|_| crate::metrics::Exposition::default());
-    let metrics = match (args.metrics_bind_addr, &metrics_text) {
-        (Some(bind), Some(text)) => {
-            let server = rt
-                .block_on(crate::metrics::MetricsServer::start(bind, text.clone()))
-                .with_context(|| format!("--metrics-bind-addr {bind}: cannot listen"))?;
-            info!("Prometheus metrics at http://{}/metrics", server.addr);
-            Some(server)
-        }
-        _ => None,
-    };
+    let (metrics_text, metrics) = crate::metrics::MetricsServer::for_flag(args.metrics_bind_addr, &rt)?;
     let mut inboxes: Vec<Option<_>> = inboxes.into_iter().map(|r| api.as_ref().map(|_| r)).collect();
     let started = std::time::Instant::now();
     let run_id = crate::stats::run_id::RunId::fresh();
