@@ -310,6 +310,15 @@ fn refused_before_the_first_packet(flags: &[&str], flag: &str) -> String {
 fn r9_a_garbage_threshold_is_refused_for_a_single_cpe_too() {
     let line = refused_before_the_first_packet(&["--threshold", "garbage"], "--threshold");
     assert!(line.contains("garbage") && line.contains("e.g. Inform.p99<500ms"), "{line}");
+    // A misspelt cause would always pass (nothing is ever counted under it): refused, listing
+    // the causes the report counts.
+    let line = refused_before_the_first_packet(&["--threshold", "failures.timout<1"], "--threshold");
+    assert!(line.contains("unknown cause in `failures.timout`") && line.contains("one of: dns, connect, tls, timeout"), "{line}");
+    // A flag of the other protocol: its value is shown as given, a password hidden.
+    let line = refused_before_the_first_packet(&["--mqtt-username", "x"], "--mqtt-username");
+    assert_eq!(line, "error: --mqtt-username x: needs --protocol usp");
+    let line = refused_before_the_first_packet(&["--mqtt-password", "s3cret"], "--mqtt-password");
+    assert_eq!(line, "error: --mqtt-password <hidden>: needs --protocol usp");
 }
 
 // See: #9
