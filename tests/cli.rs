@@ -514,3 +514,19 @@ fn a_session_ended_by_an_empty_200_is_not_logged_as_204() {
     assert!(err.contains("the ACS ended it with an empty HTTP 200"), "{err}");
     assert!(!err.contains("204 No Content"), "{err}");
 }
+
+// Review finding 3: a CI gate must not pass on nothing.
+#[test]
+fn a_latency_threshold_without_a_single_inform_is_no_data_and_breached() {
+    // An ACS port nothing listens on: every session fails at connect, no Inform is ever timed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}/");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cpe-sim"));
+    cmd.args(["--cpes", "2", "--acs-url", &url, "--duration", "2s", "--timeout", "1s"]);
+    cmd.args(["--threshold", "Inform.p99<1s", "--threshold", "failures.timeout<1"]);
+    let (code, out, err) = bounded(cmd, std::time::Duration::from_secs(60));
+    assert_eq!(code, 99, "{err}");
+    assert!(out.contains("  BREACHED Inform.p99<1s (actual no data)"), "{out}");
+    assert!(out.contains("  passed   failures.timeout<1 (actual 0)"), "a count of nothing is a real 0: {out}");
+    assert!(err.contains("threshold breached: Inform.p99<1s (actual no data)"), "{err}");
+}
