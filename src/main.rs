@@ -87,7 +87,8 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             error!("{e:#}");
-            ExitCode::from(2)
+            // A runtime failure (1) is typed as one; any other error was found before anything started (2).
+            ExitCode::from(commands::exit_code(&e))
         }
     }
 }

@@ -62,24 +62,44 @@ pub struct Checked {
 }
 
 /// A flag outside its allowed range: one line naming the flag, the value given and the rule,
-/// e.g. `--max-connections 0: must be at least 1`.
+/// e.g. `--max-connections 0: must be at least 1`, `--mqtt-password <hidden>: needs
+/// --mqtt-username`, or without a value when the rule is about the flag itself
+/// (`--controller-id: is required with a ws:// …`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageError {
     /// The flag as typed, e.g. `--max-connections`.
     pub flag: &'static str,
-    /// The value given, as the user would type it.
+    /// The value given, as the user would type it; empty when the flag was not given a value
+    /// (or the rule is about the flag, not its value). See [`UsageError::shown_value`].
     pub value: String,
     /// The allowed range, or what is wrong.
     pub rule: String,
 }
 
+impl UsageError {
+    /// The value as an error line may show it: `None` when there is none, `<hidden>` for a
+    /// password flag (any flag ending in `password`: `--mqtt-password`, `--acs-password`), so no
+    /// secret reaches a terminal or a CI log.
+    pub fn shown_value(&self) -> Option<&str> {
+        if self.value.is_empty() {
+            None
+        } else if self.flag.ends_with("password") {
+            Some("<hidden>")
+        } else {
+            Some(&self.value)
+        }
+    }
+}
+
 impl fmt::Display for UsageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Quote values a shell would split or a terminal would mangle, so the line stays one line.
-        if self.value.is_empty() || self.value.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"') {
-            write!(f, "{} {:?}: {}", self.flag, self.value, self.rule)
-        } else {
-            write!(f, "{} {}: {}", self.flag, self.value, self.rule)
+        match self.shown_value() {
+            None => write!(f, "{}: {}", self.flag, self.rule),
+            // Quote values a shell would split or a terminal would mangle, so the line stays one line.
+            Some(v) if v.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"') => {
+                write!(f, "{} {v:?}: {}", self.flag, self.rule)
+            }
+            Some(v) => write!(f, "{} {v}: {}", self.flag, self.rule),
         }
     }
 }
@@ -92,30 +112,36 @@ fn check_usp(args: &RunArgs) -> Result<(), UsageError> {
     let usp = args.protocol == "usp";
     // One table of the flags only one protocol reads: given for the other, they would be
     // silently ignored (a threshold that never fails a CI gate, a listener that never opens).
+    // Each with the value given (`None`: not given), shown in the refusal.
     let usp_only = [
-        ("--usp-url", args.usp_url.is_some()),
-        ("--controller-id", args.controller_id.is_some()),
-        ("--mqtt-username", args.mqtt_username.is_some()),
-        ("--mqtt-password", args.mqtt_password.is_some()),
-        ("--usp-endpoint-id", args.usp_endpoint_id != crate::usp::endpoint::DEFAULT_TEMPLATE),
-        ("--mqtt-keep-alive", Ok(args.mqtt_keep_alive) != crate::cli::parse_duration(crate::cli::MQTT_KEEP_ALIVE_DEFAULT)),
-        ("--mqtt-version", args.mqtt_version != "5"),
+        ("--usp-url", args.usp_url.as_deref().map(|u| crate::transport::without_userinfo(u).into_owned())),
+        ("--controller-id", args.controller_id.clone()),
+        ("--mqtt-username", args.mqtt_username.clone()),
+        ("--mqtt-password", args.mqtt_password.clone()),
+        ("--usp-endpoint-id", Some(args.usp_endpoint_id.clone()).filter(|t| t != crate::usp::endpoint::DEFAULT_TEMPLATE)),
+        (
+            "--mqtt-keep-alive",
+            Some(format!("{}s", args.mqtt_keep_alive.as_secs()))
+                .filter(|_| Ok(args.mqtt_keep_alive) != crate::cli::parse_duration(crate::cli::MQTT_KEEP_ALIVE_DEFAULT)),
+        ),
+        ("--mqtt-version", Some(args.mqtt_version.clone()).filter(|v| v != "5")),
     ];
     let cwmp_only = [
-        ("--cr-bind-addr", args.cr_bind_addr.is_some()),
-        ("--udp-cr-bind-addr", args.udp_cr_bind_addr.is_some()),
-        ("--hdr-log", args.hdr_log.is_some()),
+        ("--cr-bind-addr", args.cr_bind_addr.map(|a| a.to_string())),
+        ("--udp-cr-bind-addr", args.udp_cr_bind_addr.map(|a| a.to_string())),
+        ("--hdr-log", args.hdr_log.as_ref().map(|p| p.display().to_string())),
     ];
-    let (other, needs): (&[(&str, bool)], &str) =
+    let (other, needs): (&[(&'static str, Option<String>)], &str) =
         if usp { (&cwmp_only, "--protocol cwmp (USP runs do not read it yet)") } else { (&usp_only, "--protocol usp") };
-    if let Some((flag, _)) = other.iter().find(|(_, given)| *given) {
-        return Err(usage(flag, "", format!("needs {needs}")));
+    if let Some((flag, Some(value))) = other.iter().find(|(_, given)| given.is_some()) {
+        return Err(usage(flag, value, format!("needs {needs}")));
     }
     if !usp {
         return Ok(());
     }
     if args.acs_url.is_some() {
-        return Err(usage("--acs-url", "", "is for --protocol cwmp; USP Agents connect to --usp-url"));
+        let shown = args.acs_url.as_deref().map(|u| crate::transport::without_userinfo(u).into_owned()).unwrap_or_default();
+        return Err(usage("--acs-url", shown, "is for --protocol cwmp; USP Agents connect to --usp-url"));
     }
     // Without --usp-url the embedded Controller serves WebSocket on loopback; a ws:// URL is
     // another Controller, whose endpoint ID the Records must name.
@@ -139,7 +165,7 @@ fn check_usp(args: &RunArgs) -> Result<(), UsageError> {
     crate::usp::EndpointTemplate::compile(&args.usp_endpoint_id)
         .map_err(|e| usage("--usp-endpoint-id", &args.usp_endpoint_id, e.to_string()))?;
     if args.mqtt_password.is_some() && args.mqtt_username.is_none() {
-        return Err(usage("--mqtt-password", "", "needs --mqtt-username"));
+        return Err(usage("--mqtt-password", args.mqtt_password.clone().unwrap_or_default(), "needs --mqtt-username"));
     }
     let keep_alive = args.mqtt_keep_alive.as_secs();
     if !(5..=u16::MAX as u64).contains(&keep_alive) {
@@ -433,7 +459,7 @@ pub(crate) fn parse_acs_url(text: &str) -> Result<http::Uri, UsageError> {
 
 fn check_credentials(args: &RunArgs) -> Result<(), UsageError> {
     if args.acs_password.is_some() && args.acs_username.is_none() {
-        return Err(usage("--acs-password", "<hidden>", "needs --acs-username"));
+        return Err(usage("--acs-password", args.acs_password.clone().unwrap_or_default(), "needs --acs-username"));
     }
     Ok(())
 }
@@ -555,6 +581,31 @@ mod tests {
     }
 
     #[test]
+    fn refusals_show_the_value_given_none_or_hidden() {
+        // The value given, not `""` (review finding 8).
+        assert_eq!(refused(&["--mqtt-username", "x"]), "--mqtt-username x: needs --protocol usp");
+        assert_eq!(refused(&["--mqtt-version", "3.1.1"]), "--mqtt-version 3.1.1: needs --protocol usp");
+        assert_eq!(refused(&["--usp-url", "mqtt://u:pw@127.0.0.1:1883"]), "--usp-url mqtt://<hidden>@127.0.0.1:1883: needs --protocol usp");
+        // A password is never shown, whatever the rule.
+        assert_eq!(refused(&["--mqtt-password", "s3cret"]), "--mqtt-password <hidden>: needs --protocol usp");
+        assert_eq!(refused(&["--protocol", "usp", "--mqtt-password", "s3cret"]), "--mqtt-password <hidden>: needs --mqtt-username");
+        let usp = ["--protocol", "usp"];
+        assert_eq!(
+            refused(&[&usp[..], &["--hdr-log", "/tmp/x.hlog"]].concat()),
+            "--hdr-log /tmp/x.hlog: needs --protocol cwmp (USP runs do not read it yet)"
+        );
+        // A rule about the flag itself (not given, or its value beside the point) shows none.
+        assert_eq!(
+            refused(&[&usp[..], &["--usp-url", "ws://127.0.0.1:1/x"]].concat()),
+            "--controller-id: is required with a ws:// or wss:// --usp-url (the Controller's endpoint ID)"
+        );
+        assert_eq!(
+            refused(&[&usp[..], &["--acs-url", "http://127.0.0.1:1/"]].concat()),
+            "--acs-url http://127.0.0.1:1/: is for --protocol cwmp; USP Agents connect to --usp-url"
+        );
+    }
+
+    #[test]
     fn defaults_are_valid() {
         let c = validate(&run_args(&[]), None).expect("defaults");
         assert_eq!(c.log_level, tracing::Level::INFO);
@@ -672,6 +723,8 @@ mod tests {
         assert!(refused(&["--log-level", "loud"]).starts_with("--log-level loud: must be one of"));
         assert!(refused(&["--cwmp-version", "cwmp-9-9"]).starts_with("--cwmp-version cwmp-9-9:"));
         assert_eq!(refused(&["--acs-password", "s3cret"]), "--acs-password <hidden>: needs --acs-username");
+        let never_shown = refused(&["--acs-password", "has a space"]);
+        assert_eq!(never_shown, "--acs-password <hidden>: needs --acs-username");
         assert!(refused(&["--client-cert", "c.pem"]).starts_with("--client-cert c.pem: needs --client-key"));
         assert!(refused(&["--ca-cert-file", "/no/such/ca.pem"]).starts_with("--ca-cert-file /no/such/ca.pem: must be a readable file"));
         assert!(refused(&["--cr-advertise-host", "http://x/"]).starts_with("--cr-advertise-host http://x/:"));

@@ -58,6 +58,7 @@ async fn state_changes_notifications_and_refusals() {
     let (tx, rx) = mpsc::unbounded_channel();
     let api = ApiServer::start(
         "127.0.0.1:0".parse().unwrap(),
+        cpe_sim::api::Speaks::Cwmp,
         model.clone(),
         Owners { first: 0, count: 1, senders: vec![tx] },
         Default::default(),

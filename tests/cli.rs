@@ -310,6 +310,15 @@ fn refused_before_the_first_packet(flags: &[&str], flag: &str) -> String {
 fn r9_a_garbage_threshold_is_refused_for_a_single_cpe_too() {
     let line = refused_before_the_first_packet(&["--threshold", "garbage"], "--threshold");
     assert!(line.contains("garbage") && line.contains("e.g. Inform.p99<500ms"), "{line}");
+    // A misspelt cause would always pass (nothing is ever counted under it): refused, listing
+    // the causes the report counts.
+    let line = refused_before_the_first_packet(&["--threshold", "failures.timout<1"], "--threshold");
+    assert!(line.contains("unknown cause in `failures.timout`") && line.contains("one of: dns, connect, tls, timeout"), "{line}");
+    // A flag of the other protocol: its value is shown as given, a password hidden.
+    let line = refused_before_the_first_packet(&["--mqtt-username", "x"], "--mqtt-username");
+    assert_eq!(line, "error: --mqtt-username x: needs --protocol usp");
+    let line = refused_before_the_first_packet(&["--mqtt-password", "s3cret"], "--mqtt-password");
+    assert_eq!(line, "error: --mqtt-password <hidden>: needs --protocol usp");
 }
 
 // See: #9
@@ -504,4 +513,20 @@ fn a_session_ended_by_an_empty_200_is_not_logged_as_204() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("the ACS ended it with an empty HTTP 200"), "{err}");
     assert!(!err.contains("204 No Content"), "{err}");
+}
+
+// Review finding 3: a CI gate must not pass on nothing.
+#[test]
+fn a_latency_threshold_without_a_single_inform_is_no_data_and_breached() {
+    // An ACS port nothing listens on: every session fails at connect, no Inform is ever timed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}/");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cpe-sim"));
+    cmd.args(["--cpes", "2", "--acs-url", &url, "--duration", "2s", "--timeout", "1s"]);
+    cmd.args(["--threshold", "Inform.p99<1s", "--threshold", "failures.timeout<1"]);
+    let (code, out, err) = bounded(cmd, std::time::Duration::from_secs(60));
+    assert_eq!(code, 99, "{err}");
+    assert!(out.contains("  BREACHED Inform.p99<1s (actual no data)"), "{out}");
+    assert!(out.contains("  passed   failures.timeout<1 (actual 0)"), "a count of nothing is a real 0: {out}");
+    assert!(err.contains("threshold breached: Inform.p99<1s (actual no data)"), "{err}");
 }

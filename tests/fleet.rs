@@ -213,7 +213,9 @@ fn the_state_api_reaches_cpe_n_of_a_fleet() {
     let (owners, receivers) = Owners::channels(0, 100, 2);
     let live = Arc::new(Mutex::new(cpe_sim::stats::Recorder::new()));
     let sources = cpe_sim::api::MetricsSources { sessions: Some(live.clone()), ..Default::default() };
-    let api = rt.block_on(ApiServer::start("127.0.0.1:0".parse().unwrap(), plan.model.clone(), owners, sources)).unwrap();
+    let api = rt
+        .block_on(ApiServer::start("127.0.0.1:0".parse().unwrap(), cpe_sim::api::Speaks::Cwmp, plan.model.clone(), owners, sources))
+        .unwrap();
     let addr = api.addr;
     let out = Outputs { live: Some(live), ..quiet() };
     let fleet = std::thread::spawn(move || fleet::run(plan, Some(Duration::from_millis(2000)), &out, receivers).unwrap());

@@ -763,3 +763,18 @@ fn the_shipped_usp_scenario_runs_its_agents_against_the_embedded_controller() {
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!((&report["agents"], &report["booted"]), (&serde_json::json!(6), &serde_json::json!(6)), "{report}");
 }
+
+#[test]
+fn a_password_in_a_scenario_file_is_never_shown_in_its_error() {
+    for (name, yaml, key, rule) in [
+        ("usp-password", "usp: {mqtt-password: s3cret-usp}\n", "usp.mqtt-password", "needs --mqtt-username"),
+        ("acs-password", "run: {acs-password: s3cret-acs}\n", "run.acs-password", "needs --acs-username"),
+    ] {
+        let path = write(name, yaml);
+        let out = cpe_sim(&["run", path.to_str().unwrap()], Duration::from_secs(30));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(key) && err.contains(&format!("`<hidden>` {rule}")), "{name}: {err}");
+        assert!(!err.contains("s3cret"), "{name}: the password leaked: {err}");
+    }
+}

@@ -121,8 +121,9 @@ fn no_broker_is_a_counted_failure_and_exit_1() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = spawn(&["--protocol", "usp", "--usp-url", &format!("mqtt://127.0.0.1:{port}"), "--cpes", "2", "--timeout", "2s"]);
     let (code, _, err) = finish(child, Duration::from_secs(60));
-    assert_ne!(code, 0, "{err}");
-    assert!(err.contains("could not connect"), "{err}");
+    // A runtime failure (exit 1), not a usage error (2): the flags were fine, the broker was not there.
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&format!("the embedded Controller could not connect to mqtt://127.0.0.1:{port}")), "{err}");
 }
 
 #[test]
@@ -131,15 +132,20 @@ fn a_stop_signal_while_the_controller_connects_ends_the_run_promptly() {
     // Controller would wait out --timeout (120 s) for it; SIGTERM must end that wait at once.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
-    let child = spawn(&["--protocol", "usp", "--usp-url", &format!("mqtt://127.0.0.1:{port}"), "--cpes", "2", "--timeout", "120s"]);
-    // Wait for the Controller's connection before signalling.
-    let (_held, _) = silent.accept().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    let started = Instant::now();
-    // SAFETY: signals the child we started, by its pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let (_code, _, err) = finish(child, Duration::from_secs(60));
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?} to stop: {err}", started.elapsed());
+    // Ctrl-C (SIGINT) and SIGTERM alike: the run had started, so it is a runtime failure (exit 1).
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let child = spawn(&["--protocol", "usp", "--usp-url", &format!("mqtt://127.0.0.1:{port}"), "--cpes", "2", "--timeout", "120s"]);
+        // Wait for the Controller's connection before signalling.
+        let (_held, _) = silent.accept().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let started = Instant::now();
+        // SAFETY: signals the child we started, by its pid.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let (code, _, err) = finish(child, Duration::from_secs(60));
+        assert!(started.elapsed() < Duration::from_secs(5), "took {:?} to stop: {err}", started.elapsed());
+        assert_eq!(code, 1, "signal {signal}: {err}");
+        assert!(err.contains(&format!("stopped while the embedded Controller was connecting to mqtt://127.0.0.1:{port}")), "{err}");
+    }
 }
 
 /// A Controller written here (rumqttc + rusp-lib), on the broker as `self::wire-ctl`.
@@ -651,6 +657,12 @@ fn a_subscription_gets_value_change_after_a_local_change() {
         .await
         .unwrap();
         assert_eq!(status, 200, "{body}");
+        // A USP Agent's answer says what happens there, not CWMP's `4 VALUE CHANGE` session.
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            v["notification"], "value change: a ValueChange Notify goes to each enabled subscription naming the parameter",
+            "{body}"
+        );
         let (sub, path, value) = ctl
             .wait_for(agent, |m| match m.body.as_ref().map(|b| &b.msg_body) {
                 Some(OneOfmsg_body::request(Request { req_type: OneOfreq_type::notify(n) })) => match &n.notification {
@@ -839,6 +851,30 @@ fn a_tiny_boot_rate_does_not_panic_an_agent_run() {
 
 // --threshold reads a USP run's report: rules that hold exit 0, a breach exits 99 (CWMP's code),
 // every verdict in the text and JSON reports.
+#[test]
+fn a_threshold_on_a_time_without_samples_breaches_and_a_bogus_cause_is_refused() {
+    // No Agent ever connects (nothing listens on port 1): no Boot! round trip was timed, so a
+    // latency gate must not pass on nothing; a count of nothing is a real 0.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("ws://127.0.0.1:{port}/x");
+    let base = ["--protocol", "usp", "--usp-url", &url, "--controller-id", "self::x", "--duration", "2s", "--timeout", "1s"];
+    let mut args = base.to_vec();
+    args.extend(["--threshold", "Boot!.p99<1s", "--threshold", "Boot!.unanswered<1"]);
+    let (code, out, err) = finish(spawn(&args), Duration::from_secs(60));
+    assert_eq!(code, 99, "{err}");
+    assert!(out.contains("  BREACHED Boot!.p99<1s (actual no data)"), "{out}");
+    assert!(out.contains("  passed   Boot!.unanswered<1 (actual 0)"), "{out}");
+    assert!(err.contains("threshold breached: Boot!.p99<1s (actual no data)"), "{err}");
+    // Misspelt causes are usage errors naming the flag and the causes the report counts.
+    for (rule, names) in [("failures.bogus<1", "connect_refused, timeout"), ("dropped.x<1", "malformed_record, wrong_endpoint")] {
+        let mut args = base.to_vec();
+        args.extend(["--threshold", rule]);
+        let (code, _, err) = finish(spawn(&args), Duration::from_secs(30));
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(&format!("error: --threshold {rule}: unknown cause in")) && err.contains(names), "{err}");
+    }
+}
+
 #[test]
 fn usp_thresholds_pass_or_fail_the_run() {
     let dir = scratch("thresholds");

@@ -3,9 +3,11 @@
 //!
 //! - `GET /cpes?offset=&limit=`: the CPEs of this process.
 //! - `GET /cpes/{cpe-N or serial}`: one CPE's state ([`crate::owners::answer::inspect`]).
-//! - `PUT /cpes/{id}/parameters` with `{"name": value, …}`: local changes (source `cpe`); an
-//!   active notification starts a `4 VALUE CHANGE` session at once, a passive one rides along with
-//!   the next Inform.
+//! - `PUT /cpes/{id}/parameters` with `{"name": value, …}`: local changes (source `cpe`). The
+//!   answer's `notification` says what follows, by the protocol the CPEs speak ([`Speaks`]): for
+//!   CWMP an active notification starts a `4 VALUE CHANGE` session at once, a passive one rides
+//!   along with the next Inform; a USP Agent sends a ValueChange Notify to each enabled
+//!   subscription naming the parameter (TR-369 §"Notifications and Subscription Mechanism").
 //! - `POST /cpes/{id}/connection-request`: wake a CPE, no credentials (the local side).
 //! - `GET /metrics`: Prometheus text: sessions by outcome and RPC latencies (a fleet's running
 //!   totals), the listeners' counters.
@@ -44,6 +46,7 @@ pub struct ApiStats {
 }
 
 struct Shared {
+    speaks: Speaks,
     model: Arc<Model>,
     owners: Owners,
     stats: ApiStats,
@@ -61,6 +64,30 @@ pub struct MetricsSources {
     pub sessions: Option<Arc<std::sync::Mutex<crate::stats::Recorder>>>,
 }
 
+/// The protocol the CPEs behind the API speak: what a local change makes them do differs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Speaks {
+    /// TR-069 CPEs: notification attributes decide (an Inform now, later, or never).
+    #[default]
+    Cwmp,
+    /// TR-369 Agents: subscriptions decide (a ValueChange Notify to each that names the parameter).
+    Usp,
+}
+
+impl Speaks {
+    /// The answer's `notification` for a local change that `notify` summed up.
+    fn after_local_change(self, notify: crate::owners::Notify) -> &'static str {
+        use crate::owners::Notify;
+        match (self, notify) {
+            // A USP Agent's subscriptions decide, not the CWMP notification attribute.
+            (Speaks::Usp, _) => "value change: a ValueChange Notify goes to each enabled subscription naming the parameter",
+            (Speaks::Cwmp, Notify::Active) => "active: a 4 VALUE CHANGE session starts now",
+            (Speaks::Cwmp, Notify::Passive) => "passive: the change rides along with the next Inform",
+            (Speaks::Cwmp, Notify::None) => "off: the ACS is not told",
+        }
+    }
+}
+
 /// The running API server.
 pub struct ApiServer {
     pub addr: SocketAddr,
@@ -69,14 +96,21 @@ pub struct ApiServer {
 }
 
 impl ApiServer {
-    /// Binds and starts serving; `sources` adds to what `/metrics` reports.
+    /// Binds and starts serving CPEs that speak `speaks`; `sources` adds to what `/metrics`
+    /// reports.
     ///
     /// # Errors
     /// The address cannot be bound.
-    pub async fn start(bind: SocketAddr, model: Arc<Model>, owners: Owners, sources: MetricsSources) -> std::io::Result<ApiServer> {
+    pub async fn start(
+        bind: SocketAddr,
+        speaks: Speaks,
+        model: Arc<Model>,
+        owners: Owners,
+        sources: MetricsSources,
+    ) -> std::io::Result<ApiServer> {
         let listener = TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared { model, owners, stats: ApiStats::default(), sources });
+        let shared = Arc::new(Shared { speaks, model, owners, stats: ApiStats::default(), sources });
         let (stop, stopped) = watch::channel(false);
         let limit = crate::connreq::ConnectionLimit { max: crate::connreq::MAX_CONNECTIONS, refused: Arc::new(|| {}) };
         let task = serve_http(listener, stopped, 64 * 1024, limit, move |_, req| handle(shared.clone(), req));
@@ -129,11 +163,7 @@ async fn route(s: &Shared, req: Request<Incoming>) -> Result<Reply, Refusal> {
             let index = resolve(s, id)?;
             let params = parameters(req).await?;
             let notify = ask(s, index, |reply| CpeMsg::SetLocal { index, params, reply }).await?;
-            let notify = match notify {
-                crate::owners::Notify::Active => "active: a 4 VALUE CHANGE session starts now",
-                crate::owners::Notify::Passive => "passive: the change rides along with the next Inform",
-                crate::owners::Notify::None => "off: the ACS is not told",
-            };
+            let notify = s.speaks.after_local_change(notify);
             Ok(json_reply(200, &json!({ "id": DeviceId(index).to_string(), "notification": notify })))
         }
         (Method::POST, ["cpes", id, "connection-request"]) => {

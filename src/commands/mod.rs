@@ -3,6 +3,7 @@
 //! `report` (merging interval logs); and what they share (profiles, transport settings).
 //!
 //! Exit codes: 0 ok, 1 a runtime failure, 2 a usage or profile error, 99 a breached threshold.
+//! A command's `Err` is a usage, profile or file error (2) unless it is a [`RuntimeFailure`] (1).
 
 pub mod acs;
 pub mod check;
@@ -21,6 +22,38 @@ use crate::transport::tls::{client_config, TlsOptions};
 use crate::transport::{Credentials, TransportConfig};
 
 use crate::config::BUILTIN_PROFILE;
+
+/// A failure after a run started (the embedded Controller's broker cannot be reached, a stop
+/// signal while it connects): the binary exits **1** for it. Every other error a command returns
+/// is found before anything starts (a usage, profile or file error) and exits **2**; see
+/// [`exit_code`]. Displays as the error it wraps (`{:#}`: with its causes).
+#[derive(Debug)]
+pub struct RuntimeFailure(pub anyhow::Error);
+
+impl std::fmt::Display for RuntimeFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for RuntimeFailure {}
+
+impl RuntimeFailure {
+    /// `e` as a runtime failure, in an `anyhow::Error` (for `?`).
+    pub fn wrap(e: anyhow::Error) -> anyhow::Error {
+        anyhow::Error::new(RuntimeFailure(e))
+    }
+}
+
+/// The exit code of a command that failed with `e`: 1 if a [`RuntimeFailure`] is anywhere in its
+/// chain (context added on the way up does not hide it), else 2.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.chain().any(|c| c.is::<RuntimeFailure>()) {
+        1
+    } else {
+        2
+    }
+}
 
 /// A current-thread runtime for a subcommand.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

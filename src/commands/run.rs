@@ -120,7 +120,7 @@ async fn start_listeners(
                 udp_connection_requests: udp.as_ref().map(|u| u.stats_handle()),
                 sessions,
             };
-            let server = ApiServer::start(bind, model.clone(), owners, sources)
+            let server = ApiServer::start(bind, crate::api::Speaks::Cwmp, model.clone(), owners, sources)
                 .await
                 .with_context(|| format!("--api-bind-addr {bind}: cannot listen"))?;
             info!("device state API at http://{}/cpes", server.addr);

@@ -216,6 +216,7 @@ fn line(h: &Histogram<u64>) -> String {
 
 fn json_latency(h: &Histogram<u64>) -> serde_json::Value {
     serde_json::json!({
+        "count": h.len(),
         "p50_ms": ms(h, 0.5), "p90_ms": ms(h, 0.9), "p99_ms": ms(h, 0.99), "max_ms": h.max() as f64 / 1000.0,
         "hdr": encode(h),
     })

@@ -108,7 +108,10 @@ pub fn run(args: &RunArgs, thresholds: &[Threshold], slice: crate::slice::Slice)
         (Some(UspTarget::Mqtt(_)), Some(c)) => {
             let ctl = match embedded {
                 true => {
-                    let ctl = rt.block_on(Controller::start(c, &controller_id, args.timeout))?;
+                    // The run has started: a broker that cannot be reached, or a stop signal
+                    // while connecting, is a runtime failure (exit 1), not a usage error.
+                    let ctl =
+                        rt.block_on(Controller::start(c, &controller_id, args.timeout)).map_err(crate::commands::RuntimeFailure::wrap)?;
                     // Boot! counts only from the run's Agents; anyone else's is dropped.
                     ctl.expect_agents(
                         (0..args.cpes).map(|k| endpoints.endpoint_id(&model, crate::model::DeviceId(args.first_index.saturating_add(k)))),
@@ -173,7 +176,7 @@ pub fn run(args: &RunArgs, thresholds: &[Threshold], slice: crate::slice::Slice)
     let api = match args.api_bind_addr {
         Some(bind) => {
             let server = rt
-                .block_on(ApiServer::start(bind, shared.model.clone(), owners, MetricsSources::default()))
+                .block_on(ApiServer::start(bind, crate::api::Speaks::Usp, shared.model.clone(), owners, MetricsSources::default()))
                 .with_context(|| format!("--api-bind-addr {bind}: cannot listen"))?;
             info!("device state API at http://{}/cpes", server.addr);
             Some(server)

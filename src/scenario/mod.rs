@@ -106,7 +106,12 @@ impl Scenario {
     /// given (command line or environment) or is not one the file sets.
     pub fn explain(&self, e: &crate::plan::UsageError) -> Option<ScenarioError> {
         let s = self.settings.iter().find(|s| s.flag == e.flag)?;
-        Some(ScenarioError { file: self.file.clone(), line: s.line, key: Some(s.key.clone()), reason: format!("`{}` {}", e.value, e.rule) })
+        // The value as the flag's error shows it: none when there is none, a password hidden.
+        let reason = match e.shown_value() {
+            Some(v) => format!("`{v}` {}", e.rule),
+            None => e.rule.clone(),
+        };
+        Some(ScenarioError { file: self.file.clone(), line: s.line, key: Some(s.key.clone()), reason })
     }
 }
 

@@ -6,7 +6,7 @@
 //! `limited_by.{what,why}` (`connections`, `simulator_cpu`, `acs` or `none`), `complete`,
 //! `failures.{<cause>: n, http_status: {"503": n}}`,
 //! `rpc.<Name>.{count,p50_us,p90_us,p99_us,p999_us,max_us,mean_us}` (service time, plus
-//! `from_scheduled.{…}`: from the session's scheduled start), `scheduler_lag.{p50_us,p99_us,max_us}`,
+//! `from_scheduled.{…}`: from the session's scheduled start), `scheduler_lag.{count,p50_us,p99_us,max_us}`,
 //! `process.{peak_rss_bytes,cpu_seconds}`, `run.{id,duration_s,cpes,first_index,shards,multiplier}`,
 //! `events.{"0 BOOTSTRAP": {completed,failed}, …}` (sessions by the event codes their Inform
 //! carried) and `endpoints: [{index,completed,failed}]` (by ACS endpoint; the engine adds `url`).
@@ -106,9 +106,9 @@ pub fn to_json(r: &Recorder, facts: &RunFacts, process: &ProcessFigures) -> Valu
         failures.insert("http_status_codes".into(), Value::Object(statuses));
     }
     let lag = if r.lag.is_empty() {
-        json!({"p50_us": 0, "p99_us": 0, "max_us": 0})
+        json!({"count": 0, "p50_us": 0, "p99_us": 0, "max_us": 0})
     } else {
-        json!({"p50_us": r.lag.value_at_quantile(0.5), "p99_us": r.lag.value_at_quantile(0.99), "max_us": r.lag.max()})
+        json!({"count": r.lag.len(), "p50_us": r.lag.value_at_quantile(0.5), "p99_us": r.lag.value_at_quantile(0.99), "max_us": r.lag.max()})
     };
     let slot_wait = if r.slot_wait.is_empty() {
         json!({"p50_us": 0, "p99_us": 0, "max_us": 0})

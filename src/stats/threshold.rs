@@ -9,6 +9,13 @@
 //! ratios take none (a ratio may end in `%`). Every rule is checked, passed or not
 //! ([`Threshold::evaluate`]), and its actual value is shown in the rule's unit.
 //!
+//! A cause (`failures.<cause>`, `dropped.<cause>`) must be one the report can count: the names
+//! come from the cause enums themselves (`stats::Cause`, `mtp::report::ConnFailure`,
+//! `usp::record::Dropped`), and a misspelt one is refused when parsing, listing the allowed ones.
+//! A time (any quantile, max or mean) whose histogram has no samples is "no data": the rule is
+//! breached (a CI gate must not pass on nothing) and its actual value reads `no data`. Counts
+//! with no events are real zeros.
+//!
 //! A USP run (`--protocol usp`) has its own paths into its report ([`Threshold::parse_usp`]):
 //! `<Notification>.<p50|p90|p99|max>` (Notify → NotifyResp round trip, e.g. `Boot!.p99`),
 //! `<Notification>.<sent|answered|retransmitted|unanswered>`, `<Message>.<p50|p90|p99|max|count>`
@@ -30,6 +37,8 @@ pub struct Threshold {
     /// What a report value is multiplied by to be in report units (1, or 1000 for the USP
     /// report's milliseconds).
     scale: f64,
+    /// For a time: where the report counts its samples (none there: no data).
+    samples: Option<String>,
     /// The unit the rule was written in, for showing actual values (`ms`); empty for counts.
     unit: &'static str,
 }
@@ -47,8 +56,9 @@ enum Op {
 pub struct Verdict {
     /// The rule as written.
     pub rule: String,
-    /// The value in report units (µs for times, a ratio as 0..1).
-    pub actual: f64,
+    /// The value in report units (µs for times, a ratio as 0..1); `None`: no data (a time
+    /// whose histogram has no samples), which breaches the rule.
+    pub actual: Option<f64>,
     /// The value in the rule's unit, with the unit (`612.3ms`, `0.12%`, `17`).
     pub actual_text: String,
     pub passed: bool,
@@ -100,28 +110,52 @@ struct Metric {
     /// A time (needs a unit).
     timed: bool,
     scale: f64,
+    /// For a time: where the report counts the samples behind it (missing or 0: no data).
+    samples: Option<String>,
 }
 
-fn cwmp_metric(parts: &[&str]) -> Option<Metric> {
-    let (pointer, timed) = match parts {
-        ["sessions", f @ ("completed" | "failed" | "failed_ratio" | "per_second" | "late" | "started")] => {
-            (format!("/sessions/{f}"), false)
-        }
-        ["scheduler_lag", s] => (format!("/scheduler_lag/{}", stat_field(s).filter(|f| *f != "count" && *f != "mean_us")?), true),
-        ["failures", cause] => (format!("/failures/{cause}"), false),
-        [rpc, "scheduled", s] => {
-            let name = crate::stats::METRICS.iter().find(|m| m.eq_ignore_ascii_case(rpc))?;
-            let f = stat_field(s)?;
-            (format!("/rpc/{name}/from_scheduled/{f}"), f != "count")
-        }
-        [rpc, s] => {
-            let name = crate::stats::METRICS.iter().find(|m| m.eq_ignore_ascii_case(rpc))?;
-            let f = stat_field(s)?;
-            (format!("/rpc/{name}/{f}"), f != "count")
-        }
-        _ => return None,
+/// Why a path names no metric.
+enum Miss {
+    /// Not a path of this report.
+    Unknown,
+    /// `<group>.<cause>` with a cause the report never counts.
+    Cause { group: &'static str, allowed: Vec<&'static str> },
+}
+
+/// `<group>.<cause>` if `cause` is one of `allowed` (the names of a cause enum).
+fn cause_metric(group: &'static str, cause: &str, allowed: Vec<&'static str>) -> Result<Metric, Miss> {
+    if !allowed.contains(&cause) {
+        return Err(Miss::Cause { group, allowed });
+    }
+    Ok(Metric { pointer: format!("/{group}/{cause}"), timed: false, scale: 1.0, samples: None })
+}
+
+fn cwmp_metric(parts: &[&str]) -> Result<Metric, Miss> {
+    use crate::stats::Cause;
+    let rpc_name = |rpc: &str| crate::stats::METRICS.iter().find(|m| m.eq_ignore_ascii_case(rpc)).ok_or(Miss::Unknown);
+    // A histogram's figures: the count is a count, the rest are times backed by that count.
+    let histogram = |base: String, s: &str| {
+        let f = stat_field(s).ok_or(Miss::Unknown)?;
+        let timed = f != "count";
+        let samples = timed.then(|| format!("{base}/count"));
+        Ok(Metric { pointer: format!("{base}/{f}"), timed, scale: 1.0, samples })
     };
-    Some(Metric { pointer, timed, scale: 1.0 })
+    match parts {
+        ["sessions", f @ ("completed" | "failed" | "failed_ratio" | "per_second" | "late" | "started")] => {
+            Ok(Metric { pointer: format!("/sessions/{f}"), timed: false, scale: 1.0, samples: None })
+        }
+        ["scheduler_lag", s] => {
+            let f = stat_field(s).filter(|f| *f != "count" && *f != "mean_us").ok_or(Miss::Unknown)?;
+            Ok(Metric { pointer: format!("/scheduler_lag/{f}"), timed: true, scale: 1.0, samples: Some("/scheduler_lag/count".into()) })
+        }
+        // Late Informs are `sessions.late`, not a failure (the report never lists them here).
+        ["failures", cause] => {
+            cause_metric("failures", cause, Cause::ALL.iter().filter(|c| **c != Cause::Late).map(|c| c.name()).collect())
+        }
+        [rpc, "scheduled", s] => histogram(format!("/rpc/{}/from_scheduled", rpc_name(rpc)?), s),
+        [rpc, s] => histogram(format!("/rpc/{}", rpc_name(rpc)?), s),
+        _ => Err(Miss::Unknown),
+    }
 }
 
 /// The notification types a USP report names (`mtp::life::notify_name`).
@@ -139,29 +173,34 @@ fn usp_stat(stat: &str) -> Option<&'static str> {
     })
 }
 
-fn usp_metric(parts: &[&str]) -> Option<Metric> {
-    let count = |pointer: String| Some(Metric { pointer, timed: false, scale: 1.0 });
-    let time = |pointer: String| Some(Metric { pointer, timed: true, scale: 1000.0 });
+fn usp_metric(parts: &[&str]) -> Result<Metric, Miss> {
+    let count = |pointer: String| Ok(Metric { pointer, timed: false, scale: 1.0, samples: None });
+    // A latency object of the USP report (`mtp::report`'s `json_latency`) counts its samples.
+    let time = |base: String, s: &str| {
+        let f = usp_stat(s).ok_or(Miss::Unknown)?;
+        Ok(Metric { pointer: format!("{base}/{f}"), timed: true, scale: 1000.0, samples: Some(format!("{base}/count")) })
+    };
     // A notification name ends in `!` or not, and has no dot: split as `Boot!` `.` `p99`.
     match parts {
         ["booted"] => count("/booted".into()),
         ["connections", f @ ("held" | "peak" | "connects")] => count(format!("/connections/{f}")),
-        ["connect", s] => time(format!("/connections/connect_time/{}", usp_stat(s)?)),
-        [group @ ("failures" | "dropped"), cause] => count(format!("/{group}/{cause}")),
+        ["connect", s] => time("/connections/connect_time".into(), s),
+        ["failures", cause] => cause_metric("failures", cause, crate::mtp::report::ConnFailure::ALL.iter().map(|c| c.name()).collect()),
+        ["dropped", cause] => cause_metric("dropped", cause, crate::usp::record::Dropped::ALL.iter().map(|c| c.name()).collect()),
         [name, s] => {
             if let Some(n) = USP_NOTIFICATIONS.iter().find(|n| n.eq_ignore_ascii_case(name)) {
                 return match *s {
                     "sent" | "answered" | "retransmitted" | "unanswered" => count(format!("/notify/{n}/{s}")),
-                    _ => time(format!("/notify/{n}/round_trip/{}", usp_stat(s)?)),
+                    _ => time(format!("/notify/{n}/round_trip"), s),
                 };
             }
-            let kind = crate::usp::MsgKind::ALL.iter().map(|k| k.name()).find(|k| k.eq_ignore_ascii_case(name))?;
+            let kind = crate::usp::MsgKind::ALL.iter().map(|k| k.name()).find(|k| k.eq_ignore_ascii_case(name)).ok_or(Miss::Unknown)?;
             match *s {
                 "count" => count(format!("/handled/{kind}/count")),
-                _ => time(format!("/handled/{kind}/latency/{}", usp_stat(s)?)),
+                _ => time(format!("/handled/{kind}/latency"), s),
             }
         }
-        _ => None,
+        _ => Err(Miss::Unknown),
     }
 }
 
@@ -182,7 +221,7 @@ impl Threshold {
         Threshold::parse_with(text, "Boot!.p99<500ms", usp_metric)
     }
 
-    fn parse_with(text: &str, example: &str, metric: fn(&[&str]) -> Option<Metric>) -> Result<Threshold, String> {
+    fn parse_with(text: &str, example: &str, metric: fn(&[&str]) -> Result<Metric, Miss>) -> Result<Threshold, String> {
         let t = text.trim();
         let (pos, op, len) = ["<=", ">=", "<", ">"]
             .iter()
@@ -196,13 +235,19 @@ impl Threshold {
         };
         let (path, value) = (t[..pos].trim(), t[pos + len..].trim());
         let parts: Vec<&str> = path.split('.').collect();
-        let Some(Metric { pointer, timed, scale }) = metric(&parts) else {
-            let examples = if example.starts_with("Inform") {
-                "Inform.p99, Session.scheduled.p99, sessions.failed_ratio, scheduler_lag.p99, failures.timeout"
-            } else {
-                "Boot!.p99, Periodic!.unanswered, Get.p99, connect.p99, connections.held, booted, failures.timeout"
-            };
-            return Err(format!("`{text}`: unknown metric `{path}` (e.g. {examples})"));
+        let Metric { pointer, timed, scale, samples } = match metric(&parts) {
+            Ok(m) => m,
+            Err(Miss::Cause { group, allowed }) => {
+                return Err(format!("`{text}`: unknown cause in `{path}` ({group}.<cause>, one of: {})", allowed.join(", ")));
+            }
+            Err(Miss::Unknown) => {
+                let examples = if example.starts_with("Inform") {
+                    "Inform.p99, Session.scheduled.p99, sessions.failed_ratio, scheduler_lag.p99, failures.timeout"
+                } else {
+                    "Boot!.p99, Periodic!.unanswered, Get.p99, connect.p99, connections.held, booted, failures.timeout"
+                };
+                return Err(format!("`{text}`: unknown metric `{path}` (e.g. {examples})"));
+            }
         };
         let (num, unit) =
             value.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-')).map_or((value, ""), |i| (&value[..i], &value[i..]));
@@ -218,19 +263,29 @@ impl Threshold {
             (true, _) => return Err(format!("`{text}`: unit `{unit}` does not fit `{path}` (a time: us, ms or s)")),
             (false, _) => return Err(format!("`{text}`: unit `{unit}` does not fit `{path}` (a count or ratio: no unit, or %)")),
         };
-        Ok(Threshold { text: text.to_string(), pointer, op, limit, unit, scale })
+        Ok(Threshold { text: text.to_string(), pointer, op, limit, unit, scale, samples })
     }
 
-    /// Checks the rule against a JSON report; a missing metric counts as 0.
+    /// Checks the rule against a JSON report. A count the report leaves out is 0 (nothing
+    /// happened); a time with no samples behind it is no data, and breaches the rule.
     pub fn evaluate(&self, report: &Value) -> Verdict {
-        let actual = report.pointer(&self.pointer).and_then(Value::as_f64).unwrap_or(0.0) * self.scale;
+        let sampled = |p: &String| report.pointer(p).and_then(Value::as_f64).is_some_and(|n| n > 0.0);
+        let value = report.pointer(&self.pointer).and_then(Value::as_f64);
+        let actual = match &self.samples {
+            Some(p) if !sampled(p) => None,
+            Some(_) => value.map(|v| v * self.scale),
+            None => Some(value.unwrap_or(0.0) * self.scale),
+        };
+        let Some(actual) = actual else {
+            return Verdict { rule: self.text.clone(), actual: None, actual_text: "no data".into(), passed: false };
+        };
         let passed = match self.op {
             Op::Lt => actual < self.limit,
             Op::Le => actual <= self.limit,
             Op::Gt => actual > self.limit,
             Op::Ge => actual >= self.limit,
         };
-        Verdict { rule: self.text.clone(), actual, actual_text: show(actual, self.unit), passed }
+        Verdict { rule: self.text.clone(), actual: Some(actual), actual_text: show(actual, self.unit), passed }
     }
 
     /// The verdict if the rule was broken.
@@ -262,8 +317,8 @@ mod tests {
 
     #[test]
     fn parse_and_check() {
-        let report =
-            json!({"rpc": {"Inform": {"p99_us": 600_000, "from_scheduled": {"p99_us": 700_000}}}, "sessions": {"failed_ratio": 0.0005}});
+        let report = json!({"rpc": {"Inform": {"count": 3, "p99_us": 600_000, "from_scheduled": {"count": 3, "p99_us": 700_000}}},
+            "sessions": {"failed_ratio": 0.0005}});
         assert!(Threshold::parse("Inform.p99<500ms").unwrap().check(&report).is_some());
         assert!(Threshold::parse("inform.p99 < 1s").unwrap().check(&report).is_none());
         assert!(Threshold::parse("Inform.scheduled.p99<=700000us").unwrap().check(&report).is_none());
@@ -283,7 +338,7 @@ mod tests {
 
     #[test]
     fn verdicts_show_the_rules_units() {
-        let report = json!({"rpc": {"Inform": {"p99_us": 612_345}}, "sessions": {"failed_ratio": 0.0012, "completed": 17}});
+        let report = json!({"rpc": {"Inform": {"count": 17, "p99_us": 612_345}}, "sessions": {"failed_ratio": 0.0012, "completed": 17}});
         let breach = Threshold::parse("Inform.p99<500ms").unwrap().check(&report).unwrap();
         assert_eq!(breach.to_string(), "threshold breached: Inform.p99<500ms (actual 612.345ms)");
         let v = Threshold::parse("Inform.p99<1s").unwrap().evaluate(&report);
@@ -302,9 +357,9 @@ mod tests {
     #[test]
     fn usp_rules_read_the_usp_report() {
         let report = json!({
-            "booted": 998, "connections": {"held": 1000, "connect_time": {"p99_ms": 12.5}},
-            "notify": {"Boot!": {"unanswered": 2, "round_trip": {"p99_ms": 480.0}}},
-            "handled": {"Get": {"count": 7, "latency": {"p99_ms": 0.25}}},
+            "booted": 998, "connections": {"held": 1000, "connect_time": {"count": 1000, "p99_ms": 12.5}},
+            "notify": {"Boot!": {"unanswered": 2, "round_trip": {"count": 996, "p99_ms": 480.0}}},
+            "handled": {"Get": {"count": 7, "latency": {"count": 7, "p99_ms": 0.25}}},
         });
         let check = |rule: &str| Threshold::parse_usp(rule).unwrap_or_else(|e| panic!("{e}")).evaluate(&report);
         assert!(check("Boot!.p99<500ms").passed);
@@ -324,5 +379,56 @@ mod tests {
         assert!(e.contains("unknown metric `Inform.p99` (e.g. Boot!.p99"), "{e}");
         assert!(Threshold::parse_usp("Boot!.p999<1s").is_err());
         assert!(Threshold::parse_usp("booted>=5ms").is_err(), "a count takes no time unit");
+    }
+
+    #[test]
+    fn unknown_causes_are_refused_listing_the_enums_names() {
+        let e = Threshold::parse("failures.bogus<1").unwrap_err();
+        assert!(e.contains("unknown cause in `failures.bogus` (failures.<cause>, one of: dns, connect, tls, timeout,"), "{e}");
+        assert!(e.ends_with("parse, protocol)"), "late is sessions.late, not a failure: {e}");
+        assert!(Threshold::parse("failures.late<1").is_err());
+        for c in crate::stats::Cause::ALL.iter().filter(|c| **c != crate::stats::Cause::Late) {
+            assert!(Threshold::parse(&format!("failures.{}<1", c.name())).is_ok(), "{}", c.name());
+        }
+        let e = Threshold::parse_usp("failures.bogus<1").unwrap_err();
+        assert!(e.contains("one of: connect_refused, timeout, connack_refused, tls, connection_lost, protocol)"), "{e}");
+        let e = Threshold::parse_usp("dropped.x<1").unwrap_err();
+        assert!(e.contains("unknown cause in `dropped.x` (dropped.<cause>, one of: malformed_record, wrong_endpoint,"), "{e}");
+        for d in crate::usp::record::Dropped::ALL {
+            assert!(Threshold::parse_usp(&format!("dropped.{}<1", d.name())).is_ok(), "{}", d.name());
+        }
+        for c in crate::mtp::report::ConnFailure::ALL {
+            assert!(Threshold::parse_usp(&format!("failures.{}<1", c.name())).is_ok(), "{}", c.name());
+        }
+    }
+
+    #[test]
+    fn a_time_without_samples_is_no_data_and_breaches() {
+        // CWMP: an RPC never timed is absent from the report; a lag with no samples counts 0.
+        let cwmp = json!({"rpc": {}, "scheduler_lag": {"count": 0, "p99_us": 0}, "sessions": {"completed": 0}});
+        for rule in ["Inform.p99<1s", "Inform.max>=0us", "Inform.scheduled.p99<1s", "scheduler_lag.p99<1s"] {
+            let v = Threshold::parse(rule).unwrap().evaluate(&cwmp);
+            assert!(!v.passed, "{rule}");
+            assert_eq!((v.actual, v.actual_text.as_str()), (None, "no data"), "{rule}");
+            assert_eq!(v.to_string(), format!("threshold breached: {rule} (actual no data)"));
+        }
+        // Counts with no events are real zeros.
+        assert!(Threshold::parse("Inform.count<1").unwrap().evaluate(&cwmp).passed);
+        assert!(Threshold::parse("failures.timeout<1").unwrap().evaluate(&cwmp).passed);
+        assert!(!Threshold::parse("sessions.completed>0").unwrap().evaluate(&cwmp).passed);
+        // USP: a latency object with no samples reports 0 ms, and a count of 0.
+        let usp = json!({"booted": 0, "connections": {"connect_time": {"count": 0, "p99_ms": 0.0}},
+            "notify": {}, "handled": {"Get": {"count": 0, "latency": {"count": 0, "p99_ms": 0.0}}}});
+        for rule in ["Boot!.p99<1s", "connect.p99<1s", "Get.max<1s", "ValueChange.p50>=0ms"] {
+            let v = Threshold::parse_usp(rule).unwrap().evaluate(&usp);
+            assert_eq!((v.passed, v.actual_text.as_str()), (false, "no data"), "{rule}");
+        }
+        assert!(Threshold::parse_usp("Boot!.unanswered<1").unwrap().evaluate(&usp).passed);
+        assert!(Threshold::parse_usp("failures.timeout<1").unwrap().evaluate(&usp).passed);
+        assert!(Threshold::parse_usp("Get.count<1").unwrap().evaluate(&usp).passed);
+        assert_eq!(
+            to_text(&[Threshold::parse_usp("Boot!.p99<1s").unwrap().evaluate(&usp)]),
+            "thresholds: 0 of 1 passed\n  BREACHED Boot!.p99<1s (actual no data)\n"
+        );
     }
 }
