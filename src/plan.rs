@@ -78,15 +78,17 @@ pub struct UsageError {
 
 impl UsageError {
     /// The value as an error line may show it: `None` when there is none, `<hidden>` for a
-    /// password flag (any flag ending in `password`: `--mqtt-password`, `--acs-password`), so no
-    /// secret reaches a terminal or a CI log.
-    pub fn shown_value(&self) -> Option<&str> {
+    /// password flag (any flag ending in `password`: `--mqtt-password`, `--acs-password`), and
+    /// any URL in it without its userinfo (`ftp://u:pw@h/` shows as `ftp://***@h/`), so no secret
+    /// reaches a terminal or a CI log. The one rule for every refusal: call sites pass the value
+    /// as given.
+    pub fn shown_value(&self) -> Option<std::borrow::Cow<'_, str>> {
         if self.value.is_empty() {
             None
         } else if self.flag.ends_with("password") {
-            Some("<hidden>")
+            Some("<hidden>".into())
         } else {
-            Some(&self.value)
+            Some(crate::transport::without_userinfo(&self.value))
         }
     }
 }
@@ -114,7 +116,7 @@ fn check_usp(args: &RunArgs) -> Result<(), UsageError> {
     // silently ignored (a threshold that never fails a CI gate, a listener that never opens).
     // Each with the value given (`None`: not given), shown in the refusal.
     let usp_only = [
-        ("--usp-url", args.usp_url.as_deref().map(|u| crate::transport::without_userinfo(u).into_owned())),
+        ("--usp-url", args.usp_url.clone()),
         ("--controller-id", args.controller_id.clone()),
         ("--mqtt-username", args.mqtt_username.clone()),
         ("--mqtt-password", args.mqtt_password.clone()),
@@ -140,14 +142,16 @@ fn check_usp(args: &RunArgs) -> Result<(), UsageError> {
         return Ok(());
     }
     if args.acs_url.is_some() {
-        let shown = args.acs_url.as_deref().map(|u| crate::transport::without_userinfo(u).into_owned()).unwrap_or_default();
-        return Err(usage("--acs-url", shown, "is for --protocol cwmp; USP Agents connect to --usp-url"));
+        return Err(usage(
+            "--acs-url",
+            args.acs_url.clone().unwrap_or_default(),
+            "is for --protocol cwmp; USP Agents connect to --usp-url",
+        ));
     }
     // Without --usp-url the embedded Controller serves WebSocket on loopback; a ws:// URL is
     // another Controller, whose endpoint ID the Records must name.
     if let Some(u) = &args.usp_url {
-        let shown = crate::transport::without_userinfo(u);
-        let target = crate::mtp::UspTarget::parse(u).map_err(|why| usage("--usp-url", &shown, why))?;
+        let target = crate::mtp::UspTarget::parse(u).map_err(|why| usage("--usp-url", u, why))?;
         if matches!(target, crate::mtp::UspTarget::WebSocket(_)) && args.controller_id.is_none() {
             return Err(usage("--controller-id", "", "is required with a ws:// or wss:// --usp-url (the Controller's endpoint ID)"));
         }
@@ -586,6 +590,15 @@ mod tests {
         assert_eq!(refused(&["--mqtt-username", "x"]), "--mqtt-username x: needs --protocol usp");
         assert_eq!(refused(&["--mqtt-version", "3.1.1"]), "--mqtt-version 3.1.1: needs --protocol usp");
         assert_eq!(refused(&["--usp-url", "mqtt://u:pw@127.0.0.1:1883"]), "--usp-url mqtt://<hidden>@127.0.0.1:1883: needs --protocol usp");
+        // A URL's userinfo is hidden by the one rule, whichever check refused it.
+        assert_eq!(
+            refused(&["--acs-url", "ftp://admin:s3cret@127.0.0.1/"]),
+            "--acs-url ftp://<hidden>@127.0.0.1/: must be an http:// or https:// URL with a host, e.g. http://acs.example:7547/"
+        );
+        assert_eq!(
+            refused(&[&["--protocol", "usp"][..], &["--acs-url", "http://u:pw@127.0.0.1:1/"]].concat()),
+            "--acs-url http://<hidden>@127.0.0.1:1/: is for --protocol cwmp; USP Agents connect to --usp-url"
+        );
         // A password is never shown, whatever the rule.
         assert_eq!(refused(&["--mqtt-password", "s3cret"]), "--mqtt-password <hidden>: needs --protocol usp");
         assert_eq!(refused(&["--protocol", "usp", "--mqtt-password", "s3cret"]), "--mqtt-password <hidden>: needs --mqtt-username");

@@ -1153,6 +1153,43 @@ fn credentials_in_the_acs_url_are_never_shown() {
 /// A sweep keeps the run's contracts: its listeners answer, `--report-json` is written, and a
 /// sweep in which no session completes fails.
 #[test]
+fn a_sweep_step_with_nothing_timed_does_not_fall_short_on_a_latency_rule() {
+    // Step 1 offers nothing (a 300 s interval at ×1 over 2 s): its Inform rule has no data, which
+    // must not make that step fall short; the step at ×0.01 offers load and is timed.
+    let dir = std::env::temp_dir().join(format!("cpe-sim-sweep-nodata-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sweep = dir.join("sweep.json");
+    let acs = Acs::start(|req, _| RawReply::Send(crate::support::raw::simple_acs(req)));
+    let url = acs.url();
+    let args = [
+        "sweep",
+        "--multipliers",
+        "1,0.01",
+        "--step-duration",
+        "2s",
+        "--cpes",
+        "20",
+        "--inform-interval",
+        "300s",
+        "--boot-spread",
+        "200ms",
+        "--progress-interval",
+        "1h",
+        "--threshold",
+        "Inform.p99<30s",
+        "--acs-url",
+        &url,
+        "--sweep-json",
+        sweep.to_str().unwrap(),
+    ];
+    let (_, _, err) = cpe_sim(&args);
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&sweep).unwrap()).unwrap_or_else(|e| panic!("{e}: {err}"));
+    assert_eq!(json["steps"][0]["offered_per_second"], serde_json::json!(0.0), "{json}");
+    assert_eq!(json["steps"][0]["thresholds_ok"], serde_json::json!(true), "no data is not a shortfall: {json}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_sweep_writes_its_report_and_fails_when_nothing_completes() {
     let dir = std::env::temp_dir().join(format!("cpe-sim-sweep-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

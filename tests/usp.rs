@@ -437,10 +437,15 @@ fn notifies_come_from_subscriptions() {
         set(&[("Device.LocalAgent.Controller.[EndpointID==\"self::test-controller\"].", &[("PeriodicNotifInterval", "60", true)])], false),
     );
     assert_eq!(every(&dev(&model, &a), CTL), Some(std::time::Duration::from_secs(60)));
-    // A subscription whose Recipient is another Controller row notifies that Controller.
+    // A subscription whose Recipient is another Controller row notifies that Controller, once
+    // the row is enabled (TR-181: a disabled Controller is not talked to; Enable is false when
+    // an Add does not set it).
     let ctl2 = handle(&model, &mut a, add("Device.LocalAgent.Controller.", &[("EndpointID", "self::other", true)], false)).created;
     let vc2 = subscribe(&model, &mut a, "vc2", "ValueChange", "Device.DeviceInfo.ProvisioningCode", false);
     handle(&model, &mut a, set(&[(&vc2, &[("Recipient", ctl2[0].trim_end_matches('.'), true)])], false));
+    let out = notifies(&dev(&model, &a), &Event::ValueChange { path: "Device.DeviceInfo.ProvisioningCode" }, CTL);
+    assert!(out.is_empty(), "a disabled Controller gets nothing");
+    handle(&model, &mut a, set(&[(&ctl2[0], &[("Enable", "true", true)])], false));
     let out = notifies(&dev(&model, &a), &Event::ValueChange { path: "Device.DeviceInfo.ProvisioningCode" }, CTL);
     assert_eq!(out.iter().map(|o| o.to.as_str()).collect::<Vec<_>>(), ["self::other"]);
 

@@ -849,8 +849,6 @@ fn a_tiny_boot_rate_does_not_panic_an_agent_run() {
     assert_eq!(code, 0, "{out}\n{err}");
 }
 
-// --threshold reads a USP run's report: rules that hold exit 0, a breach exits 99 (CWMP's code),
-// every verdict in the text and JSON reports.
 #[test]
 fn a_threshold_on_a_time_without_samples_breaches_and_a_bogus_cause_is_refused() {
     // No Agent ever connects (nothing listens on port 1): no Boot! round trip was timed, so a
@@ -875,6 +873,8 @@ fn a_threshold_on_a_time_without_samples_breaches_and_a_bogus_cause_is_refused()
     }
 }
 
+// --threshold reads a USP run's report: rules that hold exit 0, a breach exits 99 (CWMP's code),
+// every verdict in the text and JSON reports.
 #[test]
 fn usp_thresholds_pass_or_fail_the_run() {
     let dir = scratch("thresholds");

@@ -646,10 +646,7 @@ pub(crate) fn finish(
     }
     let verdicts: Vec<Verdict> = out.thresholds.iter().map(|t| t.evaluate(&json)).collect();
     let breaches: Vec<Breach> = verdicts.iter().filter(|v| !v.passed).cloned().collect();
-    json["thresholds"] = json!(verdicts
-        .iter()
-        .map(|v| json!({"rule": v.rule, "passed": v.passed, "actual": v.actual, "actual_text": v.actual_text}))
-        .collect::<Vec<_>>());
+    json["thresholds"] = json!(verdicts.iter().map(Verdict::to_json).collect::<Vec<_>>());
     json["complete"] = json!(panics.is_empty());
     if out.embedded_acs {
         json["acs"] = json!({"embedded": true, "shared_cpus": true, "note": EMBEDDED_ACS_NOTE});

@@ -163,7 +163,7 @@ impl Life {
         let periodic = shared.periodic.map(|every| {
             let cpe = &agent.cpe;
             let dev = shared.model.device(cpe.id, &cpe.delta, cpe.boot_at, boot_at);
-            defaults::periodic_period(subscription::periodic_interval(&dev, &shared.controller_id), every)
+            defaults::periodic_for(&dev, &shared.controller_id, every)
         });
         let agenda = Agenda::new(index, boot_at.0, shared.notify_timeout, periodic);
         Life {
@@ -277,7 +277,7 @@ impl Life {
         let now = self.now();
         let cpe = &self.agent.cpe;
         let dev = self.shared.model.device(cpe.id, &cpe.delta, cpe.boot_at, now);
-        let period = defaults::periodic_period(subscription::periodic_interval(&dev, &self.shared.controller_id), every);
+        let period = defaults::periodic_for(&dev, &self.shared.controller_id, every);
         self.agenda.set_period(period, now.0);
     }
 
@@ -287,6 +287,14 @@ impl Life {
         if !std::mem::replace(&mut self.counted_booted, true) {
             self.shared.figures().booted += 1;
         }
+    }
+
+    /// After every change of the Agent's data model (a Controller's Set/Add/Delete, Reboot or
+    /// FactoryReset, a local change through the state API): `--state-dir` gets it, and `Periodic!`
+    /// follows the run Controller's PeriodicNotifInterval and Enable as they are now.
+    fn changed(&mut self) {
+        self.save();
+        self.follow_periodic_interval();
     }
 
     fn save(&self) {
@@ -329,10 +337,9 @@ impl Life {
             }
         }
         if matches!(handled.kind, MsgKind::Set | MsgKind::Add | MsgKind::Delete) && handled.refused.is_none() {
-            self.save();
             // A Controller that Sets its PeriodicNotifInterval (or disables its row) gets the
             // new period from now, not after the next Periodic! at the old one.
-            self.follow_periodic_interval();
+            self.changed();
         }
         {
             let mut f = shared.figures();
@@ -356,7 +363,7 @@ impl Life {
             }
             c => {
                 let restart = self.agent.carry_out(&shared.model, c, self.now());
-                self.save();
+                self.changed();
                 match restart {
                     Some(cause) => {
                         self.boot_owed = Some((cause, accepted.command_key));
@@ -417,7 +424,7 @@ impl Life {
                 if !ok {
                     return;
                 }
-                self.save();
+                self.changed();
                 for (name, _) in &params {
                     self.emit(out, &Event::ValueChange { path: name }, false);
                 }
@@ -600,26 +607,77 @@ mod tests {
         assert_eq!(l.shared.figures().booted, 1, "booted once");
     }
 
+    /// `req` from the run's Controller, as a Record for the Agent.
+    fn request_record(l: &Life, msg_type: rusp_lib::usp::mod_Header::MsgType, req: rusp_lib::usp::mod_Request::OneOfreq_type) -> Vec<u8> {
+        use rusp_lib::usp::mod_Body::OneOfmsg_body;
+        use rusp_lib::usp::{Body, Header, Msg, Request};
+        let msg = Msg {
+            header: Some(Header { msg_id: "req-1".into(), msg_type }),
+            body: Some(Body { msg_body: OneOfmsg_body::request(Request { req_type: req }) }),
+        };
+        crate::usp::record::seal(&msg, CTL, &l.agent.endpoint_id)
+    }
+
     /// A Set of `path` to `value` from the run's Controller, as a Record for the Agent.
     fn set_record(l: &Life, path: &str, value: &str) -> Vec<u8> {
-        use rusp_lib::usp::mod_Body::OneOfmsg_body;
-        use rusp_lib::usp::mod_Header::MsgType;
-        use rusp_lib::usp::mod_Request::OneOfreq_type;
         use rusp_lib::usp::mod_Set::{UpdateObject, UpdateParamSetting};
-        use rusp_lib::usp::{Body, Header, Msg, Request, Set};
         let (obj, param) = path.rsplit_once('.').unwrap();
-        let set = Set {
+        let set = rusp_lib::usp::Set {
             allow_partial: false,
             update_objs: vec![UpdateObject {
                 obj_path: format!("{obj}."),
                 param_settings: vec![UpdateParamSetting { param: param.into(), value: value.into(), required: true }],
             }],
         };
-        let msg = Msg {
-            header: Some(Header { msg_id: "set-1".into(), msg_type: MsgType::SET }),
-            body: Some(Body { msg_body: OneOfmsg_body::request(Request { req_type: OneOfreq_type::set(set) }) }),
+        request_record(l, rusp_lib::usp::mod_Header::MsgType::SET, rusp_lib::usp::mod_Request::OneOfreq_type::set(set))
+    }
+
+    // Periodic! follows the run Controller's row after every kind of change, not only a
+    // Controller's Set: a FactoryReset (back to --inform-interval), a local change through the
+    // state API, and a disabled row (off: a disabled Controller is not talked to).
+    #[test]
+    fn the_periodic_period_follows_every_change_of_the_controllers_row() {
+        let (mut l, clock) = life_with(Some(Duration::from_secs(3600)), None);
+        let mut out = Sent::default();
+        l.on_connected(&mut out, Duration::ZERO);
+        assert!(!l.on_record(&mut out, &set_record(&l, "Device.LocalAgent.Controller.1.PeriodicNotifInterval", "60"), None));
+        assert_eq!(l.agenda.periodic().1, 60_000);
+        let reset = rusp_lib::usp::Operate {
+            command: "Device.FactoryReset()".into(),
+            command_key: "k".into(),
+            send_resp: true,
+            input_args: Default::default(),
         };
-        crate::usp::record::seal(&msg, CTL, &l.agent.endpoint_id)
+        let operate =
+            request_record(&l, rusp_lib::usp::mod_Header::MsgType::OPERATE, rusp_lib::usp::mod_Request::OneOfreq_type::operate(reset));
+        assert!(l.on_record(&mut out, &operate, None), "a FactoryReset restarts the Agent");
+        assert_eq!(l.agenda.periodic().1, 3_600_000, "the factory interval again");
+        // A local change through the device state API.
+        let (reply, answered) = tokio::sync::oneshot::channel();
+        let params = vec![("Device.LocalAgent.Controller.1.PeriodicNotifInterval".to_string(), "120".to_string())];
+        l.on_api(&mut out, CpeMsg::SetLocal { index: 0, params, reply });
+        assert!(answered.blocking_recv().unwrap().is_ok());
+        assert_eq!(l.agenda.periodic().1, 120_000);
+        // Disabled: no Periodic! at all, and none is sent when its time would have come.
+        assert!(!l.on_record(&mut out, &set_record(&l, "Device.LocalAgent.Controller.1.Enable", "false"), None));
+        assert_eq!(l.agenda.periodic(), (crate::cpe::agenda::NEVER, 0));
+        clock.advance(Duration::from_secs(7200));
+        l.on_timers(&mut out);
+        assert_eq!(notifies(&out, "Periodic!"), 0, "no Periodic! to a disabled Controller");
+    }
+
+    /// How many of the Records sent are Notifies of kind `what` (as `notify_name` names them).
+    fn notifies(out: &Sent, what: &str) -> usize {
+        use rusp_lib::usp::mod_Body::OneOfmsg_body;
+        use rusp_lib::usp::mod_Request::OneOfreq_type;
+        out.0
+            .iter()
+            .filter_map(|r| crate::usp::record::open(r, CTL).ok()?.msg.body)
+            .filter(|b| match &b.msg_body {
+                OneOfmsg_body::request(rusp_lib::usp::Request { req_type: OneOfreq_type::notify(n) }) => notify_name(n) == what,
+                _ => false,
+            })
+            .count()
     }
 
     // A Controller's Set of its PeriodicNotifInterval takes effect at once: the next Periodic!

@@ -291,10 +291,7 @@ pub fn run(args: &RunArgs, thresholds: &[Threshold], slice: crate::slice::Slice)
         json["panics"] = serde_json::json!(shards.panics);
     }
     let verdicts: Vec<_> = thresholds.iter().map(|t| t.evaluate(&json)).collect();
-    json["thresholds"] = serde_json::json!(verdicts
-        .iter()
-        .map(|v| serde_json::json!({"rule": v.rule, "passed": v.passed, "actual": v.actual, "actual_text": v.actual_text}))
-        .collect::<Vec<_>>());
+    json["thresholds"] = serde_json::json!(verdicts.iter().map(crate::stats::threshold::Verdict::to_json).collect::<Vec<_>>());
     let mut text = report::to_text(&header, &figures, cf.as_deref(), elapsed);
     text.push_str(&threshold::to_text(&verdicts));
     for line in &shards.panics {

@@ -64,6 +64,14 @@ pub struct Verdict {
     pub passed: bool,
 }
 
+impl Verdict {
+    /// The verdict as the JSON reports list it under `"thresholds"` (CWMP and USP alike):
+    /// `{"rule", "passed", "actual" (report units; null: no data), "actual_text"}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({"rule": self.rule, "passed": self.passed, "actual": self.actual, "actual_text": self.actual_text})
+    }
+}
+
 /// A rule the run broke.
 pub type Breach = Verdict;
 

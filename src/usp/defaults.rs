@@ -91,6 +91,17 @@ pub fn interval_secs(every: Duration) -> u64 {
     every.as_secs().max(1)
 }
 
+/// The `Periodic!` period of an Agent's data model `dev` for the run's Controller
+/// `controller_id` (with `--inform-interval` `every`): zero (off) while that Controller's row is
+/// disabled, else [`periodic_period`] of its `PeriodicNotifInterval`.
+pub fn periodic_for(dev: &crate::model::Device<'_>, controller_id: &str, every: Duration) -> Duration {
+    let row = super::subscription::controller_row(dev, controller_id);
+    if row.is_some_and(|r| dev.get(&format!("{r}.Enable")).as_deref() == Some("false")) {
+        return Duration::ZERO;
+    }
+    periodic_period(super::subscription::periodic_interval(dev, controller_id), every)
+}
+
 /// The `Periodic!` period: the Controller's `PeriodicNotifInterval` (`interval`, as read from
 /// the data model), except while it still holds the factory default written for `every`
 /// (`--inform-interval`), when `every` itself counts, to the millisecond.

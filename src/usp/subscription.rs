@@ -143,6 +143,10 @@ pub fn recipient(dev: &Device<'_>, reference: &str, default_controller: &str) ->
     if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
+    // A disabled Controller is not talked to (TR-181 `Controller.{i}.Enable`).
+    if dev.get(&format!("{base}.Enable")).as_deref() == Some("false") {
+        return None;
+    }
     dev.get(&format!("{base}.EndpointID")).filter(|e| !e.is_empty())
 }
 
