@@ -13,6 +13,12 @@ runs=${2:-3}
 limit=${HOG_TIMEOUT:-1800}   # seconds; a safety bound should the trap never run
 
 cd "$(dirname "$0")/.."
+# The peers the tests drive are scripts/test.sh's to install; its PyPI tool lives in the venv.
+if [[ ! -x target/test-tools/venv/bin/kubernetes-validate ]]; then
+    echo "test-under-load: run scripts/test.sh once first: it installs the peers the tests drive" >&2
+    exit 1
+fi
+export PATH="$PWD/target/test-tools/venv/bin:$PATH"
 cargo test --no-run --quiet
 
 pids=()
