@@ -597,6 +597,13 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
     (status, out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string())
 }
 
+/// One Agent for 120 s on `url`, reporting to the test's Controller, with the device state API on
+/// `api` and its state kept in `state` (so a second run resumes it).
+fn one_agent_with_state(url: &str, api: &str, state: &std::path::Path) -> Child {
+    let args = ["--protocol", "usp", "--usp-url", url, "--controller-id", CTL, "--cpes", "1", "--duration", "120s", "--timeout", "2s"];
+    spawn(&[&args[..], &["--api-bind-addr", api, "--state-dir", state.to_str().unwrap()]].concat())
+}
+
 // A Controller subscribes to a parameter (Add on Device.LocalAgent.Subscription.); a local change
 // through the device state API then arrives as a ValueChange for that subscription.
 #[test]
@@ -606,24 +613,7 @@ fn a_subscription_gets_value_change_after_a_local_change() {
     let state = dir.join("state");
     let api_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let api = format!("127.0.0.1:{api_port}");
-    let child = spawn(&[
-        "--protocol",
-        "usp",
-        "--usp-url",
-        &broker.url(),
-        "--controller-id",
-        CTL,
-        "--cpes",
-        "1",
-        "--duration",
-        "120s",
-        "--timeout",
-        "2s",
-        "--api-bind-addr",
-        &api,
-        "--state-dir",
-        state.to_str().unwrap(),
-    ]);
+    let child = one_agent_with_state(&broker.url(), &api, &state);
     let pid = child.id();
     let agent = "os::FEFEFE-FEFEFE000000";
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -687,25 +677,7 @@ fn a_subscription_gets_value_change_after_a_local_change() {
     // --state-dir: the next run's Agent still has the subscription (it lives in the CPE's delta).
     let api_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let api = format!("127.0.0.1:{api_port}");
-    let url = broker.url();
-    let child = spawn(&[
-        "--protocol",
-        "usp",
-        "--usp-url",
-        &url,
-        "--controller-id",
-        CTL,
-        "--cpes",
-        "1",
-        "--duration",
-        "120s",
-        "--timeout",
-        "2s",
-        "--api-bind-addr",
-        &api,
-        "--state-dir",
-        state.to_str().unwrap(),
-    ]);
+    let child = one_agent_with_state(&broker.url(), &api, &state);
     let pid = child.id();
     let deadline = Instant::now() + Duration::from_secs(30);
     let body = loop {
