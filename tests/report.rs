@@ -64,21 +64,7 @@ fn metrics_are_scraped_over_a_socket_during_a_run() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // The log line with the bound address, read as the run goes (the rest is kept for later).
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("Prometheus metrics at http://").nth(1) {
-                let _ = tx.send(rest.trim_end_matches("/metrics").to_string());
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("the metrics address is logged");
+    let (addr, reader) = metrics_address(child.stderr.take().unwrap());
     // Scrape until sessions have completed (bounded), while the run goes on.
     let deadline = Instant::now() + Duration::from_secs(90);
     let body = loop {
@@ -375,4 +361,23 @@ fn merging_a_directory_takes_logs_and_reports_by_content_and_keeps_multiplier_an
     let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&out_json).unwrap()).unwrap();
     assert_eq!((&j["run"]["multiplier"], &j["run"]["first_index"]), (&serde_json::json!("mixed"), &serde_json::json!(30)), "{j}");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Follows a run's log for `--metrics-bind-addr 127.0.0.1:0`: the bound address once logged
+/// (waiting up to a minute), and a thread that keeps reading and returns the whole log.
+pub(crate) fn metrics_address(stderr: std::process::ChildStderr) -> (String, std::thread::JoinHandle<String>) {
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("Prometheus metrics at http://").nth(1) {
+                let _ = tx.send(rest.trim_end_matches("/metrics").to_string());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("the metrics address is logged");
+    (addr, reader)
 }

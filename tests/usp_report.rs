@@ -5,7 +5,7 @@
 //! socket during the run; the progress lines, the last agreeing with the report; the HTML report
 //! opened in headless Chromium.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -175,20 +175,7 @@ fn usp_metrics_are_scraped_during_the_run_and_the_last_progress_line_agrees_with
         .spawn()
         .unwrap();
     let mut p = Proc(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stderr = p.0.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("Prometheus metrics at http://").nth(1) {
-                let _ = tx.send(rest.trim_end_matches("/metrics").to_string());
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("the metrics address is logged");
+    let (addr, reader) = crate::report::metrics_address(p.0.stderr.take().unwrap());
     // Scrape (bounded) until every Agent booted and a Periodic! was answered, during the run.
     let deadline = Instant::now() + Duration::from_secs(60);
     let body = loop {
