@@ -104,7 +104,6 @@ fn a_daemon_stops_cleanly_on_sigterm() {
 
 #[test]
 fn curl_digest_wakes_the_cpe_through_its_published_url() {
-    use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     if Command::new("curl").arg("--version").output().is_err() {
         eprintln!("curl is not installed: the listener's Digest is covered by tests/connreq.rs");
@@ -116,28 +115,12 @@ fn curl_digest_wakes_the_cpe_through_its_published_url() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stderr = cpe.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let wait_for = |needle: &str, seen: &mut Vec<String>| {
-        while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(10)) {
-            seen.push(line);
-            if seen.last().unwrap().contains(needle) {
-                return seen.last().unwrap().clone();
-            }
-        }
-        panic!("no line with `{needle}`: {seen:?}");
-    };
-    let mut seen = Vec::new();
-    let listening = wait_for("listening for Connection Requests at", &mut seen);
+    let mut log = LogLines::follow(cpe.stderr.take().unwrap());
+    let listening = log.wait_for("listening for Connection Requests at");
     let url = listening.split("url=").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
     assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/cr"), "{listening}");
     // The embedded ACS provisions ConnectionRequestUsername = the serial, Password = pw-<serial>.
-    wait_for("session completed", &mut seen);
+    log.wait_for("session completed");
     let curl = |user: &str| {
         let out = Command::new("curl")
             .args(["--silent", "--max-time", "5", "--digest", "-u", user, "-o", "/dev/null", "-w", "%{http_code}", &url])
@@ -147,17 +130,16 @@ fn curl_digest_wakes_the_cpe_through_its_published_url() {
     };
     assert_eq!(curl("FEFEFE000000:wrong"), "401");
     assert_eq!(curl("FEFEFE000000:pw-FEFEFE000000"), "200");
-    let woken = wait_for("session started", &mut seen);
+    let woken = log.wait_for("session started");
     assert!(woken.contains("event_codes=[6 CONNECTION REQUEST]"), "{woken}");
-    wait_for("session completed", &mut seen);
+    log.wait_for("session completed");
     let _ = Command::new("kill").args(["-TERM", &cpe.id().to_string()]).status();
     assert_eq!(cpe.wait().unwrap().code(), Some(0));
-    assert!(!seen.iter().any(|l| l.contains("pw-FEFEFE")), "the password is not logged");
+    assert!(!log.seen.iter().any(|l| l.contains("pw-FEFEFE")), "the password is not logged");
 }
 
 #[test]
 fn a_udp_connection_request_wakes_the_cpe_through_its_published_address() {
-    use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     let mut cpe = Command::new(env!("CARGO_BIN_EXE_cpe-sim"))
         .args(["--udp-cr-bind-addr", "127.0.0.1:0", "--api-bind-addr", "127.0.0.1:0", "--duration", "60s"])
@@ -165,39 +147,23 @@ fn a_udp_connection_request_wakes_the_cpe_through_its_published_address() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stderr = cpe.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let wait_for = |needle: &str, seen: &mut Vec<String>| {
-        while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(10)) {
-            seen.push(line);
-            if seen.last().unwrap().contains(needle) {
-                return seen.last().unwrap().clone();
-            }
-        }
-        panic!("no line with `{needle}`: {seen:?}");
-    };
-    let mut seen = Vec::new();
-    let listening = wait_for("listening for UDP Connection Requests at", &mut seen);
+    let mut log = LogLines::follow(cpe.stderr.take().unwrap());
+    let listening = log.wait_for("listening for UDP Connection Requests at");
     let address = listening.split("address=").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
     let to: std::net::SocketAddr = address.parse().unwrap();
     // The embedded ACS provisions ConnectionRequestUsername = the serial, Password = pw-<serial>.
-    wait_for("session completed", &mut seen);
+    log.wait_for("session completed");
     let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let good = crate::udp_cr::udp_request(to, ts, 7, "FEFEFE000000", "pw-FEFEFE000000");
     for d in [crate::udp_cr::udp_request(to, ts, 6, "FEFEFE000000", "wrong"), good.clone(), good.clone(), good] {
         sock.send_to(&d, to).unwrap();
     }
-    let woken = wait_for("session started", &mut seen);
+    let woken = log.wait_for("session started");
     assert!(woken.contains("event_codes=[6 CONNECTION REQUEST]"), "{woken}");
-    wait_for("session completed", &mut seen);
+    log.wait_for("session completed");
     // The counters by cause are in /metrics while the run goes on.
-    let api = seen.iter().find_map(|l| l.split("device state API at http://").nth(1)).expect("the API's address is logged");
+    let api = log.seen.iter().find_map(|l| l.split("device state API at http://").nth(1)).expect("the API's address is logged");
     let api = api.split('/').next().unwrap().to_string();
     let mut conn = std::net::TcpStream::connect(&api).unwrap();
     conn.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
@@ -211,10 +177,10 @@ fn a_udp_connection_request_wakes_the_cpe_through_its_published_address() {
         assert!(metrics.contains(line), "{line} in {metrics}");
     }
     let _ = Command::new("kill").args(["-TERM", &cpe.id().to_string()]).status();
-    let stats = wait_for("UDP connection requests:", &mut seen);
+    let stats = log.wait_for("UDP connection requests:");
     assert!(stats.contains("1 accepted") && stats.contains("1 bad signature") && stats.contains("2 replayed id"), "{stats}");
     assert_eq!(cpe.wait().unwrap().code(), Some(0));
-    assert!(!seen.iter().any(|l| l.contains("pw-FEFEFE")), "the password is not logged");
+    assert!(!log.seen.iter().any(|l| l.contains("pw-FEFEFE")), "the password is not logged");
 }
 
 #[test]
@@ -529,4 +495,36 @@ fn a_latency_threshold_without_a_single_inform_is_no_data_and_breached() {
     assert!(out.contains("  BREACHED Inform.p99<1s (actual no data)"), "{out}");
     assert!(out.contains("  passed   failures.timeout<1 (actual 0)"), "a count of nothing is a real 0: {out}");
     assert!(err.contains("threshold breached: Inform.p99<1s (actual no data)"), "{err}");
+}
+
+/// A child's log, line by line as it runs (read on a thread of its own).
+struct LogLines {
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Every line read so far.
+    seen: Vec<String>,
+}
+
+impl LogLines {
+    fn follow(stderr: std::process::ChildStderr) -> LogLines {
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::{BufRead, BufReader};
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        LogLines { lines, seen: Vec::new() }
+    }
+
+    /// The next line containing `needle` (each line waited for at most 10 s).
+    fn wait_for(&mut self, needle: &str) -> String {
+        while let Ok(line) = self.lines.recv_timeout(std::time::Duration::from_secs(10)) {
+            let found = line.contains(needle);
+            self.seen.push(line);
+            if found {
+                return self.seen.last().cloned().unwrap_or_default();
+            }
+        }
+        panic!("no line with `{needle}`: {:?}", self.seen);
+    }
 }
