@@ -145,3 +145,20 @@ fn bad_slices_exit_2_before_the_first_packet() {
         assert!(err.contains(says), "{flags:?}: {err}");
     }
 }
+
+// --start-at holds a USP run's Agents too (the embedded Controller over WebSocket): the run waits,
+// says so, and its Agents boot after the time.
+#[test]
+fn start_at_holds_a_usp_run() {
+    let start_at_ms = (unix_ms() + 1500).div_ceil(1000) * 1000;
+    let begun = unix_ms();
+    let out = Command::new(env!("CARGO_BIN_EXE_cpe-sim"))
+        .args(["--protocol", "usp", "--cpes", "2", "--start-at", &(start_at_ms / 1000).to_string()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("waiting for --start-at"), "{err}");
+    assert!(unix_ms() >= start_at_ms, "the run ended before --start-at (began {begun}, start {start_at_ms})");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("agents booted (Boot! answered): 2 of 2"));
+}

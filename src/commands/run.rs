@@ -344,6 +344,12 @@ pub fn run(
     // TR-369 Agents run on their own MTP tasks (issue 14); everything below is CWMP. A slice
     // applies to them as to CPEs.
     if args.protocol == "usp" {
+        // --start-at holds the Agents' boot as it holds the CPEs' (slices started apart begin
+        // together); a stop signal ends the wait.
+        if let Some(at) = start_at {
+            engine::install_signal_handlers();
+            wait_for_start(at);
+        }
         return crate::mtp::run::run(args, &thresholds, slice);
     }
     let model = match fleets.first() {

@@ -99,7 +99,7 @@ impl DiagnosticKind {
 }
 
 /// The diagnostic object a full parameter name lies in, and the name below it.
-pub fn split<'n>(root: &str, name: &'n str) -> Option<(DiagnosticKind, &'n str)> {
+fn split<'n>(root: &str, name: &'n str) -> Option<(DiagnosticKind, &'n str)> {
     DiagnosticKind::ALL.into_iter().find_map(|k| Some((k, name.strip_prefix(k.object(root)?)?)))
 }
 
@@ -170,7 +170,7 @@ fn target_of(dev: &Device<'_>, entries: &[SpvEntry<'_>], kind: DiagnosticKind) -
 
 /// A host name (RFC 1123 §2.1: labels of letters, digits and hyphens, 1–63 characters, 253 in
 /// all) or an IPv4/IPv6 address.
-pub fn valid_host(s: &str) -> bool {
+fn valid_host(s: &str) -> bool {
     if s.parse::<std::net::IpAddr>().is_ok() {
         return true;
     }

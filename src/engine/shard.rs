@@ -216,9 +216,8 @@ impl<'p> Shard<'p> {
     /// is ready to run, so its own start-up does not count as lateness.
     fn boot(&mut self, now: u64) {
         let plan = self.plan;
-        let shards = plan.shards as u32;
         for k in 0..self.cpes.len() as u32 {
-            let rank = self.id as u32 + k * shards;
+            let rank = self.rank(k);
             let boot = now.saturating_add(boot_offset_ms(plan.boot, rank, plan.cpes));
             self.agendas[k as usize] = Agenda::boot_at(boot);
             if plan.state.is_some() {
@@ -316,7 +315,7 @@ impl<'p> Shard<'p> {
 
     /// The global index of local CPE `k` (its state may be in a session future).
     fn global(&self, k: u32) -> u32 {
-        self.plan.first_index + self.id as u32 + k * self.plan.shards as u32
+        self.plan.first_index + self.rank(k)
     }
 
     /// CPE `k`'s ConnectionRequestUsername/Password (a CPE in a session: as it started it).

@@ -382,8 +382,6 @@ impl<'a> HttpSession<'a> {
     }
 }
 
-/// How an exchange broke: before the response head (the connection may just have been stale),
-/// or while reading the body.
 /// A response body collected up to a limit: a body that arrives in one frame (an ACS's answer,
 /// nearly always) is kept as that frame's bytes, with no copy and no allocation; only a body of
 /// several frames is copied into one buffer.
@@ -421,6 +419,8 @@ impl Whole {
     }
 }
 
+/// How an exchange broke: before the response head (the connection may just have been stale),
+/// or while reading the body.
 enum Broken {
     Send(hyper::Error),
     Body(Box<dyn std::error::Error + Send + Sync>),
