@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use rusp_lib::usp::mod_Body::OneOfmsg_body;
 use rusp_lib::usp::mod_Header::MsgType;
-use rusp_lib::usp::mod_Notify::OneOfnotification;
 use rusp_lib::usp::mod_Request::OneOfreq_type;
 use rusp_lib::usp::mod_Response::OneOfresp_type;
 use rusp_lib::usp::{Body, Get, Header, Msg, NotifyResp, Request, Response};
@@ -123,8 +122,7 @@ impl Core {
         // Controller's topic): not counted as booted, not answered, no state kept for it.
         let forged_boot = matches!(
             opened.msg.body.as_ref().map(|b| &b.msg_body),
-            Some(OneOfmsg_body::request(Request { req_type: OneOfreq_type::notify(rusp_lib::usp::Notify {
-                notification: OneOfnotification::event(e), .. }) })) if e.event_name == "Boot!"
+            Some(OneOfmsg_body::request(Request { req_type: OneOfreq_type::notify(n) })) if super::life::notify_name(n) == "Boot!"
         ) && self.agents.get().is_some_and(|ids| !ids.contains(&from));
         if forged_boot {
             lock(&self.figures).dropped += 1;
@@ -134,16 +132,9 @@ impl Core {
         let mut out = Vec::new();
         match opened.msg.body.map(|b| b.msg_body) {
             Some(OneOfmsg_body::request(Request { req_type: OneOfreq_type::notify(n) })) => {
-                let (what, boot) = match &n.notification {
-                    OneOfnotification::event(e) if e.event_name == "Boot!" => ("Boot!", true),
-                    OneOfnotification::event(e) if e.event_name == "Periodic!" => ("Periodic!", false),
-                    OneOfnotification::event(_) => ("Event", false),
-                    OneOfnotification::value_change(_) => ("ValueChange", false),
-                    OneOfnotification::obj_creation(_) => ("ObjectCreation", false),
-                    OneOfnotification::obj_deletion(_) => ("ObjectDeletion", false),
-                    OneOfnotification::oper_complete(_) => ("OperationComplete", false),
-                    _ => ("Other", false),
-                };
+                // The report's one naming rule (every name one `report merge` knows).
+                let what = super::life::notify_name(&n);
+                let boot = what == "Boot!";
                 {
                     let mut f = lock(&self.figures);
                     *f.notifications.entry(what).or_default() += 1;
@@ -345,7 +336,7 @@ fn publish(client: &Publisher, to: &str, own_topic: &str, record: Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rusp_lib::usp::mod_Notify::Event;
+    use rusp_lib::usp::mod_Notify::{Event, OneOfnotification};
     use rusp_lib::usp::Notify;
 
     const CTL: &str = "self::ctl";
@@ -390,6 +381,29 @@ mod tests {
         assert_eq!(f.booted.len(), 1);
         assert_eq!(f.dropped, 1000);
         assert_eq!(c.asked_len(), 1, "no state kept for forged senders");
+    }
+
+    // Whatever notification an endpoint sends, the Controller counts it under a name the
+    // report knows, so its report always merges (an OnBoardRequest used to be "Other").
+    #[test]
+    fn every_notification_is_counted_under_a_report_name() {
+        let (mut c, figures, _) = core();
+        let msg = Msg {
+            header: Some(Header { msg_id: "o1".into(), msg_type: MsgType::NOTIFY }),
+            body: Some(Body {
+                msg_body: OneOfmsg_body::request(Request {
+                    req_type: OneOfreq_type::notify(Notify {
+                        subscription_id: "s".into(),
+                        send_resp: false,
+                        notification: OneOfnotification::on_board_req(Default::default()),
+                    }),
+                }),
+            }),
+        };
+        c.on_record(&record::seal(&msg, "os::A-0", CTL));
+        let f = lock(&figures);
+        assert_eq!(f.notifications.get("OnBoardRequest"), Some(&1));
+        assert!(f.notifications.keys().all(|k| super::super::report::NOTIFY_NAMES.contains(k)));
     }
 
     #[test]
