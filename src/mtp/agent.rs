@@ -55,7 +55,7 @@ pub async fn run(
     let Transport::Mqtt(settings) = &shared.transport else { return };
     let settings = settings.clone();
     let mut life = Life::new(shared.clone(), index, start_after, resumed);
-    if !life.wait_to_connect(&mut stop).await {
+    if !life.wait_to_connect(&mut stop, &mut inbox).await {
         return;
     }
     let endpoint = life.agent.endpoint_id.clone();
@@ -108,7 +108,7 @@ pub async fn run(
             *shared.figures().failures.entry(cause).or_default() += 1;
         }
         life.on_lost(ended.is_some());
-        if !life.wait_to_connect(&mut stop).await {
+        if !life.wait_to_connect(&mut stop, &mut inbox).await {
             return;
         }
     }

@@ -190,11 +190,20 @@ impl Life {
 
     /// Sleeps on the run's clock until the agenda says to connect. False when the run stops
     /// first.
-    pub async fn wait_to_connect(&mut self, stop: &mut watch::Receiver<bool>) -> bool {
+    ///
+    /// The device state API is answered meanwhile (`inbox`): an Agent waiting for its boot
+    /// offset or a reconnect back-off is still there to inspect and change. Notifies a local
+    /// change causes cannot go out now: those with NotifRetry go on the next connection, the
+    /// others count as `publish_failed`.
+    pub async fn wait_to_connect(&mut self, stop: &mut watch::Receiver<bool>, inbox: &mut Option<mpsc::UnboundedReceiver<CpeMsg>>) -> bool {
         let clock = self.shared.clock.clone();
         loop {
             tokio::select! {
                 _ = sleep_until(&clock, self.agenda.next_deadline()) => {}
+                Some(msg) = next_msg(inbox) => {
+                    self.on_api(&mut Offline, msg);
+                    continue;
+                }
                 _ = stopped(stop) => return false,
             }
             if self.agenda.on_timeout(clock.now().0) == Some(Due::Connect) {
@@ -438,6 +447,15 @@ impl Life {
             }
             CpeMsg::Wake { .. } => {}
         }
+    }
+}
+
+/// The send side while the Agent has no connection: nothing can be queued.
+struct Offline;
+
+impl Outbox for Offline {
+    fn send(&mut self, _record: Vec<u8>, _to: To<'_>) -> bool {
+        false
     }
 }
 
@@ -705,6 +723,33 @@ mod tests {
         assert_eq!(resumed.agenda.periodic().1, 2_000);
         let (resumed, _clock) = life_with(Some(Duration::from_millis(2_500)), Some(old.agent.cpe.clone()));
         assert_eq!(resumed.agenda.periodic().1, 2_500, "to the millisecond");
+    }
+
+    // An Agent waiting to connect (its boot offset, a back-off) still answers the device state
+    // API, at once, and keeps waiting.
+    #[test]
+    fn the_state_api_is_answered_while_waiting_to_connect() {
+        let (l, _clock) = life();
+        let mut waiting = Life::new(l.shared.clone(), 0, Duration::from_secs(3600), None);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        tx.send(CpeMsg::Inspect { index: 0, reply }).unwrap();
+        let mut inbox = Some(rx);
+        let (stop_tx, mut stop) = watch::channel(false);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let (connect, answered) = rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(10), async {
+                tokio::join!(waiting.wait_to_connect(&mut stop, &mut inbox), async {
+                    let a = answer.await;
+                    let _ = stop_tx.send(true);
+                    a
+                })
+            })
+            .await
+            .expect("answered and stopped in time")
+        });
+        assert!(!connect, "still waiting (stopped), not connected early");
+        assert!(answered.unwrap().is_ok(), "the state API got the Agent's state");
     }
 
     #[test]

@@ -108,7 +108,7 @@ pub async fn run(
     let Transport::WebSocket { url, connect_timeout, tls } = &shared.transport else { return };
     let (url, connect_timeout, tls) = (url.clone(), *connect_timeout, tls.clone());
     let mut life = Life::new(shared.clone(), index, start_after, resumed);
-    if !life.wait_to_connect(&mut stop).await {
+    if !life.wait_to_connect(&mut stop, &mut inbox).await {
         return;
     }
     loop {
@@ -172,7 +172,7 @@ pub async fn run(
             *shared.figures().failures.entry(cause).or_default() += 1;
         }
         life.on_lost(ended.is_some());
-        if !life.wait_to_connect(&mut stop).await {
+        if !life.wait_to_connect(&mut stop, &mut inbox).await {
             return;
         }
     }
