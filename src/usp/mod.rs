@@ -26,6 +26,7 @@ pub mod objects;
 pub mod operate;
 pub mod path;
 pub mod record;
+pub mod rollback;
 pub mod set;
 pub mod subscription;
 pub mod supported;

@@ -9,6 +9,7 @@ use rusp_lib::usp::mod_DeleteResp::DeletedObjectResult;
 use rusp_lib::usp::{Add, AddResp, Delete, DeleteResp};
 
 use super::path::resolve;
+use super::rollback::Rollback;
 use super::UspErr;
 use crate::cpe::CpeState;
 use crate::model::device::{SpvEntry, Target};
@@ -40,22 +41,22 @@ pub fn add(
     now: UnixMillis,
     changed: &mut Changed,
 ) -> Result<AddResp, UspErr> {
-    let before_all = cpe.delta.clone();
+    let mut rollback = Rollback::new(cpe, req.allow_partial);
     let mut results = Vec::with_capacity(req.create_objs.len());
     let mut created = Vec::new();
     for obj in &req.create_objs {
-        let before = cpe.delta.clone();
+        rollback.before_object(cpe);
         let status = match add_one(model, cpe, obj, originator, now) {
             Ok(success) => {
                 created.push(success.instantiated_path.clone());
                 add_status::OneOfoper_status::oper_success(success)
             }
             Err(err) if !req.allow_partial => {
-                cpe.delta = before_all;
+                rollback.undo(cpe);
                 return Err(err);
             }
             Err(err) => {
-                cpe.delta = before;
+                rollback.undo(cpe);
                 add_status::OneOfoper_status::oper_failure(add_status::OperationFailure {
                     err_code: err.0,
                     err_msg: err.message().to_string(),
@@ -130,11 +131,11 @@ fn add_one(
 /// # Errors
 /// Without `allow_partial`, the first failure; nothing was deleted.
 pub fn delete(model: &Model, cpe: &mut CpeState, req: &Delete, now: UnixMillis, changed: &mut Changed) -> Result<DeleteResp, UspErr> {
-    let before_all = cpe.delta.clone();
+    let mut rollback = Rollback::new(cpe, req.allow_partial);
     let mut results = Vec::with_capacity(req.obj_paths.len());
     let mut deleted = Vec::new();
     for path in &req.obj_paths {
-        let before = cpe.delta.clone();
+        rollback.before_object(cpe);
         let status = match delete_one(model, cpe, path, now) {
             Ok(affected) => {
                 deleted.extend(affected.iter().cloned());
@@ -144,11 +145,11 @@ pub fn delete(model: &Model, cpe: &mut CpeState, req: &Delete, now: UnixMillis, 
                 })
             }
             Err(err) if !req.allow_partial => {
-                cpe.delta = before_all;
+                rollback.undo(cpe);
                 return Err(err);
             }
             Err(err) => {
-                cpe.delta = before;
+                rollback.undo(cpe);
                 del_status::OneOfoper_status::oper_failure(del_status::OperationFailure {
                     err_code: err.0,
                     err_msg: err.message().to_string(),

@@ -11,6 +11,7 @@ use rusp_lib::usp::mod_SetResp::{ParameterError, UpdatedInstanceFailure, Updated
 use rusp_lib::usp::{Set, SetResp};
 
 use super::path::resolve;
+use super::rollback::Rollback;
 use super::UspErr;
 use crate::cpe::CpeState;
 use crate::model::device::{ReadFor, SpvEntry, Target};
@@ -32,25 +33,24 @@ pub struct SetFailure {
 /// [`SetFailure`] when `allow_partial` is false and an object failed (an unknown object path, or a
 /// required parameter refused): nothing was changed.
 pub fn set(model: &Model, cpe: &mut CpeState, req: &Set, now: UnixMillis) -> Result<SetResp, SetFailure> {
-    let before_all = cpe.delta.clone();
+    let mut rollback = Rollback::new(cpe, req.allow_partial);
     let mut results = Vec::with_capacity(req.update_objs.len());
     for obj in &req.update_objs {
-        let before_obj = cpe.delta.clone();
+        rollback.before_object(cpe);
         match set_object(model, cpe, obj, now) {
             Ok(success) => results.push(UpdatedObjectResult {
                 requested_path: obj.obj_path.clone(),
                 oper_status: Some(OperationStatus { oper_status: OneOfoper_status::oper_success(success) }),
             }),
             Err((err, failures)) => {
+                rollback.undo(cpe);
                 if !req.allow_partial {
-                    cpe.delta = before_all;
                     let param_errs = failures
                         .iter()
                         .flat_map(|f| f.param_errs.iter().map(|p| (format!("{}{}", f.affected_path, p.param), UspErr(p.err_code))))
                         .collect();
                     return Err(SetFailure { err, param_errs });
                 }
-                cpe.delta = before_obj;
                 results.push(UpdatedObjectResult {
                     requested_path: obj.obj_path.clone(),
                     oper_status: Some(OperationStatus {
