@@ -778,3 +778,16 @@ fn a_password_in_a_scenario_file_is_never_shown_in_its_error() {
         assert!(!err.contains("s3cret"), "{name}: the password leaked: {err}");
     }
 }
+
+// The listeners hold one profile: beside several fleets they are refused before anything starts,
+// naming the flag (a UDP Connection Request address would reach only the first fleet's CPEs).
+#[test]
+fn several_fleets_refuse_the_one_profile_listeners() {
+    let path = write("fleets-listeners", TWO_FLEETS);
+    for flag in ["--cr-bind-addr", "--udp-cr-bind-addr", "--api-bind-addr"] {
+        let out = cpe_sim(&["run", path.to_str().unwrap(), flag, "127.0.0.1:0"], Duration::from_secs(30));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{flag}: {err}");
+        assert!(err.contains(&format!("{flag} cannot be combined with a scenario's fleets")), "{flag}: {err}");
+    }
+}

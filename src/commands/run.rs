@@ -328,6 +328,7 @@ pub fn run(
         // The listeners and the store hold one model; several fleets are not wired to them yet.
         for (flag, set) in [
             ("--cr-bind-addr", args.cr_bind_addr.is_some()),
+            ("--udp-cr-bind-addr", args.udp_cr_bind_addr.is_some()),
             ("--api-bind-addr", args.api_bind_addr.is_some()),
             ("--state-dir", args.state_dir.is_some()),
         ] {
