@@ -283,7 +283,7 @@ pub fn validate(args: &RunArgs, sweep: Option<SweepFlags<'_>>) -> Result<Checked
         .iter()
         .map(|t| {
             // A USP run's rules name the USP report's figures.
-            let parsed = if args.protocol == "usp" { Threshold::parse_usp(t) } else { Threshold::parse(t) };
+            let parsed = Threshold::parse_for(&args.protocol, t);
             parsed.map_err(|e| usage("--threshold", t, e.strip_prefix(&format!("`{t}`: ")).unwrap_or(&e).to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;

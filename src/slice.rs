@@ -8,7 +8,7 @@
 //! credentials are stamped from the CPE index, so disjoint ranges mean disjoint identities.
 //! A pool of source addresses is cut the same way.
 //!
-//! Pure: no I/O besides [`Slice::from_env`], which reads one environment variable.
+//! Pure: no I/O (`plan` reads [`JOB_COMPLETION_INDEX`] from the environment).
 
 use std::fmt;
 use std::ops::Range;
@@ -81,15 +81,6 @@ impl Slice {
             return Err(SliceError(format!("{JOB_COMPLETION_INDEX}={index} needs --slices N (the Job's completions)")));
         };
         Slice::new(index, count).map(Some)
-    }
-
-    /// Reads [`JOB_COMPLETION_INDEX`] from the environment, as [`Slice::from_job_index`].
-    ///
-    /// # Errors
-    /// As [`Slice::from_job_index`].
-    pub fn from_env(slices: Option<u32>) -> Result<Option<Slice>, SliceError> {
-        let value = std::env::var(JOB_COMPLETION_INDEX).ok();
-        Slice::from_job_index(value.as_deref(), slices)
     }
 
     /// This slice's part of the index range `first .. first + total` (empty when `total` is

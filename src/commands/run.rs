@@ -507,7 +507,6 @@ pub fn run(
         }
         None => engine::run(plan, args.duration, &out, receivers).map(Ok),
     };
-    let embedded = server.is_some();
     if let Some(s) = server {
         side_rt.block_on(s.stop());
     }
@@ -528,7 +527,7 @@ pub fn run(
     let (outcome, sweeping) = match result? {
         Ok(outcome) => {
             print(&crate::stats::report::to_text(&outcome.total, &outcome.facts, &crate::stats::report::ProcessFigures::now()));
-            if embedded {
+            if out.embedded_acs {
                 print(&format!("{}\n", engine::EMBEDDED_ACS_NOTE));
             }
             print(&crate::stats::threshold::to_text(&outcome.verdicts));

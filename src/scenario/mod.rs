@@ -244,10 +244,9 @@ pub fn prepare(path: &Path, time_scale: f64, args: &mut RunArgs, given: Given<'_
         usp_setting!(mqtt_password, "mqtt-password", u.mqtt_password.clone().map(Some));
         usp_setting!(mqtt_keep_alive, "mqtt-keep-alive", u.mqtt_keep_alive);
     }
-    let usp = args.protocol == "usp";
     for (i, t) in doc.thresholds.iter().enumerate() {
         // A USP run's rules name the USP report's figures (as plan::validate parses them).
-        let parsed = if usp { crate::stats::threshold::Threshold::parse_usp(t) } else { crate::stats::threshold::Threshold::parse(t) };
+        let parsed = crate::stats::threshold::Threshold::parse_for(&args.protocol, t);
         if let Err(e) = parsed {
             return Err(err(at("thresholds", i).or_else(|| key_line(&text, "thresholds")), Some(format!("thresholds[{i}]")), e));
         }

@@ -221,6 +221,19 @@ impl Threshold {
         Threshold::parse_with(text, "Inform.p99<500ms", cwmp_metric)
     }
 
+    /// Parses a rule of a run of `protocol` (`--protocol`: `usp` rules name the USP report's
+    /// figures, any other the CWMP report's): the one switch `plan` and scenario files use.
+    ///
+    /// # Errors
+    /// As [`Threshold::parse`] or [`Threshold::parse_usp`].
+    pub fn parse_for(protocol: &str, text: &str) -> Result<Threshold, String> {
+        if protocol == "usp" {
+            Threshold::parse_usp(text)
+        } else {
+            Threshold::parse(text)
+        }
+    }
+
     /// Parses a rule of a USP run (paths into the USP report; see the module's doc).
     ///
     /// # Errors
