@@ -45,7 +45,7 @@ pub fn join_finished(threads: Vec<std::thread::JoinHandle<()>>) {
 }
 
 /// The message a panic carried (`panic!` with a literal or a formatted string).
-pub fn panic_message(payload: &(dyn Any + Send)) -> String {
+fn panic_message(payload: &(dyn Any + Send)) -> String {
     payload
         .downcast_ref::<String>()
         .map(String::as_str)

@@ -3,9 +3,9 @@
 //! with a Get (as an ACS's bootstrap script would; once per Boot!, not per retransmission of it),
 //! measuring the round trip. It keeps counts for the report; it is not a management server.
 //!
-//! [`Core`] is what it does with one Record, whatever the MTP; [`Controller`] is the MQTT one (one
-//! connection on the run's broker, subscribed to its own topic); `ws::WsController` serves the
-//! same over WebSocket.
+//! [`Core`] is what it does with one Record, whatever the MTP; [`Controller`] is the MQTT one (two
+//! connections on the run's broker: one subscribed to its own topic, `{id}-tx` publishing the
+//! answers); `ws::WsController` serves the same over WebSocket.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -270,9 +270,9 @@ async fn drive_tx(mut conn: Conn, mut stop: watch::Receiver<bool>) {
                 return;
             }
             ev = conn.poll() => {
+                // The connection's driver waits before it reconnects (`mqtt_conn::drive`).
                 if let Err(e) = ev {
                     tracing::warn!("embedded Controller: its answering connection failed ({e}); reconnecting");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
         }
@@ -317,11 +317,8 @@ async fn serve(mut conn: Conn, tx_conn: Conn, mut core: Core, mut stop: watch::R
                     let _ = r.send(Err(e.to_string()));
                     return;
                 }
+                // The connection's driver waits before it reconnects (`mqtt_conn::drive`).
                 tracing::warn!("embedded Controller: connection to the broker failed ({e}); reconnecting");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = super::life::stopped(&mut stop) => return,
-                }
             }
         }
     }

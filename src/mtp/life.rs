@@ -183,11 +183,6 @@ impl Life {
         self.shared.clock.now()
     }
 
-    /// The Agent's timers (read-only: for logs and tests).
-    pub fn agenda(&self) -> &Agenda {
-        &self.agenda
-    }
-
     /// Sleeps on the run's clock until the agenda says to connect. False when the run stops
     /// first.
     ///

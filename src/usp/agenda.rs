@@ -230,11 +230,6 @@ impl Agenda {
         token
     }
 
-    /// Whether the Agent is connected (as the agenda was told).
-    pub fn connected(&self) -> bool {
-        self.link == Link::Connected
-    }
-
     /// The Notifies waiting for their answer.
     pub fn unanswered(&self) -> usize {
         self.unanswered.len()

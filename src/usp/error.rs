@@ -20,13 +20,13 @@ impl UspErr {
     pub const INVALID_VALUE: UspErr = UspErr(7012);
     pub const NOT_WRITABLE: UspErr = UspErr(7013);
     pub const OBJECT_DOES_NOT_EXIST: UspErr = UspErr(7016);
-    pub const OBJECT_NOT_CREATED: UspErr = UspErr(7017);
     pub const NOT_A_TABLE: UspErr = UspErr(7018);
     pub const NOT_CREATABLE: UspErr = UspErr(7019);
     pub const REQUIRED_PARAMETER_FAILED: UspErr = UspErr(7021);
-    pub const COMMAND_FAILURE: UspErr = UspErr(7022);
+    pub const DELETE_FAILURE: UspErr = UspErr(7024);
+    /// "Object exists with duplicate key" (Add, Set: `usp::keys`).
+    pub const DUPLICATE_KEY: UspErr = UspErr(7025);
     pub const INVALID_PATH: UspErr = UspErr(7026);
-    pub const INVALID_COMMAND_ARGUMENTS: UspErr = UspErr(7027);
 
     /// The standard message for the code.
     pub fn message(self) -> &'static str {

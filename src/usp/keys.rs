@@ -7,14 +7,10 @@
 //! `LocalAgent.Subscription.{i}` and `EndpointID` for `LocalAgent.Controller.{i}`. A key whose
 //! parameters are all empty is not yet set and clashes with nothing.
 
-use super::UspErr;
 use crate::model::device::Target;
 use crate::model::tree::NodeKind;
 use crate::model::{DeviceId, Model};
 use crate::time::UnixMillis;
-
-/// TR-369 7025 "Object exists with duplicate key" (Add, Set).
-pub const DUPLICATE_KEY: UspErr = UspErr(7025);
 
 /// The unique keys of the table at schema path `table` (`Device.LocalAgent.Subscription.`), each
 /// a list of parameter names relative to an instance; `has_alias` says whether the table's

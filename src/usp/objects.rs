@@ -119,7 +119,7 @@ fn add_one(
     super::keys::pick_alias(model, cpe, &instantiated_path, now);
     super::subscription::adopt(model, cpe, &instantiated_path, originator, now);
     if super::keys::clash(model, cpe.id, &cpe.delta, cpe.boot_at, &instantiated_path).is_some() {
-        return Err(super::keys::DUPLICATE_KEY);
+        return Err(UspErr::DUPLICATE_KEY);
     }
     let unique_keys = super::keys::values(&model.device(cpe.id, &cpe.delta, cpe.boot_at, now), &instantiated_path);
     Ok(add_status::OperationSuccess { instantiated_path, param_errs, unique_keys })
@@ -186,7 +186,7 @@ fn delete_one(model: &Model, cpe: &mut CpeState, path: &str, now: UnixMillis) ->
         }
         let concrete = model.tree.path_string(&loc);
         cpe.device_mut(model, now).delete_object(&concrete, "").map_err(|f| match UspErr::from_fault(f) {
-            UspErr::REQUEST_DENIED => UspErr(7024),
+            UspErr::REQUEST_DENIED => UspErr::DELETE_FAILURE,
             e => e,
         })?;
         affected.push(concrete);

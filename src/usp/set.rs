@@ -132,7 +132,7 @@ fn set_object(
             if let Some(key) = super::keys::clash(model, cpe.id, &cpe.delta, cpe.boot_at, &affected_path)
                 .filter(|key| key.iter().any(|k| updated_params.contains_key(*k)))
             {
-                let err = super::keys::DUPLICATE_KEY;
+                let err = UspErr::DUPLICATE_KEY;
                 let param_errs = key
                     .iter()
                     .filter(|k| updated_params.contains_key(**k))

@@ -70,8 +70,6 @@ impl Event<'_> {
 pub struct Outgoing {
     /// The Recipient Controller's endpoint ID.
     pub to: String,
-    /// The subscription (`Device.LocalAgent.Subscription.2.`) that asked for it.
-    pub subscription: String,
     /// The Notify, with the subscription's ID and `send_resp` = NotifRetry.
     pub notify: Notify,
     /// NotifRetry: resend until a NotifyResp arrives (else fire and forget).
@@ -109,11 +107,11 @@ pub fn notifies(dev: &Device<'_>, event: &Event<'_>, default_controller: &str) -
             }
         }
         let id = get("ID");
-        let subscription_id = if id.is_empty() { p.clone() } else { id };
         let retry = get("NotifRetry") == "true";
         let expires_after = get("NotifExpiration").parse::<u64>().ok().filter(|s| *s > 0).map(Duration::from_secs);
+        let subscription_id = if id.is_empty() { p } else { id };
         let notify = build(dev, event, subscription_id, retry);
-        out.push(Outgoing { to, subscription: p, notify, retry, expires_after });
+        out.push(Outgoing { to, notify, retry, expires_after });
     }
     out
 }
