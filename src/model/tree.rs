@@ -16,6 +16,17 @@ use smallvec::SmallVec;
 use super::identity::{fnv1a, Template, TemplateError};
 use super::types::{Constraint, ParamType};
 
+/// The schema path of a concrete path: every instance number becomes `{i}`
+/// (`Device.IP.Interface.1.IPv4Address.2.IPAddress` → `Device.IP.Interface.{i}.IPv4Address.{i}.IPAddress`).
+/// Other segments, the empty one after a trailing dot included, are kept.
+pub fn schema_of(concrete: &str) -> String {
+    concrete
+        .split('.')
+        .map(|s| if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) { "{i}" } else { s })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
 /// Index of a schema node in the tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct NodeId(pub u32);
@@ -672,13 +683,7 @@ impl TreeBuilder {
         }
         for (id, path, table) in std::mem::take(&mut self.pending_counts) {
             // Entry counts may name a table inside a numbered instance: look it up by schema path.
-            let schema: String = table
-                .trim_end_matches('.')
-                .split('.')
-                .map(|s| if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) { "{i}" } else { s })
-                .collect::<Vec<_>>()
-                .join(".")
-                + ".";
+            let schema = schema_of(table.trim_end_matches('.')) + ".";
             let found =
                 self.by_schema_path.get(schema.as_str()).copied().filter(|t| matches!(self.nodes[t.0 as usize].kind, NodeKind::Table(_)));
             let Some(t) = found else {

@@ -414,7 +414,7 @@ pub fn prepare(path: &Path, time_scale: f64, args: &mut RunArgs, given: Given<'_
             let node = model
                 .tree
                 .by_schema_path(p)
-                .or_else(|| model.tree.by_schema_path(&schema_path(p)))
+                .or_else(|| model.tree.by_schema_path(&crate::model::tree::schema_of(p)))
                 .filter(|n| model.tree.node(*n).param().is_some());
             let Some(node) = node else {
                 return Err(err(at("fleets", i), key("notify_active"), format!("`{p}` is not a parameter of profile {}", model.name)));
@@ -443,7 +443,8 @@ pub fn prepare(path: &Path, time_scale: f64, args: &mut RunArgs, given: Given<'_
             };
             for (fleet, model) in models {
                 let parameter = crate::engine::phase::under_root(parameter, model.tree.root_name());
-                let known = model.tree.by_schema_path(&parameter).or_else(|| model.tree.by_schema_path(&schema_path(&parameter)));
+                let known =
+                    model.tree.by_schema_path(&parameter).or_else(|| model.tree.by_schema_path(&crate::model::tree::schema_of(&parameter)));
                 if known.is_none_or(|n| model.tree.node(n).param().is_none()) {
                     return Err(err(
                         at("phases", i),
@@ -494,11 +495,6 @@ fn load_model(path: Option<&Path>) -> Result<Model, crate::config::ProfileError>
             "example-tr181-gateway",
         ),
     }
-}
-
-/// `Device.IP.Interface.1.Enable` → `Device.IP.Interface.{i}.Enable`.
-fn schema_path(path: &str) -> String {
-    path.split('.').map(|s| if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) { "{i}" } else { s }).collect::<Vec<_>>().join(".")
 }
 
 /// Serials never collide: every serial of every fleet (indices from `first`) is distinct, checked
@@ -597,6 +593,9 @@ mod tests {
         assert_eq!(section_key_line(run, "run", "connections"), None);
         assert_eq!(section_key_line("run: {cpes: 1, shards: 0}\n", "run", "shards"), Some((1, 16)));
         assert_eq!(section_key_line("usp: {url: x}\nrun: {url: y}\n", "usp", "url"), Some((1, 7)));
-        assert_eq!(schema_path("Device.IP.Interface.1.IPv4Address.2.IPAddress"), "Device.IP.Interface.{i}.IPv4Address.{i}.IPAddress");
+        assert_eq!(
+            crate::model::tree::schema_of("Device.IP.Interface.1.IPv4Address.2.IPAddress"),
+            "Device.IP.Interface.{i}.IPv4Address.{i}.IPAddress"
+        );
     }
 }

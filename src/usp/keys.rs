@@ -34,7 +34,7 @@ pub fn keys_of(table: &str, has_alias: bool) -> Vec<&'static [&'static str]> {
 pub fn values(dev: &crate::model::Device<'_>, inst: &str) -> std::collections::HashMap<String, String> {
     let Some((table, _)) = split_instance(inst) else { return Default::default() };
     let has_alias = dev.get(&format!("{inst}Alias")).is_some();
-    keys_of(&super::path::schema_of(table), has_alias)
+    keys_of(&crate::model::tree::schema_of(table), has_alias)
         .into_iter()
         .flat_map(|k| k.iter())
         .filter_map(|k| dev.get(&format!("{inst}{k}")).map(|v| (k.to_string(), v)))
@@ -58,7 +58,7 @@ pub fn clash(model: &Model, id: DeviceId, delta: &crate::model::Delta, boot_at: 
         _ => return None,
     };
     let has_alias = dev.get(&format!("{inst}Alias")).is_some();
-    let schema = super::path::schema_of(table_path);
+    let schema = crate::model::tree::schema_of(table_path);
     let numbers = dev.instances(table.node, &table.inst);
     for key in keys_of(&schema, has_alias) {
         let values = |p: &str| key.iter().map(|k| dev.get(&format!("{p}{k}")).unwrap_or_default()).collect::<Vec<_>>();

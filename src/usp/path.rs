@@ -106,7 +106,7 @@ pub fn resolve(dev: &Device<'_>, path: &str) -> Result<SmallVec<[Target; 1]>, Us
                         _ => return Err(UspErr::INVALID_PATH),
                     };
                     if let Seg::Search(expr) = seg {
-                        check_expression(dev, &schema_of(p), expr)?;
+                        check_expression(dev, &crate::model::tree::schema_of(p), expr)?;
                     }
                     for n in dev.instances(table.node, &table.inst) {
                         let inst = format!("{p}{n}.");
@@ -288,16 +288,6 @@ fn percent_decode(s: &str) -> Result<String, UspErr> {
         }
     }
     String::from_utf8(out).map_err(|_| UspErr::INVALID_PATH_SYNTAX)
-}
-
-/// `Device.NAT.PortMapping.3.` → `Device.NAT.PortMapping.{i}.` (schema paths name instances
-/// `{i}`).
-pub(crate) fn schema_of(concrete: &str) -> String {
-    concrete
-        .split('.')
-        .map(|s| if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) { "{i}" } else { s })
-        .collect::<Vec<_>>()
-        .join(".")
 }
 
 /// A value of a comparable type.
