@@ -134,11 +134,18 @@ fn param_loc(model: &Model, path: &str) -> Option<Loc> {
 /// (RFC 1123 §2.1), a DownloadURL/UploadURL that is no http, https or ftp URL with a host, a
 /// HostList with a bad or more than 10 entries, a DiagnosticsState other than `Requested` (the
 /// only value an ACS writes), or `Requested` while the test's target input would be empty.
-pub fn check_spv(dev: &Device<'_>, entries: &[SpvEntry<'_>]) -> Result<(), SpvFault> {
+///
+/// Returns which kinds the SPV touches, in [`DiagnosticKind::ALL`] order (none for an ordinary
+/// provisioning SPV, which then costs no diagnostics lookup: see [`requested`]).
+pub fn check_spv(dev: &Device<'_>, entries: &[SpvEntry<'_>]) -> Result<[bool; 5], SpvFault> {
     let root = dev.model.tree.root_name();
     let mut bad = Vec::new();
+    let mut touched = [false; 5];
     for e in entries {
         let Some((kind, rel)) = split(root, e.name) else { continue };
+        if let Some(i) = DiagnosticKind::ALL.iter().position(|k| *k == kind) {
+            touched[i] = true;
+        }
         let ok = match rel {
             "DiagnosticsState" => e.value == "Requested" && !target_of(dev, entries, kind).is_empty(),
             "Host" => e.value.is_empty() || valid_host(e.value),
@@ -151,7 +158,7 @@ pub fn check_spv(dev: &Device<'_>, entries: &[SpvEntry<'_>]) -> Result<(), SpvFa
         }
     }
     if bad.is_empty() {
-        Ok(())
+        Ok(touched)
     } else {
         Err(SpvFault { code: FaultCode::InvalidArguments, params: bad })
     }
@@ -236,13 +243,17 @@ pub fn after_spv(
 }
 
 /// Whether each kind's test is requested or running (DiagnosticsState = `Requested`), in
-/// [`DiagnosticKind::ALL`] order.
-pub fn requested(dev: &Device<'_>) -> [bool; 5] {
+/// [`DiagnosticKind::ALL`] order, for the kinds `of` names (the others read `false`, unlooked).
+pub fn requested(dev: &Device<'_>, of: [bool; 5]) -> [bool; 5] {
     let root = dev.model.tree.root_name();
+    let mut i = 0;
     DiagnosticKind::ALL.map(|k| {
-        k.object(root)
-            .and_then(|obj| param_loc(dev.model, &format!("{obj}DiagnosticsState")))
-            .is_some_and(|loc| dev.value_string(&loc, ReadFor::Local) == "Requested")
+        let asked = of[i];
+        i += 1;
+        asked
+            && k.object(root)
+                .and_then(|obj| param_loc(dev.model, &format!("{obj}DiagnosticsState")))
+                .is_some_and(|loc| dev.value_string(&loc, ReadFor::Local) == "Requested")
     })
 }
 
@@ -256,7 +267,7 @@ pub fn resume(model: &Model, cpe: &super::CpeState, now: UnixMillis) -> SmallVec
     }
     let dev = model.device(cpe.id, &cpe.delta, cpe.boot_at, now);
     let root = model.tree.root_name();
-    for (kind, requested) in DiagnosticKind::ALL.into_iter().zip(requested(&dev)) {
+    for (kind, requested) in DiagnosticKind::ALL.into_iter().zip(requested(&dev, [true; 5])) {
         let state = kind.object(root).and_then(|obj| param_loc(model, &format!("{obj}DiagnosticsState")));
         if let (true, Some(state)) = (requested, state) {
             runs.push(Box::new(plan(&dev, kind, state, &model.diagnostics, now)));

@@ -105,11 +105,15 @@ pub(super) fn answer(
                 return fail(out, f.code, Some(&f.detail));
             }
             // TR-143 inputs first: a malformed one starts nothing and changes nothing.
-            if let Err(f) = diagnostics::check_spv(&dev.view(), &entries) {
-                write_cpe_fault(out, urn, id, f.code, None, &f.params);
-                return Some(f.code);
-            }
-            let was_requested = diagnostics::requested(&dev.view());
+            let touched = match diagnostics::check_spv(&dev.view(), &entries) {
+                Ok(t) => t,
+                Err(f) => {
+                    write_cpe_fault(out, urn, id, f.code, None, &f.params);
+                    return Some(f.code);
+                }
+            };
+            // Only the kinds this SPV touches can be started or canceled by it.
+            let was_requested = diagnostics::requested(&dev.view(), touched);
             match dev.spv(&entries, &r.parameter_key) {
                 Ok(c) => {
                     changes.insert(c);
