@@ -27,6 +27,11 @@ pub fn plan(model: &Model, cpe: &CpeState, now: u64) -> Option<(u64, Box<[Loc]>)
         return None;
     }
     let dev = model.device(cpe.id, &cpe.delta, cpe.boot_at, crate::time::UnixMillis(now));
+    // Most CPEs have no generated parameter an ACS made active: nothing to plan, nothing read.
+    let active = active_generated(model, &dev, cpe);
+    if active.is_empty() {
+        return None;
+    }
     let throttle_ms = model
         .well_known
         .default_active_notification_throttle
@@ -36,7 +41,7 @@ pub fn plan(model: &Model, cpe: &CpeState, now: u64) -> Option<(u64, Box<[Loc]>)
     let earliest = now.saturating_add(throttle_ms.max(1));
     let mut best: Option<u64> = None;
     let mut found: SmallVec<[(Loc, u64); 4]> = SmallVec::new();
-    for (loc, g, key) in active_generated(model, cpe, now) {
+    for (loc, g, key) in active {
         let before = g.value(key, cpe.boot_at.0, now);
         let mut t = earliest;
         for _ in 0..LOOK_AHEAD {
@@ -59,7 +64,8 @@ pub fn plan(model: &Model, cpe: &CpeState, now: u64) -> Option<(u64, Box<[Loc]>)
 /// starts). Marks them changed and owes `4 VALUE CHANGE`; returns how many.
 pub fn carry_pending(model: &Model, cpe: &mut CpeState, since: u64, now: u64) -> usize {
     let mut changed: SmallVec<[Loc; 4]> = SmallVec::new();
-    for (loc, g, key) in active_generated(model, cpe, now) {
+    let dev = model.device(cpe.id, &cpe.delta, cpe.boot_at, crate::time::UnixMillis(now));
+    for (loc, g, key) in active_generated(model, &dev, cpe) {
         if g.value(key, cpe.boot_at.0, since) != g.value(key, cpe.boot_at.0, now) {
             changed.push(loc.clone());
         }
@@ -74,10 +80,13 @@ pub fn carry_pending(model: &Model, cpe: &mut CpeState, since: u64, now: u64) ->
     n
 }
 
-/// The generated parameters of `cpe` with active notification that nobody set: (loc, generator,
-/// draw key).
-fn active_generated<'m>(model: &'m Model, cpe: &CpeState, now: u64) -> SmallVec<[(&'m Loc, crate::model::generators::Generator, u64); 4]> {
-    let dev = model.device(cpe.id, &cpe.delta, cpe.boot_at, crate::time::UnixMillis(now));
+/// The generated parameters of `cpe` (whose data model `dev` is) with active notification that
+/// nobody set: (loc, generator, draw key).
+fn active_generated<'m>(
+    model: &'m Model,
+    dev: &crate::model::Device<'_>,
+    cpe: &CpeState,
+) -> SmallVec<[(&'m Loc, crate::model::generators::Generator, u64); 4]> {
     let mut out = SmallVec::new();
     for loc in &model.generated {
         if dev.notification(loc) != Notification::Active || cpe.delta.value(loc).is_some() {
