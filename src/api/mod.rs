@@ -253,38 +253,28 @@ fn list(s: &Shared, query: &str) -> Reply {
 }
 
 fn metrics(s: &Shared) -> Reply {
-    use std::fmt::Write;
-    let mut out = String::new();
+    // The format's rules are `stats::exposition::Families`' (heads, escaping, summaries).
+    let mut f = crate::stats::exposition::Families::default();
     let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    let _ = writeln!(out, "# HELP cpesim_cpes CPEs simulated by this process.\n# TYPE cpesim_cpes gauge\ncpesim_cpes {}", s.owners.count);
-    let _ =
-        writeln!(out, "# HELP cpesim_api_requests_total Device state API requests by outcome.\n# TYPE cpesim_api_requests_total counter");
-    let _ = writeln!(out, "cpesim_api_requests_total{{outcome=\"ok\"}} {}", n(&s.stats.ok));
-    let _ = writeln!(out, "cpesim_api_requests_total{{outcome=\"refused\"}} {}", n(&s.stats.refused));
+    f.head("cpesim_cpes", "gauge", "CPEs simulated by this process.");
+    f.sample("cpesim_cpes", &[], s.owners.count);
+    f.head("cpesim_api_requests_total", "counter", "Device state API requests by outcome.");
+    f.sample("cpesim_api_requests_total", &[("outcome", "ok")], n(&s.stats.ok));
+    f.sample("cpesim_api_requests_total", &[("outcome", "refused")], n(&s.stats.refused));
     if let Some(totals) = &s.sources.sessions {
         let r = totals.lock().expect("live totals").clone();
         let o = &r.outcomes;
-        let _ = writeln!(out, "# HELP cpesim_sessions_total CWMP sessions by outcome.\n# TYPE cpesim_sessions_total counter");
-        let _ = writeln!(out, "cpesim_sessions_total{{outcome=\"completed\"}} {}", o.completed);
-        let _ = writeln!(out, "cpesim_sessions_total{{outcome=\"failed\"}} {}", o.failed_sessions());
-        let _ = writeln!(out, "cpesim_sessions_total{{outcome=\"late\"}} {}", o.late());
-        let _ = writeln!(
-            out,
-            "# HELP cpesim_rpc_seconds Service time per RPC (from sending a message to its answer).\n# TYPE cpesim_rpc_seconds summary"
-        );
-        for (name, h) in crate::stats::METRICS.iter().zip(&r.service).filter(|(_, h)| !h.is_empty()) {
-            for q in [0.5, 0.9, 0.99, 0.999] {
-                let _ = writeln!(out, "cpesim_rpc_seconds{{rpc=\"{name}\",quantile=\"{q}\"}} {}", h.value_at_quantile(q) as f64 / 1e6);
-            }
-            let _ = writeln!(out, "cpesim_rpc_seconds_sum{{rpc=\"{name}\"}} {}", h.mean() * h.len() as f64 / 1e6);
-            let _ = writeln!(out, "cpesim_rpc_seconds_count{{rpc=\"{name}\"}} {}", h.len());
+        f.head("cpesim_sessions_total", "counter", "CWMP sessions by outcome.");
+        for (outcome, v) in [("completed", o.completed), ("failed", o.failed_sessions()), ("late", o.late())] {
+            f.sample("cpesim_sessions_total", &[("outcome", outcome)], v);
+        }
+        f.head("cpesim_rpc_seconds", "summary", "Service time per RPC (from sending a message to its answer).");
+        for (name, h) in crate::stats::METRICS.iter().zip(&r.service) {
+            f.summary("cpesim_rpc_seconds", &[("rpc", name)], h);
         }
     }
     if let Some(c) = &s.sources.connection_requests {
-        let _ = writeln!(
-            out,
-            "# HELP cpesim_connection_requests_total Connection Requests by answer.\n# TYPE cpesim_connection_requests_total counter"
-        );
+        f.head("cpesim_connection_requests_total", "counter", "Connection Requests by answer.");
         for (outcome, v) in [
             ("accepted", &c.accepted),
             ("unauthorized", &c.unauthorized),
@@ -292,14 +282,11 @@ fn metrics(s: &Shared) -> Reply {
             ("rate_limited", &c.rate_limited),
             ("bad_request", &c.bad_requests),
         ] {
-            let _ = writeln!(out, "cpesim_connection_requests_total{{outcome=\"{outcome}\"}} {}", n(v));
+            f.sample("cpesim_connection_requests_total", &[("outcome", outcome)], n(v));
         }
     }
     if let Some(u) = &s.sources.udp_connection_requests {
-        let _ = writeln!(
-            out,
-            "# HELP cpesim_udp_connection_requests_total UDP Connection Requests by outcome (dropped ones by cause).\n# TYPE cpesim_udp_connection_requests_total counter"
-        );
+        f.head("cpesim_udp_connection_requests_total", "counter", "UDP Connection Requests by outcome (dropped ones by cause).");
         for (outcome, v) in [
             ("accepted", &u.accepted),
             ("malformed", &u.malformed),
@@ -310,9 +297,10 @@ fn metrics(s: &Shared) -> Reply {
             ("rate_limited", &u.rate_limited),
             ("owner_busy", &u.owner_busy),
         ] {
-            let _ = writeln!(out, "cpesim_udp_connection_requests_total{{outcome=\"{outcome}\"}} {}", n(v));
+            f.sample("cpesim_udp_connection_requests_total", &[("outcome", outcome)], n(v));
         }
     }
+    let out = f.out;
     let mut r = Response::new(Full::new(Bytes::from(out)));
     r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; version=0.0.4"));
     r
