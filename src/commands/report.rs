@@ -91,29 +91,19 @@ pub fn merge(files: &[std::path::PathBuf], json_path: Option<&std::path::Path>) 
             return Ok(ExitCode::from(2));
         }
     };
-    // The text and JSON say `mixed` or `unknown` (null) for the two others.
-    let multiplier = match m.multiplier {
-        Multiplier::Same(x) => x,
-        Multiplier::Unknown | Multiplier::Mixed => 0.0,
+    let facts = RunFacts {
+        run_id: RunId::fresh(),
+        duration: m.duration,
+        cpes: m.cpes,
+        first_index: m.first_index,
+        shards: m.shards,
+        multiplier: m.multiplier,
     };
-    let facts =
-        RunFacts { run_id: RunId::fresh(), duration: m.duration, cpes: m.cpes, first_index: m.first_index, shards: m.shards, multiplier };
     let process = ProcessFigures::default();
-    let mut text = report::to_text(&m.total, &facts, &process);
-    let named = match m.multiplier {
-        Multiplier::Same(_) => None,
-        Multiplier::Unknown => Some(("unknown", serde_json::Value::Null)),
-        Multiplier::Mixed => Some(("mixed", json!("mixed"))),
-    };
-    if let Some((word, _)) = &named {
-        text = text.replacen("interval multiplier 0,", &format!("interval multiplier {word},"), 1);
-    }
+    let text = report::to_text(&m.total, &facts, &process);
     console::out(&format!("{}{text}", header(&m))).context("writing the report to stdout")?;
     if let Some(p) = json_path {
         let mut json = report::to_json(&m.total, &facts, &process);
-        if let Some((_, value)) = named {
-            json["run"]["multiplier"] = value;
-        }
         json["merged_from"] = json!(m
             .runs
             .iter()

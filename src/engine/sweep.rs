@@ -163,7 +163,7 @@ pub fn sweep(
         let begin = Instant::now();
         let acc = phase(&mut ticks, &mut running, &mut total, &mut interval, begin + step, &|_: &Recorder| false);
         let secs = begin.elapsed().as_secs_f64();
-        let facts = RunFacts { duration: begin.elapsed(), multiplier: mult, ..ticks.facts };
+        let facts = RunFacts { duration: begin.elapsed(), multiplier: crate::stats::report::Multiplier::Same(mult), ..ticks.facts };
         let step_json = report::to_json(&acc, &facts, &ProcessFigures::now());
         let inform = &acc.service[m::INFORM];
         let q = |h: &hdrhistogram::Histogram<u64>, p: f64| if h.is_empty() { 0 } else { h.value_at_quantile(p) };

@@ -43,7 +43,7 @@ impl<'o> Ticks<'o> {
             cpes: plan.cpes as u64,
             first_index: plan.first_index,
             shards: plan.shards as u32,
-            multiplier: plan.periodic.multiplier,
+            multiplier: crate::stats::report::Multiplier::Same(plan.periodic.multiplier),
         };
         let hdr = match &out.hdr_log {
             Some(p) => Some(HdrLog::create(p, &facts).map_err(|e| anyhow::anyhow!("--hdr-log {}: {e}", p.display()))?),

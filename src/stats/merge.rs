@@ -66,16 +66,7 @@ pub struct Merged {
     pub multiplier: Multiplier,
 }
 
-/// The interval multiplier the merged runs ran at.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Multiplier {
-    /// No input said it (older logs and reports).
-    Unknown,
-    /// Every input that said one said this.
-    Same(f64),
-    /// The inputs ran at different multipliers.
-    Mixed,
-}
+pub use super::report::Multiplier;
 
 /// Most shards a run can have (`--shards` is at most this).
 const MAX_RUN_SHARDS: u64 = u16::MAX as u64;

@@ -37,7 +37,42 @@ pub struct RunFacts {
     /// Index of the first CPE (`--first-index`): the run simulated `first_index..first_index+cpes`.
     pub first_index: u32,
     pub shards: u32,
-    pub multiplier: f64,
+    pub multiplier: Multiplier,
+}
+
+/// The interval multiplier a report's runs ran at (a run: [`Multiplier::Same`]; a merged report
+/// may say the others). Shown as the number, `mixed` or `unknown`; in JSON a number, `"mixed"`
+/// or null.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Multiplier {
+    /// No input said it (older logs and reports).
+    #[default]
+    Unknown,
+    /// Every input that said one said this.
+    Same(f64),
+    /// The inputs ran at different multipliers.
+    Mixed,
+}
+
+impl Multiplier {
+    /// The report's JSON value.
+    pub fn to_json(self) -> Value {
+        match self {
+            Multiplier::Same(x) => json!(x),
+            Multiplier::Mixed => json!("mixed"),
+            Multiplier::Unknown => Value::Null,
+        }
+    }
+}
+
+impl std::fmt::Display for Multiplier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Multiplier::Same(x) => write!(f, "{x}"),
+            Multiplier::Mixed => f.write_str("mixed"),
+            Multiplier::Unknown => f.write_str("unknown"),
+        }
+    }
 }
 
 /// Peak RSS and CPU time of this process.
@@ -132,7 +167,7 @@ pub fn to_json(r: &Recorder, facts: &RunFacts, process: &ProcessFigures) -> Valu
             "cpes": facts.cpes,
             "first_index": facts.first_index,
             "shards": facts.shards,
-            "multiplier": facts.multiplier,
+            "multiplier": facts.multiplier.to_json(),
         },
         "events": Value::Object(events),
         "endpoints": endpoints,
@@ -292,7 +327,7 @@ mod tests {
         r.outcomes.count(Cause::Late);
         let j = to_json(
             &r,
-            &RunFacts { duration: Duration::from_secs(2), cpes: 10, shards: 1, multiplier: 1.0, ..RunFacts::default() },
+            &RunFacts { duration: Duration::from_secs(2), cpes: 10, shards: 1, multiplier: Multiplier::Same(1.0), ..RunFacts::default() },
             &ProcessFigures::now(),
         );
         assert_eq!(j["sessions"]["completed"], 4);
@@ -310,7 +345,7 @@ mod tests {
         assert!(j["process"]["peak_rss_bytes"].as_u64().unwrap() > 0);
         let text = to_text(
             &r,
-            &RunFacts { duration: Duration::from_secs(2), cpes: 10, shards: 1, multiplier: 1.0, ..RunFacts::default() },
+            &RunFacts { duration: Duration::from_secs(2), cpes: 10, shards: 1, multiplier: Multiplier::Same(1.0), ..RunFacts::default() },
             &ProcessFigures::default(),
         );
         assert!(text.contains("Inform") && text.contains("failures: timeout=1"), "{text}");

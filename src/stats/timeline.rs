@@ -230,7 +230,7 @@ impl Timeline {
                     cpes: self.cpes,
                     first_index: 0,
                     shards,
-                    multiplier,
+                    multiplier: super::report::Multiplier::Same(multiplier),
                 };
                 json!({
                     "name": ph.name,
