@@ -257,16 +257,18 @@ impl Life {
             }
             let what = notify_name(&o.notify);
             let (msg_id, record) = self.agent.notify(o.notify);
-            if !out.send(record.clone(), To::Controller) {
+            // Kept for resends only when NotifRetry asks for an answer.
+            let (sent, kept) = if o.retry { (record.clone(), Some(record)) } else { (record, None) };
+            if !out.send(sent, To::Controller) {
                 shared.figures().publish_failed += 1;
             }
             shared.figures().notify_sent(what);
-            if !o.retry {
+            let Some(record) = kept else {
                 if first_boot && what == "Boot!" {
                     self.count_booted();
                 }
                 continue;
-            }
+            };
             let expires_at = o.expires_after.map(|d| now.plus(d).0);
             self.agenda.on_notify_sent(&msg_id, now.0, expires_at);
             self.pending.insert(msg_id, Pending { what, record, first_sent_at: Instant::now(), first_boot });

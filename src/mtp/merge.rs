@@ -49,15 +49,24 @@ fn n(v: &Value) -> u64 {
 
 /// The histogram a latency object (`{"p50_ms": …, "hdr": "…"}`) keeps, added to `into`.
 fn add_hdr(into: &mut Histogram<u64>, latency: &Value, what: &str) -> Result<(), String> {
+    let h = read_hdr(latency, what)?;
+    add_histogram(into, &h, what)
+}
+
+fn add_histogram(into: &mut Histogram<u64>, h: &Histogram<u64>, what: &str) -> Result<(), String> {
+    into.add(h).map_err(|e| format!("{what}: a latency past the report's 1 h range ({e:?})"))
+}
+
+/// A latency's whole histogram, as the report carries it (`"hdr"`).
+fn read_hdr(latency: &Value, what: &str) -> Result<Histogram<u64>, String> {
     use base64::Engine as _;
     let Some(b64) = latency["hdr"].as_str().filter(|s| !s.is_empty()) else {
         return Err(format!("{what}: no \"hdr\" histogram (a report of an older cpe-sim: its latencies cannot be merged exactly)"));
     };
     let raw = base64::engine::general_purpose::STANDARD.decode(b64).map_err(|e| format!("{what}: \"hdr\" is not base64 ({e})"))?;
-    let h: Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
+    hdrhistogram::serialization::Deserializer::new()
         .deserialize(&mut std::io::Cursor::new(raw))
-        .map_err(|e| format!("{what}: \"hdr\" is not an HdrHistogram ({e:?})"))?;
-    into.add(&h).map_err(|e| format!("{what}: a latency past the report's 1 h range ({e:?})"))
+        .map_err(|e| format!("{what}: \"hdr\" is not an HdrHistogram ({e:?})"))
 }
 
 fn add_timed(into: &mut Timed, v: &Value, what: &str) -> Result<(), String> {
@@ -82,8 +91,11 @@ fn add_report(a: &mut AgentFigures, c: &mut Option<ControllerFigures>, j: &Value
         add(&mut f.answered, n(&v["answered"]));
         add(&mut f.retransmitted, n(&v["retransmitted"]));
         add(&mut f.unanswered, n(&v["unanswered"]));
-        add_hdr(&mut f.rtt, &v["round_trip"], &format!("notify.{name}"))?;
-        add_hdr(&mut a.notify_rtt.latency, &v["round_trip"], &format!("notify.{name}"))?;
+        // One decode for the type's round trips and the all-types histogram.
+        let what = format!("notify.{name}");
+        let h = read_hdr(&v["round_trip"], &what)?;
+        add_histogram(&mut f.rtt, &h, &what)?;
+        add_histogram(&mut a.notify_rtt.latency, &h, &what)?;
     }
     let kind = |name: &str, section: &str| {
         MsgKind::ALL.into_iter().find(|k| k.name() == name).ok_or_else(|| format!("{section}: unknown USP message type `{name}`"))

@@ -95,11 +95,13 @@ pub fn interval_secs(every: Duration) -> u64 {
 /// `controller_id` (with `--inform-interval` `every`): zero (off) while that Controller's row is
 /// disabled, else [`periodic_period`] of its `PeriodicNotifInterval`.
 pub fn periodic_for(dev: &crate::model::Device<'_>, controller_id: &str, every: Duration) -> Duration {
-    let row = super::subscription::controller_row(dev, controller_id);
-    if row.is_some_and(|r| dev.get(&format!("{r}.Enable")).as_deref() == Some("false")) {
-        return Duration::ZERO;
+    // The row is looked up once (this runs after every change of the data model).
+    let Some(row) = super::subscription::controller_row(dev, controller_id) else { return every };
+    match dev.get(&format!("{row}.Enable")).as_deref() {
+        Some("false") => Duration::ZERO,
+        Some("true") => periodic_period(super::subscription::row_interval(dev, &row), every),
+        _ => every,
     }
-    periodic_period(super::subscription::periodic_interval(dev, controller_id), every)
 }
 
 /// The `Periodic!` period: the Controller's `PeriodicNotifInterval` (`interval`, as read from

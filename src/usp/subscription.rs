@@ -168,6 +168,11 @@ pub fn periodic_interval(dev: &Device<'_>, endpoint_id: &str) -> Option<Duration
     if dev.get(&format!("{row}.Enable")).as_deref() != Some("true") {
         return None;
     }
+    row_interval(dev, &row)
+}
+
+/// The PeriodicNotifInterval (seconds, ≥ 1) of Controller row `row`, whatever its Enable.
+pub fn row_interval(dev: &Device<'_>, row: &str) -> Option<Duration> {
     let secs = dev.get(&format!("{row}.PeriodicNotifInterval"))?.parse::<u64>().ok().filter(|s| *s > 0)?;
     Some(Duration::from_secs(secs))
 }
