@@ -15,13 +15,10 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::cli::RunArgs;
-use crate::config::{load_profile, parse_profile};
 use crate::cwmp::envelope::{urn_minor, URNS};
 use crate::model::Model;
 use crate::transport::tls::{client_config, TlsOptions};
 use crate::transport::{Credentials, TransportConfig};
-
-use crate::config::BUILTIN_PROFILE;
 
 /// A failure after a run started (the embedded Controller's broker cannot be reached, a stop
 /// signal while it connects): the binary exits **1** for it. Every other error a command returns
@@ -86,10 +83,7 @@ pub fn shutdown_signal() -> watch::Receiver<bool> {
 }
 
 pub fn load(path: Option<&std::path::Path>, cwmp_version: Option<&str>) -> anyhow::Result<Model> {
-    let mut model = match path {
-        Some(p) => load_profile(p)?,
-        None => parse_profile(BUILTIN_PROFILE, std::path::Path::new("<built-in example-tr181-gateway>"), "example-tr181-gateway")?,
-    };
+    let mut model = crate::config::load_or_builtin(path)?;
     if let Some(v) = cwmp_version {
         let minor = urn_minor(v).with_context(|| format!("--cwmp-version `{v}` is not cwmp-1-0 … cwmp-1-4"))?;
         model.cwmp_urn = URNS[minor as usize].into();

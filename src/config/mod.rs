@@ -31,6 +31,18 @@ pub enum ProfileError {
     Invalid { file: PathBuf, key: Option<String>, reason: String },
 }
 
+/// The profile at `path`, or the built-in `example-tr181-gateway` without one: what `--profile`
+/// (and a scenario fleet's `profile`) loads.
+///
+/// # Errors
+/// As [`load_profile`].
+pub fn load_or_builtin(path: Option<&Path>) -> Result<Model, ProfileError> {
+    match path {
+        Some(p) => load_profile(p),
+        None => parse_profile(BUILTIN_PROFILE, Path::new("<built-in example-tr181-gateway>"), "example-tr181-gateway"),
+    }
+}
+
 /// Loads a profile from a YAML file or a directory holding `profile.yaml`.
 ///
 /// # Errors

@@ -390,15 +390,8 @@ pub fn prepare(path: &Path, time_scale: f64, args: &mut RunArgs, given: Given<'_
             return Err(err(at("fleets", i), key("share"), format!("fleet `{}` gets no CPE of {}", f.name, args.cpes)));
         }
         let profile = f.profile.as_ref().map(|p| dir.join(p));
-        let loaded = match &profile {
-            Some(p) => crate::config::load_profile(p),
-            None => crate::config::parse_profile(
-                crate::config::BUILTIN_PROFILE,
-                Path::new("<built-in example-tr181-gateway>"),
-                "example-tr181-gateway",
-            ),
-        };
-        let mut model = loaded.map_err(|e| err(at("fleets", i), key("profile"), e.to_string()))?;
+        let mut model =
+            crate::config::load_or_builtin(profile.as_deref()).map_err(|e| err(at("fleets", i), key("profile"), e.to_string()))?;
         // --cwmp-version applies to every fleet (plan::validate checks its value).
         if let Some(minor) = args.cwmp_version.as_deref().and_then(crate::cwmp::envelope::urn_minor) {
             model.cwmp_urn = crate::cwmp::envelope::URNS[minor as usize].into();
@@ -436,7 +429,8 @@ pub fn prepare(path: &Path, time_scale: f64, args: &mut RunArgs, given: Given<'_
         if let PhaseYamlKind::Engine { kind: PhaseKind::ValueChangeWave { parameter, .. }, .. } = &p.kind {
             let single;
             let models: Vec<(&str, &Model)> = if fleets.is_empty() {
-                single = load_model(args.profile.as_deref()).map_err(|e| err(None, Some("--profile".into()), e.to_string()))?;
+                single = crate::config::load_or_builtin(args.profile.as_deref())
+                    .map_err(|e| err(None, Some("--profile".into()), e.to_string()))?;
                 vec![("default", &single)]
             } else {
                 fleets.iter().map(|f| (f.name.as_str(), &f.model)).collect()
@@ -483,18 +477,6 @@ pub fn prepare(path: &Path, time_scale: f64, args: &mut RunArgs, given: Given<'_
         timeline,
         embedded_acs: EmbeddedAcs { backlog: e.backlog, push: e.push.clone(), push_once: e.push_mode == PushModeYaml::Once },
     })
-}
-
-/// A profile file or directory, or the built-in example without one.
-fn load_model(path: Option<&Path>) -> Result<Model, crate::config::ProfileError> {
-    match path {
-        Some(p) => crate::config::load_profile(p),
-        None => crate::config::parse_profile(
-            crate::config::BUILTIN_PROFILE,
-            Path::new("<built-in example-tr181-gateway>"),
-            "example-tr181-gateway",
-        ),
-    }
 }
 
 /// Serials never collide: every serial of every fleet (indices from `first`) is distinct, checked
