@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 use super::mqtt::ClientSettings;
-use super::report::AgentFigures;
+use super::report::{AgentFigures, ConnFailure};
 use crate::cpe::CpeState;
 use crate::engine::clock::Clock;
 use crate::model::{DeviceId, Model};
@@ -215,11 +215,21 @@ impl Life {
         async move { sleep_until(&clock, at).await }
     }
 
-    /// The connection ended (`failed`: it failed or could not be opened; else the Agent closed
-    /// it to restart): the agenda plans the next connection.
-    pub fn on_lost(&mut self, failed: bool) {
+    /// The connection ended: why (`None`: the Agent closed it to restart), counted as a failure
+    /// by cause; the agenda plans the next connection, and the Agent waits for it as
+    /// [`Life::wait_to_connect`] does. False when the run stops first.
+    pub async fn reconnect(
+        &mut self,
+        ended: Option<ConnFailure>,
+        stop: &mut watch::Receiver<bool>,
+        inbox: &mut Option<mpsc::UnboundedReceiver<CpeMsg>>,
+    ) -> bool {
+        if let Some(cause) = ended {
+            *self.shared.figures().failures.entry(cause).or_default() += 1;
+        }
         let now = self.now().0;
-        self.agenda.on_lost(now, failed);
+        self.agenda.on_lost(now, ended.is_some());
+        self.wait_to_connect(stop, inbox).await
     }
 
     /// The connection is up (subscribed, or the WebSocket open): counted, then the Notifies still

@@ -168,11 +168,7 @@ pub async fn run(
             shared.figures().disconnected();
             ended
         };
-        if let Some(cause) = ended {
-            *shared.figures().failures.entry(cause).or_default() += 1;
-        }
-        life.on_lost(ended.is_some());
-        if !life.wait_to_connect(&mut stop, &mut inbox).await {
+        if !life.reconnect(ended, &mut stop, &mut inbox).await {
             return;
         }
     }
